@@ -1,0 +1,206 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { silentLogger, type Logger } from '../log.js';
+import { Connection, Tx } from './connection.js';
+import { StoreError } from './errors.js';
+import { MeterStates } from './meter-state.js';
+import { MIGRATIONS, migrate } from './migrations.js';
+import { OutboxQueue } from './outbox.js';
+import { ReadingHistory } from './readings.js';
+import { enforceLimits, type LimitsPolicy, type LimitsResult } from './retention.js';
+import type { StoreClock } from './types.js';
+
+export interface StoreOptions {
+  /** The database file; its folder is created if missing. */
+  readonly path: string;
+  readonly clock: StoreClock;
+  readonly logger?: Logger;
+  /** Readings older than this are deleted by enforceLimits(). Default 90. */
+  readonly telemetryRetentionDays?: number;
+  /** Disk cap for live data plus WAL; above it enforceLimits() drops the oldest telemetry. No cap by default. */
+  readonly maxBytes?: number;
+}
+
+export interface TransactionOptions {
+  /**
+   * Commit with synchronous=FULL: the commit is on disk (fsync) before `transaction` returns, so it survives a power
+   * cut. For credit, alerts, reports and replies. Without it a commit survives a process crash but a power cut may
+   * lose the last ones.
+   */
+  readonly durable?: boolean;
+}
+
+export interface IntegrityResult {
+  readonly ok: boolean;
+  /** `['ok']`, or SQLite's list of problems. */
+  readonly messages: readonly string[];
+}
+
+export interface LimitCounters {
+  readonly prunedTelemetry: number;
+  readonly prunedReadings: number;
+}
+
+/** Connection settings as SQLite reports them, for `meterd doctor` and tests. */
+export interface StoreSettings {
+  readonly journalMode: string;
+  readonly synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+  readonly foreignKeys: boolean;
+  readonly busyTimeoutMs: number;
+}
+
+const DEFAULT_RETENTION_DAYS = 90;
+// Another process (the CLI beside the daemon) may hold the write lock briefly; wait rather than fail.
+const BUSY_TIMEOUT_MS = 5_000;
+const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+
+/**
+ * Opens (creating and migrating if needed) the gateway's SQLite store.
+ *
+ * ```ts
+ * const store = openStore({ path: 'data/meterd.db', clock: systemClock, logger, maxBytes: 512 * 1024 * 1024 });
+ * store.transaction((tx) => enqueue(tx, { topic: 'meters/room-101/alerts', class: 'alert', payload: alert }), { durable: true });
+ * ```
+ */
+export function openStore(options: StoreOptions): Store {
+  const retentionDays = options.telemetryRetentionDays ?? DEFAULT_RETENTION_DAYS;
+  if (!(retentionDays > 0) || !Number.isFinite(retentionDays)) throw new TypeError('telemetryRetentionDays is not greater than 0');
+  if (options.maxBytes !== undefined && !(Number.isSafeInteger(options.maxBytes) && options.maxBytes > 0)) {
+    throw new TypeError('maxBytes is not a positive whole number of bytes');
+  }
+  const logger = (options.logger ?? silentLogger).child({ component: 'store' });
+
+  let db: Database.Database;
+  try {
+    mkdirSync(dirname(options.path), { recursive: true });
+    db = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
+  } catch (error) {
+    throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    let journalMode: unknown;
+    try {
+      journalMode = db.pragma('journal_mode = WAL', { simple: true });
+    } catch (error) {
+      throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path} as a SQLite database: ${(error as Error).message}`, { cause: error });
+    }
+    if (journalMode !== 'wal') {
+      throw new StoreError(
+        'STORE_OPEN_FAILED',
+        `${options.path} runs in journal_mode ${String(journalMode)}; the store needs WAL (a file on a local disk, not :memory:)`,
+      );
+    }
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('foreign_keys = ON');
+    db.pragma('synchronous = NORMAL');
+    const { to } = migrate(db, MIGRATIONS, options.clock, logger);
+    return new Store(new Connection(db, options.path, options.clock, logger), to, {
+      telemetryRetentionDays: retentionDays,
+      maxBytes: options.maxBytes,
+    });
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+export class Store {
+  /** Past readings. */
+  readonly readings: ReadingHistory;
+  /** Messages waiting for the uplink. */
+  readonly outbox: OutboxQueue;
+  /** Last known state of each meter. */
+  readonly meterStates: MeterStates;
+  readonly #connection: Connection;
+  readonly #policy: LimitsPolicy;
+  readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
+  #counters: LimitCounters = { prunedTelemetry: 0, prunedReadings: 0 };
+
+  /** @internal Use openStore(). */
+  constructor(
+    connection: Connection,
+    /** The schema version this store runs at (the last migration). */
+    readonly schemaVersion: number,
+    policy: LimitsPolicy,
+  ) {
+    this.#connection = connection;
+    this.#policy = policy;
+    this.#runInTransaction = connection.db.transaction((fn: (tx: Tx) => unknown, tx: Tx) => fn(tx));
+    this.readings = new ReadingHistory(connection);
+    this.outbox = new OutboxQueue(connection);
+    this.meterStates = new MeterStates(connection);
+  }
+
+  get path(): string {
+    return this.#connection.path;
+  }
+
+  /**
+   * Runs `fn` in one write transaction (BEGIN IMMEDIATE): everything it writes commits together, or nothing does if
+   * it throws. `fn` must be synchronous; the Tx it receives is dead once it returns.
+   */
+  transaction<T>(fn: (tx: Tx) => T, options: TransactionOptions = {}): T {
+    const db = this.#open();
+    if (db.inTransaction) {
+      throw new StoreError('STORE_TX_MISUSE', 'store.transaction was called inside another transaction; pass the outer tx down instead');
+    }
+    const tx = new Tx(this.#connection);
+    // SQLite ignores a change of `synchronous` inside a transaction, so FULL is set around it.
+    if (options.durable === true) db.pragma('synchronous = FULL');
+    try {
+      return this.#runInTransaction.immediate(fn, tx) as T;
+    } finally {
+      tx.end();
+      if (options.durable === true) db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  /** Deletes readings past the retention window and, over the disk cap, the oldest telemetry. Call it periodically. */
+  enforceLimits(): LimitsResult {
+    const db = this.#open();
+    if (db.inTransaction) throw new StoreError('STORE_TX_MISUSE', 'enforceLimits cannot run inside a transaction: it checkpoints the WAL');
+    const result = enforceLimits(this.#connection, this.#policy);
+    this.#counters = {
+      prunedTelemetry: this.#counters.prunedTelemetry + result.prunedTelemetry,
+      prunedReadings: this.#counters.prunedReadings + result.prunedReadings,
+    };
+    return result;
+  }
+
+  /** What enforceLimits() has deleted since the store was opened. */
+  get limitCounters(): LimitCounters {
+    return this.#counters;
+  }
+
+  integrityCheck(): IntegrityResult {
+    const messages = this.#open().pragma('integrity_check', { simple: false }) as { integrity_check: string }[];
+    const lines = messages.map((row) => row.integrity_check);
+    return { ok: lines.length === 1 && lines[0] === 'ok', messages: lines };
+  }
+
+  settings(): StoreSettings {
+    const db = this.#open();
+    const read = (name: string): unknown => db.pragma(name, { simple: true });
+    return {
+      journalMode: String(read('journal_mode')),
+      synchronous: SYNCHRONOUS_NAMES[read('synchronous') as number] ?? 'EXTRA',
+      foreignKeys: read('foreign_keys') === 1,
+      busyTimeoutMs: read('busy_timeout') as number,
+    };
+  }
+
+  /** Moves the WAL into the database file and closes. Safe to call twice. */
+  close(): void {
+    const db = this.#connection.db;
+    if (!db.open) return;
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+  }
+
+  #open(): Database.Database {
+    const db = this.#connection.db;
+    if (!db.open) throw new StoreError('STORE_CLOSED', `the store at ${this.#connection.path} is closed`);
+    return db;
+  }
+}

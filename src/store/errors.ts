@@ -1,0 +1,26 @@
+export type StoreErrorCode =
+  /** The database file was written by a newer meterd; opening it could corrupt data the newer code relies on. */
+  | 'STORE_TOO_NEW'
+  /** The file could not be opened as a WAL-mode SQLite database. */
+  | 'STORE_OPEN_FAILED'
+  /** A migration failed; the database stays at the last version that applied. */
+  | 'STORE_MIGRATION_FAILED'
+  /** A transaction was started inside another one, or a Tx was used after its transaction ended. */
+  | 'STORE_TX_MISUSE'
+  /** A value that cannot be stored faithfully (NaN, a payload with its own seq, …). */
+  | 'STORE_INVALID_VALUE'
+  /** The store was used after close(). */
+  | 'STORE_CLOSED';
+
+/** Every failure the store raises on purpose: `code` is stable, `message` says what to do. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,10 @@
+/** The store's public surface: the only way meterd touches SQLite. */
+export { openStore, Store, type StoreOptions, type TransactionOptions, type IntegrityResult, type LimitCounters, type StoreSettings } from './db.js';
+export type { Tx } from './connection.js';
+export { StoreError, type StoreErrorCode } from './errors.js';
+export { MIGRATIONS, type Migration } from './migrations.js';
+export { insertReadings, ReadingHistory } from './readings.js';
+export { enqueue, OutboxQueue, type OutboxEntry, type Enqueued, type PeekOptions, type OutboxCounts } from './outbox.js';
+export { upsertMeterState, MeterStates, type MeterStatePatch } from './meter-state.js';
+export type { LimitsResult } from './retention.js';
+export * from './types.js';

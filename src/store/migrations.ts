@@ -1,0 +1,138 @@
+import type Database from 'better-sqlite3';
+import type { Logger } from '../log.js';
+import { StoreError } from './errors.js';
+import type { StoreClock } from './types.js';
+
+/**
+ * One step of the schema. Applied once, in its own transaction, and recorded in `schema_migrations`.
+ * A migration that has shipped is never edited: change the schema by appending the next one.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly up: string | ((db: Database.Database) => void);
+}
+
+const V1_READINGS_OUTBOX = `
+CREATE TABLE readings (
+  id          INTEGER PRIMARY KEY,
+  meter_id    TEXT    NOT NULL,
+  taken_at    INTEGER NOT NULL,
+  values_json TEXT    NOT NULL
+) STRICT;
+CREATE INDEX readings_by_meter ON readings (meter_id, taken_at);
+-- Retention deletes by age across all meters.
+CREATE INDEX readings_by_time ON readings (taken_at);
+
+-- AUTOINCREMENT: an id is never reused after the newest row is acknowledged, so id order is enqueue order for ever.
+CREATE TABLE outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic      TEXT    NOT NULL,
+  class      TEXT    NOT NULL CHECK (class IN ('telemetry', 'state', 'credit', 'alert', 'report', 'reply')),
+  qos        INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
+  retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+  payload    TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  bytes      INTEGER NOT NULL
+) STRICT;
+-- The disk cap drops the oldest telemetry without walking past other classes.
+CREATE INDEX outbox_by_class ON outbox (class, id);
+-- A new retained state replaces the undelivered one for its topic.
+CREATE INDEX outbox_state_by_topic ON outbox (topic) WHERE class = 'state';
+
+CREATE TABLE sequences (
+  stream TEXT    PRIMARY KEY,
+  value  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE meter_state (
+  meter_id             TEXT    PRIMARY KEY,
+  online               INTEGER NOT NULL CHECK (online IN (0, 1)),
+  consecutive_failures INTEGER NOT NULL CHECK (consecutive_failures >= 0),
+  last_good_read_at    INTEGER,
+  last_attempt_at      INTEGER,
+  relay_state          TEXT    CHECK (relay_state IN ('closed', 'open', 'unknown')),
+  balance_json         TEXT,
+  updated_at           INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`;
+
+/** The schema, oldest first. Adding a table is appending one line here. */
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
+];
+
+export interface MigrationResult {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * Brings the database up to the last migration in `migrations`, refusing a database that is newer than the code.
+ * Safe when two processes open the same file at once: each step re-reads the version inside its write transaction.
+ */
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[],
+  clock: StoreClock,
+  logger: Logger,
+): MigrationResult {
+  checkNumbering(migrations);
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL
+  ) STRICT`);
+  const currentVersion = db.prepare<[], number>('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck();
+  const record = db.prepare<[number, string, number]>('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+
+  const from = currentVersion.get() ?? 0;
+  const latest = migrations.at(-1)?.version ?? 0;
+  if (from > latest) {
+    const unknown = db
+      .prepare<[number], string>("SELECT version || ' ' || name FROM schema_migrations WHERE version > ? ORDER BY version")
+      .pluck()
+      .all(latest);
+    throw new StoreError(
+      'STORE_TOO_NEW',
+      `${db.name} has schema version ${from} but this meterd knows versions up to ${latest} ` +
+        `(unknown: ${unknown.join(', ')}); run the meterd that wrote it, or restore a backup made by this version`,
+    );
+  }
+
+  for (const migration of migrations) {
+    if (migration.version <= from) continue;
+    const step = db.transaction(() => {
+      if ((currentVersion.get() ?? 0) >= migration.version) return false;
+      if (typeof migration.up === 'string') db.exec(migration.up);
+      else migration.up(db);
+      record.run(migration.version, migration.name, clock.now());
+      return true;
+    });
+    let applied: boolean;
+    try {
+      applied = step.immediate();
+    } catch (error) {
+      throw new StoreError(
+        'STORE_MIGRATION_FAILED',
+        `migration ${migration.version} "${migration.name}" failed on ${db.name} and was rolled back; ` +
+          `the database stays at version ${migration.version - 1}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    if (applied) logger.info({ version: migration.version, migration: migration.name }, 'schema migration applied');
+  }
+  return { from, to: latest };
+}
+
+function checkNumbering(migrations: readonly Migration[]): void {
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new StoreError(
+        'STORE_MIGRATION_FAILED',
+        `migration "${migration.name}" has version ${migration.version} but sits at position ${index + 1}; ` +
+          'versions must be 1, 2, 3, … in order with none missing',
+      );
+    }
+  });
+}

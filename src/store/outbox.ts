@@ -1,0 +1,172 @@
+import type { Connection, Tx } from './connection.js';
+import { StoreError } from './errors.js';
+import { OUTBOX_CLASSES, type OutboxClass, type OutboxMessage, type Qos } from './types.js';
+
+export interface OutboxEntry {
+  /** Relative to the gateway's topic prefix, e.g. `meters/room-101/readings`. */
+  readonly topic: string;
+  readonly class: OutboxClass;
+  /** A JSON object; it must not carry its own `seq`. */
+  readonly payload: object;
+  /**
+   * Name of a per-gateway counter (e.g. `'readings'`). The next value goes into `payload.seq`, so the station can see
+   * a gap (dropped telemetry) or a repeat (redelivery). Not allowed on `state`, whose superseded messages would look
+   * like losses.
+   */
+  readonly seqStream?: string;
+  /** Default 1. */
+  readonly qos?: Qos;
+  /** Default true for `state`, false otherwise. */
+  readonly retain?: boolean;
+}
+
+export interface Enqueued {
+  readonly id: number;
+  /** The value put in `payload.seq`, or null without a `seqStream`. */
+  readonly seq: number | null;
+  /** Undelivered older `state` messages for the same topic that this one replaced. */
+  readonly superseded: number;
+}
+
+export interface PeekOptions {
+  readonly limit: number;
+  /** Ids already in flight (published, waiting for PUBACK), so the same message is not handed out twice. */
+  readonly excludeIds?: readonly number[];
+}
+
+export interface OutboxCounts {
+  readonly byClass: Readonly<Record<OutboxClass, number>>;
+  readonly total: number;
+  /** Sum of payload bytes. */
+  readonly bytes: number;
+  /** created_at of the oldest message (backlog age), or null when empty. */
+  readonly oldestCreatedAt: number | null;
+}
+
+interface MessageRow {
+  id: number;
+  topic: string;
+  class: OutboxClass;
+  qos: Qos;
+  retain: 0 | 1;
+  payload: string;
+  created_at: number;
+  bytes: number;
+}
+
+const NEXT_SEQ =
+  'INSERT INTO sequences (stream, value) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET value = value + 1 RETURNING value';
+const SUPERSEDE_STATE = "DELETE FROM outbox WHERE class = 'state' AND topic = ?";
+const INSERT =
+  'INSERT INTO outbox (topic, class, qos, retain, payload, created_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id';
+const COLUMNS = 'id, topic, class, qos, retain, payload, created_at, bytes';
+
+/**
+ * Queues a message for the uplink in the caller's transaction: it exists exactly when the state that produced it does.
+ *
+ * ```ts
+ * store.transaction((tx) => {
+ *   insertReadings(tx, [reading]);
+ *   enqueue(tx, { topic: `meters/${reading.meterId}/readings`, class: 'telemetry', payload: reading, seqStream: 'readings' });
+ * });
+ * ```
+ */
+export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
+  const connection = tx.connection;
+  if (Array.isArray(entry.payload)) {
+    throw new StoreError('STORE_INVALID_VALUE', `payload for ${entry.topic} is an array; wrap it in an object`);
+  }
+  let seq: number | null = null;
+  let payload: object = entry.payload;
+  if (entry.seqStream !== undefined) {
+    if (entry.class === 'state') {
+      throw new StoreError(
+        'STORE_INVALID_VALUE',
+        `state message for ${entry.topic} has seqStream '${entry.seqStream}'; state is superseded, which would show the station false gaps`,
+      );
+    }
+    if ('seq' in payload) {
+      throw new StoreError('STORE_INVALID_VALUE', `payload for ${entry.topic} already has a seq; the store assigns it from '${entry.seqStream}'`);
+    }
+    // Same transaction as the message: a rollback takes the number back, so the stream has no gaps and no repeats.
+    seq = connection.statement<[string], number>(NEXT_SEQ).pluck().get(entry.seqStream) ?? null;
+    payload = { seq, ...payload };
+  }
+  let superseded = 0;
+  if (entry.class === 'state') {
+    superseded = connection.statement<[string]>(SUPERSEDE_STATE).run(entry.topic).changes;
+  }
+  const json = JSON.stringify(payload);
+  const retain = entry.retain ?? entry.class === 'state';
+  const id = connection
+    .statement<[string, OutboxClass, Qos, 0 | 1, string, number, number], number>(INSERT)
+    .pluck()
+    .get(entry.topic, entry.class, entry.qos ?? 1, retain ? 1 : 0, json, connection.clock.now(), Buffer.byteLength(json));
+  if (id === undefined) throw new Error('INSERT … RETURNING id returned no row');
+  return { id, seq, superseded };
+}
+
+/** The uplink's side of the outbox: read the oldest messages, delete each after its PUBACK. */
+export class OutboxQueue {
+  constructor(private readonly connection: Connection) {}
+
+  /** The oldest messages (by id, which is enqueue order), skipping those in flight. */
+  peek(options: PeekOptions): OutboxMessage[] {
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new TypeError('limit is not a positive integer');
+    const rows =
+      options.excludeIds === undefined || options.excludeIds.length === 0
+        ? this.connection.statement<[number], MessageRow>(`SELECT ${COLUMNS} FROM outbox ORDER BY id LIMIT ?`).all(options.limit)
+        : this.connection
+            .statement<[string, number], MessageRow>(
+              `SELECT ${COLUMNS} FROM outbox WHERE id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
+            )
+            .all(JSON.stringify(options.excludeIds), options.limit);
+    return rows.map(toMessage);
+  }
+
+  /**
+   * Deletes a delivered message. Returns false when it was already gone (acknowledged before, superseded by a newer
+   * state, or pruned by the disk cap), which is not an error.
+   */
+  ack(id: number): boolean {
+    return this.connection.statement<[number]>('DELETE FROM outbox WHERE id = ?').run(id).changes === 1;
+  }
+
+  /** `ack` for several messages in one commit; returns how many were still there. */
+  ackMany(ids: readonly number[]): number {
+    if (ids.length === 0) return 0;
+    return this.connection
+      .statement<[string]>('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))')
+      .run(JSON.stringify(ids)).changes;
+  }
+
+  counts(): OutboxCounts {
+    const byClass = Object.fromEntries(OUTBOX_CLASSES.map((name) => [name, 0])) as Record<OutboxClass, number>;
+    let total = 0;
+    let bytes = 0;
+    const rows = this.connection
+      .statement<[], { class: OutboxClass; n: number; bytes: number }>('SELECT class, count(*) AS n, sum(bytes) AS bytes FROM outbox GROUP BY class')
+      .all();
+    for (const row of rows) {
+      byClass[row.class] = row.n;
+      total += row.n;
+      bytes += row.bytes;
+    }
+    const oldestCreatedAt =
+      this.connection.statement<[], number>('SELECT created_at FROM outbox ORDER BY id LIMIT 1').pluck().get() ?? null;
+    return { byClass, total, bytes, oldestCreatedAt };
+  }
+}
+
+function toMessage(row: MessageRow): OutboxMessage {
+  return {
+    id: row.id,
+    topic: row.topic,
+    class: row.class,
+    qos: row.qos,
+    retain: row.retain === 1,
+    payload: row.payload,
+    createdAt: row.created_at,
+    bytes: row.bytes,
+  };
+}

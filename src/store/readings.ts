@@ -1,0 +1,69 @@
+import type { Connection, Tx } from './connection.js';
+import { StoreError } from './errors.js';
+import type { PointValue, Reading, StoredReading } from './types.js';
+
+interface ReadingRow {
+  id: number;
+  meter_id: string;
+  taken_at: number;
+  values_json: string;
+}
+
+const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json) VALUES (?, ?, ?)';
+const COLUMNS = 'id, meter_id, taken_at, values_json';
+
+/** Stores a poll cycle's readings; they commit or roll back with everything else in `tx`. */
+export function insertReadings(tx: Tx, readings: readonly Reading[]): void {
+  const insert = tx.connection.statement<[string, number, string]>(INSERT);
+  for (const reading of readings) {
+    checkReading(reading);
+    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values));
+  }
+}
+
+/** Past readings, for the CLI, fault detection and line loss. */
+export class ReadingHistory {
+  constructor(private readonly connection: Connection) {}
+
+  /** The most recent reading of a meter by meter time, or null if it has none. */
+  latest(meterId: string): StoredReading | null {
+    const row = this.connection
+      .statement<[string], ReadingRow>(`SELECT ${COLUMNS} FROM readings WHERE meter_id = ? ORDER BY taken_at DESC, id DESC LIMIT 1`)
+      .get(meterId);
+    return row === undefined ? null : toReading(row);
+  }
+
+  /** Readings of a meter taken at or after `sinceMs`, oldest first; at most `limit` of them. */
+  since(meterId: string, sinceMs: number, limit = 10_000): StoredReading[] {
+    return this.connection
+      .statement<[string, number, number], ReadingRow>(
+        `SELECT ${COLUMNS} FROM readings WHERE meter_id = ? AND taken_at >= ? ORDER BY taken_at, id LIMIT ?`,
+      )
+      .all(meterId, sinceMs, limit)
+      .map(toReading);
+  }
+}
+
+function toReading(row: ReadingRow): StoredReading {
+  return {
+    id: row.id,
+    meterId: row.meter_id,
+    takenAt: row.taken_at,
+    values: JSON.parse(row.values_json) as Record<string, PointValue>,
+  };
+}
+
+function checkReading(reading: Reading): void {
+  if (!Number.isSafeInteger(reading.takenAt)) {
+    throw new StoreError('STORE_INVALID_VALUE', `reading of ${reading.meterId}: takenAt ${reading.takenAt} is not an epoch time in whole milliseconds`);
+  }
+  for (const [point, value] of Object.entries(reading.values)) {
+    // JSON would turn NaN and Infinity into null: a value that looks present but says nothing.
+    if ('v' in value && !Number.isFinite(value.v)) {
+      throw new StoreError(
+        'STORE_INVALID_VALUE',
+        `reading of ${reading.meterId}: point ${point} is ${value.v}; store a point that has no value as { error: '…' }`,
+      );
+    }
+  }
+}
