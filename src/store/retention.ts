@@ -20,6 +20,11 @@ export interface LimitsResult {
 }
 
 const DAY_MS = 86_400_000;
+const READINGS_BEFORE = 'DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE taken_at < ? ORDER BY taken_at LIMIT ?)';
+const READINGS_UP_TO = 'DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE taken_at <= ? ORDER BY taken_at LIMIT ?)';
+const OLDEST_READINGS = 'DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY taken_at LIMIT ?)';
+const OLDEST_TELEMETRY_MESSAGES =
+  "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE class = 'telemetry' ORDER BY id LIMIT ?) RETURNING created_at";
 const MIN_BATCH = 100;
 const MAX_BATCH = 10_000;
 
@@ -32,7 +37,7 @@ export function enforceLimits(connection: Connection, policy: LimitsPolicy): Lim
   const cutoff = connection.clock.now() - policy.telemetryRetentionDays * DAY_MS;
   let prunedReadings = 0;
   for (;;) {
-    const deleted = deleteBatch(connection, 'DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE taken_at < ? ORDER BY taken_at LIMIT ?)', cutoff, MAX_BATCH);
+    const deleted = deleteBatch(connection, READINGS_BEFORE, cutoff, MAX_BATCH);
     prunedReadings += deleted;
     if (deleted < MAX_BATCH) break;
   }
@@ -55,13 +60,10 @@ export function enforceLimits(connection: Connection, policy: LimitsPolicy): Lim
       const over = usage.dataBytes + (walPinned ? 0 : usage.walBytes) - maxBytes;
       if (over <= 0) break;
       const batch = Math.min(MAX_BATCH, Math.max(MIN_BATCH, Math.ceil(over * rowsPerByte)));
-      const oldest = oldestTelemetry(connection);
-      if (oldest === null) break;
-      if (oldest === 'reading') {
-        prunedReadings += deleteBatch(connection, 'DELETE FROM readings WHERE id IN (SELECT id FROM readings ORDER BY taken_at LIMIT ?)', batch);
-      } else {
-        prunedTelemetry += deleteBatch(connection, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE class = 'telemetry' ORDER BY id LIMIT ?)", batch);
-      }
+      const pruned = pruneOldestTelemetry(connection, batch);
+      if (pruned.readings + pruned.messages === 0) break;
+      prunedReadings += pruned.readings;
+      prunedTelemetry += pruned.messages;
     }
     if (prunedTelemetry > 0) {
       connection.logger.warn(
@@ -113,14 +115,25 @@ function rowDensity(connection: Connection, dataBytes: number): number {
   return dataBytes > 0 ? rows / dataBytes : 0;
 }
 
-/** Which telemetry is older: the oldest reading or the oldest undelivered telemetry message (null: neither exists). */
-function oldestTelemetry(connection: Connection): 'reading' | 'message' | null {
-  const reading = connection.statement<[], number>('SELECT min(taken_at) FROM readings').pluck().get() ?? null;
-  const message =
-    connection.statement<[], number>("SELECT created_at FROM outbox WHERE class = 'telemetry' ORDER BY id LIMIT 1").pluck().get() ?? null;
-  if (reading === null) return message === null ? null : 'message';
-  if (message === null) return 'reading';
-  return reading <= message ? 'reading' : 'message';
+/**
+ * One step of the cap, oldest telemetry first. Reading history older than every undelivered message goes before any
+ * message (the station has it already); after that messages and readings go together, one time slice at a time, so
+ * the gateway keeps the same recent window the station will receive.
+ */
+function pruneOldestTelemetry(connection: Connection, batch: number): { readings: number; messages: number } {
+  const oldestMessageAt = connection
+    .statement<[], number>("SELECT created_at FROM outbox WHERE class = 'telemetry' ORDER BY id LIMIT 1")
+    .pluck()
+    .get();
+  if (oldestMessageAt === undefined) {
+    return { readings: deleteBatch(connection, OLDEST_READINGS, batch), messages: 0 };
+  }
+  const olderReadings = deleteBatch(connection, READINGS_BEFORE, oldestMessageAt, batch);
+  if (olderReadings > 0) return { readings: olderReadings, messages: 0 };
+
+  const dropped = connection.statement<[number], number>(OLDEST_TELEMETRY_MESSAGES).pluck().all(Math.ceil(batch / 2));
+  const sliceEnd = Math.max(...dropped);
+  return { readings: deleteBatch(connection, READINGS_UP_TO, sliceEnd, batch), messages: dropped.length };
 }
 
 /** One statement, one autocommit: pollers wait for a batch at most, never for the whole trim. */
