@@ -224,6 +224,31 @@ export function encodeTime(layout: TimeLayout, t: MeterTime): Uint8Array {
   return out;
 }
 
+/**
+ * Decode a date/time field into its broken-down parts, the inverse of {@link encodeTime}. Fields the layout lacks
+ * are left out (a time-only `hhmmss` has no year); a two-digit year is taken as 20YY. Rejects non-BCD bytes,
+ * out-of-range fields and the all-FF "not available" value, since a command carrying a time needs a real one.
+ */
+export function decodeMeterTime(layout: TimeLayout, bytes: Uint8Array): Result<Partial<MeterTime>> {
+  const r = decodeTime(layout, bytes);
+  if (!r.ok) return r;
+  if (r.value.kind !== 'time') return fail('DLT645_BAD_TIME', `${layout}: the meter sent "not available" (all FF)`);
+  const size = layout.length / 2;
+  const out: { -readonly [K in keyof MeterTime]?: MeterTime[K] } = {};
+  for (let k = 0; k < size; k++) {
+    const v = bcdByteToNumber(bytes[size - 1 - k]!)!;
+    const name = layout.slice(k * 2, k * 2 + 2);
+    if (name === 'YY') out.year = 2000 + v;
+    else if (name === 'MM') out.month = v;
+    else if (name === 'DD') out.day = v;
+    else if (name === 'WW') out.weekday = v;
+    else if (name === 'hh') out.hour = v;
+    else if (name === 'mm') out.minute = v;
+    else if (name === 'ss') out.second = v;
+  }
+  return ok(out);
+}
+
 /** Meter time from a JS Date in the local zone of this process (the gateway's zone is set by its config). */
 export function meterTimeOf(d: Date): MeterTime {
   return {
