@@ -16,13 +16,18 @@ export class Connection {
     readonly logger: Logger,
   ) {}
 
-  /** Prepares once per connection: parsing SQL costs more than running these small statements. */
+  /**
+   * Prepares once per connection: parsing SQL costs more than running these small statements. The statement comes
+   * back in row mode even if an earlier caller switched it to pluck().
+   */
   statement<Params extends unknown[] = unknown[], Row = unknown>(sql: string): Database.Statement<Params, Row> {
     if (!this.db.open) throw new StoreError('STORE_CLOSED', `the store at ${this.path} is closed`);
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
       statement = this.db.prepare(sql);
       this.#statements.set(sql, statement);
+    } else if (statement.reader) {
+      statement.pluck(false);
     }
     return statement as unknown as Database.Statement<Params, Row>;
   }
