@@ -118,16 +118,16 @@ function items2007(): DataItem[] {
     ],
   };
   add('03010000', 'voltage loss count and cumulative time, phases A B C', repeat(lossRecord), undefined, 'events.voltage-loss');
-  add('03110000', 'power-down count', COUNT3, undefined, 'events.power-down.count');
-  add('03300000', 'programming count', COUNT3, undefined, 'events.programming.count');
-  add('03300100', 'meter-clear count', COUNT3, undefined, 'events.meter-clear.count');
-  add('03300200', 'demand-clear count', COUNT3, undefined, 'events.demand-clear.count');
-  add('03300300', 'event-clear count', COUNT3, undefined, 'events.event-clear.count');
-  add('03300400', 'time-set count', COUNT3, undefined, 'events.time-set.count');
-  add('03300D00', 'meter cover open count', COUNT3, undefined, 'events.cover-open.count');
-  add('03300E00', 'terminal cover open count', COUNT3, undefined, 'events.terminal-cover-open.count');
-  add('1D000001', 'relay trip count', COUNT3, undefined, 'events.relay-trip.count');
-  add('1E000001', 'relay close count', COUNT3, undefined, 'events.relay-close.count');
+  add('03110000', 'power-down count', COUNT3, '', 'events.power-down.count');
+  add('03300000', 'programming count', COUNT3, '', 'events.programming.count');
+  add('03300100', 'meter-clear count', COUNT3, '', 'events.meter-clear.count');
+  add('03300200', 'demand-clear count', COUNT3, '', 'events.demand-clear.count');
+  add('03300300', 'event-clear count', COUNT3, '', 'events.event-clear.count');
+  add('03300400', 'time-set count', COUNT3, '', 'events.time-set.count');
+  add('03300D00', 'meter cover open count', COUNT3, '', 'events.cover-open.count');
+  add('03300E00', 'terminal cover open count', COUNT3, '', 'events.terminal-cover-open.count');
+  add('1D000001', 'relay trip count', COUNT3, '', 'events.relay-trip.count');
+  add('1E000001', 'relay close count', COUNT3, '', 'events.relay-close.count');
 
   // Parameters (DI3 = 04), Table A.5.
   add('04000101', 'date and weekday', time('YYMMDDWW'), undefined, 'clock.date');
@@ -201,7 +201,7 @@ const TABLE_1997 = new Map<string, DataItem>(items1997().map((i) => [i.di, i]));
 
 const PURCHASE_FIELDS: [string, string, ValueFormat, string?][] = [
   ['01', 'time', time('YYMMDDhhmm')],
-  ['02', 'purchase count after purchase', bcd(2, 0)],
+  ['02', 'purchase count after purchase', bcd(2, 0), ''],
   ['03', 'amount', MONEY, 'CNY'],
   ['04', 'balance before', MONEY, 'CNY'],
   ['05', 'balance after', MONEY, 'CNY'],

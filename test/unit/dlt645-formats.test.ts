@@ -129,10 +129,10 @@ describe('data identifier table', () => {
     ['frequency', '02800002', 'Hz'],
     ['credit.balance.money', '00900200', 'CNY'],
     ['credit.balance.energy', '00900100', 'kWh'],
-    ['credit.purchase.count', '03330201', undefined],
+    ['credit.purchase.count', '03330201', ''],
     ['status.word3', '04000503', undefined],
-    ['events.cover-open.count', '03300D00', undefined],
-    ['events.power-down.count', '03110000', undefined],
+    ['events.cover-open.count', '03300D00', ''],
+    ['events.power-down.count', '03110000', ''],
   ];
   for (const [point, di, unit] of canonical) {
     it(`${point} is identifier ${di}`, () => {

@@ -1,0 +1,229 @@
+import { basename } from 'node:path';
+import type { z } from 'zod';
+import { findDataItem, formatSize, parseFormatNotation, type ValueFormat } from '../../protocols/dlt645/index.js';
+import { parseDuration } from '../config/duration.js';
+import { formatIssue, YamlSource, type SourceIssue } from '../config/yaml-source.js';
+import { derivedPointSchema, dlt645PointSchema, lineSchema, modbusPointSchema, profileSchema, type RawProfile } from './schema.js';
+import type { DeviceProfile, ModbusPoint, PointGroup, PointSpec, StatusBit } from './types.js';
+
+/** A profile that failed validation: every issue with file and line. */
+export class ProfileError extends Error {
+  readonly code = 'PROFILE_INVALID';
+  constructor(readonly issues: SourceIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ProfileError';
+  }
+}
+
+const REGISTER_COUNT: Record<string, number> = { int16: 1, uint16: 1, int32: 2, uint32: 2, float32: 2, int64: 4, uint64: 4 };
+
+/** Parse and validate one device profile; the id must equal the file name (without .yaml). */
+export function parseProfile(text: string, file: string): { ok: true; profile: DeviceProfile } | { ok: false; issues: SourceIssue[] } {
+  const src = new YamlSource(file, text);
+  const syntax = src.syntaxIssues();
+  if (syntax.length > 0) return { ok: false, issues: syntax };
+  const parsed = profileSchema.safeParse(src.toJS());
+  if (!parsed.success) return { ok: false, issues: src.zodIssues(parsed.error) };
+  const issues: SourceIssue[] = [];
+  const profile = resolve(parsed.data, src, file, issues);
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, profile };
+}
+
+/** Like parseProfile, throwing a ProfileError that lists every issue. */
+export function loadProfileText(text: string, file: string): DeviceProfile {
+  const r = parseProfile(text, file);
+  if (!r.ok) throw new ProfileError(r.issues);
+  return r.profile;
+}
+
+function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceIssue[]): DeviceProfile {
+  const at = (path: PropertyKey[], message: string) => issues.push(src.issue(path, message));
+  const expectedId = basename(file).replace(/\.ya?ml$/, '');
+  if (file.match(/\.ya?ml$/) && raw.id !== expectedId) at(['id'], `the id "${raw.id}" must equal the file name "${expectedId}"`);
+
+  const isDlt = raw.protocol.startsWith('dlt645');
+  // References are checked against declared names, so one bad point is one error, not one per group using it.
+  const declared = new Set(Object.keys(raw.points));
+  const edition = raw.protocol === 'dlt645-1997' ? '1997' : '2007';
+  const points = new Map<string, PointSpec>();
+  const sizes = new Map<string, number>(); // bits available for status/derived bits
+
+  for (const [name, body] of Object.entries(raw.points)) {
+    const path = ['points', name];
+    const keyed = (schema: z.ZodType) => {
+      const r = schema.safeParse(body);
+      if (!r.success) {
+        issues.push(...src.zodIssues(r.error, path));
+        return undefined;
+      }
+      return r.data;
+    };
+    if ('di' in body) {
+      if (!isDlt) {
+        at(path, `a DL/T 645 point (di) in a ${raw.protocol} profile; Modbus points need table, address and type`);
+        continue;
+      }
+      const p = keyed(dlt645PointSchema) as z.infer<typeof dlt645PointSchema> | undefined;
+      if (!p) continue;
+      const di = p.di.toUpperCase();
+      if ((edition === '2007') !== (di.length === 8)) {
+        at([...path, 'di'], `${raw.protocol} identifiers have ${edition === '2007' ? 8 : 4} hex digits, "${p.di}" has ${di.length}`);
+        continue;
+      }
+      const item = findDataItem(di, edition);
+      let format: ValueFormat | undefined;
+      if (p.format !== undefined) {
+        format = parseFormatNotation(p.format, p.signed ?? false);
+        if (!format) {
+          at([...path, 'format'], `unknown format "${p.format}": expected a notation like XXXXXX.XX, NNNN, YYMMDDhhmmss, word(2), digits(6), ascii(6) or raw`);
+          continue;
+        }
+      } else if (item) {
+        format = p.signed === undefined || item.format.kind !== 'bcd' ? item.format : { ...item.format, signed: p.signed };
+      } else {
+        at(path, `identifier ${di} is not in meterd's table: give its format (e.g. XXXXXX.XX) and unit`);
+        continue;
+      }
+      const element = elementFormat(format, p.item, p.field, item?.format);
+      if (typeof element === 'string') {
+        at([...path, p.item !== undefined ? 'item' : 'field'], element);
+        continue;
+      }
+      const unit = p.unit ?? fieldUnit(item?.format, p.field) ?? item?.unit;
+      if (unit === undefined && element.kind === 'bcd') {
+        at(path, `missing unit: ${di} is a number; give its unit (kWh, V, A, kW, CNY, or "" for a ratio or count)`);
+        continue;
+      }
+      points.set(name, { kind: 'dlt645', name, di, format, unit: unit ?? '', item: p.item, field: p.field, scale: p.scale ?? 1 });
+      if (element.kind === 'word') sizes.set(name, element.bytes * 8);
+    } else if ('table' in body) {
+      if (isDlt) {
+        at(path, `a Modbus point (table) in a ${raw.protocol} profile; DL/T 645 points need di`);
+        continue;
+      }
+      const p = keyed(modbusPointSchema) as z.infer<typeof modbusPointSchema> | undefined;
+      if (!p) continue;
+      if (p.unit === undefined) {
+        at(path, `missing unit: say what the value is in (kWh, V, A, kW, Hz, or "" for a ratio)`);
+        continue;
+      }
+      points.set(name, { kind: 'modbus', name, table: p.table, address: p.address, type: p.type, order: p.order, scale: p.scale, offset: p.offset, unit: p.unit });
+      if (p.type === 'uint16' || p.type === 'int16') sizes.set(name, 16);
+      if (p.type === 'uint32' || p.type === 'int32') sizes.set(name, 32);
+    } else if ('from' in body) {
+      const p = keyed(derivedPointSchema) as z.infer<typeof derivedPointSchema> | undefined;
+      if (!p) continue;
+      points.set(name, { kind: 'derived', name, from: p.from, bit: p.bit, unit: p.unit ?? '' });
+    } else {
+      at(path, 'a point needs di (DL/T 645), table/address/type (Modbus) or from/bit (a bit of another point)');
+    }
+  }
+
+  // Derived points read a bit of a status-like point.
+  for (const p of points.values()) {
+    if (p.kind !== 'derived') continue;
+    const bits = sizes.get(p.from);
+    if (!declared.has(p.from)) at(['points', p.name, 'from'], `no point named "${p.from}" in this profile`);
+    else if (points.has(p.from) && bits === undefined) at(['points', p.name, 'from'], `"${p.from}" is not a status word or integer register, so it has no bits`);
+    else if (bits !== undefined && p.bit >= bits) at(['points', p.name, 'bit'], `bit ${p.bit} is out of range: ${p.from} has ${bits} bits (0..${bits - 1})`);
+  }
+
+  // Two Modbus points must not share a register: the profile would be lying about one of them.
+  const modbus = [...points.values()].filter((p): p is ModbusPoint => p.kind === 'modbus').sort((a, b) => a.table.localeCompare(b.table) || a.address - b.address);
+  for (let i = 1; i < modbus.length; i++) {
+    const prev = modbus[i - 1]!;
+    const cur = modbus[i]!;
+    const prevEnd = prev.address + (prev.table === 'coil' || prev.table === 'discrete' ? 1 : REGISTER_COUNT[prev.type]!);
+    if (cur.table === prev.table && cur.address < prevEnd) {
+      at(['points', cur.name, 'address'], `overlapping registers: ${cur.name} at ${cur.table} ${cur.address} overlaps ${prev.name} (${prev.table} ${prev.address}..${prevEnd - 1})`);
+    }
+  }
+
+  const groups: PointGroup[] = [];
+  for (const [name, g] of Object.entries(raw.groups)) {
+    const intervalMs = parseDuration(g.interval);
+    if (intervalMs === undefined || intervalMs < 1000) at(['groups', name, 'interval'], `interval "${g.interval}" is not a duration of at least 1s (e.g. 60s, 15m, 1d)`);
+    g.points.forEach((p, k) => {
+      if (!declared.has(p)) at(['groups', name, 'points', k], `no point named "${p}" in this profile`);
+    });
+    groups.push({ name, intervalMs: intervalMs ?? 60_000, at: g.at, points: g.points });
+  }
+
+  (raw.blocks ?? []).forEach((b, k) => {
+    if (!isDlt) at(['blocks', k], 'block identifiers are a DL/T 645 feature; Modbus reads are coalesced automatically');
+    b.points.forEach((p, j) => {
+      if (p !== null && !declared.has(p)) at(['blocks', k, 'points', j], `no point named "${p}" in this profile`);
+    });
+  });
+
+  const status: StatusBit[] = [];
+  for (const [point, bits] of Object.entries(raw.status ?? {})) {
+    const size = sizes.get(point);
+    if (!declared.has(point)) at(['status', point], `no point named "${point}" in this profile`);
+    else if (points.has(point) && size === undefined) at(['status', point], `"${point}" is not a status word or integer register`);
+    for (const [bitText, condition] of Object.entries(bits)) {
+      const bit = Number(bitText);
+      if (size !== undefined && bit >= size) at(['status', point, bitText], `status bit ${bit} is out of range: ${point} has ${size} bits (0..${size - 1})`);
+      status.push({ point, bit, condition });
+    }
+  }
+
+  if (raw.credit) {
+    const c = raw.credit;
+    if (c.method === 'modbus-write' && isDlt) at(['credit', 'method'], `credit method modbus-write needs a Modbus profile, this one is ${raw.protocol}`);
+    if (c.method !== 'modbus-write' && !isDlt) at(['credit', 'method'], `credit method ${c.method} needs a DL/T 645 profile, this one is ${raw.protocol}`);
+    for (const key of ['count', 'balance', 'overdraft'] as const) {
+      const p = c.readBack[key];
+      if (p !== undefined && !declared.has(p)) at(['credit', 'readBack', key], `no point named "${p}" in this profile`);
+    }
+    if (c.method === 'dlt645-write') {
+      c.layout.forEach((f, k) => {
+        if (f.format !== 'uint32le' && !parseFormatNotation(f.format)) at(['credit', 'layout', k, 'format'], `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`);
+      });
+      if (!c.layout.some((f) => f.field === 'amount')) at(['credit', 'layout'], 'the layout has no amount field');
+    }
+  }
+  if (raw.relay?.method === 'dlt645-remote-control') {
+    const s = raw.relay.state;
+    const size = sizes.get(s.point);
+    if (!declared.has(s.point)) at(['relay', 'state', 'point'], `no point named "${s.point}" in this profile`);
+    else if (size !== undefined && (s.actualBit >= size || (s.commandBit ?? 0) >= size)) at(['relay', 'state'], `relay bits are out of range: ${s.point} has ${size} bits`);
+  }
+
+  return {
+    id: raw.id,
+    name: raw.name,
+    protocol: raw.protocol,
+    line: raw.line ?? lineSchema.parse({ baudRate: raw.protocol.startsWith('modbus') ? 9600 : raw.protocol === 'dlt645-1997' ? 1200 : 2400, parity: raw.protocol.startsWith('modbus') ? 'none' : 'even' }),
+    maxGap: raw.maxGap ?? 0,
+    points,
+    groups,
+    blocks: (raw.blocks ?? []).map((b) => ({ di: b.di.toUpperCase(), points: b.points })),
+    status,
+    credit: raw.credit,
+    relay: raw.relay,
+    source: file,
+  };
+}
+
+/** The format of the value a point finally yields (one item of a block, one field of a record), or why not. */
+function elementFormat(format: ValueFormat, item: number | undefined, field: string | undefined, _tableFormat?: ValueFormat): ValueFormat | string {
+  if (item !== undefined) {
+    if (format.kind !== 'repeat') return `item ${item} needs a block or list identifier, this one is a single value`;
+    return format.item;
+  }
+  if (field !== undefined) {
+    if (format.kind !== 'record') return `field "${field}" needs a record identifier, this one has no fields`;
+    const f = format.fields.find((x) => x.name === field);
+    return f ? f.format : `no field "${field}"; the record has ${format.fields.map((x) => x.name).join(', ')}`;
+  }
+  return format;
+}
+
+function fieldUnit(format: ValueFormat | undefined, field: string | undefined): string | undefined {
+  if (!format || field === undefined || format.kind !== 'record') return undefined;
+  return format.fields.find((f) => f.name === field)?.unit;
+}
+
+/** Byte size helper re-exported for drivers that plan block reads. */
+export { formatSize };
