@@ -59,7 +59,7 @@ function checkReading(reading: Reading): void {
   }
   for (const [point, value] of Object.entries(reading.values)) {
     // JSON would turn NaN and Infinity into null: a value that looks present but says nothing.
-    if ('v' in value && !Number.isFinite(value.v)) {
+    if ('v' in value && typeof value.v === 'number' && !Number.isFinite(value.v)) {
       throw new StoreError(
         'STORE_INVALID_VALUE',
         `reading of ${reading.meterId}: point ${point} is ${value.v}; store a point that has no value as { error: '…' }`,

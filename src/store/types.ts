@@ -8,7 +8,8 @@ export interface StoreClock {
 }
 
 /** One point of a reading: a value with its unit, or why the meter gave none. */
-export type PointValue = { readonly v: number; readonly unit: string } | { readonly error: string };
+/** A number in the point's unit, or text for times and identifiers (a meter's clock, its number). */
+export type PointValue = { readonly v: number | string; readonly unit: string } | { readonly error: string; readonly message?: string };
 
 /** What one poll of one meter produced. A point the meter did not answer is an `{ error }`, never a stale value. */
 export interface Reading {
