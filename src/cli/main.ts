@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerFrameCommand } from './commands/frame.js';
+import { registerProfileCommand } from './commands/profile.js';
 import { errorLine } from './errors.js';
 
 const VERSION = '0.1.0';
@@ -12,6 +13,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
     .showHelpAfterError('(add --help for usage and examples)')
     .exitOverride();
   registerFrameCommand(program, io);
+  registerProfileCommand(program, io);
   return program;
 }
 
