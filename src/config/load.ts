@@ -1,0 +1,247 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { z } from 'zod';
+import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
+import type { DeviceProfile, LineSettings } from '../profiles/types.js';
+import { parseDuration } from './duration.js';
+import { configSchema, type secret } from './schema.js';
+import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
+
+export type BusProtocol = 'dlt645' | 'modbus-rtu' | 'modbus-tcp';
+
+export interface BusConfig {
+  readonly id: string;
+  readonly port: string;
+  readonly protocol: BusProtocol;
+  readonly line: LineSettings;
+  readonly timeoutMs?: number;
+  readonly retries: number;
+  readonly gapMs: number;
+  readonly maxQueuedPolls: number;
+}
+
+export interface MeterConfig {
+  readonly id: string;
+  readonly busId: string;
+  readonly address?: Address;
+  readonly unit?: number;
+  readonly profile: DeviceProfile;
+  readonly district?: string;
+  readonly tags: readonly string[];
+}
+
+/** The gateway configuration, validated and resolved: paths absolute, secrets read, profiles attached. */
+export interface GatewayConfig {
+  readonly source: string;
+  readonly gateway: { readonly id: string; readonly dataDir: string; readonly timeZone: string };
+  readonly mqtt: {
+    readonly url: string;
+    readonly clientId: string;
+    readonly username?: string;
+    readonly password?: string;
+    readonly ca?: string;
+    readonly cert?: string;
+    readonly key?: string;
+    readonly topicPrefix: string;
+    readonly keepalive: number;
+    readonly protocolVersion: 4 | 5;
+    readonly inflight: number;
+  };
+  readonly buses: readonly BusConfig[];
+  readonly meters: readonly MeterConfig[];
+  readonly districts: readonly { id: string; name?: string; supplyMeter?: string; ctRatio: number; ptRatio: number }[];
+  readonly polling: { readonly intervalsMs: Readonly<Record<string, number>>; readonly offlineAfter: number; readonly offlineProbeMs: number };
+  readonly storage: { readonly retentionDays: number; readonly maxBytes: number };
+  readonly credentials: { readonly dlt645: { readonly password: Password; readonly operator: string } };
+  readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
+  readonly profileDirs: readonly string[];
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly issues: SourceIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export interface ConfigEnvironment {
+  env: NodeJS.ProcessEnv;
+  /** Profiles by id, already loaded from the shipped folder and the config's extra folders. */
+  profiles: ReadonlyMap<string, DeviceProfile>;
+  readFile?: (path: string) => string;
+}
+
+/** Parse and validate a config text; every problem is listed with file and line, nothing stops at the first. */
+export function parseConfig(text: string, file: string, envs: ConfigEnvironment): { ok: true; config: GatewayConfig } | { ok: false; issues: SourceIssue[] } {
+  const src = new YamlSource(file, text);
+  const syntax = src.syntaxIssues();
+  if (syntax.length > 0) return { ok: false, issues: syntax };
+  const parsed = configSchema.safeParse(src.toJS() ?? {});
+  if (!parsed.success) return { ok: false, issues: src.zodIssues(parsed.error) };
+  const issues: SourceIssue[] = [];
+  const config = resolveConfig(parsed.data, src, file, envs, issues);
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, config };
+}
+
+export function loadConfigFile(path: string, envs: ConfigEnvironment): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file: path, line: 0, path: '', message: `cannot read the config file: ${(err as Error).message}` }]);
+  }
+  const r = parseConfig(text, path, envs);
+  if (!r.ok) throw new ConfigError(r.issues);
+  return r.config;
+}
+
+type Raw = z.infer<typeof configSchema>;
+
+function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvironment, issues: SourceIssue[]): GatewayConfig {
+  const at = (path: PropertyKey[], message: string) => issues.push(src.issue(path, message));
+  const base = dirname(resolve(file));
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const readSecret = (value: z.infer<typeof secret> | undefined, path: PropertyKey[]): string | undefined => {
+    if (value === undefined || typeof value === 'string') return value;
+    if ('env' in value) {
+      const v = envs.env[value.env];
+      if (v === undefined) at(path, `environment variable ${value.env} is not set`);
+      return v;
+    }
+    try {
+      return (envs.readFile ?? ((p: string) => readFileSync(p, 'utf8')))(abs(value.file)).trim();
+    } catch (err) {
+      at(path, `cannot read secret file ${value.file}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const durationAt = (v: string | number, path: PropertyKey[], min: number): number => {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < min) at(path, `"${v}" is not a duration of at least ${min} ms (write e.g. 50ms, 10s, 5m)`);
+    return ms ?? min;
+  };
+
+  const unique = (items: { id: string }[], section: string) => {
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      const first = seen.get(it.id);
+      if (first !== undefined) at([section, i, 'id'], `duplicate id "${it.id}" (first used at ${section}[${first}])`);
+      else seen.set(it.id, i);
+    });
+  };
+  unique(raw.buses, 'buses');
+  unique(raw.meters, 'meters');
+  unique(raw.districts, 'districts');
+
+  const busIds = new Set(raw.buses.map((b) => b.id));
+  const districtIds = new Set(raw.districts.map((d) => d.id));
+  const meters: MeterConfig[] = [];
+  const addressesOnBus = new Map<string, number>();
+  raw.meters.forEach((m, i) => {
+    const profile = envs.profiles.get(m.profile);
+    if (!busIds.has(m.bus)) at(['meters', i, 'bus'], `no bus "${m.bus}"; buses are: ${[...busIds].join(', ') || '(none)'}`);
+    if (m.district !== undefined && !districtIds.has(m.district)) at(['meters', i, 'district'], `no district "${m.district}" in districts`);
+    if (!profile) {
+      at(['meters', i, 'profile'], `unknown profile "${m.profile}"; known: ${[...envs.profiles.keys()].sort().join(', ')}`);
+      return;
+    }
+    let address: Address | undefined;
+    if (profile.protocol.startsWith('dlt645')) {
+      if (m.address === undefined) at(['meters', i], `meter ${m.id} uses DL/T 645 profile ${profile.id}: give its address, e.g. address: "000012345678"`);
+      else {
+        const a = parseAddress(m.address);
+        if (!a.ok) at(['meters', i, 'address'], a.error.message);
+        else address = a.value;
+      }
+      if (m.unit !== undefined) at(['meters', i, 'unit'], 'unit is for Modbus meters; a DL/T 645 meter has an address');
+    } else {
+      if (m.unit === undefined) at(['meters', i], `meter ${m.id} uses Modbus profile ${profile.id}: give its unit id, e.g. unit: 1`);
+      if (m.address !== undefined) at(['meters', i, 'address'], 'address is for DL/T 645 meters; a Modbus meter has a unit id');
+    }
+    const key = `${m.bus}/${address ?? `unit ${m.unit}`}`;
+    const prior = addressesOnBus.get(key);
+    if (prior !== undefined) at(['meters', i], `meter ${m.id} has the same ${address ? 'address' : 'unit id'} as meters[${prior}] on bus ${m.bus}`);
+    else addressesOnBus.set(key, i);
+    meters.push({ id: m.id, busId: m.bus, address, unit: m.unit, profile, district: m.district, tags: m.tags });
+  });
+
+  const buses: BusConfig[] = raw.buses.map((b, i) => {
+    const on = meters.filter((m) => m.busId === b.id);
+    const kinds = new Set(on.map((m) => (m.profile.protocol.startsWith('dlt645') ? 'dlt645' : m.profile.protocol)));
+    if (kinds.size > 1) at(['buses', i], `bus ${b.id} mixes ${[...kinds].join(' and ')} meters; their framings cannot share one line`);
+    const protocol = ([...kinds][0] ?? 'dlt645') as BusProtocol;
+    const lines = new Set(on.map((m) => JSON.stringify(m.profile.line)));
+    const fromProfile = on[0]?.profile.line;
+    const explicit = b.baudRate !== undefined && b.parity !== undefined;
+    if (lines.size > 1 && !explicit) at(['buses', i], `meters on bus ${b.id} have profiles with different line settings; set baudRate and parity on the bus`);
+    const line: LineSettings = {
+      baudRate: b.baudRate ?? fromProfile?.baudRate ?? 2400,
+      parity: b.parity ?? fromProfile?.parity ?? 'even',
+      dataBits: b.dataBits ?? fromProfile?.dataBits ?? 8,
+      stopBits: b.stopBits ?? fromProfile?.stopBits ?? 1,
+    };
+    if (protocol === 'modbus-tcp' && !b.port.startsWith('tcp://')) at(['buses', i, 'port'], `Modbus TCP meters need a tcp://host:port bus, not ${b.port}`);
+    return {
+      id: b.id,
+      port: b.port,
+      protocol,
+      line,
+      timeoutMs: b.timeout === undefined ? undefined : durationAt(b.timeout, ['buses', i, 'timeout'], 10),
+      retries: b.retries,
+      gapMs: durationAt(b.gap, ['buses', i, 'gap'], 0),
+      maxQueuedPolls: b.maxQueuedPolls,
+    };
+  });
+
+  raw.districts.forEach((d, i) => {
+    if (d.supplyMeter !== undefined && !raw.meters.some((m) => m.id === d.supplyMeter)) at(['districts', i, 'supplyMeter'], `no meter "${d.supplyMeter}"`);
+  });
+
+  const groupNames = new Set(meters.flatMap((m) => m.profile.groups.map((g) => g.name)));
+  const intervalsMs: Record<string, number> = {};
+  for (const [group, v] of Object.entries(raw.polling.intervals)) {
+    if (meters.length > 0 && !groupNames.has(group)) at(['polling', 'intervals', group], `no profile in use has a group "${group}"; groups are: ${[...groupNames].sort().join(', ')}`);
+    intervalsMs[group] = durationAt(v, ['polling', 'intervals', group], 1000);
+  }
+
+  const dlt = raw.credentials.dlt645;
+  const pwText = readSecret(dlt?.password ?? '02000000', ['credentials', 'dlt645', 'password']) ?? '02000000';
+  const pw = parsePassword(pwText);
+  if (!pw.ok) at(['credentials', 'dlt645', 'password'], pw.error.message);
+
+  return {
+    source: file,
+    gateway: { id: raw.gateway.id, dataDir: abs(raw.gateway.dataDir), timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone },
+    mqtt: {
+      url: raw.mqtt.url,
+      clientId: raw.mqtt.clientId ?? `meterd-${raw.gateway.id}`,
+      username: raw.mqtt.username,
+      password: readSecret(raw.mqtt.password, ['mqtt', 'password']),
+      ca: raw.mqtt.ca && abs(raw.mqtt.ca),
+      cert: raw.mqtt.cert && abs(raw.mqtt.cert),
+      key: raw.mqtt.key && abs(raw.mqtt.key),
+      topicPrefix: raw.mqtt.topicPrefix,
+      keepalive: raw.mqtt.keepalive,
+      protocolVersion: raw.mqtt.protocolVersion,
+      inflight: raw.mqtt.inflight,
+    },
+    buses,
+    meters,
+    districts: raw.districts,
+    polling: { intervalsMs, offlineAfter: raw.polling.offlineAfter, offlineProbeMs: durationAt(raw.polling.offlineProbe, ['polling', 'offlineProbe'], 1000) },
+    storage: { retentionDays: raw.storage.retentionDays, maxBytes: parseSize(raw.storage.maxBytes) },
+    credentials: { dlt645: { password: pw.ok ? pw.value : { level: 2, code: '000000' }, operator: (dlt?.operator ?? '00000000').toUpperCase() } },
+    commands: { hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']), maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384 },
+    profileDirs: (raw.profiles?.dirs ?? []).map(abs),
+    logLevel: raw.log?.level ?? 'info',
+  };
+}
+
+function parseSize(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)$/i.exec(v)!;
+  const f = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2]!.toUpperCase() as 'B' | 'KB' | 'MB' | 'GB'];
+  return Math.round(Number(m[1]) * f);
+}

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+/** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
+export const topicSafeId = z
+  .string()
+  .min(1, 'an id cannot be empty')
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'an id may hold letters, digits, dot, dash and underscore (no "/", "+", "#" or spaces: it becomes an MQTT topic level)');
+
+/** A secret written inline, or read from an environment variable or a file so it never sits in the config. */
+export const secret = z.union([
+  z.string(),
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+const duration = z.union([z.string(), z.number()]);
+
+export const busSchema = z.strictObject({
+  id: topicSafeId,
+  /** /dev/ttyUSB0, or tcp://host:port for a serial-over-Ethernet converter. */
+  port: z.string().min(1),
+  baudRate: z.number().int().positive().optional(),
+  parity: z.enum(['none', 'even', 'odd']).optional(),
+  dataBits: z.union([z.literal(7), z.literal(8)]).optional(),
+  stopBits: z.union([z.literal(1), z.literal(2)]).optional(),
+  /** Reply deadline per attempt; default from the baud rate. */
+  timeout: duration.optional(),
+  retries: z.number().int().min(0).max(5).default(2),
+  /** Pause between frames, for RS-485 turnaround. */
+  gap: duration.default('50ms'),
+  /** How many routine polls may wait for the bus before new ones are skipped (and counted). */
+  maxQueuedPolls: z.number().int().min(1).default(64),
+});
+
+export const meterSchema = z.strictObject({
+  id: topicSafeId,
+  bus: topicSafeId,
+  /** DL/T 645 address, 12 digits (quote it: leading zeros matter). */
+  address: z.string().optional(),
+  /** Modbus unit id. */
+  unit: z.number().int().min(0).max(247).optional(),
+  profile: z.string().min(1),
+  district: topicSafeId.optional(),
+  tags: z.array(z.string()).default([]),
+});
+
+export const configSchema = z.strictObject({
+  gateway: z.strictObject({
+    id: topicSafeId,
+    dataDir: z.string().default('./data'),
+    /** IANA zone for schedules, daily books and meter clocks, e.g. Asia/Shanghai; default: the system zone. */
+    timeZone: z.string().optional(),
+  }),
+  mqtt: z.strictObject({
+    url: z.string().regex(/^(mqtts?|wss?):\/\/.+/, 'the broker url starts with mqtt://, mqtts://, ws:// or wss://'),
+    clientId: z.string().optional(),
+    username: z.string().optional(),
+    password: secret.optional(),
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    topicPrefix: z.string().regex(/^[^+#]+$/, 'the topic prefix cannot hold + or #').default('meterd'),
+    keepalive: z.number().int().min(5).max(3600).default(30),
+    /** 5 (MQTT 5, default) or 4 (3.1.1; the embedded broker speaks only 3.1.1). */
+    protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+    /** Messages in flight at once while draining the outbox. */
+    inflight: z.number().int().min(1).max(1000).default(32),
+  }),
+  buses: z.array(busSchema).default([]),
+  meters: z.array(meterSchema).default([]),
+  districts: z
+    .array(
+      z.strictObject({
+        id: topicSafeId,
+        name: z.string().optional(),
+        supplyMeter: topicSafeId.optional(),
+        ctRatio: z.number().positive().default(1),
+        ptRatio: z.number().positive().default(1),
+      }),
+    )
+    .default([]),
+  polling: z
+    .strictObject({
+      /** Override a profile group's interval by group name: { instant: 10s }. */
+      intervals: z.record(z.string(), duration).default({}),
+      offlineAfter: z.number().int().min(1).default(3),
+      offlineProbe: duration.default('5m'),
+    })
+    .default({ intervals: {}, offlineAfter: 3, offlineProbe: '5m' }),
+  storage: z
+    .strictObject({
+      retentionDays: z.number().int().min(1).default(90),
+      maxBytes: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB)$/i, 'a size like 500MB or 2GB')]).default('1GB'),
+    })
+    .default({ retentionDays: 90, maxBytes: '1GB' }),
+  credentials: z
+    .strictObject({
+      /** DL/T 645 password (level + password, 8 hex digits) and operator code for writes and relay commands. */
+      dlt645: z.strictObject({ password: secret.default('02000000'), operator: z.string().regex(/^[0-9A-Fa-f]{8}$/, 'the operator code is 8 hex digits').default('00000000') }).optional(),
+    })
+    .default({}),
+  commands: z.strictObject({ hmacKey: secret.optional(), maxPayloadBytes: z.number().int().min(256).default(16384) }).optional(),
+  profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),
+  /** Sections owned by later features; kept so configs written for them still load. */
+  encoders: z.array(z.record(z.string(), z.unknown())).optional(),
+  allowances: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
