@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerConfigCommand } from './commands/config.js';
 import { registerFrameCommand } from './commands/frame.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { errorLine } from './errors.js';
@@ -14,6 +15,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
     .exitOverride();
   registerFrameCommand(program, io);
   registerProfileCommand(program, io);
+  registerConfigCommand(program, io);
   return program;
 }
 

@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { ConfigError, loadGatewayConfig } from '../../config/index.js';
+import { formatIssue } from '../../config/yaml-source.js';
+import { CliError } from '../errors.js';
+
+export function registerConfigCommand(program: Command, io: { out: (line: string) => void }): void {
+  const config = program.command('config').description('check a gateway configuration without starting anything');
+  config
+    .command('check')
+    .description('validate a config file and the profiles it uses; every problem is listed as file:line: field: what was expected')
+    .requiredOption('-c, --config <file>', 'the gateway config (YAML)')
+    .addHelpText('after', '\nExample:\n  meterd config check -c /etc/meterd/meterd.yaml\n')
+    .action((opts: { config: string }) => {
+      try {
+        const c = loadGatewayConfig(opts.config);
+        io.out(`${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${c.mqtt.url}, data in ${c.gateway.dataDir}`);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const i of err.issues) io.out(formatIssue(i));
+        throw new CliError('CONFIG_INVALID', `${err.issues.length} problem(s) in ${opts.config}`);
+      }
+    });
+}
