@@ -1,0 +1,103 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { loadProfiles } from '../../src/profiles/registry.js';
+import { Poller, type MeterReader, type PollTarget } from '../../src/services/poller.js';
+import { openStore, type PointValue, type Store } from '../../src/store/index.js';
+
+const profile = loadProfiles().get('dlt645-2007-single-phase-prepaid')!;
+// One group only, so the schedule is easy to read.
+const oneGroup = { ...profile, groups: [{ name: 'instant', intervalMs: 60_000, points: ['voltage.a', 'relay.state'] }] };
+
+/** A driver stand-in that answers from a script; the poller only sees the MeterReader interface. */
+class ScriptedReader implements MeterReader {
+  calls: number[] = [];
+  fail: string | undefined;
+  read(names: readonly string[]): Promise<Map<string, PointValue>> {
+    this.calls.push(Date.now());
+    if (this.fail) return Promise.reject(Object.assign(new Error(`scripted ${this.fail}`), { code: this.fail }));
+    return Promise.resolve(new Map(names.map((n) => [n, n === 'relay.state' ? { v: 0, unit: '' } : { v: 229.7, unit: 'V' }])));
+  }
+}
+
+let store: Store;
+let poller: Poller | undefined;
+beforeEach(() => {
+  vi.useFakeTimers({ now: Date.parse('2026-11-27T08:00:00Z') });
+  store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-poller-')), 'meterd.db'), clock: systemClock });
+});
+afterEach(async () => {
+  await poller?.stop();
+  store.close();
+  vi.useRealTimers();
+});
+
+function start(targets: PollTarget[], extra: Partial<ConstructorParameters<typeof Poller>[0]> = {}) {
+  poller = new Poller({ targets, store, clock: systemClock, timeZone: 'Asia/Shanghai', offlineAfter: 3, offlineProbeMs: 300_000, batchMs: 10, ...extra });
+  poller.start();
+  return poller;
+}
+
+describe('poller', () => {
+  it('spreads the meters of a bus over the interval instead of polling them all at :00', async () => {
+    const readers = [0, 1, 2, 3].map(() => new ScriptedReader());
+    const t0 = Date.now();
+    start(readers.map((reader, i) => ({ meterId: `m${i}`, busId: 'bus1', profile: oneGroup, reader })));
+    await vi.advanceTimersByTimeAsync(61_000);
+    expect(readers.map((r) => (r.calls[0]! - t0) / 1000)).toEqual([0, 15, 30, 45]);
+    expect(readers[0]!.calls.map((c) => (c - t0) / 1000)).toEqual([0, 60]);
+  });
+
+  it('stores each reading with its read time and a readings message with seq in one transaction', async () => {
+    const reader = new ScriptedReader();
+    const t0 = Date.now();
+    start([{ meterId: 'room-101', busId: 'bus1', profile: oneGroup, reader }]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(store.readings.latest('room-101')).toMatchObject({ takenAt: t0, values: { 'voltage.a': { v: 229.7, unit: 'V' } } });
+    const messages = store.outbox.peek({ limit: 10 });
+    const reading = messages.find((m) => m.topic === 'meters/room-101/readings')!;
+    expect(JSON.parse(reading.payload)).toEqual({ meter: 'room-101', ts: new Date(t0).toISOString(), seq: 1, values: { 'voltage.a': { v: 229.7, unit: 'V' }, 'relay.state': { v: 0, unit: '' } } });
+    const state = messages.find((m) => m.topic === 'meters/room-101/state')!;
+    expect(state.retain).toBe(true);
+    expect(JSON.parse(state.payload)).toMatchObject({ state: 'online', relay: 'closed' });
+  });
+
+  it('marks a meter offline after N failed polls, probes it slowly, and back online on its first good reply', async () => {
+    const reader = new ScriptedReader();
+    reader.fail = 'BUS_TIMEOUT';
+    const t0 = Date.now();
+    const p = start([{ meterId: 'room-102', busId: 'bus1', profile: oneGroup, reader }], { offlineProbeMs: 300_000 });
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    // Three failures a minute apart, then one probe per five minutes instead of one poll a minute.
+    expect(reader.calls.map((c) => (c - t0) / 60_000)).toEqual([0, 1, 2, 7]);
+    expect(p.stats()).toMatchObject({ offline: 1, failures: 4 });
+    expect(store.meterStates.get('room-102')).toMatchObject({ online: false, consecutiveFailures: 4 });
+    const states = store.outbox.peek({ limit: 50 }).filter((m) => m.topic === 'meters/room-102/state');
+    expect(JSON.parse(states.at(-1)!.payload)).toMatchObject({ state: 'offline' });
+
+    reader.fail = undefined;
+    await vi.advanceTimersByTimeAsync(5 * 60_000);
+    expect(p.stats()).toMatchObject({ online: 1, offline: 0 });
+    expect(JSON.parse(store.outbox.peek({ limit: 50 }).filter((m) => m.topic === 'meters/room-102/state').at(-1)!.payload)).toMatchObject({ state: 'online' });
+  });
+
+  it('a poll the busy bus skipped is counted as skipped, not as a meter failure', async () => {
+    const reader = new ScriptedReader();
+    reader.fail = 'BUS_BUSY_SKIPPED';
+    const p = start([{ meterId: 'room-103', busId: 'bus1', profile: oneGroup, reader }]);
+    await vi.advanceTimersByTimeAsync(3 * 60_000 + 1000);
+    expect(p.stats()).toMatchObject({ skipped: 4, failures: 0, offline: 0 });
+    expect(p.stats().perBus.bus1).toEqual({ polls: 4, failures: 0, skipped: 4 });
+  });
+
+  it('a group with a time of day runs after that local time', async () => {
+    const reader = new ScriptedReader();
+    const daily = { ...profile, groups: [{ name: 'daily', intervalMs: 86_400_000, at: '00:10', points: ['voltage.a'] }] };
+    start([{ meterId: 'room-104', busId: 'bus1', profile: daily, reader }]);
+    await vi.advanceTimersByTimeAsync(24 * 3_600_000);
+    // 08:00Z is 16:00 in Shanghai; 00:10 local is 16:10Z.
+    expect(reader.calls.map((c) => new Date(c).toISOString())).toEqual(['2026-11-27T16:10:00.000Z']);
+  });
+});
