@@ -1,0 +1,4 @@
+export * from './plan.js';
+export * from './result.js';
+export * from './types.js';
+export * from './values.js';
