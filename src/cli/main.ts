@@ -2,6 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { registerConfigCommand } from './commands/config.js';
 import { registerFrameCommand } from './commands/frame.js';
 import { registerProfileCommand } from './commands/profile.js';
+import { registerReadCommand } from './commands/read.js';
+import { registerRelayCommand } from './commands/relay.js';
+import { registerScanCommand } from './commands/scan.js';
+import { registerTimeSyncCommand } from './commands/time-sync.js';
 import { errorLine } from './errors.js';
 
 const VERSION = '0.1.0';
@@ -16,6 +20,10 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
   registerFrameCommand(program, io);
   registerProfileCommand(program, io);
   registerConfigCommand(program, io);
+  registerReadCommand(program, io);
+  registerRelayCommand(program, io);
+  registerTimeSyncCommand(program, io);
+  registerScanCommand(program, io);
   return program;
 }
 

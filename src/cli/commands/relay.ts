@@ -1,0 +1,61 @@
+import { Option, type Command } from 'commander';
+import { meterTimeOf, parseOperatorCode, parsePassword, type RemoteAction } from '../../../protocols/dlt645/index.js';
+import { addBusOptions, addressOption, parseBusOptions } from '../bus-options.js';
+import { meterOn, withDlt645Bus } from '../dlt645-session.js';
+import { CliError, usageError } from '../errors.js';
+
+/** Status word 3 bits (DL/T 645-2007 Appendix A, 04000503): 4 relay actual state, 6 relay command, 12 keep-power. */
+const RELAY_OPEN = 1 << 4;
+const COMMAND_TRIP = 1 << 6;
+const KEEP_POWER = 1 << 12;
+
+export function registerRelayCommand(program: Command, io: { out: (line: string) => void }): void {
+  const cmd = program
+    .command('relay')
+    .description('trip or close a meter\'s relay (DL/T 645 0x1C) and confirm it from status word 3')
+    .requiredOption('--addr <address>', 'meter address, 12 digits')
+    .addOption(new Option('--action <action>', 'what to do').choices(['trip', 'close']).makeOptionMandatory())
+    .addOption(new Option('--close-mode <mode>', 'direct: close now (1C); allowed: the customer presses the button (1B)').choices(['direct', 'allowed']).default('direct'))
+    .option('--password <PPPPPPPP>', 'password level and password as 8 hex digits, e.g. 02000000 = level 02, password 000000', '02000000')
+    .option('--operator <CCCCCCCC>', 'operator code recorded by the meter, 8 hex digits', '00000000')
+    .option('--valid <minutes>', 'the command expires this many minutes from now, so a stale one never runs', '60');
+  addBusOptions(cmd).addHelpText(
+    'after',
+    `
+Examples:
+  meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action trip
+  meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action close --password 02123456 --operator 00000001
+
+The command is sent once (never repeated blindly); the result is read back from status word 3.
+Exit code 0 when the relay is confirmed in the asked state; 1 when the meter refused (its named error) or did not move.`,
+  );
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const bus = parseBusOptions(opts);
+    const address = addressOption(opts.addr);
+    const pw = parsePassword(String(opts.password));
+    if (!pw.ok) throw usageError(`--password: ${pw.error.message}`);
+    const op = parseOperatorCode(String(opts.operator));
+    if (!op.ok) throw usageError(`--operator: ${op.error.message}`);
+    const minutes = Number(opts.valid);
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw usageError('--valid is whole minutes, 1 to 1440');
+    const action: RemoteAction = opts.action === 'trip' ? 'trip' : opts.closeMode === 'allowed' ? 'close-allowed' : 'close';
+    const validUntil = meterTimeOf(new Date(Date.now() + minutes * 60_000));
+
+    const word = await withDlt645Bus(bus, undefined, async (link, timeoutMs) => {
+      const meter = meterOn(link, address, timeoutMs, bus.retries);
+      await meter.remoteControl(action, { password: pw.value, operator: op.value, validUntil });
+      const r = await meter.read('04000503');
+      if (r.value.kind !== 'word') throw new CliError('RELAY_NOT_CONFIRMED', `the command was accepted but status word 3 could not be read (${r.value.kind})`);
+      return r.value.value;
+    });
+    const open = (word & RELAY_OPEN) !== 0;
+    const state = `status word 3 = 0x${word.toString(16).padStart(4, '0').toUpperCase()}: relay ${open ? 'open' : 'closed'}, command ${word & COMMAND_TRIP ? 'trip' : 'close'}${word & KEEP_POWER ? ', keep-power on' : ''}`;
+    if (action === 'trip' && !open) throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the trip but its relay is still closed (${state})`);
+    if (action === 'close' && open) throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the close but its relay is still open (${state})`);
+    if (action === 'close-allowed' && open) {
+      io.out(`meter ${address}: close allowed; the relay closes when the customer presses the button (${state})`);
+      return;
+    }
+    io.out(`meter ${address}: relay ${open ? 'open (tripped)' : 'closed'}, confirmed (${state})`);
+  });
+}
