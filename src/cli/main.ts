@@ -5,6 +5,7 @@ import { registerProfileCommand } from './commands/profile.js';
 import { registerReadCommand } from './commands/read.js';
 import { registerRelayCommand } from './commands/relay.js';
 import { registerScanCommand } from './commands/scan.js';
+import { registerSimCommand } from './commands/sim.js';
 import { registerTimeSyncCommand } from './commands/time-sync.js';
 import { errorLine } from './errors.js';
 
@@ -24,6 +25,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
   registerRelayCommand(program, io);
   registerTimeSyncCommand(program, io);
   registerScanCommand(program, io);
+  registerSimCommand(program);
   return program;
 }
 
