@@ -31,10 +31,12 @@ export interface ModbusCodecError {
   readonly message: string;
 }
 
+/** A successful codec outcome (no protocol clause: the shape every Modbus codec function returns). */
 export function ok<T>(value: T): { ok: true; value: T } {
   return { ok: true, value };
 }
 
+/** A failed codec outcome with a stable code and a message a technician can act on. */
 export function fail(code: ModbusCodecErrorCode, message: string): { ok: false; error: ModbusCodecError } {
   return { ok: false, error: { code, message } };
 }

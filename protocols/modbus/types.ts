@@ -108,7 +108,7 @@ export function registerCount(type: DataType): number {
   return dataTypeInfo(type).count;
 }
 
-/** Metadata of a type; an unknown name is a programmer error, because profile types are checked with `isDataType` at the edge. */
+/** Width and kind of a type (over MODBUS Application Protocol v1.1b3 §4.2 16-bit words); an unknown name is a programmer error, since profiles are checked with `isDataType` at the edge. */
 export function dataTypeInfo(type: DataType): DataTypeInfo {
   if (!isDataType(type)) throw new TypeError(`unknown Modbus data type "${String(type)}"; expected one of ${Object.keys(DATA_TYPES).join(', ')}`);
   return DATA_TYPES[type];

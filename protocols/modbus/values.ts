@@ -42,8 +42,8 @@ function reorder(words: readonly number[], order: WordOrder): number[] {
 }
 
 /**
- * The shortest decimal that reads back as the same float32, so a meter's 0x43663333 reports 230.2 rather than
- * 230.1999969482422 and nothing is lost (Math.fround of the result gives the register value back).
+ * The shortest decimal that reads back as the same float32 (IEEE 754 single in two §4.2 registers, MODBUS Application
+ * Protocol v1.1b3), so 0x43663333 reports 230.2 rather than 230.1999969482422 and nothing is lost.
  */
 export function shortestFloat32(f: number): number {
   if (!Number.isFinite(f) || f === 0) return f;
