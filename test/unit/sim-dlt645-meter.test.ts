@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   abnormalOf,
@@ -5,6 +6,7 @@ import {
   broadcastTime,
   changeBaud,
   changePassword,
+  demandClear,
   decodeFrame,
   decodeValue,
   diToBytes,
@@ -33,7 +35,7 @@ import {
   type Password,
   type RemoteAction,
 } from '../../protocols/dlt645/index.js';
-import { SimulatedMeter, type MeterSpec } from '../../src/sim/dlt645/index.js';
+import { SimulatedMeter, type CreditLoad, type MeterSpec, type SecurityModule } from '../../src/sim/dlt645/index.js';
 
 const A = '000000000001';
 const OP = '00000042';
@@ -341,6 +343,17 @@ describe('0x03 plaintext recharge (070102FF): purchase-count rules', () => {
     expect([read(m, '0400040E'), read(m, '00900200'), (statusWord3(m) >> 14) & 1]).toEqual(['123456789012', 10, 0]);
   });
 
+  it('asks its security module to verify the MACs and answers SERR mac-failed when it refuses', () => {
+    const seen: CreditLoad[] = [];
+    const esam: SecurityModule = { verifyLoad: (l) => (seen.push(l), false) };
+    const m = new SimulatedMeter({ address: A, kind: 'money', balance: 10, purchaseCount: 5, customerNumber: '880000000001' }, { startMs: T0, security: esam });
+    expect(refusal(recharge(m, 5000, 6))).toEqual(['mac-failed']);
+    expect(read(m, '00900200')).toBe(10);
+    expect(seen.map((l) => [l.kind, l.amount, l.purchaseCount, l.customerNumber, l.operator, [...l.mac1], [...l.mac2]])).toEqual([
+      ['recharge', 5000, 6, '880000000001', OP, [0x11, 0x22, 0x33, 0x44], [0x55, 0x66, 0x77, 0x88]],
+    ]);
+  });
+
   it('answers SERR other-error on a plain meter, which has no wallet', () => {
     expect(refusal(recharge(meter({ kind: 'plain' }), 1000, 1))).toEqual(['other-error']);
   });
@@ -480,6 +493,14 @@ describe('freeze, baud, password, clears and multi-function output', () => {
     expect(isNormal(control(m, 'trip', T0, T0 + HOUR, pw('02123456')))).toBe(true);
   });
 
+  it('0x19 demand clear empties the max-demand records', () => {
+    // Wire order, low byte first: 3.2500 kW (00 25 03), then 2026-01-15 09:30 (30 09 15 01 26).
+    const m = meter({ registers: { '01010000': '002503 3009150126' } });
+    expect(read(m, '01010000')).toEqual({ value: 3.25, at: '2026-01-15T09:30' });
+    expect(isNormal(ask(m, demandClear(A, pw(), OP)))).toBe(true);
+    expect(read(m, '01010000')).toEqual({ value: 0, at: null });
+  });
+
   it('0x1A meter clear is refused by prepaid meters and zeroes a plain meter', () => {
     expect(refusal(ask(meter({ kind: 'money' }), meterClear(A, pw(), OP)))).toEqual(['other-error']);
     const plain = meter({ kind: 'plain', registers: { 'energy.active.import': 50 } });
@@ -509,5 +530,21 @@ describe('a 1997 meter', () => {
     expect(read(m, '9010', T0, '1997')).toBe(812.34);
     expect(read(m, 'B611', T0, '1997')).toBe(221);
     expect(ask(m, readData(A, '00010000'))).toBeUndefined();
+  });
+});
+
+describe('random requests', () => {
+  it('never make the meter throw, and every reply fits in a frame', () => {
+    const m = meter({ kind: 'money', balance: 10, maxReplyData: 16 });
+    const address = fc.constantFrom(A, 'AAAAAAAAAAAA', 'AAAAAAAAAA01', '999999999999');
+    const request = fc.record({ address, control: fc.integer({ min: 0, max: 0x7f }), data: fc.uint8Array({ maxLength: 40 }) });
+    fc.assert(
+      fc.property(request, fc.integer({ min: 0, max: 3 * 86_400_000 }), (req, dt) => {
+        const replies = m.handle(req, T0 + dt);
+        expect(replies.length).toBeLessThanOrEqual(1);
+        for (const r of replies) expect(decodeFrame(encodeFrame(r)).ok).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

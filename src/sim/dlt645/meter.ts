@@ -466,7 +466,7 @@ export class SimulatedMeter {
     if (!this.blockReads) return undefined;
     const parts: Uint8Array[] = [];
     for (const member of blockMembers(di, this.candidates(), this.edition)) {
-      const v = this.supports(member) ? this.valueOf(member) : undefined;
+      const v = this.valueOf(member);
       if (v) parts.push(v);
     }
     return parts.length > 0 ? concat(parts) : undefined;

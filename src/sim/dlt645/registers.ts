@@ -102,7 +102,17 @@ export function parseTimeText(text: string): MeterTime | undefined {
 export function defaultBytes(format: ValueFormat): Uint8Array | undefined {
   const size = formatSize(format);
   if (size === undefined) return undefined;
-  return format.kind === 'time' ? new Uint8Array(size).fill(0xff) : new Uint8Array(size);
+  if (format.kind === 'time') return new Uint8Array(size).fill(0xff);
+  if (format.kind !== 'record') return new Uint8Array(size);
+  // A record such as max demand (value + time) gets each field's own default, so its time reads as "not available".
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const f of format.fields) {
+    const part = defaultBytes(f.format) ?? new Uint8Array(0);
+    out.set(part, p);
+    p += part.length;
+  }
+  return out;
 }
 
 /**
