@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import type { z } from 'zod';
 import { findDataItem, formatSize, parseFormatNotation, type ValueFormat } from '../../protocols/dlt645/index.js';
+import { registerCount, typeFitsTable } from '../../protocols/modbus/index.js';
 import { parseDuration } from '../config/duration.js';
 import { formatIssue, YamlSource, type SourceIssue } from '../config/yaml-source.js';
 import { derivedPointSchema, dlt645PointSchema, lineSchema, modbusPointSchema, profileSchema, type RawProfile } from './schema.js';
@@ -15,7 +16,6 @@ export class ProfileError extends Error {
   }
 }
 
-const REGISTER_COUNT: Record<string, number> = { int16: 1, uint16: 1, int32: 2, uint32: 2, float32: 2, int64: 4, uint64: 4 };
 
 /** Parse and validate one device profile; the id must equal the file name (without .yaml). */
 export function parseProfile(text: string, file: string): { ok: true; profile: DeviceProfile } | { ok: false; issues: SourceIssue[] } {
@@ -107,6 +107,10 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
         at(path, `missing unit: say what the value is in (kWh, V, A, kW, Hz, or "" for a ratio)`);
         continue;
       }
+      if (!typeFitsTable(p.type, p.table)) {
+        at([...path, 'type'], `type ${p.type} does not fit the ${p.table} table: coils and discrete inputs are bool, registers are numbers`);
+        continue;
+      }
       points.set(name, { kind: 'modbus', name, table: p.table, address: p.address, type: p.type, order: p.order, scale: p.scale, offset: p.offset, unit: p.unit });
       if (p.type === 'uint16' || p.type === 'int16') sizes.set(name, 16);
       if (p.type === 'uint32' || p.type === 'int32') sizes.set(name, 32);
@@ -133,7 +137,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
   for (let i = 1; i < modbus.length; i++) {
     const prev = modbus[i - 1]!;
     const cur = modbus[i]!;
-    const prevEnd = prev.address + (prev.table === 'coil' || prev.table === 'discrete' ? 1 : REGISTER_COUNT[prev.type]!);
+    const prevEnd = prev.address + registerCount(prev.type);
     if (cur.table === prev.table && cur.address < prevEnd) {
       at(['points', cur.name, 'address'], `overlapping registers: ${cur.name} at ${cur.table} ${cur.address} overlaps ${prev.name} (${prev.table} ${prev.address}..${prevEnd - 1})`);
     }

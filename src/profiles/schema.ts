@@ -27,7 +27,8 @@ export const dlt645PointSchema = z.strictObject({
   scale: z.number().positive().optional(),
 });
 
-export const modbusTypes = ['int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64'] as const;
+/** `bool` is for coil and discrete-input points (one bit each). */
+export const modbusTypes = ['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64'] as const;
 export const modbusOrders = ['ABCD', 'CDAB', 'BADC', 'DCBA'] as const;
 export const modbusTables = ['holding', 'input', 'coil', 'discrete'] as const;
 
