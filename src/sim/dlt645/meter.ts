@@ -181,7 +181,9 @@ export class SimulatedMeter {
   private now: number;
   private freezes: DailyFreeze[] = [];
   private pending: { di: string; chunks: Uint8Array[]; next: number } | undefined;
+  // The identifiers a meter has are fixed once it is built, so block expansions are computed once each.
   private candidateCache: string[] | undefined;
+  private readonly blockCache = new Map<string, string[]>();
   private lastOperatorCode: string | undefined;
   private requestedBaud: number | undefined;
   private multiFunctionMode = 0;
@@ -465,7 +467,12 @@ export class SimulatedMeter {
   private blockValue(di: string): Uint8Array | undefined {
     if (!this.blockReads) return undefined;
     const parts: Uint8Array[] = [];
-    for (const member of blockMembers(di, this.candidates(), this.edition)) {
+    let members = this.blockCache.get(di);
+    if (!members) {
+      members = blockMembers(di, this.candidates(), this.edition);
+      this.blockCache.set(di, members);
+    }
+    for (const member of members) {
       const v = this.valueOf(member);
       if (v) parts.push(v);
     }
