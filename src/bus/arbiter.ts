@@ -188,12 +188,12 @@ export class BusArbiter {
     const running = this.#running;
     return {
       queued: { operator: this.#queues.operator.length, credit: this.#queues.credit.length, alarm: this.#queues.alarm.length, poll: this.#queues.poll.length },
-      running: running && { label: running.entry.label, priority: running.entry.priority, forMs: now - running.startedAt },
+      running: running && { label: running.entry.label, priority: running.entry.priority, forMs: Math.round(now - running.startedAt) },
       completed: this.#completed,
       failed: this.#failed,
       skipped: this.#skipped,
       cancelled: this.#cancelled,
-      busyMs: this.#busyMs + (running ? now - running.startedAt : 0),
+      busyMs: Math.round(this.#busyMs + (running ? now - running.startedAt : 0)),
       utilisation: this.#utilisation(now),
       windowMs: this.windowMs,
     };

@@ -120,7 +120,9 @@ export class SerialTransport extends EventEmitter implements ByteTransport {
     this.#port = undefined;
     port.removeAllListeners('data');
     if (port.isOpen) port.close();
-    this.emit('lost', err ?? new Error(`${this.description} closed unexpectedly`));
+    // serialport reports an unplugged adapter as "bad file descriptor"/EIO; say what it means.
+    const lost = err && (err as { disconnected?: boolean }).disconnected ? new Error(`device disconnected: ${err.message}`, { cause: err }) : err;
+    this.emit('lost', lost ?? new Error(`${this.description} closed unexpectedly`));
   }
 
   #openFailed(err: Error): BusError {

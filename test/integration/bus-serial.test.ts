@@ -293,6 +293,19 @@ describe('FrameBus over a serial port (real serialport on a pty pair)', () => {
     await expect(missing).rejects.toThrow(/does not exist: is the USB adapter plugged in/);
   });
 
+  it('lets the request on the wire finish when closed, refuses the queued ones with BUS_CLOSED', async () => {
+    const bus = await busOn(pty.a);
+    peer.respond = (line) => [{ text: `${line.split(':')[0]}:ok ${line.split(':')[1]}\n`, afterMs: 200 }];
+    const onWire = bus.request('credit', ask('1', 'top-up'));
+    const queued = failureOf(bus.request('poll', ask('2', 'balance')));
+    await peer.received('1:top-up');
+    const closed = bus.close();
+    await expect(onWire).resolves.toEqual({ addr: '1', text: 'ok top-up' });
+    expect(await queued).toMatchObject({ code: 'BUS_CLOSED' });
+    await closed;
+    expect(peer.count('2:balance')).toBe(0);
+  });
+
   it('refuses requests with BUS_CLOSED after close()', async () => {
     const bus = await busOn(pty.a);
     await bus.close();
