@@ -1,0 +1,273 @@
+import { systemClock, type Clock } from '../clock.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { OutboxMessage, OutboxQueue } from '../store/index.js';
+import { ReconnectBackoff, type BackoffOptions } from './backoff.js';
+import { isUplinkError, UplinkError } from './errors.js';
+import type { MqttSession } from './session.js';
+import { withTimeout } from './timeout.js';
+
+export interface OutboxDrainOptions {
+  /** `store.outbox`: the only copy of what is still to be sent. */
+  readonly outbox: OutboxQueue;
+  readonly session: MqttSession;
+  /** Publishes awaiting their PUBACK at once (`config.mqtt.inflight`). Default 32. */
+  readonly inflight?: number;
+  /** How often to look for rows nobody notified about (e.g. written by the CLI). Default 2000 ms. */
+  readonly pollIntervalMs?: number;
+  /** Pause before retrying after the broker refused a message. Default 1 s doubling to 60 s. */
+  readonly retryBackoff?: BackoffOptions;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+export interface DrainError {
+  readonly code: string;
+  readonly message: string;
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+export interface DrainStats {
+  /** PUBLISH packets sent since start, resends included. */
+  readonly published: number;
+  /** PUBACKs received since start. */
+  readonly acked: number;
+  /** Rows in the outbox (in flight included). */
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly connected: boolean;
+  readonly lastError: DrainError | null;
+}
+
+const DEFAULT_INFLIGHT = 32;
+const DEFAULT_POLL_MS = 2_000;
+const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * Publishes the outbox, oldest first, and deletes each row after its PUBACK: the only code that sends outbox rows.
+ *
+ * Up to `inflight` QoS 1 publishes are outstanding at once on one connection, so the broker receives them in id
+ * order. When the connection drops, everything in flight is forgotten (the session rejects it) and, after the
+ * reconnect, the drain reads the outbox again from its oldest row: unacknowledged messages go again in id order.
+ * A message may arrive twice (the station de-duplicates by `seq`); none is lost or overtaken by a later one of its
+ * topic.
+ *
+ * ```ts
+ * const drain = new OutboxDrain({ outbox: store.outbox, session, inflight: config.mqtt.inflight, logger });
+ * drain.start();
+ * store.transaction((tx) => enqueue(tx, entry));
+ * drain.notify();                 // after the commit: publish now rather than at the next poll
+ * await drain.stop();             // waits (bounded) for the PUBACKs in flight
+ * ```
+ */
+export class OutboxDrain {
+  readonly #outbox: OutboxQueue;
+  readonly #session: MqttSession;
+  readonly #window: number;
+  readonly #pollIntervalMs: number;
+  readonly #retry: ReconnectBackoff;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  /** Row id → the connection generation it was published on. */
+  readonly #inFlight = new Map<number, number>();
+  /** Acknowledged ids not yet deleted; deleted in one statement before the next read. */
+  #acks: number[] = [];
+  #generation = 0;
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #pumpQueued = false;
+  /** After a refusal: send nothing new until the window is empty and the retry delay is over. */
+  #held = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #published = 0;
+  #acked = 0;
+  #lastError: DrainError | null = null;
+  #onEmpty: (() => void) | undefined;
+
+  constructor(options: OutboxDrainOptions) {
+    const window = options.inflight ?? DEFAULT_INFLIGHT;
+    if (!Number.isSafeInteger(window) || window < 1) throw new TypeError('inflight is not a positive integer');
+    const poll = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+    if (!(poll > 0)) throw new TypeError('pollIntervalMs is not greater than 0');
+    this.#outbox = options.outbox;
+    this.#session = options.session;
+    this.#window = window;
+    this.#pollIntervalMs = poll;
+    this.#retry = new ReconnectBackoff(options.retryBackoff);
+    this.#log = (options.logger ?? silentLogger).child({ component: 'uplink', part: 'drain' });
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  start(): void {
+    if (this.#state !== 'new') throw new UplinkError('UPLINK_CLOSED', 'an outbox drain starts once; make a new one');
+    this.#state = 'running';
+    this.#session.on('connected', this.#onConnected);
+    this.#session.on('disconnected', this.#onDisconnected);
+    this.#pollTimer = setInterval(() => this.notify(), this.#pollIntervalMs);
+    this.notify();
+  }
+
+  /** New rows were committed: look at the outbox at the next turn of the event loop. Cheap; call it after every commit. */
+  notify(): void {
+    if (this.#pumpQueued || this.#state !== 'running') return;
+    this.#pumpQueued = true;
+    setImmediate(this.#pump);
+  }
+
+  stats(): DrainStats {
+    let pending: number;
+    try {
+      pending = this.#outbox.counts().total;
+    } catch {
+      pending = Number.NaN;
+    }
+    return {
+      published: this.#published,
+      acked: this.#acked,
+      pending,
+      inFlight: this.#inFlight.size,
+      connected: this.#session.connected,
+      lastError: this.#lastError,
+    };
+  }
+
+  /**
+   * Stops sending, waits up to `timeoutMs` for the PUBACKs of what is in flight and deletes those rows. Anything
+   * still unacknowledged stays in the outbox and is sent again after the next start.
+   */
+  async stop(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#retryTimer);
+    if (this.#inFlight.size > 0) {
+      const empty = new Promise<void>((resolve) => (this.#onEmpty = resolve));
+      try {
+        await withTimeout(empty, options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS, 'waiting for PUBACKs');
+      } catch {
+        this.#log.warn({ inFlight: this.#inFlight.size }, 'stopped with messages unacknowledged; they stay in the outbox and go again');
+      }
+    }
+    this.#session.off('connected', this.#onConnected);
+    this.#session.off('disconnected', this.#onDisconnected);
+    this.#flushAcks();
+    this.#state = 'stopped';
+  }
+
+  readonly #onConnected = (): void => {
+    this.notify();
+  };
+
+  readonly #onDisconnected = (): void => {
+    // The session has rejected everything sent on that connection; from now on those rows are simply unsent.
+    this.#generation++;
+    this.#inFlight.clear();
+    this.#settled();
+  };
+
+  readonly #pump = (): void => {
+    this.#pumpQueued = false;
+    this.#flushAcks();
+    if (this.#state !== 'running' || this.#held || !this.#session.connected) return;
+    const window = Math.min(this.#window, this.#session.receiveMaximum);
+    const free = window - this.#inFlight.size;
+    // Refill by at least half a window: one read per batch of PUBACKs, not one per PUBACK.
+    if (free <= 0 || (this.#inFlight.size > 0 && free * 2 < window)) return;
+    let rows: OutboxMessage[];
+    try {
+      rows = this.#outbox.peek({ limit: free, excludeIds: this.#inFlight.size > 0 ? [...this.#inFlight.keys()] : undefined });
+    } catch (error) {
+      this.#recordError(error);
+      this.#log.error({ err: error }, 'cannot read the outbox');
+      return;
+    }
+    for (const row of rows) {
+      if (!this.#send(row)) break;
+    }
+  };
+
+  #send(row: OutboxMessage): boolean {
+    let topic: string;
+    try {
+      topic = this.#session.topics.absolute(row.topic);
+    } catch (error) {
+      this.#refused(row, error);
+      return false;
+    }
+    const generation = this.#generation;
+    this.#inFlight.set(row.id, generation);
+    this.#published++;
+    this.#session.publish(topic, row.payload, { qos: row.qos, retain: row.retain }).then(
+      () => this.#onAck(row.id, generation),
+      (error: unknown) => this.#onFail(row, generation, error),
+    );
+    return true;
+  }
+
+  #onAck(id: number, generation: number): void {
+    this.#acked++;
+    // A PUBACK means the broker has it, whichever connection it came on: the row can go.
+    this.#acks.push(id);
+    if (this.#inFlight.get(id) === generation) this.#inFlight.delete(id);
+    if (!this.#held) this.#retry.reset();
+    this.#settled();
+    this.notify();
+  }
+
+  #onFail(row: OutboxMessage, generation: number, error: unknown): void {
+    if (this.#inFlight.get(row.id) === generation) this.#inFlight.delete(row.id);
+    if (isUplinkError(error, 'UPLINK_CONNECTION_LOST') || isUplinkError(error, 'UPLINK_NOT_CONNECTED')) {
+      // Not a verdict on the message: it goes again, in order, after the reconnect.
+      this.#recordError(error);
+    } else {
+      this.#refused(row, error);
+    }
+    this.#settled();
+  }
+
+  /**
+   * The broker (or our topic check) refused a message. Sending on past it would put later messages of its topic
+   * ahead of it, so nothing new goes out until the window is empty; then, after a growing pause, the drain starts
+   * again from the oldest row. A message refused for ever blocks the outbox, loudly, until a dead-letter table exists.
+   */
+  #refused(row: OutboxMessage, error: unknown): void {
+    this.#recordError(error);
+    this.#log.error({ err: error, id: row.id, topic: row.topic }, 'the broker refused an outbox message; holding the outbox and retrying');
+    this.#held = true;
+    this.#settled();
+  }
+
+  #settled(): void {
+    if (this.#inFlight.size > 0) return;
+    if (this.#state === 'stopping') {
+      this.#onEmpty?.();
+      return;
+    }
+    if (this.#held && this.#retryTimer === undefined && this.#state === 'running') {
+      const delayMs = this.#retry.next();
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#held = false;
+        this.notify();
+      }, delayMs);
+    }
+  }
+
+  #flushAcks(): void {
+    if (this.#acks.length === 0) return;
+    const ids = this.#acks;
+    this.#acks = [];
+    try {
+      this.#outbox.ackMany(ids);
+    } catch (error) {
+      // The rows stay and go again (a duplicate), which the station tolerates; losing them it would not.
+      this.#recordError(error);
+      this.#log.error({ err: error, count: ids.length }, 'cannot delete acknowledged outbox rows');
+    }
+  }
+
+  #recordError(error: unknown): void {
+    const code = typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'UNKNOWN';
+    this.#lastError = { code, message: (error as Error).message ?? String(error), at: this.#clock.now() };
+  }
+}

@@ -1,0 +1,31 @@
+/** How one bus looks from the station: its id and whether its port is open. */
+export interface BusStatus {
+  readonly id: string;
+  readonly state: 'up' | 'down';
+  /** Why a bus is down, in words a technician can act on (e.g. "/dev/ttyUSB0 is gone"). */
+  readonly error?: string;
+}
+
+/** What the birth message says besides `state`, asked for at every connect so it is current. */
+export interface BirthInfo {
+  /** meterd's version (package.json). */
+  readonly version: string;
+  /** When this process started, ISO 8601 UTC; a new value means the gateway restarted. */
+  readonly startedAt: string;
+  readonly buses: readonly BusStatus[];
+}
+
+/** The retained payload of `<prefix>/<gatewayId>/status`. */
+export type GatewayStatus =
+  | ({ readonly state: 'online' } & BirthInfo)
+  | { readonly state: 'offline'; readonly reason?: 'shutdown' };
+
+export function onlineStatus(info: BirthInfo): GatewayStatus {
+  return { state: 'online', version: info.version, startedAt: info.startedAt, buses: info.buses };
+}
+
+/** The last will: the broker publishes it when the connection dies without a DISCONNECT (crash, power, network). */
+export const OFFLINE_WILL: GatewayStatus = { state: 'offline' };
+
+/** Published by the gateway itself before a clean disconnect, so the station can tell maintenance from a fault. */
+export const OFFLINE_SHUTDOWN: GatewayStatus = { state: 'offline', reason: 'shutdown' };
