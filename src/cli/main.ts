@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerConfigCommand } from './commands/config.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerFrameCommand } from './commands/frame.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { registerReadCommand } from './commands/read.js';
@@ -26,6 +27,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
   registerTimeSyncCommand(program, io);
   registerScanCommand(program, io);
   registerSimCommand(program);
+  registerDemoCommand(program, io);
   return program;
 }
 
