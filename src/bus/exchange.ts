@@ -270,6 +270,10 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
   }
 
   #attempt(req: FrameRequest<F>, signals: AbortSignal[], label: string): Promise<Attempt<F>> {
+    if (this.#pending) {
+      // Only reachable from a session that starts a second request without awaiting the first.
+      return Promise.reject(new Error(`"${label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx.request`));
+    }
     return new Promise<Attempt<F>>((resolve, reject) => {
       const t0 = performance.now();
       const timeoutMs = req.timeoutMs;
