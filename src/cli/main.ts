@@ -4,13 +4,14 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerFrameCommand } from './commands/frame.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { registerReadCommand } from './commands/read.js';
+import { registerRunCommand } from './commands/run.js';
 import { registerRelayCommand } from './commands/relay.js';
 import { registerScanCommand } from './commands/scan.js';
 import { registerSimCommand } from './commands/sim.js';
 import { registerTimeSyncCommand } from './commands/time-sync.js';
 import { errorLine } from './errors.js';
+import { VERSION } from '../daemon/version.js';
 
-const VERSION = '0.1.0';
 
 /** Build the `meterd` command tree. `out` receives stdout lines, so tests can run commands in-process. */
 export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: string) => void } = defaultIo()): Command {
@@ -21,6 +22,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
     .exitOverride();
   registerFrameCommand(program, io);
   registerProfileCommand(program, io);
+  registerRunCommand(program, io);
   registerConfigCommand(program, io);
   registerReadCommand(program, io);
   registerRelayCommand(program, io);

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { ConfigError, loadGatewayConfig } from '../../config/index.js';
+import { formatIssue } from '../../config/yaml-source.js';
+import { startGateway } from '../../daemon/gateway.js';
+import { createLogger } from '../../log.js';
+import { CliError } from '../errors.js';
+
+export function registerRunCommand(program: Command, io: { out: (line: string) => void }): void {
+  program
+    .command('run')
+    .description('run the gateway daemon: poll every meter, keep every reading in SQLite, deliver it over MQTT')
+    .requiredOption('-c, --config <file>', 'the gateway config (YAML), e.g. /etc/meterd/meterd.yaml')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (default: the config\'s log.level, else info)')
+    .addHelpText(
+      'after',
+      `
+Example:
+  meterd run -c /etc/meterd/meterd.yaml --log-level debug
+
+Logs are JSON lines on stderr, one event per line with the bus and meter id.
+SIGTERM or Ctrl-C: finish the bus exchange in flight, stop polling, flush, close the database.
+A second signal exits at once.`,
+    )
+    .action(async (opts: { config: string; logLevel?: string }) => {
+      let config;
+      try {
+        config = loadGatewayConfig(opts.config);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const i of err.issues) io.out(formatIssue(i));
+        throw new CliError('CONFIG_INVALID', `${err.issues.length} problem(s) in ${opts.config}; nothing was started`);
+      }
+      const logger = createLogger((opts.logLevel ?? config.logLevel) as 'info');
+      const gateway = await startGateway(config, { logger });
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (signals > 1) {
+            logger.warn({ signal: sig }, 'second signal: exiting now');
+            logger.flush();
+            process.exit(130);
+          }
+          logger.info({ signal: sig }, 'stopping (send the signal again to exit at once)');
+          gateway.stop().then(resolve, (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      logger.flush();
+    });
+}
