@@ -1,46 +1,108 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Dlt645Decoder, type Frame } from '../../../protocols/dlt645/index.js';
-import { openBus } from '../../bus/index.js';
-import { Dlt645Meter } from '../../devices/dlt645-meter.js';
-import { Dlt645PointReader } from '../../devices/dlt645-points.js';
+import { parseConfig } from '../../config/index.js';
+import { formatIssue } from '../../config/yaml-source.js';
+import { startGateway, type Gateway } from '../../daemon/gateway.js';
+import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/registry.js';
 import { defaultMeters, startDlt645Simulator } from '../../sim/dlt645/index.js';
+import { startEmbeddedBroker } from '../../uplink/index.js';
+import { CliError } from '../errors.js';
 
-/** `npm start`: simulated meters and a reading loop, so a new user sees meterd work with no hardware and no config. */
+interface DemoOptions {
+  meters: string;
+  data: string;
+  brokerPort: string;
+  logLevel: string;
+}
+
+/**
+ * `npm start`: the whole gateway on embedded defaults — simulated DL/T 645 meters on a TCP port, an embedded MQTT
+ * broker, SQLite under ./data — with a live status line, so a new user sees meterd work with no hardware and no config.
+ */
 export function registerDemoCommand(program: Command, io: { out: (line: string) => void }): void {
   program
     .command('demo')
-    .description('run meterd against simulated meters with no configuration (what `npm start` does); Ctrl-C stops it')
-    .option('--meters <n>', 'number of simulated DL/T 645 meters', '3')
-    .option('--interval <s>', 'seconds between reading rounds', '5')
-    .action(async (opts: { meters: string; interval: string }) => {
-      const count = Math.max(1, Math.min(50, Number(opts.meters) || 3));
-      const intervalMs = Math.max(1, Number(opts.interval) || 5) * 1000;
-      const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(count).map((m) => ({ ...m, powerKw: 1.2 })) } });
-      const port = `tcp://127.0.0.1:${sim.address!.tcpPort}`;
-      const bus = await openBus<Frame>({ id: 'demo', port, line: { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 }, decoder: new Dlt645Decoder() });
-      const profile = loadProfiles().get('dlt645-2007-single-phase-prepaid-money')!;
-      const readers = [...sim.meters.keys()].map((address) => new Dlt645PointReader(new Dlt645Meter({ link: bus, address, timeoutMs: 1000 }), profile));
-      io.out(`meterd demo: ${count} simulated DL/T 645 meters on ${port}; reading every ${intervalMs / 1000} s (Ctrl-C to stop)`);
-      io.out(`try in another terminal: npm run meterd -- read --port ${port} --addr 1 --point energy.active.import`);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      const points = ['energy.active.import', 'voltage.a', 'current.a', 'power.active', 'credit.balance.money', 'relay.state', 'status.word3'];
-      while (!stop.signal.aborted) {
-        for (const reader of readers) {
-          const values = await reader.read(points, { priority: 'poll' }).catch((err: Error) => new Map([['error', { error: err.message }]]));
-          const text = [...values].map(([k, v]) => `${k}=${'v' in v ? `${v.v}${v.unit ? ` ${v.unit}` : ''}` : v.error}`).join('  ');
-          io.out(`${new Date().toISOString()} ${reader.meter.address}  ${text}`);
-        }
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, intervalMs);
-          stop.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-        });
+    .description('run the full gateway on simulated meters with an embedded MQTT broker and SQLite in ./data (what `npm start` does)')
+    .option('--meters <n>', 'number of simulated DL/T 645 prepaid meters', '4')
+    .option('--data <dir>', 'where the SQLite database goes', './data')
+    .option('--broker-port <port>', 'embedded broker port (a free one is used when it is taken; 0 = any)', '1883')
+    .option('--log-level <level>', 'gateway log level (logs go to stderr)', 'warn')
+    .addHelpText('after', '\nExample:\n  npm start                      # same as: meterd demo\n  meterd demo --meters 20 --broker-port 0\n')
+    .action(async (opts: DemoOptions) => {
+      const count = Number(opts.meters);
+      if (!Number.isInteger(count) || count < 1 || count > 200) throw new CliError('USAGE', '--meters is a whole number from 1 to 200', 2);
+      const dataDir = resolve(opts.data);
+      mkdirSync(dataDir, { recursive: true });
+      const logger = createLogger(opts.logLevel as 'warn');
+
+      const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(count) } });
+      const broker = await startEmbeddedBroker({ port: Number(opts.brokerPort), logger });
+      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.keys()] });
+      const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles: loadProfiles() });
+      if (!parsed.ok) throw new CliError('CONFIG_INVALID', parsed.issues.map(formatIssue).join('\n'));
+      let gateway: Gateway;
+      try {
+        gateway = await startGateway(parsed.config, { logger });
+      } catch (err) {
+        await sim.close();
+        await broker.close();
+        throw err;
       }
-      await bus.close();
+
+      const port = new URL(broker.url).port;
+      io.out(`meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, embedded MQTT broker at ${broker.url}, SQLite in ${dataDir}`);
+      io.out(`watch the topics:  mosquitto_sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
+      io.out(`              or:  npx mqtt sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
+      io.out(`read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`);
+      io.out('Ctrl-C stops everything.');
+
+      const tty = process.stdout.isTTY === true;
+      const line = () => {
+        const s = gateway.status();
+        const bus = s.buses.map((b) => `${b.id} ${b.state} ${Math.round(b.utilisation * 100)}% busy`).join(', ');
+        return `meters online ${s.poller.online}/${s.meters} · readings stored ${s.poller.readingsStored} · published ${s.uplink.acked} · pending ${s.uplink.pending} · ${s.uplink.connected ? 'broker connected' : 'broker DISCONNECTED'} · ${bus}`;
+      };
+      let ticks = 0;
+      const timer = setInterval(() => {
+        ticks++;
+        if (tty) process.stdout.write(`\r${line()}\x1b[K`);
+        else if (ticks % 10 === 0) io.out(line());
+      }, 1000);
+
+      await new Promise<void>((done) => {
+        let signals = 0;
+        const onSignal = () => {
+          if (++signals > 1) process.exit(130);
+          done();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      clearInterval(timer);
+      if (tty) process.stdout.write('\n');
+      io.out(line());
+      await gateway.stop();
       await sim.close();
+      await broker.close();
       io.out('meterd demo stopped');
     });
+}
+
+function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: string[] }): string {
+  return `gateway:
+  id: demo
+  dataDir: ${JSON.stringify(o.dataDir)}
+mqtt:
+  url: ${o.brokerUrl}
+  protocolVersion: 4        # the embedded broker speaks MQTT 3.1.1
+buses:
+  - id: bus1
+    port: tcp://127.0.0.1:${o.simPort}
+meters:
+${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+polling:
+  intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
+`;
 }
