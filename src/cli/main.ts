@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerFrameCommand } from './commands/frame.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { registerReadCommand } from './commands/read.js';
@@ -24,6 +25,7 @@ export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: str
   registerProfileCommand(program, io);
   registerRunCommand(program, io);
   registerConfigCommand(program, io);
+  registerDoctorCommand(program, io);
   registerReadCommand(program, io);
   registerRelayCommand(program, io);
   registerTimeSyncCommand(program, io);

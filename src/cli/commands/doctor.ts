@@ -1,0 +1,114 @@
+import { existsSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Dlt645Decoder, type Frame } from '../../../protocols/dlt645/index.js';
+import { openBus, responseTimeoutMs, type FrameBus } from '../../bus/index.js';
+import { systemClock } from '../../clock.js';
+import { ConfigError, loadGatewayConfig, type GatewayConfig } from '../../config/index.js';
+import { formatIssue } from '../../config/yaml-source.js';
+import { Dlt645Meter } from '../../devices/dlt645-meter.js';
+import { Dlt645PointReader } from '../../devices/dlt645-points.js';
+import { openStore } from '../../store/index.js';
+import { probeBroker } from '../../uplink/probe.js';
+import { CliError } from '../errors.js';
+
+interface Check {
+  ok: boolean;
+  what: string;
+  detail?: string;
+}
+
+/** Free space below which the gateway risks filling the card before the storage cap prunes. */
+const MIN_FREE_BYTES = 100 * 1024 * 1024;
+
+export function registerDoctorCommand(program: Command, io: { out: (line: string) => void }): void {
+  program
+    .command('doctor')
+    .description('check an installation: config, serial ports, each meter, the broker login, the database, disk space')
+    .requiredOption('-c, --config <file>', 'the gateway config (YAML)')
+    .option('--json', 'print the checks as JSON')
+    .addHelpText('after', '\nExample:\n  sudo -u meterd meterd doctor -c /etc/meterd/meterd.yaml\n\nRun it while the daemon is stopped: a serial port can be open in one program only.\n')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const checks: Check[] = [];
+      const report = (c: Check) => {
+        checks.push(c);
+        if (!opts.json) io.out(`${c.ok ? 'PASS' : 'FAIL'}  ${c.what}${c.detail ? `: ${c.detail}` : ''}`);
+      };
+      let config: GatewayConfig;
+      try {
+        config = loadGatewayConfig(opts.config);
+        report({ ok: true, what: `config ${opts.config}`, detail: `${config.buses.length} bus(es), ${config.meters.length} meter(s)` });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        report({ ok: false, what: `config ${opts.config}`, detail: err.issues.map(formatIssue).join('; ') });
+        return finish(checks, opts.json, io);
+      }
+
+      for (const b of config.buses) {
+        if (b.protocol !== 'dlt645') {
+          report({ ok: false, what: `bus ${b.id} (${b.port})`, detail: `${b.protocol} checks are not supported by this build` });
+          continue;
+        }
+        let bus: FrameBus<Frame>;
+        try {
+          bus = await openBus<Frame>({ id: b.id, port: b.port, line: b.line, decoder: new Dlt645Decoder(), gapMs: b.gapMs });
+          report({ ok: true, what: `bus ${b.id}: port ${b.port} opens` });
+        } catch (err) {
+          report({ ok: false, what: `bus ${b.id}: port ${b.port} opens`, detail: (err as Error).message });
+          for (const m of config.meters.filter((x) => x.busId === b.id)) report({ ok: false, what: `meter ${m.id} answers`, detail: `bus ${b.id} is not open` });
+          continue;
+        }
+        const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
+        for (const m of config.meters.filter((x) => x.busId === b.id)) {
+          const meter = new Dlt645Meter({ link: bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries });
+          const point = m.profile.groups[0]?.points[0];
+          try {
+            const values = await new Dlt645PointReader(meter, m.profile).read(point ? [point] : [], { priority: 'operator' });
+            const v = point ? values.get(point) : undefined;
+            report({ ok: true, what: `meter ${m.id} (${m.address}) answers`, detail: v && 'v' in v ? `${point} = ${v.v} ${v.unit}`.trim() : undefined });
+          } catch (err) {
+            report({ ok: false, what: `meter ${m.id} (${m.address}) answers`, detail: `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}` });
+          }
+        }
+        await bus.close();
+      }
+
+      try {
+        await probeBroker(config.mqtt);
+        report({ ok: true, what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials` });
+      } catch (err) {
+        report({ ok: false, what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials`, detail: (err as Error).message });
+      }
+
+      const dbPath = join(config.gateway.dataDir, 'meterd.db');
+      if (!existsSync(dbPath)) report({ ok: true, what: `database ${dbPath}`, detail: 'not created yet (the daemon creates it)' });
+      else {
+        try {
+          const store = openStore({ path: dbPath, clock: systemClock });
+          const r = store.integrityCheck();
+          const pending = store.outbox.counts();
+          store.close();
+          report({ ok: r.ok, what: `database ${dbPath} integrity`, detail: r.ok ? `ok, ${pending.total} message(s) waiting for the broker` : r.messages.join('; ') });
+        } catch (err) {
+          report({ ok: false, what: `database ${dbPath}`, detail: (err as Error).message });
+        }
+      }
+
+      const where = existsSync(config.gateway.dataDir) ? config.gateway.dataDir : join(config.gateway.dataDir, '..');
+      try {
+        const fs = statfsSync(where);
+        const free = fs.bavail * fs.bsize;
+        report({ ok: free >= MIN_FREE_BYTES, what: `disk space at ${where}`, detail: `${(free / 1024 ** 3).toFixed(2)} GiB free${free < MIN_FREE_BYTES ? ' (below 100 MiB)' : ''}` });
+      } catch (err) {
+        report({ ok: false, what: `disk space at ${where}`, detail: (err as Error).message });
+      }
+      finish(checks, opts.json, io);
+    });
+}
+
+function finish(checks: Check[], json: boolean | undefined, io: { out: (line: string) => void }): void {
+  if (json) io.out(JSON.stringify(checks));
+  const failed = checks.filter((c) => !c.ok).length;
+  if (failed > 0) throw new CliError('DOCTOR_FAILED', `${failed} of ${checks.length} check(s) failed`);
+  if (!json) io.out(`all ${checks.length} checks passed`);
+}
