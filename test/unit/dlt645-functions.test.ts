@@ -136,6 +136,38 @@ describe('DL/T 645-2007 replies', () => {
     expect(pwd.ok && hex(pwd.value.data)).toBe('02 21 43 65');
   });
 
+  // Every other reply the standard defines, normal and abnormal (independent Python computation, as above).
+  const replies: [string, number, string, string | undefined][] = [
+    ['0x83 security reply: DI 070000FF + random2 + ESAM serial', 0x03, '68 12 90 78 56 34 12 68 83 10 32 33 33 3A 44 55 66 77 34 35 36 37 38 39 3A 3B 1D 16', undefined],
+    ['0x95 write-address ack', 0x15, '68 12 90 78 56 34 12 68 95 00 1B 16', undefined],
+    ['0x96 freeze ack', 0x16, '68 12 90 78 56 34 12 68 96 00 1C 16', undefined],
+    ['0x99 demand-clear ack', 0x19, '68 12 90 78 56 34 12 68 99 00 1F 16', undefined],
+    ['0x9A meter-clear ack', 0x1A, '68 12 90 78 56 34 12 68 9A 00 20 16', undefined],
+    ['0x9B event-clear ack', 0x1B, '68 12 90 78 56 34 12 68 9B 00 21 16', undefined],
+    ['0x9D multi-function output ack', 0x1D, '68 12 90 78 56 34 12 68 9D 01 34 58 16', undefined],
+    ['0xD2 follow-up refused: no data', 0x12, '68 12 90 78 56 34 12 68 D2 01 35 8E 16', 'no-requested-data'],
+    ['0xD6 freeze refused: other', 0x16, '68 12 90 78 56 34 12 68 D6 01 34 91 16', 'other-error'],
+    ['0xD7 baud refused', 0x17, '68 12 90 78 56 34 12 68 D7 01 3B 99 16', 'baud-rate-unchangeable'],
+    ['0xD8 password change refused', 0x18, '68 12 90 78 56 34 12 68 D8 01 37 96 16', 'password-error'],
+    ['0xD9 demand clear refused', 0x19, '68 12 90 78 56 34 12 68 D9 01 37 97 16', 'password-error'],
+    ['0xDA meter clear refused', 0x1A, '68 12 90 78 56 34 12 68 DA 01 34 95 16', 'other-error'],
+    ['0xDB event clear refused', 0x1B, '68 12 90 78 56 34 12 68 DB 01 37 99 16', 'password-error'],
+    ['0xDD output refused', 0x1D, '68 12 90 78 56 34 12 68 DD 01 34 98 16', 'other-error'],
+    ['0xC3 SERR MAC failed', 0x03, '68 12 90 78 56 34 12 68 C3 02 37 33 B5 16', 'mac-failed'],
+    ['0xC3 SERR purchase count error', 0x03, '68 12 90 78 56 34 12 68 C3 02 53 33 D1 16', 'purchase-count-error'],
+  ];
+  for (const [name, fn, h, error] of replies) {
+    it(`${name}: built by the meter-side helpers byte for byte, and checked by checkReply`, () => {
+      const f = frame(h);
+      const request: Frame = { address: A, control: fn, data: new Uint8Array(0) };
+      const rebuilt = error === undefined ? normalReply(request, A, f.data) : abnormalReply(request, A, f.data.length === 2 ? f.data[0]! | (f.data[1]! << 8) : f.data[0]!);
+      expect(wire(rebuilt)).toBe(h);
+      const r = checkReply(f, fn);
+      if (error === undefined) expect(r.ok).toBe(true);
+      else expect(!r.ok && 'errors' in r.error && r.error.errors).toEqual([error]);
+    });
+  }
+
   it('a reply matches its request by direction, function, address and DI echo', () => {
     const good = normalReply(req, A, readReplyData('00010000', Uint8Array.of(0, 0, 0, 0)));
     expect(isReplyTo(req, good)).toBe(true);
