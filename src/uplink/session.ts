@@ -172,7 +172,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     };
   }
 
-  /** True between CONNACK and the loss of the connection. */
+  /** True between CONNACK and the loss of the connection (`connected` is emitted once subscriptions are renewed). */
   get connected(): boolean {
     return this.#link?.up === true;
   }
@@ -233,8 +233,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   /**
    * Calls `handler` for messages on `filter` (a full topic filter, e.g. `session.topics.filter('meters/+/cmd/req')`),
-   * now and after every reconnect. Resolves once the broker granted the subscription, or at once when offline (it is
-   * made at the next connect).
+   * now and after every reconnect. Resolves once the broker granted the subscription, or at once when offline: it is
+   * then made at the next connect, before `connected` is emitted.
    */
   async subscribe(filter: string, handler: MessageHandler, options: { readonly qos?: 0 | 1 | 2 } = {}): Promise<Subscription> {
     if (this.#closing) throw new UplinkError('UPLINK_CLOSED', `the MQTT session is closed; cannot subscribe to ${filter}`);
@@ -332,14 +332,17 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     link.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_RECEIVE_MAXIMUM;
     this.#log.info({ sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion }, 'connected to the MQTT broker');
     void this.#publishBirth();
+    const announce = () => {
+      if (this.#link === link && link.up) this.emit('connected', { sessionPresent: connack.sessionPresent });
+    };
+    if (this.#subscriptions.size === 0) return announce();
     // Subscribing again is harmless when the session survived, and repairs it when the broker lost it (restart
-    // without persistence, or session expiry).
-    if (this.#subscriptions.size > 0) {
-      void this.#sendSubscribe(link, [...this.#subscriptions]).catch((error: unknown) => {
-        this.#log.error({ err: error }, 'could not renew the subscriptions after connecting');
-      });
-    }
-    this.emit('connected', { sessionPresent: connack.sessionPresent });
+    // without persistence, or session expiry). `connected` waits for the SUBACK, so whoever reacts to it knows the
+    // broker routes our topics to us from then on.
+    this.#sendSubscribe(link, [...this.#subscriptions]).then(announce, (error: unknown) => {
+      this.#log.error({ err: error }, 'could not renew the subscriptions after connecting');
+      announce();
+    });
   }
 
   #onClose(link: Link): void {
