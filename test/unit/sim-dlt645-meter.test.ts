@@ -326,7 +326,7 @@ describe('0x03 plaintext recharge (070102FF): purchase-count rules', () => {
   it('refuses a load that would leave more than the hoarding limit with SERR over-hoarding-limit', () => {
     const m = meter({ kind: 'money', balance: 90, hoardingLimit: 100, purchaseCount: 1, customerNumber: '880000000001' });
     expect(refusal(recharge(m, 2000, 2))).toEqual(['over-hoarding-limit']);
-    expect([read(m, '00900200'), read(m, '03330201')]).toEqual([90, 0]);
+    expect([read(m, '00900200'), read(m, '03330201')]).toEqual([90, 1]); // balance and purchase count unchanged
   });
 
   it('keeps a kWh meter balance in kWh: the same amount field counts 0.01 kWh', () => {

@@ -511,7 +511,8 @@ export class SimulatedMeter {
         case '01':
           return r ? encodeTime('YYMMDDhhmm', r.at) : new Uint8Array(5).fill(0xff);
         case '02':
-          return bcd(r ? r.countAfter % 10_000 : 0, 2);
+          // A meter seeded with a purchase count has had that many purchases, even if their records were not seeded.
+          return bcd((r ? r.countAfter : n === 1 ? this.wallet.purchaseCount : 0) % 10_000, 2);
         case '03':
           return bcd(r?.amount ?? 0, 4);
         case '04':
