@@ -29,29 +29,24 @@ export type ModbusErrorCode =
  */
 export class ModbusError extends Error {
   override readonly name = 'ModbusError';
+  readonly unit: number;
+  readonly functionCode: number;
+  /** For MODBUS_EXCEPTION: ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, … */
+  readonly exception: ExceptionName | undefined;
+  /** For MODBUS_EXCEPTION: the code on the wire (2 for ILLEGAL_DATA_ADDRESS). */
+  readonly exceptionCode: number | undefined;
+
   constructor(
     readonly code: ModbusErrorCode,
     message: string,
-    readonly details: {
-      readonly unit: number;
-      readonly functionCode: number;
-      /** For MODBUS_EXCEPTION: ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, … */
-      readonly exception?: ExceptionName;
-      /** For MODBUS_EXCEPTION: the code on the wire (2 for ILLEGAL_DATA_ADDRESS). */
-      readonly exceptionCode?: number;
-    },
+    details: { unit: number; functionCode: number; exception?: ExceptionName; exceptionCode?: number },
     options?: { cause?: unknown },
   ) {
     super(message, options);
-  }
-
-  /** ILLEGAL_DATA_ADDRESS …, for an exception; undefined for a bad reply. */
-  get exception(): ExceptionName | undefined {
-    return this.details.exception;
-  }
-
-  get exceptionCode(): number | undefined {
-    return this.details.exceptionCode;
+    this.unit = details.unit;
+    this.functionCode = details.functionCode;
+    this.exception = details.exception;
+    this.exceptionCode = details.exceptionCode;
   }
 }
 

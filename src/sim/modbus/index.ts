@@ -58,9 +58,6 @@ export interface ModbusSimulator {
   close(): Promise<void>;
 }
 
-/** modbus-serial's server callback: an error carrying `modbusErrorCode` becomes that exception response. */
-type Callback<T> = (err: Error | null, value: T) => void;
-
 /**
  * A simulated Modbus meter answering for one profile over Modbus TCP (modbus-serial's ServerTCP) and/or Modbus RTU on
  * a serial device (ServerSerial on one end of a pty pair). Unmapped registers are refused with exception 02, so a
@@ -101,45 +98,52 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
     byFunction[fc] = (byFunction[fc] ?? 0) + 1;
   };
 
-  /** Answers through the faults: silent drops it, a delay holds it; an exception becomes modbus-serial's error shape. */
-  const answer = <T>(fc: string, result: SimAnswer<T>, cb: Callback<T>): void => {
+  /** The reply through the faults: silent never settles, a delay holds it; an exception rejects in modbus-serial's shape. */
+  const respond = <T>(fc: string, result: SimAnswer<T>): Promise<T> => {
     countRequest(fc);
-    if (closed) return;
+    if (closed) return new Promise<T>(() => undefined);
     if (faults.silent) {
       unanswered++;
-      return;
+      return new Promise<T>(() => undefined);
     }
-    const send = (): void => {
-      if (result.ok) return cb(null, result.value);
+    const settle = (resolve: (v: T) => void, reject: (e: Error) => void): void => {
+      if (result.ok) return resolve(result.value);
       exceptions++;
       log.debug({ event: 'exception', fc, exception: result.exception, reason: result.reason }, 'exception response');
-      // No value goes with an exception; modbus-serial never reads it.
-      cb(Object.assign(new Error(result.reason), { modbusErrorCode: result.exception }), undefined as T);
+      reject(Object.assign(new Error(result.reason), { modbusErrorCode: result.exception }));
     };
     const delay = faults.delayMs ?? 0;
-    if (delay <= 0) return send();
-    const t = setTimeout(() => {
-      timers.delete(t);
-      if (!closed) send();
-    }, delay);
-    timers.add(t);
+    return new Promise<T>((resolve, reject) => {
+      if (delay <= 0) return settle(resolve, reject);
+      const t = setTimeout(() => {
+        timers.delete(t);
+        if (!closed) settle(resolve, reject);
+      }, delay);
+      timers.add(t);
+    });
   };
 
-  // Callback-style signatures (one more parameter than the value form) so a silent or delayed meter can withhold the reply.
+  /** A multi-register reply as one promise per register: the form modbus-serial handles for both tables (its callback form loses FC04 exceptions). */
+  const perRegister = (fc: string, result: SimAnswer<number[]>, length: number): Array<Promise<number>> => {
+    const all = respond(fc, result);
+    return Array.from({ length }, (_, i) => all.then((words) => words[i]!));
+  };
+
+  // Promise forms throughout, so a silent or delayed meter can withhold the reply.
   const vector: IServiceVector = {
-    getHoldingRegister: (addr: number, _unit: number, cb: Callback<number>) => answer('3', first(meter.readRegisters('holding', addr, 1)), cb),
-    getMultipleHoldingRegisters: (addr: number, length: number, _unit: number, cb: Callback<number[]>) => answer('3', meter.readRegisters('holding', addr, length), cb),
-    getInputRegister: (addr: number, _unit: number, cb: Callback<number>) => answer('4', first(meter.readRegisters('input', addr, 1)), cb),
-    getMultipleInputRegisters: (addr: number, length: number, _unit: number, cb: Callback<number[]>) => answer('4', meter.readRegisters('input', addr, length), cb),
-    getCoil: (addr: number, _unit: number, cb: Callback<boolean>) => answer('1', first(meter.readBits('coil', addr, 1)), cb),
-    getDiscreteInput: (addr: number, _unit: number, cb: Callback<boolean>) => answer('2', first(meter.readBits('discrete', addr, 1)), cb),
-    setCoil: (addr: number, value: boolean, _unit: number, cb: Callback<void>) => answer('5', faults.silent ? ok() : meter.writeCoil(addr, value), cb),
-    setRegister: (addr: number, _value: number, _unit: number, cb: Callback<void>) => answer('6', meter.writeRegister(addr), cb),
-    setRegisterArray: (addr: number, values: number[], _unit: number, cb: Callback<void>) => {
-      // A silent meter is off: it must not act on what it never answers.
+    getHoldingRegister: (addr: number) => respond('3', first(meter.readRegisters('holding', addr, 1))),
+    getMultipleHoldingRegisters: (addr: number, length: number) => perRegister('3', meter.readRegisters('holding', addr, length), length),
+    getInputRegister: (addr: number) => respond('4', first(meter.readRegisters('input', addr, 1))),
+    getMultipleInputRegisters: (addr: number, length: number) => perRegister('4', meter.readRegisters('input', addr, length), length),
+    getCoil: (addr: number) => respond('1', first(meter.readBits('coil', addr, 1))),
+    getDiscreteInput: (addr: number) => respond('2', first(meter.readBits('discrete', addr, 1))),
+    // A silent meter is off: it must not act on what it never answers.
+    setCoil: (addr: number, value: boolean) => respond('5', faults.silent ? ok() : meter.writeCoil(addr, value)),
+    setRegister: (addr: number) => respond('6', meter.writeRegister(addr)),
+    setRegisterArray: (addr: number, values: number[]) => {
       const result = faults.silent ? ok() : meter.writeRegisters(addr, values);
-      if (result.ok && result.value !== 'written') log.info({ event: 'credit', outcome: result.value }, `credit load ${result.value}`);
-      answer('16', result.ok ? ok() : result, cb);
+      if (result.ok && result.value !== 'written' && result.value !== undefined) log.info({ event: 'credit', outcome: result.value }, `credit load ${result.value}`);
+      return respond('16', result.ok ? ok() : result);
     },
   };
 
