@@ -481,7 +481,10 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
 
   /** One request on the wire; rejects with what modbus-serial rejects with, or a BusError when aborted or the port is lost. */
   #attempt<T>(client: ModbusClient, call: Call<T>, signals: AbortSignal[]): Promise<T> {
-    if (this.#spec.kind === 'serial' || this.protocol === 'modbus-rtu') dropStaleBytes(client);
+    // A signal that fired while this job waited for its turn or its gap does not fire again: look before sending.
+    const early = signals.find((s) => s.aborted);
+    if (early) return Promise.reject(this.#abortError(early.reason, call.label));
+    if (this.protocol === 'modbus-rtu') dropStaleBytes(client);
     client.setID(call.unit);
     client.setTimeout(call.timeoutMs);
     const sent = call.send(client);

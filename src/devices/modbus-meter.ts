@@ -17,6 +17,8 @@ import type { PointValue } from './point-value.js';
 
 /** What a Modbus meter needs from its bus: `ModbusLink` provides it; a test or another transport may too. */
 export interface ModbusRegisterLink {
+  /** The bus id, for log lines. */
+  readonly id?: string;
   readRegisters(priority: Priority, unit: number, table: ModbusRegisterTable, start: number, count: number, opts?: ModbusReadOptions): Promise<number[]>;
   readBits(priority: Priority, unit: number, table: ModbusBitTable, start: number, count: number, opts?: ModbusReadOptions): Promise<boolean[]>;
   writeRegisters(priority: Priority, unit: number, start: number, words: readonly number[], opts?: ModbusWriteOptions): Promise<void>;
@@ -74,7 +76,7 @@ export class ModbusMeter {
     this.#link = opts.link;
     this.#timeoutMs = opts.timeoutMs;
     this.#readRetries = opts.readRetries;
-    this.#log = (opts.logger ?? silentLogger).child({ meter: opts.meterId ?? `unit ${opts.unit}`, profile: opts.profile.id });
+    this.#log = (opts.logger ?? silentLogger).child({ bus: opts.link.id, meter: opts.meterId ?? `unit ${opts.unit}`, profile: opts.profile.id });
   }
 
   /** Read the named points; each gets a value or a typed error. Transport failures (timeout, bus down, busy) throw. */

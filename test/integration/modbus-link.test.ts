@@ -3,7 +3,7 @@
  * not mapped (a named exception, sent once), when a meter is silent (BUS_TIMEOUT after the retries, never an
  * exception), which job gets the bus first, and what happens when the connection goes away and comes back.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isBusError } from '../../src/bus/errors.js';
 import { ModbusError, ModbusLink, openModbusLink, type ModbusLinkOptions } from '../../src/bus/modbus-link.js';
 import type { BusState } from '../../src/bus/exchange.js';
@@ -124,6 +124,24 @@ describe('exceptions and timeouts', () => {
     await expect(meter.read(['voltage.a'], { priority: 'poll' })).rejects.toMatchObject({ code: 'BUS_TIMEOUT' });
     const five = new ModbusMeter({ link: l, unit: 5, profile: sdm120 });
     expect((await five.read(['voltage.a'], { priority: 'poll' })).get('voltage.a')).toEqual({ v: 230.1, unit: 'V' });
+  });
+
+  it('a caller that gives up gets ABORTED (the request may have reached the meter); the link stays usable', async () => {
+    const sim = await simulator({ faults: { delayMs: 200 } });
+    const l = link(sim.port!);
+    await l.open();
+    const stop = new AbortController();
+
+    const pending = failureOf(l.readRegisters('operator', 1, 'input', 0, 2, { signal: stop.signal, label: 'voltage for the technician' }));
+    const queued = failureOf(l.readRegisters('poll', 1, 'input', 6, 2, { signal: stop.signal }));
+    await vi.waitFor(() => expect(sim.stats().requests).toBe(1));
+    stop.abort();
+
+    expect(await pending).toMatchObject({ code: 'ABORTED', message: '"voltage for the technician" on bus7 was cancelled while on the wire; the meter may or may not have received it' });
+    expect(await queued).toMatchObject({ code: 'ABORTED', message: expect.stringContaining('was cancelled before it got the bus') });
+    sim.setFaults({ delayMs: undefined });
+    expect(l.state).toBe('up');
+    await expect(l.readRegisters('poll', 1, 'input', 0x46, 2)).resolves.toEqual([0x4248, 0x0000]);
   });
 
   it('bad arguments are refused at once, before they wait for the bus', async () => {

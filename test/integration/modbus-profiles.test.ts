@@ -10,6 +10,7 @@ import { ModbusLink } from '../../src/bus/modbus-link.js';
 import { ModbusMeter } from '../../src/devices/modbus-meter.js';
 import { loadProfileFile, loadProfiles } from '../../src/profiles/registry.js';
 import type { DeviceProfile } from '../../src/profiles/types.js';
+import type { MeterReader } from '../../src/services/poller.js';
 import { startModbusSimulator, type ModbusSimulator } from '../../src/sim/modbus/index.js';
 
 /** One distinct, known value per canonical point, each exact in every shipped profile's register type and scale. */
@@ -77,7 +78,8 @@ const MODBUS_PROFILES = ['eastron-sdm120', 'eastron-sdm630', 'chint-ddsu666', 'c
 interface Rig {
   sim: ModbusSimulator;
   link: ModbusLink;
-  meter: ModbusMeter;
+  /** Typed as what the poller drives, so the driver keeps satisfying it. */
+  meter: ModbusMeter & MeterReader;
 }
 
 const open: Rig[] = [];
