@@ -32,7 +32,7 @@ export interface DrainStats {
   readonly published: number;
   /** PUBACKs received since start. */
   readonly acked: number;
-  /** Rows in the outbox (in flight included). */
+  /** Rows in the outbox: in flight, and acknowledged but not yet deleted (a batch at most), included. */
   readonly pending: number;
   readonly inFlight: number;
   readonly connected: boolean;
@@ -42,6 +42,10 @@ export interface DrainStats {
 const DEFAULT_INFLIGHT = 32;
 const DEFAULT_POLL_MS = 2_000;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+/** Rows read per outbox read, in windows. */
+const READ_AHEAD_WINDOWS = 4;
+/** Deleting acknowledged rows is one commit; batch them, and flush whenever the drain catches up. */
+const ACK_BATCH = 256;
 
 /**
  * Publishes the outbox, oldest first, and deletes each row after its PUBACK: the only code that sends outbox rows.
@@ -70,8 +74,11 @@ export class OutboxDrain {
   readonly #clock: Clock;
   /** Row id → the connection generation it was published on. */
   readonly #inFlight = new Map<number, number>();
-  /** Acknowledged ids not yet deleted; deleted in one statement before the next read. */
+  /** Acknowledged ids not yet deleted; deleted in one statement per batch. */
   #acks: number[] = [];
+  /** Rows read ahead of the window, oldest first, from `#next` on: one outbox read per several windows' worth. */
+  #ahead: OutboxMessage[] = [];
+  #next = 0;
   #generation = 0;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #pumpQueued = false;
@@ -162,29 +169,47 @@ export class OutboxDrain {
     // The session has rejected everything sent on that connection; from now on those rows are simply unsent.
     this.#generation++;
     this.#inFlight.clear();
+    // The outbox, not this buffer, says what comes next after the reconnect: read again from the oldest row.
+    this.#dropReadAhead();
     this.#settled();
   };
 
   readonly #pump = (): void => {
     this.#pumpQueued = false;
-    this.#flushAcks();
+    if (this.#acks.length >= ACK_BATCH || this.#inFlight.size === 0) this.#flushAcks();
     if (this.#state !== 'running' || this.#held || !this.#session.connected) return;
     const window = Math.min(this.#window, this.#session.receiveMaximum);
-    const free = window - this.#inFlight.size;
-    // Refill by at least half a window: one read per batch of PUBACKs, not one per PUBACK.
-    if (free <= 0 || (this.#inFlight.size > 0 && free * 2 < window)) return;
-    let rows: OutboxMessage[];
-    try {
-      rows = this.#outbox.peek({ limit: free, excludeIds: this.#inFlight.size > 0 ? [...this.#inFlight.keys()] : undefined });
-    } catch (error) {
-      this.#recordError(error);
-      this.#log.error({ err: error }, 'cannot read the outbox');
-      return;
-    }
-    for (const row of rows) {
-      if (!this.#send(row)) break;
+    // Refill on every PUBACK rather than in chunks: a broker that delays its PUBACKs (Nagle) until our next packet
+    // acknowledges its TCP segment would otherwise stall for the peer's delayed-ACK timer each window.
+    while (this.#inFlight.size < window) {
+      const row = this.#nextRow(window);
+      if (row === undefined || !this.#send(row)) return;
     }
   };
+
+  #nextRow(window: number): OutboxMessage | undefined {
+    if (this.#next >= this.#ahead.length) {
+      // Rows acknowledged but not deleted would be read again as unsent.
+      this.#flushAcks();
+      try {
+        this.#ahead = this.#outbox.peek({
+          limit: window * READ_AHEAD_WINDOWS,
+          excludeIds: this.#inFlight.size > 0 ? [...this.#inFlight.keys()] : undefined,
+        });
+      } catch (error) {
+        this.#ahead = [];
+        this.#recordError(error);
+        this.#log.error({ err: error }, 'cannot read the outbox');
+      }
+      this.#next = 0;
+    }
+    return this.#ahead[this.#next++];
+  }
+
+  #dropReadAhead(): void {
+    this.#ahead = [];
+    this.#next = 0;
+  }
 
   #send(row: OutboxMessage): boolean {
     let topic: string;
@@ -234,6 +259,7 @@ export class OutboxDrain {
     this.#recordError(error);
     this.#log.error({ err: error, id: row.id, topic: row.topic }, 'the broker refused an outbox message; holding the outbox and retrying');
     this.#held = true;
+    this.#dropReadAhead();
     this.#settled();
   }
 
