@@ -110,7 +110,10 @@ export interface ModbusLinkOptions {
   protocol: ModbusProtocol;
   /** The meters' line settings; through TCP they only set the default reply deadline. */
   line: LineSettings;
-  /** Share one arbiter when DL/T 645 meters hang on the same wire. */
+  /**
+   * Share one arbiter with another driver of the same wire, e.g. a DL/T 645 FrameBus through a converter that accepts
+   * two connections. (A local serial port opens once, so two protocols on one adapter need one transport.)
+   */
   arbiter?: BusArbiter;
   gapMs?: number;
   maxQueuedPolls?: number;
@@ -225,11 +228,17 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     if (this.#state === 'closed') throw this.#closedError();
     if (this.#state === 'up' || this.#reconnecting) throw new Error(`${this.id} is already open or opening`);
     this.#reconnecting = true;
+    let client: ModbusClient;
     try {
-      this.#client = await this.#connect(signal);
+      client = await this.#connect(signal);
     } finally {
       this.#reconnecting = false;
     }
+    if (this.#stop.signal.aborted) {
+      await discard(client);
+      throw this.#closedError();
+    }
+    this.#client = client;
     this.#setUp('opened');
   }
 
@@ -443,9 +452,8 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
         }
         if (failure.kind === 'exception') {
           this.#exceptions++;
-          const message =
-            `unit ${call.unit} answered "${call.label}" on ${this.id} with exception ${String(failure.code).padStart(2, '0')} ${failure.name}: ${failure.message}` +
-            (call.write && (failure.name === 'ACKNOWLEDGE' || failure.name === 'SERVER_DEVICE_FAILURE') ? '; read the meter back before sending it again' : '');
+          const code = failure.code.toString(16).toUpperCase().padStart(2, '0');
+          const message = `unit ${call.unit} answered "${call.label}" on ${this.id} with exception ${code} ${failure.name}: ${failure.message}`;
           this.#log.info({ event: 'exception', code: 'MODBUS_EXCEPTION', exception: failure.name, label: call.label }, 'exception response');
           throw new ModbusError('MODBUS_EXCEPTION', message, { unit: call.unit, functionCode: call.functionCode, exception: failure.name, exceptionCode: failure.code });
         }
