@@ -1,7 +1,8 @@
 /**
  * Uplink throughput on this machine: (a) how fast a 100,000-message outbox backlog drains to a broker after an
  * outage, and (b) readings per second end to end, from the poll-cycle commit to the PUBACK, with 10 point values per
- * reading. Prints figures; asserts nothing.
+ * reading, as fast as the gateway can commit them and (c) paced at the target rate, where the backlog must stay flat.
+ * Prints figures; asserts nothing.
  *
  *   npx tsx scripts/bench/uplink.ts                  in-process aedes (MQTT 3.1.1), in-flight window 32
  *   MQTT_URL=mqtt://127.0.0.1:1883 npx tsx scripts/bench/uplink.ts     an external broker (MQTT 5)
@@ -26,6 +27,9 @@ const INFLIGHT = Number(process.env.INFLIGHT ?? 32);
 const POINTS_PER_READING = 10;
 const READINGS_PER_CYCLE = 100;
 const COMMIT_BATCH = 1_000;
+/** The end-to-end target, 15,000 point values/s, as poll cycles of 100 readings. */
+const PACED_CYCLES_PER_S = 15;
+const PACED_SECONDS = Number(process.env.PACED_SECONDS ?? 10);
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -110,13 +114,7 @@ async function benchEndToEnd(): Promise<void> {
   const start = performance.now();
   let maxBacklog = 0;
   for (let done = 0; done < READINGS; done += READINGS_PER_CYCLE) {
-    const takenAt = systemClock.now();
-    store.transaction((tx) => {
-      const cycle: Reading[] = [];
-      for (let m = 0; m < READINGS_PER_CYCLE; m++) cycle.push(reading(m, takenAt));
-      insertReadings(tx, cycle);
-      for (const r of cycle) enqueue(tx, readingMessage(r));
-    });
+    pollCycle(store);
     drain.notify();
     // Let PUBACKs in between commits, as the poller's cycles would.
     await nextTurn();
@@ -136,12 +134,54 @@ async function benchEndToEnd(): Promise<void> {
   store.close();
 }
 
+function pollCycle(store: Store): void {
+  const takenAt = systemClock.now();
+  store.transaction((tx) => {
+    const cycle: Reading[] = [];
+    for (let m = 0; m < READINGS_PER_CYCLE; m++) cycle.push(reading(m, takenAt));
+    insertReadings(tx, cycle);
+    for (const r of cycle) enqueue(tx, readingMessage(r));
+  });
+}
+
+async function benchPaced(): Promise<void> {
+  const store = freshStore();
+  const { session, drain } = await connect(store);
+  drain.start();
+  const cycles = PACED_CYCLES_PER_S * PACED_SECONDS;
+  const start = performance.now();
+  let maxBacklog = 0;
+  for (let c = 0; c < cycles; c++) {
+    const due = start + (c * 1000) / PACED_CYCLES_PER_S;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    pollCycle(store);
+    drain.notify();
+    maxBacklog = Math.max(maxBacklog, store.outbox.counts().total);
+  }
+  const lastCommit = performance.now();
+  await until(() => outboxEmpty(store));
+  const tailMs = performance.now() - lastCommit;
+  const seconds = (performance.now() - start) / 1000;
+  const readings = cycles * READINGS_PER_CYCLE;
+  console.log(
+    `  (c) paced at ${fmt(PACED_CYCLES_PER_S * READINGS_PER_CYCLE * POINTS_PER_READING)} point values/s for ${PACED_SECONDS} s: ` +
+      `${fmt(readings)} readings PUBACKed in ${fmt(seconds, 2)} s (${fmt((readings * POINTS_PER_READING) / seconds)} point values/s); ` +
+      `largest backlog right after a commit ${fmt(maxBacklog)} rows (one cycle is ${READINGS_PER_CYCLE}); ` +
+      `last cycle acknowledged ${fmt(tailMs, 1)} ms after its commit`,
+  );
+  await drain.stop();
+  await session.close();
+  store.close();
+}
+
 console.log(
   `uplink benchmark: broker ${external ? `${external} (MQTT 5)` : `in-process aedes ${url} (MQTT 3.1.1)`}, in-flight window ${INFLIGHT}, node ${process.version}`,
 );
 try {
   await benchBacklog();
   await benchEndToEnd();
+  await benchPaced();
 } finally {
   await embedded?.close();
   rmSync(dir, { recursive: true, force: true });

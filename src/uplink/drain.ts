@@ -79,6 +79,8 @@ export class OutboxDrain {
   /** Rows read ahead of the window, oldest first, from `#next` on: one outbox read per several windows' worth. */
   #ahead: OutboxMessage[] = [];
   #next = 0;
+  /** The last read found nothing beyond the window; read again only once notify() says rows were added. */
+  #exhausted = false;
   #generation = 0;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #pumpQueued = false;
@@ -116,6 +118,12 @@ export class OutboxDrain {
 
   /** New rows were committed: look at the outbox at the next turn of the event loop. Cheap; call it after every commit. */
   notify(): void {
+    this.#exhausted = false;
+    this.#schedule();
+  }
+
+  /** One pump per turn of the event loop, however many PUBACKs and notifications arrived in it. */
+  #schedule(): void {
     if (this.#pumpQueued || this.#state !== 'running') return;
     this.#pumpQueued = true;
     setImmediate(this.#pump);
@@ -189,6 +197,7 @@ export class OutboxDrain {
 
   #nextRow(window: number): OutboxMessage | undefined {
     if (this.#next >= this.#ahead.length) {
+      if (this.#exhausted) return undefined;
       // Rows acknowledged but not deleted would be read again as unsent.
       this.#flushAcks();
       try {
@@ -202,6 +211,7 @@ export class OutboxDrain {
         this.#log.error({ err: error }, 'cannot read the outbox');
       }
       this.#next = 0;
+      this.#exhausted = this.#ahead.length < window * READ_AHEAD_WINDOWS;
     }
     return this.#ahead[this.#next++];
   }
@@ -209,6 +219,7 @@ export class OutboxDrain {
   #dropReadAhead(): void {
     this.#ahead = [];
     this.#next = 0;
+    this.#exhausted = false;
   }
 
   #send(row: OutboxMessage): boolean {
@@ -236,7 +247,7 @@ export class OutboxDrain {
     if (this.#inFlight.get(id) === generation) this.#inFlight.delete(id);
     if (!this.#held) this.#retry.reset();
     this.#settled();
-    this.notify();
+    this.#schedule();
   }
 
   #onFail(row: OutboxMessage, generation: number, error: unknown): void {

@@ -370,7 +370,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     if (this.#closing) return;
     if (wasUp && this.#clock.now() - link.connectedAt >= this.#stableAfterMs) this.#backoff.reset();
     const delayMs = this.#backoff.next();
-    this.#log.info({ delayMs, attempt: this.#backoff.attempts, reason }, 'reconnecting to the MQTT broker');
+    if (wasUp) this.#log.info({ delayMs, attempt: this.#backoff.attempts }, 'reconnecting to the MQTT broker');
+    else this.#log.warn({ delayMs, attempt: this.#backoff.attempts, reason }, 'cannot connect to the MQTT broker; trying again');
     this.#cancelReconnect = this.#schedule(delayMs, () => this.#dial());
   }
 
