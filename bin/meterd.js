@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly, so a clone works without a build step.
-import { register } from 'tsx/esm/api';
+// With NODE_ENV=production and a build in dist/ (npm run build), run the compiled JavaScript: no TypeScript loader in
+// the process, about 100 MB less memory on a gateway. Otherwise run the sources through tsx, so a fresh clone works
+// without a build step.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+let main;
+if (process.env.NODE_ENV === 'production' && existsSync(compiled)) {
+  ({ main } = await import(compiled.href));
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../src/cli/main.ts'));
+}
 process.exitCode = await main(process.argv.slice(2));

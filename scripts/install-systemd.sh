@@ -30,7 +30,8 @@ fi
 run usermod -a -G dialout meterd
 
 run mkdir -p "$PREFIX" "$CONF_DIR" "$DATA_DIR"
-# Code: the checkout without its data, tests and git history; dependencies installed for production.
+# Code: the checkout built to JavaScript (no TypeScript loader at run time), without its data, tests and history.
+run sh -c "cd '$SRC' && npm ci --no-audit --no-fund && npm run build"
 run rsync -a --delete --exclude .git --exclude data --exclude node_modules --exclude test "$SRC/" "$PREFIX/"
 run sh -c "cd '$PREFIX' && npm ci --omit=dev --no-audit --no-fund"
 

@@ -100,6 +100,8 @@ export class BusArbiter {
   #idleWaiters: Array<() => void> = [];
   /** Busy intervals that end inside the utilisation window, oldest first. */
   #intervals: Array<[start: number, end: number]> = [];
+  /** Sum of the lengths of #intervals, kept as they come and go, so utilisation is O(1) on the busy path. */
+  #intervalsMs = 0;
   #completed = 0;
   #failed = 0;
   #skipped = 0;
@@ -134,8 +136,7 @@ export class BusArbiter {
       this.#log.debug({ event: 'poll-skipped', label, queuedPolls: queue.length }, 'poll skipped: poll queue full');
       const pct = Math.round(this.#utilisation(this.#timers.now()) * 100);
       return Promise.reject(
-        new BusError(
-          'BUS_BUSY_SKIPPED',
+        BusError.skipped(
           `${this.name}: poll "${label}" skipped because ${queue.length} polls are already waiting (bus busy ${pct}% of the last ${Math.round(this.windowMs / 1000)} s); poll fewer points or less often on this bus, or split its meters over two buses`,
         ),
       );
@@ -267,6 +268,7 @@ export class BusArbiter {
     const end = this.#timers.now();
     this.#busyMs += end - running.startedAt;
     this.#intervals.push([running.startedAt, end]);
+    this.#intervalsMs += end - running.startedAt;
     this.#prune(end);
     this.#lastEnd = end;
     this.#running = undefined;
@@ -291,14 +293,19 @@ export class BusArbiter {
   #prune(now: number): void {
     const from = now - this.windowMs;
     let drop = 0;
-    while (drop < this.#intervals.length && this.#intervals[drop]![1] <= from) drop++;
+    while (drop < this.#intervals.length && this.#intervals[drop]![1] <= from) {
+      this.#intervalsMs -= this.#intervals[drop]![1] - this.#intervals[drop]![0];
+      drop++;
+    }
     if (drop > 0) this.#intervals.splice(0, drop);
   }
 
   #utilisation(now: number): number {
     const from = now - this.windowMs;
-    let busy = 0;
-    for (const [start, end] of this.#intervals) busy += Math.max(0, end - Math.max(start, from));
+    // Every kept interval ends inside the window; only the oldest can start before it.
+    let busy = this.#intervalsMs;
+    const first = this.#intervals[0];
+    if (first && first[0] < from) busy -= Math.min(first[1], from) - first[0];
     if (this.#running) busy += now - Math.max(this.#running.startedAt, from);
     const elapsed = Math.min(this.windowMs, now - this.#createdAt);
     return elapsed > 0 ? Math.min(1, busy / elapsed) : 0;

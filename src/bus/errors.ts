@@ -25,6 +25,15 @@ export class BusError extends Error {
   ) {
     super(message, options);
   }
+
+  /** A skipped poll: routine under load, so no stack trace (capturing it was most of the cost of skipping). */
+  static skipped(message: string): BusError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    const err = new BusError('BUS_BUSY_SKIPPED', message);
+    Error.stackTraceLimit = limit;
+    return err;
+  }
 }
 
 export function isBusError(err: unknown, code?: BusErrorCode): err is BusError {

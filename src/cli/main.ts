@@ -1,46 +1,58 @@
 import { Command, CommanderError } from 'commander';
-import { registerConfigCommand } from './commands/config.js';
-import { registerDemoCommand } from './commands/demo.js';
-import { registerDoctorCommand } from './commands/doctor.js';
-import { registerFrameCommand } from './commands/frame.js';
-import { registerProfileCommand } from './commands/profile.js';
-import { registerReadCommand } from './commands/read.js';
-import { registerRunCommand } from './commands/run.js';
-import { registerRelayCommand } from './commands/relay.js';
-import { registerScanCommand } from './commands/scan.js';
-import { registerSimCommand } from './commands/sim.js';
-import { registerTimeSyncCommand } from './commands/time-sync.js';
-import { errorLine } from './errors.js';
 import { VERSION } from '../daemon/version.js';
+import { errorLine } from './errors.js';
 
+export interface CliIo {
+  stdin: NodeJS.ReadableStream;
+  out: (line: string) => void;
+}
 
-/** Build the `meterd` command tree. `out` receives stdout lines, so tests can run commands in-process. */
-export function buildProgram(io: { stdin: NodeJS.ReadableStream; out: (line: string) => void } = defaultIo()): Command {
+type Register = (program: Command, io: CliIo) => void;
+
+/**
+ * Each command's module, loaded only when that command runs: `meterd run` on a gateway should not carry the
+ * embedded broker, the simulators or the card tools in its memory.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  run: async () => (await import('./commands/run.js')).registerRunCommand,
+  demo: async () => (await import('./commands/demo.js')).registerDemoCommand,
+  config: async () => (await import('./commands/config.js')).registerConfigCommand,
+  doctor: async () => (await import('./commands/doctor.js')).registerDoctorCommand,
+  read: async () => (await import('./commands/read.js')).registerReadCommand,
+  relay: async () => (await import('./commands/relay.js')).registerRelayCommand,
+  'time-sync': async () => (await import('./commands/time-sync.js')).registerTimeSyncCommand,
+  scan: async () => (await import('./commands/scan.js')).registerScanCommand,
+  frame: async () => (await import('./commands/frame.js')).registerFrameCommand,
+  profile: async () => (await import('./commands/profile.js')).registerProfileCommand,
+  sim: async () => (await import('./commands/sim.js')).registerSimCommand,
+};
+
+/**
+ * Build the `meterd` command tree; with `only`, just that command (the others are not even loaded).
+ * `io.out` receives stdout lines, so tests can run commands in-process.
+ */
+export async function buildProgram(io: CliIo = defaultIo(), only?: string): Promise<Command> {
   const program = new Command('meterd')
     .description('Gateway for prepaid electricity meters: DL/T 645 and Modbus on RS-485, SQLite store-and-forward, MQTT uplink.')
     .version(VERSION)
     .showHelpAfterError('(add --help for usage and examples)')
+    .addHelpText('after', '\nStart here:\n  npm start                          # the whole gateway on simulated meters (meterd demo)\n  meterd <command> --help            # every command has examples\n')
     .exitOverride();
-  registerFrameCommand(program, io);
-  registerProfileCommand(program, io);
-  registerRunCommand(program, io);
-  registerConfigCommand(program, io);
-  registerDoctorCommand(program, io);
-  registerReadCommand(program, io);
-  registerRelayCommand(program, io);
-  registerTimeSyncCommand(program, io);
-  registerScanCommand(program, io);
-  registerSimCommand(program);
-  registerDemoCommand(program, io);
+  const names = only !== undefined && only in COMMANDS ? [only] : Object.keys(COMMANDS);
+  for (const name of names) (await COMMANDS[name]!())(program, io);
   return program;
 }
 
-function defaultIo() {
+function defaultIo(): CliIo {
   return { stdin: process.stdin, out: (line: string) => void process.stdout.write(line + '\n') };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  // `meterd profile list | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
+  const program = await buildProgram(defaultIo(), argv[0]);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

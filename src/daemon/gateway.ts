@@ -9,7 +9,9 @@ import { Dlt645PointReader } from '../devices/dlt645-points.js';
 import type { Logger } from '../log.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { openStore, type Store } from '../store/index.js';
-import { MqttSession, OutboxDrain, type BusStatus, type DrainStats } from '../uplink/index.js';
+import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
+import { MqttSession } from '../uplink/session.js';
+import type { BusStatus } from '../uplink/status.js';
 import { VERSION } from './version.js';
 
 /** What `meterd run` (and the demo's status line) can see of a running gateway. */

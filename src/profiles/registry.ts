@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../paths.js';
 import { loadProfileText, ProfileError } from './load.js';
 import type { DeviceProfile } from './types.js';
 
 /** Where the shipped profiles live: device-profiles/ at the top of the package. */
-export const BUILTIN_PROFILES_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../device-profiles');
+export const BUILTIN_PROFILES_DIR = join(PACKAGE_ROOT, 'device-profiles');
 
 /** Load one profile file, throwing a ProfileError (every issue with file and line) when it is invalid. */
 export function loadProfileFile(path: string): DeviceProfile {

@@ -3,6 +3,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { DeviceProfile, PointGroup } from '../profiles/types.js';
 import { enqueue, insertReadings, upsertMeterState, type MeterBalance, type PointValue, type Reading, type RelayState, type Store, type Tx } from '../store/index.js';
 import { nextLocalTime, phaseOffset } from './schedule.js';
+import { MinHeap } from './task-queue.js';
 
 export type Priority = 'operator' | 'credit' | 'alarm' | 'poll';
 
@@ -84,7 +85,8 @@ const NO_ANSWER = new Set(['BUS_TIMEOUT', 'METER_TIMEOUT', 'MODBUS_TIMEOUT']);
  * marked offline and only probed slowly, so one dead meter cannot eat a 2400-baud bus.
  */
 export class Poller {
-  private readonly tasks: Task[] = [];
+  private readonly tasks = new MinHeap<Task>();
+  private taskCount = 0;
   private readonly health = new Map<string, MeterHealth>();
   private readonly pending: Outcome[] = [];
   private readonly running = new Set<Promise<void>>();
@@ -125,11 +127,12 @@ export class Poller {
           const first = group.at
             ? nextLocalTime(now, group.at, this.opts.timeZone) + phaseOffset(i, targets.length, Math.min(intervalMs, 600_000))
             : now + phaseOffset(i, targets.length, intervalMs);
-          this.tasks.push({ target, group, intervalMs, nextDue: first });
+          this.tasks.push(first, { target, group, intervalMs, nextDue: first });
+          this.taskCount++;
         }
       });
     }
-    this.log.info({ meters: this.opts.targets.length, tasks: this.tasks.length }, 'polling started');
+    this.log.info({ meters: this.opts.targets.length, tasks: this.taskCount }, 'polling started');
     this.arm();
   }
 
@@ -167,33 +170,29 @@ export class Poller {
   private arm(): void {
     if (this.stopped) return;
     this.timers.clearTimeout(this.timer);
-    let next = Infinity;
-    for (const t of this.tasks) next = Math.min(next, this.dueAt(t));
-    if (next === Infinity) return;
+    const next = this.tasks.peekKey();
+    if (next === undefined) return;
     const delay = Math.max(0, next - this.opts.clock.now());
     this.timer = this.timers.setTimeout(() => this.tick(), Math.min(delay, 2_147_000_000));
-  }
-
-  /** An offline meter's tasks wait for its next probe; an online one's for their own schedule. */
-  private dueAt(task: Task): number {
-    const h = this.health.get(task.target.meterId)!;
-    return h.online === false ? Math.max(task.nextDue, h.nextProbe) : task.nextDue;
   }
 
   private tick(): void {
     if (this.stopped) return;
     const now = this.opts.clock.now();
     const probed = new Set<string>();
-    for (const task of this.tasks) {
-      if (this.dueAt(task) > now) continue;
+    const due: Task[] = [];
+    while ((this.tasks.peekKey() ?? Infinity) <= now) due.push(this.tasks.pop()!);
+    for (const task of due) {
       const h = this.health.get(task.target.meterId)!;
       // Catch up on the schedule without replaying missed slots: a stale poll is worth nothing.
       while (task.nextDue <= now) {
         task.nextDue += task.intervalMs;
         if (task.nextDue <= now) this.counters.missed++;
       }
+      this.tasks.push(task.nextDue, task);
+      // An offline meter is only probed, once per probe period, so it cannot eat the bus.
       if (h.online === false) {
-        if (probed.has(task.target.meterId)) continue;
+        if (now < h.nextProbe || probed.has(task.target.meterId)) continue;
         probed.add(task.target.meterId);
         h.nextProbe = now + this.opts.offlineProbeMs;
       }

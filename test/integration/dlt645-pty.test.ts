@@ -35,7 +35,7 @@ afterAll(async () => {
 
 async function cli(args: string[]): Promise<{ lines: string[]; error?: { code?: string; message: string } }> {
   const lines: string[] = [];
-  const program = buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) });
+  const program = await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) });
   try {
     await program.parseAsync([...args, '--port', pty.a], { from: 'user' });
     return { lines };

@@ -35,7 +35,7 @@ afterAll(async () => {
 async function doctor(): Promise<{ lines: string[]; error?: { code?: string } }> {
   const lines: string[] = [];
   try {
-    await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) }).parseAsync(['doctor', '-c', configPath], { from: 'user' });
+    await (await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) })).parseAsync(['doctor', '-c', configPath], { from: 'user' });
     return { lines };
   } catch (err) {
     return { lines, error: err as { code?: string } };

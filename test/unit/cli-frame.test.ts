@@ -4,7 +4,7 @@ import { buildProgram } from '../../src/cli/main.js';
 
 async function run(args: string[], stdin = ''): Promise<unknown[]> {
   const lines: string[] = [];
-  const program = buildProgram({ stdin: Readable.from([Buffer.from(stdin)]), out: (l) => lines.push(l) });
+  const program = await buildProgram({ stdin: Readable.from([Buffer.from(stdin)]), out: (l) => lines.push(l) });
   await program.parseAsync(args, { from: 'user' });
   return lines.map((l) => JSON.parse(l));
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SerialPort } from 'serialport';
-import { DIR_REPLY, Dlt645Decoder, encodeFrame, START, type Address, type Frame } from '../../../protocols/dlt645/index.js';
+import { DIR_REPLY, Dlt645Decoder, encodeFrame, FUNCTION_MASK, START, type Address, type Frame } from '../../../protocols/dlt645/index.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { SimulatedMeter } from './meter.js';
@@ -65,6 +65,8 @@ const PREAMBLE_BYTES = 4;
  */
 export class SimulatedBus {
   private readonly list: SimulatedMeter[] = [];
+  /** Meters by their current address, for unicast requests (a bus of 1,000 meters must not scan them all per frame). */
+  private byAddress: Map<Address, SimulatedMeter[]> | undefined;
   private readonly perMeter = new Map<SimulatedMeter, MeterLine>();
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -94,6 +96,7 @@ export class SimulatedBus {
   add(meter: SimulatedMeter): void {
     if (this.list.some((m) => m.address === meter.address)) throw new TypeError(`a meter with address ${meter.address} is already on this bus`);
     this.list.push(meter);
+    this.byAddress = undefined;
     this.perMeter.set(meter, { faults: {}, drop: 0, corrupt: 0, requests: 0, replies: 0 });
   }
 
@@ -206,7 +209,10 @@ export class SimulatedBus {
     if (frame.control & DIR_REPLY) return;
     this.totals.requests++;
     const now = this.clock.now();
-    const heard = this.list.filter((m) => m.hears(frame.address));
+    const heard = this.heardBy(frame.address);
+    // Write address (0x15 in 2007, 0x0A in 1997) may change who answers to what.
+    const fn = frame.control & FUNCTION_MASK;
+    if (fn === 0x15 || fn === 0x0a) this.byAddress = undefined;
     if (this.busFaults.echo || heard.some((m) => this.perMeter.get(m)!.faults.echo)) write(stream, raw);
     if (this.log.isLevelEnabled('debug')) this.log.debug({ address: frame.address, control: frame.control, meters: heard.length }, 'request');
     for (const meter of heard) {
@@ -223,6 +229,15 @@ export class SimulatedBus {
       }
       for (const reply of replies) this.send(stream, meter, line, reply, faults);
     }
+  }
+
+  private heardBy(address: Address): SimulatedMeter[] {
+    if (address.includes('A') || address === '999999999999') return this.list.filter((m) => m.hears(address));
+    if (!this.byAddress) {
+      this.byAddress = new Map();
+      for (const m of this.list) this.byAddress.set(m.address, [...(this.byAddress.get(m.address) ?? []), m]);
+    }
+    return (this.byAddress.get(address) ?? []).filter((m) => m.hears(address));
   }
 
   private send(stream: Duplex, meter: SimulatedMeter, line: MeterLine, reply: Frame, faults: BusFaults): void {
