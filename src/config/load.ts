@@ -170,8 +170,12 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   const buses: BusConfig[] = raw.buses.map((b, i) => {
     const on = meters.filter((m) => m.busId === b.id);
     const kinds = new Set(on.map((m) => (m.profile.protocol.startsWith('dlt645') ? 'dlt645' : m.profile.protocol)));
+    // RTU and TCP profiles may share a bus whose framing the bus names; DL/T 645 and Modbus never can.
+    if (b.protocol !== undefined && kinds.has('modbus-rtu') && kinds.has('modbus-tcp')) kinds.delete('modbus-rtu');
     if (kinds.size > 1) at(['buses', i], `bus ${b.id} mixes ${[...kinds].join(' and ')} meters; their framings cannot share one line`);
-    const protocol = ([...kinds][0] ?? 'dlt645') as BusProtocol;
+    const derived = ([...kinds][0] ?? (b.protocol ? b.protocol : 'dlt645')) as BusProtocol;
+    if (b.protocol !== undefined && derived === 'dlt645' && on.length > 0) at(['buses', i, 'protocol'], `bus ${b.id} carries DL/T 645 meters; protocol ${b.protocol} is for Modbus buses`);
+    const protocol: BusProtocol = derived !== 'dlt645' && b.protocol !== undefined ? b.protocol : derived;
     const lines = new Set(on.map((m) => JSON.stringify(m.profile.line)));
     const fromProfile = on[0]?.profile.line;
     const explicit = b.baudRate !== undefined && b.parity !== undefined;

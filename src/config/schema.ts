@@ -20,6 +20,11 @@ export const busSchema = z.strictObject({
   id: topicSafeId,
   /** /dev/ttyUSB0, or tcp://host:port for a serial-over-Ethernet converter. */
   port: z.string().min(1),
+  /**
+   * Modbus framing on this bus when it differs from the meters' profiles: `modbus-tcp` for RTU meters behind a
+   * Modbus TCP gateway, `modbus-rtu` for a transparent serial-over-TCP converter. Default: from the profiles.
+   */
+  protocol: z.enum(['modbus-rtu', 'modbus-tcp']).optional(),
   baudRate: z.number().int().positive().optional(),
   parity: z.enum(['none', 'even', 'odd']).optional(),
   dataBits: z.union([z.literal(7), z.literal(8)]).optional(),

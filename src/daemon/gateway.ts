@@ -2,10 +2,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Dlt645Decoder, type Frame } from '../../protocols/dlt645/index.js';
 import { openBus, responseTimeoutMs, type FrameBus } from '../bus/index.js';
+import { openModbusLink, type ModbusLink } from '../bus/modbus-link.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
 import { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { Dlt645PointReader } from '../devices/dlt645-points.js';
+import { ModbusMeter } from '../devices/modbus-meter.js';
 import type { Logger } from '../log.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { openStore, type Store } from '../store/index.js';
@@ -31,10 +33,8 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-interface OpenedBus {
-  readonly config: BusConfig;
-  readonly bus: FrameBus<Frame>;
-}
+/** A DL/T 645 bus (frames through FrameBus) or a Modbus bus (modbus-serial through ModbusLink); both arbitrate the same way. */
+type OpenedBus = { readonly config: BusConfig; readonly kind: 'dlt645'; readonly bus: FrameBus<Frame> } | { readonly config: BusConfig; readonly kind: 'modbus'; readonly bus: ModbusLink };
 
 /** The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does. */
 export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
@@ -54,10 +54,10 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const targets: PollTarget[] = [];
   try {
     for (const b of config.buses) {
-      if (b.protocol !== 'dlt645') throw Object.assign(new Error(`bus ${b.id}: ${b.protocol} buses are not supported by this build`), { code: 'CONFIG_INVALID' });
       // The daemon never waits for a port: a USB adapter plugged in later is picked up by the reconnect loop.
-      const bus = await openBus<Frame>({ id: b.id, port: b.port, line: b.line, decoder: new Dlt645Decoder(), logger: log, gapMs: b.gapMs, maxQueuedPolls: b.maxQueuedPolls, waitForPort: true });
-      buses.push({ config: b, bus });
+      const common = { id: b.id, port: b.port, line: b.line, logger: log, gapMs: b.gapMs, maxQueuedPolls: b.maxQueuedPolls, waitForPort: true };
+      if (b.protocol === 'dlt645') buses.push({ config: b, kind: 'dlt645', bus: await openBus<Frame>({ ...common, decoder: new Dlt645Decoder() }) });
+      else buses.push({ config: b, kind: 'modbus', bus: await openModbusLink({ ...common, protocol: b.protocol, readRetries: b.retries }) });
     }
     for (const m of config.meters) targets.push(pollTarget(m, buses, log));
   } catch (err) {
@@ -124,16 +124,21 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
 
 function pollTarget(m: MeterConfig, buses: readonly OpenedBus[], log: Logger): PollTarget {
   const opened = buses.find((b) => b.config.id === m.busId)!;
-  const { config: b, bus } = opened;
+  const b = opened.config;
+  const meterLog = log.child({ bus: b.id });
+  if (opened.kind === 'modbus') {
+    const meter = new ModbusMeter({ link: opened.bus, unit: m.unit!, profile: m.profile, meterId: m.id, timeoutMs: b.timeoutMs, readRetries: b.retries, logger: meterLog });
+    return { meterId: m.id, busId: m.busId, profile: m.profile, reader: meter };
+  }
   const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
-  const meter = new Dlt645Meter({ link: bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: log.child({ bus: b.id }) });
+  const meter = new Dlt645Meter({ link: opened.bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: meterLog });
   const reader = new Dlt645PointReader(meter, m.profile);
   return { meterId: m.id, busId: m.busId, profile: m.profile, reader: { read: (names, o) => reader.read(names, o) } };
 }
 
 function busStatus(b: OpenedBus): BusStatus {
   const state = b.bus.state === 'up' ? 'up' : 'down';
-  return state === 'up' ? { id: b.config.id, state } : { id: b.config.id, state, error: `${b.bus.port} is not open` };
+  return state === 'up' ? { id: b.config.id, state } : { id: b.config.id, state, error: `${b.config.port} is not open` };
 }
 
 function enforceLimits(store: Store, log: Logger): void {

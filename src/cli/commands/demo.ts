@@ -7,6 +7,7 @@ import { startGateway, type Gateway } from '../../daemon/gateway.js';
 import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/registry.js';
 import { defaultMeters, startDlt645Simulator } from '../../sim/dlt645/index.js';
+import { startModbusSimulator } from '../../sim/modbus/index.js';
 import { startEmbeddedBroker } from '../../uplink/index.js';
 import { CliError } from '../errors.js';
 
@@ -38,21 +39,28 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       const logger = createLogger(opts.logLevel as 'warn');
 
       const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(count) } });
+      const profiles = loadProfiles();
+      // One Modbus meter of each kind a dormitory gateway meets: a plain energy meter and a prepaid one.
+      const modbus = await Promise.all(
+        MODBUS_DEMO.map(async (m) => ({ ...m, sim: await startModbusSimulator({ profile: profiles.get(m.profile)!, unit: m.unit, tcpPort: 0 }) })),
+      );
       const broker = await startEmbeddedBroker({ port: Number(opts.brokerPort), logger });
-      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.keys()] });
-      const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles: loadProfiles() });
+      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.keys()], modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })) });
+      const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles });
       if (!parsed.ok) throw new CliError('CONFIG_INVALID', parsed.issues.map(formatIssue).join('\n'));
       let gateway: Gateway;
       try {
         gateway = await startGateway(parsed.config, { logger });
       } catch (err) {
         await sim.close();
+        await Promise.all(modbus.map((m) => m.sim.close()));
         await broker.close();
         throw err;
       }
 
       const port = new URL(broker.url).port;
-      io.out(`meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, embedded MQTT broker at ${broker.url}, SQLite in ${dataDir}`);
+      io.out(`meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, ${modbus.length} Modbus meters (${modbus.map((m) => `${m.profile} on tcp://127.0.0.1:${m.sim.port}`).join(', ')}),`);
+      io.out(`             embedded MQTT broker at ${broker.url}, SQLite in ${dataDir}`);
       io.out(`watch the topics:  mosquitto_sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
       io.out(`              or:  npx mqtt sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
       io.out(`read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`);
@@ -85,12 +93,18 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       io.out(line());
       await gateway.stop();
       await sim.close();
+      await Promise.all(modbus.map((m) => m.sim.close()));
       await broker.close();
       io.out('meterd demo stopped');
     });
 }
 
-function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: string[] }): string {
+const MODBUS_DEMO = [
+  { id: 'hall-meter', profile: 'eastron-sdm120', unit: 1 },
+  { id: 'dorm-201', profile: 'modbus-dorm-prepaid', unit: 1 },
+];
+
+function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: string[]; modbus: { id: string; profile: string; unit: number; port: number }[] }): string {
   return `gateway:
   id: demo
   dataDir: ${JSON.stringify(o.dataDir)}
@@ -100,8 +114,10 @@ mqtt:
 buses:
   - id: bus1
     port: tcp://127.0.0.1:${o.simPort}
+${o.modbus.map((m, i) => `  - { id: bus${i + 2}, port: tcp://127.0.0.1:${m.port}, protocol: modbus-tcp }`).join('\n')}
 meters:
 ${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile} }`).join('\n')}
 polling:
   intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
 `;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runDlt645SimCommand } from '../../sim/dlt645/cli.js';
+import { registerSimModbusCommand } from './sim-modbus.js';
 
 export function registerSimCommand(program: Command): void {
   const sim = program.command('sim').description('simulated devices on a pseudo-terminal or TCP port, for tests, demos and training');
@@ -33,4 +34,5 @@ Examples:
         noise: Boolean(opts.noise),
       });
     });
+  registerSimModbusCommand(sim);
 }
