@@ -1,3 +1,4 @@
+import { Ledger } from './ledger.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -112,6 +113,8 @@ export class Store {
   readonly outbox: OutboxQueue;
   /** Last known state of each meter. */
   readonly meterStates: MeterStates;
+  /** The credit ledger. */
+  readonly ledger: Ledger;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -130,6 +133,7 @@ export class Store {
     this.readings = new ReadingHistory(connection);
     this.outbox = new OutboxQueue(connection);
     this.meterStates = new MeterStates(connection);
+    this.ledger = new Ledger(connection);
   }
 
   get path(): string {

@@ -8,3 +8,4 @@ export { enqueue, OutboxQueue, type OutboxEntry, type Enqueued, type PeekOptions
 export { upsertMeterState, MeterStates, type MeterStatePatch } from './meter-state.js';
 export type { LimitsResult } from './retention.js';
 export * from './types.js';
+export { openLedgerEntry, transitionLedger, Ledger, FINAL_STATES, type LedgerEntry, type NewLedgerEntry, type LedgerTransition, type LedgerState, type LedgerChannel, type LedgerKind, type CreditUnit, type MeterWallet, type LedgerQuery } from './ledger.js';

@@ -57,9 +57,56 @@ CREATE TABLE meter_state (
 ) STRICT, WITHOUT ROWID;
 `;
 
+const V2_LEDGER = `
+-- The credit ledger: one row per load (remote top-up, card sale, allowance) or refund, keyed by the station's
+-- request id so the same request can never load twice. Money in fen, energy in 0.01 kWh: never floats.
+CREATE TABLE ledger (
+  id               INTEGER PRIMARY KEY,
+  request_id       TEXT    NOT NULL UNIQUE,
+  channel          TEXT    NOT NULL CHECK (channel IN ('remote', 'operator', 'card', 'allowance')),
+  kind             TEXT    NOT NULL CHECK (kind IN ('load', 'refund')),
+  meter_id         TEXT    NOT NULL,
+  unit             TEXT    NOT NULL CHECK (unit IN ('money', 'energy')),
+  amount           INTEGER NOT NULL CHECK (amount > 0),
+  state            TEXT    NOT NULL CHECK (state IN ('received', 'writing', 'verifying', 'applied', 'rejected', 'failed')),
+  -- The count sent to the meter (its own + 1), committed before the frame leaves.
+  purchase_count   INTEGER,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  before_count     INTEGER,
+  before_balance   INTEGER,
+  before_overdraft INTEGER,
+  after_count      INTEGER,
+  after_balance    INTEGER,
+  after_overdraft  INTEGER,
+  error_code       TEXT,
+  error_message    TEXT,
+  operator         TEXT,
+  customer_no      TEXT,
+  refers_to        INTEGER REFERENCES ledger (id),
+  request_json     TEXT    NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  final_at         INTEGER
+) STRICT;
+CREATE INDEX ledger_by_meter ON ledger (meter_id, created_at);
+CREATE INDEX ledger_by_time ON ledger (created_at);
+CREATE INDEX ledger_open ON ledger (state) WHERE state IN ('received', 'writing', 'verifying');
+
+-- Every state change, so a crash mid-load can be explained afterwards.
+CREATE TABLE ledger_events (
+  id        INTEGER PRIMARY KEY,
+  ledger_id INTEGER NOT NULL REFERENCES ledger (id),
+  state     TEXT    NOT NULL,
+  at        INTEGER NOT NULL,
+  detail    TEXT
+) STRICT;
+CREATE INDEX ledger_events_by_entry ON ledger_events (ledger_id, id);
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
+  { version: 2, name: 'credit ledger', up: V2_LEDGER },
 ];
 
 export interface MigrationResult {
