@@ -9,3 +9,4 @@ export * from './functions.js';
 export * from './identifiers.js';
 export * from './result.js';
 export * from './describe.js';
+export * from './layout.js';

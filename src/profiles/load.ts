@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { z } from 'zod';
-import { findDataItem, formatSize, parseFormatNotation, type ValueFormat } from '../../protocols/dlt645/index.js';
+import { findDataItem, formatSize, layoutSize, parseFormatNotation, type ValueFormat } from '../../protocols/dlt645/index.js';
 import { registerCount, typeFitsTable } from '../../protocols/modbus/index.js';
 import { parseDuration } from '../config/duration.js';
 import { formatIssue, YamlSource, type SourceIssue } from '../config/yaml-source.js';
@@ -182,7 +182,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     }
     if (c.method === 'dlt645-write') {
       c.layout.forEach((f, k) => {
-        if (f.format !== 'uint32le' && !parseFormatNotation(f.format)) at(['credit', 'layout', k, 'format'], `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`);
+        if (!layoutSize([f]).ok) at(['credit', 'layout', k, 'format'], `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`);
       });
       if (!c.layout.some((f) => f.field === 'amount')) at(['credit', 'layout'], 'the layout has no amount field');
     }

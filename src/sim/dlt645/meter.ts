@@ -6,6 +6,7 @@ import {
   BAUD_CODES,
   BROADCAST_ADDRESS,
   decodeMeterTime,
+  decodeLayout,
   decodeValue,
   DIR_REPLY,
   diFromBytes,
@@ -150,6 +151,7 @@ export class SimulatedMeter {
   readonly kind: MeterKind;
   readonly phases: 1 | 3;
   readonly blockReads: boolean;
+  readonly vendorCredit: MeterSpec['vendorCredit'];
   readonly maxReplyData: number;
   /** Reply delay the bus applies to this meter unless told otherwise. */
   readonly delayMs: number;
@@ -195,6 +197,7 @@ export class SimulatedMeter {
     this.kind = this.edition === '1997' ? 'plain' : (spec.kind ?? 'money');
     this.phases = spec.phases ?? 1;
     this.blockReads = spec.blockReads ?? true;
+    this.vendorCredit = spec.vendorCredit;
     this.maxReplyData = spec.maxReplyData ?? 200;
     this.delayMs = spec.delayMs ?? 0;
     this.powerKw = spec.powerKw ?? 0;
@@ -540,9 +543,23 @@ export class SimulatedMeter {
     const di = diFromBytes(req.data.subarray(0, diSize));
     if (!this.passwordOk(req.data.subarray(diSize, diSize + 4))) return this.err(req, ERR.password);
     if (withOperator) this.lastOperatorCode = diFromBytes(req.data.subarray(diSize + 4, diSize + 8));
+    if (this.vendorCredit && di === this.vendorCredit.di) return this.vendorLoad(req, req.data.slice(head));
     const outcome = this.writeRegister(di, req.data.slice(head));
     if (outcome !== 'ok') return this.err(req, outcome === 'no-data' ? ERR.noData : ERR.other);
     this.counters.programming++;
+    return this.ok(req);
+  }
+
+  /** A vendor credit write: same purchase-count rule as 0x03, but the meter can only answer "other error" (ERR bit0). */
+  private vendorLoad(req: Frame, payload: Uint8Array): Frame {
+    const fields = decodeLayout(this.vendorCredit!.layout, payload);
+    if (!fields.ok || !this.wallet) return this.err(req, ERR.other);
+    const count = Number(fields.value.purchaseCount);
+    const amount = Number(fields.value.amount);
+    const customer = fields.value.customerNumber;
+    if (customer !== undefined && String(customer).padStart(12, '0') !== this.customerNumber) return this.err(req, ERR.other);
+    if (!Number.isInteger(amount) || amount <= 0 || this.wallet.check(amount, count)) return this.err(req, ERR.other);
+    this.wallet.load(amount, count, meterTimeAt(this.clockMs()));
     return this.ok(req);
   }
 

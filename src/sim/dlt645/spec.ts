@@ -45,6 +45,11 @@ export interface MeterSpec {
   readonly keepPower?: boolean;
   /** Answer block identifiers (0201FF00, 040005FF…); false makes them answer "no requested data". Default true. */
   readonly blockReads?: boolean;
+  /**
+   * A vendor meter that takes credit as a 0x14 write to its own identifier with a payload layout (fields
+   * purchaseCount, amount in fen or 0.01 kWh, customerNumber), under the same purchase-count rule as 0x03 loads.
+   */
+  readonly vendorCredit?: { readonly di: string; readonly layout: readonly { readonly field: string; readonly format: string }[] };
   /** Longest data field of one read reply; longer items go out in follow-up frames. Default 200 (the standard's L limit). */
   readonly maxReplyData?: number;
   /** Reply delay on the bus, in milliseconds. Default 0. */
@@ -105,6 +110,12 @@ const meterSpecSchema = z
     relay: z.enum(['closed', 'open']).optional(),
     keepPower: z.boolean().optional(),
     blockReads: z.boolean().optional(),
+    vendorCredit: z
+      .object({
+        di: z.string().regex(/^[0-9A-Fa-f]{8}$/, 'the vendor credit identifier is 8 hex digits').transform((d) => d.toUpperCase()),
+        layout: z.array(z.object({ field: z.string(), format: z.string() })).min(1),
+      })
+      .optional(),
     maxReplyData: z.number().int().min(6, 'maxReplyData must leave room for DI, SEQ and one byte (at least 6)').max(255).optional(),
     delayMs: z.number().nonnegative().finite().optional(),
     clockOffsetSeconds: z.number().finite().optional(),
