@@ -26,7 +26,9 @@ export type CardErrorCode =
   | 'PURCHASE_PENDING'
   | 'CARD_COUNT_MISMATCH'
   | 'ALREADY_LOADED'
-  | 'AMOUNT_INVALID';
+  | 'AMOUNT_INVALID'
+  | 'CARD_SWAPPED'
+  | 'SALE_NOT_RECORDED';
 
 export interface CardErrorDetails {
   /** PSC_REJECTED, PSC_ATTEMPTS_LOW: what the error counter says now. */
