@@ -209,7 +209,8 @@ export class SerialCardEncoder implements CardEncoder {
   async powerUp(kind?: CardKind): Promise<{ atr: Uint8Array; kind: CardKind }> {
     const cpu = kind !== undefined && isCpuKind(kind);
     if (cpu && !this.profile.capabilities.cpuCards) throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot drive CPU cards`);
-    this.#pscPresented = false;
+    // A power-up starts a new card session: "no card" now means none was inserted, not that one was pulled.
+    this.#cardGone();
     let atr: Uint8Array;
     if (cpu) {
       atr = await this.#ask({ op: 'cpuPowerUp' }, 'CPU card power up');
