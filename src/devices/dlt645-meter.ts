@@ -130,6 +130,16 @@ export class Dlt645Meter {
     this.checkAck(reply!, frame);
   }
 
+  /**
+   * Send one command frame to this meter, once (writes, loads and controls are never repeated blindly), and return
+   * the meter's reply frame, normal or abnormal. A silent meter rejects with the bus's BUS_TIMEOUT.
+   */
+  async command(frame: Frame, opts: { priority?: Priority; signal?: AbortSignal; label?: string } = {}): Promise<Frame> {
+    const reply = await this.link.request(opts.priority ?? 'operator', this.request(frame, 0, opts.signal, opts.label ?? `command 0x${frame.control.toString(16)}`));
+    if (!reply) throw new MeterError('DLT645_BAD_REPLY', `no reply frame for ${opts.label ?? 'command'}`);
+    return reply;
+  }
+
   private checkAck(reply: Frame, request: Frame): void {
     const r = checkReply(reply, request.control, this.edition);
     if (!r.ok) throw new MeterError(r.error.code, r.error.message, 'errors' in r.error ? r.error.errors : []);

@@ -1,0 +1,255 @@
+import type { Clock } from '../clock.js';
+import type { CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
+import { silentLogger, type Logger } from '../log.js';
+import { enqueue, FINAL_STATES, openLedgerEntry, transitionLedger, type LedgerChannel, type LedgerEntry, type Store } from '../store/index.js';
+import type { Priority } from './poller.js';
+
+export interface TopUpRequest {
+  readonly requestId: string;
+  readonly meterId: string;
+  readonly channel: LedgerChannel;
+  /** Exactly one: kWh with at most two decimals for energy meters, whole fen for money meters. */
+  readonly energyKwh?: number;
+  readonly amountFen?: number;
+  /** The count the station expects the load to carry; refused when the meter says otherwise. */
+  readonly purchaseCount?: number;
+  readonly customerNo?: string;
+  readonly operator?: string;
+}
+
+/** What a caller (MQTT command, CLI) learns: the ledger entry as it now stands. */
+export interface TopUpResult {
+  readonly entry: LedgerEntry;
+  /** False when this request id was seen before: nothing was written this time. */
+  readonly fresh: boolean;
+}
+
+export class CreditError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CreditError';
+  }
+}
+
+export interface CreditServiceOptions {
+  store: Store;
+  clock: Clock;
+  /** The credit port of each meter that takes credit, by meter id. */
+  ports: ReadonlyMap<string, CreditPort>;
+  logger?: Logger;
+  /** Wakes the uplink after a commit that enqueued a message. */
+  onCommitted?: () => void;
+  /** How many times a load that did not reach the meter is sent again before the entry fails. Default 2. */
+  maxAttempts?: number;
+  /** Energy used between the two reads that a balance check tolerates, in ledger units. Default 100 (1 yuan or 1 kWh). */
+  balanceTolerance?: number;
+}
+
+const PRIORITY: Priority = 'credit';
+
+/**
+ * Loads purchased credit onto meters exactly once. The ledger row (keyed by the station's request id) is committed
+ * before anything touches the wire; the purchase count sent is the meter's own + 1, committed before the frame
+ * leaves; the result is decided only by reading the meter's counter back, never by assuming. Entries left open by
+ * a crash are settled the same way (`settleOpen`).
+ */
+export class CreditService {
+  private readonly log: Logger;
+  /** One load at a time per meter: two loads computing the same "meter + 1" would collide. */
+  private readonly meterLocks = new Map<string, Promise<unknown>>();
+  /** Loads running in this process, so a duplicate request waits for the first instead of writing again. */
+  private readonly running = new Map<string, Promise<LedgerEntry>>();
+
+  constructor(private readonly opts: CreditServiceOptions) {
+    this.log = (opts.logger ?? silentLogger).child({ component: 'credit' });
+  }
+
+  /** Load credit onto a meter once per request id; a repeated id returns the first result and never writes again. */
+  async topUp(req: TopUpRequest, signal?: AbortSignal): Promise<TopUpResult> {
+    const port = this.opts.ports.get(req.meterId);
+    if (!port) throw new CreditError('METER_NOT_CREDITABLE', `meter ${req.meterId} has no credit method in its profile`);
+    const amount = amountOf(req, port.unit);
+    const { entry, created } = this.opts.store.transaction(
+      (tx) =>
+        openLedgerEntry(tx, {
+          requestId: req.requestId,
+          channel: req.channel,
+          meterId: req.meterId,
+          unit: port.unit,
+          amount,
+          operator: req.operator,
+          customerNo: req.customerNo,
+          request: { ...req },
+        }),
+      { durable: true },
+    );
+    if (!created) {
+      if (entry.meterId !== req.meterId || entry.amount !== amount) {
+        this.log.warn({ requestId: req.requestId, meter: req.meterId }, 'request id reused with a different meter or amount; returning the first request');
+      }
+      const inFlight = this.running.get(req.requestId);
+      if (inFlight) return { entry: await inFlight, fresh: false };
+      if (FINAL_STATES.includes(entry.state)) return { entry, fresh: false };
+      return { entry: await this.track(entry, () => this.settle(entry, port, signal)), fresh: false };
+    }
+    return { entry: await this.track(entry, () => this.load(entry, port, req.purchaseCount, signal)), fresh: true };
+  }
+
+  /** Settle every entry a crash or an unreachable meter left open, by reading the meters. */
+  async settleOpen(signal?: AbortSignal): Promise<LedgerEntry[]> {
+    const out: LedgerEntry[] = [];
+    for (const entry of this.opts.store.ledger.open()) {
+      if (this.running.has(entry.requestId)) continue;
+      const port = this.opts.ports.get(entry.meterId);
+      if (!port) {
+        out.push(this.move(entry, 'failed', { error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` } }));
+        continue;
+      }
+      try {
+        out.push(await this.track(entry, () => this.settle(entry, port, signal)));
+      } catch (err) {
+        this.log.warn({ meter: entry.meterId, requestId: entry.requestId, err: (err as Error).message }, 'could not settle yet; will try again');
+      }
+    }
+    return out;
+  }
+
+  private track(entry: LedgerEntry, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
+    const p = this.withMeterLock(entry.meterId, run).finally(() => this.running.delete(entry.requestId));
+    this.running.set(entry.requestId, p);
+    return p;
+  }
+
+  private async withMeterLock<T>(meterId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.meterLocks.get(meterId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.meterLocks.set(meterId, next.catch(() => undefined));
+    return next;
+  }
+
+  /** A new load: read the meter, commit the count, write once, read back, decide. */
+  private async load(entry: LedgerEntry, port: CreditPort, expectedCount: number | undefined, signal?: AbortSignal): Promise<LedgerEntry> {
+    let before: Wallet;
+    try {
+      before = await port.readWallet({ priority: PRIORITY, signal });
+    } catch (err) {
+      // Nothing was sent: a definite failure, safe to retry with a new request.
+      return this.move(entry, 'failed', { error: { code: 'METER_UNREACHABLE', message: `could not read the meter before loading: ${(err as Error).message}` } });
+    }
+    if (expectedCount !== undefined && expectedCount !== before.count + 1) {
+      return this.move(entry, 'rejected', {
+        before,
+        error: { code: 'PURCHASE_COUNT_MISMATCH', message: `the station expects purchase count ${expectedCount}, the meter is at ${before.count} (so the next load is ${before.count + 1})` },
+      });
+    }
+    return this.write(this.move(entry, 'writing', { before, purchaseCount: before.count + 1, attempts: entry.attempts + 1, detail: `meter at count ${before.count}` }), port, signal);
+  }
+
+  /** Send the load (count already committed), then decide from the meter's own counter. */
+  private async write(entry: LedgerEntry, port: CreditPort, signal?: AbortSignal): Promise<LedgerEntry> {
+    const count = entry.purchaseCount!;
+    const outcome = await port.load({ purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined }, { priority: PRIORITY, signal });
+    const verifying = this.move(entry, 'verifying', { detail: describe(outcome) });
+    return this.verify(verifying, port, outcome, signal);
+  }
+
+  /** Read the meter back: the counter decides, the reply only explains. */
+  private async verify(entry: LedgerEntry, port: CreditPort, outcome: LoadOutcome | undefined, signal?: AbortSignal): Promise<LedgerEntry> {
+    let after: Wallet;
+    try {
+      after = await port.readWallet({ priority: PRIORITY, signal });
+    } catch (err) {
+      // The load may have landed: leave the entry open for settlement; never call it failed or applied by guessing.
+      this.log.warn({ meter: entry.meterId, requestId: entry.requestId }, 'load not verified yet: the meter did not answer the read-back');
+      return this.move(entry, 'verifying', {
+        error: { code: 'UNSETTLED', message: `the load may have reached the meter; its counter could not be read (${(err as Error).message}); it will be settled by reading the meter` },
+      });
+    }
+    const count = entry.purchaseCount!;
+    if (after.count === count) return this.applied(entry, after, outcome);
+    if (after.count > count) {
+      return this.move(entry, 'failed', { after, error: { code: 'COUNT_JUMPED', message: `the meter's purchase count is ${after.count}, beyond the ${count} this load carried: a load from outside this gateway; check the books` } });
+    }
+    // The counter did not move: the load did not land.
+    if (outcome?.kind === 'refused') {
+      return this.move(entry, 'rejected', { after, error: { code: outcome.code, message: outcome.message } });
+    }
+    if (entry.attempts >= (this.opts.maxAttempts ?? 2)) {
+      return this.move(entry, 'failed', { after, error: { code: outcome?.kind === 'unknown' ? outcome.code : 'NOT_LOADED', message: `the meter's counter stayed at ${after.count} after ${entry.attempts} attempt(s); nothing was loaded` } });
+    }
+    // Same count again: if the first frame did land after all, the meter answers "repeat recharge" and adds nothing.
+    return this.write(this.move(entry, 'writing', { after, attempts: entry.attempts + 1, detail: `counter still at ${after.count}; sending count ${count} again` }), port, signal);
+  }
+
+  /** After a crash: an entry is settled from the meter's counter, and resumed only if nothing was sent. */
+  private async settle(entry: LedgerEntry, port: CreditPort, signal?: AbortSignal): Promise<LedgerEntry> {
+    if (entry.state === 'received' || entry.purchaseCount === null) return this.load(entry, port, undefined, signal);
+    return this.verify(entry, port, undefined, signal);
+  }
+
+  private applied(entry: LedgerEntry, after: Wallet, outcome: LoadOutcome | undefined): LedgerEntry {
+    const before = entry.before;
+    let detail = outcome?.kind === 'refused' && outcome.code === 'REPEAT_RECHARGE' ? 'the meter said repeat recharge: the first frame had landed' : 'counter advanced';
+    if (before) {
+      // The meter repays overdraft first (prepaid-domain.md §1.2.6); energy used between the reads may lower it a little.
+      const repaid = Math.min(before.overdraft, entry.amount);
+      const expected = before.balance + entry.amount - repaid;
+      const tolerance = this.opts.balanceTolerance ?? 100;
+      if (after.balance > expected || after.balance < expected - tolerance) {
+        detail += `; balance ${after.balance} where ${expected} was expected (tolerance ${tolerance})`;
+        this.log.warn({ meter: entry.meterId, requestId: entry.requestId, expected, actual: after.balance }, 'load applied but the balance is not what was expected');
+      }
+    }
+    return this.move(entry, 'applied', { after, error: null, detail });
+  }
+
+  /** Commit a transition and, for a final state, the credit result message for the station, durably. */
+  private move(entry: LedgerEntry, state: LedgerEntry['state'], t: Parameters<typeof transitionLedger>[3]): LedgerEntry {
+    const next = this.opts.store.transaction((tx) => {
+      const e = transitionLedger(tx, entry.id, state, t);
+      if (FINAL_STATES.includes(state)) {
+        enqueue(tx, { topic: `meters/${e.meterId}/credit`, class: 'credit', payload: creditMessage(e, this.opts.clock.now()) });
+      }
+      return e;
+    }, { durable: true });
+    this.log.info({ meter: entry.meterId, requestId: entry.requestId, state, count: next.purchaseCount, code: next.error?.code }, `credit ${state}`);
+    if (FINAL_STATES.includes(state)) this.opts.onCommitted?.();
+    return next;
+  }
+}
+
+function amountOf(req: TopUpRequest, unit: 'money' | 'energy'): number {
+  if (unit === 'energy') {
+    if (req.energyKwh === undefined) throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a kWh wallet: give energyKwh, not amountFen`);
+    const hundredths = Math.round(req.energyKwh * 100);
+    if (Math.abs(hundredths - req.energyKwh * 100) > 1e-6 || hundredths <= 0) throw new CreditError('INVALID_AMOUNT', `energyKwh ${req.energyKwh} must be positive with at most two decimals`);
+    return hundredths;
+  }
+  if (req.amountFen === undefined) throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a money wallet: give amountFen, not energyKwh`);
+  if (!Number.isSafeInteger(req.amountFen) || req.amountFen <= 0) throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} must be a positive whole number of fen`);
+  return req.amountFen;
+}
+
+function describe(o: LoadOutcome): string {
+  return o.kind === 'accepted' ? 'meter acknowledged the load' : `${o.kind}: ${o.code}: ${o.message}`;
+}
+
+/** The credit result the station receives (meters/<id>/credit), in display units beside the exact integers. */
+export function creditMessage(e: LedgerEntry, nowMs: number): Record<string, unknown> {
+  const unit = e.unit === 'money' ? 'CNY' : 'kWh';
+  return {
+    requestId: e.requestId,
+    meter: e.meterId,
+    channel: e.channel,
+    state: e.state,
+    amount: { value: e.amount / 100, unit, units: e.amount },
+    purchaseCount: e.purchaseCount,
+    before: e.before && { count: e.before.count, balance: e.before.balance / 100, overdraft: e.before.overdraft / 100 },
+    after: e.after && { count: e.after.count, balance: e.after.balance / 100, overdraft: e.after.overdraft / 100 },
+    ...(e.error ? { error: e.error } : {}),
+    ts: new Date(nowMs).toISOString(),
+  };
+}
