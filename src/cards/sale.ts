@@ -105,6 +105,11 @@ export interface SaleRecorder {
   record(sale: CardSale): Promise<void>;
 }
 
+/** What the books know of a meter's card sales: the last purchase (count and amount), or none yet. */
+export interface SaleBooks {
+  lastSale(meterNumber: string): Promise<{ readonly count: number; readonly amount: number } | undefined>;
+}
+
 export interface SaleRequest {
   readonly meterNumber: string;
   /** The books' purchase count for the meter before this sale. */

@@ -1,0 +1,199 @@
+import type { Command } from 'commander';
+import { fromHex } from '../../../protocols/card/index.js';
+import { makeCheckCard, makeClearCard, readCard, reissueCard, sellCard, type CardReading, type SaleBooks, type SaleRecorder } from '../../cards/index.js';
+import type { Clock } from '../../clock.js';
+import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
+import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
+import { CliError, usageError } from '../errors.js';
+
+/** What `meterd card` needs from the rest of meterd: the books (the ledger owner supplies them), and optional context. */
+export interface CardCommandDeps {
+  /** Where a verified card sale is recorded (channel `card`). */
+  readonly recorder: SaleRecorder;
+  /** The last purchase per meter, for the next count and for re-issue. */
+  readonly books: SaleBooks;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Extra folders searched (after the shipped ones) for `--encoder ID` and `--layout ID`. */
+  readonly encoderDirs?: readonly string[];
+  readonly layoutDirs?: readonly string[];
+  /** Where METERD_CARD_PSC is read from. Default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+interface CommonOptions {
+  port: string;
+  encoder: string;
+  layout: string;
+  psc?: string;
+  force?: boolean;
+  wait: string;
+  eject?: boolean;
+}
+
+/**
+ * Adds `meterd card read|sell|reissue|check|clear` to `program`. The encoder is opened for one command and closed after
+ * it; every failure is one line with its typed code (NO_CARD, PURCHASE_PENDING, PSC_REJECTED, …).
+ */
+export function registerCardCommand(program: Command, io: { out: (line: string) => void }, deps: CardCommandDeps): Command {
+  const card = program
+    .command('card')
+    .description("the counter's IC-card encoder: read a customer's card, sell energy onto it, re-issue, make check and clear cards")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  meterd card read --port /dev/ttyUSB0
+  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice
+  meterd card reissue --port /dev/ttyUSB0 --meter 000012345678
+  meterd card check --port tcp://10.0.0.9:4001 --encoder generic-stx --any-meter
+  meterd card clear --port /dev/ttyUSB0 --meter 000012345678 --yes
+
+The PSC comes from --psc, else METERD_CARD_PSC, else the layout. meterd never presents a PSC twice on its own, and
+refuses when the card has fewer than 3 attempts left unless --force is given.`,
+    );
+
+  const common = (cmd: Command): Command =>
+    cmd
+      .requiredOption('--port <path>', 'encoder serial port (/dev/ttyUSB0) or tcp://host:port')
+      .option('--encoder <profile>', 'encoder profile id (device-profiles/encoders) or YAML path', 'star-st102')
+      .option('--layout <layout>', 'card layout id (device-profiles/cards) or YAML path', 'sle4442-dorm')
+      .option('--psc <hex>', "the cards' PSC, 6 hex digits (default: METERD_CARD_PSC, else the layout's)")
+      .option('--force', 'present the PSC even when the card has fewer than 3 attempts left')
+      .option('--wait <seconds>', 'wait this long for a card to be inserted', '0')
+      .option('--eject', 'push the card out afterwards (motorised encoders)');
+
+  common(card.command('read').description('show what a card carries: role, meter and customer, purchase, the meter write-back'))
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  meterd card read --port /dev/ttyUSB0 --json\n')
+    .action(async (opts: CommonOptions & { json?: boolean }) => {
+      await withEncoder(opts, deps, async (encoder, layout) => {
+        const reading = await readCard(encoder, layout);
+        if (opts.json) io.out(JSON.stringify(readingJson(reading)));
+        else for (const line of describeReading(reading, layout)) io.out(line);
+      });
+    });
+
+  common(card.command('sell').description('sell energy onto a customer card: checks, writes count = books + 1, verifies every byte, then records the sale'))
+    .requiredOption('--meter <id>', 'the meter the card belongs to, 12 digits')
+    .option('--kwh <kWh>', 'energy to sell (layouts in 0.01 kWh), e.g. 20 or 12.5')
+    .option('--amount <yuan>', 'money to load (layouts in fen), e.g. 50 or 12.30')
+    .requiredOption('--operator <name>', 'the cashier taking the money')
+    .addHelpText('after', '\nExamples:\n  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice\n  meterd card sell --port /dev/ttyUSB0 --layout my-money-card --meter 000012345678 --amount 50 --operator bob\n')
+    .action(async (opts: CommonOptions & { meter: string; kwh?: string; amount?: string; operator: string }) => {
+      const meterNumber = meterOption(opts.meter);
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        const amount = amountOption(opts, layout.amountUnit);
+        const last = await deps.books.lastSale(meterNumber);
+        const sale = await sellCard(
+          encoder,
+          layout,
+          { meterNumber, booksCount: last?.count ?? 0, amount, operator: opts.operator, psc, ...(opts.force ? { forcePsc: true } : {}) },
+          deps.recorder,
+          { ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.logger ? { logger: deps.logger } : {}) },
+        );
+        io.out(`sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator}`);
+      });
+    });
+
+  common(card.command('reissue').description("write the books' last purchase again (same count, same amount) onto the customer's card; not a new sale"))
+    .requiredOption('--meter <id>', 'the meter, 12 digits')
+    .addHelpText('after', '\nExample:\n  meterd card reissue --port /dev/ttyUSB0 --meter 000012345678\n')
+    .action(async (opts: CommonOptions & { meter: string }) => {
+      const meterNumber = meterOption(opts.meter);
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        const last = await deps.books.lastSale(meterNumber);
+        if (!last) throw new CliError('NOTHING_TO_REISSUE', `the books have no card sale for meter ${meterNumber}; there is nothing to re-issue`);
+        const r = await reissueCard(encoder, layout, { meterNumber, lastSale: last, psc, ...(opts.force ? { forcePsc: true } : {}) });
+        io.out(`re-issued purchase ${r.count} (${formatAmount(r.amount, layout.amountUnit)}) for meter ${meterNumber}; not a new sale, nothing recorded`);
+      });
+    });
+
+  common(card.command('check').description('make a check (query) card: the meter writes its balance, count and events onto it; read it back with card read'))
+    .option('--any-meter', 'the check card works in every meter of the system')
+    .addHelpText('after', '\nExample:\n  meterd card check --port /dev/ttyUSB0 --any-meter\n')
+    .action(async (opts: CommonOptions & { anyMeter?: boolean }) => {
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        const r = await makeCheckCard(encoder, layout, { psc, ...(opts.force ? { forcePsc: true } : {}), ...(opts.anyMeter ? { anyMeter: true } : {}) });
+        io.out(`check card ready for ${opts.anyMeter ? 'any meter' : `meter ${r.meterNumber}`}: insert it in the meter, then run card read`);
+      });
+    });
+
+  common(card.command('clear').description("make a clear card for one meter: inserted, the meter's balance is erased (needs --yes)"))
+    .requiredOption('--meter <id>', 'the one meter it clears, 12 digits')
+    .option('--yes', 'confirm: the meter balance will be erased when the card is inserted')
+    .addHelpText('after', '\nExample:\n  meterd card clear --port /dev/ttyUSB0 --meter 000012345678 --yes\n')
+    .action(async (opts: CommonOptions & { meter: string; yes?: boolean }) => {
+      const meterNumber = meterOption(opts.meter);
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        await makeClearCard(encoder, layout, { psc, meterNumber, confirm: opts.yes === true, ...(opts.force ? { forcePsc: true } : {}) });
+        io.out(`clear card ready for meter ${meterNumber}: inserting it erases that meter's balance`);
+      });
+    });
+
+  return card;
+}
+
+async function withEncoder(opts: CommonOptions, deps: CardCommandDeps, fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<void>): Promise<void> {
+  const profile = loadEncoderProfile(opts.encoder, [BUILTIN_ENCODER_PROFILES_DIR, ...(deps.encoderDirs ?? [])]);
+  const layout = loadCardLayout(opts.layout, [BUILTIN_CARD_LAYOUTS_DIR, ...(deps.layoutDirs ?? [])]);
+  const pscText = opts.psc ?? (deps.env ?? process.env).METERD_CARD_PSC;
+  const psc = pscText === undefined ? layout.psc : fromHex(pscText);
+  if (!psc || psc.length !== 3) throw usageError(`${opts.psc !== undefined ? '--psc' : 'METERD_CARD_PSC'} must be 6 hex digits, e.g. FFFFFF`);
+  const waitS = Number(opts.wait);
+  if (!Number.isFinite(waitS) || waitS < 0 || waitS > 3600) throw usageError('--wait is a number of seconds from 0 to 3600');
+  const encoder = new SerialCardEncoder({ id: 'counter', port: opts.port, profile, logger: deps.logger ?? silentLogger });
+  await encoder.open();
+  try {
+    if (waitS > 0) await encoder.waitForCard(waitS * 1000);
+    await fn(encoder, layout, psc);
+    if (opts.eject) await encoder.eject();
+  } finally {
+    await encoder.close();
+  }
+}
+
+function meterOption(text: string): string {
+  if (!/^\d{1,12}$/.test(text)) throw usageError(`--meter must be the meter number, up to 12 digits, not "${text}"`);
+  return text.padStart(12, '0');
+}
+
+/** Exact decimal text → whole units of the layout (no floating point between the cashier and the card). */
+function amountOption(opts: { kwh?: string; amount?: string }, unit: AmountUnit): number {
+  if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount Y');
+  const [flag, text, wanted] = opts.kwh !== undefined ? (['--kwh', opts.kwh, '0.01kWh'] as const) : (['--amount', opts.amount!, 'fen'] as const);
+  if (unit !== wanted) throw usageError(`this card layout carries ${unit === 'fen' ? 'money (fen): use --amount' : 'energy (0.01 kWh): use --kwh'}`);
+  const m = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text);
+  if (!m) throw usageError(`${flag} must be a positive number with at most 2 decimals, not "${text}"`);
+  const units = Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
+  if (units <= 0) throw usageError(`${flag} must be more than 0`);
+  return units;
+}
+
+function formatAmount(units: number, unit: AmountUnit): string {
+  const sign = units < 0 ? '-' : '';
+  const abs = Math.abs(units);
+  const text = `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+  return unit === 'fen' ? `${text} CNY` : `${text} kWh`;
+}
+
+function describeReading(r: CardReading, layout: CardLayout): string[] {
+  const lines = [
+    `card: ${r.kind} (ATR ${r.atr}), layout ${r.layout}, ${r.valid ? 'valid' : 'NOT VALID for the meter'}`,
+    `role: ${r.role}  meter: ${r.meterNumber}${r.customerNumber !== undefined ? `  customer: ${r.customerNumber}` : ''}${r.cardSerial !== undefined ? `  serial: ${r.cardSerial}` : ''}`,
+    `purchase on card: count ${r.purchase.count}, ${formatAmount(r.purchase.amount, layout.amountUnit)}`,
+    r.writeBack
+      ? `meter write-back: balance ${formatAmount(r.writeBack.balance, layout.amountUnit)}, purchase count ${r.writeBack.purchaseCount}, events ${r.writeBack.events.length > 0 ? r.writeBack.events.join(' ') : 'none'}${r.writeBack.time ? `, at ${r.writeBack.time}` : ''}`
+      : 'meter write-back: none (not inserted in a meter since it was written)',
+    `PSC attempts left: ${r.pscAttemptsLeft}`,
+  ];
+  for (const p of r.problems) lines.push(`problem: ${p}`);
+  return lines;
+}
+
+function readingJson(r: CardReading): Record<string, unknown> {
+  const { memory: _memory, ...rest } = r;
+  return rest;
+}
