@@ -27,9 +27,10 @@ export interface RewritePlan {
  * The card must be powered (readCard does it).
  */
 export async function rewriteCard(encoder: CardEncoder, layout: CardLayout, plan: RewritePlan, opts: RewriteOptions): Promise<void> {
-  await encoder.verifyPsc(opts.psc, { force: opts.forcePsc ?? false });
   const memory = await readRecordBytes(encoder, layout);
+  // Before the PSC: presenting it to a swapped-in card of another system would spend one of that card's attempts.
   if (opts.expect) checkSameCard(layout, memory, opts.expect);
+  await encoder.verifyPsc(opts.psc, { force: opts.forcePsc ?? false });
   const expected = memory.slice();
   const put = async (addr: number, bytes: Uint8Array): Promise<void> => {
     await encoder.write(addr, bytes);
