@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   frame: async () => (await import('./commands/frame.js')).registerFrameCommand,
   profile: async () => (await import('./commands/profile.js')).registerProfileCommand,
   sim: async () => (await import('./commands/sim.js')).registerSimCommand,
+  topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
+  ledger: async () => (await import('./commands/topup.js')).registerLedgerCommand,
 };
 
 /**

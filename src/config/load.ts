@@ -27,6 +27,7 @@ export interface MeterConfig {
   readonly unit?: number;
   readonly profile: DeviceProfile;
   readonly district?: string;
+  readonly customerNo?: string;
   readonly tags: readonly string[];
 }
 
@@ -164,7 +165,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     const prior = addressesOnBus.get(key);
     if (prior !== undefined) at(['meters', i], `meter ${m.id} has the same ${address ? 'address' : 'unit id'} as meters[${prior}] on bus ${m.bus}`);
     else addressesOnBus.set(key, i);
-    meters.push({ id: m.id, busId: m.bus, address, unit: m.unit, profile, district: m.district, tags: m.tags });
+    meters.push({ id: m.id, busId: m.bus, address, unit: m.unit, profile, district: m.district, customerNo: m.customerNo, tags: m.tags });
   });
 
   const buses: BusConfig[] = raw.buses.map((b, i) => {

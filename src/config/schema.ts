@@ -47,6 +47,8 @@ export const meterSchema = z.strictObject({
   unit: z.number().int().min(0).max(247).optional(),
   profile: z.string().min(1),
   district: topicSafeId.optional(),
+  /** Customer number the meter checks on every load (prepaid meters bound to an account), 1 to 12 digits. */
+  customerNo: z.string().regex(/^\d{1,12}$/, 'a customer number is 1 to 12 digits').optional(),
   tags: z.array(z.string()).default([]),
 });
 

@@ -1,14 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Dlt645Decoder, type Frame } from '../../protocols/dlt645/index.js';
-import { openBus, responseTimeoutMs, type FrameBus } from '../bus/index.js';
-import { openModbusLink, type ModbusLink } from '../bus/modbus-link.js';
 import { systemClock, type Clock } from '../clock.js';
-import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
-import { Dlt645Meter } from '../devices/dlt645-meter.js';
-import { Dlt645PointReader } from '../devices/dlt645-points.js';
-import { ModbusMeter } from '../devices/modbus-meter.js';
+import type { GatewayConfig } from '../config/index.js';
+import type { CreditPort } from '../devices/credit-port.js';
+import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
+import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { openStore, type Store } from '../store/index.js';
 import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
@@ -28,13 +25,12 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly store: Store;
   readonly poller: Poller;
+  readonly credit: CreditService;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
 }
 
-/** A DL/T 645 bus (frames through FrameBus) or a Modbus bus (modbus-serial through ModbusLink); both arbitrate the same way. */
-type OpenedBus = { readonly config: BusConfig; readonly kind: 'dlt645'; readonly bus: FrameBus<Frame> } | { readonly config: BusConfig; readonly kind: 'modbus'; readonly bus: ModbusLink };
 
 /** The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does. */
 export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
@@ -52,14 +48,14 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
 
   const buses: OpenedBus[] = [];
   const targets: PollTarget[] = [];
+  const creditPorts = new Map<string, CreditPort>();
   try {
-    for (const b of config.buses) {
-      // The daemon never waits for a port: a USB adapter plugged in later is picked up by the reconnect loop.
-      const common = { id: b.id, port: b.port, line: b.line, logger: log, gapMs: b.gapMs, maxQueuedPolls: b.maxQueuedPolls, waitForPort: true };
-      if (b.protocol === 'dlt645') buses.push({ config: b, kind: 'dlt645', bus: await openBus<Frame>({ ...common, decoder: new Dlt645Decoder() }) });
-      else buses.push({ config: b, kind: 'modbus', bus: await openModbusLink({ ...common, protocol: b.protocol, readRetries: b.retries }) });
+    for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
+    for (const m of config.meters) {
+      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log);
+      targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
+      if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     }
-    for (const m of config.meters) targets.push(pollTarget(m, buses, log));
   } catch (err) {
     await Promise.allSettled(buses.map((b) => b.bus.close()));
     store.close();
@@ -86,6 +82,13 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     onCommitted: () => drain.notify(),
   });
 
+  const credit = new CreditService({ store, clock, ports: creditPorts, logger: log, onCommitted: () => drain.notify() });
+  // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
+  const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
+  const settleTimer = setInterval(settle, 60_000);
+  settleTimer.unref();
+  setImmediate(settle);
+
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
   limitsTimer.unref();
@@ -99,6 +102,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     config,
     store,
     poller,
+    credit,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),
@@ -112,6 +116,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
       (stopping ??= (async () => {
         log.info('gateway stopping');
         clearInterval(limitsTimer);
+        clearInterval(settleTimer);
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
         await drain.stop({ timeoutMs: 5000 });
@@ -120,20 +125,6 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
         log.info('gateway stopped');
       })()),
   };
-}
-
-function pollTarget(m: MeterConfig, buses: readonly OpenedBus[], log: Logger): PollTarget {
-  const opened = buses.find((b) => b.config.id === m.busId)!;
-  const b = opened.config;
-  const meterLog = log.child({ bus: b.id });
-  if (opened.kind === 'modbus') {
-    const meter = new ModbusMeter({ link: opened.bus, unit: m.unit!, profile: m.profile, meterId: m.id, timeoutMs: b.timeoutMs, readRetries: b.retries, logger: meterLog });
-    return { meterId: m.id, busId: m.busId, profile: m.profile, reader: meter };
-  }
-  const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
-  const meter = new Dlt645Meter({ link: opened.bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: meterLog });
-  const reader = new Dlt645PointReader(meter, m.profile);
-  return { meterId: m.id, busId: m.busId, profile: m.profile, reader: { read: (names, o) => reader.read(names, o) } };
 }
 
 function busStatus(b: OpenedBus): BusStatus {

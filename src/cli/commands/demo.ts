@@ -45,7 +45,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         MODBUS_DEMO.map(async (m) => ({ ...m, sim: await startModbusSimulator({ profile: profiles.get(m.profile)!, unit: m.unit, tcpPort: 0 }) })),
       );
       const broker = await startEmbeddedBroker({ port: Number(opts.brokerPort), logger });
-      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.keys()], modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })) });
+      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })), modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })) });
       const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles });
       if (!parsed.ok) throw new CliError('CONFIG_INVALID', parsed.issues.map(formatIssue).join('\n'));
       let gateway: Gateway;
@@ -104,7 +104,7 @@ const MODBUS_DEMO = [
   { id: 'dorm-201', profile: 'modbus-dorm-prepaid', unit: 1 },
 ];
 
-function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: string[]; modbus: { id: string; profile: string; unit: number; port: number }[] }): string {
+function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: { address: string; customerNo: string }[]; modbus: { id: string; profile: string; unit: number; port: number }[] }): string {
   return `gateway:
   id: demo
   dataDir: ${JSON.stringify(o.dataDir)}
@@ -116,7 +116,7 @@ buses:
     port: tcp://127.0.0.1:${o.simPort}
 ${o.modbus.map((m, i) => `  - { id: bus${i + 2}, port: tcp://127.0.0.1:${m.port}, protocol: modbus-tcp }`).join('\n')}
 meters:
-${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
 ${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile} }`).join('\n')}
 polling:
   intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
