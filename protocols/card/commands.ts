@@ -75,9 +75,10 @@ const STATUS_MESSAGES: Record<ReaderStatusName, string> = {
   unknown: 'the encoder refused the command',
 };
 
-/** Driver error code for a reader refusal. */
+/** The driver error codes a reader refusal can become. */
 export type StatusErrorCode = 'NO_CARD' | 'CARD_REMOVED' | 'WRONG_CARD_KIND' | 'PSC_REJECTED' | 'CARD_LOCKED' | 'READER_REFUSED';
 
+/** prepaid-domain.md §2.3 typed errors: the driver error code for a reader refusal of either family. */
 export function errorCodeOfStatus(name: ReaderStatusName): StatusErrorCode {
   switch (name) {
     case 'no-card':

@@ -19,10 +19,12 @@ export interface CardCodecError {
   readonly message: string;
 }
 
+/** A successful card codec outcome. */
 export function ok<T>(value: T): { ok: true; value: T } {
   return { ok: true, value };
 }
 
+/** A failed card codec outcome with a stable code and a message a technician can act on. */
 export function fail(code: CardCodecErrorCode, message: string): { ok: false; error: CardCodecError } {
   return { ok: false, error: { code, message } };
 }

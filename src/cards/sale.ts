@@ -70,7 +70,7 @@ export interface PurchaseWrite {
  */
 export async function writePurchase(encoder: CardEncoder, layout: CardLayout, purchase: PurchaseWrite): Promise<void> {
   checkAmount(layout, purchase.amount);
-  if (!Number.isSafeInteger(purchase.count) || purchase.count < 1) throw new CardError('AMOUNT_INVALID', `purchase count ${purchase.count} is not a whole number ≥ 1`);
+  if (!Number.isSafeInteger(purchase.count) || purchase.count < 1) throw new CardError('VALUE_INVALID', `purchase count ${purchase.count} is not a whole number ≥ 1`);
   await rewriteCard(
     encoder,
     layout,
@@ -138,7 +138,7 @@ export async function sellCard(
 ): Promise<CardSale> {
   const log = (opts.logger ?? silentLogger).child({ encoder: encoder.id, meter: request.meterNumber });
   checkAmount(layout, request.amount);
-  if (request.operator.trim() === '') throw new CardError('AMOUNT_INVALID', 'a sale needs the operator who takes the money');
+  if (request.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'a sale needs the operator who takes the money');
   const card = await readCard(encoder, layout);
   const check = prepareSale(card, request);
   if (!check.ok) {

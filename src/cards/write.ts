@@ -47,7 +47,7 @@ export async function rewriteCard(encoder: CardEncoder, layout: CardLayout, plan
     if (!values) continue;
     const area = layout.areas.find((a) => a.name === name)!;
     const enc = encodeArea(layout, name, expected, values);
-    if (!enc.ok) throw new CardError('AMOUNT_INVALID', `cannot write the ${name} area: ${enc.error.message}`);
+    if (!enc.ok) throw new CardError('VALUE_INVALID', `cannot write the ${name} area: ${enc.error.message}`);
     await put(area.from, enc.value.data);
     await put(area.checksum.at, Uint8Array.of(enc.value.checksum));
     if (area.backupAt !== undefined) await put(area.backupAt, Uint8Array.of(...enc.value.data, enc.value.checksum));

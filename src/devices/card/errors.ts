@@ -27,6 +27,8 @@ export type CardErrorCode =
   | 'CARD_COUNT_MISMATCH'
   | 'ALREADY_LOADED'
   | 'AMOUNT_INVALID'
+  | 'VALUE_INVALID'
+  | 'OPERATOR_MISSING'
   | 'CARD_SWAPPED'
   | 'SALE_NOT_RECORDED';
 
