@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
 import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
+import type { RelayPort } from '../devices/relay-port.js';
+import { RelayService } from '../services/relay.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
 import { CreditService } from '../services/credit.js';
@@ -26,6 +28,7 @@ export interface Gateway {
   readonly store: Store;
   readonly poller: Poller;
   readonly credit: CreditService;
+  readonly relays: RelayService;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
@@ -49,12 +52,14 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const buses: OpenedBus[] = [];
   const targets: PollTarget[] = [];
   const creditPorts = new Map<string, CreditPort>();
+  const relayPorts = new Map<string, RelayPort>();
   try {
     for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
     for (const m of config.meters) {
       const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log);
       targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
       if (drivers.credit) creditPorts.set(m.id, drivers.credit);
+      if (drivers.relay) relayPorts.set(m.id, drivers.relay);
     }
   } catch (err) {
     await Promise.allSettled(buses.map((b) => b.bus.close()));
@@ -83,6 +88,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   });
 
   const credit = new CreditService({ store, clock, ports: creditPorts, logger: log, onCommitted: () => drain.notify() });
+  const relays = new RelayService({ store, clock, ports: relayPorts, logger: log, onCommitted: () => drain.notify() });
   // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
   const settleTimer = setInterval(settle, 60_000);
@@ -103,6 +109,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     store,
     poller,
     credit,
+    relays,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),

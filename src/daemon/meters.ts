@@ -5,6 +5,7 @@ import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
 import { dlt645CreditPort, modbusCreditPort, type CreditPort } from '../devices/credit-port.js';
 import { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { Dlt645PointReader } from '../devices/dlt645-points.js';
+import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { MeterReader } from '../services/poller.js';
@@ -23,7 +24,9 @@ export interface MeterDrivers {
   readonly reader: MeterReader;
   /** Present when the meter's profile has a credit method this gateway drives. */
   readonly credit?: CreditPort;
-  /** The DL/T 645 driver, for commands beyond reads (relay, time). */
+  /** Present when the meter's profile has relay control. */
+  readonly relay?: RelayPort;
+  /** The DL/T 645 driver, for commands beyond reads (time). */
   readonly dlt645?: Dlt645Meter;
 }
 
@@ -34,11 +37,16 @@ export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<Gat
   const method = m.profile.credit?.method;
   if (opened.kind === 'modbus') {
     const meter = new ModbusMeter({ link: opened.bus, unit: m.unit!, profile: m.profile, meterId: m.id, timeoutMs: b.timeoutMs, readRetries: b.retries, logger: log });
-    return { reader: meter, credit: method === 'modbus-write' ? modbusCreditPort(meter, m.profile) : undefined };
+    return {
+      reader: meter,
+      credit: method === 'modbus-write' ? modbusCreditPort(meter, m.profile) : undefined,
+      relay: m.profile.relay?.method === 'modbus-coil' ? modbusRelayPort(meter, m.profile) : undefined,
+    };
   }
   const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
   const meter = new Dlt645Meter({ link: opened.bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: log });
   const reader = new Dlt645PointReader(meter, m.profile);
   const credit = method === 'dlt645-plain' || method === 'dlt645-write' ? dlt645CreditPort(meter, m.profile, config.credentials.dlt645) : undefined;
-  return { reader: { read: (names, o) => reader.read(names, o) }, credit, dlt645: meter };
+  const relay = m.profile.relay?.method === 'dlt645-remote-control' ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645) : undefined;
+  return { reader: { read: (names, o) => reader.read(names, o) }, credit, relay, dlt645: meter };
 }
