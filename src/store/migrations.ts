@@ -103,10 +103,41 @@ CREATE TABLE ledger_events (
 CREATE INDEX ledger_events_by_entry ON ledger_events (ledger_id, id);
 `;
 
+const V3_COMMANDS = `
+-- Replies to station commands go to the MQTT 5 response topic the request named (an absolute topic, possibly outside
+-- the gateway's tree), echoing its correlation data. Null for every other message, which goes to its relative topic.
+ALTER TABLE outbox ADD COLUMN response_topic TEXT;
+ALTER TABLE outbox ADD COLUMN correlation_data BLOB;
+
+-- One row per station command that passed validation, keyed by the station's request id: a request id seen again gets
+-- this row's status and result, and its handler never runs a second time, across restarts.
+CREATE TABLE commands (
+  request_id       TEXT    PRIMARY KEY,
+  command          TEXT    NOT NULL,
+  meter_id         TEXT,
+  status           TEXT    NOT NULL CHECK (status IN ('accepted', 'done', 'rejected', 'failed')),
+  -- The request as validated, canonical JSON without signature and ts: what a duplicate must equal.
+  request_json     TEXT    NOT NULL,
+  result_json      TEXT,
+  error_code       TEXT,
+  error_message    TEXT,
+  -- Where the first request asked for its replies (MQTT 5); null means <prefix>/<gatewayId>/cmd/<command>/result.
+  response_topic   TEXT,
+  correlation_data BLOB,
+  received_at      INTEGER NOT NULL,
+  finished_at      INTEGER,
+  CHECK ((status = 'accepted') = (finished_at IS NULL))
+) STRICT;
+CREATE INDEX commands_by_time ON commands (received_at);
+-- What a restart resumes.
+CREATE INDEX commands_open ON commands (received_at) WHERE status = 'accepted';
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
+  { version: 3, name: 'station commands, reply routing in the outbox', up: V3_COMMANDS },
 ];
 
 export interface MigrationResult {

@@ -18,6 +18,21 @@ export interface OutboxEntry {
   readonly qos?: Qos;
   /** Default true for `state`, false otherwise. */
   readonly retain?: boolean;
+  /**
+   * Replies only: the MQTT 5 response topic the request named, absolute (it need not be under the gateway's prefix).
+   * The drain publishes there instead of `topic`, which stays the relative default (`cmd/<command>/result`).
+   */
+  readonly responseTopic?: string;
+  /** Replies only, with `responseTopic`: the request's MQTT 5 correlation data, echoed in the reply. */
+  readonly correlationData?: Buffer;
+}
+
+/** An outbox row as the drain publishes it: a reply may carry where the request asked for it (MQTT 5). */
+export interface OutboxDelivery extends OutboxMessage {
+  /** Absolute topic to publish to instead of the relative `topic`. */
+  readonly responseTopic?: string;
+  /** MQTT 5 correlation data to publish with. */
+  readonly correlationData?: Buffer;
 }
 
 export interface Enqueued {
@@ -52,14 +67,16 @@ interface MessageRow {
   payload: string;
   created_at: number;
   bytes: number;
+  response_topic: string | null;
+  correlation_data: Buffer | null;
 }
 
 const NEXT_SEQ =
   'INSERT INTO sequences (stream, value) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET value = value + 1 RETURNING value';
 const SUPERSEDE_STATE = "DELETE FROM outbox WHERE class = 'state' AND topic = ?";
 const INSERT =
-  'INSERT INTO outbox (topic, class, qos, retain, payload, created_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id';
-const COLUMNS = 'id, topic, class, qos, retain, payload, created_at, bytes';
+  'INSERT INTO outbox (topic, class, qos, retain, payload, created_at, bytes, response_topic, correlation_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id';
+const COLUMNS = 'id, topic, class, qos, retain, payload, created_at, bytes, response_topic, correlation_data';
 
 /**
  * Queues a message for the uplink in the caller's transaction: it exists exactly when the state that produced it does.
@@ -92,6 +109,7 @@ export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
     seq = connection.statement<[string], number>(NEXT_SEQ).pluck().get(entry.seqStream) ?? null;
     payload = { seq, ...payload };
   }
+  checkReplyRoute(entry);
   let superseded = 0;
   if (entry.class === 'state') {
     superseded = connection.statement<[string]>(SUPERSEDE_STATE).run(entry.topic).changes;
@@ -99,9 +117,19 @@ export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
   const json = JSON.stringify(payload);
   const retain = entry.retain ?? entry.class === 'state';
   const id = connection
-    .statement<[string, OutboxClass, Qos, 0 | 1, string, number, number], number>(INSERT)
+    .statement<[string, OutboxClass, Qos, 0 | 1, string, number, number, string | null, Buffer | null], number>(INSERT)
     .pluck()
-    .get(entry.topic, entry.class, entry.qos ?? 1, retain ? 1 : 0, json, connection.clock.now(), Buffer.byteLength(json));
+    .get(
+      entry.topic,
+      entry.class,
+      entry.qos ?? 1,
+      retain ? 1 : 0,
+      json,
+      connection.clock.now(),
+      Buffer.byteLength(json),
+      entry.responseTopic ?? null,
+      entry.correlationData ?? null,
+    );
   if (id === undefined) throw new Error('INSERT … RETURNING id returned no row');
   return { id, seq, superseded };
 }
@@ -111,7 +139,7 @@ export class OutboxQueue {
   constructor(private readonly connection: Connection) {}
 
   /** The oldest messages (by id, which is enqueue order), skipping those in flight. */
-  peek(options: PeekOptions): OutboxMessage[] {
+  peek(options: PeekOptions): OutboxDelivery[] {
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new TypeError('limit is not a positive integer');
     const rows =
       options.excludeIds === undefined || options.excludeIds.length === 0
@@ -158,8 +186,8 @@ export class OutboxQueue {
   }
 }
 
-function toMessage(row: MessageRow): OutboxMessage {
-  return {
+function toMessage(row: MessageRow): OutboxDelivery {
+  const message: OutboxMessage = {
     id: row.id,
     topic: row.topic,
     class: row.class,
@@ -169,4 +197,26 @@ function toMessage(row: MessageRow): OutboxMessage {
     createdAt: row.created_at,
     bytes: row.bytes,
   };
+  if (row.response_topic === null) return message;
+  return row.correlation_data === null
+    ? { ...message, responseTopic: row.response_topic }
+    : { ...message, responseTopic: row.response_topic, correlationData: row.correlation_data };
+}
+
+/** MQTT caps a topic at 65,535 bytes of UTF-8. */
+const MAX_TOPIC_BYTES = 65_535;
+
+/** A response topic is published to as is: it must be a topic (no wildcards), and only replies may have one. */
+function checkReplyRoute(entry: OutboxEntry): void {
+  if (entry.correlationData !== undefined && entry.responseTopic === undefined) {
+    throw new StoreError('STORE_INVALID_VALUE', `message for ${entry.topic} has correlationData without a responseTopic to send it to`);
+  }
+  const topic = entry.responseTopic;
+  if (topic === undefined) return;
+  if (entry.class !== 'reply') {
+    throw new StoreError('STORE_INVALID_VALUE', `${entry.class} message for ${entry.topic} has a responseTopic; only replies are routed by the request`);
+  }
+  if (topic.length === 0 || /[+#\u0000]/.test(topic) || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    throw new StoreError('STORE_INVALID_VALUE', `response topic "${topic.slice(0, 80)}" is not a topic one can publish to (empty, over 65,535 bytes, or holding +, # or NUL)`);
+  }
 }

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { OutboxMessage, OutboxQueue } from '../store/index.js';
+import type { OutboxDelivery, OutboxQueue } from '../store/index.js';
 import { ReconnectBackoff, type BackoffOptions } from './backoff.js';
 import { isUplinkError, UplinkError } from './errors.js';
 import type { MqttSession } from './session.js';
@@ -77,7 +77,7 @@ export class OutboxDrain {
   /** Acknowledged ids not yet deleted; deleted in one statement per batch. */
   #acks: number[] = [];
   /** Rows read ahead of the window, oldest first, from `#next` on: one outbox read per several windows' worth. */
-  #ahead: OutboxMessage[] = [];
+  #ahead: OutboxDelivery[] = [];
   #next = 0;
   /** The last read found nothing beyond the window; read again only once notify() says rows were added. */
   #exhausted = false;
@@ -195,7 +195,7 @@ export class OutboxDrain {
     }
   };
 
-  #nextRow(window: number): OutboxMessage | undefined {
+  #nextRow(window: number): OutboxDelivery | undefined {
     if (this.#next >= this.#ahead.length) {
       if (this.#exhausted) return undefined;
       // Rows acknowledged but not deleted would be read again as unsent.
@@ -222,10 +222,11 @@ export class OutboxDrain {
     this.#exhausted = false;
   }
 
-  #send(row: OutboxMessage): boolean {
+  #send(row: OutboxDelivery): boolean {
     let topic: string;
     try {
-      topic = this.#session.topics.absolute(row.topic);
+      // A reply the request asked for on its MQTT 5 response topic goes there, with its correlation data.
+      topic = row.responseTopic ?? this.#session.topics.absolute(row.topic);
     } catch (error) {
       this.#refused(row, error);
       return false;
@@ -233,7 +234,7 @@ export class OutboxDrain {
     const generation = this.#generation;
     this.#inFlight.set(row.id, generation);
     this.#published++;
-    this.#session.publish(topic, row.payload, { qos: row.qos, retain: row.retain }).then(
+    this.#session.publish(topic, row.payload, { qos: row.qos, retain: row.retain, correlationData: row.correlationData }).then(
       () => this.#onAck(row.id, generation),
       (error: unknown) => this.#onFail(row, generation, error),
     );
@@ -250,7 +251,7 @@ export class OutboxDrain {
     this.#schedule();
   }
 
-  #onFail(row: OutboxMessage, generation: number, error: unknown): void {
+  #onFail(row: OutboxDelivery, generation: number, error: unknown): void {
     if (this.#inFlight.get(row.id) === generation) this.#inFlight.delete(row.id);
     if (isUplinkError(error, 'UPLINK_CONNECTION_LOST') || isUplinkError(error, 'UPLINK_NOT_CONNECTED')) {
       // Not a verdict on the message: it goes again, in order, after the reconnect.
@@ -266,7 +267,7 @@ export class OutboxDrain {
    * ahead of it, so nothing new goes out until the window is empty; then, after a growing pause, the drain starts
    * again from the oldest row. A message refused for ever blocks the outbox, loudly, until a dead-letter table exists.
    */
-  #refused(row: OutboxMessage, error: unknown): void {
+  #refused(row: OutboxDelivery, error: unknown): void {
     this.#recordError(error);
     this.#log.error({ err: error, id: row.id, topic: row.topic }, 'the broker refused an outbox message; holding the outbox and retrying');
     this.#held = true;

@@ -37,6 +37,8 @@ export interface PublishOptions {
   /** Default 1. */
   readonly qos?: 0 | 1 | 2;
   readonly retain?: boolean;
+  /** MQTT 5: correlation data to send with the message (an answer to a request); left out on MQTT 3.1.1. */
+  readonly correlationData?: Buffer;
 }
 
 export interface InboundMessage {
@@ -226,8 +228,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     if (link === undefined || !link.up) {
       return Promise.reject(new UplinkError('UPLINK_NOT_CONNECTED', `not connected to ${redactUrl(this.#settings.url)}; cannot publish ${topic}`));
     }
+    const properties =
+      options.correlationData !== undefined && this.#settings.protocolVersion === 5 ? { correlationData: options.correlationData } : undefined;
     return this.#request<void>(link, (settle) =>
-      link.client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false }, (error) => settle(error)),
+      link.client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false, properties }, (error) => settle(error)),
     );
   }
 
