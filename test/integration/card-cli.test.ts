@@ -137,6 +137,12 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
     expect((await meterd('card', 'read')).error).toMatch(/^meterd: NO_CARD: /);
   });
 
+  it('--wait gives the cashier time to insert the card', async () => {
+    const reading = meterd('card', 'read', '--wait', '10');
+    setTimeout(() => sim.insert(loaded(1)), 100);
+    expect((await reading).lines[0]).toBe('card: SLE4442 (ATR A2131091), layout sle4442-dorm, valid');
+  });
+
   it('an unknown encoder profile names where it looked', async () => {
     expect((await meterd('card', 'read', '--encoder', 'acme-9000')).error).toMatch(/PROFILE_NOT_FOUND: no encoder profile "acme-9000"/);
   });

@@ -281,3 +281,24 @@ describe('opening the wrong port', () => {
     }
   });
 });
+
+describe('an encoder behind a serial-over-Ethernet converter (tcp://)', () => {
+  it('the same driver reads and writes the card over TCP', async () => {
+    const sim = new SimulatedEncoder({ framing: 'stx' });
+    const at = await sim.attach(0);
+    if (at.kind !== 'tcp') throw new Error('expected a TCP listener');
+    const card = new VirtualSle4442({ psc: PSC });
+    sim.insert(card);
+    const encoder = new SerialCardEncoder({ id: 'counter2', port: `tcp://127.0.0.1:${at.port}`, profile: profileFor('stx') });
+    try {
+      expect((await encoder.open()).port).toBe(`tcp://127.0.0.1:${at.port}`);
+      await encoder.powerUp('SLE4442');
+      await encoder.verifyPsc(PSC);
+      await encoder.write(0x40, Uint8Array.of(7, 7));
+      expect(toHex(card.main.subarray(0x40, 0x42))).toBe('0707');
+    } finally {
+      await encoder.close();
+      await sim.close();
+    }
+  });
+});
