@@ -1,0 +1,89 @@
+import { meterTimeOf } from '../../protocols/dlt645/index.js';
+import type { Dlt645Meter } from '../devices/dlt645-meter.js';
+import { sendBroadcastTime } from '../devices/dlt645-meter.js';
+import { creditMessage, CreditError, type CreditService } from '../services/credit.js';
+import type { Poller } from '../services/poller.js';
+import type { RelayService } from '../services/relay.js';
+import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
+import type { OpenedBus } from './meters.js';
+
+export interface HandlerDeps {
+  credit: CreditService;
+  relays: RelayService;
+  poller: Poller;
+  /** Config facts a handler needs about a meter: its bus, its default customer number, its DL/T 645 driver. */
+  meters: ReadonlyMap<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>;
+  buses: readonly OpenedBus[];
+}
+
+/**
+ * The MQTT commands, served by the services: the router validates, authenticates and de-duplicates; these only
+ * translate a command into a service call and its outcome into a reply. Services know nothing of MQTT.
+ */
+export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
+  return {
+    async topup(cmd, ctx): Promise<CommandOutcome> {
+      if (cmd.esam) {
+        return { status: 'rejected', error: { code: 'ESAM_UNSUPPORTED', message: 'ESAM (encrypted) loads need the station encryption-machine exchange, which this gateway version does not run yet; use a plain-credit profile' } };
+      }
+      try {
+        const { entry } = await d.credit.topUp(
+          {
+            requestId: cmd.requestId,
+            meterId: cmd.meter,
+            channel: 'remote',
+            ...(cmd.energyKwh !== undefined ? { energyKwh: cmd.energyKwh } : { amountFen: cmd.amountFen }),
+            purchaseCount: cmd.purchaseCount,
+            customerNo: cmd.customerNo ?? d.meters.get(cmd.meter)?.customerNo,
+            operator: 'station',
+          },
+          ctx.signal,
+        );
+        const result = creditMessage(entry, Date.now());
+        if (entry.state === 'applied') return { status: 'done', result };
+        if (entry.state === 'rejected') return { status: 'rejected', error: entry.error ?? { code: 'REJECTED', message: 'the meter refused the load' }, result };
+        // Not final: the load may have reached the meter; say so, never "failed" as if nothing happened.
+        return { status: 'failed', error: entry.error ?? { code: 'UNSETTLED', message: 'the load is not settled yet' }, result: { ...result, settled: entry.state === 'failed' } };
+      } catch (err) {
+        if (err instanceof CreditError) return { status: 'rejected', error: { code: err.code, message: err.message } };
+        throw err;
+      }
+    },
+
+    async relay(cmd, ctx): Promise<CommandOutcome> {
+      const r = await d.relays.switch({ meterId: cmd.meter, action: cmd.action, requestedBy: cmd.requestId, receivedAt: ctx.receivedAt }, ctx.signal);
+      if (r.status === 'done') return { status: 'done', result: { meter: cmd.meter, relay: r.state.open ? 'open' : 'closed', ...(r.note ? { note: r.note } : {}) } };
+      if (r.status === 'cancelled') return { status: 'rejected', error: { code: 'CANCELLED_BY_TOPUP', message: r.reason } };
+      return { status: r.status, error: { code: r.code, message: r.message }, ...(r.state ? { result: { relay: r.state.open ? 'open' : 'closed' } } : {}) };
+    },
+
+    async read(cmd): Promise<CommandOutcome> {
+      const meter = d.meters.get(cmd.meter)!;
+      const unknown = cmd.points.filter((p) => !meter.points.has(p));
+      if (unknown.length > 0) return { status: 'rejected', error: { code: 'UNKNOWN_POINT', message: `meter ${cmd.meter} has no point ${unknown.join(', ')}` } };
+      const values = await d.poller.pollNow(cmd.meter, cmd.points, 'operator');
+      return { status: 'done', result: { meter: cmd.meter, ts: new Date().toISOString(), values: Object.fromEntries(values) } };
+    },
+
+    async timeSync(cmd): Promise<CommandOutcome> {
+      const busIds = cmd.meter === 'all' ? d.buses.filter((b) => b.kind === 'dlt645').map((b) => b.config.id) : [d.meters.get(cmd.meter)?.busId];
+      const targets = d.buses.filter((b) => b.kind === 'dlt645' && busIds.includes(b.config.id));
+      if (targets.length === 0) return { status: 'rejected', error: { code: 'TIME_SYNC_UNSUPPORTED', message: 'time sync is a DL/T 645 broadcast; no DL/T 645 bus carries this meter' } };
+      // One broadcast per bus: meters accept it within 5 minutes of their own clock (dlt645.md §2.4).
+      for (const b of targets) if (b.kind === 'dlt645') await sendBroadcastTime(b.bus, meterTimeOf(new Date()));
+      const result: Record<string, unknown> = { broadcastOn: targets.map((b) => b.config.id), at: new Date().toISOString() };
+      const one = cmd.meter === 'all' ? undefined : d.meters.get(cmd.meter)?.dlt645;
+      if (one) {
+        const date = await one.read('04000101', { priority: 'operator' });
+        const time = await one.read('04000102', { priority: 'operator' });
+        if (date.value.kind === 'time' && time.value.kind === 'time') {
+          const skewMs = new Date(`${date.value.value}T${time.value.value}`).getTime() - Date.now();
+          result.meterClock = `${date.value.value}T${time.value.value}`;
+          result.skewSeconds = Math.round(skewMs / 1000);
+          if (Math.abs(skewMs) > 5000) return { status: 'failed', error: { code: 'TIME_NOT_SET', message: `the meter clock is still ${Math.round(skewMs / 1000)} s off: meters take one broadcast a day, within 5 minutes of their own time` }, result };
+        }
+      }
+      return { status: 'done', result };
+    },
+  };
+}
