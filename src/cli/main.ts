@@ -25,6 +25,19 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   frame: async () => (await import('./commands/frame.js')).registerFrameCommand,
   profile: async () => (await import('./commands/profile.js')).registerProfileCommand,
   sim: async () => (await import('./commands/sim.js')).registerSimCommand,
+  card: async () => {
+    const [{ registerCardCommand }, { LedgerCardSales }, { openStore }, { systemClock }, { join }] = await Promise.all([
+      import('./commands/card.js'),
+      import('../services/card-sales.js'),
+      import('../store/index.js'),
+      import('../clock.js'),
+      import('node:path'),
+    ]);
+    // The counter shares the gateway's books: the database in METERD_DATA_DIR (the daemon's dataDir), else ./data.
+    let store: ReturnType<typeof openStore> | undefined;
+    const books = new LedgerCardSales(() => (store ??= openStore({ path: join(process.env.METERD_DATA_DIR ?? './data', 'meterd.db'), clock: systemClock })));
+    return (program, io) => registerCardCommand(program, io, { recorder: books, books });
+  },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
   ledger: async () => (await import('./commands/topup.js')).registerLedgerCommand,
 };

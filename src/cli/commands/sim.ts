@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runDlt645SimCommand } from '../../sim/dlt645/cli.js';
+import { registerSimEncoderCommand } from './sim-encoder.js';
 import { registerSimModbusCommand } from './sim-modbus.js';
 
 export function registerSimCommand(program: Command): void {
@@ -35,4 +36,5 @@ Examples:
       });
     });
   registerSimModbusCommand(sim);
+  registerSimEncoderCommand(sim);
 }
