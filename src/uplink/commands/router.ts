@@ -1,0 +1,499 @@
+import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock.js';
+import type { GatewayConfig } from '../../config/load.js';
+import { silentLogger, type Logger } from '../../log.js';
+import {
+  enqueue,
+  findCommand,
+  finishCommand,
+  openCommands,
+  recordAcceptedCommand,
+  type CommandRecord,
+  type Store,
+  type Tx,
+} from '../../store/index.js';
+import { UplinkError } from '../errors.js';
+import type { InboundMessage, MqttSession, Subscription } from '../session.js';
+import { withTimeout } from '../timeout.js';
+import { isTopicSafeId } from '../topics.js';
+import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, type CommandName, type ParsedCommand } from './schema.js';
+import { canonicalJson, DEFAULT_SIGNATURE_WINDOW_MS, signatureMatches } from './signature.js';
+import type { CommandContext, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply } from './types.js';
+
+/** What the router needs of the MQTT session: a subscription and the gateway's topic tree. */
+export type CommandSession = Pick<MqttSession, 'subscribe' | 'topics'>;
+
+export interface CommandRouterOptions {
+  readonly session: CommandSession;
+  readonly store: Store;
+  /** Told after every commit that queued a reply (`OutboxDrain.notify`). */
+  readonly drain: { notify(): void };
+  readonly handlers: CommandHandlers;
+  /** True for a meter id of the gateway's config. */
+  readonly meterExists: (meterId: string) => boolean;
+  /** `config.commands`: the HMAC key (signatures required when set) and the payload size limit. */
+  readonly settings: GatewayConfig['commands'];
+  /** How far a signed request's `ts` may be from the gateway's clock. Default 5 minutes. */
+  readonly signatureWindowMs?: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface CommandRouterStats {
+  /** Messages on `cmd/+`, whatever became of them. */
+  readonly received: number;
+  readonly accepted: number;
+  /** Requests answered from the record of an earlier one with the same request id. */
+  readonly duplicates: number;
+  /** Refused by the router (validation, authenticity, replay); changed nothing. */
+  readonly rejected: number;
+  /** Handlers running now. */
+  readonly running: number;
+}
+
+/** Where a reply goes: the request's MQTT 5 response topic with its correlation data, or `cmd/<command>/result`. */
+interface ReplyRoute {
+  readonly responseTopic?: string;
+  readonly correlationData?: Buffer;
+}
+
+interface Rejection {
+  readonly code: CommandRejectionCode;
+  readonly message: string;
+  readonly field?: string;
+}
+
+/** A request that passed the checks that need no database: well-formed, a known command, authentic. */
+interface Screened {
+  readonly requestId: string;
+  readonly command: CommandName;
+  readonly payload: Record<string, unknown>;
+  /** Canonical JSON without `signature` and `ts`: equal for a duplicate, different for a reused request id. */
+  readonly content: string;
+}
+
+interface RunningCommand {
+  readonly controller: AbortController;
+  /** Reply routes of duplicates that arrived while it ran and asked elsewhere than the first: they get the outcome too. */
+  readonly extraRoutes: ReplyRoute[];
+  finished: Promise<void>;
+}
+
+type Verdict =
+  | { readonly kind: 'accepted'; readonly record: CommandRecord; readonly parsed: ParsedCommand }
+  | { readonly kind: 'duplicate'; readonly record: CommandRecord }
+  | { readonly kind: 'rejected'; readonly rejection: Rejection };
+
+const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+/** MQTT caps a topic at 65,535 bytes of UTF-8. */
+const MAX_TOPIC_BYTES = 65_535;
+const AUTH_CODES: readonly CommandRejectionCode[] = ['UNSIGNED', 'BAD_SIGNATURE', 'STALE', 'REPLAYED'];
+
+const outcomeSchema = z.union([
+  z.object({ status: z.literal('done'), result: z.record(z.string(), z.unknown()) }),
+  z.object({
+    status: z.enum(['failed', 'rejected']),
+    error: z.object({ code: z.string().min(1), message: z.string() }),
+    result: z.record(z.string(), z.unknown()).optional(),
+  }),
+]);
+
+/**
+ * The station's commands over MQTT: `<prefix>/<gatewayId>/cmd/<command>` in, replies out through the outbox.
+ *
+ * Each request is checked in this order, and the first failure is answered `rejected` with a code and a message
+ * naming the field, changing nothing: size (before parsing), JSON, `requestId`, command name, authenticity (when
+ * `commands.hmacKey` is set: signature, then `ts` within the window), de-duplication (a request id seen before with
+ * other content is `REPLAYED`), schema, meter, `expiresAt`. A request that passes is recorded `accepted` together with
+ * its `accepted` reply in one durable commit, before the broker's PUBACK; then its handler runs, and its outcome is
+ * recorded with the `done` / `failed` / `rejected` reply in another. A request id seen before with the same content
+ * gets the recorded status (and result) again; its handler never runs twice.
+ *
+ * ```ts
+ * const router = new CommandRouter({ session, store, drain, handlers, settings: config.commands, logger,
+ *   meterExists: (id) => config.meters.some((m) => m.id === id) });
+ * await router.start();          // resumes commands a restart interrupted, then subscribes to cmd/+
+ * …
+ * await router.stop();           // before drain.stop(): aborts running handlers; interrupted ones resume at next start
+ * ```
+ */
+export class CommandRouter {
+  readonly #session: CommandSession;
+  readonly #store: Store;
+  readonly #drain: { notify(): void };
+  readonly #handlers: CommandHandlers;
+  readonly #meterExists: (meterId: string) => boolean;
+  readonly #hmacKey: string | undefined;
+  readonly #maxPayloadBytes: number;
+  readonly #windowMs: number;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #running = new Map<string, RunningCommand>();
+  #subscription: Subscription | undefined;
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #stats = { received: 0, accepted: 0, duplicates: 0, rejected: 0 };
+
+  constructor(options: CommandRouterOptions) {
+    const { maxPayloadBytes, hmacKey } = options.settings;
+    if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1) throw new TypeError('maxPayloadBytes is not a positive whole number of bytes');
+    if (hmacKey !== undefined && hmacKey.length === 0) throw new TypeError('hmacKey is empty; leave it out to accept unsigned commands');
+    const windowMs = options.signatureWindowMs ?? DEFAULT_SIGNATURE_WINDOW_MS;
+    if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new TypeError('signatureWindowMs is not greater than 0');
+    this.#session = options.session;
+    this.#store = options.store;
+    this.#drain = options.drain;
+    this.#handlers = options.handlers;
+    this.#meterExists = options.meterExists;
+    this.#hmacKey = hmacKey;
+    this.#maxPayloadBytes = maxPayloadBytes;
+    this.#windowMs = windowMs;
+    this.#clock = options.clock ?? systemClock;
+    this.#log = (options.logger ?? silentLogger).child({ component: 'uplink', part: 'commands' });
+  }
+
+  /** The filter the router listens on: `<prefix>/<gatewayId>/cmd/+`. */
+  get filter(): string {
+    return this.#session.topics.filter('cmd/+');
+  }
+
+  /**
+   * Resumes the commands a stop or a crash left `accepted` (their handlers run again with `ctx.resumed`), then
+   * subscribes to `cmd/+` at QoS 1. Resolves once the broker granted the subscription, or at once when offline.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new UplinkError('UPLINK_CLOSED', 'a command router starts once; make a new one');
+    this.#state = 'running';
+    const open = this.#store.transaction((tx) => openCommands(tx));
+    for (const record of open) this.#resume(record);
+    if (open.length > 0) this.#log.info({ count: open.length }, 'resuming commands that were running when the gateway stopped');
+    this.#subscription = await this.#session.subscribe(this.filter, this.#onMessage, { qos: 1 });
+  }
+
+  /**
+   * Aborts running handlers and waits up to `timeoutMs` for them. A handler that throws after the abort leaves its
+   * command `accepted`, resumed at the next start. The broker subscription stays, so the persistent session keeps
+   * queuing commands while the gateway is down; a request that still arrives is recorded and answered `accepted`,
+   * and runs at the next start. Call it before `drain.stop()`, so the last replies go out.
+   */
+  async stop(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+    this.#state = 'stopping';
+    const jobs = [...this.#running.values()];
+    for (const job of jobs) job.controller.abort(new UplinkError('UPLINK_CLOSED', 'the gateway is stopping'));
+    try {
+      await withTimeout(Promise.allSettled(jobs.map((job) => job.finished)), options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS, 'running commands');
+    } catch {
+      this.#log.warn({ running: this.#running.size }, 'commands still running at shutdown stay accepted and resume at the next start');
+    }
+    this.#state = 'stopped';
+  }
+
+  /** Removes the router's subscription at the broker too: commands are no longer queued for this gateway. */
+  async unsubscribe(): Promise<void> {
+    await this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+  }
+
+  stats(): CommandRouterStats {
+    return { ...this.#stats, running: this.#running.size };
+  }
+
+  readonly #onMessage = (message: InboundMessage): void => {
+    this.#stats.received++;
+    const receivedAt = this.#clock.now();
+    const name = this.#session.topics.relative(message.topic)?.split('/')[1] ?? '';
+    const requested = this.#requestedRoute(message, name);
+    const screened = this.#screen(message, name, receivedAt);
+    if (!screened.ok) {
+      const { requestId, rejection, authenticated } = screened;
+      // In HMAC mode an unauthenticated sender does not choose where the gateway publishes.
+      const route = this.#hmacKey === undefined || authenticated ? requested : {};
+      this.#reject(name, route, requestId, rejection);
+      return;
+    }
+    const request = screened.request;
+    const verdict = this.#store.transaction((tx) => this.#decide(tx, request, requested, receivedAt), { durable: true });
+    this.#drain.notify();
+    const log = this.#log.child({ requestId: request.requestId, command: request.command });
+    switch (verdict.kind) {
+      case 'rejected':
+        this.#stats.rejected++;
+        this.#logRejection(log, verdict.rejection);
+        return;
+      case 'duplicate': {
+        this.#stats.duplicates++;
+        log.info({ status: verdict.record.status }, 'duplicate request answered from the record of the first');
+        return;
+      }
+      case 'accepted':
+        this.#stats.accepted++;
+        log.info({ meter: verdict.record.meterId }, 'command accepted');
+        if (this.#state === 'running') this.#run(verdict.record, verdict.parsed, false);
+        else log.info('the gateway is stopping: the command runs at the next start');
+        return;
+    }
+  };
+
+  /** The checks that need no database, in order. */
+  #screen(
+    message: InboundMessage,
+    name: string,
+    now: number,
+  ): { ok: false; rejection: Rejection; requestId: string | null; authenticated: boolean } | { ok: true; request: Screened } {
+    const reject = (code: CommandRejectionCode, text: string, requestId: string | null = null, field?: string, authenticated = false) => ({
+      ok: false as const,
+      rejection: field === undefined ? { code, message: text } : { code, message: text, field },
+      requestId,
+      authenticated,
+    });
+    if (message.payload.length > this.#maxPayloadBytes) {
+      return reject('PAYLOAD_TOO_LARGE', `the payload is ${message.payload.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`);
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.payload));
+    } catch (error) {
+      return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${(error as Error).message}`);
+    }
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+      return reject('NOT_AN_OBJECT', `the payload is ${Array.isArray(payload) ? 'an array' : `a JSON ${payload === null ? 'null' : typeof payload}`}; a request is a JSON object`);
+    }
+    const fields = payload as Record<string, unknown>;
+    if (fields.requestId === undefined) return reject('MISSING_REQUEST_ID', 'requestId is missing: every request carries a unique requestId', null, 'requestId');
+    const requestIdCheck = requestIdSchema.safeParse(fields.requestId);
+    if (!requestIdCheck.success) {
+      return reject('INVALID_FIELD', `requestId ${requestIdCheck.error.issues[0]?.message ?? 'is not valid'}`, null, 'requestId');
+    }
+    const requestId = requestIdCheck.data;
+    if ((RESERVED_COMMAND_NAMES as readonly string[]).includes(name)) {
+      return reject('UNSUPPORTED_COMMAND', `${name} is reserved for card sales and not implemented by this gateway`, requestId);
+    }
+    if (!isCommandName(name)) {
+      return reject('UNKNOWN_COMMAND', `unknown command "${name.slice(0, 64)}"; the commands are topup, relay, read and time-sync`, requestId);
+    }
+    if (this.#hmacKey !== undefined) {
+      const key = this.#hmacKey;
+      if (fields.signature === undefined) {
+        return reject('UNSIGNED', 'signature is missing: this gateway accepts only requests signed with HMAC-SHA256 (docs/mqtt-api.md)', requestId, 'signature');
+      }
+      if (fields.ts === undefined) return reject('UNSIGNED', 'ts is missing: a signed request carries the ISO time it was signed', requestId, 'ts');
+      if (typeof fields.signature !== 'string' || !signatureMatches(fields, key, fields.signature)) {
+        return reject('BAD_SIGNATURE', 'signature does not match the payload: check the key and the canonical form (docs/mqtt-api.md)', requestId, 'signature');
+      }
+      const signedAt = typeof fields.ts === 'string' && z.iso.datetime({ offset: true }).safeParse(fields.ts).success ? Date.parse(fields.ts) : Number.NaN;
+      if (Number.isNaN(signedAt)) {
+        return reject('INVALID_FIELD', 'ts must be an ISO 8601 time with a zone, e.g. 2025-03-01T08:00:00Z', requestId, 'ts', true);
+      }
+      const skewMs = now - signedAt;
+      if (Math.abs(skewMs) > this.#windowMs) {
+        const direction = skewMs > 0 ? 'old' : 'ahead of the gateway clock';
+        return reject(
+          'STALE',
+          `ts ${String(fields.ts)} is ${Math.round(Math.abs(skewMs) / 1000)} s ${direction}; a signed request must be within ±${Math.round(this.#windowMs / 1000)} s (check the clocks)`,
+          requestId,
+          'ts',
+          true,
+        );
+      }
+    }
+    const { signature: _signature, ts: _ts, ...content } = fields;
+    return { ok: true, request: { requestId, command: name, payload: fields, content: canonicalJson(content) } };
+  }
+
+  /** The checks against the record, then the schema, meter and expiry; records and replies in the caller's commit. */
+  #decide(tx: Tx, request: Screened, route: ReplyRoute, now: number): Verdict {
+    const { requestId, command } = request;
+    const existing = findCommand(tx, requestId);
+    if (existing !== null) {
+      if (existing.command !== command || existing.requestJson !== request.content) {
+        const rejection: Rejection = {
+          code: 'REPLAYED',
+          message: `requestId ${requestId} was already used for a different ${existing.command} request (received ${new Date(existing.receivedAt).toISOString()}); a new request needs a new requestId`,
+          field: 'requestId',
+        };
+        this.#enqueueReply(tx, command, route, { requestId, status: 'rejected', error: rejection });
+        return { kind: 'rejected', rejection };
+      }
+      const running = this.#running.get(requestId);
+      if (existing.status === 'accepted' && running !== undefined && !sameRoute(route, routeOf(existing)) && !running.extraRoutes.some((r) => sameRoute(r, route))) {
+        running.extraRoutes.push(route);
+      }
+      this.#enqueueReply(tx, command, route, replyOf(existing));
+      return { kind: 'duplicate', record: existing };
+    }
+    const parsed = parseCommand(command, request.payload);
+    const reject = (rejection: Rejection): Verdict => {
+      this.#enqueueReply(tx, command, route, { requestId, status: 'rejected', error: rejection });
+      return { kind: 'rejected', rejection };
+    };
+    if (!parsed.ok) return reject({ code: 'INVALID_FIELD', message: parsed.problem.message, field: parsed.problem.field });
+    const meter = parsed.value.payload.meter;
+    if (!(command === 'time-sync' && meter === 'all') && !this.#meterExists(meter)) {
+      return reject({ code: 'UNKNOWN_METER', message: `meter ${meter} is not configured on this gateway`, field: 'meter' });
+    }
+    const expiresAt = parsed.value.payload.expiresAt;
+    if (expiresAt !== undefined && Date.parse(expiresAt) <= now) {
+      return reject({ code: 'EXPIRED', message: `expiresAt ${expiresAt} has passed (gateway time ${new Date(now).toISOString()})`, field: 'expiresAt' });
+    }
+    const { record } = recordAcceptedCommand(tx, {
+      requestId,
+      command,
+      meterId: meter,
+      requestJson: request.content,
+      responseTopic: route.responseTopic,
+      correlationData: route.correlationData,
+      receivedAt: now,
+    });
+    this.#enqueueReply(tx, command, route, { requestId, status: 'accepted' });
+    return { kind: 'accepted', record, parsed: parsed.value };
+  }
+
+  #reject(name: string, route: ReplyRoute, requestId: string | null, rejection: Rejection): void {
+    this.#stats.rejected++;
+    const log = this.#log.child({ requestId, command: name.slice(0, 64) });
+    this.#logRejection(log, rejection);
+    if (route.responseTopic === undefined && !isTopicSafeId(name)) {
+      log.warn('no reply possible: the command level of the topic is not a valid topic level and no response topic was given');
+      return;
+    }
+    this.#store.transaction((tx) => this.#enqueueReply(tx, name, route, { requestId, status: 'rejected', error: rejection }), { durable: true });
+    this.#drain.notify();
+  }
+
+  #logRejection(log: Logger, rejection: Rejection): void {
+    const fields = { code: rejection.code, field: rejection.field, reason: rejection.message };
+    if (AUTH_CODES.includes(rejection.code)) log.warn(fields, 'command rejected: not authentic, stale or replayed');
+    else log.info(fields, 'command rejected');
+  }
+
+  #enqueueReply(tx: Tx, command: string, route: ReplyRoute, reply: CommandReply): void {
+    enqueue(tx, {
+      topic: `cmd/${command}/result`,
+      class: 'reply',
+      payload: reply,
+      responseTopic: route.responseTopic,
+      correlationData: route.responseTopic === undefined ? undefined : route.correlationData,
+    });
+  }
+
+  /** The MQTT 5 response topic the request named, when it is one the gateway can publish to. */
+  #requestedRoute(message: InboundMessage, name: string): ReplyRoute {
+    const topic = message.responseTopic;
+    if (topic === undefined) return {};
+    if (topic.length === 0 || /[+#\u0000]/.test(topic) || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+      this.#log.warn({ command: name.slice(0, 64), responseTopic: topic.slice(0, 80) }, 'ignoring a response topic one cannot publish to; replying on cmd/<command>/result');
+      return {};
+    }
+    return message.correlationData === undefined ? { responseTopic: topic } : { responseTopic: topic, correlationData: message.correlationData };
+  }
+
+  #resume(record: CommandRecord): void {
+    const name = record.command;
+    let parsed: ReturnType<typeof parseCommand> | undefined;
+    try {
+      parsed = isCommandName(name) ? parseCommand(name, JSON.parse(record.requestJson)) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.ok === true) {
+      this.#run(record, parsed.value, true);
+      return;
+    }
+    this.#log.error({ requestId: record.requestId, command: name }, 'a recorded command cannot be read back; ending it failed');
+    this.#finish(record, {
+      status: 'failed',
+      error: { code: 'NOT_RESUMABLE', message: `the ${name} command was interrupted by a restart and its record could not be read back to resume it` },
+    }, []);
+  }
+
+  #run(record: CommandRecord, parsed: ParsedCommand, resumed: boolean): void {
+    const controller = new AbortController();
+    const job: RunningCommand = { controller, extraRoutes: [], finished: Promise.resolve() };
+    this.#running.set(record.requestId, job);
+    const ctx: CommandContext = { requestId: record.requestId, command: record.command, receivedAt: record.receivedAt, signal: controller.signal, resumed };
+    job.finished = this.#execute(parsed, ctx)
+      .then((outcome) => {
+        if (outcome !== undefined) this.#finish(record, outcome, job.extraRoutes);
+      })
+      .finally(() => this.#running.delete(record.requestId));
+  }
+
+  /** Runs the handler; undefined when it gave up because the router is stopping (the command stays accepted). */
+  async #execute(parsed: ParsedCommand, ctx: CommandContext): Promise<CommandOutcome | undefined> {
+    const log = this.#log.child({ requestId: ctx.requestId, command: ctx.command });
+    let outcome: unknown;
+    try {
+      // Through a promise, so a handler that throws before its first await is caught here too.
+      outcome = await Promise.resolve().then(() => callHandler(this.#handlers, parsed, ctx));
+    } catch (error) {
+      if (ctx.signal.aborted && this.#state !== 'running') {
+        log.info('command interrupted by shutdown; it stays accepted and resumes at the next start');
+        return undefined;
+      }
+      log.error({ err: error }, 'command handler failed');
+      return { status: 'failed', error: { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) } };
+    }
+    const checked = outcomeSchema.safeParse(outcome);
+    if (!checked.success) {
+      log.error({ outcome }, 'command handler returned something that is not a CommandOutcome');
+      return { status: 'failed', error: { code: 'INTERNAL', message: `the ${ctx.command} handler returned an invalid outcome: ${checked.error.issues[0]?.message ?? ''}` } };
+    }
+    return outcome as CommandOutcome;
+  }
+
+  #finish(record: CommandRecord, outcome: CommandOutcome, extraRoutes: readonly ReplyRoute[]): void {
+    const log = this.#log.child({ requestId: record.requestId, command: record.command });
+    const commit = (final: CommandOutcome) =>
+      this.#store.transaction((tx) => {
+        const finished = finishCommand(tx, record.requestId, final);
+        for (const route of [routeOf(record), ...extraRoutes]) this.#enqueueReply(tx, record.command, route, replyOf(finished));
+      }, { durable: true });
+    try {
+      try {
+        commit(outcome);
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error;
+        // JSON.stringify refused the result (a BigInt, a cycle): the command still needs a final answer.
+        log.error({ err: error }, 'the command result is not JSON');
+        commit({ status: 'failed', error: { code: 'INTERNAL', message: `the ${record.command} result could not be stored as JSON: ${error.message}` } });
+      }
+    } catch (error) {
+      log.error({ err: error }, 'could not record the command outcome; it stays accepted and resumes at the next start');
+      return;
+    }
+    this.#drain.notify();
+    if (outcome.status === 'done') log.info('command done');
+    else log.warn({ status: outcome.status, code: outcome.error.code, reason: outcome.error.message }, `command ${outcome.status}`);
+  }
+}
+
+function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: CommandContext): Promise<CommandOutcome> {
+  switch (parsed.command) {
+    case 'topup':
+      return handlers.topup(parsed.payload, ctx);
+    case 'relay':
+      return handlers.relay(parsed.payload, ctx);
+    case 'read':
+      return handlers.read(parsed.payload, ctx);
+    case 'time-sync':
+      return handlers.timeSync(parsed.payload, ctx);
+  }
+}
+
+function replyOf(record: CommandRecord): CommandReply {
+  const reply: { -readonly [K in keyof CommandReply]: CommandReply[K] } = { requestId: record.requestId, status: record.status };
+  if (record.error !== null) reply.error = record.error;
+  if (record.result !== null) reply.result = { ...record.result };
+  return reply;
+}
+
+function routeOf(record: CommandRecord): ReplyRoute {
+  if (record.responseTopic === null) return {};
+  return record.correlationData === null ? { responseTopic: record.responseTopic } : { responseTopic: record.responseTopic, correlationData: record.correlationData };
+}
+
+function sameRoute(a: ReplyRoute, b: ReplyRoute): boolean {
+  if (a.responseTopic !== b.responseTopic) return false;
+  if (a.correlationData === undefined || b.correlationData === undefined) return a.correlationData === b.correlationData;
+  return a.correlationData.equals(b.correlationData);
+}

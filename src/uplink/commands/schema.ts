@@ -1,0 +1,188 @@
+import { z } from 'zod';
+
+/** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
+export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync'] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+/** Names kept for card sales at the counter; answered `UNSUPPORTED_COMMAND` until they are implemented. */
+export const RESERVED_COMMAND_NAMES = ['card-sell', 'card-read'] as const;
+
+/** A top-up above this much energy is a mistake (a typo, a unit mix-up), never a purchase. */
+export const MAX_TOPUP_ENERGY_KWH = 10_000;
+/** A top-up above this much money (100,000 yuan) is a mistake, never a purchase. */
+export const MAX_TOPUP_AMOUNT_FEN = 10_000_000;
+export const MAX_REQUEST_ID_LENGTH = 128;
+export const MAX_READ_POINTS = 64;
+
+const hex16 = z.string().regex(/^[0-9A-Fa-f]{16}$/, 'must be 16 hex digits (8 bytes)');
+const isoTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-03-01T08:00:00Z' });
+
+export const requestIdSchema = z
+  .string({ error: 'must be a string' })
+  .min(1, 'cannot be empty')
+  .max(MAX_REQUEST_ID_LENGTH, `is longer than ${MAX_REQUEST_ID_LENGTH} characters`)
+  .regex(/^[\x21-\x7e]+$/, 'may hold printable ASCII only, without spaces');
+
+/** The config's id rule (src/config/schema.ts `topicSafeId`), with messages written for the station. */
+const meterId = z
+  .string({ error: 'must be a meter id (a string)' })
+  .min(1, 'cannot be empty')
+  .max(64, 'is longer than 64 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a meter id: letters, digits, dot, dash and underscore');
+
+/** Fields every request may carry. `ts` and `signature` are checked only when `commands.hmacKey` is configured. */
+const common = {
+  requestId: requestIdSchema,
+  /** After this time the gateway rejects the request with EXPIRED instead of running it. */
+  expiresAt: isoTime.optional(),
+  /** When the station signed the request (HMAC mode). */
+  ts: isoTime.optional(),
+  /** Hex HMAC-SHA256 over the canonical payload without `signature` (HMAC mode). */
+  signature: z.string().regex(/^[0-9A-Fa-f]{64}$/, 'must be 64 hex digits (HMAC-SHA256)').optional(),
+};
+
+/** At most two decimals, judged on the number as JSON wrote it (`12.5`, `12.34`; not `12.345` or `1e-7`). */
+function hasAtMostTwoDecimals(kwh: number): boolean {
+  return /^\d+(\.\d{1,2})?$/.test(String(kwh));
+}
+
+export const topupSchema = z
+  .strictObject({
+    ...common,
+    meter: meterId,
+    energyKwh: z
+      .number({ error: 'must be a number of kWh' })
+      .positive('must be above 0')
+      .max(MAX_TOPUP_ENERGY_KWH, `must be at most ${MAX_TOPUP_ENERGY_KWH} kWh`)
+      .refine(hasAtMostTwoDecimals, 'must have at most two decimals (0.01 kWh)')
+      .optional(),
+    amountFen: z
+      .number({ error: 'must be a number of fen' })
+      .int('must be a whole number of fen (1 yuan = 100 fen)')
+      .positive('must be above 0')
+      .max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`)
+      .optional(),
+    /** The station's purchase count for this load, when it keeps one (the gateway checks it against the meter's + 1). */
+    purchaseCount: z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(0xffff_ffff, 'must fit in 4 bytes').optional(),
+    /** 客户编号, 6 BCD bytes: up to 12 digits. */
+    customerNo: z.string({ error: 'must be a string of digits' }).regex(/^\d{1,12}$/, 'must be 1 to 12 digits').optional(),
+    /** ESAM meters: the station encryption machine's identity-authentication input for this meter (070000FF). */
+    esam: z
+      .strictObject({
+        ciphertext: hex16,
+        random: hex16,
+        /** Diversification factor; default from the meter address. */
+        diversifier: hex16.optional(),
+      })
+      .optional(),
+  })
+  .superRefine((value, ctx) => {
+    const energy = value.energyKwh !== undefined;
+    const money = value.amountFen !== undefined;
+    if (energy && money) {
+      ctx.addIssue({ code: 'custom', path: ['amountFen'], message: 'cannot be given together with energyKwh: give one of them' });
+    } else if (!energy && !money) {
+      ctx.addIssue({ code: 'custom', path: ['energyKwh'], message: 'is missing: give energyKwh (kWh, at most two decimals) or amountFen (integer fen)' });
+    }
+  })
+  .transform((value) => ({
+    ...value,
+    /** The amount in ledger units: 0.01 kWh for energy, fen for money. Never a float. */
+    credit:
+      value.energyKwh !== undefined
+        ? { unit: 'energy' as const, amount: Math.round(value.energyKwh * 100) }
+        : { unit: 'money' as const, amount: value.amountFen ?? 0 },
+  }));
+
+export const relaySchema = z.strictObject({
+  ...common,
+  meter: meterId,
+  /** `trip` cuts the supply (relay open), `close` restores it. */
+  action: z.enum(['trip', 'close'], { error: 'must be "trip" or "close"' }),
+});
+
+export const readSchema = z.strictObject({
+  ...common,
+  meter: meterId,
+  /** Canonical point names from the meter's profile, e.g. `energy.active.import`. */
+  points: z
+    .array(z.string({ error: 'must be a point name (a string)' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a point name such as energy.active.import'), {
+      error: 'must be an array of point names',
+    })
+    .min(1, 'must name at least one point')
+    .max(MAX_READ_POINTS, `may name at most ${MAX_READ_POINTS} points`),
+});
+
+export const timeSyncSchema = z.strictObject({
+  ...common,
+  /** One meter, or `all` for every meter of the gateway. */
+  meter: z.union([z.literal('all'), meterId], { error: 'must be a meter id or "all"' }),
+});
+
+export const COMMAND_SCHEMAS = {
+  topup: topupSchema,
+  relay: relaySchema,
+  read: readSchema,
+  'time-sync': timeSyncSchema,
+} as const;
+
+export type TopupCommand = z.output<typeof topupSchema>;
+export type RelayCommand = z.output<typeof relaySchema>;
+export type ReadCommand = z.output<typeof readSchema>;
+export type TimeSyncCommand = z.output<typeof timeSyncSchema>;
+
+/** A request that passed its schema, tagged with its command. */
+export type ParsedCommand =
+  | { readonly command: 'topup'; readonly payload: TopupCommand }
+  | { readonly command: 'relay'; readonly payload: RelayCommand }
+  | { readonly command: 'read'; readonly payload: ReadCommand }
+  | { readonly command: 'time-sync'; readonly payload: TimeSyncCommand };
+
+/** Why a payload does not fit its schema: the first problem, with the field it is about. */
+export interface FieldProblem {
+  /** Dotted path, e.g. `energyKwh` or `esam.random`; `(payload)` for the whole object. */
+  readonly field: string;
+  readonly message: string;
+}
+
+export function isCommandName(name: string): name is CommandName {
+  return (COMMAND_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Parses one request payload (already JSON-decoded) against its command's schema: a typed command, or the first
+ * problem named by field. Pure.
+ *
+ * ```ts
+ * parseCommand('topup', { requestId: 'r-1', meter: 'room-101', energyKwh: 12.5 });
+ * // { ok: true, value: { command: 'topup', payload: { …, credit: { unit: 'energy', amount: 1250 } } } }
+ * parseCommand('topup', { requestId: 'r-1', meter: 'room-101', energyKwh: 1.234 });
+ * // { ok: false, problem: { field: 'energyKwh', message: 'energyKwh must have at most two decimals (0.01 kWh)' } }
+ * ```
+ */
+export function parseCommand(command: CommandName, payload: unknown): { ok: true; value: ParsedCommand } | { ok: false; problem: FieldProblem } {
+  const result = COMMAND_SCHEMAS[command].safeParse(payload);
+  if (result.success) return { ok: true, value: { command, payload: result.data } as ParsedCommand };
+  const issue = result.error.issues[0];
+  if (issue === undefined) return { ok: false, problem: { field: '(payload)', message: 'the payload does not fit the schema' } };
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys;
+    const prefix = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
+    return {
+      ok: false,
+      problem: { field: `${prefix}${keys[0] ?? ''}`, message: `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `${prefix}${k}`).join(', ')} in a ${command} request` },
+    };
+  }
+  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(payload)';
+  const missing = valueAt(payload, issue.path) === undefined && issue.code === 'invalid_type';
+  return { ok: false, problem: { field, message: `${field} ${missing ? 'is missing' : issue.message}` } };
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
