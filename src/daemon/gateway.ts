@@ -3,8 +3,11 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
 import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
+import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { RelayService } from '../services/relay.js';
+import { CommandRouter } from '../uplink/commands/router.js';
+import { gatewayCommandHandlers } from './command-handlers.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
 import { CreditService } from '../services/credit.js';
@@ -53,6 +56,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const targets: PollTarget[] = [];
   const creditPorts = new Map<string, CreditPort>();
   const relayPorts = new Map<string, RelayPort>();
+  const meterFacts = new Map<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>();
   try {
     for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
     for (const m of config.meters) {
@@ -60,6 +64,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
       targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
       if (drivers.credit) creditPorts.set(m.id, drivers.credit);
       if (drivers.relay) relayPorts.set(m.id, drivers.relay);
+      meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: new Set(m.profile.points.keys()) });
     }
   } catch (err) {
     await Promise.allSettled(buses.map((b) => b.bus.close()));
@@ -95,12 +100,24 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   settleTimer.unref();
   setImmediate(settle);
 
+  const router = new CommandRouter({
+    session,
+    store,
+    drain,
+    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses }),
+    meterExists: (id) => meterFacts.has(id),
+    settings: config.commands,
+    clock,
+    logger: log,
+  });
+
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
   limitsTimer.unref();
   session.start();
   drain.start();
   poller.start();
+  await router.start();
   log.info({ version: VERSION, buses: buses.length, meters: targets.length, broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.gateway.dataDir }, 'gateway started');
 
   let stopping: Promise<void> | undefined;
@@ -124,6 +141,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
         log.info('gateway stopping');
         clearInterval(limitsTimer);
         clearInterval(settleTimer);
+        await router.stop({ timeoutMs: 5000 });
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
         await drain.stop({ timeoutMs: 5000 });
