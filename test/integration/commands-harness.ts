@@ -6,9 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { systemClock, type Clock } from '../../src/clock.js';
 import type { GatewayConfig } from '../../src/config/load.js';
+import type { Logger } from '../../src/log.js';
 import { listCommands, openStore, type CommandRecord, type Store } from '../../src/store/index.js';
 import { CommandRouter } from '../../src/uplink/commands/router.js';
 import { commandSignature } from '../../src/uplink/commands/signature.js';
@@ -107,6 +109,7 @@ export interface GatewayOptions {
   readonly settings?: Partial<GatewayConfig['commands']>;
   readonly handlers?: RecordingHandlers;
   readonly clock?: Clock;
+  readonly logger?: Logger;
   /** Reuse the data folder and gateway id of a gateway that stopped (a restart). */
   readonly restartOf?: TestGateway;
 }
@@ -147,6 +150,7 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
     meterExists: (id) => (METERS as readonly string[]).includes(id),
     settings: { maxPayloadBytes: 16_384, ...options.settings },
     clock: options.clock,
+    logger: options.logger,
   });
   session.start();
   drain.start();
@@ -175,6 +179,13 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A pino logger at `info` whose lines (parsed JSON) land in `lines`. */
+export function capturingLogger(): { readonly logger: Logger; readonly lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) };
+  return { logger: pino({ level: 'info' }, stream), lines };
 }
 
 /** A request signed the way the station signs it: `ts` now (or as given), then `signature` over the rest. */
