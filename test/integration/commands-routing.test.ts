@@ -101,6 +101,17 @@ describe('where replies go', () => {
       expect(handlers.calls).toHaveLength(1);
     });
 
+    it(`a response topic that is one of the gateway's own command topics is ignored (no reply loop), ${MQTT5}`, async () => {
+      const { gw, station } = await setUp(5);
+      await station.send('read', { requestId: 'r-1', meter: 'room-101', points: ['energy.active.import'] }, { responseTopic: `meterd/${gw.gatewayId}/cmd/read` });
+      const replies = await station.waitForReplies(2, 'accepted and done on the default topic', 'r-1');
+      expect(replies.map((r) => [r.topic, r.reply.status])).toEqual([
+        [`meterd/${gw.gatewayId}/cmd/read/result`, 'accepted'],
+        [`meterd/${gw.gatewayId}/cmd/read/result`, 'done'],
+      ]);
+      expect(gw.router.stats()).toMatchObject({ received: 1, accepted: 1 });
+    });
+
     it(`in HMAC mode an unauthenticated request does not choose where the gateway publishes: its rejection goes to cmd/<command>/result, ${MQTT5}`, async () => {
       const key = 'k-routing';
       const { gw, station } = await setUp(5, { hmacKey: key });

@@ -15,7 +15,7 @@ import {
 import { UplinkError } from '../errors.js';
 import type { InboundMessage, MqttSession, Subscription } from '../session.js';
 import { withTimeout } from '../timeout.js';
-import { isTopicSafeId } from '../topics.js';
+import { isTopicSafeId, matchesFilter } from '../topics.js';
 import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, type CommandName, type ParsedCommand } from './schema.js';
 import { canonicalJson, DEFAULT_SIGNATURE_WINDOW_MS, signatureMatches } from './signature.js';
 import type { CommandContext, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply } from './types.js';
@@ -88,6 +88,7 @@ const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /** MQTT caps a topic at 65,535 bytes of UTF-8. */
 const MAX_TOPIC_BYTES = 65_535;
 const AUTH_CODES: readonly CommandRejectionCode[] = ['UNSIGNED', 'BAD_SIGNATURE', 'STALE', 'REPLAYED'];
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 const outcomeSchema = z.union([
   z.object({ status: z.literal('done'), result: z.record(z.string(), z.unknown()) }),
@@ -251,7 +252,7 @@ export class CommandRouter {
     }
     let payload: unknown;
     try {
-      payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.payload));
+      payload = JSON.parse(UTF8.decode(message.payload));
     } catch (error) {
       return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${(error as Error).message}`);
     }
@@ -382,6 +383,11 @@ export class CommandRouter {
     if (topic === undefined) return {};
     if (topic.length === 0 || /[+#\u0000]/.test(topic) || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
       this.#log.warn({ command: name.slice(0, 64), responseTopic: topic.slice(0, 80) }, 'ignoring a response topic one cannot publish to; replying on cmd/<command>/result');
+      return {};
+    }
+    if (matchesFilter(this.filter, topic)) {
+      // A reply published there would come back to the router as a request.
+      this.#log.warn({ command: name.slice(0, 64), responseTopic: topic }, 'ignoring a response topic that is a command topic; replying on cmd/<command>/result');
       return {};
     }
     return message.correlationData === undefined ? { responseTopic: topic } : { responseTopic: topic, correlationData: message.correlationData };
