@@ -10,3 +10,4 @@ export type { LimitsResult } from './retention.js';
 export * from './types.js';
 export { openLedgerEntry, transitionLedger, Ledger, FINAL_STATES, type LedgerEntry, type NewLedgerEntry, type LedgerTransition, type LedgerState, type LedgerChannel, type LedgerKind, type CreditUnit, type MeterWallet, type LedgerQuery } from './ledger.js';
 export { recordAcceptedCommand, finishCommand, findCommand, openCommands, listCommands, COMMAND_STATUSES, type CommandRecord, type CommandStatus, type NewCommandRecord, type CommandFinish, type CommandQuery } from './commands.js';
+export { purchaseCounterBefore, purchaseCounterWindow, refundedAmount, markReportPublished, reportPublishedAt, lastPublishedPeriod, type CounterReading, type CounterWindow, type ReportKind } from './books.js';

@@ -133,11 +133,24 @@ CREATE INDEX commands_by_time ON commands (received_at);
 CREATE INDEX commands_open ON commands (received_at) WHERE status = 'accepted';
 `;
 
+const V4_BOOKS = `
+-- Reports the books have handed to the outbox, one row per period: a day (or month) is published exactly once, even
+-- when the daemon restarts around midnight or catches up on days it was down.
+CREATE TABLE published_reports (
+  kind         TEXT    NOT NULL CHECK (kind IN ('daily', 'monthly')),
+  period       TEXT    NOT NULL,
+  outbox_id    INTEGER NOT NULL,
+  published_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, period)
+) STRICT, WITHOUT ROWID;
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
   { version: 3, name: 'station commands, reply routing in the outbox', up: V3_COMMANDS },
+  { version: 4, name: 'published books reports', up: V4_BOOKS },
 ];
 
 export interface MigrationResult {
