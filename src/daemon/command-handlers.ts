@@ -7,6 +7,10 @@ import type { RelayService } from '../services/relay.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
 import type { OpenedBus } from './meters.js';
 
+const SETTLE_TRIES = 10;
+const SETTLE_PAUSE_MS = 3000;
+const FINAL = ['applied', 'rejected', 'failed'];
+
 export interface HandlerDeps {
   credit: CreditService;
   relays: RelayService;
@@ -27,7 +31,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
         return { status: 'rejected', error: { code: 'ESAM_UNSUPPORTED', message: 'ESAM (encrypted) loads need the station encryption-machine exchange, which this gateway version does not run yet; use a plain-credit profile' } };
       }
       try {
-        const { entry } = await d.credit.topUp(
+        let { entry } = await d.credit.topUp(
           {
             requestId: cmd.requestId,
             meterId: cmd.meter,
@@ -39,6 +43,12 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           },
           ctx.signal,
         );
+        // Not settled yet (the meter did not answer the read-back): keep reading it for a while before answering,
+        // so the station gets a definite result whenever the meter comes back soon.
+        for (let i = 0; i < SETTLE_TRIES && !FINAL.includes(entry.state) && !ctx.signal.aborted; i++) {
+          await new Promise((r) => setTimeout(r, SETTLE_PAUSE_MS));
+          entry = (await d.credit.settleOne(entry.requestId, ctx.signal)) ?? entry;
+        }
         const result = creditMessage(entry, Date.now());
         if (entry.state === 'applied') return { status: 'done', result };
         if (entry.state === 'rejected') return { status: 'rejected', error: entry.error ?? { code: 'REJECTED', message: 'the meter refused the load' }, result };

@@ -98,7 +98,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
   const settleTimer = setInterval(settle, 60_000);
   settleTimer.unref();
-  setImmediate(settle);
+  void waitForBuses(buses, 5000).then(settle);
 
   const router = new CommandRouter({
     session,
@@ -117,6 +117,9 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   session.start();
   drain.start();
   poller.start();
+  // Resumed commands and open loads are settled by reading meters: give the ports a moment to open first, so a
+  // restart does not fail loads just because the adapter was still connecting.
+  await waitForBuses(buses, 5000);
   await router.start();
   log.info({ version: VERSION, buses: buses.length, meters: targets.length, broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.gateway.dataDir }, 'gateway started');
 
@@ -164,4 +167,25 @@ function enforceLimits(store: Store, log: Logger): void {
   } catch (err) {
     log.error({ err }, 'storage limits could not be enforced');
   }
+}
+
+/** Resolves when every bus is up, or after `ms`, whichever comes first. */
+function waitForBuses(buses: readonly OpenedBus[], ms: number): Promise<void> {
+  const pending = buses.filter((b) => b.bus.state !== 'up');
+  if (pending.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    let left = pending.length;
+    for (const b of pending) {
+      const onState = (e: { state: string }) => {
+        if (e.state !== 'up') return;
+        b.bus.off('state', onState);
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      b.bus.on('state', onState);
+    }
+  });
 }

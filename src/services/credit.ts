@@ -98,6 +98,17 @@ export class CreditService {
     return { entry: await this.track(entry, () => this.load(entry, port, req.purchaseCount, signal)), fresh: true };
   }
 
+  /** Try once more to settle one open entry by reading its meter (a command waiting for its final answer). */
+  async settleOne(requestId: string, signal?: AbortSignal): Promise<LedgerEntry | null> {
+    const inFlight = this.running.get(requestId);
+    if (inFlight) return inFlight;
+    const entry = this.opts.store.ledger.get(requestId);
+    if (!entry || FINAL_STATES.includes(entry.state)) return entry;
+    const port = this.opts.ports.get(entry.meterId);
+    if (!port) return entry;
+    return this.track(entry, () => this.settle(entry, port, signal));
+  }
+
   /** Settle every entry a crash or an unreachable meter left open, by reading the meters. */
   async settleOpen(signal?: AbortSignal): Promise<LedgerEntry[]> {
     const out: LedgerEntry[] = [];
