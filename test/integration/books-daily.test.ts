@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -340,6 +340,19 @@ describe('the daily books of a day with two operators, two channels, a refund an
     expect(today.period).toBe(DAY);
     expect((await meterd('report', 'daily', '--date', '2026-02-30')).error).toBe('meterd: USAGE: "2026-02-30" is not a date written YYYY-MM-DD (e.g. 2026-11-27)');
     expect((await meterd('report', 'monthly', '--month', '2026-13')).error).toMatch(/^meterd: USAGE: "2026-13" is not a month/);
+  });
+});
+
+describe('meterd report without books', () => {
+  it('a config whose dataDir holds no database is an error, and creates none', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'meterd-books-none-'));
+    const config = join(empty, 'meterd.yaml');
+    writeFileSync(config, 'gateway: { id: gw-empty, dataDir: ./nothing, timeZone: Asia/Shanghai }\nmqtt: { url: "mqtt://127.0.0.1:1883" }\n');
+    const program = new Command('meterd').exitOverride();
+    registerReportCommand(program, { out: () => undefined }, { clock });
+    const error = await program.parseAsync(['report', 'daily', '-c', config], { from: 'user' }).then(() => undefined, (err: unknown) => errorLine(err));
+    expect(error).toBe(`meterd: STORE_MISSING: no books at ${join(empty, 'nothing', 'meterd.db')}: the gateway has not run with this config's dataDir yet`);
+    expect(existsSync(join(empty, 'nothing'))).toBe(false);
   });
 });
 
