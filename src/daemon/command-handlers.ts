@@ -11,6 +11,10 @@ const SETTLE_TRIES = 10;
 const SETTLE_PAUSE_MS = 3000;
 const FINAL = ['applied', 'rejected', 'failed'];
 
+function expired(expiresAt: string | undefined): boolean {
+  return expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
+}
+
 export interface HandlerDeps {
   credit: CreditService;
   relays: RelayService;
@@ -27,6 +31,11 @@ export interface HandlerDeps {
 export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
   return {
     async topup(cmd, ctx): Promise<CommandOutcome> {
+      // A request that expired while the gateway was down is refused, unless its load had already started:
+      // that one must be settled from the meter, never dropped.
+      if (ctx.resumed && expired(cmd.expiresAt) && !d.credit.known(cmd.requestId)) {
+        return { status: 'rejected', error: { code: 'EXPIRED', message: `the request expired at ${cmd.expiresAt} while the gateway was down; nothing was loaded` } };
+      }
       if (cmd.esam) {
         return { status: 'rejected', error: { code: 'ESAM_UNSUPPORTED', message: 'ESAM (encrypted) loads need the station encryption-machine exchange, which this gateway version does not run yet; use a plain-credit profile' } };
       }
@@ -61,6 +70,8 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     },
 
     async relay(cmd, ctx): Promise<CommandOutcome> {
+      // A stale trip must die rather than cut off a customer who may have paid since.
+      if (expired(cmd.expiresAt)) return { status: 'rejected', error: { code: 'EXPIRED', message: `the ${cmd.action} expired at ${cmd.expiresAt}; nothing was sent to the meter` } };
       const r = await d.relays.switch({ meterId: cmd.meter, action: cmd.action, requestedBy: cmd.requestId, receivedAt: ctx.receivedAt }, ctx.signal);
       if (r.status === 'done') return { status: 'done', result: { meter: cmd.meter, relay: r.state.open ? 'open' : 'closed', ...(r.note ? { note: r.note } : {}) } };
       if (r.status === 'cancelled') return { status: 'rejected', error: { code: 'CANCELLED_BY_TOPUP', message: r.reason } };

@@ -98,6 +98,11 @@ export class CreditService {
     return { entry: await this.track(entry, () => this.load(entry, port, req.purchaseCount, signal)), fresh: true };
   }
 
+  /** True when a load with this request id was ever recorded. */
+  known(requestId: string): boolean {
+    return this.opts.store.ledger.get(requestId) !== null;
+  }
+
   /** Try once more to settle one open entry by reading its meter (a command waiting for its final answer). */
   async settleOne(requestId: string, signal?: AbortSignal): Promise<LedgerEntry | null> {
     const inFlight = this.running.get(requestId);
