@@ -422,12 +422,21 @@ export class Books {
 
     const out: MeterReconciliation[] = [];
     for (const [key, { meter, loads }] of active) {
+      if (meter && loads.length === 0 && this.counterStill(tx, meter, since, until)) continue;
       const r = meter ? this.reconcileMeter(tx, meter, loads, since, until, asOf) : unconfigured(key, loads);
       // A configured meter with no loads is listed only when its counter moved (a load from outside) or went back.
       if (loads.length === 0 && (r.counterDelta === null || r.counterDelta === 0) && r.findings.every((f) => f.kind === 'no-readings')) continue;
       out.push(r);
     }
     return out.sort((a, b) => (a.meterId < b.meterId ? -1 : a.meterId > b.meterId ? 1 : 0));
+  }
+
+  /** True when the polls show a meter's counter did not move in the period (or were never read): a cheap skip of idle meters. */
+  private counterStill(tx: Tx, meter: BooksMeter, since: number, until: number): boolean {
+    const window = purchaseCounterWindow(tx, meter.id, since, until);
+    if (!window) return true;
+    const opening = purchaseCounterBefore(tx, meter.id, since)?.count ?? window.first.count;
+    return window.last.count === opening && window.highest.count === opening;
   }
 
   private reconcileMeter(tx: Tx, meter: BooksMeter, periodLoads: readonly LedgerEntry[], since: number, until: number, asOf: number): MeterReconciliation {
