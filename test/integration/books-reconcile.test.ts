@@ -85,6 +85,8 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     expect(next.findings).toEqual([
       { kind: 'earlier-load-confirmed', purchaseCount: 4, requestId: 'card-000000000201-4', meaning: 'card sold on 2026-11-20 (purchase 4, card-000000000201-4) reached the meter in this period' },
     ]);
+    // Over the month the sale and its insertion meet: balanced.
+    expect(books.report({ kind: 'monthly', month: '2026-11' }).reconciliation).toMatchObject([{ meterId: 'room-201', counterDelta: 1, booksLoads: 1, status: 'balanced', findings: [] }]);
   });
 
   it('a counter that moved more than the books is a load from outside this system', async () => {
