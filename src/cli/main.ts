@@ -39,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
     return (program, io) => registerCardCommand(program, io, { recorder: books, books });
   },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
+  report: async () => (await import('./commands/report.js')).registerReportCommand,
   ledger: async () => (await import('./commands/topup.js')).registerLedgerCommand,
 };
 

@@ -10,6 +10,7 @@ import { CommandRouter } from '../uplink/commands/router.js';
 import { gatewayCommandHandlers } from './command-handlers.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
+import { BooksPublisher } from '../services/books.js';
 import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { openStore, type Store } from '../store/index.js';
@@ -111,6 +112,9 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     logger: log,
   });
 
+  // The day's books go to the station at 00:05 local time, once per day, through the outbox.
+  const books = new BooksPublisher({ store, clock, gateway: config.gateway, meters: config.meters, logger: log, onCommitted: () => drain.notify() });
+
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
   limitsTimer.unref();
@@ -121,6 +125,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   // restart does not fail loads just because the adapter was still connecting.
   await waitForBuses(buses, 5000);
   await router.start();
+  books.start();
   log.info({ version: VERSION, buses: buses.length, meters: targets.length, broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.gateway.dataDir }, 'gateway started');
 
   let stopping: Promise<void> | undefined;
@@ -144,6 +149,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
         log.info('gateway stopping');
         clearInterval(limitsTimer);
         clearInterval(settleTimer);
+        books.stop();
         await router.stop({ timeoutMs: 5000 });
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
