@@ -112,16 +112,7 @@ export class Poller {
     for (const [busId, targets] of byBus) {
       this.counters.perBus[busId] = { polls: 0, failures: 0, skipped: 0 };
       targets.forEach((target, i) => {
-        const stored = this.opts.store.meterStates.get(target.meterId);
-        this.health.set(target.meterId, {
-          online: stored ? stored.online : null,
-          failures: stored?.consecutiveFailures ?? 0,
-          lastGood: stored?.lastGoodReadAt ?? null,
-          nextProbe: now,
-          relay: stored?.relayState ?? undefined,
-          balance: stored?.balance ?? undefined,
-          inFlight: 0,
-        });
+        this.healthOf(target.meterId);
         for (const group of target.profile.groups) {
           const intervalMs = this.opts.intervalsMs?.[group.name] ?? group.intervalMs;
           const first = group.at
@@ -251,7 +242,7 @@ export class Poller {
     store.transaction((tx) => {
       const readings: Reading[] = [];
       for (const o of batch) {
-        const h = this.health.get(o.target.meterId)!;
+        const h = this.healthOf(o.target.meterId);
         if (o.kind === 'ok') {
           const values = Object.fromEntries(o.values);
           const answered = Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
@@ -271,6 +262,25 @@ export class Poller {
       this.counters.readingsStored += readings.length;
     });
     this.opts.onCommitted?.();
+  }
+
+  /** A meter's health, from the store the first time it is needed (pollNow may run before start). */
+  private healthOf(meterId: string): MeterHealth {
+    let h = this.health.get(meterId);
+    if (!h) {
+      const stored = this.opts.store.meterStates.get(meterId);
+      h = {
+        online: stored ? stored.online : null,
+        failures: stored?.consecutiveFailures ?? 0,
+        lastGood: stored?.lastGoodReadAt ?? null,
+        nextProbe: this.opts.clock.now(),
+        relay: stored?.relayState ?? undefined,
+        balance: stored?.balance ?? undefined,
+        inFlight: 0,
+      };
+      this.health.set(meterId, h);
+    }
+    return h;
   }
 
   private markGood(tx: Tx, target: PollTarget, h: MeterHealth, at: number, values: Record<string, PointValue>): void {

@@ -284,6 +284,19 @@ export class SimulatedMeter {
   }
 
   /** The customer presses the button: closes a relay left open by "close allowed" when there is credit. */
+  /**
+   * A user card inserted at the meter (card-prepaid meters, prepaid-domain.md §1.3.4): loads `amount` (fen or 0.01 kWh)
+   * when `count` is the meter's purchase count + 1, under the same rules as any load; says why not otherwise.
+   */
+  insertCardLoad(count: number, amount: number, nowMs: number): 'loaded' | LoadRefusal | 'no-wallet' {
+    this.advance(nowMs);
+    if (!this.wallet) return 'no-wallet';
+    const refusal = this.wallet.check(amount, count);
+    if (refusal) return refusal;
+    this.wallet.load(amount, count, meterTimeAt(this.clockMs()));
+    return 'loaded';
+  }
+
   pressButton(nowMs: number): boolean {
     this.advance(nowMs);
     if (this.wallet?.exhausted) return false;
