@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
 import { BusArbiter, type ArbiterStats } from './arbiter.js';
 import { BusError } from './errors.js';
+import { openedReason, reopenWithBackoff } from './reopen.js';
 import type { ByteTransport } from './transport.js';
 import type { Priority, StreamDecoder } from './types.js';
 
@@ -388,41 +389,24 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
   async #reconnect(firstDelayMs: number): Promise<void> {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
-    let delay = firstDelayMs;
-    let failures = 0;
-    let lastFailure = '';
     try {
-      while (!this.#stop.signal.aborted) {
-        await this.#transportClosing;
-        if (delay > 0) {
-          try {
-            await sleep(delay, undefined, { signal: this.#stop.signal });
-          } catch {
-            return;
-          }
-        }
-        delay = Math.min(this.#reconnectMaxMs, Math.max(this.#reconnectMinMs, delay * 2));
-        try {
-          await this.#transport.open(this.#stop.signal);
-        } catch (err) {
-          if (this.#stop.signal.aborted) return;
-          failures++;
-          const message = err instanceof Error ? err.message : String(err);
-          // One warning per distinct failure; the same failure every 5 s for hours is debug noise.
-          if (message !== lastFailure) this.#log.warn({ event: 'reopen-failed', err, failures }, 'port still unavailable');
-          else this.#log.debug({ event: 'reopen-failed', failures }, 'port still unavailable');
-          lastFailure = message;
-          this.#downReason = message;
-          continue;
-        }
-        if (this.#stop.signal.aborted) {
-          await this.#transport.close();
-          return;
-        }
-        if (this.#everUp) this.#reconnects++;
-        this.#setUp(failures === 0 ? 'opened' : `opened after ${failures} failed attempt${failures === 1 ? '' : 's'}`);
-        return;
-      }
+      const r = await reopenWithBackoff({
+        signal: this.#stop.signal,
+        firstDelayMs,
+        minMs: this.#reconnectMinMs,
+        maxMs: this.#reconnectMaxMs,
+        settle: () => this.#transportClosing,
+        open: async (signal) => {
+          await this.#transport.open(signal);
+          return this.#transport;
+        },
+        discard: (t) => t.close(),
+        onFailure: (message) => (this.#downReason = message),
+        log: this.#log,
+      });
+      if (!r) return;
+      if (this.#everUp) this.#reconnects++;
+      this.#setUp(openedReason(r.failures));
     } finally {
       this.#reconnecting = false;
     }

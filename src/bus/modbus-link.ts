@@ -4,6 +4,7 @@ import ModbusSerial from 'modbus-serial';
 import { classifyModbusError, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS, type ExceptionName } from '../../protocols/modbus/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BusArbiter, type ArbiterStats } from './arbiter.js';
+import { openedReason, reopenWithBackoff } from './reopen.js';
 import { BusError } from './errors.js';
 import type { BusState, BusStateEvent } from './exchange.js';
 import { responseTimeoutMs } from './timing.js';
@@ -611,43 +612,22 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   async #reconnect(firstDelayMs: number): Promise<void> {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
-    let delay = firstDelayMs;
-    let failures = 0;
-    let lastFailure = '';
     try {
-      while (!this.#stop.signal.aborted) {
-        await this.#discarding;
-        if (delay > 0) {
-          try {
-            await sleep(delay, undefined, { signal: this.#stop.signal });
-          } catch {
-            return;
-          }
-        }
-        delay = Math.min(this.#reconnectMaxMs, Math.max(this.#reconnectMinMs, delay * 2));
-        let client: ModbusClient;
-        try {
-          client = await this.#connect(this.#stop.signal);
-        } catch (err) {
-          if (this.#stop.signal.aborted) return;
-          failures++;
-          const message = err instanceof Error ? err.message : String(err);
-          // One warning per distinct failure; the same failure every 5 s for hours is debug noise.
-          if (message !== lastFailure) this.#log.warn({ event: 'reopen-failed', code: (err as { code?: string }).code, err, failures }, 'port still unavailable');
-          else this.#log.debug({ event: 'reopen-failed', failures }, 'port still unavailable');
-          lastFailure = message;
-          this.#downReason = message;
-          continue;
-        }
-        if (this.#stop.signal.aborted) {
-          await discard(client);
-          return;
-        }
-        this.#client = client;
-        if (this.#everUp) this.#reconnects++;
-        this.#setUp(failures === 0 ? 'opened' : `opened after ${failures} failed attempt${failures === 1 ? '' : 's'}`);
-        return;
-      }
+      const r = await reopenWithBackoff<ModbusClient>({
+        signal: this.#stop.signal,
+        firstDelayMs,
+        minMs: this.#reconnectMinMs,
+        maxMs: this.#reconnectMaxMs,
+        settle: () => this.#discarding,
+        open: (signal) => this.#connect(signal),
+        discard: (client) => discard(client),
+        onFailure: (message) => (this.#downReason = message),
+        log: this.#log,
+      });
+      if (!r) return;
+      this.#client = r.opened;
+      if (this.#everUp) this.#reconnects++;
+      this.#setUp(openedReason(r.failures));
     } finally {
       this.#reconnecting = false;
     }
