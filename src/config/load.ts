@@ -57,6 +57,7 @@ export interface GatewayConfig {
   readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
+  readonly encoders: readonly { readonly id: string; readonly port: string; readonly profile: string; readonly layout: string; readonly psc?: string }[];
 }
 
 export class ConfigError extends Error {
@@ -241,6 +242,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     commands: { hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']), maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384 },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
+    encoders: raw.encoders.map((e, i) => ({ id: e.id, port: e.port, profile: e.profile, layout: e.layout, psc: readSecret(e.psc, ['encoders', i, 'psc']) })),
   };
 }
 

@@ -111,7 +111,22 @@ export const configSchema = z.strictObject({
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),
   /** Sections owned by later features; kept so configs written for them still load. */
-  encoders: z.array(z.record(z.string(), z.unknown())).optional(),
+  /** IC-card encoders at the counter, served over MQTT (card-sell, card-read). */
+  encoders: z
+    .array(
+      z.strictObject({
+        id: topicSafeId,
+        /** /dev/ttyUSB1, or tcp://host:port for an encoder behind a serial-over-Ethernet converter. */
+        port: z.string().min(1),
+        /** Encoder profile id (device-profiles/encoders). */
+        profile: z.string().default('star-st102'),
+        /** Card layout id (device-profiles/cards). */
+        layout: z.string().default('sle4442-dorm'),
+        /** The cards' PSC, 6 hex digits; default the layout's. */
+        psc: secret.optional(),
+      }),
+    )
+    .default([]),
   allowances: z.record(z.string(), z.unknown()).optional(),
 });
 

@@ -16,6 +16,8 @@ function expired(expiresAt: string | undefined): boolean {
 }
 
 export interface HandlerDeps {
+  /** The counter's card operations (card-sell, card-read). */
+  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead'>;
   credit: CreditService;
   relays: RelayService;
   poller: Poller;
@@ -30,6 +32,8 @@ export interface HandlerDeps {
  */
 export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
   return {
+    cardSell: (cmd, ctx) => d.cards.cardSell(cmd, ctx),
+    cardRead: (cmd, ctx) => d.cards.cardRead(cmd, ctx),
     async topup(cmd, ctx): Promise<CommandOutcome> {
       // A request that expired while the gateway was down is refused, unless its load had already started:
       // that one must be settled from the meter, never dropped.

@@ -7,6 +7,7 @@ import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { RelayService } from '../services/relay.js';
 import { CommandRouter } from '../uplink/commands/router.js';
+import { cardCommandHandlers } from './card-handlers.js';
 import { gatewayCommandHandlers } from './command-handlers.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
@@ -105,7 +106,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     session,
     store,
     drain,
-    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses }),
+    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses, cards: cardCommandHandlers(config, store, log) }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,
     clock,

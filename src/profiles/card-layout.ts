@@ -1,5 +1,6 @@
+import { PACKAGE_ROOT } from '../paths.js';
 import { readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CARD_KINDS, fromHex, SLE4442_MAIN_SIZE, SLE4442_PROTECTABLE_BYTES, type CardKind, type FieldFormat, type LayoutArea, type LayoutField, type RecordLayout } from '../../protocols/card/index.js';
@@ -8,7 +9,7 @@ import { findProfileFile } from './encoder-profile.js';
 import { ProfileError } from './load.js';
 
 /** Where the shipped card layouts live. */
-export const BUILTIN_CARD_LAYOUTS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../device-profiles/cards');
+export const BUILTIN_CARD_LAYOUTS_DIR = join(PACKAGE_ROOT, 'device-profiles', 'cards');
 
 /** Card roles (prepaid-domain.md §1.3.3); the codes written on the card are the layout's. */
 export type CardRole = 'opening' | 'purchase' | 'replacement' | 'check' | 'clear' | 'parameter';

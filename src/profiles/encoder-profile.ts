@@ -1,3 +1,4 @@
+import { PACKAGE_ROOT } from '../paths.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ import { lineSchema } from './schema.js';
 import type { LineSettings } from './types.js';
 
 /** Where the shipped encoder profiles live. */
-export const BUILTIN_ENCODER_PROFILES_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../device-profiles/encoders');
+export const BUILTIN_ENCODER_PROFILES_DIR = join(PACKAGE_ROOT, 'device-profiles', 'encoders');
 
 /** One counter encoder model: how to talk to it and what it can do. */
 export interface EncoderProfile {

@@ -40,6 +40,8 @@ export class RecordingHandlers implements CommandHandlers {
   relay = (cmd: object, ctx: CommandContext) => this.#call('relay', cmd, ctx);
   read = (cmd: object, ctx: CommandContext) => this.#call('read', cmd, ctx);
   timeSync = (cmd: object, ctx: CommandContext) => this.#call('timeSync', cmd, ctx);
+  cardSell = (cmd: object, ctx: CommandContext) => this.#call('cardSell', cmd, ctx);
+  cardRead = (cmd: object, ctx: CommandContext) => this.#call('cardRead', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -92,7 +92,7 @@ describe('a bad request is rejected with a code and the field, and changes nothi
     { name: 'a payload that is JSON but not an object', command: 'topup', payload: '[1,2]', code: 'NOT_AN_OBJECT', requestId: null },
     { name: 'a payload over commands.maxPayloadBytes (not even parsed)', command: 'topup', payload: `{"requestId":"r-1","pad":"${'x'.repeat(300)}"}`, code: 'PAYLOAD_TOO_LARGE', requestId: null, mentions: '256' },
     { name: 'an unknown command', command: 'format-disk', payload: topup('r-1'), code: 'UNKNOWN_COMMAND', requestId: 'r-1', mentions: 'format-disk' },
-    { name: 'a reserved command not implemented yet', command: 'card-sell', payload: topup('r-1'), code: 'UNSUPPORTED_COMMAND', requestId: 'r-1' },
+    { name: 'a card sale without the cashier (operator)', command: 'card-sell', payload: topup('r-1'), code: 'INVALID_FIELD', field: 'operator' },
     { name: 'a missing requestId', command: 'topup', payload: { meter: 'room-101', energyKwh: 1 }, code: 'MISSING_REQUEST_ID', field: 'requestId', requestId: null },
     { name: 'a requestId that is not a string', command: 'topup', payload: { requestId: 42, meter: 'room-101', energyKwh: 1 }, code: 'INVALID_FIELD', field: 'requestId', requestId: null },
     { name: 'an unknown meter', command: 'topup', payload: topup('r-1', { meter: 'room-999' }), code: 'UNKNOWN_METER', field: 'meter', mentions: 'room-999' },

@@ -328,8 +328,8 @@ export class CommandRouter {
       return { kind: 'rejected', rejection };
     };
     if (!parsed.ok) return reject({ code: 'INVALID_FIELD', message: parsed.problem.message, field: parsed.problem.field });
-    const meter = parsed.value.payload.meter;
-    if (!(command === 'time-sync' && meter === 'all') && !this.#meterExists(meter)) {
+    const meter = 'meter' in parsed.value.payload ? parsed.value.payload.meter : undefined;
+    if (meter !== undefined && !(command === 'time-sync' && meter === 'all') && !this.#meterExists(meter)) {
       return reject({ code: 'UNKNOWN_METER', message: `meter ${meter} is not configured on this gateway`, field: 'meter' });
     }
     const expiresAt = parsed.value.payload.expiresAt;
@@ -339,7 +339,7 @@ export class CommandRouter {
     const { record } = recordAcceptedCommand(tx, {
       requestId,
       command,
-      meterId: meter,
+      meterId: meter ?? null,
       requestJson: request.content,
       responseTopic: route.responseTopic,
       correlationData: route.correlationData,
@@ -483,6 +483,10 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.read(parsed.payload, ctx);
     case 'time-sync':
       return handlers.timeSync(parsed.payload, ctx);
+    case 'card-sell':
+      return handlers.cardSell(parsed.payload, ctx);
+    case 'card-read':
+      return handlers.cardRead(parsed.payload, ctx);
   }
 }
 

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 
 /** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
-export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync'] as const;
+export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync', 'card-sell', 'card-read'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
-/** Names kept for card sales at the counter; answered `UNSUPPORTED_COMMAND` until they are implemented. */
-export const RESERVED_COMMAND_NAMES = ['card-sell', 'card-read'] as const;
+/** Names kept for later commands; answered `UNSUPPORTED_COMMAND` until they are implemented. */
+export const RESERVED_COMMAND_NAMES = [] as const;
 
 /** A top-up above this much energy is a mistake (a typo, a unit mix-up), never a purchase. */
 export const MAX_TOPUP_ENERGY_KWH = 10_000;
@@ -119,24 +119,60 @@ export const timeSyncSchema = z.strictObject({
   meter: z.union([z.literal('all'), meterId], { error: 'must be a meter id or "all"' }),
 });
 
+const encoderId = z
+  .string({ error: 'must be an encoder id (a string)' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be an encoder id from the gateway config')
+  .optional();
+
+/** Sell energy or money onto the customer card in the counter's encoder (card meters; the sale goes to the books). */
+export const cardSellSchema = z
+  .strictObject({
+    ...common,
+    meter: meterId,
+    encoder: encoderId,
+    energyKwh: z
+      .number({ error: 'must be a number of kWh' })
+      .positive('must be above 0')
+      .max(MAX_TOPUP_ENERGY_KWH, `must be at most ${MAX_TOPUP_ENERGY_KWH} kWh`)
+      .refine(hasAtMostTwoDecimals, 'must have at most two decimals (0.01 kWh)')
+      .optional(),
+    amountFen: z.number({ error: 'must be a number of fen' }).int('must be a whole number of fen').positive('must be above 0').max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`).optional(),
+    /** The cashier selling, recorded in the books. */
+    operator: z.string({ error: 'must be the cashier name' }).min(1, 'cannot be empty').max(64, 'is longer than 64 characters'),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.energyKwh === undefined) === (value.amountFen === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['energyKwh'], message: 'give exactly one of energyKwh (kWh, at most two decimals) or amountFen (integer fen)' });
+    }
+  });
+
+/** Read the card in the counter's encoder. */
+export const cardReadSchema = z.strictObject({ ...common, encoder: encoderId });
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
   read: readSchema,
   'time-sync': timeSyncSchema,
+  'card-sell': cardSellSchema,
+  'card-read': cardReadSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
 export type RelayCommand = z.output<typeof relaySchema>;
 export type ReadCommand = z.output<typeof readSchema>;
 export type TimeSyncCommand = z.output<typeof timeSyncSchema>;
+export type CardSellCommand = z.output<typeof cardSellSchema>;
+export type CardReadCommand = z.output<typeof cardReadSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
   | { readonly command: 'topup'; readonly payload: TopupCommand }
   | { readonly command: 'relay'; readonly payload: RelayCommand }
   | { readonly command: 'read'; readonly payload: ReadCommand }
-  | { readonly command: 'time-sync'; readonly payload: TimeSyncCommand };
+  | { readonly command: 'time-sync'; readonly payload: TimeSyncCommand }
+  | { readonly command: 'card-sell'; readonly payload: CardSellCommand }
+  | { readonly command: 'card-read'; readonly payload: CardReadCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

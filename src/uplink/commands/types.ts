@@ -1,6 +1,6 @@
-import type { ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
+import type { CardReadCommand, CardSellCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
 
-export type { CommandName, ParsedCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
+export type { CardReadCommand, CardSellCommand, CommandName, ParsedCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
 
 /** A command's error as the station sees it: a stable code and a message a technician can act on. */
 export interface CommandError {
@@ -47,6 +47,8 @@ export interface CommandHandlers {
   relay(cmd: RelayCommand, ctx: CommandContext): Promise<CommandOutcome>;
   read(cmd: ReadCommand, ctx: CommandContext): Promise<CommandOutcome>;
   timeSync(cmd: TimeSyncCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardSell(cmd: CardSellCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardRead(cmd: CardReadCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';

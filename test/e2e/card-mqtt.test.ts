@@ -1,0 +1,92 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { loadCardLayout } from '../../src/profiles/card-layout.js';
+import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
+import { cards, SimulatedEncoder } from '../../src/sim/encoder/index.js';
+import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { openStore } from '../../src/store/index.js';
+import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { createPtyPair, type PtyPair } from '../helpers/pty.js';
+
+const METER = '000012345678';
+const layout = loadCardLayout('sle4442-dorm');
+let broker: TestBroker;
+let sim: Dlt645Simulator;
+let pty: PtyPair;
+let encoder: SimulatedEncoder;
+let watcher: TopicWatcher;
+let station: MqttClient;
+let daemon: DaemonProcess;
+let gw: string;
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: METER, kind: 'energy', purchaseCount: 3 }] } });
+  pty = await createPtyPair();
+  encoder = new SimulatedEncoder({ framing: 'star' });
+  await encoder.attach(pty.b);
+  gw = uniqueId('gw-card');
+  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
+  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('counter') });
+  // The books already hold purchase 3 of this meter, which the meter has taken (its write-back says 3).
+  const dir = mkdtempSync(join(tmpdir(), 'meterd-e2e-card-'));
+  const store = openStore({ path: join(dir, 'data', 'meterd.db'), clock: systemClock });
+  await new LedgerCardSales(() => store).record({ channel: 'card', meterNumber: METER, purchaseCount: 3, amount: 1000, unit: '0.01kWh', operator: 'alice', encoder: 'star-st102', layout: 'sle4442-dorm', at: new Date().toISOString() });
+  store.close();
+  daemon = startDaemon(`gateway: { id: ${gw}, dataDir: ./data }
+mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
+meters: [{ id: room-201, bus: bus1, address: "${METER}", profile: dlt645-2007-single-phase-prepaid }]
+encoders: [{ id: counter-1, port: "${pty.a}" }]
+`, { dir });
+  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
+}, 60_000);
+afterAll(async () => {
+  daemon?.child.kill('SIGTERM');
+  await daemon?.exited();
+  await station?.endAsync();
+  await watcher?.close();
+  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/meters/room-201/state`]);
+  await encoder?.close();
+  await pty?.close();
+  await sim?.close();
+  await broker?.close();
+});
+
+const result = (command: string, requestId: string) =>
+  watcher.json<{ requestId: string; status: string; result?: Record<string, unknown>; error?: { code: string } }>(`meterd/${gw}/cmd/${command}/result`).filter((r) => r.requestId === requestId);
+
+describe('the counter over MQTT: card-read and card-sell on an encoder attached to the gateway', { timeout: 60_000 }, () => {
+  it('card-read shows what the card carries; card-sell writes it and records the sale in the books', async () => {
+    encoder.insert(cards.ours(layout, { meterNumber: METER, customerNumber: '000000000042', purchaseCount: 3, purchaseAmount: 1000, writeBack: { balance: 350, purchaseCount: 3 } }));
+    await station.publishAsync(`meterd/${gw}/cmd/card-read`, JSON.stringify({ requestId: 'cr-1' }), { qos: 1 });
+    await watcher.waitFor(() => result('card-read', 'cr-1').some((r) => r.status !== 'accepted'), 'the card-read result', 20_000);
+    expect(result('card-read', 'cr-1').at(-1)).toMatchObject({ status: 'done', result: { meterNumber: METER, role: 'purchase', purchase: { count: 3 } } });
+
+    await station.publishAsync(`meterd/${gw}/cmd/card-sell`, JSON.stringify({ requestId: 'cs-1', meter: 'room-201', energyKwh: 15, operator: 'carol' }), { qos: 1 });
+    await watcher.waitFor(() => result('card-sell', 'cs-1').some((r) => r.status !== 'accepted'), 'the card-sell result', 20_000);
+    expect(result('card-sell', 'cs-1').at(-1), JSON.stringify(result('card-sell', 'cs-1'))).toMatchObject({ status: 'done', result: { meterNumber: METER, purchaseCount: 4, amount: 1500, operator: 'carol' } });
+
+    const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
+    try {
+      expect(store.ledger.list({ meterId: METER }).map((e) => [e.channel, e.purchaseCount, e.amount, e.operator])).toEqual([
+        ['card', 3, 1000, 'alice'],
+        ['card', 4, 1500, 'carol'],
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a card for another meter is refused by name and nothing is recorded', async () => {
+    encoder.insert(cards.ours(layout, { meterNumber: '000099999999', customerNumber: '000000000001', purchaseCount: 1, purchaseAmount: 100, writeBack: { balance: 0, purchaseCount: 1 } }));
+    await station.publishAsync(`meterd/${gw}/cmd/card-sell`, JSON.stringify({ requestId: 'cs-2', meter: 'room-201', energyKwh: 5, operator: 'carol' }), { qos: 1 });
+    await watcher.waitFor(() => result('card-sell', 'cs-2').some((r) => r.status !== 'accepted'), 'the refusal', 20_000);
+    expect(result('card-sell', 'cs-2').at(-1)).toMatchObject({ status: 'rejected', error: { code: 'CARD_NOT_FOR_METER' } });
+  });
+});
