@@ -110,7 +110,7 @@ export class BusArbiter {
 
   constructor(opts: BusArbiterOptions = {}) {
     this.name = opts.name ?? 'bus';
-    this.gapMs = opts.gapMs ?? 50;
+    this.gapMs = opts.gapMs ?? 20;
     this.maxQueuedPolls = opts.maxQueuedPolls ?? 32;
     this.windowMs = opts.utilisationWindowMs ?? 60_000;
     if (!Number.isFinite(this.gapMs) || this.gapMs < 0) throw new TypeError(`gapMs is not a number of milliseconds ≥ 0: ${this.gapMs}`);

@@ -32,8 +32,11 @@ export const busSchema = z.strictObject({
   /** Reply deadline per attempt; default from the baud rate. */
   timeout: duration.optional(),
   retries: z.number().int().min(0).max(5).default(2),
-  /** Pause between frames, for RS-485 turnaround. */
-  gap: duration.default('50ms'),
+  /**
+   * Pause between frames, for RS-485 turnaround: about four character times at 2400 baud, enough for adapters with
+   * automatic direction control. Raise it for slow converters or radio links.
+   */
+  gap: duration.default('20ms'),
   /** How many routine polls may wait for the bus before new ones are skipped (and counted). */
   maxQueuedPolls: z.number().int().min(1).default(64),
 });

@@ -37,6 +37,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const server = createServer(broker.handle);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
+    // Small MQTT packets (PUBACKs, replies) must not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms).
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });

@@ -333,6 +333,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     if (link.closed || this.#link !== link) return;
     link.up = true;
     link.connectedAt = this.#clock.now();
+    // A command reply or a PUBACK is one small packet: send it now, not after Nagle's ~40 ms wait for more.
+    (link.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     link.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_RECEIVE_MAXIMUM;
     this.#log.info({ sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion }, 'connected to the MQTT broker');
     void this.#publishBirth();

@@ -48,7 +48,7 @@ describe('gateway configuration', () => {
     expect(c.gateway.id).toBe('gw-demo');
     expect(c.gateway.dataDir).toBe(join(file, '..', 'data'));
     expect(c.mqtt).toMatchObject({ url: 'mqtt://127.0.0.1:1883', topicPrefix: 'meterd', protocolVersion: 5, clientId: 'meterd-gw-demo' });
-    expect(c.buses[0]).toMatchObject({ id: 'bus1', protocol: 'dlt645', line: { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 }, retries: 2, gapMs: 50 });
+    expect(c.buses[0]).toMatchObject({ id: 'bus1', protocol: 'dlt645', line: { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 }, retries: 2, gapMs: 20 });
     expect(c.meters[0]).toMatchObject({ id: 'room-101', busId: 'bus1', address: '000012345678' });
     expect(c.meters[0]!.profile.id).toBe('dlt645-2007-single-phase-prepaid');
     expect(c.polling.intervalsMs).toEqual({ instant: 10_000 });
