@@ -55,6 +55,7 @@ export interface GatewayConfig {
   readonly storage: { readonly retentionDays: number; readonly maxBytes: number };
   readonly credentials: { readonly dlt645: { readonly password: Password; readonly operator: string } };
   readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
+  readonly credit: { readonly closeRelayAfterTopup: boolean };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
   readonly encoders: readonly { readonly id: string; readonly port: string; readonly profile: string; readonly layout: string; readonly psc?: string }[];
@@ -240,6 +241,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     storage: { retentionDays: raw.storage.retentionDays, maxBytes: parseSize(raw.storage.maxBytes) },
     credentials: { dlt645: { password: pw.ok ? pw.value : { level: 2, code: '000000' }, operator: (dlt?.operator ?? '00000000').toUpperCase() } },
     commands: { hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']), maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384 },
+    credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
     encoders: raw.encoders.map((e, i) => ({ id: e.id, port: e.port, profile: e.profile, layout: e.layout, psc: readSecret(e.psc, ['encoders', i, 'psc']) })),

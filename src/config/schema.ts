@@ -110,6 +110,12 @@ export const configSchema = z.strictObject({
       dlt645: z.strictObject({ password: secret.default('02000000'), operator: z.string().regex(/^[0-9A-Fa-f]{8}$/, 'the operator code is 8 hex digits').default('00000000') }).optional(),
     })
     .default({}),
+  credit: z
+    .strictObject({
+      /** After a remote top-up, close a relay the meter left open (station policy; default yes). */
+      closeRelayAfterTopup: z.boolean().default(true),
+    })
+    .default({ closeRelayAfterTopup: true }),
   commands: z.strictObject({ hmacKey: secret.optional(), maxPayloadBytes: z.number().int().min(256).default(16384) }).optional(),
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),

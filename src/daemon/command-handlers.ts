@@ -24,6 +24,8 @@ export interface HandlerDeps {
   /** Config facts a handler needs about a meter: its bus, its default customer number, its DL/T 645 driver. */
   meters: ReadonlyMap<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>;
   buses: readonly OpenedBus[];
+  /** Station policy: close a relay a meter left open after a remote top-up. */
+  closeRelayAfterTopup: boolean;
 }
 
 /**
@@ -63,7 +65,11 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           entry = (await d.credit.settleOne(entry.requestId, ctx.signal)) ?? entry;
         }
         const result = creditMessage(entry, Date.now());
-        if (entry.state === 'applied') return { status: 'done', result };
+        if (entry.state === 'applied') {
+          // Some meters stay tripped after a remote recharge until the button is pressed or a close arrives.
+          const relay = d.closeRelayAfterTopup ? await d.relays.closeIfOpen(cmd.meter, `${cmd.requestId}:after-topup`, ctx.signal) : undefined;
+          return { status: 'done', result: relay ? { ...result, relay } : result };
+        }
         if (entry.state === 'rejected') return { status: 'rejected', error: entry.error ?? { code: 'REJECTED', message: 'the meter refused the load' }, result };
         // Not final: the load may have reached the meter; say so, never "failed" as if nothing happened.
         return { status: 'failed', error: entry.error ?? { code: 'UNSETTLED', message: 'the load is not settled yet' }, result: { ...result, settled: entry.state === 'failed' } };

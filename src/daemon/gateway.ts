@@ -106,7 +106,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     session,
     store,
     drain,
-    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses, cards: cardCommandHandlers(config, store, log) }),
+    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses, cards: cardCommandHandlers(config, store, log), closeRelayAfterTopup: config.credit.closeRelayAfterTopup }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,
     clock,

@@ -75,6 +75,24 @@ export class RelayService {
     };
   }
 
+  /**
+   * After a top-up: read the relay, and close it when it is open (a remote recharge leaves some meters tripped until
+   * the button is pressed or a close arrives, prepaid-domain.md rule 5). Returns the relay as it then stands.
+   */
+  async closeIfOpen(meterId: string, requestedBy: string, signal?: AbortSignal): Promise<'open' | 'closed' | 'unknown'> {
+    const port = this.opts.ports.get(meterId);
+    if (!port) return 'unknown';
+    try {
+      const state = await port.readState({ priority: 'credit', signal });
+      if (!state.open) return 'closed';
+      const r = await this.switch({ meterId, action: 'close', requestedBy, receivedAt: this.opts.clock.now() }, signal);
+      return r.status === 'done' ? (r.state.open ? 'open' : 'closed') : 'open';
+    } catch (err) {
+      this.log.warn({ meter: meterId, err: (err as Error).message }, 'relay not checked after the top-up');
+      return 'unknown';
+    }
+  }
+
   /** The new relay state goes to the meter state row and its retained message, in one commit. */
   private record(req: RelayRequest, state: RelayState): void {
     const now = this.opts.clock.now();

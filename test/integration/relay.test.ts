@@ -86,4 +86,12 @@ describe('relay control for arrears', () => {
     expect(r).toMatchObject({ status: 'done', state: { open: true }, note: expect.stringMatching(/acknowledgement was lost/) });
     expect(sim.meters.get('000000000001')!.snapshot().relay.tripCount).toBe(before + 1);
   });
+
+  it('after a top-up, a relay the meter left open is closed (station policy), and a closed one is left alone', async () => {
+    await relays.switch({ meterId: 'room-1', action: 'trip', requestedBy: 'arrears', receivedAt: Date.now() - 5000 });
+    expect(open('000000000001')).toBe(true);
+    expect(await relays.closeIfOpen('room-1', 'pay-9:after-topup')).toBe('closed');
+    expect(open('000000000001')).toBe(false);
+    expect(await relays.closeIfOpen('room-1', 'pay-10:after-topup')).toBe('closed');
+  });
 });
