@@ -29,18 +29,4 @@ export function fail(code: CardCodecErrorCode, message: string): { ok: false; er
   return { ok: false, error: { code, message } };
 }
 
-/** Uppercase hex without separators: how card bytes are shown to a technician. */
-export function toHex(bytes: ArrayLike<number>): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += (bytes[i]! & 0xff).toString(16).padStart(2, '0');
-  return s.toUpperCase();
-}
-
-/** Hex text (whitespace ignored) to bytes; undefined for odd length or a non-hex character. */
-export function fromHex(text: string): Uint8Array | undefined {
-  const clean = text.replace(/\s+/g, '');
-  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) return undefined;
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
+export { fromHex, toHex } from '../hex.js';
