@@ -57,5 +57,5 @@ async function roundTrips(kind: 'pty' | 'tcp', gapMs: number, seconds = 3): Prom
 decoderThroughput();
 await roundTrips('pty', 0);
 await roundTrips('tcp', 0);
-await roundTrips('pty', 50, 2);
-console.log('(gap 50 ms is the RS-485 turnaround default; on a real 2400-baud line a 20-byte request and 24-byte reply take ~200 ms of line time alone)');
+await roundTrips('pty', 20, 2);
+console.log('(gap 20 ms is the RS-485 turnaround default; on a real 2400-baud line a 20-byte request and 24-byte reply take ~200 ms of line time alone)');
