@@ -33,9 +33,15 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
       import('../clock.js'),
       import('node:path'),
     ]);
-    // The counter shares the gateway's books: the database in METERD_DATA_DIR (the daemon's dataDir), else ./data.
+    // The counter shares the gateway's books: the dataDir of the config in METERD_CONFIG (as the daemon uses it),
+    // else METERD_DATA_DIR, else ./data.
+    const dataDir = async () => {
+      if (process.env.METERD_CONFIG) return (await import('../config/index.js')).loadGatewayConfig(process.env.METERD_CONFIG).gateway.dataDir;
+      return process.env.METERD_DATA_DIR ?? './data';
+    };
+    const dir = await dataDir();
     let store: ReturnType<typeof openStore> | undefined;
-    const books = new LedgerCardSales(() => (store ??= openStore({ path: join(process.env.METERD_DATA_DIR ?? './data', 'meterd.db'), clock: systemClock })));
+    const books = new LedgerCardSales(() => (store ??= openStore({ path: join(dir, 'meterd.db'), clock: systemClock })));
     return (program, io) => registerCardCommand(program, io, { recorder: books, books });
   },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
