@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { BooksPublisher } from '../services/books.js';
 import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
-import { openStore, type Store } from '../store/index.js';
+import { enqueue, openStore, type Store } from '../store/index.js';
 import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
 import { MqttSession } from '../uplink/session.js';
 import type { BusStatus } from '../uplink/status.js';
@@ -119,6 +119,21 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
   limitsTimer.unref();
+  // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up.
+  const publishBuses = () => {
+    try {
+      store.transaction((tx) => {
+        for (const b of buses) enqueue(tx, { topic: `buses/${b.config.id}/state`, class: 'state', retain: true, payload: busReport(b, clock.now()) });
+      });
+      drain.notify();
+    } catch (err) {
+      log.error({ err }, 'bus state could not be stored');
+    }
+  };
+  const busTimer = setInterval(publishBuses, 60_000);
+  busTimer.unref();
+  const firstBusReport = setTimeout(publishBuses, 5_000);
+  firstBusReport.unref();
   session.start();
   drain.start();
   poller.start();
@@ -149,6 +164,8 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
       (stopping ??= (async () => {
         log.info('gateway stopping');
         clearInterval(limitsTimer);
+        clearInterval(busTimer);
+        clearTimeout(firstBusReport);
         clearInterval(settleTimer);
         books.stop();
         await router.stop({ timeoutMs: 5000 });
@@ -195,4 +212,23 @@ function waitForBuses(buses: readonly OpenedBus[], ms: number): Promise<void> {
       b.bus.on('state', onState);
     }
   });
+}
+
+/** What the station sees of a bus: whether it is up, how busy, and what it had to skip or retry. */
+function busReport(b: OpenedBus, now: number): Record<string, unknown> {
+  const s = b.bus.stats();
+  return {
+    bus: b.config.id,
+    port: b.config.port,
+    protocol: b.config.protocol,
+    state: s.state,
+    utilisation: Math.round(s.utilisation * 1000) / 1000,
+    queued: s.queued,
+    completed: s.completed,
+    skippedPolls: s.skipped,
+    timeouts: s.timeouts,
+    retries: s.retries,
+    reconnects: s.reconnects,
+    ts: new Date(now).toISOString(),
+  };
 }

@@ -62,7 +62,7 @@ afterAll(async () => {
     await daemon.exited();
   }
   await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gatewayId}/status`, ...METERS.map((m) => `meterd/${gatewayId}/meters/${m.id}/state`)]);
+  await clearRetained(broker.url, [`meterd/${gatewayId}/status`, `meterd/${gatewayId}/buses/bus1/state`, ...METERS.map((m) => `meterd/${gatewayId}/meters/${m.id}/state`)]);
   await sim?.close();
   await proxy?.close();
   await broker?.close();
@@ -93,6 +93,11 @@ describe('meterd run, end to end: simulated meters → SQLite → MQTT broker', 
     const complete = (s: Record<string, unknown>) => s.relay === 'closed' && (s.balance as { moneyYuan?: number } | null)?.moneyYuan === 50;
     await watcher.waitFor(() => watcher.json(stateTopic).some(complete), 'a meter state with the relay and balance read', 20_000);
     expect(watcher.json(stateTopic).at(-1)).toMatchObject({ meter: 'room-101', state: 'online', relay: 'closed', balance: { moneyYuan: 50 } });
+    // Each bus reports its load and what it skipped, retained.
+    const busTopic = `meterd/${gatewayId}/buses/bus1/state`;
+    await watcher.waitFor(() => watcher.json(busTopic).length > 0, 'the bus state', 20_000);
+    expect(watcher.json(busTopic).at(-1)).toMatchObject({ bus: 'bus1', state: 'up', skippedPolls: 0, timeouts: 0 });
+    expect(watcher.json(busTopic).at(-1)!.utilisation).toBeGreaterThan(0);
   });
 
   it('broker outage: every reading taken while the broker was unreachable arrives afterwards, in order, none missing', async () => {
