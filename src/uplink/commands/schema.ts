@@ -106,7 +106,7 @@ export const readSchema = z.strictObject({
   meter: meterId,
   /** Canonical point names from the meter's profile, e.g. `energy.active.import`. */
   points: z
-    .array(z.string({ error: 'must be a point name (a string)' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a point name such as energy.active.import'), {
+    .array(z.string({ error: 'must be a point name (a string)' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\[\d{1,3}\])?$/, 'must be a point name such as energy.active.import or frozen.daily.energy.active.import[1]'), {
       error: 'must be an array of point names',
     })
     .min(1, 'must name at least one point')
