@@ -42,9 +42,6 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
       if (ctx.resumed && expired(cmd.expiresAt) && !d.credit.known(cmd.requestId)) {
         return { status: 'rejected', error: { code: 'EXPIRED', message: `the request expired at ${cmd.expiresAt} while the gateway was down; nothing was loaded` } };
       }
-      if (cmd.esam) {
-        return { status: 'rejected', error: { code: 'ESAM_UNSUPPORTED', message: 'ESAM (encrypted) loads need the station encryption-machine exchange, which this gateway version does not run yet; use a plain-credit profile' } };
-      }
       try {
         let { entry } = await d.credit.topUp(
           {
@@ -55,6 +52,8 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
             purchaseCount: cmd.purchaseCount,
             customerNo: cmd.customerNo ?? d.meters.get(cmd.meter)?.customerNo,
             operator: 'station',
+            // ESAM meters: the station's ciphertext for identity authentication; MACs come from the encryption machine.
+            ...(cmd.esam ? { esam: cmd.esam } : {}),
           },
           ctx.signal,
         );

@@ -4,10 +4,12 @@ import { openModbusLink, type ModbusLink } from '../bus/modbus-link.js';
 import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
 import { dlt645CreditPort, modbusCreditPort, type CreditPort } from '../devices/credit-port.js';
 import { Dlt645Meter } from '../devices/dlt645-meter.js';
+import { dlt645EsamCreditPort } from '../devices/esam-credit-port.js';
 import { Dlt645PointReader } from '../devices/dlt645-points.js';
 import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
 import { silentLogger, type Logger } from '../log.js';
+import type { EncryptionMachine } from '../services/encryption-machine.js';
 import type { MeterReader } from '../services/poller.js';
 
 /** A DL/T 645 bus (frames through FrameBus) or a Modbus bus (modbus-serial through ModbusLink); both arbitrate the same way. */
@@ -30,8 +32,15 @@ export interface MeterDrivers {
   readonly dlt645?: Dlt645Meter;
 }
 
+/** What ESAM meters (credit method dlt645-esam) need: the station's encryption machine. Without it they take no credit. */
+export interface EsamDrivers {
+  readonly machine?: EncryptionMachine;
+  /** How long one encryption-machine answer may take (default 60 s, inside the meter's 5-minute window). */
+  readonly hsmTimeoutMs?: number;
+}
+
 /** Build one meter's drivers from its config and profile: the same objects for the daemon and for technician commands. */
-export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<GatewayConfig, 'credentials'>, logger: Logger = silentLogger): MeterDrivers {
+export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<GatewayConfig, 'credentials'>, logger: Logger = silentLogger, esam: EsamDrivers = {}): MeterDrivers {
   const b = opened.config;
   const log = logger.child({ bus: b.id });
   const method = m.profile.credit?.method;
@@ -46,7 +55,12 @@ export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<Gat
   const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
   const meter = new Dlt645Meter({ link: opened.bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: log });
   const reader = new Dlt645PointReader(meter, m.profile);
-  const credit = method === 'dlt645-plain' || method === 'dlt645-write' ? dlt645CreditPort(meter, m.profile, config.credentials.dlt645) : undefined;
+  const credit =
+    method === 'dlt645-plain' || method === 'dlt645-write'
+      ? dlt645CreditPort(meter, m.profile, config.credentials.dlt645)
+      : method === 'dlt645-esam' && esam.machine
+        ? dlt645EsamCreditPort(meter, m.profile, config.credentials.dlt645, esam.machine, { hsmTimeoutMs: esam.hsmTimeoutMs })
+        : undefined;
   const relay = m.profile.relay?.method === 'dlt645-remote-control' ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645) : undefined;
   return { reader: { read: (names, o) => reader.read(names, o) }, credit, relay, dlt645: meter };
 }

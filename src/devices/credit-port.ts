@@ -29,10 +29,16 @@ export interface CreditLoad {
   /** Fen or 0.01 kWh. */
   readonly amount: number;
   readonly customerNo?: string;
+  /** ESAM meters: the station's identity-authentication data for this load (topup `esam`); else the encryption machine is asked. */
+  readonly esam?: { readonly ciphertext: string; readonly random: string; readonly diversifier?: string };
 }
 
 /** Why a meter refused a load, by name (SERR bits for 0x03; vendor meters only say "refused"). */
-export type LoadRefusalCode = 'REPEAT_RECHARGE' | 'PURCHASE_COUNT_ERROR' | 'CUSTOMER_MISMATCH' | 'OVER_HOARDING_LIMIT' | 'MAC_FAILED' | 'AUTHENTICATION_FAILED' | 'METER_REFUSED';
+export type LoadRefusalCode = 'REPEAT_RECHARGE' | 'PURCHASE_COUNT_ERROR' | 'CUSTOMER_MISMATCH' | 'OVER_HOARDING_LIMIT' | 'MAC_FAILED' | 'AUTHENTICATION_FAILED' | 'METER_REFUSED'
+  /** ESAM loads: the station's encryption machine did not answer in time, before anything was loaded. */
+  | 'HSM_TIMEOUT'
+  /** ESAM loads: the encryption machine answered with an error or an unusable reply. */
+  | 'HSM_FAILED';
 
 export type LoadOutcome =
   | { readonly kind: 'accepted' }
@@ -47,7 +53,7 @@ export interface CreditPort {
   load(load: CreditLoad, opts: { priority: Priority; signal?: AbortSignal }): Promise<LoadOutcome>;
 }
 
-const SERR_CODES: Record<string, LoadRefusalCode> = {
+export const SERR_CODES: Record<string, LoadRefusalCode> = {
   'repeat-recharge': 'REPEAT_RECHARGE',
   'purchase-count-error': 'PURCHASE_COUNT_ERROR',
   'customer-number-mismatch': 'CUSTOMER_MISMATCH',
@@ -57,10 +63,10 @@ const SERR_CODES: Record<string, LoadRefusalCode> = {
 };
 
 /** Codes that mean "no reply": the bus timed out or lost the port after the frame may have left. */
-const NO_REPLY = new Set(['BUS_TIMEOUT', 'BUS_DOWN', 'METER_TIMEOUT']);
+export const NO_REPLY = new Set(['BUS_TIMEOUT', 'BUS_DOWN', 'METER_TIMEOUT']);
 
 /** Read the profile's read-back points and turn them into whole ledger units (×100: fen or 0.01 kWh). */
-function walletOf(values: Map<string, PointValue>, readBack: { count: string; balance: string; overdraft?: string }, meter: string): Wallet {
+export function walletOf(values: Map<string, PointValue>, readBack: { count: string; balance: string; overdraft?: string }, meter: string): Wallet {
   const num = (point: string | undefined, required: boolean): number => {
     if (point === undefined) return 0;
     const v = values.get(point);

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
+import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
 import { silentLogger, type Logger } from '../log.js';
 import { enqueue, FINAL_STATES, openLedgerEntry, transitionLedger, type LedgerChannel, type LedgerEntry, type Store } from '../store/index.js';
 import type { Priority } from './poller.js';
@@ -15,6 +15,8 @@ export interface TopUpRequest {
   readonly purchaseCount?: number;
   readonly customerNo?: string;
   readonly operator?: string;
+  /** ESAM meters: the station's identity-authentication data (ciphertext1, random1, diversifier, hex) for the first try. */
+  readonly esam?: CreditLoad['esam'];
 }
 
 /** What a caller (MQTT command, CLI) learns: the ledger entry as it now stands. */
@@ -167,7 +169,8 @@ export class CreditService {
   /** Send the load (count already committed), then decide from the meter's own counter. */
   private async write(entry: LedgerEntry, port: CreditPort, signal?: AbortSignal): Promise<LedgerEntry> {
     const count = entry.purchaseCount!;
-    const outcome = await port.load({ purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined }, { priority: PRIORITY, signal });
+    const esam = esamOf(entry.request);
+    const outcome = await port.load({ purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined, ...(esam ? { esam } : {}) }, { priority: PRIORITY, signal });
     const verifying = this.move(entry, 'verifying', { detail: describe(outcome) });
     return this.verify(verifying, port, outcome, signal);
   }
@@ -247,6 +250,15 @@ function amountOf(req: TopUpRequest, unit: 'money' | 'energy'): number {
   if (req.amountFen === undefined) throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a money wallet: give amountFen, not energyKwh`);
   if (!Number.isSafeInteger(req.amountFen) || req.amountFen <= 0) throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} must be a positive whole number of fen`);
   return req.amountFen;
+}
+
+/** The station's identity-authentication data kept with the request, when it has the right shape. */
+function esamOf(request: Readonly<Record<string, unknown>>): CreditLoad['esam'] {
+  const e = request.esam as Record<string, unknown> | undefined;
+  if (!e || typeof e !== 'object') return undefined;
+  const { ciphertext, random, diversifier } = e;
+  if (typeof ciphertext !== 'string' || typeof random !== 'string') return undefined;
+  return typeof diversifier === 'string' ? { ciphertext, random, diversifier } : { ciphertext, random };
 }
 
 function describe(o: LoadOutcome): string {

@@ -35,7 +35,7 @@ import {
 } from '../../../protocols/dlt645/index.js';
 import { blockMembers, defaultBytes, encodeRegisterValue, isBlockIdentifier, resolveIdentifier } from './registers.js';
 import { Relay, type RelayCommand, type TripCause } from './relay.js';
-import { PlainSecurity, type SecurityModule } from './security.js';
+import { EsamSecurity, PlainSecurity, type EsamStats, type SecurityModule } from './security.js';
 import { checkMeterSpec, type MeterKind, type MeterSpec } from './spec.js';
 import { dayOf, epochOf, meterTimeAt, minuteOfDay, nextMidnight } from './time.js';
 import { Wallet, type LoadRefusal } from './wallet.js';
@@ -47,8 +47,9 @@ const ERR = {
   password: bit(ERR_2007, 'password-error'),
   baud: bit(ERR_2007, 'baud-rate-unchangeable'),
 };
-const SERR_BIT: Record<LoadRefusal | 'other-error' | 'mac-failed' | 'customer-number-mismatch', number> = {
+const SERR_BIT: Record<LoadRefusal | 'other-error' | 'mac-failed' | 'authentication-failed' | 'customer-number-mismatch', number> = {
   'other-error': bit(SERR, 'other-error'),
+  'authentication-failed': bit(SERR, 'authentication-failed'),
   'repeat-recharge': bit(SERR, 'repeat-recharge'),
   'mac-failed': bit(SERR, 'mac-failed'),
   'customer-number-mismatch': bit(SERR, 'customer-number-mismatch'),
@@ -65,6 +66,7 @@ const SW3_MANAGED = Object.values(SW3).reduce((a, b) => a | b, 0);
 const DAY_MS = 86_400_000;
 const MAX_FREEZES = 62;
 const MIDNIGHT_GUARD_MIN = 5;
+const IDENTITY = '070000FF';
 const OPENING = '070101FF';
 const RECHARGE = '070102FF';
 /** 0x03 opening/recharge: DI 4 + operator 4 + amount 4 + count 4 + MAC1 4 + customer 6 + MAC2 4 (prepaid-domain.md §1.2.2). */
@@ -103,7 +105,7 @@ interface DailyFreeze {
 export interface SimulatedMeterOptions {
   /** Host time the meter is switched on; consumption counts from here. Default: the first time handle() is called. */
   readonly startMs?: number;
-  /** Checks the MACs of 0x03 loads. Default {@link PlainSecurity} (accepts every MAC). */
+  /** Checks the MACs of 0x03 loads. Default: {@link EsamSecurity} when the spec has `esam`, else {@link PlainSecurity} (accepts every MAC). */
   readonly security?: SecurityModule;
 }
 
@@ -135,6 +137,8 @@ export interface MeterSnapshot {
   readonly requestedBaud?: number;
   readonly multiFunctionOutput: number;
   readonly dailyFreezes: number;
+  /** ESAM meters: identity authentications tried, MAC failures, whether a session is open. */
+  readonly esam?: EsamStats;
 }
 
 /**
@@ -223,7 +227,7 @@ export class SimulatedMeter {
             hoardingLimit: cents(spec.hoardingLimit),
             purchaseCount: spec.purchaseCount ?? 0,
           });
-    this.security = options.security ?? new PlainSecurity();
+    this.security = options.security ?? (spec.esam ? new EsamSecurity(spec.esam.key) : new PlainSecurity());
     this.lastMs = options.startMs;
     this.now = options.startMs ?? 0;
     this.bindLiveValues();
@@ -341,6 +345,7 @@ export class SimulatedMeter {
       ...(this.requestedBaud ? { requestedBaud: this.requestedBaud } : {}),
       multiFunctionOutput: this.multiFunctionMode,
       dailyFreezes: this.freezes.length,
+      ...(this.security.stats ? { esam: this.security.stats(this.now) } : {}),
     };
   }
 
@@ -775,7 +780,16 @@ export class SimulatedMeter {
     const serr = (name: keyof typeof SERR_BIT) => this.err(req, SERR_BIT[name]);
     if (req.data.length < 8 || !this.wallet) return serr('other-error');
     const di = diFromBytes(req.data.subarray(0, 4));
+    if (di === IDENTITY) {
+      // Identity authentication: only an ESAM meter has it; it answers random2 + ESAM serial after the DI.
+      if (!this.security.authenticate) return serr('other-error');
+      const r = this.security.authenticate(this.#address, req.data.subarray(8), this.now);
+      if (!r.ok) return serr('authentication-failed');
+      return this.ok(req, new Uint8Array([...diToBytes(di), ...r.reply]));
+    }
     if ((di !== OPENING && di !== RECHARGE) || req.data.length !== LOAD_LENGTH) return serr('other-error');
+    // An ESAM meter takes a load only inside an authenticated session (prepaid-domain.md §1.2.3).
+    if (this.security.sessionOpen && !this.security.sessionOpen(this.now)) return serr('authentication-failed');
     const p = req.data.subarray(8);
     const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
     // Amount and count are binary, low byte first. A money meter counts the amount in fen; an energy meter reads the

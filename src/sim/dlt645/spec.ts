@@ -50,6 +50,11 @@ export interface MeterSpec {
    * purchaseCount, amount in fen or 0.01 kWh, customerNumber), under the same purchase-count rule as 0x03 loads.
    */
   readonly vendorCredit?: { readonly di: string; readonly layout: readonly { readonly field: string; readonly format: string }[] };
+  /**
+   * An ESAM meter: 0x03 needs identity authentication (070000FF) and MACs from this 32-hex-digit test key, computed
+   * with the simulator's stand-in algorithm (esam-stand-in.ts), not the real ESAM one.
+   */
+  readonly esam?: { readonly key: string };
   /** Longest data field of one read reply; longer items go out in follow-up frames. Default 200 (the standard's L limit). */
   readonly maxReplyData?: number;
   /** Reply delay on the bus, in milliseconds. Default 0. */
@@ -116,6 +121,7 @@ const meterSpecSchema = z
         layout: z.array(z.object({ field: z.string(), format: z.string() })).min(1),
       })
       .optional(),
+    esam: z.strictObject({ key: z.string().regex(/^[0-9A-Fa-f]{32}$/, 'the ESAM test key is 32 hex digits') }).optional(),
     maxReplyData: z.number().int().min(6, 'maxReplyData must leave room for DI, SEQ and one byte (at least 6)').max(255).optional(),
     delayMs: z.number().nonnegative().finite().optional(),
     clockOffsetSeconds: z.number().finite().optional(),

@@ -1,0 +1,162 @@
+import { abnormalOf, checkReply, diToBytes, encodeDigits, securityAuth, type Frame, type Password } from '../../protocols/dlt645/index.js';
+import type { DeviceProfile } from '../profiles/types.js';
+import { meterDiversifier, type EncryptionMachine, type IdentityData } from '../services/encryption-machine.js';
+import { NO_REPLY, SERR_CODES, walletOf, type CreditLoad, type CreditPort, type LoadOutcome, type LoadRefusalCode } from './credit-port.js';
+import type { Dlt645Meter, Priority } from './dlt645-meter.js';
+import { Dlt645PointReader } from './dlt645-points.js';
+import { MeterError } from './errors.js';
+
+export interface EsamCreditPortOptions {
+  /**
+   * How long one encryption-machine answer may take. It must fit well inside the meter's authentication window
+   * (5 minutes by default, prepaid-domain.md §1.2.3). Default 60 s.
+   */
+  readonly hsmTimeoutMs?: number;
+}
+
+const IDENTITY = '070000FF';
+const RECHARGE = '070102FF';
+/** At most one automatic re-authentication per load: repeated MAC failures lock the meter's security channel (§1.2.5). */
+const MAX_AUTHENTICATIONS = 2;
+
+/** The encryption machine did not give a usable answer: HSM_TIMEOUT (too late) or HSM_FAILED (an error, a bad reply). */
+class HsmFailure extends Error {
+  constructor(
+    readonly code: 'HSM_TIMEOUT' | 'HSM_FAILED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const bytes = (hex: string, n: number, what: string): Uint8Array => {
+  if (!new RegExp(`^[0-9A-Fa-f]{${n * 2}}$`).test(hex)) throw new HsmFailure('HSM_FAILED', `the ${what} for identity authentication or recharge is not ${n} bytes of hex: "${hex}"`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+};
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
+
+/**
+ * The credit port of a DL/T 645 ESAM meter (credit method dlt645-esam). A load is one exchange, run while the credit
+ * service holds the meter: identity authentication (0x03 070000FF) with ciphertext1 from the station (the topup's
+ * `esam`, or the encryption machine), the meter's random2 and ESAM serial to the encryption machine for MAC1/MAC2,
+ * then the recharge (0x03 070102FF). When the meter answers authentication-failed or mac-failed the exchange is run
+ * once more from a fresh authentication, never twice (lock-out). An encryption machine that does not answer in time
+ * ends the load: `refused` HSM_TIMEOUT while nothing was sent to the meter that could load, `unknown` after.
+ */
+export function dlt645EsamCreditPort(
+  meter: Dlt645Meter,
+  profile: DeviceProfile,
+  auth: { password: Password; operator: string },
+  machine: EncryptionMachine,
+  options: EsamCreditPortOptions = {},
+): CreditPort {
+  const credit = profile.credit;
+  if (!credit || credit.method !== 'dlt645-esam') throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no dlt645-esam credit method`);
+  const reader = new Dlt645PointReader(meter, profile);
+  const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
+  const hsmTimeoutMs = options.hsmTimeoutMs ?? 60_000;
+
+  /** One encryption-machine call with its own deadline; the caller's abort still wins. */
+  async function ask<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        call(ctl.signal),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const timeout = new HsmFailure('HSM_TIMEOUT', `the encryption machine did not answer within ${hsmTimeoutMs} ms`);
+            ctl.abort(timeout);
+            reject(timeout);
+          }, hsmTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      if (err instanceof HsmFailure || signal?.aborted) throw err;
+      const code = (err as { code?: string }).code === 'HSM_TIMEOUT' ? 'HSM_TIMEOUT' : 'HSM_FAILED';
+      throw new HsmFailure(code, `the encryption machine gave no usable answer: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Send one 0x03 frame: the reply, or an outcome when there is none or the meter refused. */
+  async function send(frame: Frame, opts: { priority: Priority; signal?: AbortSignal }, label: string): Promise<{ data: Uint8Array } | LoadOutcome> {
+    let reply;
+    try {
+      reply = await meter.command(frame, { ...opts, label });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'ERROR';
+      if (NO_REPLY.has(code)) return { kind: 'unknown', code, message: (err as Error).message };
+      throw err;
+    }
+    const r = checkReply(reply, frame.control);
+    if (r.ok) return { data: r.value.data };
+    if (r.error.code !== 'DLT645_ABNORMAL') return { kind: 'unknown', code: r.error.code, message: r.error.message };
+    const code: LoadRefusalCode = abnormalOf(reply).errors.map((n) => SERR_CODES[n]).find((c) => c !== undefined) ?? 'METER_REFUSED';
+    return { kind: 'refused', code, message: r.error.message };
+  }
+
+  return {
+    unit: credit.unit,
+    async readWallet(opts) {
+      return walletOf(await reader.read(points, opts), credit.readBack, meter.address);
+    },
+    async load(l: CreditLoad, opts) {
+      const customerNo = l.customerNo ?? '0';
+      const customer = encodeDigits(customerNo, 6);
+      if (!customer.ok) return { kind: 'refused', code: 'CUSTOMER_MISMATCH', message: customer.error.message };
+      let rechargeSent = false;
+      let last: LoadOutcome | undefined;
+      for (let attempt = 0; attempt < MAX_AUTHENTICATIONS; attempt++) {
+        try {
+          // 1. Identity authentication: the station's ciphertext for the first try, the encryption machine's after.
+          const id: IdentityData = attempt === 0 && l.esam ? { ...l.esam, diversifier: l.esam.diversifier ?? meterDiversifier(meter.address) } : await ask((s) => machine.identity({ address: meter.address, meterNumber: meter.address }, s), opts.signal);
+          const idPayload = new Uint8Array(28);
+          idPayload.set(diToBytes(auth.operator), 0);
+          idPayload.set(bytes(id.ciphertext, 8, 'ciphertext'), 4);
+          idPayload.set(bytes(id.random, 8, 'random1'), 12);
+          idPayload.set(bytes(id.diversifier, 8, 'diversifier'), 20);
+          const authReply = await send(securityAuth(meter.address, IDENTITY, idPayload), opts, `identity authentication (try ${attempt + 1})`);
+          if ('kind' in authReply) {
+            last = authReply;
+            if (authReply.kind === 'refused' && authReply.code === 'AUTHENTICATION_FAILED') continue;
+            // No reply to an authentication: nothing can have loaded, but only a read of the meter says so for sure.
+            return authReply;
+          }
+          if (authReply.data.length < 4 + 12) return { kind: 'refused', code: 'METER_REFUSED', message: `identity authentication reply has ${authReply.data.length} data bytes, expected 16` };
+          const random2 = hex(authReply.data.subarray(4, 8));
+          const esamSerial = hex(authReply.data.subarray(8, 16));
+
+          // 2. MAC1/MAC2 from the encryption machine over the meter's fresh random number.
+          const macs = await ask((s) => machine.rechargeMacs({ address: meter.address, random2, esamSerial, amount: l.amount, count: l.purchaseCount, customerNo }, s), opts.signal);
+
+          // 3. Recharge: operator, amount and count (binary LE), MAC1, customer number (BCD), MAC2.
+          const payload = new Uint8Array(26);
+          payload.set(diToBytes(auth.operator), 0);
+          new DataView(payload.buffer).setUint32(4, l.amount, true);
+          new DataView(payload.buffer).setUint32(8, l.purchaseCount, true);
+          payload.set(bytes(macs.mac1, 4, 'MAC1'), 12);
+          payload.set(customer.value, 16);
+          payload.set(bytes(macs.mac2, 4, 'MAC2'), 22);
+          rechargeSent = true;
+          const r = await send(securityAuth(meter.address, RECHARGE, payload), opts, `load count ${l.purchaseCount}`);
+          if (!('kind' in r)) return { kind: 'accepted' };
+          last = r;
+          if (r.kind === 'refused' && (r.code === 'MAC_FAILED' || r.code === 'AUTHENTICATION_FAILED')) continue;
+          return r;
+        } catch (err) {
+          if (!(err instanceof HsmFailure)) throw err;
+          return rechargeSent
+            ? { kind: 'unknown', code: err.code, message: `${err.message}; a recharge frame had gone out, so only a read of the meter can tell` }
+            : { kind: 'refused', code: err.code, message: `${err.message}; nothing was sent to the meter that could load it` };
+        }
+      }
+      // Both tries refused for authentication or MAC: stop here (lock-out risk); the meter's code says why.
+      return last!.kind === 'refused' ? { ...last!, message: `${last!.message} (after one re-authentication)` } : last!;
+    },
+  };
+}
