@@ -55,7 +55,7 @@ export interface GatewayConfig {
   readonly storage: { readonly retentionDays: number; readonly maxBytes: number };
   readonly credentials: { readonly dlt645: { readonly password: Password; readonly operator: string } };
   readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
-  readonly credit: { readonly closeRelayAfterTopup: boolean };
+  readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
   readonly encoders: readonly { readonly id: string; readonly port: string; readonly profile: string; readonly layout: string; readonly psc?: string }[];
@@ -124,6 +124,13 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     const ms = parseDuration(v);
     if (ms === undefined || ms < min) at(path, `"${v}" is not a duration of at least ${min} ms (write e.g. 50ms, 10s, 5m)`);
     return ms ?? min;
+  };
+
+  // One encryption-machine answer must leave room inside the meter's 5-minute authentication window for the recharge.
+  const hsmTimeoutMs = () => {
+    const ms = durationAt(raw.credit.hsmTimeout, ['credit', 'hsmTimeout'], 1000);
+    if (ms > 240_000) at(['credit', 'hsmTimeout'], `"${raw.credit.hsmTimeout}" is too long: an ESAM meter's authentication lasts 5 minutes; use at most 4m`);
+    return ms;
   };
 
   const unique = (items: { id: string }[], section: string) => {
@@ -241,7 +248,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     storage: { retentionDays: raw.storage.retentionDays, maxBytes: parseSize(raw.storage.maxBytes) },
     credentials: { dlt645: { password: pw.ok ? pw.value : { level: 2, code: '000000' }, operator: (dlt?.operator ?? '00000000').toUpperCase() } },
     commands: { hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']), maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384 },
-    credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup },
+    credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
     encoders: raw.encoders.map((e, i) => ({ id: e.id, port: e.port, profile: e.profile, layout: e.layout, psc: readSecret(e.psc, ['encoders', i, 'psc']) })),

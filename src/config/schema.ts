@@ -114,8 +114,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** After a remote top-up, close a relay the meter left open (station policy; default yes). */
       closeRelayAfterTopup: z.boolean().default(true),
+      /** ESAM meters: how long one answer of the station's encryption machine may take (inside the meter's 5-minute window). */
+      hsmTimeout: duration.default('60s'),
     })
-    .default({ closeRelayAfterTopup: true }),
+    .default({ closeRelayAfterTopup: true, hsmTimeout: '60s' }),
   commands: z.strictObject({ hmacKey: secret.optional(), maxPayloadBytes: z.number().int().min(256).default(16384) }).optional(),
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),

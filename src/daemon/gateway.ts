@@ -16,6 +16,7 @@ import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { enqueue, openStore, type Store } from '../store/index.js';
 import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
+import { MqttEncryptionMachine } from '../uplink/hsm.js';
 import { MqttSession } from '../uplink/session.js';
 import type { BusStatus } from '../uplink/status.js';
 import { VERSION } from './version.js';
@@ -59,10 +60,19 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const creditPorts = new Map<string, CreditPort>();
   const relayPorts = new Map<string, RelayPort>();
   const meterFacts = new Map<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>();
+  const session = new MqttSession({
+    mqtt: config.mqtt,
+    gatewayId: config.gateway.id,
+    logger: log,
+    clock,
+    birth: () => ({ version: VERSION, startedAt, buses: buses.map((b) => busStatus(b)) }),
+  });
+  // ESAM meters (credit method dlt645-esam) get their ciphertext and MACs from the station's encryption machine over MQTT.
+  const hsm = new MqttEncryptionMachine(session, { timeoutMs: config.credit.hsmTimeoutMs, logger: log });
   try {
     for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
     for (const m of config.meters) {
-      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log);
+      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs });
       targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
       if (drivers.credit) creditPorts.set(m.id, drivers.credit);
       if (drivers.relay) relayPorts.set(m.id, drivers.relay);
@@ -74,13 +84,6 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     throw err;
   }
 
-  const session = new MqttSession({
-    mqtt: config.mqtt,
-    gatewayId: config.gateway.id,
-    logger: log,
-    clock,
-    birth: () => ({ version: VERSION, startedAt, buses: buses.map((b) => busStatus(b)) }),
-  });
   const drain = new OutboxDrain({ outbox: store.outbox, session, inflight: config.mqtt.inflight, logger: log, clock });
   const poller = new Poller({
     targets,
@@ -134,6 +137,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   busTimer.unref();
   const firstBusReport = setTimeout(publishBuses, 5_000);
   firstBusReport.unref();
+  await hsm.start();
   session.start();
   drain.start();
   poller.start();
@@ -172,6 +176,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
         await drain.stop({ timeoutMs: 5000 });
+        await hsm.stop();
         await session.close({ timeoutMs: 3000 });
         store.close();
         log.info('gateway stopped');

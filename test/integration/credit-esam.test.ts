@@ -15,6 +15,10 @@ import { LocalTestEncryptionMachine, type EncryptionMachine } from '../../src/se
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import mqtt, { type MqttClient } from 'mqtt';
+import { MqttEncryptionMachine } from '../../src/uplink/hsm.js';
+import { MqttSession } from '../../src/uplink/session.js';
+import { startTestBroker, testMqttSettings, uniqueId, type TestBroker } from '../helpers/broker.js';
 
 const LINE = { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 } as const;
 const AUTH = { password: { level: 2, code: '000000' }, operator: '00000001' };
@@ -27,6 +31,11 @@ export function esamProfile(): DeviceProfile {
   return { ...money, credit: { method: 'dlt645-esam', unit: 'money', readBack: money.credit!.readBack } } as DeviceProfile;
 }
 
+let broker: TestBroker;
+let session: MqttSession;
+let machine: MqttEncryptionMachine;
+let station: MqttClient;
+const stationRequests: Record<string, unknown>[] = [];
 let sim: Dlt645Simulator;
 let bus: FrameBus<Frame>;
 let store: Store;
@@ -39,7 +48,7 @@ beforeAll(async () => {
   sim = await startDlt645Simulator({
     tcpPort: 0,
     spec: {
-      meters: ['21', '22', '23'].map((address) => ({ address, kind: 'money' as const, balance: 20, purchaseCount: 4, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } })),
+      meters: ['21', '22', '23', '24'].map((address) => ({ address, kind: 'money' as const, balance: 20, purchaseCount: 4, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } })),
     },
   });
   bus = await openBus<Frame>({ id: 'bus1', port: `tcp://127.0.0.1:${sim.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder(), gapMs: 0 });
@@ -51,10 +60,34 @@ beforeAll(async () => {
   ports.set('esam-22', port('000000000022', { identity: (m) => good.identity(m), rechargeMacs: (i) => wrong.rechargeMacs(i) }));
   // An encryption machine that never answers.
   ports.set('esam-23', port('000000000023', { identity: () => new Promise(() => undefined), rechargeMacs: () => new Promise(() => undefined) }, 200));
+  // Over a real broker: the gateway's MQTT encryption machine, and a test station answering hsm/request with the test key.
+  broker = await startTestBroker();
+  const gatewayId = uniqueId('gw');
+  session = new MqttSession({ mqtt: testMqttSettings(broker.url), gatewayId, birth: () => ({ version: '0.0.0-test', startedAt: new Date().toISOString(), buses: [] }) });
+  session.start();
+  await session.waitConnected({ timeoutMs: 10_000 });
+  machine = new MqttEncryptionMachine(session, { timeoutMs: 10_000 });
+  await machine.start();
+  station = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, clientId: uniqueId('station'), protocolVersion: 4 }, false);
+  station.on('message', (_topic, payload) => {
+    const req = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    stationRequests.push(req);
+    const answer =
+      req.op === 'identity'
+        ? good.identity({ address: String(req.address), meterNumber: String(req.meterNumber) })
+        : good.rechargeMacs({ address: String(req.address), random2: String(req.random2), esamSerial: String(req.esamSerial), amount: Number(req.amount), count: Number(req.count), customerNo: String(req.customerNo) });
+    void answer.then((a) => station.publishAsync(`meterd/${gatewayId}/hsm/reply`, JSON.stringify({ requestId: req.requestId, ...a }), { qos: 1 }));
+  });
+  await station.subscribeAsync(`meterd/${gatewayId}/hsm/request`, { qos: 1 });
+  ports.set('esam-24', port('000000000024', machine));
   store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-esam-')), 'meterd.db'), clock: systemClock });
   service = new CreditService({ store, clock: systemClock, ports });
 });
 afterAll(async () => {
+  await station?.endAsync();
+  await machine?.stop();
+  await session?.close();
+  await broker?.close();
   store?.close();
   await bus?.close();
   await sim?.close();
@@ -95,6 +128,18 @@ describe('credit on ESAM meters: identity authentication, MACs from the encrypti
     const r2 = await service.topUp({ requestId: 'e-5', meterId: 'esam-21', channel: 'remote', amountFen: 100, customerNo: CUSTOMER, esam: stale });
     expect(r2.entry).toMatchObject({ state: 'applied', purchaseCount: 7, after: { count: 7, balance: 7200 } });
     expect(snap('000000000021').esam).toMatchObject({ authentications: 4, authenticationFailures: 1 });
+  });
+
+  it('over a real broker: the MQTT encryption machine asks the station for ciphertext and MACs; a top-up lands once', async () => {
+    const r = await service.topUp({ requestId: 'e-6', meterId: 'esam-24', channel: 'remote', amountFen: 1234, customerNo: CUSTOMER });
+    expect(r.entry).toMatchObject({ state: 'applied', purchaseCount: 5, before: { count: 4, balance: 2000 }, after: { count: 5, balance: 3234 } });
+    expect(snap('000000000024')).toMatchObject({ purchaseCount: 5, balance: 3234, esam: { authentications: 1, macFailures: 0 } });
+    expect(stationRequests.map((q) => q.op)).toEqual(['identity', 'recharge-macs']);
+    expect(stationRequests[1]).toMatchObject({ address: '000000000024', amount: 1234, count: 5, customerNo: CUSTOMER, random2: expect.stringMatching(/^[0-9A-F]{8}$/), esamSerial: expect.stringMatching(/^[0-9A-F]{16}$/) });
+    const again = await service.topUp({ requestId: 'e-6', meterId: 'esam-24', channel: 'remote', amountFen: 1234, customerNo: CUSTOMER });
+    expect(again.fresh).toBe(false);
+    expect(snap('000000000024')).toMatchObject({ purchaseCount: 5, balance: 3234 });
+    expect(stationRequests).toHaveLength(2);
   });
 
   it('the simulated ESAM meter refuses a recharge without authentication, and a wrong ciphertext', async () => {
