@@ -36,6 +36,8 @@ import {
   type RemoteAction,
 } from '../../protocols/dlt645/index.js';
 import { SimulatedMeter, type CreditLoad, type MeterSpec, type SecurityModule } from '../../src/sim/dlt645/index.js';
+import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
+import { LocalTestEncryptionMachine } from '../../src/services/encryption-machine.js';
 
 const A = '000000000001';
 const OP = '00000042';
@@ -546,5 +548,77 @@ describe('random requests', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('0x03 ESAM mode (stand-in MACs): identity authentication, session, MAC check, lock-out', () => {
+  const KEY = ESAM_TEST_KEY;
+  const esamMeter = () => meter({ kind: 'money', balance: 10, purchaseCount: 5, customerNumber: '880000000001', esam: { key: KEY } });
+  const hexBytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
+
+  /** 070000FF with the identity data of a machine holding `key`; returns random2 (hex) on success, the SERR names else. */
+  async function authenticate(m: SimulatedMeter, key = KEY, now = T0): Promise<{ random2: string; serial: string } | string[]> {
+    const id = await new LocalTestEncryptionMachine(key).identity({ address: m.address, meterNumber: m.address });
+    const p = new Uint8Array(28);
+    p.set(diToBytes(OP), 0);
+    p.set(hexBytes(id.ciphertext), 4);
+    p.set(hexBytes(id.random), 12);
+    p.set(hexBytes(id.diversifier), 20);
+    const reply = answer(m, securityAuth(m.address, '070000FF', p), now);
+    if (!isNormal(reply)) return refusal(reply);
+    expect(reply.data.length).toBe(16);
+    return { random2: Buffer.from(reply.data.subarray(4, 8)).toString('hex'), serial: Buffer.from(reply.data.subarray(8, 16)).toString('hex') };
+  }
+
+  async function esamRecharge(m: SimulatedMeter, random2: string, amount: number, count: number, key = KEY, now = T0): Promise<Frame> {
+    const macs = await new LocalTestEncryptionMachine(key).rechargeMacs({ address: m.address, random2, esamSerial: '', amount, count, customerNo: '880000000001' });
+    const frame = load(m.address, '070102FF', amount, count, '880000000001');
+    frame.data.set(hexBytes(macs.mac1), 16);
+    frame.data.set(hexBytes(macs.mac2), 26);
+    return answer(m, frame, now);
+  }
+
+  it('a recharge without identity authentication is refused: authentication failed', () => {
+    const m = esamMeter();
+    expect(refusal(recharge(m, 100, 6))).toEqual(['authentication-failed']);
+    expect(m.snapshot()).toMatchObject({ purchaseCount: 5, esam: { authentications: 0, sessionOpen: false } });
+  });
+
+  it('a wrong ciphertext is refused: authentication failed, no session', async () => {
+    const m = esamMeter();
+    expect(await authenticate(m, 'FFEEDDCCBBAA99887766554433221100')).toEqual(['authentication-failed']);
+    expect(m.snapshot().esam).toMatchObject({ authentications: 1, authenticationFailures: 1, sessionOpen: false });
+  });
+
+  it('authenticated: random2 is fresh each time, the right MACs load, placeholder MACs are refused: MAC failed', async () => {
+    const m = esamMeter();
+    const a = await authenticate(m);
+    const b = await authenticate(m);
+    if (Array.isArray(a) || Array.isArray(b)) throw new Error('authentication refused');
+    expect(a.serial).toBe(b.serial);
+    // random2 of the first session no longer counts: the MACs must be over the current one.
+    expect(refusal(await esamRecharge(m, a.random2 === b.random2 ? 'ffffffff' : a.random2, 100, 6))).toEqual(['mac-failed']);
+    expect(refusal(recharge(m, 100, 6))).toEqual(['mac-failed']);
+    expect((await esamRecharge(m, b.random2, 100, 6)).control).toBe(0x83);
+    expect(m.snapshot()).toMatchObject({ purchaseCount: 6, balance: 1100 });
+  });
+
+  it('the session ends after 5 minutes, and after the third MAC failure in it', async () => {
+    const m = esamMeter();
+    const s = await authenticate(m);
+    if (Array.isArray(s)) throw new Error('authentication refused');
+    expect(refusal(await esamRecharge(m, s.random2, 100, 6, KEY, T0 + 5 * 60_000))).toEqual(['authentication-failed']);
+    const t = await authenticate(m, KEY, T0 + 6 * 60_000);
+    if (Array.isArray(t)) throw new Error('authentication refused');
+    for (let i = 0; i < 3; i++) expect(refusal(recharge(m, 100, 6, '880000000001', T0 + 6 * 60_000))).toEqual(['mac-failed']);
+    expect(refusal(await esamRecharge(m, t.random2, 100, 6, KEY, T0 + 6 * 60_000))).toEqual(['authentication-failed']);
+    expect(m.snapshot()).toMatchObject({ purchaseCount: 5, balance: 1000, esam: { macFailures: 3, sessionOpen: false } });
+  });
+
+  it('a plaintext meter has no identity authentication: other error', async () => {
+    const m = meter({ kind: 'money', balance: 10, purchaseCount: 5 });
+    const p = new Uint8Array(28);
+    p.set(diToBytes(OP), 0);
+    expect(refusal(answer(m, securityAuth(m.address, '070000FF', p)))).toEqual(['other-error']);
   });
 });
