@@ -41,7 +41,8 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
  * `esam`, or the encryption machine), the meter's random2 and ESAM serial to the encryption machine for MAC1/MAC2,
  * then the recharge (0x03 070102FF). When the meter answers authentication-failed or mac-failed the exchange is run
  * once more from a fresh authentication, never twice (lock-out). An encryption machine that does not answer in time
- * ends the load: `refused` HSM_TIMEOUT while nothing was sent to the meter that could load, `unknown` after.
+ * ends the load `refused` HSM_TIMEOUT (or HSM_FAILED for an error): it is only asked before a recharge frame or after
+ * the meter definitely refused one, so nothing can have loaded; the credit service still decides by reading the meter.
  */
 export function dlt645EsamCreditPort(
   meter: Dlt645Meter,
@@ -150,9 +151,15 @@ export function dlt645EsamCreditPort(
           return r;
         } catch (err) {
           if (!(err instanceof HsmFailure)) throw err;
-          return rechargeSent
-            ? { kind: 'unknown', code: err.code, message: `${err.message}; a recharge frame had gone out, so only a read of the meter can tell` }
-            : { kind: 'refused', code: err.code, message: `${err.message}; nothing was sent to the meter that could load it` };
+          // The encryption machine is only asked before a recharge frame, or after the meter definitely refused one
+          // (a recharge without a definite answer returns at once, as `unknown`). So nothing can have loaded here:
+          // `refused`, not `unknown`, which would make the credit service run the exchange again and risk more MAC
+          // failures (lock-out). The credit service still decides by reading the meter's counter.
+          return {
+            kind: 'refused',
+            code: err.code,
+            message: rechargeSent && last && last.kind !== 'accepted' ? `${err.message}, re-authenticating after the meter refused the load (${last.message}); nothing was loaded` : `${err.message}; nothing was sent to the meter that could load it`,
+          };
         }
       }
       // Both tries refused for authentication or MAC: stop here (lock-out risk); the meter's code says why.

@@ -36,6 +36,8 @@ let session: MqttSession;
 let machine: MqttEncryptionMachine;
 let station: MqttClient;
 const stationRequests: Record<string, unknown>[] = [];
+/** When set, the test station answers every request with this error instead of MACs. */
+let stationError: { code: string; message: string } | undefined;
 let sim: Dlt645Simulator;
 let bus: FrameBus<Frame>;
 let store: Store;
@@ -48,7 +50,7 @@ beforeAll(async () => {
   sim = await startDlt645Simulator({
     tcpPort: 0,
     spec: {
-      meters: ['21', '22', '23', '24'].map((address) => ({ address, kind: 'money' as const, balance: 20, purchaseCount: 4, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } })),
+      meters: ['21', '22', '23', '24', '25'].map((address) => ({ address, kind: 'money' as const, balance: 20, purchaseCount: 4, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } })),
     },
   });
   bus = await openBus<Frame>({ id: 'bus1', port: `tcp://127.0.0.1:${sim.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder(), gapMs: 0 });
@@ -60,6 +62,9 @@ beforeAll(async () => {
   ports.set('esam-22', port('000000000022', { identity: (m) => good.identity(m), rechargeMacs: (i) => wrong.rechargeMacs(i) }));
   // An encryption machine that never answers.
   ports.set('esam-23', port('000000000023', { identity: () => new Promise(() => undefined), rechargeMacs: () => new Promise(() => undefined) }, 200));
+  // Wrong recharge MACs, then an encryption machine that never answers the re-authentication.
+  let identities = 0;
+  ports.set('esam-25', port('000000000025', { identity: (m) => (++identities === 1 ? good.identity(m) : new Promise(() => undefined)), rechargeMacs: (i) => wrong.rechargeMacs(i) }, 200));
   // Over a real broker: the gateway's MQTT encryption machine, and a test station answering hsm/request with the test key.
   broker = await startTestBroker();
   const gatewayId = uniqueId('gw');
@@ -72,6 +77,10 @@ beforeAll(async () => {
   station.on('message', (_topic, payload) => {
     const req = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
     stationRequests.push(req);
+    if (stationError) {
+      void station.publishAsync(`meterd/${gatewayId}/hsm/reply`, JSON.stringify({ requestId: req.requestId, error: stationError }), { qos: 1 });
+      return;
+    }
     const answer =
       req.op === 'identity'
         ? good.identity({ address: String(req.address), meterNumber: String(req.meterNumber) })
@@ -118,6 +127,12 @@ describe('credit on ESAM meters: identity authentication, MACs from the encrypti
     expect(snap('000000000023')).toMatchObject({ purchaseCount: 4, balance: 2000, esam: { authentications: 0 } });
   });
 
+  it('an encryption machine that goes silent while re-authenticating after a MAC failure: rejected HSM_TIMEOUT, one MAC failure only', async () => {
+    const r = await service.topUp({ requestId: 'e-8', meterId: 'esam-25', channel: 'remote', amountFen: 5000, customerNo: CUSTOMER });
+    expect(r.entry).toMatchObject({ state: 'rejected', error: { code: 'HSM_TIMEOUT', message: expect.stringContaining('MAC') }, after: { count: 4, balance: 2000 } });
+    expect(snap('000000000025')).toMatchObject({ purchaseCount: 4, balance: 2000, esam: { authentications: 1, macFailures: 1 } });
+  });
+
   it('the station-supplied ciphertext (topup esam) is used for identity authentication', async () => {
     const esam = await good.identity({ address: '000000000021', meterNumber: '000000000021' });
     const r = await service.topUp({ requestId: 'e-4', meterId: 'esam-21', channel: 'remote', amountFen: 100, customerNo: CUSTOMER, esam });
@@ -140,6 +155,18 @@ describe('credit on ESAM meters: identity authentication, MACs from the encrypti
     expect(again.fresh).toBe(false);
     expect(snap('000000000024')).toMatchObject({ purchaseCount: 5, balance: 3234 });
     expect(stationRequests).toHaveLength(2);
+  });
+
+  it('a station whose encryption machine answers with an error: rejected HSM_FAILED, nothing sent to the meter', async () => {
+    stationError = { code: 'KEY_NOT_FOUND', message: 'no key for this meter' };
+    try {
+      const r = await service.topUp({ requestId: 'e-7', meterId: 'esam-24', channel: 'remote', amountFen: 100, customerNo: CUSTOMER });
+      expect(r.entry).toMatchObject({ state: 'rejected', error: { code: 'HSM_FAILED', message: expect.stringContaining('KEY_NOT_FOUND') }, after: { count: 5, balance: 3234 } });
+      expect(snap('000000000024')).toMatchObject({ purchaseCount: 5, balance: 3234, esam: { authentications: 1 } });
+      expect(stationRequests.slice(2).map((q) => q.op)).toEqual(['identity']);
+    } finally {
+      stationError = undefined;
+    }
   });
 
   it('the simulated ESAM meter refuses a recharge without authentication, and a wrong ciphertext', async () => {
