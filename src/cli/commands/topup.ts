@@ -52,6 +52,9 @@ Exit code 0 when applied; 1 when rejected (the meter's reason), failed, or not s
       const opened = await openConfiguredBus(config.buses.find((b) => b.id === meter.busId)!, { waitForPort: false });
       try {
         const drivers = meterDrivers(meter, opened, config);
+        if (!drivers.credit && meter.profile.credit?.method === 'dlt645-esam') {
+          throw new CliError('ESAM_NEEDS_STATION', `meter ${meter.id} (${meter.profile.id}) is an ESAM meter: its loads need the station's encryption machine, which only the running daemon reaches (send a topup command over MQTT)`);
+        }
         if (!drivers.credit) throw new CliError('METER_NOT_CREDITABLE', `meter ${meter.id} (${meter.profile.id}) has no credit method in its profile`);
         const service = new CreditService({ store, clock: systemClock, ports: new Map([[meter.id, drivers.credit]]) });
         const { entry, fresh } = await service.topUp({
