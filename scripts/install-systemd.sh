@@ -53,6 +53,13 @@ meters: []                       # - { id: room-101, bus: bus1, address: "000012
 YAML
   fi
 fi
+if [ ! -f "$CONF_DIR/meterd.env" ]; then
+  # Secrets referenced as { env: NAME } go here; METERD_CONFIG lets `meterd card` record sales in the daemon's books.
+  if [ "$DRY" = 1 ]; then echo "+ write $CONF_DIR/meterd.env (METERD_CONFIG)"; else
+    printf 'METERD_CONFIG=%s\n' "$CONF_DIR/meterd.yaml" > "$CONF_DIR/meterd.env"
+    chmod 600 "$CONF_DIR/meterd.env"
+  fi
+fi
 run chown -R meterd:meterd "$DATA_DIR"
 run chown root:meterd "$CONF_DIR" "$CONF_DIR/meterd.yaml"
 run chmod 750 "$CONF_DIR"
