@@ -104,14 +104,10 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
       const result: Record<string, unknown> = { broadcastOn: targets.map((b) => b.config.id), at: new Date().toISOString() };
       const one = cmd.meter === 'all' ? undefined : d.meters.get(cmd.meter)?.dlt645;
       if (one) {
-        const date = await one.read('04000101', { priority: 'operator' });
-        const time = await one.read('04000102', { priority: 'operator' });
-        if (date.value.kind === 'time' && time.value.kind === 'time') {
-          const skewMs = new Date(`${date.value.value}T${time.value.value}`).getTime() - Date.now();
-          result.meterClock = `${date.value.value}T${time.value.value}`;
-          result.skewSeconds = Math.round(skewMs / 1000);
-          if (Math.abs(skewMs) > 5000) return { status: 'failed', error: { code: 'TIME_NOT_SET', message: `the meter clock is still ${Math.round(skewMs / 1000)} s off: meters take one broadcast a day, within 5 minutes of their own time` }, result };
-        }
+        const { skewMs, meterClock } = await one.clockSkewMs({ priority: 'operator' });
+        result.meterClock = meterClock;
+        result.skewSeconds = Math.round(skewMs / 1000);
+        if (Math.abs(skewMs) > 5000) return { status: 'failed', error: { code: 'TIME_NOT_SET', message: `the meter clock is still ${Math.round(skewMs / 1000)} s off: meters take one broadcast a day, within 5 minutes of their own time` }, result };
       }
       return { status: 'done', result };
     },

@@ -26,7 +26,9 @@ import {
 import { silentLogger, type Logger } from '../log.js';
 import { MeterError } from './errors.js';
 
-export type Priority = 'operator' | 'credit' | 'alarm' | 'poll';
+import type { Priority } from '../bus/types.js';
+
+export type { Priority };
 
 export interface FrameRequest {
   bytes: Uint8Array;
@@ -138,6 +140,16 @@ export class Dlt645Meter {
     const reply = await this.link.request(opts.priority ?? 'operator', this.request(frame, 0, opts.signal, opts.label ?? `command 0x${frame.control.toString(16)}`));
     if (!reply) throw new MeterError('DLT645_BAD_REPLY', `no reply frame for ${opts.label ?? 'command'}`);
     return reply;
+  }
+
+  /** Meter clock minus gateway clock in ms, from 04000101 (date) and 04000102 (time), both in the meter's local time. */
+  async clockSkewMs(opts: { priority?: Priority; signal?: AbortSignal } = {}): Promise<{ skewMs: number; meterClock: string }> {
+    const date = await this.read('04000101', opts);
+    const time = await this.read('04000102', opts);
+    const now = Date.now();
+    if (date.value.kind !== 'time' || time.value.kind !== 'time') throw new MeterError('DLT645_BAD_VALUE', `meter ${this.address}: its clock is not available`);
+    const meterClock = `${date.value.value}T${time.value.value}`;
+    return { skewMs: new Date(meterClock).getTime() - now, meterClock };
   }
 
   private checkAck(reply: Frame, request: Frame): void {

@@ -3,9 +3,12 @@ import { silentLogger, type Logger } from '../log.js';
 import type { DeviceProfile, PointGroup } from '../profiles/types.js';
 import { enqueue, insertReadings, upsertMeterState, type MeterBalance, type PointValue, type Reading, type RelayState, type Store, type Tx } from '../store/index.js';
 import { nextLocalTime, phaseOffset } from './schedule.js';
+import { enqueueMeterState } from './meter-state-message.js';
 import { MinHeap } from './task-queue.js';
 
-export type Priority = 'operator' | 'credit' | 'alarm' | 'poll';
+import type { Priority } from '../devices/dlt645-meter.js';
+
+export type { Priority };
 
 /** What the poller needs from a driver: read these points now, at this priority. */
 export interface MeterReader {
@@ -314,19 +317,7 @@ export class Poller {
   }
 
   private publishState(tx: Tx, target: PollTarget, h: MeterHealth): void {
-    enqueue(tx, {
-      topic: `meters/${target.meterId}/state`,
-      class: 'state',
-      retain: true,
-      payload: {
-        meter: target.meterId,
-        state: h.online ? 'online' : 'offline',
-        lastGoodRead: h.lastGood === null ? null : new Date(h.lastGood).toISOString(),
-        relay: h.relay ?? 'unknown',
-        balance: h.balance ?? null,
-        ts: new Date(this.opts.clock.now()).toISOString(),
-      },
-    });
+    enqueueMeterState(tx, target.meterId, { online: h.online, lastGoodReadAt: h.lastGood, relay: h.relay, balance: h.balance }, this.opts.clock.now());
   }
 }
 

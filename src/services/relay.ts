@@ -1,7 +1,8 @@
 import type { Clock } from '../clock.js';
 import type { RelayAction, RelayPort, RelayState } from '../devices/relay-port.js';
 import { silentLogger, type Logger } from '../log.js';
-import { enqueue, upsertMeterState, type Store } from '../store/index.js';
+import { upsertMeterState, type Store } from '../store/index.js';
+import { enqueueMeterState } from './meter-state-message.js';
 
 export interface RelayRequest {
   readonly meterId: string;
@@ -98,19 +99,8 @@ export class RelayService {
     const now = this.opts.clock.now();
     this.opts.store.transaction((tx) => {
       const s = upsertMeterState(tx, req.meterId, { relayState: state.open ? 'open' : 'closed' });
-      enqueue(tx, {
-        topic: `meters/${req.meterId}/state`,
-        class: 'state',
-        retain: true,
-        payload: {
-          meter: req.meterId,
-          state: s.online ? 'online' : 'offline',
-          lastGoodRead: s.lastGoodReadAt === null ? null : new Date(s.lastGoodReadAt).toISOString(),
-          relay: state.open ? 'open' : 'closed',
-          balance: s.balance,
-          relayChange: { action: req.action, requestedBy: req.requestedBy, at: new Date(now).toISOString() },
-          ts: new Date(now).toISOString(),
-        },
+      enqueueMeterState(tx, req.meterId, { online: s.online, lastGoodReadAt: s.lastGoodReadAt, relay: s.relayState, balance: s.balance }, now, {
+        relayChange: { action: req.action, requestedBy: req.requestedBy, at: new Date(now).toISOString() },
       });
     });
     this.opts.onCommitted?.();

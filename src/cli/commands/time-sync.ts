@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { encodeTime, meterTimeOf, parseOperatorCode, parsePassword, writeData, encodeFrame, isReplyTo, checkReply } from '../../../protocols/dlt645/index.js';
+import { checkReply, encodeTime, meterTimeOf, parseOperatorCode, parsePassword, writeData } from '../../../protocols/dlt645/index.js';
 import { sendBroadcastTime } from '../../devices/dlt645-meter.js';
 import { addBusOptions, addressOption, parseBusOptions } from '../bus-options.js';
 import { meterOn, withDlt645Bus } from '../dlt645-session.js';
@@ -41,7 +41,7 @@ a larger skew needs --write with the meter's password.`,
     if (!pw.ok || !op.ok) throw usageError('--password and --operator are 8 hex digits each');
     await withDlt645Bus(bus, undefined, async (link, timeoutMs) => {
       const meter = meterOn(link, address, timeoutMs, bus.retries);
-      const before = await meterSkewMs(meter);
+      const before = (await meter.clockSkewMs()).skewMs;
       io.out(`meter ${address}: clock is ${fmtSkew(before)} the gateway`);
       if (Math.abs(before) < 2000) return;
       if (Math.abs(before) <= BROADCAST_LIMIT_MS) {
@@ -51,26 +51,16 @@ a larger skew needs --write with the meter's password.`,
         const now = meterTimeOf(new Date());
         for (const [di, layout] of [['04000101', 'YYMMDDWW'], ['04000102', 'hhmmss']] as const) {
           const frame = writeData(address, di, pw.value, op.value, encodeTime(layout, now));
-          const reply = await link.request('operator', { bytes: encodeFrame(frame, { preamble: 4 }), match: (f) => isReplyTo(frame, f), timeoutMs, retries: 0, label: `write ${di}` });
-          const r = checkReply(reply!, frame.control);
+          const reply = await meter.command(frame, { label: `write ${di}` });
+          const r = checkReply(reply, frame.control);
           if (!r.ok) throw new CliError(r.error.code, r.error.message);
         }
       }
-      const after = await meterSkewMs(meter);
+      const after = (await meter.clockSkewMs()).skewMs;
       if (Math.abs(after) > 5000) throw new CliError('TIME_NOT_SET', `meter ${address} did not take the time: still ${fmtSkew(after)} the gateway (a meter takes one broadcast a day, not near midnight)`);
       io.out(`meter ${address}: clock set, now ${fmtSkew(after)} the gateway`);
     });
   });
-}
-
-/** Meter clock minus gateway clock, from 04000101 (date) and 04000102 (time). */
-async function meterSkewMs(meter: ReturnType<typeof meterOn>): Promise<number> {
-  const date = await meter.read('04000101');
-  const time = await meter.read('04000102');
-  const sent = Date.now();
-  if (date.value.kind !== 'time' || time.value.kind !== 'time') throw new CliError('DLT645_BAD_VALUE', 'the meter clock is not available');
-  const local = new Date(`${date.value.value}T${time.value.value}`);
-  return local.getTime() - sent;
 }
 
 function fmtSkew(ms: number): string {
