@@ -41,3 +41,21 @@ export class ManualClock implements Clock {
     if (!Number.isFinite(value)) throw new TypeError(`${name} is not a finite number of milliseconds`);
   }
 }
+
+/**
+ * A monotonic clock and one-shot timers. Intervals, gaps, timeouts and backoff run on this clock, which does not
+ * jump when NTP or an operator steps the wall clock; wall time (`Clock`) is only for timestamps and `at:` schedules.
+ */
+export interface Timers {
+  /** Milliseconds on a monotonic scale with an arbitrary origin (`performance.now()`). */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's timers on `performance.now()`. */
+export const realTimers: Timers = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};

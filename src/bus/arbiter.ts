@@ -1,20 +1,7 @@
+import { realTimers, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BusError } from './errors.js';
 import { PRIORITIES, type Priority } from './types.js';
-
-/** A monotonic clock and one-shot timers, injected so the gap and utilisation can be tested without waiting. */
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Node's timers on `performance.now()`, which does not jump when NTP or an operator sets the wall clock. */
-export const realTimers: Timers = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 export interface BusArbiterOptions {
   /** Names the bus in errors and logs, e.g. `bus1`. */

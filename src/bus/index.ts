@@ -5,7 +5,8 @@ import { TcpTransport } from './tcp-transport.js';
 import { parsePortSpec } from './transport.js';
 import type { LineSettings, StreamDecoder } from './types.js';
 
-export { BusArbiter, realTimers, type ArbiterStats, type BusArbiterOptions, type RunOptions, type Timers } from './arbiter.js';
+export { BusArbiter, type ArbiterStats, type BusArbiterOptions, type RunOptions } from './arbiter.js';
+export { realTimers, type Timers } from '../clock.js';
 export { BusError, isBusError, type BusErrorCode } from './errors.js';
 export { FrameBus, type BusState, type BusStateEvent, type FrameBusOptions, type FrameBusStats, type FrameRequest, type FrameTx } from './exchange.js';
 export { SerialTransport, type SerialTransportOptions } from './serial-transport.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { realTimers, type Clock, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { DeviceProfile, PointGroup } from '../profiles/types.js';
 import { enqueue, insertReadings, upsertMeterState, type MeterBalance, type PointValue, type Reading, type RelayState, type Store, type Tx } from '../store/index.js';
@@ -21,12 +21,6 @@ export interface PollTarget {
   readonly profile: DeviceProfile;
   readonly reader: MeterReader;
 }
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
 export interface PollerOptions {
   targets: readonly PollTarget[];

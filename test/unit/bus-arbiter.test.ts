@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BusArbiter, type Timers } from '../../src/bus/arbiter.js';
+import { BusArbiter } from '../../src/bus/arbiter.js';
+import type { Timers } from '../../src/clock.js';
 import { BusError } from '../../src/bus/errors.js';
 import type { Priority } from '../../src/bus/types.js';
 
