@@ -41,5 +41,5 @@ for (const line of readFileSync(source, 'utf8').split('\n')) {
   vectors.push(v);
 }
 if (vectors.length === 0) throw new Error(`no vectors found in ${source}`);
-writeFileSync(target, JSON.stringify({ source: 'shared/reference/dlt645.md §6', vectors }, null, 2) + '\n');
+writeFileSync(target, `${JSON.stringify({ source: 'shared/reference/dlt645.md §6', vectors }, null, 2)}\n`);
 process.stdout.write(`${vectors.length} vectors written to ${target}\n`);

@@ -201,7 +201,8 @@ export const CARD_TYPE_CODES: Readonly<Partial<Record<CardKind, number>>> = { AT
 export const ZONE_CODES: Readonly<Record<MemoryZone, number>> = { main: 0x00, protection: 0x01, security: 0x02 };
 
 const zoneOf = (code: number): MemoryZone | undefined => (Object.keys(ZONE_CODES) as MemoryZone[]).find((z) => ZONE_CODES[z] === code);
-const kindOfTypeCode = (code: number): CardKind | undefined => (Object.keys(CARD_TYPE_CODES) as CardKind[]).find((k) => CARD_TYPE_CODES[k] === code);
+const kindOfTypeCode = (code: number): CardKind | undefined =>
+  (Object.keys(CARD_TYPE_CODES) as CardKind[]).find((k) => CARD_TYPE_CODES[k] === code);
 
 /** A request ready for the wire: the bytes, and the command code (STX replies echo it; STAR replies do not). */
 export interface EncodedRequest {
@@ -251,7 +252,10 @@ function starBody(req: CardRequest): Body {
       return ok({ code: C[req.op], data: new Uint8Array() });
     case 'read':
       if (!isByte(req.addr) || !Number.isInteger(req.len) || req.len < 1 || req.len > STAR_MAX_DATA) {
-        return fail('BAD_COMMAND_DATA', `a STAR read is at a byte address (0–255) for 1–${STAR_MAX_DATA} bytes, not ${req.len} at ${req.addr}`);
+        return fail(
+          'BAD_COMMAND_DATA',
+          `a STAR read is at a byte address (0–255) for 1–${STAR_MAX_DATA} bytes, not ${req.len} at ${req.addr}`,
+        );
       }
       return ok({ code: C.read, data: Uint8Array.of(ZONE_CODES[req.zone], req.addr, req.len) });
     case 'write':
@@ -263,7 +267,8 @@ function starBody(req: CardRequest): Body {
       if (req.psc.length !== 3) return fail('BAD_COMMAND_DATA', `a PSC is 3 bytes, not ${req.psc.length}`);
       return ok({ code: C.presentPsc, data: req.psc.slice() });
     case 'writeProtection': {
-      if (!isByte(req.addr) || req.data.length < 1 || req.data.length > STAR_MAX_DATA - 2) return fail('BAD_COMMAND_DATA', 'a protection write is at a byte address with 1 or more bytes');
+      if (!isByte(req.addr) || req.data.length < 1 || req.data.length > STAR_MAX_DATA - 2)
+        return fail('BAD_COMMAND_DATA', 'a protection write is at a byte address with 1 or more bytes');
       const data = new Uint8Array(req.data.length + 2);
       data[0] = req.addr;
       data[1] = req.data.length;
@@ -285,7 +290,8 @@ function starBody(req: CardRequest): Body {
 }
 
 function starWrite(zone: MemoryZone, addr: number, bytes: Uint8Array): Body {
-  if (!isByte(addr) || bytes.length < 1 || bytes.length > STAR_MAX_DATA - 3) return fail('BAD_COMMAND_DATA', `a STAR write is at a byte address (0–255) with 1–${STAR_MAX_DATA - 3} bytes`);
+  if (!isByte(addr) || bytes.length < 1 || bytes.length > STAR_MAX_DATA - 3)
+    return fail('BAD_COMMAND_DATA', `a STAR write is at a byte address (0–255) with 1–${STAR_MAX_DATA - 3} bytes`);
   const data = new Uint8Array(bytes.length + 3);
   data[0] = ZONE_CODES[zone];
   data[1] = addr;
@@ -313,7 +319,14 @@ function stxBody(req: CardRequest): Body {
       return ok({ code: C.selectCardType, data: Uint8Array.of(t) });
     }
     case 'read':
-      if (!Number.isInteger(req.addr) || req.addr < 0 || req.addr > 0xffff || !Number.isInteger(req.len) || req.len < 1 || req.len > STX_MAX_DATA) {
+      if (
+        !Number.isInteger(req.addr) ||
+        req.addr < 0 ||
+        req.addr > 0xffff ||
+        !Number.isInteger(req.len) ||
+        req.len < 1 ||
+        req.len > STX_MAX_DATA
+      ) {
         return fail('BAD_COMMAND_DATA', `an STX read is at an address 0–65535 for 1–${STX_MAX_DATA} bytes, not ${req.len} at ${req.addr}`);
       }
       return ok({ code: C.read, data: Uint8Array.of(ZONE_CODES[req.zone], ...u16(req.addr), ...u16(req.len)) });
@@ -331,7 +344,8 @@ function stxBody(req: CardRequest): Body {
       if (req.psc.length !== 3) return fail('BAD_COMMAND_DATA', `a PSC is 3 bytes, not ${req.psc.length}`);
       return ok({ code: C[req.op], data: req.psc.slice() });
     case 'writeProtection': {
-      if (!isByte(req.addr) || req.data.length < 1 || req.data.length > STX_MAX_DATA - 1) return fail('BAD_COMMAND_DATA', 'a protection write is at a byte address with 1 or more bytes');
+      if (!isByte(req.addr) || req.data.length < 1 || req.data.length > STX_MAX_DATA - 1)
+        return fail('BAD_COMMAND_DATA', 'a protection write is at a byte address with 1 or more bytes');
       const data = new Uint8Array(req.data.length + 1);
       data[0] = req.addr;
       data.set(req.data, 1);
@@ -365,7 +379,11 @@ export function apduShape(apdu: Uint8Array): Result<{ lc: number; le: number | u
 /** STAR (60/E0 LEN STATUS DATA LRC 03): any packet is the reply to the one request outstanding, as STAR replies carry no command. */
 export function starReply(packet: StarPacket): CardReply {
   if (packet.head === STAR_NACK) return { ok: false, status: statusOf(STAR_NACK_CODES[packet.code], packet.code) };
-  if (packet.head !== STAR_ACK) return { ok: false, status: { name: 'bad-frame', code: packet.head, message: `the encoder answered with an unknown head byte ${hex2(packet.head)}` } };
+  if (packet.head !== STAR_ACK)
+    return {
+      ok: false,
+      status: { name: 'bad-frame', code: packet.head, message: `the encoder answered with an unknown head byte ${hex2(packet.head)}` },
+    };
   // An ACK's status byte is the reader status (E7H after an APDU whose SW is not 9000); the SW in DATA says the rest.
   return { ok: true, data: packet.data };
 }
@@ -496,7 +514,9 @@ function decodeStx(code: number, data: Uint8Array): Result<CardRequest> {
 }
 
 /** What an encoder answers: data, or a refusal by meaning. */
-export type EncoderAnswer = { readonly ok: true; readonly data: Uint8Array; readonly readerStatus?: number } | { readonly ok: false; readonly status: ReaderStatusName };
+export type EncoderAnswer =
+  | { readonly ok: true; readonly data: Uint8Array; readonly readerStatus?: number }
+  | { readonly ok: false; readonly status: ReaderStatusName };
 
 /** STAR or STX: the reply frame an encoder sends for an answer to the request with command `code`. */
 export function encodeCardReply(family: CardFamily, code: number, answer: EncoderAnswer): Uint8Array {

@@ -1,4 +1,13 @@
-import { decodeCardRequest, encodeCardReply, starReply, stxReply, type CardFamily, type CardReply, type CardRequest, type EncoderAnswer } from './commands.js';
+import {
+  decodeCardRequest,
+  encodeCardReply,
+  starReply,
+  stxReply,
+  type CardFamily,
+  type CardReply,
+  type CardRequest,
+  type EncoderAnswer,
+} from './commands.js';
 import type { Result } from './result.js';
 import { StarDecoder } from './star.js';
 import { StxDecoder } from './stx.js';
@@ -39,9 +48,17 @@ export class CardFrameDecoder {
 
   push(chunk: Uint8Array): CardDecodeEvent[] {
     if (this.#family === 'star') {
-      return this.#star.push(chunk).map((ev) => (ev.kind === 'frame' ? { kind: 'frame', frame: { family: 'star', ...ev.frame }, raw: ev.raw } : ev));
+      return this.#star
+        .push(chunk)
+        .map((ev) => (ev.kind === 'frame' ? { kind: 'frame', frame: { family: 'star', ...ev.frame }, raw: ev.raw } : ev));
     }
-    return this.#stx.push(chunk).map((ev) => (ev.kind === 'frame' ? { kind: 'frame', frame: { family: 'stx', head: 0x02, code: ev.frame.cmd, data: ev.frame.body }, raw: ev.raw } : ev));
+    return this.#stx
+      .push(chunk)
+      .map((ev) =>
+        ev.kind === 'frame'
+          ? { kind: 'frame', frame: { family: 'stx', head: 0x02, code: ev.frame.cmd, data: ev.frame.body }, raw: ev.raw }
+          : ev,
+      );
   }
 
   reset(): void {

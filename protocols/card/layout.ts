@@ -135,7 +135,8 @@ export function decodeField(field: LayoutField, bytes: Uint8Array): Result<Field
       if (!d.ok) return d;
       const t = d.value as string;
       const [mo, dd, hh, mi, ss] = [2, 4, 6, 8, 10].map((i) => Number(t.slice(i, i + 2))) as [number, number, number, number, number];
-      if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59) return fail('FIELD_VALUE', `${field.name}: ${t} is not a time YYMMDDhhmmss`);
+      if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59)
+        return fail('FIELD_VALUE', `${field.name}: ${t} is not a time YYMMDDhhmmss`);
       return ok(`20${t.slice(0, 2)}-${t.slice(2, 4)}-${t.slice(4, 6)}T${t.slice(6, 8)}:${t.slice(8, 10)}:${t.slice(10, 12)}`);
     }
     case 'flag':
@@ -196,7 +197,8 @@ export function encodeField(field: LayoutField, value: FieldValue): Result<Uint8
  */
 export function readRecord(layout: RecordLayout, memory: Uint8Array): Result<RecordImage> {
   const span = recordSpan(layout);
-  if (memory.length <= span.to) return fail('OUT_OF_MEMORY', `the record reaches byte ${span.to}, the memory given has ${memory.length} bytes`);
+  if (memory.length <= span.to)
+    return fail('OUT_OF_MEMORY', `the record reaches byte ${span.to}, the memory given has ${memory.length} bytes`);
   const values: Record<string, FieldValue> = {};
   const fieldErrors: Record<string, string> = {};
   for (const f of layout.fields.values()) {
@@ -229,10 +231,16 @@ export function readRecord(layout: RecordLayout, memory: Uint8Array): Result<Rec
  * Card layout area: the bytes from `area.from` to `area.to`, then the checksum byte, with `values` written over
  * `current` (so reserved bytes keep what the card holds). Fields of other areas in `values` are an error.
  */
-export function encodeArea(layout: RecordLayout, areaName: string, current: Uint8Array, values: Readonly<Record<string, FieldValue>>): Result<{ data: Uint8Array; checksum: number }> {
+export function encodeArea(
+  layout: RecordLayout,
+  areaName: string,
+  current: Uint8Array,
+  values: Readonly<Record<string, FieldValue>>,
+): Result<{ data: Uint8Array; checksum: number }> {
   const area = layout.areas.find((a) => a.name === areaName);
   if (!area) return fail('FIELD_VALUE', `the layout has no area "${areaName}"`);
-  if (current.length <= area.to) return fail('OUT_OF_MEMORY', `area ${areaName} reaches byte ${area.to}, the memory given has ${current.length} bytes`);
+  if (current.length <= area.to)
+    return fail('OUT_OF_MEMORY', `area ${areaName} reaches byte ${area.to}, the memory given has ${current.length} bytes`);
   const data = current.slice(area.from, area.to + 1);
   for (const [name, value] of Object.entries(values)) {
     const f = layout.fields.get(name);

@@ -31,7 +31,9 @@ export interface StarPacket {
  */
 export type StarDiscardReason = 'noise' | 'bad-char' | 'bad-length' | 'bad-end' | 'bad-lrc';
 
-export type StarDecodeEvent = { kind: 'frame'; frame: StarPacket; raw: Uint8Array } | { kind: 'discard'; bytes: Uint8Array; reason: StarDiscardReason };
+export type StarDecodeEvent =
+  | { kind: 'frame'; frame: StarPacket; raw: Uint8Array }
+  | { kind: 'discard'; bytes: Uint8Array; reason: StarDiscardReason };
 
 const HEX = '0123456789ABCDEF';
 
@@ -45,7 +47,10 @@ const HEX = '0123456789ABCDEF';
 export function encodeStarPacket(packet: StarPacket): Uint8Array {
   const { head, code, data } = packet;
   if (data.length > STAR_MAX_DATA) throw new RangeError(`a STAR packet carries at most ${STAR_MAX_DATA} data bytes, not ${data.length}`);
-  for (const [name, v] of [['head', head], ['code', code]] as const) {
+  for (const [name, v] of [
+    ['head', head],
+    ['code', code],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`${name} is not a byte: ${v}`);
   }
   const bytes = new Uint8Array(data.length + 4);
@@ -134,7 +139,8 @@ export class StarDecoder {
       const available = end - i;
       // HEAD is known good; LEN is characters 2 and 3.
       let failure: StarDiscardReason | undefined;
-      for (let k = 2; k < Math.min(available, 4); k++) if (hexValue(buf[i + k]!) < 0) failure = buf[i + k] === STAR_ETX ? 'bad-length' : 'bad-char';
+      for (let k = 2; k < Math.min(available, 4); k++)
+        if (hexValue(buf[i + k]!) < 0) failure = buf[i + k] === STAR_ETX ? 'bad-length' : 'bad-char';
       if (failure) {
         i = this.rejectStart(i, failure);
         continue;
@@ -171,7 +177,11 @@ export class StarDecoder {
         continue;
       }
       this.flush(events);
-      events.push({ kind: 'frame', frame: { head: bytes[0]!, code: bytes[2]!, data: bytes.slice(3, bytes.length - 1) }, raw: buf.slice(i, i + total) });
+      events.push({
+        kind: 'frame',
+        frame: { head: bytes[0]!, code: bytes[2]!, data: bytes.slice(3, bytes.length - 1) },
+        raw: buf.slice(i, i + total),
+      });
       i += total;
     }
     this.start = i;

@@ -32,14 +32,17 @@ export interface StxReply {
 /** Why bytes were dropped: `noise` (no STX), `bad-length` (LEN 0 or over the dialect's maximum), `bad-end` (no ETX where LEN says), `bad-bcc`. */
 export type StxDiscardReason = 'noise' | 'bad-length' | 'bad-end' | 'bad-bcc';
 
-export type StxDecodeEvent = { kind: 'frame'; frame: StxFrame; raw: Uint8Array } | { kind: 'discard'; bytes: Uint8Array; reason: StxDiscardReason };
+export type StxDecodeEvent =
+  | { kind: 'frame'; frame: StxFrame; raw: Uint8Array }
+  | { kind: 'discard'; bytes: Uint8Array; reason: StxDiscardReason };
 
 /**
  * Generic binary STX LEN(2) CMD DATA ETX BCC dialect: encodes one frame around `payload` (CMD first).
  * Throws a RangeError for an empty or oversized payload: a programming error, not wire input.
  */
 function encodeStxPayload(payload: Uint8Array): Uint8Array {
-  if (payload.length === 0 || payload.length > STX_MAX_PAYLOAD) throw new RangeError(`an STX payload is 1 to ${STX_MAX_PAYLOAD} bytes, not ${payload.length}`);
+  if (payload.length === 0 || payload.length > STX_MAX_PAYLOAD)
+    throw new RangeError(`an STX payload is 1 to ${STX_MAX_PAYLOAD} bytes, not ${payload.length}`);
   const out = new Uint8Array(payload.length + OVERHEAD);
   out[0] = STX;
   out[1] = payload.length >> 8;
@@ -69,7 +72,8 @@ export function encodeStxRequest(cmd: number, data: Uint8Array): Uint8Array {
 export function encodeStxReply(reply: StxReply): Uint8Array {
   checkByte('cmd', reply.cmd);
   checkByte('status', reply.status);
-  if (reply.data.length > STX_MAX_DATA) throw new RangeError(`an STX reply carries at most ${STX_MAX_DATA} data bytes, not ${reply.data.length}`);
+  if (reply.data.length > STX_MAX_DATA)
+    throw new RangeError(`an STX reply carries at most ${STX_MAX_DATA} data bytes, not ${reply.data.length}`);
   const payload = new Uint8Array(reply.data.length + 2);
   payload[0] = reply.cmd;
   payload[1] = reply.status;

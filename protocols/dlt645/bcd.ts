@@ -2,7 +2,7 @@ import { fail, ok, type Result } from './result.js';
 
 /** True when both nibbles of the byte are decimal digits (BCD, DL/T 645-2007 §4 data formats). */
 export function isBcdByte(b: number): boolean {
-  return (b & 0x0f) <= 9 && (b >> 4) <= 9;
+  return (b & 0x0f) <= 9 && b >> 4 <= 9;
 }
 
 /** One byte of packed BCD to its value 0..99; undefined when a nibble is above 9. */
@@ -12,7 +12,7 @@ export function bcdByteToNumber(b: number): number | undefined {
 
 /** 0..99 to one packed BCD byte. */
 export function numberToBcdByte(n: number): number {
-  return (Math.floor(n / 10) % 10 << 4) | n % 10;
+  return ((Math.floor(n / 10) % 10) << 4) | (n % 10);
 }
 
 /**

@@ -1,9 +1,7 @@
 import { checksum, END, FRAME_OVERHEAD, frameAt, PREAMBLE, START, type Frame } from './frame.js';
 
 /** What the decoder reports for each input: a whole frame, or a run of bytes it threw away and why. */
-export type DecodeEvent =
-  | { kind: 'frame'; frame: Frame; raw: Uint8Array }
-  | { kind: 'discard'; bytes: Uint8Array; reason: DiscardReason };
+export type DecodeEvent = { kind: 'frame'; frame: Frame; raw: Uint8Array } | { kind: 'discard'; bytes: Uint8Array; reason: DiscardReason };
 
 /**
  * Why bytes were dropped: `noise` (no 68H where a frame could start), `bad-header` (68H without the second 68H

@@ -62,7 +62,9 @@ export function describeFrame(frame: Frame, edition?: Edition): FrameDescription
     if (hasSeq && frame.data.length > diSize) out.seq = frame.data[frame.data.length - 1];
     const item = findDataItem(di, ed);
     if (item) out.name = item.name;
-    const isReadReply = c.direction === 'reply' && (ed === '2007' ? c.fn === F2007.readData || c.fn === F2007.readFollowUp : c.fn === F1997.readData || c.fn === F1997.readFollowUp);
+    const isReadReply =
+      c.direction === 'reply' &&
+      (ed === '2007' ? c.fn === F2007.readData || c.fn === F2007.readFollowUp : c.fn === F1997.readData || c.fn === F1997.readFollowUp);
     if (item && isReadReply) {
       const v = decodeValue(item.format, rest);
       if (v.ok) {

@@ -92,7 +92,16 @@ export function parseFormatNotation(text: string, signed = false): ValueFormat |
   return undefined;
 }
 
-const TIME_LAYOUTS: readonly TimeLayout[] = ['YYMMDDhhmmss', 'YYMMDDhhmm', 'YYMMDDWW', 'hhmmss', 'YYMMDDWWhhmmss', 'MMDDhhmm', 'hhmm', 'DDhh'];
+const TIME_LAYOUTS: readonly TimeLayout[] = [
+  'YYMMDDhhmmss',
+  'YYMMDDhhmm',
+  'YYMMDDWW',
+  'hhmmss',
+  'YYMMDDWWhhmmss',
+  'MMDDhhmm',
+  'hhmm',
+  'DDhh',
+];
 function isTimeLayout(t: string): t is TimeLayout {
   return (TIME_LAYOUTS as readonly string[]).includes(t);
 }
@@ -196,7 +205,13 @@ function decodeTime(layout: TimeLayout, bytes: Uint8Array): Result<DataValue> {
   if (WW !== undefined && WW > 6) return fail('DLT645_BAD_TIME', `${layout}: weekday ${WW} out of range`);
   const p2 = (n: number) => n.toString().padStart(2, '0');
   const datePart =
-    YY !== undefined ? `20${p2(YY)}-${p2(MM ?? 1)}-${p2(DD ?? 1)}` : MM !== undefined ? `--${p2(MM)}-${p2(DD ?? 1)}` : DD !== undefined ? `---${p2(DD)}` : '';
+    YY !== undefined
+      ? `20${p2(YY)}-${p2(MM ?? 1)}-${p2(DD ?? 1)}`
+      : MM !== undefined
+        ? `--${p2(MM)}-${p2(DD ?? 1)}`
+        : DD !== undefined
+          ? `---${p2(DD)}`
+          : '';
   const timePart = hh !== undefined ? `${p2(hh)}:${p2(mm ?? 0)}${ss !== undefined ? `:${p2(ss)}` : ''}` : '';
   const value = datePart && timePart ? `${datePart}T${timePart}` : datePart || timePart;
   return ok(WW !== undefined ? { kind: 'time', value, weekday: WW } : { kind: 'time', value });
@@ -218,7 +233,19 @@ export function encodeTime(layout: TimeLayout, t: MeterTime): Uint8Array {
   for (let k = 0; k < size; k++) {
     const name = layout.slice(k * 2, k * 2 + 2);
     const v =
-      name === 'YY' ? t.year % 100 : name === 'MM' ? t.month : name === 'DD' ? t.day : name === 'hh' ? t.hour : name === 'mm' ? t.minute : name === 'ss' ? t.second : (t.weekday ?? 0);
+      name === 'YY'
+        ? t.year % 100
+        : name === 'MM'
+          ? t.month
+          : name === 'DD'
+            ? t.day
+            : name === 'hh'
+              ? t.hour
+              : name === 'mm'
+                ? t.minute
+                : name === 'ss'
+                  ? t.second
+                  : (t.weekday ?? 0);
     out[size - 1 - k] = numberToBcdByte(v);
   }
   return out;
@@ -264,7 +291,8 @@ export function meterTimeOf(d: Date): MeterTime {
 
 /** Encode a decimal digit string (addresses, meter numbers) as BCD, low byte first. */
 export function encodeDigits(digits: string, bytes: number): Result<Uint8Array> {
-  if (!/^\d*$/.test(digits) || digits.length > bytes * 2) return fail('DLT645_VALUE_RANGE', `"${digits}" is not up to ${bytes * 2} decimal digits`);
+  if (!/^\d*$/.test(digits) || digits.length > bytes * 2)
+    return fail('DLT645_VALUE_RANGE', `"${digits}" is not up to ${bytes * 2} decimal digits`);
   const padded = digits.padStart(bytes * 2, '0');
   const out = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i++) out[i] = parseInt(padded.slice(padded.length - 2 - 2 * i, padded.length - 2 * i), 16);

@@ -60,12 +60,14 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
 export function decodeFrame(bytes: Uint8Array, offset = 0): Result<{ frame: Frame; end: number }> {
   let i = offset;
   while (i < bytes.length && bytes[i] === PREAMBLE) i++;
-  if (bytes.length - i < FRAME_OVERHEAD) return fail('DLT645_SHORT', `frame too short: ${bytes.length - i} bytes after the preamble, at least 12 needed`);
+  if (bytes.length - i < FRAME_OVERHEAD)
+    return fail('DLT645_SHORT', `frame too short: ${bytes.length - i} bytes after the preamble, at least 12 needed`);
   if (bytes[i] !== START) return fail('DLT645_BAD_START', `expected 68 at byte ${i}, found ${hex(bytes[i]!)}`);
   if (bytes[i + 7] !== START) return fail('DLT645_BAD_START', `expected the second 68 at byte ${i + 7}, found ${hex(bytes[i + 7]!)}`);
   const length = bytes[i + 9]!;
   const total = FRAME_OVERHEAD + length;
-  if (bytes.length - i < total) return fail('DLT645_SHORT', `length byte says ${length} data bytes; frame needs ${total} bytes, got ${bytes.length - i}`);
+  if (bytes.length - i < total)
+    return fail('DLT645_SHORT', `length byte says ${length} data bytes; frame needs ${total} bytes, got ${bytes.length - i}`);
   const cs = checksum(bytes, i, i + 10 + length);
   if (cs !== bytes[i + 10 + length]) {
     return fail('DLT645_BAD_CHECKSUM', `checksum ${hex(bytes[i + 10 + length]!)} does not match the computed ${hex(cs)}`);

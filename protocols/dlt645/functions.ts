@@ -17,7 +17,8 @@ export interface Password {
 /** Parse an 8-hex-digit password (DL/T 645-2007 §7.3.4: PA P0 P1 P2). */
 export function parsePassword(text: string): Result<Password> {
   const t = text.trim();
-  if (!/^[0-9A-Fa-f]{8}$/.test(t)) return fail('DLT645_BAD_PASSWORD', `password "${text}" must be 8 hex digits: level then password, e.g. 02000000`);
+  if (!/^[0-9A-Fa-f]{8}$/.test(t))
+    return fail('DLT645_BAD_PASSWORD', `password "${text}" must be 8 hex digits: level then password, e.g. 02000000`);
   return ok({ level: parseInt(t.slice(0, 2), 16), code: t.slice(2).toUpperCase() });
 }
 
@@ -190,13 +191,21 @@ export function abnormalOf(frame: Frame, edition: Edition = '2007'): AbnormalRep
   const word = frame.data.length >= 2 && security ? frame.data[0]! | (frame.data[1]! << 8) : (frame.data[0] ?? 0);
   const table = errorTable(edition, security);
   const errors = errorNames(word, table);
-  return { code: 'DLT645_ABNORMAL', word, errors, message: `meter ${frame.address} answered abnormally: ${errorMessage(word, table)} [${errors.join(', ')}]` };
+  return {
+    code: 'DLT645_ABNORMAL',
+    word,
+    errors,
+    message: `meter ${frame.address} answered abnormally: ${errorMessage(word, table)} [${errors.join(', ')}]`,
+  };
 }
 
 /** Check that a frame is the normal reply to function `fn`, returning its data and follow-up flag (§7.2). */
 export function checkReply(frame: Frame, fn: number, edition: Edition = '2007'): Result<{ data: Uint8Array; more: boolean }, ReplyError> {
   if (!(frame.control & DIR_REPLY) || (frame.control & FUNCTION_MASK) !== fn) {
-    return { ok: false, error: { code: 'DLT645_UNEXPECTED_REPLY', message: `expected a reply to function 0x${hex(fn)}, got control 0x${hex(frame.control)}` } };
+    return {
+      ok: false,
+      error: { code: 'DLT645_UNEXPECTED_REPLY', message: `expected a reply to function 0x${hex(fn)}, got control 0x${hex(frame.control)}` },
+    };
   }
   if (frame.control & ERR_FLAG) return { ok: false, error: abnormalOf(frame, edition) };
   return ok({ data: frame.data, more: (frame.control & MORE_FLAG) !== 0 });
@@ -221,7 +230,10 @@ export function parseReadReply(frame: Frame, edition: Edition = '2007'): Result<
   const data = r.value.data;
   const seqBytes = followUp && edition === '2007' ? 1 : 0;
   if (data.length < diSize + seqBytes) {
-    return { ok: false, error: { code: 'DLT645_SHORT_DATA', message: `read reply has ${data.length} data bytes, too few for a ${diSize}-byte identifier` } };
+    return {
+      ok: false,
+      error: { code: 'DLT645_SHORT_DATA', message: `read reply has ${data.length} data bytes, too few for a ${diSize}-byte identifier` },
+    };
   }
   const di = diFromBytes(data.subarray(0, diSize));
   const value = data.subarray(diSize, data.length - seqBytes);
@@ -238,7 +250,10 @@ export function isReplyTo(request: Frame, reply: Frame, edition: Edition = '2007
     if (want !== 'AA' && want !== reply.address.slice(i, i + 2)) return false;
   }
   if (reply.control & ERR_FLAG) return true;
-  const echoesDi = edition === '2007' ? fn === F2007.readData || fn === F2007.readFollowUp || fn === F2007.securityAuth : fn === F1997.readData || fn === F1997.readFollowUp;
+  const echoesDi =
+    edition === '2007'
+      ? fn === F2007.readData || fn === F2007.readFollowUp || fn === F2007.securityAuth
+      : fn === F1997.readData || fn === F1997.readFollowUp;
   if (echoesDi) {
     const n = edition === '2007' ? 4 : 2;
     if (reply.data.length < n) return false;
@@ -257,7 +272,8 @@ export function normalReply(request: Frame, address: Address, data: Uint8Array, 
 /** A meter's abnormal reply: control = request | C0H, ERR (1 byte) or SERR (2 bytes, low first) for 0x03. */
 export function abnormalReply(request: Frame, address: Address, word: number, edition: Edition = '2007'): Frame {
   const fn = request.control & FUNCTION_MASK;
-  const data = edition === '2007' && fn === F2007.securityAuth ? Uint8Array.of(word & 0xff, (word >> 8) & 0xff) : Uint8Array.of(word & 0xff);
+  const data =
+    edition === '2007' && fn === F2007.securityAuth ? Uint8Array.of(word & 0xff, (word >> 8) & 0xff) : Uint8Array.of(word & 0xff);
   return { address, control: fn | DIR_REPLY | ERR_FLAG, data };
 }
 

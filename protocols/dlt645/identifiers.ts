@@ -81,7 +81,7 @@ function items2007(): DataItem[] {
     ['0209', 'current distortion', 'thd.current', bcd(2, 2), '%'],
   ];
   for (const [head, name, point, f, unit] of perPhase) {
-    PHASES.forEach((ph, k) => add(`${head}0${k + 1}00`, `phase ${ph.toUpperCase()} ${name}`, f, unit, `${point}.${ph}`));
+    for (const [k, ph] of PHASES.entries()) add(`${head}0${k + 1}00`, `phase ${ph.toUpperCase()} ${name}`, f, unit, `${point}.${ph}`);
     add(`${head}FF00`, `${name} block (A, B, C)`, repeat(f), unit);
   }
   const powers: [string, string, string, ValueFormat, string][] = [
@@ -92,7 +92,7 @@ function items2007(): DataItem[] {
   ];
   for (const [head, name, point, f, unit] of powers) {
     add(`${head}0000`, `total ${name}`, f, unit, point);
-    PHASES.forEach((ph, k) => add(`${head}0${k + 1}00`, `phase ${ph.toUpperCase()} ${name}`, f, unit, `${point}.${ph}`));
+    for (const [k, ph] of PHASES.entries()) add(`${head}0${k + 1}00`, `phase ${ph.toUpperCase()} ${name}`, f, unit, `${point}.${ph}`);
     add(`${head}FF00`, `${name} block (total, A, B, C)`, repeat(f), unit);
   }
   add('02800001', 'neutral current', bcd(3, 3, true), 'A', 'current.n');
@@ -149,9 +149,8 @@ function items2007(): DataItem[] {
   for (let w = 1; w <= 7; w++) add(`0400050${w}`, `meter running status word ${w}`, WORD2, undefined, `status.word${w}`);
   add('040005FF', 'meter running status words 1-7', repeat(WORD2));
   for (let port = 1; port <= 5; port++) add(`0400070${port}`, `baud-rate word, port ${port}`, { kind: 'word', bytes: 1 });
-  ['alarm energy 1', 'alarm energy 2', 'hoarding energy limit', 'overdraft energy limit'].forEach((name, k) =>
-    add(`04000F0${k + 1}`, name, ENERGY, 'kWh', `credit.limit.energy.${k + 1}`),
-  );
+  for (const [k, name] of ['alarm energy 1', 'alarm energy 2', 'hoarding energy limit', 'overdraft energy limit'].entries())
+    add(`04000F0${k + 1}`, name, ENERGY, 'kWh', `credit.limit.energy.${k + 1}`);
   const moneyLimits: [string, string][] = [
     ['alarm amount 1', 'credit.limit.alarm1'],
     ['alarm amount 2', 'credit.limit.alarm2'],
@@ -159,7 +158,7 @@ function items2007(): DataItem[] {
     ['hoarding amount limit', 'credit.limit.hoarding'],
     ['close-allowed amount', 'credit.limit.close'],
   ];
-  moneyLimits.forEach(([name, point], k) => add(`0400100${k + 1}`, name, MONEY, 'CNY', point));
+  for (const [k, [name, point]] of moneyLimits.entries()) add(`0400100${k + 1}`, name, MONEY, 'CNY', point);
   add('04001401', 'trip delay', bcd(2, 0), 'min');
   return items;
 }

@@ -38,7 +38,8 @@ export function encodeLayout(fields: readonly LayoutField[], values: Readonly<Re
     if (!c) return fail('DLT645_BAD_LAYOUT', `field ${f.field}: unknown format "${f.format}"`);
     const v = values[f.field] ?? 0;
     if (c.kind === 'uint32le') {
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > 0xffffffff) return fail('DLT645_VALUE_RANGE', `field ${f.field}: ${v} is not a 32-bit unsigned integer`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > 0xffffffff)
+        return fail('DLT645_VALUE_RANGE', `field ${f.field}: ${v} is not a 32-bit unsigned integer`);
       parts.push(Uint8Array.of(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff));
       continue;
     }
@@ -69,7 +70,8 @@ export function decodeLayout(fields: readonly LayoutField[], bytes: Uint8Array):
     const c = codecOf(f.format);
     if (!c) return fail('DLT645_BAD_LAYOUT', `field ${f.field}: unknown format "${f.format}"`);
     const size = c.kind === 'uint32le' ? 4 : formatSize(c.format)!;
-    if (o + size > bytes.length) return fail('DLT645_SHORT_DATA', `field ${f.field} needs ${size} bytes at offset ${o}; the payload has ${bytes.length}`);
+    if (o + size > bytes.length)
+      return fail('DLT645_SHORT_DATA', `field ${f.field} needs ${size} bytes at offset ${o}; the payload has ${bytes.length}`);
     const b = bytes.subarray(o, o + size);
     o += size;
     if (c.kind === 'uint32le') {

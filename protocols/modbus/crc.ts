@@ -32,8 +32,10 @@ export function crc16(bytes: ArrayLike<number>, start = 0, end = bytes.length): 
  */
 export function encodeRtuFrame(unit: number, functionCode: number, data: ArrayLike<number>): Uint8Array {
   if (!Number.isInteger(unit) || unit < 0 || unit > 0xff) throw new RangeError(`unit id ${unit} is not a byte (0 broadcast, 1–247 units)`);
-  if (!Number.isInteger(functionCode) || functionCode < 1 || functionCode > 0xff) throw new RangeError(`function code ${functionCode} is not 1–255`);
-  if (data.length > MAX_RTU_FRAME - MIN_RTU_FRAME) throw new RangeError(`data is ${data.length} bytes; an RTU frame carries at most ${MAX_RTU_FRAME - MIN_RTU_FRAME}`);
+  if (!Number.isInteger(functionCode) || functionCode < 1 || functionCode > 0xff)
+    throw new RangeError(`function code ${functionCode} is not 1–255`);
+  if (data.length > MAX_RTU_FRAME - MIN_RTU_FRAME)
+    throw new RangeError(`data is ${data.length} bytes; an RTU frame carries at most ${MAX_RTU_FRAME - MIN_RTU_FRAME}`);
   const out = new Uint8Array(data.length + MIN_RTU_FRAME);
   out[0] = unit;
   out[1] = functionCode;
@@ -119,7 +121,11 @@ function parseRequest(fc: number, data: Uint8Array): Result<ModbusPdu> {
       const byteCount = data[4]!;
       if (data.length !== 5 + byteCount) return wrongLength(fc, 'request', 5 + byteCount, data.length);
       const needed = fc === 15 ? Math.ceil(quantity / 8) : quantity * 2;
-      if (byteCount !== needed) return fail('MALFORMED_PDU', `an FC${fc} request for ${quantity} ${fc === 15 ? 'coils' : 'registers'} needs byte count ${needed}, this one says ${byteCount}`);
+      if (byteCount !== needed)
+        return fail(
+          'MALFORMED_PDU',
+          `an FC${fc} request for ${quantity} ${fc === 15 ? 'coils' : 'registers'} needs byte count ${needed}, this one says ${byteCount}`,
+        );
       return ok(
         fc === 15
           ? { kind: 'write-coils-request', start, quantity, bits: unpackBits(data, 5, quantity) }
@@ -163,7 +169,11 @@ function parseWriteSingle(fc: 5 | 6, data: Uint8Array): Result<ModbusPdu> {
   const value = u16(data, 2);
   if (fc === 6) return ok({ kind: 'write-single-register', address, value });
   // FC05 allows exactly FF00 (on) and 0000 (off) (Application Protocol v1.1b3 §6.5).
-  if (value !== 0xff00 && value !== 0x0000) return fail('MALFORMED_PDU', `an FC05 value is FF00 (on) or 0000 (off), this one is ${value.toString(16).toUpperCase().padStart(4, '0')}`);
+  if (value !== 0xff00 && value !== 0x0000)
+    return fail(
+      'MALFORMED_PDU',
+      `an FC05 value is FF00 (on) or 0000 (off), this one is ${value.toString(16).toUpperCase().padStart(4, '0')}`,
+    );
   return ok({ kind: 'write-single-coil', address, on: value === 0xff00 });
 }
 
@@ -187,7 +197,8 @@ function announcedLength(bytes: Uint8Array, direction: RtuDirection): number | u
  * Errors: `TRUNCATED` (the header announces more bytes), `TOO_LONG`, `BAD_CRC`, `MALFORMED_PDU`.
  */
 export function decodeRtuFrame(bytes: Uint8Array, options: DecodeRtuOptions = {}): Result<RtuFrame> {
-  if (bytes.length < MIN_RTU_FRAME) return fail('TRUNCATED', `an RTU frame is at least ${MIN_RTU_FRAME} bytes (unit, function, CRC), got ${bytes.length}`);
+  if (bytes.length < MIN_RTU_FRAME)
+    return fail('TRUNCATED', `an RTU frame is at least ${MIN_RTU_FRAME} bytes (unit, function, CRC), got ${bytes.length}`);
   if (bytes.length > MAX_RTU_FRAME) return fail('TOO_LONG', `an RTU frame is at most ${MAX_RTU_FRAME} bytes, got ${bytes.length}`);
   const directions: RtuDirection[] = options.direction ? [options.direction] : ['request', 'response'];
   const expected = bytes[bytes.length - 2]! | (bytes[bytes.length - 1]! << 8);
@@ -204,7 +215,8 @@ export function decodeRtuFrame(bytes: Uint8Array, options: DecodeRtuOptions = {}
   const functionCode = bytes[1]!;
   const data = bytes.subarray(2, bytes.length - 2);
   if (functionCode & 0x80) {
-    if (data.length !== 1) return fail('MALFORMED_PDU', `an exception reply carries exactly one exception code, this one ${data.length} bytes`);
+    if (data.length !== 1)
+      return fail('MALFORMED_PDU', `an exception reply carries exactly one exception code, this one ${data.length} bytes`);
     return ok({ unit, functionCode, pdu: { kind: 'exception', function: functionCode & 0x7f, exception: describeException(data[0]!) } });
   }
   const parsed = directions.map((d) => (d === 'request' ? parseRequest(functionCode, data) : parseResponse(functionCode, data)));

@@ -108,7 +108,10 @@ function optionError(options: PlanOptions): { ok: false; error: PlanError } | un
     if (maxFor(table, options.maxRegisters) === undefined) {
       const info = tableInfo(table);
       const given = typeof options.maxRegisters === 'number' ? options.maxRegisters : options.maxRegisters?.[table];
-      return planFail('INVALID_OPTION', `maxRegisters for ${table} must be a whole number from 1 to ${info.maxRead} (FC${String(info.readFunction).padStart(2, '0')} limit), got ${String(given)}`);
+      return planFail(
+        'INVALID_OPTION',
+        `maxRegisters for ${table} must be a whole number from 1 to ${info.maxRead} (FC${String(info.readFunction).padStart(2, '0')} limit), got ${String(given)}`,
+      );
     }
   }
   for (const f of options.forbidden ?? []) {
@@ -139,11 +142,19 @@ function pointError(points: readonly ReadPoint[], options: PlanOptions): { ok: f
     }
     const max = maxFor(p.table, options.maxRegisters)!;
     if (count > max) {
-      return planFail('POINT_TOO_LARGE', `point "${p.name}" (${p.type}) needs ${count} addresses but one ${p.table} read is limited to ${max}`, [p.name]);
+      return planFail(
+        'POINT_TOO_LARGE',
+        `point "${p.name}" (${p.type}) needs ${count} addresses but one ${p.table} read is limited to ${max}`,
+        [p.name],
+      );
     }
     const bad = touches(forbiddenIn(options, p.table), p.address, p.address + count);
     if (bad) {
-      return planFail('POINT_IN_FORBIDDEN_RANGE', `point "${p.name}" at ${p.address} lies in the forbidden ${bad.table} range ${bad.start}+${bad.count}`, [p.name]);
+      return planFail(
+        'POINT_IN_FORBIDDEN_RANGE',
+        `point "${p.name}" at ${p.address} lies in the forbidden ${bad.table} range ${bad.start}+${bad.count}`,
+        [p.name],
+      );
     }
   }
   return undefined;
@@ -231,10 +242,16 @@ export function splitBlock<T>(block: ReadBlock, words: ArrayLike<T>): Result<Map
   const bits = tableInfo(block.table).unit === 'bit';
   const most = bits ? Math.ceil(block.count / 8) * 8 : block.count;
   if (words.length < block.count) {
-    return fail('SHORT_REPLY', `the reply for ${block.table} ${block.start}+${block.count} has ${words.length} ${bits ? 'bits' : 'registers'}, ${block.count} expected`);
+    return fail(
+      'SHORT_REPLY',
+      `the reply for ${block.table} ${block.start}+${block.count} has ${words.length} ${bits ? 'bits' : 'registers'}, ${block.count} expected`,
+    );
   }
   if (words.length > most) {
-    return fail('WRONG_REPLY_LENGTH', `the reply for ${block.table} ${block.start}+${block.count} has ${words.length} ${bits ? 'bits' : 'registers'}, ${block.count} expected`);
+    return fail(
+      'WRONG_REPLY_LENGTH',
+      `the reply for ${block.table} ${block.start}+${block.count} has ${words.length} ${bits ? 'bits' : 'registers'}, ${block.count} expected`,
+    );
   }
   const out = new Map<string, T[]>();
   for (const p of block.points) {

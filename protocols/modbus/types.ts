@@ -31,9 +31,25 @@ export const ADDRESS_SPACE = 0x10000;
 
 /** Function codes per table (MODBUS Application Protocol v1.1b3 §6.1–§6.6, §6.11, §6.12); discrete inputs and input registers are read-only. */
 export const TABLES: Readonly<Record<RegisterTable, TableInfo>> = {
-  coil: { unit: 'bit', writable: true, readFunction: 1, writeSingleFunction: 5, writeMultipleFunction: 15, maxRead: MAX_READ_BITS, maxWrite: MAX_WRITE_COILS },
+  coil: {
+    unit: 'bit',
+    writable: true,
+    readFunction: 1,
+    writeSingleFunction: 5,
+    writeMultipleFunction: 15,
+    maxRead: MAX_READ_BITS,
+    maxWrite: MAX_WRITE_COILS,
+  },
   discrete: { unit: 'bit', writable: false, readFunction: 2, maxRead: MAX_READ_BITS },
-  holding: { unit: 'register', writable: true, readFunction: 3, writeSingleFunction: 6, writeMultipleFunction: 16, maxRead: MAX_READ_REGISTERS, maxWrite: MAX_WRITE_REGISTERS },
+  holding: {
+    unit: 'register',
+    writable: true,
+    readFunction: 3,
+    writeSingleFunction: 6,
+    writeMultipleFunction: 16,
+    maxRead: MAX_READ_REGISTERS,
+    maxWrite: MAX_WRITE_REGISTERS,
+  },
   input: { unit: 'register', writable: false, readFunction: 4, maxRead: MAX_READ_REGISTERS },
 };
 
@@ -110,13 +126,15 @@ export function registerCount(type: DataType): number {
 
 /** Width and kind of a type (over MODBUS Application Protocol v1.1b3 §4.2 16-bit words); an unknown name is a programmer error, since profiles are checked with `isDataType` at the edge. */
 export function dataTypeInfo(type: DataType): DataTypeInfo {
-  if (!isDataType(type)) throw new TypeError(`unknown Modbus data type "${String(type)}"; expected one of ${Object.keys(DATA_TYPES).join(', ')}`);
+  if (!isDataType(type))
+    throw new TypeError(`unknown Modbus data type "${String(type)}"; expected one of ${Object.keys(DATA_TYPES).join(', ')}`);
   return DATA_TYPES[type];
 }
 
 /** Metadata of a table; an unknown name is a programmer error (MODBUS Application Protocol v1.1b3 §4.3). */
 export function tableInfo(table: RegisterTable): TableInfo {
-  if (!isRegisterTable(table)) throw new TypeError(`unknown Modbus table "${String(table)}"; expected one of ${REGISTER_TABLES.join(', ')}`);
+  if (!isRegisterTable(table))
+    throw new TypeError(`unknown Modbus table "${String(table)}"; expected one of ${REGISTER_TABLES.join(', ')}`);
   return TABLES[table];
 }
 

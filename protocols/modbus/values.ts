@@ -63,7 +63,10 @@ export function decodeValue(words: ArrayLike<number | boolean>, type: DataType, 
   const info = dataTypeInfo(type);
   swaps(order);
   if (words.length !== info.count) {
-    return fail('WRONG_WORD_COUNT', `${type} needs ${info.count} ${info.kind === 'bit' ? 'bit' : 'register'}${info.count > 1 ? 's' : ''}, got ${words.length}`);
+    return fail(
+      'WRONG_WORD_COUNT',
+      `${type} needs ${info.count} ${info.kind === 'bit' ? 'bit' : 'register'}${info.count > 1 ? 's' : ''}, got ${words.length}`,
+    );
   }
   if (info.kind === 'bit') {
     const bit = words[0];
@@ -94,7 +97,8 @@ export function decodeValue(words: ArrayLike<number | boolean>, type: DataType, 
       view.setUint16(0, be[0]!);
       view.setUint16(2, be[1]!);
       const f = view.getFloat32(0);
-      if (!Number.isFinite(f)) return fail('NOT_A_NUMBER', `float32 ${hexWords(wire)} is ${f}: the meter has no valid value for this point`);
+      if (!Number.isFinite(f))
+        return fail('NOT_A_NUMBER', `float32 ${hexWords(wire)} is ${f}: the meter has no valid value for this point`);
       return ok(shortestFloat32(f));
     }
     case 'uint64':
@@ -132,7 +136,11 @@ export function encodeValue(value: RegisterValue | boolean, type: DataType, orde
   }
   if (typeof value === 'number') {
     if (Number.isNaN(value) || !Number.isFinite(value)) return fail('NOT_A_NUMBER', `cannot write ${value} as a ${type}`);
-    if (!Number.isInteger(value)) return fail('NOT_AN_INTEGER', `${value} is not a whole number; a ${type} register holds integers (use removeScale for scaled values)`);
+    if (!Number.isInteger(value))
+      return fail(
+        'NOT_AN_INTEGER',
+        `${value} is not a whole number; a ${type} register holds integers (use removeScale for scaled values)`,
+      );
   }
   const bits = BigInt(info.count * 16);
   const v = BigInt(value);
@@ -198,16 +206,20 @@ export function removeScale(value: number, scaling: Scaling): Result<number> {
   const { scale, offset } = checkScaling(scaling);
   if (!Number.isFinite(value)) return fail('NOT_A_NUMBER', `cannot scale ${value} for writing`);
   const raw = Math.round((value - offset) / scale);
-  if (!Number.isSafeInteger(raw)) return fail('UNSAFE_INTEGER', `${value} with scale ${scale} needs raw ${raw}, beyond ±${Number.MAX_SAFE_INTEGER}`);
+  if (!Number.isSafeInteger(raw))
+    return fail('UNSAFE_INTEGER', `${value} with scale ${scale} needs raw ${raw}, beyond ±${Number.MAX_SAFE_INTEGER}`);
   if (applyScale(raw, { scale, offset }) !== value) {
     const below = applyScale(Math.floor((value - offset) / scale), { scale, offset });
     const above = applyScale(Math.ceil((value - offset) / scale), { scale, offset });
-    return fail('NOT_ON_SCALE', `${value} is not a whole number of ${scale} steps${offset ? ` from ${offset}` : ''}; the nearest writable values are ${below} and ${above}`);
+    return fail(
+      'NOT_ON_SCALE',
+      `${value} is not a whole number of ${scale} steps${offset ? ` from ${offset}` : ''}; the nearest writable values are ${below} and ${above}`,
+    );
   }
   // Math.round(-0.4) is -0; a raw register value has no sign of zero.
   return ok(raw === 0 ? 0 : raw);
 }
 
 function hexWords(words: readonly number[]): string {
-  return words.map((w) => '0x' + w.toString(16).toUpperCase().padStart(4, '0')).join(' ');
+  return words.map((w) => `0x${w.toString(16).toUpperCase().padStart(4, '0')}`).join(' ');
 }

@@ -67,7 +67,9 @@ ${intervals}
   }
   const secs = (Date.now() - t0) / 1000;
   console.log(`${label}: ${METERS} meters on ${BUSES} TCP buses (${secs.toFixed(0)} s measured, NODE_OPTIONS="${NODE_OPTIONS}")`);
-  console.log(`  point values polled, stored and published end to end: ${Math.round((values - v0) / secs).toLocaleString('en')}/s (${Math.round((messages - m0) / secs).toLocaleString('en')} readings messages/s)`);
+  console.log(
+    `  point values polled, stored and published end to end: ${Math.round((values - v0) / secs).toLocaleString('en')}/s (${Math.round((messages - m0) / secs).toLocaleString('en')} readings messages/s)`,
+  );
   console.log(`  daemon resident memory: ${rss().toFixed(0)} MB now, ${peak.toFixed(0)} MB peak`);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
@@ -75,7 +77,13 @@ ${intervals}
 }
 
 await runDaemon('profile intervals (a real gateway)', '', SECONDS);
-await runDaemon('saturated (instant every 1 s, the rest every 5 s, no inter-frame gap)', 'polling:\n  intervals: { instant: 1s, energy: 5s, status: 5s, credit: 5s }', SECONDS);
-console.log('targets: under 100 MB with 1,000 meters; 15,000 values/s stored and published (see the uplink benchmark for the store-and-publish path alone)');
+await runDaemon(
+  'saturated (instant every 1 s, the rest every 5 s, no inter-frame gap)',
+  'polling:\n  intervals: { instant: 1s, energy: 5s, status: 5s, credit: 5s }',
+  SECONDS,
+);
+console.log(
+  'targets: under 100 MB with 1,000 meters; 15,000 values/s stored and published (see the uplink benchmark for the store-and-publish path alone)',
+);
 await sim.close();
 await embedded?.close();

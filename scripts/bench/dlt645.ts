@@ -30,12 +30,16 @@ function decoderThroughput(): void {
     }
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`decoder: ${Math.round(count / s).toLocaleString('en')} frames/s, ${((stream.length * rounds) / s / 1e6).toFixed(1)} MB/s (${count} frames of 16-56 data bytes, 64-byte chunks)`);
+  console.log(
+    `decoder: ${Math.round(count / s).toLocaleString('en')} frames/s, ${((stream.length * rounds) / s / 1e6).toFixed(1)} MB/s (${count} frames of 16-56 data bytes, 64-byte chunks)`,
+  );
 }
 
 async function roundTrips(kind: 'pty' | 'tcp', gapMs: number, seconds = 3): Promise<void> {
   const pty = kind === 'pty' ? await createPtyPair() : undefined;
-  const sim = await startDlt645Simulator(kind === 'pty' ? { port: pty!.b, spec: { meters: [{ address: '1' }] } } : { tcpPort: 0, spec: { meters: [{ address: '1' }] } });
+  const sim = await startDlt645Simulator(
+    kind === 'pty' ? { port: pty!.b, spec: { meters: [{ address: '1' }] } } : { tcpPort: 0, spec: { meters: [{ address: '1' }] } },
+  );
   const port = kind === 'pty' ? pty!.a : `tcp://127.0.0.1:${sim.address!.tcpPort}`;
   const bus = await openBus<Frame>({ id: 'bench', port, line: LINE, decoder: new Dlt645Decoder(), gapMs });
   const meter = new Dlt645Meter({ link: bus, address: '000000000001', timeoutMs: 1000 });
@@ -48,7 +52,9 @@ async function roundTrips(kind: 'pty' | 'tcp', gapMs: number, seconds = 3): Prom
   }
   latencies.sort((a, b) => a - b);
   const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(2);
-  console.log(`round trips over ${kind} (gap ${gapMs} ms): ${Math.round(latencies.length / seconds).toLocaleString('en')}/s, latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`);
+  console.log(
+    `round trips over ${kind} (gap ${gapMs} ms): ${Math.round(latencies.length / seconds).toLocaleString('en')}/s, latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`,
+  );
   await bus.close();
   await sim.close();
   await pty?.close();
@@ -58,4 +64,6 @@ decoderThroughput();
 await roundTrips('pty', 0);
 await roundTrips('tcp', 0);
 await roundTrips('pty', 20, 2);
-console.log('(gap 20 ms is the RS-485 turnaround default; on a real 2400-baud line a 20-byte request and 24-byte reply take ~200 ms of line time alone)');
+console.log(
+  '(gap 20 ms is the RS-485 turnaround default; on a real 2400-baud line a 20-byte request and 24-byte reply take ~200 ms of line time alone)',
+);

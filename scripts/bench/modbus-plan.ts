@@ -11,7 +11,11 @@ import { parse } from 'yaml';
 import { isDataType, isRegisterTable, planReads, type ReadBlock, type ReadPoint } from '../../protocols/modbus/index.js';
 
 const file = process.argv[2] ?? fileURLToPath(new URL('../../device-profiles/eastron-sdm630.yaml', import.meta.url));
-const profile = parse(readFileSync(file, 'utf8')) as { name?: string; line?: { baudRate?: number }; points?: Record<string, Record<string, unknown>> };
+const profile = parse(readFileSync(file, 'utf8')) as {
+  name?: string;
+  line?: { baudRate?: number };
+  points?: Record<string, Record<string, unknown>>;
+};
 const baud = profile.line?.baudRate ?? 9600;
 
 const points: ReadPoint[] = [];
@@ -55,5 +59,7 @@ console.log(`${profile.name ?? file}: ${points.length} Modbus points, ${baud} ba
 console.log(`${'plan'.padEnd(24)}${'requests'.padStart(10)}${'registers'.padStart(11)}${'wire ms'.padStart(10)}`);
 for (const [label, blocks] of rows) {
   const registers = blocks.reduce((n, b) => n + b.count, 0);
-  console.log(`${label.padEnd(24)}${String(blocks.length).padStart(10)}${String(registers).padStart(11)}${wireMs(blocks).toFixed(0).padStart(10)}`);
+  console.log(
+    `${label.padEnd(24)}${String(blocks.length).padStart(10)}${String(registers).padStart(11)}${wireMs(blocks).toFixed(0).padStart(10)}`,
+  );
 }

@@ -33,7 +33,12 @@ interface Run {
   ms: number;
 }
 
-async function run(label: string, gapMs: number, fullRead: (link: ModbusLink, meter: ModbusMeter) => Promise<void>, runSeconds: number): Promise<Run> {
+async function run(
+  label: string,
+  gapMs: number,
+  fullRead: (link: ModbusLink, meter: ModbusMeter) => Promise<void>,
+  runSeconds: number,
+): Promise<Run> {
   const link = new ModbusLink({ id: 'bench', port: `tcp://127.0.0.1:${sim.port}`, protocol: 'modbus-tcp', line: profile.line, gapMs });
   await link.open();
   const meter = new ModbusMeter({ link, unit: 1, profile });
@@ -66,8 +71,12 @@ runs.push(await run('planned, gap 50 ms', 50, planned, Math.max(2, seconds)));
 runs.push(await run('one per point, gap 50 ms', 50, (link) => onePerPoint(link), Math.max(3, seconds)));
 await sim.close();
 
-console.log(`${profile.name}: ${names.length} points; requests per full read: ${names.length} one per point, ${plan.value.length} planned (maxGap ${profile.maxGap})`);
-console.log(`${'run'.padEnd(26)}${'full reads'.padStart(11)}${'requests/read'.padStart(15)}${'reads/s'.padStart(10)}${'points/s'.padStart(10)}${'ms/read'.padStart(10)}`);
+console.log(
+  `${profile.name}: ${names.length} points; requests per full read: ${names.length} one per point, ${plan.value.length} planned (maxGap ${profile.maxGap})`,
+);
+console.log(
+  `${'run'.padEnd(26)}${'full reads'.padStart(11)}${'requests/read'.padStart(15)}${'reads/s'.padStart(10)}${'points/s'.padStart(10)}${'ms/read'.padStart(10)}`,
+);
 for (const r of runs) {
   const perSecond = (r.reads * 1000) / r.ms;
   console.log(

@@ -69,10 +69,15 @@ function benchSingleCommits(count: number, durable: boolean): void {
   const store = freshStore();
   const seconds = time(() => {
     for (let i = 0; i < count; i++) {
-      store.transaction((tx) => enqueue(tx, { topic: 'meters/room-1/credit', class: 'credit', payload: { requestId: `r-${i}`, amount: 50 } }), { durable });
+      store.transaction(
+        (tx) => enqueue(tx, { topic: 'meters/room-1/credit', class: 'credit', payload: { requestId: `r-${i}`, amount: 50 } }),
+        { durable },
+      );
     }
   });
-  console.log(`  one credit message per commit, synchronous=${durable ? 'FULL  ' : 'NORMAL'}: ${fmt((seconds * 1000) / count, 3)} ms per commit`);
+  console.log(
+    `  one credit message per commit, synchronous=${durable ? 'FULL  ' : 'NORMAL'}: ${fmt((seconds * 1000) / count, 3)} ms per commit`,
+  );
   store.close();
 }
 
@@ -89,7 +94,10 @@ function benchDrain(label: string, ackBatch: (store: Store, ids: number[]) => vo
     for (;;) {
       const batch = store.outbox.peek({ limit: DRAIN_BATCH });
       if (batch.length === 0) break;
-      ackBatch(store, batch.map((m) => m.id));
+      ackBatch(
+        store,
+        batch.map((m) => m.id),
+      );
       drained += batch.length;
     }
   });
@@ -118,14 +126,18 @@ function benchCap(): void {
 }
 
 console.log(`meterd store benchmark — Node ${process.version}, files in ${dir}`);
-console.log(`\nwrites: ${READINGS_PER_CYCLE} readings × ${POINTS_PER_READING} points per transaction, each with its telemetry message (seq)`);
+console.log(
+  `\nwrites: ${READINGS_PER_CYCLE} readings × ${POINTS_PER_READING} points per transaction, each with its telemetry message (seq)`,
+);
 benchWrites(300, false);
 benchWrites(100, true);
 console.log('\ncommit latency');
 benchSingleCommits(500, false);
 benchSingleCommits(200, true);
 console.log(`\ndrain a ${fmt(BACKLOG)}-message backlog, peek ${DRAIN_BATCH} at a time`);
-benchDrain('ack(id) per message      ', (store, ids) => ids.forEach((id) => store.outbox.ack(id)));
+benchDrain('ack(id) per message      ', (store, ids) => {
+  for (const id of ids) store.outbox.ack(id);
+});
 benchDrain('ackMany(ids) per batch   ', (store, ids) => store.outbox.ackMany(ids));
 console.log('\ndisk cap');
 benchCap();

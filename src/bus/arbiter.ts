@@ -101,8 +101,10 @@ export class BusArbiter {
     this.maxQueuedPolls = opts.maxQueuedPolls ?? 32;
     this.windowMs = opts.utilisationWindowMs ?? 60_000;
     if (!Number.isFinite(this.gapMs) || this.gapMs < 0) throw new TypeError(`gapMs is not a number of milliseconds ≥ 0: ${this.gapMs}`);
-    if (!Number.isInteger(this.maxQueuedPolls) || this.maxQueuedPolls < 1) throw new TypeError(`maxQueuedPolls is not a whole number ≥ 1: ${this.maxQueuedPolls}`);
-    if (!Number.isFinite(this.windowMs) || this.windowMs <= 0) throw new TypeError(`utilisationWindowMs is not greater than 0: ${this.windowMs}`);
+    if (!Number.isInteger(this.maxQueuedPolls) || this.maxQueuedPolls < 1)
+      throw new TypeError(`maxQueuedPolls is not a whole number ≥ 1: ${this.maxQueuedPolls}`);
+    if (!Number.isFinite(this.windowMs) || this.windowMs <= 0)
+      throw new TypeError(`utilisationWindowMs is not greater than 0: ${this.windowMs}`);
     this.#timers = opts.timers ?? realTimers;
     this.#log = opts.logger ?? silentLogger;
     this.#createdAt = this.#timers.now();
@@ -175,7 +177,12 @@ export class BusArbiter {
     const now = this.#timers.now();
     const running = this.#running;
     return {
-      queued: { operator: this.#queues.operator.length, credit: this.#queues.credit.length, alarm: this.#queues.alarm.length, poll: this.#queues.poll.length },
+      queued: {
+        operator: this.#queues.operator.length,
+        credit: this.#queues.credit.length,
+        alarm: this.#queues.alarm.length,
+        poll: this.#queues.poll.length,
+      },
       running: running && { label: running.entry.label, priority: running.entry.priority, forMs: Math.round(now - running.startedAt) },
       completed: this.#completed,
       failed: this.#failed,

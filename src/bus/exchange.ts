@@ -125,12 +125,15 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
     this.#transport = opts.transport;
     this.#decoder = opts.decoder;
     this.#log = (opts.logger ?? silentLogger).child({ bus: opts.id });
-    this.arbiter = opts.arbiter ?? new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log });
+    this.arbiter =
+      opts.arbiter ?? new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log });
     this.#reconnectMinMs = opts.reconnectMinMs ?? 200;
     this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5000;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     if (!(this.#reconnectMinMs > 0) || !(this.#reconnectMaxMs >= this.#reconnectMinMs)) {
-      throw new TypeError(`reconnectMinMs (${this.#reconnectMinMs}) is not greater than 0 and at most reconnectMaxMs (${this.#reconnectMaxMs})`);
+      throw new TypeError(
+        `reconnectMinMs (${this.#reconnectMinMs}) is not greater than 0 and at most reconnectMaxMs (${this.#reconnectMaxMs})`,
+      );
     }
     this.#transport.on('data', this.#onData);
     this.#transport.on('lost', this.#onLost);
@@ -219,7 +222,12 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
     this.arbiter.failAll(this.#closedError());
     if (!(await settlesWithin(this.arbiter.idle(), this.#closeTimeoutMs))) {
       this.#log.warn({ event: 'close-abort', running: this.arbiter.stats().running?.label }, 'job still running at close; aborting it');
-      this.arbiter.abortRunning(new BusError('BUS_CLOSED', `${this.id} was closed while a job was on the wire (${this.#transport.description}); the meter may or may not have received it`));
+      this.arbiter.abortRunning(
+        new BusError(
+          'BUS_CLOSED',
+          `${this.id} was closed while a job was on the wire (${this.#transport.description}); the meter may or may not have received it`,
+        ),
+      );
       await settlesWithin(this.arbiter.idle(), 1000);
     }
     this.#transport.off('data', this.#onData);
@@ -273,7 +281,11 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
   #attempt(req: FrameRequest<F>, signals: AbortSignal[], label: string): Promise<Attempt<F>> {
     if (this.#pending) {
       // Only reachable from a session that starts a second request without awaiting the first.
-      return Promise.reject(new Error(`"${label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx.request`));
+      return Promise.reject(
+        new Error(
+          `"${label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx.request`,
+        ),
+      );
     }
     return new Promise<Attempt<F>>((resolve, reject) => {
       const t0 = performance.now();
@@ -330,7 +342,7 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
 
   readonly #onData = (chunk: Buffer): void => {
     this.#pending?.onBytes();
-    let events;
+    let events: ReturnType<StreamDecoder<F>['push']>;
     try {
       events = this.#decoder.push(chunk);
     } catch (err) {
@@ -348,7 +360,8 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
       const pending = this.#pending;
       if (!pending) {
         this.#late++;
-        if (this.#log.isLevelEnabled('debug')) this.#log.debug({ event: 'late', raw: hex(ev.raw) }, 'frame with no request outstanding dropped');
+        if (this.#log.isLevelEnabled('debug'))
+          this.#log.debug({ event: 'late', raw: hex(ev.raw) }, 'frame with no request outstanding dropped');
       } else if (pending.match && this.#matches(pending.match, ev.frame)) {
         pending.onFrame(ev.frame);
       } else {
@@ -444,20 +457,27 @@ export class FrameBus<F> extends EventEmitter<{ state: [BusStateEvent] }> {
   }
 
   #closedError(): BusError {
-    return new BusError('BUS_CLOSED', `${this.id} (${this.#transport.description}) is closed: meterd is shutting down or the bus was removed from the config`);
+    return new BusError(
+      'BUS_CLOSED',
+      `${this.id} (${this.#transport.description}) is closed: meterd is shutting down or the bus was removed from the config`,
+    );
   }
 
   #abortError(reason: unknown, label: string): BusError {
     if (reason instanceof BusError) return reason;
-    return new BusError('ABORTED', `"${label}" on ${this.id} was cancelled while on the wire; the meter may or may not have received it`, { cause: reason });
+    return new BusError('ABORTED', `"${label}" on ${this.id} was cancelled while on the wire; the meter may or may not have received it`, {
+      cause: reason,
+    });
   }
 }
 
 function invalidRequest<F>(req: FrameRequest<F>): TypeError | undefined {
   if (!(req.bytes instanceof Uint8Array) || req.bytes.length === 0) return new TypeError('request bytes are empty');
-  if (req.match && !(Number.isFinite(req.timeoutMs) && req.timeoutMs > 0)) return new TypeError(`timeoutMs is not greater than 0: ${req.timeoutMs}`);
+  if (req.match && !(Number.isFinite(req.timeoutMs) && req.timeoutMs > 0))
+    return new TypeError(`timeoutMs is not greater than 0: ${req.timeoutMs}`);
   if (!Number.isInteger(req.retries) || req.retries < 0) return new TypeError(`retries is not a whole number ≥ 0: ${req.retries}`);
-  if (req.settleMs !== undefined && !(Number.isFinite(req.settleMs) && req.settleMs >= 0)) return new TypeError(`settleMs is not a number of milliseconds ≥ 0: ${req.settleMs}`);
+  if (req.settleMs !== undefined && !(Number.isFinite(req.settleMs) && req.settleMs >= 0))
+    return new TypeError(`settleMs is not a number of milliseconds ≥ 0: ${req.settleMs}`);
   return undefined;
 }
 

@@ -8,7 +8,15 @@ import type { LineSettings, StreamDecoder } from './types.js';
 export { BusArbiter, type ArbiterStats, type BusArbiterOptions, type RunOptions } from './arbiter.js';
 export { realTimers, type Timers } from '../clock.js';
 export { BusError, isBusError, type BusErrorCode } from './errors.js';
-export { FrameBus, type BusState, type BusStateEvent, type FrameBusOptions, type FrameBusStats, type FrameRequest, type FrameTx } from './exchange.js';
+export {
+  FrameBus,
+  type BusState,
+  type BusStateEvent,
+  type FrameBusOptions,
+  type FrameBusStats,
+  type FrameRequest,
+  type FrameTx,
+} from './exchange.js';
 export { SerialTransport, type SerialTransportOptions } from './serial-transport.js';
 export { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 export { byteTimeMs, responseTimeoutMs, type ResponseTimeoutInput } from './timing.js';
@@ -40,8 +48,18 @@ export interface OpenBusOptions<F> {
  */
 export async function openBus<F>(opts: OpenBusOptions<F>): Promise<FrameBus<F>> {
   const spec = parsePortSpec(opts.port);
-  const transport = spec.kind === 'serial' ? new SerialTransport({ path: spec.path, line: opts.line }) : new TcpTransport({ host: spec.host, port: spec.port });
-  const bus = new FrameBus<F>({ id: opts.id, transport, decoder: opts.decoder, logger: opts.logger, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls });
+  const transport =
+    spec.kind === 'serial'
+      ? new SerialTransport({ path: spec.path, line: opts.line })
+      : new TcpTransport({ host: spec.host, port: spec.port });
+  const bus = new FrameBus<F>({
+    id: opts.id,
+    transport,
+    decoder: opts.decoder,
+    logger: opts.logger,
+    gapMs: opts.gapMs,
+    maxQueuedPolls: opts.maxQueuedPolls,
+  });
   if (opts.waitForPort) bus.start();
   else await bus.open();
   return bus;

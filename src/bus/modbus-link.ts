@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ModbusSerial from 'modbus-serial';
-import { classifyModbusError, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS, type ExceptionName } from '../../protocols/modbus/index.js';
+import {
+  classifyModbusError,
+  MAX_READ_BITS,
+  MAX_READ_REGISTERS,
+  MAX_WRITE_REGISTERS,
+  type ExceptionName,
+} from '../../protocols/modbus/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BusArbiter, type ArbiterStats } from './arbiter.js';
 import { openedReason, reopenWithBackoff } from './reopen.js';
@@ -196,27 +202,38 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     super();
     this.id = opts.id;
     this.protocol = opts.protocol;
-    if (opts.protocol !== 'modbus-rtu' && opts.protocol !== 'modbus-tcp') throw new TypeError(`protocol is not modbus-rtu or modbus-tcp: ${String(opts.protocol)}`);
+    if (opts.protocol !== 'modbus-rtu' && opts.protocol !== 'modbus-tcp')
+      throw new TypeError(`protocol is not modbus-rtu or modbus-tcp: ${String(opts.protocol)}`);
     this.#spec = parsePortSpec(opts.port);
     if (this.#spec.kind === 'serial' && opts.protocol === 'modbus-tcp') {
-      throw new BusError('PORT_SPEC_INVALID', `port "${opts.port}" is a serial device but the protocol is modbus-tcp; use modbus-rtu on a serial port, or tcp://host:port for Modbus TCP`);
+      throw new BusError(
+        'PORT_SPEC_INVALID',
+        `port "${opts.port}" is a serial device but the protocol is modbus-tcp; use modbus-rtu on a serial port, or tcp://host:port for Modbus TCP`,
+      );
     }
     this.#line = opts.line;
     this.description =
-      this.#spec.kind === 'serial' ? `${this.#spec.path} ${describeLine(opts.line)} ${opts.protocol}` : `tcp://${hostForUrl(this.#spec.host)}:${this.#spec.port} ${opts.protocol}`;
+      this.#spec.kind === 'serial'
+        ? `${this.#spec.path} ${describeLine(opts.line)} ${opts.protocol}`
+        : `tcp://${hostForUrl(this.#spec.host)}:${this.#spec.port} ${opts.protocol}`;
     this.#log = (opts.logger ?? silentLogger).child({ bus: opts.id });
-    this.arbiter = opts.arbiter ?? new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log });
+    this.arbiter =
+      opts.arbiter ?? new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log });
     this.#readRetries = opts.readRetries ?? 2;
     this.#turnaroundMs = opts.turnaroundMs ?? 300;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.#reconnectMinMs = opts.reconnectMinMs ?? 200;
     this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5000;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
-    if (!Number.isInteger(this.#readRetries) || this.#readRetries < 0) throw new TypeError(`readRetries is not a whole number ≥ 0: ${this.#readRetries}`);
-    if (!(Number.isFinite(this.#turnaroundMs) && this.#turnaroundMs >= 0)) throw new TypeError(`turnaroundMs is not a number of milliseconds ≥ 0: ${this.#turnaroundMs}`);
+    if (!Number.isInteger(this.#readRetries) || this.#readRetries < 0)
+      throw new TypeError(`readRetries is not a whole number ≥ 0: ${this.#readRetries}`);
+    if (!(Number.isFinite(this.#turnaroundMs) && this.#turnaroundMs >= 0))
+      throw new TypeError(`turnaroundMs is not a number of milliseconds ≥ 0: ${this.#turnaroundMs}`);
     if (!(this.#connectTimeoutMs > 0)) throw new TypeError(`connectTimeoutMs is not greater than 0: ${this.#connectTimeoutMs}`);
     if (!(this.#reconnectMinMs > 0) || !(this.#reconnectMaxMs >= this.#reconnectMinMs)) {
-      throw new TypeError(`reconnectMinMs (${this.#reconnectMinMs}) is not greater than 0 and at most reconnectMaxMs (${this.#reconnectMaxMs})`);
+      throw new TypeError(
+        `reconnectMinMs (${this.#reconnectMinMs}) is not greater than 0 and at most reconnectMaxMs (${this.#reconnectMaxMs})`,
+      );
     }
   }
 
@@ -250,12 +267,26 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   }
 
   /** Reads `count` holding (FC03) or input (FC04) registers from `start`. */
-  readRegisters(priority: Priority, unit: number, table: ModbusRegisterTable, start: number, count: number, opts: ModbusReadOptions = {}): Promise<number[]> {
+  readRegisters(
+    priority: Priority,
+    unit: number,
+    table: ModbusRegisterTable,
+    start: number,
+    count: number,
+    opts: ModbusReadOptions = {},
+  ): Promise<number[]> {
     return this.#job(priority, opts, () => this.#readRegistersCall(unit, table, start, count, opts));
   }
 
   /** Reads `count` coils (FC01) or discrete inputs (FC02) from `start`. */
-  readBits(priority: Priority, unit: number, table: ModbusBitTable, start: number, count: number, opts: ModbusReadOptions = {}): Promise<boolean[]> {
+  readBits(
+    priority: Priority,
+    unit: number,
+    table: ModbusBitTable,
+    start: number,
+    count: number,
+    opts: ModbusReadOptions = {},
+  ): Promise<boolean[]> {
     return this.#job(priority, opts, () => this.#readBitsCall(unit, table, start, count, opts));
   }
 
@@ -331,7 +362,12 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     this.arbiter.failAll(this.#closedError());
     if (!(await settlesWithin(this.arbiter.idle(), this.#closeTimeoutMs))) {
       this.#log.warn({ event: 'close-abort', running: this.arbiter.stats().running?.label }, 'job still running at close; aborting it');
-      this.arbiter.abortRunning(new BusError('BUS_CLOSED', `${this.id} was closed while a request was on the wire (${this.description}); the meter may or may not have received it`));
+      this.arbiter.abortRunning(
+        new BusError(
+          'BUS_CLOSED',
+          `${this.id} was closed while a request was on the wire (${this.description}); the meter may or may not have received it`,
+        ),
+      );
       await settlesWithin(this.arbiter.idle(), 1000);
     }
     const client = this.#client;
@@ -431,7 +467,9 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     for (const s of signals) if (s.aborted) throw this.#abortError(s.reason, call.label);
     if (this.#inFlight) {
       // Only reachable from a session that starts a second request without awaiting the first.
-      throw new Error(`"${call.label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx request`);
+      throw new Error(
+        `"${call.label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx request`,
+      );
     }
     const client = this.#client;
     if (this.#state !== 'up' || !client?.isOpen) throw this.#downError(this.#downReason);
@@ -444,7 +482,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
           this.#log.debug({ event: 'retry', label: call.label, attempt, of: call.attempts }, 'sending again');
         }
         await this.#turnaround(signals, call.label);
-        let failure;
+        let failure: ReturnType<typeof classifyModbusError>;
         try {
           return await this.#attempt(client, call, signals);
         } catch (err) {
@@ -455,8 +493,16 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
           this.#exceptions++;
           const code = failure.code.toString(16).toUpperCase().padStart(2, '0');
           const message = `unit ${call.unit} answered "${call.label}" on ${this.id} with exception ${code} ${failure.name}: ${failure.message}`;
-          this.#log.info({ event: 'exception', code: 'MODBUS_EXCEPTION', exception: failure.name, label: call.label }, 'exception response');
-          throw new ModbusError('MODBUS_EXCEPTION', message, { unit: call.unit, functionCode: call.functionCode, exception: failure.name, exceptionCode: failure.code });
+          this.#log.info(
+            { event: 'exception', code: 'MODBUS_EXCEPTION', exception: failure.name, label: call.label },
+            'exception response',
+          );
+          throw new ModbusError('MODBUS_EXCEPTION', message, {
+            unit: call.unit,
+            functionCode: call.functionCode,
+            exception: failure.name,
+            exceptionCode: failure.code,
+          });
         }
         if (failure.kind === 'transport' && !RETRYABLE_REPLY.has(failure.code)) {
           // The client cannot send at all (port gone, connection reset): the same as losing the port.
@@ -471,7 +517,10 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
               ? `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}); the write was sent once and may have executed: read the meter back before sending it again`
               : `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}) after ${call.attempts} attempt${call.attempts === 1 ? '' : 's'}; check the unit id, the meter's power, the A/B wiring, baud rate and parity`,
           );
-          this.#log.info({ event: 'timeout', code: err.code, label: call.label, attempts: call.attempts, timeoutMs: call.timeoutMs }, 'no reply');
+          this.#log.info(
+            { event: 'timeout', code: err.code, label: call.label, attempts: call.attempts, timeoutMs: call.timeoutMs },
+            'no reply',
+          );
           throw err;
         }
         this.#badReplies++;
@@ -557,7 +606,8 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   #checkUnit(unit: number): void {
     // RTU unit 0 is broadcast (no reply) and 248–255 are reserved; Modbus TCP devices often answer 0 or 255.
     const [min, max] = this.protocol === 'modbus-tcp' ? [0, 255] : [1, 247];
-    if (!Number.isInteger(unit) || unit < min || unit > max) throw new RangeError(`unit id is not a whole number from ${min} to ${max} for ${this.protocol}: ${unit}`);
+    if (!Number.isInteger(unit) || unit < min || unit > max)
+      throw new RangeError(`unit id is not a whole number from ${min} to ${max} for ${this.protocol}: ${unit}`);
   }
 
   async #connect(signal?: AbortSignal): Promise<ModbusClient> {
@@ -569,7 +619,12 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     const spec = this.#spec;
     let connecting: Promise<void>;
     if (spec.kind === 'serial') {
-      connecting = client.connectRTUBuffered(spec.path, { baudRate: this.#line.baudRate, dataBits: this.#line.dataBits, parity: this.#line.parity, stopBits: this.#line.stopBits });
+      connecting = client.connectRTUBuffered(spec.path, {
+        baudRate: this.#line.baudRate,
+        dataBits: this.#line.dataBits,
+        parity: this.#line.parity,
+        stopBits: this.#line.stopBits,
+      });
     } else if (this.protocol === 'modbus-tcp') {
       connecting = client.connectTCP(spec.host, { port: spec.port });
     } else {
@@ -665,12 +720,17 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   }
 
   #closedError(): BusError {
-    return new BusError('BUS_CLOSED', `${this.id} (${this.description}) is closed: meterd is shutting down or the bus was removed from the config`);
+    return new BusError(
+      'BUS_CLOSED',
+      `${this.id} (${this.description}) is closed: meterd is shutting down or the bus was removed from the config`,
+    );
   }
 
   #abortError(reason: unknown, label: string): BusError {
     if (reason instanceof BusError) return reason;
-    return new BusError('ABORTED', `"${label}" on ${this.id} was cancelled while on the wire; the meter may or may not have received it`, { cause: reason });
+    return new BusError('ABORTED', `"${label}" on ${this.id} was cancelled while on the wire; the meter may or may not have received it`, {
+      cause: reason,
+    });
   }
 
   #openFailed(err: unknown): BusError {
@@ -679,12 +739,17 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     let hint: string;
     if (this.#spec.kind === 'serial') {
       const path = this.#spec.path;
-      if (/cannot lock port|resource temporarily unavailable/i.test(text)) hint = `another program holds it (another meterd, minicom, a Modbus tool?); find it with: fuser -v ${path}`;
-      else if (/no such file or directory/i.test(text)) hint = 'the device does not exist: is the USB adapter plugged in? List adapters with: ls -l /dev/serial/by-id';
+      if (/cannot lock port|resource temporarily unavailable/i.test(text))
+        hint = `another program holds it (another meterd, minicom, a Modbus tool?); find it with: fuser -v ${path}`;
+      else if (/no such file or directory/i.test(text))
+        hint = 'the device does not exist: is the USB adapter plugged in? List adapters with: ls -l /dev/serial/by-id';
       else if (/permission denied/i.test(text)) hint = `no permission: add the service user to the dialout group, or check: ls -l ${path}`;
       else hint = 'check the adapter and the port settings';
     } else if (code === 'ECONNREFUSED') {
-      hint = this.protocol === 'modbus-tcp' ? 'nothing accepts Modbus TCP on this port: check the meter or gateway address and port (often 502)' : 'the converter refused the connection: is it in TCP server mode on this port?';
+      hint =
+        this.protocol === 'modbus-tcp'
+          ? 'nothing accepts Modbus TCP on this port: check the meter or gateway address and port (often 502)'
+          : 'the converter refused the connection: is it in TCP server mode on this port?';
     } else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
       hint = 'no route to the device: check the network and its IP address';
     } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
@@ -720,14 +785,17 @@ export async function openModbusLink(opts: OpenModbusLinkOptions): Promise<Modbu
 }
 
 function checkRange(start: number, count: number, max: number, what: string): void {
-  if (!Number.isInteger(start) || start < 0 || start > 0xffff) throw new RangeError(`start address is not a whole number from 0 to 65535: ${start}`);
-  if (!Number.isInteger(count) || count < 1 || count > max) throw new RangeError(`count is not a whole number of ${what} from 1 to ${max}: ${count}`);
+  if (!Number.isInteger(start) || start < 0 || start > 0xffff)
+    throw new RangeError(`start address is not a whole number from 0 to 65535: ${start}`);
+  if (!Number.isInteger(count) || count < 1 || count > max)
+    throw new RangeError(`count is not a whole number of ${what} from 1 to ${max}: ${count}`);
   if (start + count > 0x10000) throw new RangeError(`${what} ${start}+${count} run past address 65535`);
 }
 
 function checkWords(words: readonly number[]): void {
   const i = words.findIndex((w) => !Number.isInteger(w) || w < 0 || w > 0xffff);
-  if (i >= 0) throw new RangeError(`word ${i} is not a 16-bit register value (0–65535): ${String(words[i])}; encode values with encodeValue first`);
+  if (i >= 0)
+    throw new RangeError(`word ${i} is not a 16-bit register value (0–65535): ${String(words[i])}; encode values with encodeValue first`);
 }
 
 /**
@@ -750,7 +818,10 @@ async function discard(client: ModbusClient): Promise<void> {
 
 function withDeadline(promise: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => finish(() => reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'CONNECT_TIMEOUT' }))), ms);
+    const timer = setTimeout(
+      () => finish(() => reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'CONNECT_TIMEOUT' }))),
+      ms,
+    );
     const onAbort = (): void => finish(() => reject(new BusError('ABORTED', 'opening the port was cancelled', { cause: signal?.reason })));
     let settled = false;
     function finish(settle: () => void): void {
@@ -778,7 +849,8 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 function describeUnknown(err: unknown): string {
-  if (err && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message;
+  if (err && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string')
+    return (err as { message: string }).message;
   return String(err);
 }
 
@@ -787,5 +859,5 @@ function hostForUrl(host: string): string {
 }
 
 function hex4(n: number): string {
-  return '0x' + n.toString(16).toUpperCase().padStart(4, '0');
+  return `0x${n.toString(16).toUpperCase().padStart(4, '0')}`;
 }

@@ -44,7 +44,8 @@ export async function reopenWithBackoff<T>(o: ReopenOptions<T>): Promise<{ opene
       if (o.signal.aborted) return undefined;
       failures++;
       const message = err instanceof Error ? err.message : String(err);
-      if (message !== lastFailure) o.log.warn({ event: 'reopen-failed', code: (err as { code?: string }).code, err, failures }, 'port still unavailable');
+      if (message !== lastFailure)
+        o.log.warn({ event: 'reopen-failed', code: (err as { code?: string }).code, err, failures }, 'port still unavailable');
       else o.log.debug({ event: 'reopen-failed', failures }, 'port still unavailable');
       lastFailure = message;
       o.onFailure(message);

@@ -121,7 +121,8 @@ export class SerialTransport extends EventEmitter implements ByteTransport {
     port.removeAllListeners('data');
     if (port.isOpen) port.close();
     // serialport reports an unplugged adapter as "bad file descriptor"/EIO; say what it means.
-    const lost = err && (err as { disconnected?: boolean }).disconnected ? new Error(`device disconnected: ${err.message}`, { cause: err }) : err;
+    const lost =
+      err && (err as { disconnected?: boolean }).disconnected ? new Error(`device disconnected: ${err.message}`, { cause: err }) : err;
     this.emit('lost', lost ?? new Error(`${this.description} closed unexpectedly`));
   }
 

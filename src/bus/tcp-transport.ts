@@ -32,7 +32,8 @@ export class TcpTransport extends EventEmitter implements ByteTransport {
   constructor(opts: TcpTransportOptions) {
     super();
     if (typeof opts.host !== 'string' || opts.host === '') throw new TypeError('host is not a non-empty string');
-    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) throw new TypeError(`port is not a TCP port number (1–65535): ${opts.port}`);
+    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535)
+      throw new TypeError(`port is not a TCP port number (1–65535): ${opts.port}`);
     this.#host = opts.host;
     this.#port = opts.port;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -91,7 +92,11 @@ export class TcpTransport extends EventEmitter implements ByteTransport {
     socket.on('data', (chunk: Buffer) => this.emit('data', chunk));
     let lastError: Error | undefined;
     socket.on('error', (err: Error) => (lastError = err));
-    socket.on('end', () => (lastError ??= new Error(`${this.description} closed the connection (converter restarted, or another client took its only slot?)`)));
+    socket.on(
+      'end',
+      () =>
+        (lastError ??= new Error(`${this.description} closed the connection (converter restarted, or another client took its only slot?)`)),
+    );
     socket.on('close', () => this.#closed(socket, lastError ?? new Error(`${this.description} connection closed`)));
   }
 

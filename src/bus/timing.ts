@@ -7,7 +7,8 @@ import type { LineSettings } from './types.js';
  * byteTimeMs({ baudRate: 2400, dataBits: 8, parity: 'even', stopBits: 1 }); // 11 bits → 4.583 ms
  */
 export function byteTimeMs(settings: LineSettings): number {
-  if (!Number.isFinite(settings.baudRate) || settings.baudRate <= 0) throw new RangeError(`baudRate is not a positive number: ${settings.baudRate}`);
+  if (!Number.isFinite(settings.baudRate) || settings.baudRate <= 0)
+    throw new RangeError(`baudRate is not a positive number: ${settings.baudRate}`);
   const bits = 1 + settings.dataBits + (settings.parity === 'none' ? 0 : 1) + settings.stopBits;
   return (bits * 1000) / settings.baudRate;
 }

@@ -37,7 +37,8 @@ export function parsePortSpec(spec: string): PortSpec {
   if (text === '') throw invalid(spec, 'it is empty; give a device path like /dev/ttyUSB0 or tcp://host:port');
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
   if (scheme) {
-    if (scheme[1]!.toLowerCase() !== 'tcp') throw invalid(spec, `the scheme "${scheme[1]}" is not supported; use tcp://host:port for a serial-over-Ethernet converter`);
+    if (scheme[1]!.toLowerCase() !== 'tcp')
+      throw invalid(spec, `the scheme "${scheme[1]}" is not supported; use tcp://host:port for a serial-over-Ethernet converter`);
     return parseTcp(spec, text);
   }
   if (/^[^/\\]+:\d+$/.test(text)) throw invalid(spec, `it looks like a network address; write tcp://${text}`);
@@ -55,7 +56,8 @@ function parseTcp(spec: string, text: string): PortSpec {
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '') throw invalid(spec, 'the host is missing; write tcp://10.0.0.7:8899');
-  if (url.port === '') throw invalid(spec, `the port number is missing; write tcp://${url.host}:<port> (the converter's TCP server port, often 8899 or 4001)`);
+  if (url.port === '')
+    throw invalid(spec, `the port number is missing; write tcp://${url.host}:<port> (the converter's TCP server port, often 8899 or 4001)`);
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '' || url.username !== '') {
     throw invalid(spec, 'only tcp://host:port is allowed, without a path, user or query');
   }

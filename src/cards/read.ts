@@ -60,7 +60,8 @@ export async function readCard(encoder: CardEncoder, layout: CardLayout): Promis
   const purchase = image.areas.purchase!;
   if (!identity.checksumOk) problems.push('identity area checksum is wrong: the card was damaged or written by other software');
   if (!image.validFlag) problems.push('valid flag not set: the last write did not finish (card pulled out?) or the card was never sold');
-  if (!purchase.checksumOk) problems.push(`purchase area checksum is wrong${purchase.backupChecksumOk ? '; the backup copy is intact' : ''}`);
+  if (!purchase.checksumOk)
+    problems.push(`purchase area checksum is wrong${purchase.backupChecksumOk ? '; the backup copy is intact' : ''}`);
   if (purchase.checksumOk && !purchase.backupMatches) problems.push('the backup copy of the purchase area differs from the area');
   for (const [name, why] of Object.entries(image.fieldErrors)) problems.push(`field ${name}: ${why}`);
 
@@ -103,10 +104,16 @@ function checkOurs(layout: CardLayout, image: RecordImage): void {
   }
   if (magic !== layout.magic) {
     const seen = typeof magic === 'string' ? `"${magic}"` : 'unreadable';
-    throw new CardError('NOT_OUR_CARD', `this card belongs to another system (marker ${seen}, ours is "${layout.magic}"); meterd will not write it`);
+    throw new CardError(
+      'NOT_OUR_CARD',
+      `this card belongs to another system (marker ${seen}, ours is "${layout.magic}"); meterd will not write it`,
+    );
   }
   if (layout.version !== undefined && image.values.version !== layout.version) {
-    throw new CardError('NOT_OUR_CARD', `this card was written with layout version ${String(image.values.version)}, not ${layout.version} (${layout.id}); use the matching layout`);
+    throw new CardError(
+      'NOT_OUR_CARD',
+      `this card was written with layout version ${String(image.values.version)}, not ${layout.version} (${layout.id}); use the matching layout`,
+    );
   }
 }
 
@@ -121,5 +128,10 @@ function readWriteBack(layout: CardLayout, image: RecordImage, problems: string[
   const word = Number(v.wbEvents ?? 0);
   const events: string[] = [];
   for (let bit = 0; bit < 32; bit++) if (word & (1 << bit)) events.push(layout.eventBits.get(bit) ?? `bit-${bit}`);
-  return { balance: Number(v.wbBalance ?? 0), purchaseCount: Number(v.wbPurchaseCount ?? 0), events, time: typeof v.wbTime === 'string' ? v.wbTime : null };
+  return {
+    balance: Number(v.wbBalance ?? 0),
+    purchaseCount: Number(v.wbPurchaseCount ?? 0),
+    events,
+    time: typeof v.wbTime === 'string' ? v.wbTime : null,
+  };
 }

@@ -8,7 +8,9 @@ import { rewriteCard } from './write.js';
 /** Why a card cannot take a sale now. */
 export type SaleRefusalCode = 'CARD_NOT_FOR_METER' | 'PURCHASE_PENDING' | 'CARD_COUNT_MISMATCH' | 'WRONG_CARD_ROLE' | 'CARD_DAMAGED';
 
-export type SaleCheck = { readonly ok: true; readonly count: number } | { readonly ok: false; readonly code: SaleRefusalCode; readonly message: string };
+export type SaleCheck =
+  | { readonly ok: true; readonly count: number }
+  | { readonly ok: false; readonly code: SaleRefusalCode; readonly message: string };
 
 /**
  * Decides whether a card can take the next sale for a meter (prepaid-domain.md §1.3.5), from what the card says and
@@ -28,27 +30,47 @@ export type SaleCheck = { readonly ok: true; readonly count: number } | { readon
 export function prepareSale(card: CardReading, books: { meterNumber: string; booksCount: number }): SaleCheck {
   const refuse = (code: SaleRefusalCode, message: string): SaleCheck => ({ ok: false, code, message });
   const { booksCount } = books;
-  if (!card.identityOk) return refuse('CARD_DAMAGED', `the card's identity area is damaged (${card.problems.join('; ')}); issue a replacement card`);
-  if (card.role !== 'unknown' && !USER_ROLES.includes(card.role)) return refuse('WRONG_CARD_ROLE', `this is a ${card.role} card, not a customer card; a sale goes on the customer's own card`);
-  if (card.meterNumber !== books.meterNumber) return refuse('CARD_NOT_FOR_METER', `this card belongs to meter ${card.meterNumber}, not ${books.meterNumber}`);
+  if (!card.identityOk)
+    return refuse('CARD_DAMAGED', `the card's identity area is damaged (${card.problems.join('; ')}); issue a replacement card`);
+  if (card.role !== 'unknown' && !USER_ROLES.includes(card.role))
+    return refuse('WRONG_CARD_ROLE', `this is a ${card.role} card, not a customer card; a sale goes on the customer's own card`);
+  if (card.meterNumber !== books.meterNumber)
+    return refuse('CARD_NOT_FOR_METER', `this card belongs to meter ${card.meterNumber}, not ${books.meterNumber}`);
   const meterCount = card.writeBack?.purchaseCount;
   if (meterCount !== undefined && meterCount > booksCount) {
-    return refuse('CARD_COUNT_MISMATCH', `meter ${card.meterNumber} reports ${meterCount} purchases but the books have ${booksCount}: a load came from outside this station; reconcile before selling`);
+    return refuse(
+      'CARD_COUNT_MISMATCH',
+      `meter ${card.meterNumber} reports ${meterCount} purchases but the books have ${booksCount}: a load came from outside this station; reconcile before selling`,
+    );
   }
   if (card.valid) {
     const n = card.purchase.count;
-    if (n > booksCount) return refuse('CARD_COUNT_MISMATCH', `the card carries purchase ${n} but the books have only ${booksCount} for meter ${card.meterNumber}: a sale was made elsewhere or not recorded; reconcile before selling`);
-    if (n < booksCount) return refuse('CARD_COUNT_MISMATCH', `the books have purchase ${booksCount} for meter ${card.meterNumber} but this card carries ${n}: re-issue purchase ${booksCount} (card reissue) instead of selling`);
+    if (n > booksCount)
+      return refuse(
+        'CARD_COUNT_MISMATCH',
+        `the card carries purchase ${n} but the books have only ${booksCount} for meter ${card.meterNumber}: a sale was made elsewhere or not recorded; reconcile before selling`,
+      );
+    if (n < booksCount)
+      return refuse(
+        'CARD_COUNT_MISMATCH',
+        `the books have purchase ${booksCount} for meter ${card.meterNumber} but this card carries ${n}: re-issue purchase ${booksCount} (card reissue) instead of selling`,
+      );
     if (n > 0 && meterCount !== n) {
       const seen = meterCount === undefined ? 'the card was never inserted in the meter' : `the meter is at ${meterCount}`;
-      return refuse('PURCHASE_PENDING', `purchase ${n} is still on the card and not yet loaded (${seen}): the customer must insert the card in the meter first`);
+      return refuse(
+        'PURCHASE_PENDING',
+        `purchase ${n} is still on the card and not yet loaded (${seen}): the customer must insert the card in the meter first`,
+      );
     }
     return { ok: true, count: booksCount + 1 };
   }
   // Not valid (an interrupted write, or never sold): what the purchase area says cannot be trusted; the meter's can.
   if (booksCount > 0 && meterCount !== booksCount) {
     const seen = meterCount === undefined ? 'no meter write-back on the card' : `the meter is at ${meterCount}`;
-    return refuse('PURCHASE_PENDING', `the books have purchase ${booksCount} for meter ${card.meterNumber} but the card is not valid and ${seen}: re-issue purchase ${booksCount} (card reissue)`);
+    return refuse(
+      'PURCHASE_PENDING',
+      `the books have purchase ${booksCount} for meter ${card.meterNumber} but the card is not valid and ${seen}: re-issue purchase ${booksCount} (card reissue)`,
+    );
   }
   return { ok: true, count: booksCount + 1 };
 }
@@ -70,7 +92,8 @@ export interface PurchaseWrite {
  */
 export async function writePurchase(encoder: CardEncoder, layout: CardLayout, purchase: PurchaseWrite): Promise<void> {
   checkAmount(layout, purchase.amount);
-  if (!Number.isSafeInteger(purchase.count) || purchase.count < 1) throw new CardError('VALUE_INVALID', `purchase count ${purchase.count} is not a whole number ≥ 1`);
+  if (!Number.isSafeInteger(purchase.count) || purchase.count < 1)
+    throw new CardError('VALUE_INVALID', `purchase count ${purchase.count} is not a whole number ≥ 1`);
   await rewriteCard(
     encoder,
     layout,
@@ -78,7 +101,14 @@ export async function writePurchase(encoder: CardEncoder, layout: CardLayout, pu
     {
       psc: purchase.psc,
       ...(purchase.forcePsc !== undefined ? { forcePsc: purchase.forcePsc } : {}),
-      ...(purchase.card ? { expect: { meterNumber: purchase.card.meterNumber, ...(purchase.card.cardSerial !== undefined ? { cardSerial: purchase.card.cardSerial } : {}) } } : {}),
+      ...(purchase.card
+        ? {
+            expect: {
+              meterNumber: purchase.card.meterNumber,
+              ...(purchase.card.cardSerial !== undefined ? { cardSerial: purchase.card.cardSerial } : {}),
+            },
+          }
+        : {}),
     },
   );
 }
@@ -169,7 +199,10 @@ export async function sellCard(
   try {
     await recorder.record(sale);
   } catch (err) {
-    log.error({ event: 'card-sale-unrecorded', code: 'SALE_NOT_RECORDED', err, purchaseCount: check.count }, 'card written but the sale was not recorded');
+    log.error(
+      { event: 'card-sale-unrecorded', code: 'SALE_NOT_RECORDED', err, purchaseCount: check.count },
+      'card written but the sale was not recorded',
+    );
     throw new CardError(
       'SALE_NOT_RECORDED',
       `the card now carries purchase ${check.count} (${request.amount} ${layout.amountUnit}) for meter ${card.meterNumber}, but the books refused it: record it by hand before the next sale (${(err as Error).message})`,
@@ -177,7 +210,10 @@ export async function sellCard(
       { cause: err },
     );
   }
-  log.info({ event: 'card-sold', purchaseCount: check.count, amount: request.amount, unit: layout.amountUnit, operator: request.operator }, 'card sale written and recorded');
+  log.info(
+    { event: 'card-sold', purchaseCount: check.count, amount: request.amount, unit: layout.amountUnit, operator: request.operator },
+    'card sale written and recorded',
+  );
   await encoder.beep(100).catch(() => undefined);
   return sale;
 }
@@ -192,18 +228,34 @@ export async function reissueCard(
   request: { meterNumber: string; lastSale: { count: number; amount: number }; psc: Uint8Array; forcePsc?: boolean },
 ): Promise<{ count: number; amount: number }> {
   const { lastSale } = request;
-  if (lastSale.count < 1) throw new CardError('CARD_COUNT_MISMATCH', `the books have no purchase for meter ${request.meterNumber}; there is nothing to re-issue`);
+  if (lastSale.count < 1)
+    throw new CardError('CARD_COUNT_MISMATCH', `the books have no purchase for meter ${request.meterNumber}; there is nothing to re-issue`);
   const card = await readCard(encoder, layout);
-  if (card.role !== 'unknown' && !USER_ROLES.includes(card.role)) throw new CardError('WRONG_CARD_ROLE', `this is a ${card.role} card; re-issue onto the customer's card`);
-  if (card.meterNumber !== request.meterNumber) throw new CardError('CARD_NOT_FOR_METER', `this card belongs to meter ${card.meterNumber}, not ${request.meterNumber}`);
+  if (card.role !== 'unknown' && !USER_ROLES.includes(card.role))
+    throw new CardError('WRONG_CARD_ROLE', `this is a ${card.role} card; re-issue onto the customer's card`);
+  if (card.meterNumber !== request.meterNumber)
+    throw new CardError('CARD_NOT_FOR_METER', `this card belongs to meter ${card.meterNumber}, not ${request.meterNumber}`);
   const meterCount = card.writeBack?.purchaseCount;
   if (meterCount !== undefined && meterCount >= lastSale.count) {
-    throw new CardError('ALREADY_LOADED', `meter ${card.meterNumber} already loaded purchase ${lastSale.count} (write-back ${meterCount}); a re-issue would add nothing`);
+    throw new CardError(
+      'ALREADY_LOADED',
+      `meter ${card.meterNumber} already loaded purchase ${lastSale.count} (write-back ${meterCount}); a re-issue would add nothing`,
+    );
   }
   if (card.valid && card.purchase.count > lastSale.count) {
-    throw new CardError('CARD_COUNT_MISMATCH', `the card carries purchase ${card.purchase.count}, newer than the books' ${lastSale.count}; reconcile first`);
+    throw new CardError(
+      'CARD_COUNT_MISMATCH',
+      `the card carries purchase ${card.purchase.count}, newer than the books' ${lastSale.count}; reconcile first`,
+    );
   }
-  await writePurchase(encoder, layout, { count: lastSale.count, amount: lastSale.amount, role: 'replacement', psc: request.psc, ...(request.forcePsc ? { forcePsc: true } : {}), card });
+  await writePurchase(encoder, layout, {
+    count: lastSale.count,
+    amount: lastSale.amount,
+    role: 'replacement',
+    psc: request.psc,
+    ...(request.forcePsc ? { forcePsc: true } : {}),
+    card,
+  });
   await encoder.beep(100).catch(() => undefined);
   return { count: lastSale.count, amount: lastSale.amount };
 }

@@ -13,12 +13,25 @@ export interface ServiceCardRequest {
  * inserted, and `card read` shows them (prepaid-domain.md §1.3.3, 检查卡). With `anyMeter` the card works in every meter
  * of the system (meter number all zeros); otherwise it stays bound to its meter. The old write-back is erased.
  */
-export async function makeCheckCard(encoder: CardEncoder, layout: CardLayout, request: ServiceCardRequest & { anyMeter?: boolean }): Promise<CardReading> {
+export async function makeCheckCard(
+  encoder: CardEncoder,
+  layout: CardLayout,
+  request: ServiceCardRequest & { anyMeter?: boolean },
+): Promise<CardReading> {
   const card = await readCard(encoder, layout);
   refuseUnloadedPurchase(card);
   const meterField = layout.fields.get('meterNumber')!;
   const identity = request.anyMeter ? { meterNumber: '0'.repeat(meterField.length * 2) } : undefined;
-  await rewriteCard(encoder, layout, { ...(identity ? { identity } : {}), purchase: { role: layout.roles.check, purchaseCount: 0, purchaseAmount: 0 }, clearWriteBack: true }, opts(request, card));
+  await rewriteCard(
+    encoder,
+    layout,
+    {
+      ...(identity ? { identity } : {}),
+      purchase: { role: layout.roles.check, purchaseCount: 0, purchaseAmount: 0 },
+      clearWriteBack: true,
+    },
+    opts(request, card),
+  );
   return readCard(encoder, layout);
 }
 
@@ -26,16 +39,27 @@ export async function makeCheckCard(encoder: CardEncoder, layout: CardLayout, re
  * Turns a card of ours into a clear card for one meter: inserted, the meter clears its balance (commissioning, meter
  * swap). Needs `confirm: true`, and the meter number it is for: a clear card for the wrong meter wipes a customer's credit.
  */
-export async function makeClearCard(encoder: CardEncoder, layout: CardLayout, request: ServiceCardRequest & { meterNumber: string; confirm: boolean }): Promise<CardReading> {
+export async function makeClearCard(
+  encoder: CardEncoder,
+  layout: CardLayout,
+  request: ServiceCardRequest & { meterNumber: string; confirm: boolean },
+): Promise<CardReading> {
   if (request.confirm !== true) {
-    throw new CardError('CONFIRMATION_REQUIRED', `a clear card erases the balance of meter ${request.meterNumber} when inserted; confirm it explicitly (--yes)`);
+    throw new CardError(
+      'CONFIRMATION_REQUIRED',
+      `a clear card erases the balance of meter ${request.meterNumber} when inserted; confirm it explicitly (--yes)`,
+    );
   }
   const card = await readCard(encoder, layout);
   refuseUnloadedPurchase(card);
   await rewriteCard(
     encoder,
     layout,
-    { identity: { meterNumber: request.meterNumber }, purchase: { role: layout.roles.clear, purchaseCount: 0, purchaseAmount: 0 }, clearWriteBack: true },
+    {
+      identity: { meterNumber: request.meterNumber },
+      purchase: { role: layout.roles.clear, purchaseCount: 0, purchaseAmount: 0 },
+      clearWriteBack: true,
+    },
     opts(request, card),
   );
   return readCard(encoder, layout);
@@ -53,5 +77,8 @@ function opts(request: ServiceCardRequest, card: CardReading) {
 function refuseUnloadedPurchase(card: CardReading): void {
   if (card.role === 'unknown' || !USER_ROLES.includes(card.role) || !card.valid || card.purchase.count === 0) return;
   if (card.writeBack?.purchaseCount === card.purchase.count) return;
-  throw new CardError('PURCHASE_PENDING', `this customer card still carries purchase ${card.purchase.count} for meter ${card.meterNumber}, not yet loaded; use another card`);
+  throw new CardError(
+    'PURCHASE_PENDING',
+    `this customer card still carries purchase ${card.purchase.count} for meter ${card.meterNumber}, not yet loaded; use another card`,
+  );
 }

@@ -65,19 +65,27 @@ export async function rewriteCard(encoder: CardEncoder, layout: CardLayout, plan
   const span = recordSpan(layout);
   const back = await encoder.read('main', span.from, span.to - span.from + 1);
   const i = back.findIndex((b, k) => b !== expected[span.from + k]);
-  if (i >= 0) throw new CardError('WRITE_VERIFY_FAILED', `card byte ${hexAddr(span.from + i)} changed after it was written and verified; take the card out and write it again`, { addr: span.from + i });
+  if (i >= 0)
+    throw new CardError(
+      'WRITE_VERIFY_FAILED',
+      `card byte ${hexAddr(span.from + i)} changed after it was written and verified; take the card out and write it again`,
+      { addr: span.from + i },
+    );
 }
 
 function checkSameCard(layout: CardLayout, memory: Uint8Array, expect: NonNullable<RewriteOptions['expect']>): void {
-  const valueOf = (name: 'meterNumber' | 'cardSerial'): FieldValue | undefined => {
+  const fieldValueOf = (name: 'meterNumber' | 'cardSerial'): FieldValue | undefined => {
     const f = layout.fields.get(name);
     if (!f) return undefined;
     const r = decodeField(f, memory.subarray(f.offset, f.offset + f.length));
     return r.ok ? r.value : undefined;
   };
-  const meter = valueOf('meterNumber');
-  const serial = expect.cardSerial === undefined ? undefined : valueOf('cardSerial');
+  const meter = fieldValueOf('meterNumber');
+  const serial = expect.cardSerial === undefined ? undefined : fieldValueOf('cardSerial');
   if (meter !== expect.meterNumber || serial !== expect.cardSerial) {
-    throw new CardError('CARD_SWAPPED', `the card now in the encoder is not the one that was checked (meter ${String(meter)}); put the customer's card back and start again`);
+    throw new CardError(
+      'CARD_SWAPPED',
+      `the card now in the encoder is not the one that was checked (meter ${String(meter)}); put the customer's card back and start again`,
+    );
   }
 }

@@ -5,7 +5,11 @@ import { silentLogger, type Logger } from '../log.js';
 import type { BusCliOptions } from './bus-options.js';
 
 /** A bus opened for one technician command, and closed whatever happens. */
-export async function withDlt645Bus<T>(o: BusCliOptions, logger: Logger | undefined, fn: (bus: FrameBus<Frame>, timeoutMs: number) => Promise<T>): Promise<T> {
+export async function withDlt645Bus<T>(
+  o: BusCliOptions,
+  logger: Logger | undefined,
+  fn: (bus: FrameBus<Frame>, timeoutMs: number) => Promise<T>,
+): Promise<T> {
   const line = { baudRate: o.baudRate, parity: o.parity, dataBits: o.dataBits, stopBits: o.stopBits };
   const bus = await openBus({ id: 'cli', port: o.port, line, decoder: new Dlt645Decoder(), logger: logger ?? silentLogger });
   try {
@@ -17,6 +21,13 @@ export async function withDlt645Bus<T>(o: BusCliOptions, logger: Logger | undefi
   }
 }
 
-export function meterOn(bus: FrameBus<Frame>, address: Address, timeoutMs: number, retries: number, edition: Edition = '2007', logger?: Logger): Dlt645Meter {
+export function meterOn(
+  bus: FrameBus<Frame>,
+  address: Address,
+  timeoutMs: number,
+  retries: number,
+  edition: Edition = '2007',
+  logger?: Logger,
+): Dlt645Meter {
   return new Dlt645Meter({ link: bus, address, edition, timeoutMs, readRetries: retries, logger });
 }

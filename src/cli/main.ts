@@ -36,7 +36,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
     // The counter shares the gateway's books: the dataDir of the config in METERD_CONFIG (as the daemon uses it),
     // else METERD_DATA_DIR, else ./data.
     const dataDir = async () => {
-      if (process.env.METERD_CONFIG) return (await import('../config/index.js')).loadGatewayConfig(process.env.METERD_CONFIG).gateway.dataDir;
+      if (process.env.METERD_CONFIG)
+        return (await import('../config/index.js')).loadGatewayConfig(process.env.METERD_CONFIG).gateway.dataDir;
       return process.env.METERD_DATA_DIR ?? './data';
     };
     const dir = await dataDir();
@@ -58,7 +59,10 @@ export async function buildProgram(io: CliIo = defaultIo(), only?: string): Prom
     .description('Gateway for prepaid electricity meters: DL/T 645 and Modbus on RS-485, SQLite store-and-forward, MQTT uplink.')
     .version(VERSION)
     .showHelpAfterError('(add --help for usage and examples)')
-    .addHelpText('after', '\nStart here:\n  npm start                          # the whole gateway on simulated meters (meterd demo)\n  meterd <command> --help            # every command has examples\n')
+    .addHelpText(
+      'after',
+      '\nStart here:\n  npm start                          # the whole gateway on simulated meters (meterd demo)\n  meterd <command> --help            # every command has examples\n',
+    )
     .exitOverride();
   const names = only !== undefined && only in COMMANDS ? [only] : Object.keys(COMMANDS);
   for (const name of names) (await COMMANDS[name]!())(program, io);
@@ -66,7 +70,7 @@ export async function buildProgram(io: CliIo = defaultIo(), only?: string): Prom
 }
 
 function defaultIo(): CliIo {
-  return { stdin: process.stdin, out: (line: string) => void process.stdout.write(line + '\n') };
+  return { stdin: process.stdin, out: (line: string) => void process.stdout.write(`${line}\n`) };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -80,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    process.stderr.write(errorLine(err) + '\n');
+    process.stderr.write(`${errorLine(err)}\n`);
     return typeof (err as { exitCode?: unknown }).exitCode === 'number' ? (err as { exitCode: number }).exitCode : 1;
   }
 }

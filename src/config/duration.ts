@@ -11,7 +11,12 @@ export function parseDuration(text: string | number): number | undefined {
 
 /** Milliseconds back to the shortest exact text ("15m"), for help output and logs. */
 export function formatDuration(ms: number): string {
-  for (const [unit, f] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, f] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= f && ms % f === 0) return `${ms / f}${unit}`;
   }
   return `${ms}ms`;

@@ -23,11 +23,12 @@ export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process
   try {
     const raw = parse(text) as { profiles?: { dirs?: unknown } } | null;
     const listed = raw?.profiles?.dirs;
-    if (Array.isArray(listed)) dirs = listed.filter((d): d is string => typeof d === 'string').map((d) => (isAbsolute(d) ? d : resolve(dirname(resolve(path)), d)));
+    if (Array.isArray(listed))
+      dirs = listed.filter((d): d is string => typeof d === 'string').map((d) => (isAbsolute(d) ? d : resolve(dirname(resolve(path)), d)));
   } catch {
     // Syntax errors are reported, with lines, by parseConfig below.
   }
-  let profiles;
+  let profiles: ReturnType<typeof loadProfiles>;
   try {
     profiles = loadProfiles([BUILTIN_PROFILES_DIR, ...dirs]);
   } catch (err) {

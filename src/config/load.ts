@@ -51,14 +51,24 @@ export interface GatewayConfig {
   readonly buses: readonly BusConfig[];
   readonly meters: readonly MeterConfig[];
   readonly districts: readonly { id: string; name?: string; supplyMeter?: string; ctRatio: number; ptRatio: number }[];
-  readonly polling: { readonly intervalsMs: Readonly<Record<string, number>>; readonly offlineAfter: number; readonly offlineProbeMs: number };
+  readonly polling: {
+    readonly intervalsMs: Readonly<Record<string, number>>;
+    readonly offlineAfter: number;
+    readonly offlineProbeMs: number;
+  };
   readonly storage: { readonly retentionDays: number; readonly maxBytes: number };
   readonly credentials: { readonly dlt645: { readonly password: Password; readonly operator: string } };
   readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
   readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
-  readonly encoders: readonly { readonly id: string; readonly port: string; readonly profile: string; readonly layout: string; readonly psc?: string }[];
+  readonly encoders: readonly {
+    readonly id: string;
+    readonly port: string;
+    readonly profile: string;
+    readonly layout: string;
+    readonly psc?: string;
+  }[];
 }
 
 export class ConfigError extends Error {
@@ -77,7 +87,11 @@ export interface ConfigEnvironment {
 }
 
 /** Parse and validate a config text; every problem is listed with file and line, nothing stops at the first. */
-export function parseConfig(text: string, file: string, envs: ConfigEnvironment): { ok: true; config: GatewayConfig } | { ok: false; issues: SourceIssue[] } {
+export function parseConfig(
+  text: string,
+  file: string,
+  envs: ConfigEnvironment,
+): { ok: true; config: GatewayConfig } | { ok: false; issues: SourceIssue[] } {
   const src = new YamlSource(file, text);
   const syntax = src.syntaxIssues();
   if (syntax.length > 0) return { ok: false, issues: syntax };
@@ -129,7 +143,11 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   // One encryption-machine answer must leave room inside the meter's 5-minute authentication window for the recharge.
   const hsmTimeoutMs = () => {
     const ms = durationAt(raw.credit.hsmTimeout, ['credit', 'hsmTimeout'], 1000);
-    if (ms > 240_000) at(['credit', 'hsmTimeout'], `"${raw.credit.hsmTimeout}" is too long: an ESAM meter's authentication lasts 5 minutes; use at most 4m`);
+    if (ms > 240_000)
+      at(
+        ['credit', 'hsmTimeout'],
+        `"${raw.credit.hsmTimeout}" is too long: an ESAM meter's authentication lasts 5 minutes; use at most 4m`,
+      );
     return ms;
   };
 
@@ -159,7 +177,8 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     }
     let address: Address | undefined;
     if (profile.protocol.startsWith('dlt645')) {
-      if (m.address === undefined) at(['meters', i], `meter ${m.id} uses DL/T 645 profile ${profile.id}: give its address, e.g. address: "000012345678"`);
+      if (m.address === undefined)
+        at(['meters', i], `meter ${m.id} uses DL/T 645 profile ${profile.id}: give its address, e.g. address: "000012345678"`);
       else {
         const a = parseAddress(m.address);
         if (!a.ok) at(['meters', i, 'address'], a.error.message);
@@ -172,7 +191,8 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     }
     const key = `${m.bus}/${address ?? `unit ${m.unit}`}`;
     const prior = addressesOnBus.get(key);
-    if (prior !== undefined) at(['meters', i], `meter ${m.id} has the same ${address ? 'address' : 'unit id'} as meters[${prior}] on bus ${m.bus}`);
+    if (prior !== undefined)
+      at(['meters', i], `meter ${m.id} has the same ${address ? 'address' : 'unit id'} as meters[${prior}] on bus ${m.bus}`);
     else addressesOnBus.set(key, i);
     meters.push({ id: m.id, busId: m.bus, address, unit: m.unit, profile, district: m.district, customerNo: m.customerNo, tags: m.tags });
   });
@@ -184,19 +204,22 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     if (b.protocol !== undefined && kinds.has('modbus-rtu') && kinds.has('modbus-tcp')) kinds.delete('modbus-rtu');
     if (kinds.size > 1) at(['buses', i], `bus ${b.id} mixes ${[...kinds].join(' and ')} meters; their framings cannot share one line`);
     const derived = ([...kinds][0] ?? (b.protocol ? b.protocol : 'dlt645')) as BusProtocol;
-    if (b.protocol !== undefined && derived === 'dlt645' && on.length > 0) at(['buses', i, 'protocol'], `bus ${b.id} carries DL/T 645 meters; protocol ${b.protocol} is for Modbus buses`);
+    if (b.protocol !== undefined && derived === 'dlt645' && on.length > 0)
+      at(['buses', i, 'protocol'], `bus ${b.id} carries DL/T 645 meters; protocol ${b.protocol} is for Modbus buses`);
     const protocol: BusProtocol = derived !== 'dlt645' && b.protocol !== undefined ? b.protocol : derived;
     const lines = new Set(on.map((m) => JSON.stringify(m.profile.line)));
     const fromProfile = on[0]?.profile.line;
     const explicit = b.baudRate !== undefined && b.parity !== undefined;
-    if (lines.size > 1 && !explicit) at(['buses', i], `meters on bus ${b.id} have profiles with different line settings; set baudRate and parity on the bus`);
+    if (lines.size > 1 && !explicit)
+      at(['buses', i], `meters on bus ${b.id} have profiles with different line settings; set baudRate and parity on the bus`);
     const line: LineSettings = {
       baudRate: b.baudRate ?? fromProfile?.baudRate ?? 2400,
       parity: b.parity ?? fromProfile?.parity ?? 'even',
       dataBits: b.dataBits ?? fromProfile?.dataBits ?? 8,
       stopBits: b.stopBits ?? fromProfile?.stopBits ?? 1,
     };
-    if (protocol === 'modbus-tcp' && !b.port.startsWith('tcp://')) at(['buses', i, 'port'], `Modbus TCP meters need a tcp://host:port bus, not ${b.port}`);
+    if (protocol === 'modbus-tcp' && !b.port.startsWith('tcp://'))
+      at(['buses', i, 'port'], `Modbus TCP meters need a tcp://host:port bus, not ${b.port}`);
     return {
       id: b.id,
       port: b.port,
@@ -210,13 +233,15 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   });
 
   raw.districts.forEach((d, i) => {
-    if (d.supplyMeter !== undefined && !raw.meters.some((m) => m.id === d.supplyMeter)) at(['districts', i, 'supplyMeter'], `no meter "${d.supplyMeter}"`);
+    if (d.supplyMeter !== undefined && !raw.meters.some((m) => m.id === d.supplyMeter))
+      at(['districts', i, 'supplyMeter'], `no meter "${d.supplyMeter}"`);
   });
 
   const groupNames = new Set(meters.flatMap((m) => m.profile.groups.map((g) => g.name)));
   const intervalsMs: Record<string, number> = {};
   for (const [group, v] of Object.entries(raw.polling.intervals)) {
-    if (meters.length > 0 && !groupNames.has(group)) at(['polling', 'intervals', group], `no profile in use has a group "${group}"; groups are: ${[...groupNames].sort().join(', ')}`);
+    if (meters.length > 0 && !groupNames.has(group))
+      at(['polling', 'intervals', group], `no profile in use has a group "${group}"; groups are: ${[...groupNames].sort().join(', ')}`);
     intervalsMs[group] = durationAt(v, ['polling', 'intervals', group], 1000);
   }
 
@@ -227,7 +252,11 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
 
   return {
     source: file,
-    gateway: { id: raw.gateway.id, dataDir: abs(raw.gateway.dataDir), timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone },
+    gateway: {
+      id: raw.gateway.id,
+      dataDir: abs(raw.gateway.dataDir),
+      timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    },
     mqtt: {
       url: raw.mqtt.url,
       clientId: raw.mqtt.clientId ?? `meterd-${raw.gateway.id}`,
@@ -244,14 +273,29 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     buses,
     meters,
     districts: raw.districts,
-    polling: { intervalsMs, offlineAfter: raw.polling.offlineAfter, offlineProbeMs: durationAt(raw.polling.offlineProbe, ['polling', 'offlineProbe'], 1000) },
+    polling: {
+      intervalsMs,
+      offlineAfter: raw.polling.offlineAfter,
+      offlineProbeMs: durationAt(raw.polling.offlineProbe, ['polling', 'offlineProbe'], 1000),
+    },
     storage: { retentionDays: raw.storage.retentionDays, maxBytes: parseSize(raw.storage.maxBytes) },
-    credentials: { dlt645: { password: pw.ok ? pw.value : { level: 2, code: '000000' }, operator: (dlt?.operator ?? '00000000').toUpperCase() } },
-    commands: { hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']), maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384 },
+    credentials: {
+      dlt645: { password: pw.ok ? pw.value : { level: 2, code: '000000' }, operator: (dlt?.operator ?? '00000000').toUpperCase() },
+    },
+    commands: {
+      hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']),
+      maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384,
+    },
     credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
-    encoders: raw.encoders.map((e, i) => ({ id: e.id, port: e.port, profile: e.profile, layout: e.layout, psc: readSecret(e.psc, ['encoders', i, 'psc']) })),
+    encoders: raw.encoders.map((e, i) => ({
+      id: e.id,
+      port: e.port,
+      profile: e.profile,
+      layout: e.layout,
+      psc: readSecret(e.psc, ['encoders', i, 'psc']),
+    })),
   };
 }
 

@@ -5,14 +5,13 @@ export const topicSafeId = z
   .string()
   .min(1, 'an id cannot be empty')
   .max(64)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'an id may hold letters, digits, dot, dash and underscore (no "/", "+", "#" or spaces: it becomes an MQTT topic level)');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    'an id may hold letters, digits, dot, dash and underscore (no "/", "+", "#" or spaces: it becomes an MQTT topic level)',
+  );
 
 /** A secret written inline, or read from an environment variable or a file so it never sits in the config. */
-export const secret = z.union([
-  z.string(),
-  z.strictObject({ env: z.string().min(1) }),
-  z.strictObject({ file: z.string().min(1) }),
-]);
+export const secret = z.union([z.string(), z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })]);
 
 const duration = z.union([z.string(), z.number()]);
 
@@ -51,7 +50,10 @@ export const meterSchema = z.strictObject({
   profile: z.string().min(1),
   district: topicSafeId.optional(),
   /** Customer number the meter checks on every load (prepaid meters bound to an account), 1 to 12 digits. */
-  customerNo: z.string().regex(/^\d{1,12}$/, 'a customer number is 1 to 12 digits').optional(),
+  customerNo: z
+    .string()
+    .regex(/^\d{1,12}$/, 'a customer number is 1 to 12 digits')
+    .optional(),
   tags: z.array(z.string()).default([]),
 });
 
@@ -70,7 +72,10 @@ export const configSchema = z.strictObject({
     ca: z.string().optional(),
     cert: z.string().optional(),
     key: z.string().optional(),
-    topicPrefix: z.string().regex(/^[^+#]+$/, 'the topic prefix cannot hold + or #').default('meterd'),
+    topicPrefix: z
+      .string()
+      .regex(/^[^+#]+$/, 'the topic prefix cannot hold + or #')
+      .default('meterd'),
     keepalive: z.number().int().min(5).max(3600).default(30),
     /** 5 (MQTT 5, default) or 4 (3.1.1; the embedded broker speaks only 3.1.1). */
     protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
@@ -101,13 +106,23 @@ export const configSchema = z.strictObject({
   storage: z
     .strictObject({
       retentionDays: z.number().int().min(1).default(90),
-      maxBytes: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB)$/i, 'a size like 500MB or 2GB')]).default('1GB'),
+      maxBytes: z
+        .union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB)$/i, 'a size like 500MB or 2GB')])
+        .default('1GB'),
     })
     .default({ retentionDays: 90, maxBytes: '1GB' }),
   credentials: z
     .strictObject({
       /** DL/T 645 password (level + password, 8 hex digits) and operator code for writes and relay commands. */
-      dlt645: z.strictObject({ password: secret.default('02000000'), operator: z.string().regex(/^[0-9A-Fa-f]{8}$/, 'the operator code is 8 hex digits').default('00000000') }).optional(),
+      dlt645: z
+        .strictObject({
+          password: secret.default('02000000'),
+          operator: z
+            .string()
+            .regex(/^[0-9A-Fa-f]{8}$/, 'the operator code is 8 hex digits')
+            .default('00000000'),
+        })
+        .optional(),
     })
     .default({}),
   credit: z

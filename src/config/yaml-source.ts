@@ -27,7 +27,12 @@ export class YamlSource {
 
   /** YAML syntax errors, each with its line. */
   syntaxIssues(): SourceIssue[] {
-    return this.doc.errors.map((e) => ({ file: this.file, line: this.lines.linePos(e.pos[0]).line, path: '', message: e.message.split('\n')[0]! }));
+    return this.doc.errors.map((e) => ({
+      file: this.file,
+      line: this.lines.linePos(e.pos[0]).line,
+      path: '',
+      message: e.message.split('\n')[0]!,
+    }));
   }
 
   toJS(): unknown {

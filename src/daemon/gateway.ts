@@ -40,7 +40,6 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-
 /** The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does. */
 export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
   const log = opts.logger.child({ gateway: config.gateway.id });
@@ -72,7 +71,10 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   try {
     for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
     for (const m of config.meters) {
-      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs });
+      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, {
+        machine: hsm,
+        hsmTimeoutMs: config.credit.hsmTimeoutMs,
+      });
       targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
       if (drivers.credit) creditPorts.set(m.id, drivers.credit);
       if (drivers.relay) relayPorts.set(m.id, drivers.relay);
@@ -109,7 +111,15 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     session,
     store,
     drain,
-    handlers: gatewayCommandHandlers({ credit, relays, poller, meters: meterFacts, buses, cards: cardCommandHandlers(config, store, log), closeRelayAfterTopup: config.credit.closeRelayAfterTopup }),
+    handlers: gatewayCommandHandlers({
+      credit,
+      relays,
+      poller,
+      meters: meterFacts,
+      buses,
+      cards: cardCommandHandlers(config, store, log),
+      closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
+    }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,
     clock,
@@ -117,7 +127,14 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   });
 
   // The day's books go to the station at 00:05 local time, once per day, through the outbox.
-  const books = new BooksPublisher({ store, clock, gateway: config.gateway, meters: config.meters, logger: log, onCommitted: () => drain.notify() });
+  const books = new BooksPublisher({
+    store,
+    clock,
+    gateway: config.gateway,
+    meters: config.meters,
+    logger: log,
+    onCommitted: () => drain.notify(),
+  });
 
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
@@ -126,7 +143,8 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const publishBuses = () => {
     try {
       store.transaction((tx) => {
-        for (const b of buses) enqueue(tx, { topic: `buses/${b.config.id}/state`, class: 'state', retain: true, payload: busReport(b, clock.now()) });
+        for (const b of buses)
+          enqueue(tx, { topic: `buses/${b.config.id}/state`, class: 'state', retain: true, payload: busReport(b, clock.now()) });
       });
       drain.notify();
     } catch (err) {
@@ -146,7 +164,16 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   await waitForBuses(buses, 5000);
   await router.start();
   books.start();
-  log.info({ version: VERSION, buses: buses.length, meters: targets.length, broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.gateway.dataDir }, 'gateway started');
+  log.info(
+    {
+      version: VERSION,
+      buses: buses.length,
+      meters: targets.length,
+      broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'),
+      dataDir: config.gateway.dataDir,
+    },
+    'gateway started',
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -192,7 +219,11 @@ function busStatus(b: OpenedBus): BusStatus {
 function enforceLimits(store: Store, log: Logger): void {
   try {
     const r = store.enforceLimits();
-    if (r.overCap) log.error({ usedBytes: r.usedBytes }, 'storage cap reached with only undeliverable credit/alert/report data left; check the broker link');
+    if (r.overCap)
+      log.error(
+        { usedBytes: r.usedBytes },
+        'storage cap reached with only undeliverable credit/alert/report data left; check the broker link',
+      );
   } catch (err) {
     log.error({ err }, 'storage limits could not be enforced');
   }

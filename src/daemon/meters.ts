@@ -13,11 +13,21 @@ import type { EncryptionMachine } from '../services/encryption-machine.js';
 import type { MeterReader } from '../services/poller.js';
 
 /** A DL/T 645 bus (frames through FrameBus) or a Modbus bus (modbus-serial through ModbusLink); both arbitrate the same way. */
-export type OpenedBus = { readonly config: BusConfig; readonly kind: 'dlt645'; readonly bus: FrameBus<Frame> } | { readonly config: BusConfig; readonly kind: 'modbus'; readonly bus: ModbusLink };
+export type OpenedBus =
+  | { readonly config: BusConfig; readonly kind: 'dlt645'; readonly bus: FrameBus<Frame> }
+  | { readonly config: BusConfig; readonly kind: 'modbus'; readonly bus: ModbusLink };
 
 /** Open a configured bus. The daemon passes waitForPort so a missing adapter is picked up later; a command fails at once. */
 export async function openConfiguredBus(b: BusConfig, opts: { logger?: Logger; waitForPort: boolean }): Promise<OpenedBus> {
-  const common = { id: b.id, port: b.port, line: b.line, logger: opts.logger ?? silentLogger, gapMs: b.gapMs, maxQueuedPolls: b.maxQueuedPolls, waitForPort: opts.waitForPort };
+  const common = {
+    id: b.id,
+    port: b.port,
+    line: b.line,
+    logger: opts.logger ?? silentLogger,
+    gapMs: b.gapMs,
+    maxQueuedPolls: b.maxQueuedPolls,
+    waitForPort: opts.waitForPort,
+  };
   if (b.protocol === 'dlt645') return { config: b, kind: 'dlt645', bus: await openBus<Frame>({ ...common, decoder: new Dlt645Decoder() }) };
   return { config: b, kind: 'modbus', bus: await openModbusLink({ ...common, protocol: b.protocol, readRetries: b.retries }) };
 }
@@ -40,12 +50,26 @@ export interface EsamDrivers {
 }
 
 /** Build one meter's drivers from its config and profile: the same objects for the daemon and for technician commands. */
-export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<GatewayConfig, 'credentials'>, logger: Logger = silentLogger, esam: EsamDrivers = {}): MeterDrivers {
+export function meterDrivers(
+  m: MeterConfig,
+  opened: OpenedBus,
+  config: Pick<GatewayConfig, 'credentials'>,
+  logger: Logger = silentLogger,
+  esam: EsamDrivers = {},
+): MeterDrivers {
   const b = opened.config;
   const log = logger.child({ bus: b.id });
   const method = m.profile.credit?.method;
   if (opened.kind === 'modbus') {
-    const meter = new ModbusMeter({ link: opened.bus, unit: m.unit!, profile: m.profile, meterId: m.id, timeoutMs: b.timeoutMs, readRetries: b.retries, logger: log });
+    const meter = new ModbusMeter({
+      link: opened.bus,
+      unit: m.unit!,
+      profile: m.profile,
+      meterId: m.id,
+      timeoutMs: b.timeoutMs,
+      readRetries: b.retries,
+      logger: log,
+    });
     return {
       reader: meter,
       credit: method === 'modbus-write' ? modbusCreditPort(meter, m.profile) : undefined,
@@ -53,7 +77,14 @@ export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<Gat
     };
   }
   const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
-  const meter = new Dlt645Meter({ link: opened.bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries, logger: log });
+  const meter = new Dlt645Meter({
+    link: opened.bus,
+    address: m.address!,
+    edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007',
+    timeoutMs,
+    readRetries: b.retries,
+    logger: log,
+  });
   const reader = new Dlt645PointReader(meter, m.profile);
   const credit =
     method === 'dlt645-plain' || method === 'dlt645-write'
@@ -61,6 +92,7 @@ export function meterDrivers(m: MeterConfig, opened: OpenedBus, config: Pick<Gat
       : method === 'dlt645-esam' && esam.machine
         ? dlt645EsamCreditPort(meter, m.profile, config.credentials.dlt645, esam.machine, { hsmTimeoutMs: esam.hsmTimeoutMs })
         : undefined;
-  const relay = m.profile.relay?.method === 'dlt645-remote-control' ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645) : undefined;
+  const relay =
+    m.profile.relay?.method === 'dlt645-remote-control' ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645) : undefined;
   return { reader: { read: (names, o) => reader.read(names, o) }, credit, relay, dlt645: meter };
 }

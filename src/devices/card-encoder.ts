@@ -122,9 +122,18 @@ export class SerialCardEncoder implements CardEncoder {
     let transport = opts.transport;
     if (!transport) {
       const spec = parsePortSpec(opts.port);
-      transport = spec.kind === 'serial' ? new SerialTransport({ path: spec.path, line: opts.profile.line }) : new TcpTransport({ host: spec.host, port: spec.port });
+      transport =
+        spec.kind === 'serial'
+          ? new SerialTransport({ path: spec.path, line: opts.profile.line })
+          : new TcpTransport({ host: spec.host, port: spec.port });
     }
-    this.#bus = new FrameBus<CardFrame>({ id: opts.id, transport, decoder: new CardFrameDecoder(this.#family), logger: this.#log, gapMs: 0 });
+    this.#bus = new FrameBus<CardFrame>({
+      id: opts.id,
+      transport,
+      decoder: new CardFrameDecoder(this.#family),
+      logger: this.#log,
+      gapMs: 0,
+    });
   }
 
   get canEject(): boolean {
@@ -135,7 +144,10 @@ export class SerialCardEncoder implements CardEncoder {
     await this.#bus.open(signal);
     try {
       const info = await this.#identify();
-      this.#log.info({ event: 'encoder-open', model: info.model, firmware: info.firmware, framing: this.#family, port: info.port }, 'encoder ready');
+      this.#log.info(
+        { event: 'encoder-open', model: info.model, firmware: info.firmware, framing: this.#family, port: info.port },
+        'encoder ready',
+      );
       return info;
     } catch (err) {
       await this.#bus.close();
@@ -190,7 +202,8 @@ export class SerialCardEncoder implements CardEncoder {
   }
 
   async waitForCard(timeoutMs: number, signal?: AbortSignal): Promise<CardKind> {
-    if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) throw new TypeError(`timeoutMs is not a number of milliseconds >= 0: ${timeoutMs}`);
+    if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0))
+      throw new TypeError(`timeoutMs is not a number of milliseconds >= 0: ${timeoutMs}`);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
@@ -208,7 +221,8 @@ export class SerialCardEncoder implements CardEncoder {
 
   async powerUp(kind?: CardKind): Promise<{ atr: Uint8Array; kind: CardKind }> {
     const cpu = kind !== undefined && isCpuKind(kind);
-    if (cpu && !this.profile.capabilities.cpuCards) throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot drive CPU cards`);
+    if (cpu && !this.profile.capabilities.cpuCards)
+      throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot drive CPU cards`);
     // A power-up starts a new card session: "no card" now means none was inserted, not that one was pulled.
     this.#cardGone();
     let atr: Uint8Array;
@@ -222,14 +236,18 @@ export class SerialCardEncoder implements CardEncoder {
         atr = await this.#ask({ op: 'powerUp' }, 'power up');
       } catch (err) {
         // Not a memory card: with no kind asked for, it may be a CPU card.
-        if (!(err instanceof CardError && err.code === 'WRONG_CARD_KIND' && kind === undefined && this.profile.capabilities.cpuCards)) throw err;
+        if (!(err instanceof CardError && err.code === 'WRONG_CARD_KIND' && kind === undefined && this.profile.capabilities.cpuCards))
+          throw err;
         atr = await this.#ask({ op: 'cpuPowerUp' }, 'CPU card power up');
       }
     }
     const detected = kindFromAtr(atr);
     this.#setPowered(detected);
     if (kind !== undefined && detected !== kind) {
-      throw new CardError('WRONG_CARD_KIND', `the card in encoder ${this.id} is ${describeKind(detected)} (ATR ${toHex(atr)}), not ${describeKind(kind)}; insert the right card`);
+      throw new CardError(
+        'WRONG_CARD_KIND',
+        `the card in encoder ${this.id} is ${describeKind(detected)} (ATR ${toHex(atr)}), not ${describeKind(kind)}; insert the right card`,
+      );
     }
     return { atr, kind: detected };
   }
@@ -251,8 +269,14 @@ export class SerialCardEncoder implements CardEncoder {
     const out = new Uint8Array(len);
     for (let off = 0; off < len; off += this.profile.chunkBytes) {
       const n = Math.min(this.profile.chunkBytes, len - off);
-      const data = await this.#ask({ op: 'read', zone, addr: addr + off, len: n }, `read ${zone} ${hexAddr(addr + off)}+${n}`, { retries: this.profile.readRetries });
-      if (data.length !== n) throw new CardError('FRAMING_ERROR', `encoder ${this.id} answered ${data.length} bytes to a read of ${n} at ${hexAddr(addr + off)}`);
+      const data = await this.#ask({ op: 'read', zone, addr: addr + off, len: n }, `read ${zone} ${hexAddr(addr + off)}+${n}`, {
+        retries: this.profile.readRetries,
+      });
+      if (data.length !== n)
+        throw new CardError(
+          'FRAMING_ERROR',
+          `encoder ${this.id} answered ${data.length} bytes to a read of ${n} at ${hexAddr(addr + off)}`,
+        );
       out.set(data, off);
     }
     return out;
@@ -265,11 +289,16 @@ export class SerialCardEncoder implements CardEncoder {
       const chunk = data.subarray(off, off + this.profile.chunkBytes);
       const at = addr + off;
       // Never re-sent: after silence the card may hold the new bytes, the old ones, or a mix; the read-back decides.
-      await this.#ask({ op: 'write', zone: 'main', addr: at, data: chunk }, `write ${hexAddr(at)}+${chunk.length}`, { timeoutMs: this.profile.writeTimeoutMs });
+      await this.#ask({ op: 'write', zone: 'main', addr: at, data: chunk }, `write ${hexAddr(at)}+${chunk.length}`, {
+        timeoutMs: this.profile.writeTimeoutMs,
+      });
       const back = await this.read('main', at, chunk.length);
       const i = back.findIndex((b, k) => b !== chunk[k]);
       if (i >= 0) {
-        this.#log.warn({ event: 'write-verify-failed', code: 'WRITE_VERIFY_FAILED', addr: at + i }, 'card byte did not read back as written');
+        this.#log.warn(
+          { event: 'write-verify-failed', code: 'WRITE_VERIFY_FAILED', addr: at + i },
+          'card byte did not read back as written',
+        );
         throw new CardError(
           'WRITE_VERIFY_FAILED',
           `card byte ${hexAddr(at + i)} reads back ${hex2(back[i]!)} after writing ${hex2(chunk[i]!)}: the PSC was not presented, the byte is write-protected, or the card is worn`,
@@ -313,12 +342,19 @@ export class SerialCardEncoder implements CardEncoder {
       }
       if (!(err instanceof CardError && (err.code === 'PSC_REJECTED' || err.code === 'CARD_LOCKED'))) throw err;
       const after = await this.pscAttemptsLeft();
-      this.#log.warn({ event: 'psc-rejected', code: after === 0 ? 'CARD_LOCKED' : 'PSC_REJECTED', attemptsLeft: after }, 'card rejected the PSC');
+      this.#log.warn(
+        { event: 'psc-rejected', code: after === 0 ? 'CARD_LOCKED' : 'PSC_REJECTED', attemptsLeft: after },
+        'card rejected the PSC',
+      );
       if (after === 0) throw lockedError(this.id);
-      throw new CardError('PSC_REJECTED', `the card rejected the PSC; ${after} attempt${after === 1 ? '' : 's'} left before it locks for good. Do not try again until the PSC is checked`, {
-        attemptsLeft: after,
-        readerCode: err.readerCode,
-      });
+      throw new CardError(
+        'PSC_REJECTED',
+        `the card rejected the PSC; ${after} attempt${after === 1 ? '' : 's'} left before it locks for good. Do not try again until the PSC is checked`,
+        {
+          attemptsLeft: after,
+          readerCode: err.readerCode,
+        },
+      );
     }
     this.#pscPresented = true;
   }
@@ -326,33 +362,49 @@ export class SerialCardEncoder implements CardEncoder {
   async changePsc(newPsc: Uint8Array): Promise<void> {
     if (newPsc.length !== SLE4442_PSC_SIZE) throw new TypeError(`a PSC is ${SLE4442_PSC_SIZE} bytes, not ${newPsc.length}`);
     this.#needMemoryCard();
-    if (!this.#pscPresented) throw new CardError('PSC_NOT_PRESENTED', 'present the current PSC (verifyPsc) in this power-up before changing it');
+    if (!this.#pscPresented)
+      throw new CardError('PSC_NOT_PRESENTED', 'present the current PSC (verifyPsc) in this power-up before changing it');
     await this.#ask({ op: 'changePsc', psc: newPsc }, 'change PSC', { timeoutMs: this.profile.writeTimeoutMs });
     const security = await this.read('security', 0, SLE4442_SECURITY_SIZE);
     const i = newPsc.findIndex((b, k) => security[k + 1] !== b);
-    if (i >= 0) throw new CardError('WRITE_VERIFY_FAILED', `the new PSC did not read back (security byte ${i + 1}); the card still has its old PSC or a mix: check it before the next sale`, { addr: i + 1 });
+    if (i >= 0)
+      throw new CardError(
+        'WRITE_VERIFY_FAILED',
+        `the new PSC did not read back (security byte ${i + 1}); the card still has its old PSC or a mix: check it before the next sale`,
+        { addr: i + 1 },
+      );
   }
 
   async protect(addr: number, len: number, opts: { confirm: boolean }): Promise<void> {
     if (opts?.confirm !== true) {
-      throw new CardError('CONFIRMATION_REQUIRED', `write-protecting card bytes ${hexAddr(addr)}–${hexAddr(addr + len - 1)} cannot be undone; confirm it explicitly (confirm: true / --yes)`);
+      throw new CardError(
+        'CONFIRMATION_REQUIRED',
+        `write-protecting card bytes ${hexAddr(addr)}–${hexAddr(addr + len - 1)} cannot be undone; confirm it explicitly (confirm: true / --yes)`,
+      );
     }
     if (!Number.isInteger(addr) || !Number.isInteger(len) || addr < 0 || len < 1 || addr + len > SLE4442_PROTECTABLE_BYTES) {
       throw new RangeError(`only bytes 00H–1FH can be protected, not ${len} from ${addr}`);
     }
     const current = await this.read('main', addr, len);
-    await this.#ask({ op: 'writeProtection', addr, data: current }, `protect ${hexAddr(addr)}+${len}`, { timeoutMs: this.profile.writeTimeoutMs });
+    await this.#ask({ op: 'writeProtection', addr, data: current }, `protect ${hexAddr(addr)}+${len}`, {
+      timeoutMs: this.profile.writeTimeoutMs,
+    });
     const bits = await this.read('protection', 0, SLE4442_PROTECTION_SIZE);
     for (let a = addr; a < addr + len; a++) {
-      if ((bits[a >> 3]! & (1 << (a & 7))) !== 0) throw new CardError('WRITE_VERIFY_FAILED', `the protection bit of byte ${hexAddr(a)} is still open after writing it`, { addr: a });
+      if ((bits[a >> 3]! & (1 << (a & 7))) !== 0)
+        throw new CardError('WRITE_VERIFY_FAILED', `the protection bit of byte ${hexAddr(a)} is still open after writing it`, { addr: a });
     }
     this.#log.warn({ event: 'card-protected', from: addr, len }, 'card bytes write-protected for good');
   }
 
   async transmit(apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-    if (!this.profile.capabilities.cpuCards) throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot drive CPU cards`);
+    if (!this.profile.capabilities.cpuCards)
+      throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot drive CPU cards`);
     if (this.#powered === undefined || !isCpuKind(this.#powered)) {
-      throw new CardError('WRONG_CARD_KIND', `APDUs need a powered CPU card; the card in encoder ${this.id} is ${this.#powered ? describeKind(this.#powered) : 'not powered'}`);
+      throw new CardError(
+        'WRONG_CARD_KIND',
+        `APDUs need a powered CPU card; the card in encoder ${this.id} is ${this.#powered ? describeKind(this.#powered) : 'not powered'}`,
+      );
     }
     const shape = apduShape(apdu);
     if (!shape.ok) throw new TypeError(shape.error.message);
@@ -363,7 +415,8 @@ export class SerialCardEncoder implements CardEncoder {
     }
     const parts = [r.data];
     for (let n = 0; r.sw >> 8 === 0x61; n++) {
-      if (n >= MAX_GET_RESPONSE) throw new CardError('FRAMING_ERROR', `the card kept answering 61xx after ${MAX_GET_RESPONSE} GET RESPONSE commands`);
+      if (n >= MAX_GET_RESPONSE)
+        throw new CardError('FRAMING_ERROR', `the card kept answering 61xx after ${MAX_GET_RESPONSE} GET RESPONSE commands`);
       r = await this.#apdu(Uint8Array.of(0x00, 0xc0, 0x00, 0x00, r.sw & 0xff));
       parts.push(r.data);
     }
@@ -377,7 +430,10 @@ export class SerialCardEncoder implements CardEncoder {
   }
 
   async #apdu(apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-    const reply = await this.#ask({ op: 'apdu', apdu }, `APDU ${toHex(apdu.subarray(0, 4))}`, { retries: 0, timeoutMs: this.profile.writeTimeoutMs });
+    const reply = await this.#ask({ op: 'apdu', apdu }, `APDU ${toHex(apdu.subarray(0, 4))}`, {
+      retries: 0,
+      timeoutMs: this.profile.writeTimeoutMs,
+    });
     if (reply.length < 2) throw new CardError('FRAMING_ERROR', `encoder ${this.id} answered an APDU without a status word`);
     return { data: reply.slice(0, -2), sw: (reply[reply.length - 2]! << 8) | reply[reply.length - 1]! };
   }
@@ -388,7 +444,8 @@ export class SerialCardEncoder implements CardEncoder {
   }
 
   async eject(): Promise<void> {
-    if (!this.canEject) throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot eject the card; the cashier hands it back`);
+    if (!this.canEject)
+      throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.profile.name}) cannot eject the card; the cashier hands it back`);
     await this.#ask({ op: 'eject' }, 'eject');
     this.#cardGone();
   }
@@ -400,7 +457,8 @@ export class SerialCardEncoder implements CardEncoder {
   /** One request, one reply; a refusal or a silence becomes a CardError. */
   async #ask(req: CardRequest, label: string, opts: { retries?: number; timeoutMs?: number } = {}): Promise<Uint8Array> {
     const enc = encodeCardRequest(this.#family, req);
-    if (!enc.ok) throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.#family} framing) cannot "${label}": ${enc.error.message}`);
+    if (!enc.ok)
+      throw new CardError('NOT_SUPPORTED', `encoder ${this.id} (${this.#family} framing) cannot "${label}": ${enc.error.message}`);
     const { code, bytes } = enc.value;
     const discardedBefore = this.#bus.stats().discardedBytes;
     let frame: CardFrame | undefined;
@@ -415,9 +473,19 @@ export class SerialCardEncoder implements CardEncoder {
     } catch (err) {
       if (!isBusError(err, 'BUS_TIMEOUT')) throw err;
       if (this.#bus.stats().discardedBytes > discardedBefore) {
-        throw new CardError('FRAMING_ERROR', `encoder ${this.id} answered "${label}" with a broken ${this.#family} frame (bad checksum or length); check the baud rate and the encoder profile`, {}, { cause: err });
+        throw new CardError(
+          'FRAMING_ERROR',
+          `encoder ${this.id} answered "${label}" with a broken ${this.#family} frame (bad checksum or length); check the baud rate and the encoder profile`,
+          {},
+          { cause: err },
+        );
       }
-      throw new CardError('TIMEOUT', `encoder ${this.id} did not answer "${label}" within ${opts.timeoutMs ?? this.profile.replyTimeoutMs} ms; check its cable and power`, {}, { cause: err });
+      throw new CardError(
+        'TIMEOUT',
+        `encoder ${this.id} did not answer "${label}" within ${opts.timeoutMs ?? this.profile.replyTimeoutMs} ms; check its cable and power`,
+        {},
+        { cause: err },
+      );
     }
     if (!frame) throw new CardError('FRAMING_ERROR', `encoder ${this.id} gave no frame for "${label}"`);
     const reply = replyOf(frame);
@@ -437,8 +505,13 @@ export class SerialCardEncoder implements CardEncoder {
       CARD_LOCKED: `the card is locked (PSC error counter 0) and can no longer be written; it must be replaced`,
     };
     // "No card" is the normal answer while waiting for one; keep it out of the info log.
-    this.#log[code === 'NO_CARD' ? 'debug' : 'info']({ event: 'reader-refused', code, readerCode: status.code, reason: status.name, label }, 'encoder refused');
-    return new CardError(code, messages[code] ?? `encoder ${this.id} refused "${label}": ${status.message} (code ${hex2(status.code)})`, { readerCode: status.code });
+    this.#log[code === 'NO_CARD' ? 'debug' : 'info'](
+      { event: 'reader-refused', code, readerCode: status.code, reason: status.name, label },
+      'encoder refused',
+    );
+    return new CardError(code, messages[code] ?? `encoder ${this.id} refused "${label}": ${status.message} (code ${hex2(status.code)})`, {
+      readerCode: status.code,
+    });
   }
 
   #setPowered(kind: CardKind): void {
@@ -452,8 +525,13 @@ export class SerialCardEncoder implements CardEncoder {
   }
 
   #needMemoryCard(): void {
-    if (this.#powered === undefined) throw new CardError('NO_CARD', `no powered card in encoder ${this.id}; insert the card and power it up first`);
-    if (this.#powered !== 'SLE4442') throw new CardError('WRONG_CARD_KIND', `the card in encoder ${this.id} is ${describeKind(this.#powered)}; memory operations need an SLE4442`);
+    if (this.#powered === undefined)
+      throw new CardError('NO_CARD', `no powered card in encoder ${this.id}; insert the card and power it up first`);
+    if (this.#powered !== 'SLE4442')
+      throw new CardError(
+        'WRONG_CARD_KIND',
+        `the card in encoder ${this.id} is ${describeKind(this.#powered)}; memory operations need an SLE4442`,
+      );
   }
 }
 
@@ -478,7 +556,11 @@ function describeKind(kind: CardKind): string {
 }
 
 function lockedError(id: string): CardError {
-  return new CardError('CARD_LOCKED', `the card in encoder ${id} is locked for good (PSC error counter 0): it can be read but never written again; issue a replacement card`, { attemptsLeft: 0 });
+  return new CardError(
+    'CARD_LOCKED',
+    `the card in encoder ${id} is locked for good (PSC error counter 0): it can be read but never written again; issue a replacement card`,
+    { attemptsLeft: 0 },
+  );
 }
 
 function abortError(signal: AbortSignal): BusError {

@@ -6,11 +6,12 @@ import {
   encodeLayout,
   securityAuth,
   writeData,
+  type Frame,
   type Password,
 } from '../../protocols/dlt645/index.js';
 import { encodeValue, removeScale } from '../../protocols/modbus/index.js';
 import type { DeviceProfile } from '../profiles/types.js';
-import { Dlt645Meter, type Priority } from './dlt645-meter.js';
+import type { Dlt645Meter, Priority } from './dlt645-meter.js';
 import { Dlt645PointReader } from './dlt645-points.js';
 import { MeterError } from './errors.js';
 import type { ModbusMeter } from './modbus-meter.js';
@@ -34,7 +35,14 @@ export interface CreditLoad {
 }
 
 /** Why a meter refused a load, by name (SERR bits for 0x03; vendor meters only say "refused"). */
-export type LoadRefusalCode = 'REPEAT_RECHARGE' | 'PURCHASE_COUNT_ERROR' | 'CUSTOMER_MISMATCH' | 'OVER_HOARDING_LIMIT' | 'MAC_FAILED' | 'AUTHENTICATION_FAILED' | 'METER_REFUSED'
+export type LoadRefusalCode =
+  | 'REPEAT_RECHARGE'
+  | 'PURCHASE_COUNT_ERROR'
+  | 'CUSTOMER_MISMATCH'
+  | 'OVER_HOARDING_LIMIT'
+  | 'MAC_FAILED'
+  | 'AUTHENTICATION_FAILED'
+  | 'METER_REFUSED'
   /** ESAM loads: the station's encryption machine did not answer in time, before anything was loaded. */
   | 'HSM_TIMEOUT'
   /** ESAM loads: the encryption machine answered with an error or an unusable reply. */
@@ -66,13 +74,20 @@ export const SERR_CODES: Record<string, LoadRefusalCode> = {
 export const NO_REPLY = new Set(['BUS_TIMEOUT', 'BUS_DOWN', 'METER_TIMEOUT']);
 
 /** Read the profile's read-back points and turn them into whole ledger units (×100: fen or 0.01 kWh). */
-export function walletOf(values: Map<string, PointValue>, readBack: { count: string; balance: string; overdraft?: string }, meter: string): Wallet {
+export function walletOf(
+  values: Map<string, PointValue>,
+  readBack: { count: string; balance: string; overdraft?: string },
+  meter: string,
+): Wallet {
   const num = (point: string | undefined, required: boolean): number => {
     if (point === undefined) return 0;
     const v = values.get(point);
     if (!v || !('v' in v) || typeof v.v !== 'number') {
       if (!required) return 0;
-      throw new MeterError('CREDIT_READBACK_FAILED', `meter ${meter}: cannot read ${point} for the credit check (${v && 'error' in v ? v.error : 'no value'})`);
+      throw new MeterError(
+        'CREDIT_READBACK_FAILED',
+        `meter ${meter}: cannot read ${point} for the credit check (${v && 'error' in v ? v.error : 'no value'})`,
+      );
     }
     return v.v;
   };
@@ -87,7 +102,10 @@ export function walletOf(values: Map<string, PointValue>, readBack: { count: str
 export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, auth: { password: Password; operator: string }): CreditPort {
   const credit = profile.credit;
   if (!credit || (credit.method !== 'dlt645-plain' && credit.method !== 'dlt645-write')) {
-    throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no DL/T 645 credit method this gateway can drive (${credit?.method ?? 'none'})`);
+    throw new MeterError(
+      'CREDIT_UNSUPPORTED',
+      `profile ${profile.id} has no DL/T 645 credit method this gateway can drive (${credit?.method ?? 'none'})`,
+    );
   }
   const reader = new Dlt645PointReader(meter, profile);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
@@ -97,7 +115,7 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
       return walletOf(await reader.read(points, opts), credit.readBack, meter.address);
     },
     async load(l, opts) {
-      let frame;
+      let frame: Frame;
       if (credit.method === 'dlt645-plain') {
         // 070102FF recharge: operator, amount and count as binary LE, MAC1, customer number (BCD), MAC2.
         // Plain meters take placeholder MACs; ESAM meters need the station's (dlt645-esam).
@@ -114,7 +132,7 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
         if (!body.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the payload: ${body.error.message}` };
         frame = writeData(meter.address, credit.di, auth.password, auth.operator, body.value);
       }
-      let reply;
+      let reply: Frame;
       try {
         reply = await meter.command(frame, { ...opts, label: `load count ${l.purchaseCount}` });
       } catch (err) {
@@ -135,7 +153,8 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
 /** The credit port of a Modbus meter whose profile loads credit by a register write (modbus-write). */
 export function modbusCreditPort(meter: ModbusMeter, profile: DeviceProfile): CreditPort {
   const credit = profile.credit;
-  if (!credit || credit.method !== 'modbus-write') throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no modbus-write credit method`);
+  if (credit?.method !== 'modbus-write')
+    throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no modbus-write credit method`);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
   const registers = [...credit.registers].sort((a, b) => a.address - b.address);
   return {
@@ -148,7 +167,12 @@ export function modbusCreditPort(meter: ModbusMeter, profile: DeviceProfile): Cr
       const words: number[] = [];
       let next = registers[0]!.address;
       for (const r of registers) {
-        if (r.address !== next) return { kind: 'refused', code: 'METER_REFUSED', message: `credit registers of ${profile.id} are not contiguous at ${r.address}` };
+        if (r.address !== next)
+          return {
+            kind: 'refused',
+            code: 'METER_REFUSED',
+            message: `credit registers of ${profile.id} are not contiguous at ${r.address}`,
+          };
         const value = r.field === 'purchaseCount' ? l.purchaseCount : r.field === 'amount' ? l.amount / 100 : 0;
         const raw = removeScale(value, { scale: r.scale });
         if (!raw.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `${r.field}: ${raw.error.message}` };

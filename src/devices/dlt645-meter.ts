@@ -104,7 +104,8 @@ export class Dlt645Meter {
       let seq = 0;
       // State Grid 2013 meters set the follow-up bit on complete replies to flag pending events (dlt645.md §2.5).
       while (parsed.more && !(fullSize !== undefined && total(parts) >= fullSize)) {
-        if (++seq > MAX_FOLLOW_UPS) throw new MeterError('DLT645_BAD_REPLY', `meter ${this.address} sent more than ${MAX_FOLLOW_UPS} follow-up frames for ${key}`);
+        if (++seq > MAX_FOLLOW_UPS)
+          throw new MeterError('DLT645_BAD_REPLY', `meter ${this.address} sent more than ${MAX_FOLLOW_UPS} follow-up frames for ${key}`);
         const next = this.edition === '2007' ? readFollowUp(this.address, key, seq) : readFollowUp1997(this.address, key);
         reply = await this.exchange(tx, next, this.readRetries, opts.signal, `read ${key} follow-up ${seq}`);
         parsed = this.readReplyOf(reply, key);
@@ -137,7 +138,10 @@ export class Dlt645Meter {
    * the meter's reply frame, normal or abnormal. A silent meter rejects with the bus's BUS_TIMEOUT.
    */
   async command(frame: Frame, opts: { priority?: Priority; signal?: AbortSignal; label?: string } = {}): Promise<Frame> {
-    const reply = await this.link.request(opts.priority ?? 'operator', this.request(frame, 0, opts.signal, opts.label ?? `command 0x${frame.control.toString(16)}`));
+    const reply = await this.link.request(
+      opts.priority ?? 'operator',
+      this.request(frame, 0, opts.signal, opts.label ?? `command 0x${frame.control.toString(16)}`),
+    );
     if (!reply) throw new MeterError('DLT645_BAD_REPLY', `no reply frame for ${opts.label ?? 'command'}`);
     return reply;
   }
@@ -147,7 +151,8 @@ export class Dlt645Meter {
     const date = await this.read('04000101', opts);
     const time = await this.read('04000102', opts);
     const now = Date.now();
-    if (date.value.kind !== 'time' || time.value.kind !== 'time') throw new MeterError('DLT645_BAD_VALUE', `meter ${this.address}: its clock is not available`);
+    if (date.value.kind !== 'time' || time.value.kind !== 'time')
+      throw new MeterError('DLT645_BAD_VALUE', `meter ${this.address}: its clock is not available`);
     const meterClock = `${date.value.value}T${time.value.value}`;
     return { skewMs: new Date(meterClock).getTime() - now, meterClock };
   }
@@ -157,7 +162,13 @@ export class Dlt645Meter {
     if (!r.ok) throw new MeterError(r.error.code, r.error.message, 'errors' in r.error ? r.error.errors : []);
   }
 
-  private async exchange(tx: { request(req: FrameRequest): Promise<Frame | undefined> }, frame: Frame, retries: number, signal: AbortSignal | undefined, label: string): Promise<Frame> {
+  private async exchange(
+    tx: { request(req: FrameRequest): Promise<Frame | undefined> },
+    frame: Frame,
+    retries: number,
+    signal: AbortSignal | undefined,
+    label: string,
+  ): Promise<Frame> {
     const reply = await tx.request(this.request(frame, retries, signal, label));
     if (!reply) throw new MeterError('DLT645_BAD_REPLY', `no reply frame for ${label}`);
     return reply;
@@ -179,7 +190,11 @@ export class Dlt645Meter {
     if (!r.ok) {
       const c = describeControl(reply.control, this.edition);
       this.log.debug({ di, control: reply.control, fn: c.name }, 'read refused');
-      throw new MeterError(r.error.code, r.error.code === 'DLT645_ABNORMAL' ? `${di}: ${r.error.message}` : r.error.message, 'errors' in r.error ? r.error.errors : []);
+      throw new MeterError(
+        r.error.code,
+        r.error.code === 'DLT645_ABNORMAL' ? `${di}: ${r.error.message}` : r.error.message,
+        'errors' in r.error ? r.error.errors : [],
+      );
     }
     if (r.value.di !== di) throw new MeterError('DLT645_BAD_REPLY', `meter ${this.address} answered ${r.value.di} to a read of ${di}`);
     return r.value;
@@ -204,7 +219,14 @@ export async function readLoneAddress(link: FrameLink, timeoutMs: number, signal
 
 /** Broadcast the time (0x08 to 999999999999): no meter answers, so the bus is held while they process it. */
 export async function sendBroadcastTime(link: FrameLink, time: MeterTime, signal?: AbortSignal): Promise<void> {
-  await link.request('operator', { bytes: encodeFrame(broadcastTime(time), { preamble: PREAMBLE }), timeoutMs: 0, retries: 0, settleMs: 500, label: 'broadcast time', signal });
+  await link.request('operator', {
+    bytes: encodeFrame(broadcastTime(time), { preamble: PREAMBLE }),
+    timeoutMs: 0,
+    retries: 0,
+    settleMs: 500,
+    label: 'broadcast time',
+    signal,
+  });
 }
 
 const total = (parts: Uint8Array[]): number => parts.reduce((n, p) => n + p.length, 0);

@@ -1,5 +1,5 @@
 import type { Dlt645Point, DeviceProfile, PointSpec } from '../profiles/types.js';
-import { Dlt645Meter, type Priority } from './dlt645-meter.js';
+import type { Dlt645Meter, Priority } from './dlt645-meter.js';
 import { MeterError } from './errors.js';
 import { pointValueOf, type PointValue } from './point-value.js';
 import { findDataItem, decodeValue } from '../../protocols/dlt645/index.js';
@@ -42,7 +42,12 @@ export class Dlt645PointReader {
           if (p === null || !wanted.has(p)) return;
           const spec = this.profile.points.get(p) as Dlt645Point;
           const item = r.value.kind === 'list' ? r.value.items[k] : undefined;
-          raw.set(p, item ? pointValueOf(item, { ...spec, item: undefined, field: spec.field }) : { error: 'POINT_MISSING_IN_REPLY', message: `block ${block.di} has no item ${k}` });
+          raw.set(
+            p,
+            item
+              ? pointValueOf(item, { ...spec, item: undefined, field: spec.field })
+              : { error: 'POINT_MISSING_IN_REPLY', message: `block ${block.di} has no item ${k}` },
+          );
           wanted.delete(p);
         });
       } catch (err) {
@@ -53,7 +58,7 @@ export class Dlt645PointReader {
 
     for (const name of wanted) {
       const spec = this.profile.points.get(name);
-      if (!spec || spec.kind !== 'dlt645') continue;
+      if (spec?.kind !== 'dlt645') continue;
       raw.set(name, await this.readOne(spec, opts));
     }
 
@@ -82,7 +87,10 @@ export class Dlt645PointReader {
       }
       return pointValueOf(value, spec);
     } catch (err) {
-      if (err instanceof MeterError && (err.code === 'DLT645_ABNORMAL' || err.code === 'DLT645_BAD_VALUE' || err.code === 'DLT645_BAD_REPLY')) {
+      if (
+        err instanceof MeterError &&
+        (err.code === 'DLT645_ABNORMAL' || err.code === 'DLT645_BAD_VALUE' || err.code === 'DLT645_BAD_REPLY')
+      ) {
         return { error: err.code, message: err.message };
       }
       throw err;

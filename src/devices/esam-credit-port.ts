@@ -30,7 +30,8 @@ class HsmFailure extends Error {
 }
 
 const bytes = (hex: string, n: number, what: string): Uint8Array => {
-  if (!new RegExp(`^[0-9A-Fa-f]{${n * 2}}$`).test(hex)) throw new HsmFailure('HSM_FAILED', `the ${what} for identity authentication or recharge is not ${n} bytes of hex: "${hex}"`);
+  if (!new RegExp(`^[0-9A-Fa-f]{${n * 2}}$`).test(hex))
+    throw new HsmFailure('HSM_FAILED', `the ${what} for identity authentication or recharge is not ${n} bytes of hex: "${hex}"`);
   return new Uint8Array(Buffer.from(hex, 'hex'));
 };
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
@@ -52,7 +53,8 @@ export function dlt645EsamCreditPort(
   options: EsamCreditPortOptions = {},
 ): CreditPort {
   const credit = profile.credit;
-  if (!credit || credit.method !== 'dlt645-esam') throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no dlt645-esam credit method`);
+  if (credit?.method !== 'dlt645-esam')
+    throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no dlt645-esam credit method`);
   const reader = new Dlt645PointReader(meter, profile);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
   const hsmTimeoutMs = options.hsmTimeoutMs ?? 60_000;
@@ -85,8 +87,12 @@ export function dlt645EsamCreditPort(
   }
 
   /** Send one 0x03 frame: the reply, or an outcome when there is none or the meter refused. */
-  async function send(frame: Frame, opts: { priority: Priority; signal?: AbortSignal }, label: string): Promise<{ data: Uint8Array } | LoadOutcome> {
-    let reply;
+  async function send(
+    frame: Frame,
+    opts: { priority: Priority; signal?: AbortSignal },
+    label: string,
+  ): Promise<{ data: Uint8Array } | LoadOutcome> {
+    let reply: Frame;
     try {
       reply = await meter.command(frame, { ...opts, label });
     } catch (err) {
@@ -97,7 +103,10 @@ export function dlt645EsamCreditPort(
     const r = checkReply(reply, frame.control);
     if (r.ok) return { data: r.value.data };
     if (r.error.code !== 'DLT645_ABNORMAL') return { kind: 'unknown', code: r.error.code, message: r.error.message };
-    const code: LoadRefusalCode = abnormalOf(reply).errors.map((n) => SERR_CODES[n]).find((c) => c !== undefined) ?? 'METER_REFUSED';
+    const code: LoadRefusalCode =
+      abnormalOf(reply)
+        .errors.map((n) => SERR_CODES[n])
+        .find((c) => c !== undefined) ?? 'METER_REFUSED';
     return { kind: 'refused', code, message: r.error.message };
   }
 
@@ -115,25 +124,44 @@ export function dlt645EsamCreditPort(
       for (let attempt = 0; attempt < MAX_AUTHENTICATIONS; attempt++) {
         try {
           // 1. Identity authentication: the station's ciphertext for the first try, the encryption machine's after.
-          const id: IdentityData = attempt === 0 && l.esam ? { ...l.esam, diversifier: l.esam.diversifier ?? meterDiversifier(meter.address) } : await ask((s) => machine.identity({ address: meter.address, meterNumber: meter.address }, s), opts.signal);
+          const id: IdentityData =
+            attempt === 0 && l.esam
+              ? { ...l.esam, diversifier: l.esam.diversifier ?? meterDiversifier(meter.address) }
+              : await ask((s) => machine.identity({ address: meter.address, meterNumber: meter.address }, s), opts.signal);
           const idPayload = new Uint8Array(28);
           idPayload.set(diToBytes(auth.operator), 0);
           idPayload.set(bytes(id.ciphertext, 8, 'ciphertext'), 4);
           idPayload.set(bytes(id.random, 8, 'random1'), 12);
           idPayload.set(bytes(id.diversifier, 8, 'diversifier'), 20);
-          const authReply = await send(securityAuth(meter.address, IDENTITY, idPayload), opts, `identity authentication (try ${attempt + 1})`);
+          const authReply = await send(
+            securityAuth(meter.address, IDENTITY, idPayload),
+            opts,
+            `identity authentication (try ${attempt + 1})`,
+          );
           if ('kind' in authReply) {
             last = authReply;
             if (authReply.kind === 'refused' && authReply.code === 'AUTHENTICATION_FAILED') continue;
             // No reply to an authentication: nothing can have loaded, but only a read of the meter says so for sure.
             return authReply;
           }
-          if (authReply.data.length < 4 + 12) return { kind: 'refused', code: 'METER_REFUSED', message: `identity authentication reply has ${authReply.data.length} data bytes, expected 16` };
+          if (authReply.data.length < 4 + 12)
+            return {
+              kind: 'refused',
+              code: 'METER_REFUSED',
+              message: `identity authentication reply has ${authReply.data.length} data bytes, expected 16`,
+            };
           const random2 = hex(authReply.data.subarray(4, 8));
           const esamSerial = hex(authReply.data.subarray(8, 16));
 
           // 2. MAC1/MAC2 from the encryption machine over the meter's fresh random number.
-          const macs = await ask((s) => machine.rechargeMacs({ address: meter.address, random2, esamSerial, amount: l.amount, count: l.purchaseCount, customerNo }, s), opts.signal);
+          const macs = await ask(
+            (s) =>
+              machine.rechargeMacs(
+                { address: meter.address, random2, esamSerial, amount: l.amount, count: l.purchaseCount, customerNo },
+                s,
+              ),
+            opts.signal,
+          );
 
           // 3. Recharge: operator, amount and count (binary LE), MAC1, customer number (BCD), MAC2.
           const payload = new Uint8Array(26);
@@ -158,7 +186,10 @@ export function dlt645EsamCreditPort(
           return {
             kind: 'refused',
             code: err.code,
-            message: rechargeSent && last && last.kind !== 'accepted' ? `${err.message}, re-authenticating after the meter refused the load (${last.message}); nothing was loaded` : `${err.message}; nothing was sent to the meter that could load it`,
+            message:
+              rechargeSent && last && last.kind !== 'accepted'
+                ? `${err.message}, re-authenticating after the meter refused the load (${last.message}); nothing was loaded`
+                : `${err.message}; nothing was sent to the meter that could load it`,
           };
         }
       }

@@ -19,8 +19,22 @@ import type { PointValue } from './point-value.js';
 export interface ModbusRegisterLink {
   /** The bus id, for log lines. */
   readonly id?: string;
-  readRegisters(priority: Priority, unit: number, table: ModbusRegisterTable, start: number, count: number, opts?: ModbusReadOptions): Promise<number[]>;
-  readBits(priority: Priority, unit: number, table: ModbusBitTable, start: number, count: number, opts?: ModbusReadOptions): Promise<boolean[]>;
+  readRegisters(
+    priority: Priority,
+    unit: number,
+    table: ModbusRegisterTable,
+    start: number,
+    count: number,
+    opts?: ModbusReadOptions,
+  ): Promise<number[]>;
+  readBits(
+    priority: Priority,
+    unit: number,
+    table: ModbusBitTable,
+    start: number,
+    count: number,
+    opts?: ModbusReadOptions,
+  ): Promise<boolean[]>;
   writeRegisters(priority: Priority, unit: number, start: number, words: readonly number[], opts?: ModbusWriteOptions): Promise<void>;
   writeCoil(priority: Priority, unit: number, address: number, value: boolean, opts?: ModbusWriteOptions): Promise<void>;
 }
@@ -70,13 +84,18 @@ export class ModbusMeter {
   readonly #plans = new Map<string, ReadBlock[] | PointValue>();
 
   constructor(opts: ModbusMeterOptions) {
-    if (!opts.profile.protocol.startsWith('modbus')) throw new TypeError(`profile ${opts.profile.id} is ${opts.profile.protocol}, not a Modbus profile`);
+    if (!opts.profile.protocol.startsWith('modbus'))
+      throw new TypeError(`profile ${opts.profile.id} is ${opts.profile.protocol}, not a Modbus profile`);
     this.unit = opts.unit;
     this.profile = opts.profile;
     this.#link = opts.link;
     this.#timeoutMs = opts.timeoutMs;
     this.#readRetries = opts.readRetries;
-    this.#log = (opts.logger ?? silentLogger).child({ bus: opts.link.id, meter: opts.meterId ?? `unit ${opts.unit}`, profile: opts.profile.id });
+    this.#log = (opts.logger ?? silentLogger).child({
+      bus: opts.link.id,
+      meter: opts.meterId ?? `unit ${opts.unit}`,
+      profile: opts.profile.id,
+    });
   }
 
   /** Read the named points; each gets a value or a typed error. Transport failures (timeout, bus down, busy) throw. */
@@ -110,7 +129,10 @@ export class ModbusMeter {
         continue;
       }
       const spec = this.profile.points.get(name)!;
-      result.set(name, spec.kind === 'derived' ? deriveBit(spec, decoded.get(spec.from)) : (decoded.get(name)?.value ?? { error: 'NOT_READ' }));
+      result.set(
+        name,
+        spec.kind === 'derived' ? deriveBit(spec, decoded.get(spec.from)) : (decoded.get(name)?.value ?? { error: 'NOT_READ' }),
+      );
     }
     return result;
   }
@@ -125,7 +147,11 @@ export class ModbusMeter {
     return this.#link.writeCoil(priority, this.unit, address, value, { timeoutMs: this.#timeoutMs, ...opts });
   }
 
-  async #readBlock(block: ReadBlock, wanted: ReadonlyMap<string, ModbusPoint>, opts: { priority: Priority; signal?: AbortSignal }): Promise<Map<string, DecodedPoint>> {
+  async #readBlock(
+    block: ReadBlock,
+    wanted: ReadonlyMap<string, ModbusPoint>,
+    opts: { priority: Priority; signal?: AbortSignal },
+  ): Promise<Map<string, DecodedPoint>> {
     const out = new Map<string, DecodedPoint>();
     const request: ModbusReadOptions = { signal: opts.signal, timeoutMs: this.#timeoutMs, retries: this.#readRetries };
     let words: ArrayLike<number | boolean>;
@@ -138,7 +164,10 @@ export class ModbusMeter {
       // The meter answered, but not with values: each point of the block carries the answer. Anything else (no answer,
       // no bus, a busy bus) is not about these points and goes to the caller.
       if (!isModbusError(err)) throw err;
-      this.#log.debug({ event: 'block-refused', code: err.code, exception: err.exception, table: block.table, start: block.start, count: block.count }, 'block refused');
+      this.#log.debug(
+        { event: 'block-refused', code: err.code, exception: err.exception, table: block.table, start: block.start, count: block.count },
+        'block refused',
+      );
       for (const p of block.points) out.set(p.name, { value: { error: err.code, message: err.message } });
       return out;
     }
@@ -162,7 +191,9 @@ export class ModbusMeter {
     const cached = this.#plans.get(key);
     if (cached) return cached;
     const plan = planReads(points.map(readPoint), { maxGap: this.profile.maxGap });
-    const value: ReadBlock[] | PointValue = plan.ok ? plan.value : { error: plan.error.code, message: `profile ${this.profile.id}: ${plan.error.message}` };
+    const value: ReadBlock[] | PointValue = plan.ok
+      ? plan.value
+      : { error: plan.error.code, message: `profile ${this.profile.id}: ${plan.error.message}` };
     if (!plan.ok) this.#log.warn({ event: 'plan-failed', code: plan.error.code, points: plan.error.points }, plan.error.message);
     this.#plans.set(key, value);
     return value;
@@ -187,7 +218,10 @@ export function decodePoint(spec: ModbusPoint, words: ArrayLike<number | boolean
   const n = toNumber(raw);
   if (!n.ok) return { value: { error: n.error.code, message: `${spec.name}: ${n.error.message}` } };
   const v = spec.scale === 1 && spec.offset === 0 ? n.value : applyScale(n.value, { scale: spec.scale, offset: spec.offset });
-  if (!Number.isFinite(v)) return { value: { error: 'NOT_A_NUMBER', message: `${spec.name}: raw ${n.value} × ${spec.scale} + ${spec.offset} is not a finite number` } };
+  if (!Number.isFinite(v))
+    return {
+      value: { error: 'NOT_A_NUMBER', message: `${spec.name}: raw ${n.value} × ${spec.scale} + ${spec.offset} is not a finite number` },
+    };
   return Number.isInteger(n.value) ? { value: { v, unit: spec.unit }, raw } : { value: { v, unit: spec.unit } };
 }
 
@@ -195,6 +229,7 @@ export function decodePoint(spec: ModbusPoint, words: ArrayLike<number | boolean
 function deriveBit(spec: DerivedPoint, source: DecodedPoint | undefined): PointValue {
   if (!source) return { error: 'NOT_READ' };
   if ('error' in source.value) return source.value;
-  if (source.raw === undefined) return { error: 'NOT_AN_INTEGER', message: `${spec.from} is not an integer register, so ${spec.name} has no bit ${spec.bit}` };
+  if (source.raw === undefined)
+    return { error: 'NOT_AN_INTEGER', message: `${spec.from} is not an integer register, so ${spec.name} has no bit ${spec.bit}` };
   return { v: Number((BigInt(source.raw) >> BigInt(spec.bit)) & 1n), unit: spec.unit };
 }

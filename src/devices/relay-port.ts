@@ -34,9 +34,14 @@ function bitOf(v: number, bit: number): boolean {
 }
 
 /** DL/T 645 0x1C with the profile's close mode and state bits (dlt645.md §2.2), credentials from the config. */
-export function dlt645RelayPort(meter: Dlt645Meter, profile: DeviceProfile, auth: { password: { level: number; code: string }; operator: string }): RelayPort {
+export function dlt645RelayPort(
+  meter: Dlt645Meter,
+  profile: DeviceProfile,
+  auth: { password: { level: number; code: string }; operator: string },
+): RelayPort {
   const relay = profile.relay;
-  if (!relay || relay.method !== 'dlt645-remote-control') throw new MeterError('RELAY_UNSUPPORTED', `profile ${profile.id} has no DL/T 645 relay control`);
+  if (relay?.method !== 'dlt645-remote-control')
+    throw new MeterError('RELAY_UNSUPPORTED', `profile ${profile.id} has no DL/T 645 relay control`);
   const reader = new Dlt645PointReader(meter, profile);
   return {
     closeMode: relay.close,
@@ -45,20 +50,34 @@ export function dlt645RelayPort(meter: Dlt645Meter, profile: DeviceProfile, auth
       // A short validity: a trip queued behind an outage must die rather than cut off a customer who has since paid.
       const validUntil = meterTimeOf(new Date(Date.now() + opts.validForMs));
       try {
-        await meter.remoteControl(nn, { password: auth.password, operator: auth.operator, validUntil }, { priority: opts.priority, signal: opts.signal });
+        await meter.remoteControl(
+          nn,
+          { password: auth.password, operator: auth.operator, validUntil },
+          { priority: opts.priority, signal: opts.signal },
+        );
         return { kind: 'accepted' };
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERROR';
         if (NO_REPLY.has(code)) return { kind: 'unknown', code, message: (err as Error).message };
-        if (err instanceof MeterError && code === 'DLT645_ABNORMAL') return { kind: 'refused', code: err.errors.includes('password-error') ? 'RELAY_UNAUTHORISED' : 'RELAY_REFUSED', message: err.message, errors: err.errors };
+        if (err instanceof MeterError && code === 'DLT645_ABNORMAL')
+          return {
+            kind: 'refused',
+            code: err.errors.includes('password-error') ? 'RELAY_UNAUTHORISED' : 'RELAY_REFUSED',
+            message: err.message,
+            errors: err.errors,
+          };
         throw err;
       }
     },
     async readState(opts) {
       const values = await reader.read([relay.state.point], opts);
       const v = values.get(relay.state.point);
-      if (!v || !('v' in v) || typeof v.v !== 'number') throw new MeterError('RELAY_STATE_UNREADABLE', `meter ${meter.address}: ${relay.state.point} could not be read`);
-      return { open: bitOf(v.v, relay.state.actualBit), ...(relay.state.commandBit !== undefined ? { commandTrip: bitOf(v.v, relay.state.commandBit) } : {}) };
+      if (!v || !('v' in v) || typeof v.v !== 'number')
+        throw new MeterError('RELAY_STATE_UNREADABLE', `meter ${meter.address}: ${relay.state.point} could not be read`);
+      return {
+        open: bitOf(v.v, relay.state.actualBit),
+        ...(relay.state.commandBit !== undefined ? { commandTrip: bitOf(v.v, relay.state.commandBit) } : {}),
+      };
     },
   };
 }
@@ -66,12 +85,14 @@ export function dlt645RelayPort(meter: Dlt645Meter, profile: DeviceProfile, auth
 /** A Modbus relay on a coil (modbus-coil), its state read from the profile's relay.state point. */
 export function modbusRelayPort(meter: ModbusMeter, profile: DeviceProfile): RelayPort {
   const relay = profile.relay;
-  if (!relay || relay.method !== 'modbus-coil') throw new MeterError('RELAY_UNSUPPORTED', `profile ${profile.id} has no Modbus relay coil`);
+  if (relay?.method !== 'modbus-coil') throw new MeterError('RELAY_UNSUPPORTED', `profile ${profile.id} has no Modbus relay coil`);
   return {
     closeMode: 'direct',
     async command(action, opts) {
       try {
-        await meter.writeCoil(opts.priority, relay.address, action === 'trip' ? relay.openValue : !relay.openValue, { signal: opts.signal });
+        await meter.writeCoil(opts.priority, relay.address, action === 'trip' ? relay.openValue : !relay.openValue, {
+          signal: opts.signal,
+        });
         return { kind: 'accepted' };
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERROR';
@@ -82,7 +103,8 @@ export function modbusRelayPort(meter: ModbusMeter, profile: DeviceProfile): Rel
     },
     async readState(opts) {
       const v = (await meter.read(['relay.state'], opts)).get('relay.state');
-      if (!v || !('v' in v) || typeof v.v !== 'number') throw new MeterError('RELAY_STATE_UNREADABLE', `${profile.id}: relay.state could not be read`);
+      if (!v || !('v' in v) || typeof v.v !== 'number')
+        throw new MeterError('RELAY_STATE_UNREADABLE', `${profile.id}: relay.state could not be read`);
       return { open: v.v === 1 };
     },
   };

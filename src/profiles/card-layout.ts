@@ -1,9 +1,18 @@
 import { PACKAGE_ROOT } from '../paths.js';
 import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { CARD_KINDS, fromHex, SLE4442_MAIN_SIZE, SLE4442_PROTECTABLE_BYTES, type CardKind, type FieldFormat, type LayoutArea, type LayoutField, type RecordLayout } from '../../protocols/card/index.js';
+import {
+  CARD_KINDS,
+  fromHex,
+  SLE4442_MAIN_SIZE,
+  SLE4442_PROTECTABLE_BYTES,
+  type CardKind,
+  type FieldFormat,
+  type LayoutArea,
+  type LayoutField,
+  type RecordLayout,
+} from '../../protocols/card/index.js';
 import { YamlSource, type SourceIssue } from '../config/yaml-source.js';
 import { findProfileFile } from './encoder-profile.js';
 import { ProfileError } from './load.js';
@@ -58,20 +67,21 @@ export interface CardLayout extends RecordLayout {
 }
 
 const UINT: FieldFormat[] = ['uint-be', 'uint-le'];
-const FIELD_RULES: Record<CardFieldName, { area: CardAreaName; formats: FieldFormat[]; required: boolean | 'with-area'; length?: number }> = {
-  magic: { area: 'identity', formats: ['ascii'], required: true },
-  version: { area: 'identity', formats: UINT, required: false },
-  meterNumber: { area: 'identity', formats: ['bcd'], required: true },
-  customerNumber: { area: 'identity', formats: ['bcd'], required: false },
-  cardSerial: { area: 'identity', formats: [...UINT, 'bcd'], required: false },
-  role: { area: 'purchase', formats: UINT, required: true, length: 1 },
-  purchaseCount: { area: 'purchase', formats: UINT, required: true },
-  purchaseAmount: { area: 'purchase', formats: UINT, required: true },
-  wbBalance: { area: 'writeBack', formats: UINT, required: 'with-area' },
-  wbPurchaseCount: { area: 'writeBack', formats: UINT, required: 'with-area' },
-  wbEvents: { area: 'writeBack', formats: UINT, required: false },
-  wbTime: { area: 'writeBack', formats: ['datetime'], required: false },
-};
+const FIELD_RULES: Record<CardFieldName, { area: CardAreaName; formats: FieldFormat[]; required: boolean | 'with-area'; length?: number }> =
+  {
+    magic: { area: 'identity', formats: ['ascii'], required: true },
+    version: { area: 'identity', formats: UINT, required: false },
+    meterNumber: { area: 'identity', formats: ['bcd'], required: true },
+    customerNumber: { area: 'identity', formats: ['bcd'], required: false },
+    cardSerial: { area: 'identity', formats: [...UINT, 'bcd'], required: false },
+    role: { area: 'purchase', formats: UINT, required: true, length: 1 },
+    purchaseCount: { area: 'purchase', formats: UINT, required: true },
+    purchaseAmount: { area: 'purchase', formats: UINT, required: true },
+    wbBalance: { area: 'writeBack', formats: UINT, required: 'with-area' },
+    wbPurchaseCount: { area: 'writeBack', formats: UINT, required: 'with-area' },
+    wbEvents: { area: 'writeBack', formats: UINT, required: false },
+    wbTime: { area: 'writeBack', formats: ['datetime'], required: false },
+  };
 const FIELD_NAMES = Object.keys(FIELD_RULES) as [CardFieldName, ...CardFieldName[]];
 
 const byte = z.number().int().min(0).max(255);
@@ -99,12 +109,19 @@ const layoutSchema = z.strictObject({
   amountUnit: z.enum(['0.01kWh', 'fen']),
   magic: z.string().min(1),
   version: z.number().int().min(0).optional(),
-  psc: z.string({ error: 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"' }).regex(/^[0-9A-Fa-f]{6}$/, 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"'),
+  psc: z
+    .string({ error: 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"' })
+    .regex(/^[0-9A-Fa-f]{6}$/, 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"'),
   roles: z.strictObject({ opening: byte, purchase: byte, replacement: byte, check: byte, clear: byte, parameter: byte }),
   areas: z.strictObject({ identity: areaSchema, purchase: areaSchema, writeBack: areaSchema.optional() }),
   valid: z.strictObject({ at: address, set: byte, clear: byte.default(0) }),
   fields: z.partialRecord(z.enum(FIELD_NAMES), fieldSchema),
-  eventBits: z.record(z.string().regex(/^\d+$/, 'an event bit is a bit number'), z.string().regex(/^[a-z][a-z0-9-]*$/, 'an event is a lowercase-dashed name, e.g. relay-open')).optional(),
+  eventBits: z
+    .record(
+      z.string().regex(/^\d+$/, 'an event bit is a bit number'),
+      z.string().regex(/^[a-z][a-z0-9-]*$/, 'an event is a lowercase-dashed name, e.g. relay-open'),
+    )
+    .optional(),
 });
 
 const hex = (n: number): string => `${n.toString(16).toUpperCase().padStart(2, '0')}H`;
@@ -122,7 +139,8 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
 
   const expectedId = basename(file).replace(/\.ya?ml$/, '');
   if (/\.ya?ml$/.test(file) && raw.id !== expectedId) at(['id'], `the id "${raw.id}" must equal the file name "${expectedId}"`);
-  if (raw.card === 'SLE4442' && raw.size !== SLE4442_MAIN_SIZE) at(['size'], `an SLE4442 has ${SLE4442_MAIN_SIZE} bytes of main memory, not ${raw.size}`);
+  if (raw.card === 'SLE4442' && raw.size !== SLE4442_MAIN_SIZE)
+    at(['size'], `an SLE4442 has ${SLE4442_MAIN_SIZE} bytes of main memory, not ${raw.size}`);
 
   // Every byte the record uses, with who uses it, so overlaps are named.
   const used: { from: number; to: number; what: string; path: PropertyKey[] }[] = [];
@@ -151,10 +169,12 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
     }
     areas.push({ name, from: a.from, to: a.to, checksum: a.checksum, ...(a.backupAt !== undefined ? { backupAt: a.backupAt } : {}) });
   }
-  if (raw.areas.purchase.backupAt === undefined) at(['areas', 'purchase'], 'the purchase area needs backupAt: the meter falls back to the copy when the area is damaged');
+  if (raw.areas.purchase.backupAt === undefined)
+    at(['areas', 'purchase'], 'the purchase area needs backupAt: the meter falls back to the copy when the area is damaged');
   claim(raw.valid.at, raw.valid.at, 'the valid flag', ['valid', 'at']);
   if (raw.valid.set === raw.valid.clear) at(['valid', 'set'], `the set value ${hex(raw.valid.set)} must differ from the clear value`);
-  if (raw.valid.set === 0x00 || raw.valid.set === 0xff) at(['valid', 'set'], 'a set value of 00H or FFH would make a blank card look valid; use a pattern such as A5H');
+  if (raw.valid.set === 0x00 || raw.valid.set === 0xff)
+    at(['valid', 'set'], 'a set value of 00H or FFH would make a blank card look valid; use a pattern such as A5H');
 
   const fields = new Map<CardFieldName, LayoutField>();
   const fieldRanges: { from: number; to: number; name: string }[] = [];
@@ -163,7 +183,8 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
     const path = ['fields', name];
     const area = raw.areas[rule.area];
     if (!f) {
-      if (rule.required === true || (rule.required === 'with-area' && area)) at(['fields'], `missing field ${name} (in the ${rule.area} area)`);
+      if (rule.required === true || (rule.required === 'with-area' && area))
+        at(['fields'], `missing field ${name} (in the ${rule.area} area)`);
       continue;
     }
     if (!area) {
@@ -171,20 +192,29 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
       continue;
     }
     if (!rule.formats.includes(f.format)) at([...path, 'format'], `${name} is ${rule.formats.join(' or ')}, not ${f.format}`);
-    if (rule.length !== undefined && f.length !== rule.length) at([...path, 'length'], `${name} is ${rule.length} byte(s), not ${f.length}`);
-    if ((f.format === 'uint-be' || f.format === 'uint-le') && f.length > 6) at([...path, 'length'], `a binary integer has at most 6 bytes (exact in JavaScript), not ${f.length}`);
+    if (rule.length !== undefined && f.length !== rule.length)
+      at([...path, 'length'], `${name} is ${rule.length} byte(s), not ${f.length}`);
+    if ((f.format === 'uint-be' || f.format === 'uint-le') && f.length > 6)
+      at([...path, 'length'], `a binary integer has at most 6 bytes (exact in JavaScript), not ${f.length}`);
     if (f.format === 'datetime' && f.length !== 6) at([...path, 'length'], `a datetime is 6 BCD bytes YYMMDDhhmmss, not ${f.length}`);
     const end = f.offset + f.length - 1;
-    if (f.offset < area.from || end > area.to) at([...path, 'offset'], `${name} (${hex(f.offset)}–${hex(end)}) is not inside the ${rule.area} area (${hex(area.from)}–${hex(area.to)})`);
+    if (f.offset < area.from || end > area.to)
+      at(
+        [...path, 'offset'],
+        `${name} (${hex(f.offset)}–${hex(end)}) is not inside the ${rule.area} area (${hex(area.from)}–${hex(area.to)})`,
+      );
     const clash = fieldRanges.find((u) => f.offset <= u.to && u.from <= end);
-    if (clash) at([...path, 'offset'], `${name} (${hex(f.offset)}–${hex(end)}) overlaps ${clash.name} (${hex(clash.from)}–${hex(clash.to)})`);
+    if (clash)
+      at([...path, 'offset'], `${name} (${hex(f.offset)}–${hex(end)}) overlaps ${clash.name} (${hex(clash.from)}–${hex(clash.to)})`);
     fieldRanges.push({ from: f.offset, to: end, name });
     fields.set(name, { name, offset: f.offset, length: f.length, format: f.format, ...(f.signed ? { signed: true } : {}) });
   }
   const magicField = raw.fields.magic;
-  if (magicField && raw.magic.length !== magicField.length) at(['magic'], `the magic "${raw.magic}" must fill the magic field exactly (${magicField.length} characters)`);
+  if (magicField && raw.magic.length !== magicField.length)
+    at(['magic'], `the magic "${raw.magic}" must fill the magic field exactly (${magicField.length} characters)`);
   if (raw.version !== undefined && !raw.fields.version) at(['version'], 'a version needs a version field on the card');
-  if (raw.fields.version && raw.version === undefined) at(['fields', 'version'], 'give the layout a version: the value written on its cards');
+  if (raw.fields.version && raw.version === undefined)
+    at(['fields', 'version'], 'give the layout a version: the value written on its cards');
 
   const codes = new Map<number, string>();
   for (const role of CARD_ROLES) {
@@ -198,7 +228,11 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
   const eventsWidth = (raw.fields.wbEvents?.length ?? 0) * 8;
   for (const [bitText, name] of Object.entries(raw.eventBits ?? {})) {
     const bit = Number(bitText);
-    if (bit >= eventsWidth) at(['eventBits', bitText], eventsWidth === 0 ? 'event bits need a wbEvents field' : `bit ${bit} is outside wbEvents (${eventsWidth} bits)`);
+    if (bit >= eventsWidth)
+      at(
+        ['eventBits', bitText],
+        eventsWidth === 0 ? 'event bits need a wbEvents field' : `bit ${bit} is outside wbEvents (${eventsWidth} bits)`,
+      );
     eventBits.set(bit, name);
   }
 

@@ -1,7 +1,6 @@
 import { PACKAGE_ROOT } from '../paths.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { CARD_FAMILIES, STAR_MAX_DATA, STX_MAX_DATA, type CardFamily } from '../../protocols/card/index.js';
 import { parseDuration } from '../config/duration.js';
@@ -66,7 +65,10 @@ const encoderProfileSchema = z.strictObject({
 const MAX_CHUNK: Record<CardFamily, number> = { star: STAR_MAX_DATA - 3, stx: STX_MAX_DATA - 3 };
 
 /** Parse and validate one encoder profile; the id must equal the file name. Every problem has its file and line. */
-export function parseEncoderProfile(text: string, file: string): { ok: true; profile: EncoderProfile } | { ok: false; issues: SourceIssue[] } {
+export function parseEncoderProfile(
+  text: string,
+  file: string,
+): { ok: true; profile: EncoderProfile } | { ok: false; issues: SourceIssue[] } {
   const src = new YamlSource(file, text);
   const syntax = src.syntaxIssues();
   if (syntax.length > 0) return { ok: false, issues: syntax };
@@ -80,14 +82,17 @@ export function parseEncoderProfile(text: string, file: string): { ok: true; pro
   if (/\.ya?ml$/.test(file) && raw.id !== expectedId) at(['id'], `the id "${raw.id}" must equal the file name "${expectedId}"`);
   const ms = (key: 'reply' | 'write' | 'cardPoll', min: number): number => {
     const v = parseDuration(raw.timeouts[key]);
-    if (v === undefined || v < min) at(['timeouts', key], `"${raw.timeouts[key]}" is not a duration of at least ${min} ms (e.g. 250ms, 1s)`);
+    if (v === undefined || v < min)
+      at(['timeouts', key], `"${raw.timeouts[key]}" is not a duration of at least ${min} ms (e.g. 250ms, 1s)`);
     return v ?? min;
   };
   const replyTimeoutMs = ms('reply', 50);
   const writeTimeoutMs = ms('write', 50);
   const cardPollMs = ms('cardPoll', 20);
-  if (raw.chunkBytes > MAX_CHUNK[raw.framing]) at(['chunkBytes'], `${raw.framing} requests carry at most ${MAX_CHUNK[raw.framing]} bytes of card data, not ${raw.chunkBytes}`);
-  if (raw.framing === 'star' && raw.capabilities.readerInfo) at(['capabilities', 'readerInfo'], 'STAR readers have no reader-information command; set readerInfo: false');
+  if (raw.chunkBytes > MAX_CHUNK[raw.framing])
+    at(['chunkBytes'], `${raw.framing} requests carry at most ${MAX_CHUNK[raw.framing]} bytes of card data, not ${raw.chunkBytes}`);
+  if (raw.framing === 'star' && raw.capabilities.readerInfo)
+    at(['capabilities', 'readerInfo'], 'STAR readers have no reader-information command; set readerInfo: false');
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,

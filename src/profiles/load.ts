@@ -16,7 +16,6 @@ export class ProfileError extends Error {
   }
 }
 
-
 /** Parse and validate one device profile; the id must equal the file name (without .yaml). */
 export function parseProfile(text: string, file: string): { ok: true; profile: DeviceProfile } | { ok: false; issues: SourceIssue[] } {
   const src = new YamlSource(file, text);
@@ -75,7 +74,10 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
       if (p.format !== undefined) {
         format = parseFormatNotation(p.format, p.signed ?? false);
         if (!format) {
-          at([...path, 'format'], `unknown format "${p.format}": expected a notation like XXXXXX.XX, NNNN, YYMMDDhhmmss, word(2), digits(6), ascii(6) or raw`);
+          at(
+            [...path, 'format'],
+            `unknown format "${p.format}": expected a notation like XXXXXX.XX, NNNN, YYMMDDhhmmss, word(2), digits(6), ascii(6) or raw`,
+          );
           continue;
         }
       } else if (item) {
@@ -108,10 +110,23 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
         continue;
       }
       if (!typeFitsTable(p.type, p.table)) {
-        at([...path, 'type'], `type ${p.type} does not fit the ${p.table} table: coils and discrete inputs are bool, registers are numbers`);
+        at(
+          [...path, 'type'],
+          `type ${p.type} does not fit the ${p.table} table: coils and discrete inputs are bool, registers are numbers`,
+        );
         continue;
       }
-      points.set(name, { kind: 'modbus', name, table: p.table, address: p.address, type: p.type, order: p.order, scale: p.scale, offset: p.offset, unit: p.unit });
+      points.set(name, {
+        kind: 'modbus',
+        name,
+        table: p.table,
+        address: p.address,
+        type: p.type,
+        order: p.order,
+        scale: p.scale,
+        offset: p.offset,
+        unit: p.unit,
+      });
       if (p.type === 'uint16' || p.type === 'int16') sizes.set(name, 16);
       if (p.type === 'uint32' || p.type === 'int32') sizes.set(name, 32);
     } else if ('from' in body) {
@@ -128,25 +143,33 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     if (p.kind !== 'derived') continue;
     const bits = sizes.get(p.from);
     if (!declared.has(p.from)) at(['points', p.name, 'from'], `no point named "${p.from}" in this profile`);
-    else if (points.has(p.from) && bits === undefined) at(['points', p.name, 'from'], `"${p.from}" is not a status word or integer register, so it has no bits`);
-    else if (bits !== undefined && p.bit >= bits) at(['points', p.name, 'bit'], `bit ${p.bit} is out of range: ${p.from} has ${bits} bits (0..${bits - 1})`);
+    else if (points.has(p.from) && bits === undefined)
+      at(['points', p.name, 'from'], `"${p.from}" is not a status word or integer register, so it has no bits`);
+    else if (bits !== undefined && p.bit >= bits)
+      at(['points', p.name, 'bit'], `bit ${p.bit} is out of range: ${p.from} has ${bits} bits (0..${bits - 1})`);
   }
 
   // Two Modbus points must not share a register: the profile would be lying about one of them.
-  const modbus = [...points.values()].filter((p): p is ModbusPoint => p.kind === 'modbus').sort((a, b) => a.table.localeCompare(b.table) || a.address - b.address);
+  const modbus = [...points.values()]
+    .filter((p): p is ModbusPoint => p.kind === 'modbus')
+    .sort((a, b) => a.table.localeCompare(b.table) || a.address - b.address);
   for (let i = 1; i < modbus.length; i++) {
     const prev = modbus[i - 1]!;
     const cur = modbus[i]!;
     const prevEnd = prev.address + registerCount(prev.type);
     if (cur.table === prev.table && cur.address < prevEnd) {
-      at(['points', cur.name, 'address'], `overlapping registers: ${cur.name} at ${cur.table} ${cur.address} overlaps ${prev.name} (${prev.table} ${prev.address}..${prevEnd - 1})`);
+      at(
+        ['points', cur.name, 'address'],
+        `overlapping registers: ${cur.name} at ${cur.table} ${cur.address} overlaps ${prev.name} (${prev.table} ${prev.address}..${prevEnd - 1})`,
+      );
     }
   }
 
   const groups: PointGroup[] = [];
   for (const [name, g] of Object.entries(raw.groups)) {
     const intervalMs = parseDuration(g.interval);
-    if (intervalMs === undefined || intervalMs < 1000) at(['groups', name, 'interval'], `interval "${g.interval}" is not a duration of at least 1s (e.g. 60s, 15m, 1d)`);
+    if (intervalMs === undefined || intervalMs < 1000)
+      at(['groups', name, 'interval'], `interval "${g.interval}" is not a duration of at least 1s (e.g. 60s, 15m, 1d)`);
     g.points.forEach((p, k) => {
       if (!declared.has(p)) at(['groups', name, 'points', k], `no point named "${p}" in this profile`);
     });
@@ -167,22 +190,29 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     else if (points.has(point) && size === undefined) at(['status', point], `"${point}" is not a status word or integer register`);
     for (const [bitText, condition] of Object.entries(bits)) {
       const bit = Number(bitText);
-      if (size !== undefined && bit >= size) at(['status', point, bitText], `status bit ${bit} is out of range: ${point} has ${size} bits (0..${size - 1})`);
+      if (size !== undefined && bit >= size)
+        at(['status', point, bitText], `status bit ${bit} is out of range: ${point} has ${size} bits (0..${size - 1})`);
       status.push({ point, bit, condition });
     }
   }
 
   if (raw.credit) {
     const c = raw.credit;
-    if (c.method === 'modbus-write' && isDlt) at(['credit', 'method'], `credit method modbus-write needs a Modbus profile, this one is ${raw.protocol}`);
-    if (c.method !== 'modbus-write' && !isDlt) at(['credit', 'method'], `credit method ${c.method} needs a DL/T 645 profile, this one is ${raw.protocol}`);
+    if (c.method === 'modbus-write' && isDlt)
+      at(['credit', 'method'], `credit method modbus-write needs a Modbus profile, this one is ${raw.protocol}`);
+    if (c.method !== 'modbus-write' && !isDlt)
+      at(['credit', 'method'], `credit method ${c.method} needs a DL/T 645 profile, this one is ${raw.protocol}`);
     for (const key of ['count', 'balance', 'overdraft'] as const) {
       const p = c.readBack[key];
       if (p !== undefined && !declared.has(p)) at(['credit', 'readBack', key], `no point named "${p}" in this profile`);
     }
     if (c.method === 'dlt645-write') {
       c.layout.forEach((f, k) => {
-        if (!layoutSize([f]).ok) at(['credit', 'layout', k, 'format'], `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`);
+        if (!layoutSize([f]).ok)
+          at(
+            ['credit', 'layout', k, 'format'],
+            `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`,
+          );
       });
       if (!c.layout.some((f) => f.field === 'amount')) at(['credit', 'layout'], 'the layout has no amount field');
     }
@@ -191,14 +221,20 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     const s = raw.relay.state;
     const size = sizes.get(s.point);
     if (!declared.has(s.point)) at(['relay', 'state', 'point'], `no point named "${s.point}" in this profile`);
-    else if (size !== undefined && (s.actualBit >= size || (s.commandBit ?? 0) >= size)) at(['relay', 'state'], `relay bits are out of range: ${s.point} has ${size} bits`);
+    else if (size !== undefined && (s.actualBit >= size || (s.commandBit ?? 0) >= size))
+      at(['relay', 'state'], `relay bits are out of range: ${s.point} has ${size} bits`);
   }
 
   return {
     id: raw.id,
     name: raw.name,
     protocol: raw.protocol,
-    line: raw.line ?? lineSchema.parse({ baudRate: raw.protocol.startsWith('modbus') ? 9600 : raw.protocol === 'dlt645-1997' ? 1200 : 2400, parity: raw.protocol.startsWith('modbus') ? 'none' : 'even' }),
+    line:
+      raw.line ??
+      lineSchema.parse({
+        baudRate: raw.protocol.startsWith('modbus') ? 9600 : raw.protocol === 'dlt645-1997' ? 1200 : 2400,
+        parity: raw.protocol.startsWith('modbus') ? 'none' : 'even',
+      }),
     maxGap: raw.maxGap ?? 0,
     points,
     groups,
@@ -211,7 +247,12 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
 }
 
 /** The format of the value a point finally yields (one item of a block, one field of a record), or why not. */
-function elementFormat(format: ValueFormat, item: number | undefined, field: string | undefined, _tableFormat?: ValueFormat): ValueFormat | string {
+function elementFormat(
+  format: ValueFormat,
+  item: number | undefined,
+  field: string | undefined,
+  _tableFormat?: ValueFormat,
+): ValueFormat | string {
   if (item !== undefined) {
     if (format.kind !== 'repeat') return `item ${item} needs a block or list identifier, this one is a single value`;
     return format.item;

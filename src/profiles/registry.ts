@@ -20,7 +20,9 @@ export function loadProfiles(dirs: readonly string[] = [BUILTIN_PROFILES_DIR]): 
   const out = new Map<string, DeviceProfile>();
   const problems: ProfileError[] = [];
   for (const dir of dirs) {
-    for (const name of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+    for (const name of readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()) {
       try {
         const p = loadProfileFile(join(dir, name));
         out.set(p.id, p);

@@ -1,9 +1,16 @@
 import { z } from 'zod';
 
 /** Canonical point names: dotted lowercase words, an optional [N] index (frozen.daily.energy.active.import[1]). */
-export const pointName = z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*(\[\d+\])?$/, 'a point name is dotted lowercase words, e.g. energy.active.import or frozen.daily.energy.active.import[1]');
+export const pointName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*(\[\d+\])?$/,
+    'a point name is dotted lowercase words, e.g. energy.active.import or frozen.daily.energy.active.import[1]',
+  );
 
-const hexDi = z.string().regex(/^([0-9A-Fa-f]{8}|[0-9A-Fa-f]{4})$/, 'a data identifier is 8 hex digits (2007) or 4 (1997), quoted, e.g. "00010000"');
+const hexDi = z
+  .string()
+  .regex(/^([0-9A-Fa-f]{8}|[0-9A-Fa-f]{4})$/, 'a data identifier is 8 hex digits (2007) or 4 (1997), quoted, e.g. "00010000"');
 const duration = z.union([z.string(), z.number()]);
 
 export const lineSchema = z.strictObject({
@@ -52,7 +59,10 @@ export const derivedPointSchema = z.strictObject({
 export const groupSchema = z.strictObject({
   interval: duration,
   /** Local time of day "HH:MM" for once-a-day groups (daily frozen energy after midnight). */
-  at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'at is a time of day HH:MM').optional(),
+  at: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'at is a time of day HH:MM')
+    .optional(),
   points: z.array(pointName).min(1),
 });
 
@@ -62,7 +72,9 @@ export const blockSchema = z.strictObject({
   points: z.array(pointName.nullable()).min(2),
 });
 
-const conditionName = z.string().regex(/^[a-z][a-z0-9.-]*$/, 'a condition is lowercase words with dots or dashes, e.g. relay-open, voltage-loss.a');
+const conditionName = z
+  .string()
+  .regex(/^[a-z][a-z0-9.-]*$/, 'a condition is lowercase words with dots or dashes, e.g. relay-open, voltage-loss.a');
 
 const operatorSource = z.strictObject({ from: z.literal('config') });
 
@@ -127,7 +139,11 @@ export const relaySchema = z.discriminatedUnion('method', [
     password: operatorSource.optional(),
     operator: operatorSource.optional(),
     /** Where the meter reports its relay: actual state bit and command bit of a status word. */
-    state: z.strictObject({ point: pointName, actualBit: z.number().int().min(0).max(15), commandBit: z.number().int().min(0).max(15).optional() }),
+    state: z.strictObject({
+      point: pointName,
+      actualBit: z.number().int().min(0).max(15),
+      commandBit: z.number().int().min(0).max(15).optional(),
+    }),
   }),
   z.strictObject({
     method: z.literal('modbus-coil'),

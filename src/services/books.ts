@@ -321,7 +321,11 @@ export class Books {
     const totals = new Map<CreditUnit, Acc & { cashSales: MutableTally; cashRefunds: MutableTally; allowances: MutableTally }>();
     for (const e of entries) {
       const status = e.kind === 'load' ? statusOf.get(e.id)!.status : null;
-      const line = getOr(lines, `${e.operator ?? ''}\u0000${e.channel}\u0000${e.unit}`, () => ({ ...acc(e.unit), operator: e.operator, channel: e.channel }));
+      const line = getOr(lines, `${e.operator ?? ''}\u0000${e.channel}\u0000${e.unit}`, () => ({
+        ...acc(e.unit),
+        operator: e.operator,
+        channel: e.channel,
+      }));
       const op = getOr(operators, `${e.operator ?? ''}\u0000${e.unit}`, () => ({ ...acc(e.unit), operator: e.operator }));
       const ch = getOr(channels, `${e.channel}\u0000${e.unit}`, () => ({ ...acc(e.unit), channel: e.channel }));
       const total = getOr(totals, e.unit, () => ({ ...acc(e.unit), cashSales: tally(), cashRefunds: tally(), allowances: tally() }));
@@ -350,7 +354,9 @@ export class Books {
     }
 
     const byOperatorThenChannel = (a: { operator: string | null; channel: LedgerChannel; unit: CreditUnit }, b: typeof a) =>
-      compareOperator(a.operator, b.operator) || CHANNEL_ORDER.indexOf(a.channel) - CHANNEL_ORDER.indexOf(b.channel) || UNIT_ORDER.indexOf(a.unit) - UNIT_ORDER.indexOf(b.unit);
+      compareOperator(a.operator, b.operator) ||
+      CHANNEL_ORDER.indexOf(a.channel) - CHANNEL_ORDER.indexOf(b.channel) ||
+      UNIT_ORDER.indexOf(a.unit) - UNIT_ORDER.indexOf(b.unit);
     return {
       period,
       gatewayId: this.opts.gateway.id,
@@ -365,7 +371,10 @@ export class Books {
         .sort((a, b) => compareOperator(a.operator, b.operator) || UNIT_ORDER.indexOf(a.unit) - UNIT_ORDER.indexOf(b.unit)),
       byChannel: [...channels.values()]
         .map((a) => ({ channel: a.channel, ...finish(a) }))
-        .sort((a, b) => CHANNEL_ORDER.indexOf(a.channel) - CHANNEL_ORDER.indexOf(b.channel) || UNIT_ORDER.indexOf(a.unit) - UNIT_ORDER.indexOf(b.unit)),
+        .sort(
+          (a, b) =>
+            CHANNEL_ORDER.indexOf(a.channel) - CHANNEL_ORDER.indexOf(b.channel) || UNIT_ORDER.indexOf(a.unit) - UNIT_ORDER.indexOf(b.unit),
+        ),
       totals: UNIT_ORDER.flatMap((unit) => {
         const a = totals.get(unit);
         if (!a) return [];
@@ -394,15 +403,22 @@ export class Books {
       return { status: 'applied', reason: `read back: counter at ${e.after.count}` };
     }
     const notInserted = e.channel === 'card' ? 'card sold but not yet inserted' : 'load not confirmed';
-    if (e.purchaseCount === null) return { status: 'awaiting', reason: `${notInserted}: no purchase count recorded to compare with the meter's counter` };
+    if (e.purchaseCount === null)
+      return { status: 'awaiting', reason: `${notInserted}: no purchase count recorded to compare with the meter's counter` };
     const meter = this.directory.resolve(e.meterId);
     if (!meter) {
-      return { status: 'awaiting', reason: `meter ${e.meterId} is not in the gateway's config: its purchase counter is never read, so the load cannot be confirmed` };
+      return {
+        status: 'awaiting',
+        reason: `meter ${e.meterId} is not in the gateway's config: its purchase counter is never read, so the load cannot be confirmed`,
+      };
     }
     const seen = purchaseCounterWindow(tx, meter.id, e.createdAt, asOf + 1);
     if (!seen) return { status: 'awaiting', reason: `${notInserted}: no purchase-counter reading of ${meter.id} since the sale` };
     if (seen.highest.count >= e.purchaseCount) {
-      return { status: 'applied', reason: `counter of ${meter.id} at ${seen.highest.count} on ${localDateTime(seen.highest.at, this.timeZone)}` };
+      return {
+        status: 'applied',
+        reason: `counter of ${meter.id} at ${seen.highest.count} on ${localDateTime(seen.highest.at, this.timeZone)}`,
+      };
     }
     return {
       status: 'awaiting',
@@ -425,7 +441,8 @@ export class Books {
       if (meter && loads.length === 0 && this.counterStill(tx, meter, since, until)) continue;
       const r = meter ? this.reconcileMeter(tx, meter, loads, since, until, asOf) : unconfigured(key, loads);
       // A configured meter with no loads is listed only when its counter moved (a load from outside) or went back.
-      if (loads.length === 0 && (r.counterDelta === null || r.counterDelta === 0) && r.findings.every((f) => f.kind === 'no-readings')) continue;
+      if (loads.length === 0 && (r.counterDelta === null || r.counterDelta === 0) && r.findings.every((f) => f.kind === 'no-readings'))
+        continue;
       out.push(r);
     }
     return out.sort((a, b) => (a.meterId < b.meterId ? -1 : a.meterId > b.meterId ? 1 : 0));
@@ -439,10 +456,20 @@ export class Books {
     return window.last.count === opening && window.highest.count === opening;
   }
 
-  private reconcileMeter(tx: Tx, meter: BooksMeter, periodLoads: readonly LedgerEntry[], since: number, until: number, asOf: number): MeterReconciliation {
+  private reconcileMeter(
+    tx: Tx,
+    meter: BooksMeter,
+    periodLoads: readonly LedgerEntry[],
+    since: number,
+    until: number,
+    asOf: number,
+  ): MeterReconciliation {
     const tz = this.timeZone;
     // Every load this meter ever had up to the period's end, under its id (remote) and its address (cards).
-    const history = this.directory.keysOf(meter).flatMap((key) => this.opts.store.ledger.list({ meterId: key, until, limit: Number.MAX_SAFE_INTEGER })).filter((e) => e.kind === 'load');
+    const history = this.directory
+      .keysOf(meter)
+      .flatMap((key) => this.opts.store.ledger.list({ meterId: key, until, limit: Number.MAX_SAFE_INTEGER }))
+      .filter((e) => e.kind === 'load');
     const observed: CounterPoint[] = [];
     const before = purchaseCounterBefore(tx, meter.id, since);
     if (before) observed.push({ ...before, source: 'reading' });
@@ -453,18 +480,33 @@ export class Books {
       if (e.after) observed.push({ count: e.after.count, at: e.finalAt ?? e.updatedAt, source: 'ledger' });
     }
     const inPeriod = observed.filter((o) => o.at >= since && o.at < until).sort((a, b) => a.at - b.at);
-    const prior = observed.filter((o) => o.at < since).sort((a, b) => a.at - b.at).at(-1);
+    const prior = observed
+      .filter((o) => o.at < since)
+      .sort((a, b) => a.at - b.at)
+      .at(-1);
     const opening = prior ?? inPeriod[0] ?? null;
     const closing = inPeriod.at(-1) ?? null;
     const applied = periodLoads.filter((e) => e.state === 'applied');
     const base = { meterId: meter.id, address: meter.address ?? null, opening, closing, booksLoads: applied.length };
 
     if (!opening || !closing) {
-      return { ...base, counterDelta: null, difference: null, status: 'not-reconcilable', findings: [finding('no-readings', null, null, 'not reconcilable (no counter readings)')] };
+      return {
+        ...base,
+        counterDelta: null,
+        difference: null,
+        status: 'not-reconcilable',
+        findings: [finding('no-readings', null, null, 'not reconcilable (no counter readings)')],
+      };
     }
     if (closing.count < opening.count) {
       const meaning = `not reconcilable: the counter went back from ${opening.count} to ${closing.count} (meter replaced or reset)`;
-      return { ...base, counterDelta: null, difference: null, status: 'not-reconcilable', findings: [finding('counter-went-back', null, null, meaning)] };
+      return {
+        ...base,
+        counterDelta: null,
+        difference: null,
+        status: 'not-reconcilable',
+        findings: [finding('counter-went-back', null, null, meaning)],
+      };
     }
 
     const delta = closing.count - opening.count;
@@ -474,7 +516,14 @@ export class Books {
     for (const e of history) if (e.purchaseCount !== null) getOr(byCount, e.purchaseCount, () => []).push(e);
     const outside: ReconciliationFinding[] = [];
     if (delta > MAX_LISTED_STEPS) {
-      outside.push(finding('outside-load', null, null, `load from outside this system: the counter moved by ${delta} (from ${opening.count} to ${closing.count}), far more than the books can explain`));
+      outside.push(
+        finding(
+          'outside-load',
+          null,
+          null,
+          `load from outside this system: the counter moved by ${delta} (from ${opening.count} to ${closing.count}), far more than the books can explain`,
+        ),
+      );
     } else {
       for (let k = opening.count + 1; k <= closing.count; k++) {
         const candidates = byCount.get(k) ?? [];
@@ -485,18 +534,42 @@ export class Books {
         }
         const earlier = candidates.find((e) => e.state === 'applied' && e.createdAt < since);
         if (earlier) {
-          const what = earlier.channel === 'card' ? `card sold on ${localDate(earlier.createdAt, tz)}` : `${earlier.channel} load of ${localDate(earlier.createdAt, tz)}`;
-          findings.push(finding('earlier-load-confirmed', k, earlier.requestId, `${what} (purchase ${k}, ${earlier.requestId}) reached the meter in this period`));
+          const what =
+            earlier.channel === 'card'
+              ? `card sold on ${localDate(earlier.createdAt, tz)}`
+              : `${earlier.channel} load of ${localDate(earlier.createdAt, tz)}`;
+          findings.push(
+            finding(
+              'earlier-load-confirmed',
+              k,
+              earlier.requestId,
+              `${what} (purchase ${k}, ${earlier.requestId}) reached the meter in this period`,
+            ),
+          );
           continue;
         }
         const open = candidates.find((e) => e.state === 'received' || e.state === 'writing' || e.state === 'verifying');
         if (open) {
-          findings.push(finding('unsettled-load', k, open.requestId, `load ${open.requestId} (purchase ${k}) is not settled yet (${open.state}), but the counter shows it arrived`));
+          findings.push(
+            finding(
+              'unsettled-load',
+              k,
+              open.requestId,
+              `load ${open.requestId} (purchase ${k}) is not settled yet (${open.state}), but the counter shows it arrived`,
+            ),
+          );
           continue;
         }
         const refused = candidates[0];
         const note = refused ? ` (the books have ${refused.requestId} with this count, ${refused.state})` : '';
-        outside.push(finding('outside-load', k, null, `load from outside this system: the counter reached ${k} with no sale of that count in the books${note} (another station, an old or test card)`));
+        outside.push(
+          finding(
+            'outside-load',
+            k,
+            null,
+            `load from outside this system: the counter reached ${k} with no sale of that count in the books${note} (another station, an old or test card)`,
+          ),
+        );
       }
     }
 
@@ -509,13 +582,37 @@ export class Books {
         const later = this.laterConfirmation(tx, meter, p, until, asOf);
         findings.push(
           e.channel === 'card'
-            ? finding('card-not-inserted', p, e.requestId, `card sold but not yet inserted (purchase ${p}, ${e.requestId}): the counter was at ${closing.count} at the end of the period${later}`)
-            : finding('load-not-confirmed', p, e.requestId, `load not confirmed (purchase ${p}, ${e.requestId}): the counter was at ${closing.count} at the end of the period${later}`),
+            ? finding(
+                'card-not-inserted',
+                p,
+                e.requestId,
+                `card sold but not yet inserted (purchase ${p}, ${e.requestId}): the counter was at ${closing.count} at the end of the period${later}`,
+              )
+            : finding(
+                'load-not-confirmed',
+                p,
+                e.requestId,
+                `load not confirmed (purchase ${p}, ${e.requestId}): the counter was at ${closing.count} at the end of the period${later}`,
+              ),
         );
       } else if (!prior && e.createdAt <= opening.at) {
-        findings.push(finding('before-first-reading', p, e.requestId, `purchase ${p} (${e.requestId}) reached the meter before its first counter reading of the period (${opening.count}); there is no earlier reading to compare with`));
+        findings.push(
+          finding(
+            'before-first-reading',
+            p,
+            e.requestId,
+            `purchase ${p} (${e.requestId}) reached the meter before its first counter reading of the period (${opening.count}); there is no earlier reading to compare with`,
+          ),
+        );
       } else {
-        findings.push(finding('count-conflict', p, e.requestId, `the counter was already at ${opening.count} before purchase ${p} (${e.requestId}) was sold: that count was used by another load`));
+        findings.push(
+          finding(
+            'count-conflict',
+            p,
+            e.requestId,
+            `the counter was already at ${opening.count} before purchase ${p} (${e.requestId}) was sold: that count was used by another load`,
+          ),
+        );
       }
     }
     // A load with no count recorded can only be paired with an otherwise unexplained step of the counter.
@@ -525,12 +622,26 @@ export class Books {
     }
     findings.push(...outside);
     for (const e of withoutCount) {
-      findings.push(finding(e.channel === 'card' ? 'card-not-inserted' : 'load-not-confirmed', null, e.requestId, `${e.channel === 'card' ? 'card sold but not yet inserted' : 'load not confirmed'} (${e.requestId}): no purchase count recorded and no counter step left to match it`));
+      findings.push(
+        finding(
+          e.channel === 'card' ? 'card-not-inserted' : 'load-not-confirmed',
+          null,
+          e.requestId,
+          `${e.channel === 'card' ? 'card sold but not yet inserted' : 'load not confirmed'} (${e.requestId}): no purchase count recorded and no counter step left to match it`,
+        ),
+      );
     }
     findings.sort((a, b) => (a.purchaseCount ?? Number.MAX_SAFE_INTEGER) - (b.purchaseCount ?? Number.MAX_SAFE_INTEGER));
     const difference = applied.length - delta;
     if (findings.length === 0 && difference !== 0) {
-      findings.push(finding('outside-load', null, null, `the books have ${applied.length} applied load(s), the counter moved by ${delta}; some loads share a purchase count`));
+      findings.push(
+        finding(
+          'outside-load',
+          null,
+          null,
+          `the books have ${applied.length} applied load(s), the counter moved by ${delta}; some loads share a purchase count`,
+        ),
+      );
     }
     return { ...base, counterDelta: delta, difference, status: findings.length === 0 ? 'balanced' : 'difference', findings };
   }
@@ -539,7 +650,9 @@ export class Books {
   private laterConfirmation(tx: Tx, meter: BooksMeter, purchaseCount: number, until: number, asOf: number): string {
     if (asOf < until) return '';
     const later = purchaseCounterWindow(tx, meter.id, until, asOf + 1);
-    return later && later.highest.count >= purchaseCount ? `; reached the meter later (counter at ${later.highest.count} on ${localDateTime(later.highest.at, this.timeZone)})` : '';
+    return later && later.highest.count >= purchaseCount
+      ? `; reached the meter later (counter at ${later.highest.count} on ${localDateTime(later.highest.at, this.timeZone)})`
+      : '';
   }
 }
 
@@ -553,7 +666,14 @@ function unconfigured(meterNumber: string, loads: readonly LedgerEntry[]): Meter
     booksLoads: loads.filter((e) => e.state === 'applied').length,
     difference: null,
     status: 'not-reconcilable',
-    findings: [finding('meter-not-configured', null, null, `not reconcilable: meter ${meterNumber} is not in the gateway's config, its purchase counter is never read`)],
+    findings: [
+      finding(
+        'meter-not-configured',
+        null,
+        null,
+        `not reconcilable: meter ${meterNumber} is not in the gateway's config, its purchase counter is never read`,
+      ),
+    ],
   };
 }
 
@@ -615,7 +735,10 @@ function bump(t: MutableTally, amount: number): void {
 }
 
 function add(a: Acc, e: LedgerEntry, status: LoadStatus | null): void {
-  if (e.kind === 'refund') return bump(a.refunds, e.amount);
+  if (e.kind === 'refund') {
+    bump(a.refunds, e.amount);
+    return;
+  }
   bump(a.states[status!], e.amount);
   if (status !== 'refused') bump(a.loads, e.amount);
 }
@@ -626,7 +749,12 @@ function finish(a: Acc): BooksSum {
     loads: { ...a.loads },
     refunds: { ...a.refunds },
     net: a.loads.amount - a.refunds.amount,
-    states: { applied: { ...a.states.applied }, awaiting: { ...a.states.awaiting }, unsettled: { ...a.states.unsettled }, refused: { ...a.states.refused } },
+    states: {
+      applied: { ...a.states.applied },
+      awaiting: { ...a.states.awaiting },
+      unsettled: { ...a.states.unsettled },
+      refused: { ...a.states.refused },
+    },
   };
 }
 
@@ -784,7 +912,11 @@ export class BooksPublisher {
     const tz = this.opts.gateway.timeZone;
     const { until } = periodBounds({ kind: 'daily', date }, tz);
     const now = this.opts.clock.now();
-    if (now < until) throw new BooksError('BOOKS_DAY_OPEN', `${date} has not ended yet in ${tz} (it ends at ${localDateTime(until, tz)}); a day is published once, after it closes`);
+    if (now < until)
+      throw new BooksError(
+        'BOOKS_DAY_OPEN',
+        `${date} has not ended yet in ${tz} (it ends at ${localDateTime(until, tz)}); a day is published once, after it closes`,
+      );
     const result = this.opts.store.transaction(
       (tx) => {
         const before = reportPublishedAt(tx, 'daily', date);
@@ -833,10 +965,13 @@ export class BooksPublisher {
     const arm = () => {
       if (!this.running) return;
       const { at } = schedule(this.opts.clock, this.opts.gateway.timeZone, this.opts.closeAt);
-      this.timer = setTimeout(() => {
-        run();
-        arm();
-      }, Math.min(Math.max(0, at - this.opts.clock.now()), RECHECK_MS));
+      this.timer = setTimeout(
+        () => {
+          run();
+          arm();
+        },
+        Math.min(Math.max(0, at - this.opts.clock.now()), RECHECK_MS),
+      );
       this.timer.unref();
     };
     run();

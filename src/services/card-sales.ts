@@ -23,7 +23,11 @@ export class LedgerCardSales implements SaleRecorder, SaleBooks {
           customerNo: sale.customerNumber,
           request: { ...sale },
         });
-        if (created) transitionLedger(tx, entry.id, 'applied', { purchaseCount: sale.purchaseCount, detail: `written to card ${sale.cardSerial ?? ''} by ${sale.encoder}; awaiting insertion in the meter` });
+        if (created)
+          transitionLedger(tx, entry.id, 'applied', {
+            purchaseCount: sale.purchaseCount,
+            detail: `written to card ${sale.cardSerial ?? ''} by ${sale.encoder}; awaiting insertion in the meter`,
+          });
       },
       { durable: true },
     );

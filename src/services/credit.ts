@@ -1,7 +1,15 @@
 import type { Clock } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
 import { silentLogger, type Logger } from '../log.js';
-import { enqueue, FINAL_STATES, openLedgerEntry, transitionLedger, type LedgerChannel, type LedgerEntry, type Store } from '../store/index.js';
+import {
+  enqueue,
+  FINAL_STATES,
+  openLedgerEntry,
+  transitionLedger,
+  type LedgerChannel,
+  type LedgerEntry,
+  type Store,
+} from '../store/index.js';
 import type { Priority } from './poller.js';
 
 export interface TopUpRequest {
@@ -90,7 +98,10 @@ export class CreditService {
     );
     if (!created) {
       if (entry.meterId !== req.meterId || entry.amount !== amount) {
-        this.log.warn({ requestId: req.requestId, meter: req.meterId }, 'request id reused with a different meter or amount; returning the first request');
+        this.log.warn(
+          { requestId: req.requestId, meter: req.meterId },
+          'request id reused with a different meter or amount; returning the first request',
+        );
       }
       const inFlight = this.running.get(req.requestId);
       if (inFlight) return { entry: await inFlight, fresh: false };
@@ -123,13 +134,20 @@ export class CreditService {
       if (this.running.has(entry.requestId)) continue;
       const port = this.opts.ports.get(entry.meterId);
       if (!port) {
-        out.push(this.move(entry, 'failed', { error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` } }));
+        out.push(
+          this.move(entry, 'failed', {
+            error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` },
+          }),
+        );
         continue;
       }
       try {
         out.push(await this.track(entry, () => this.settle(entry, port, signal)));
       } catch (err) {
-        this.log.warn({ meter: entry.meterId, requestId: entry.requestId, err: (err as Error).message }, 'could not settle yet; will try again');
+        this.log.warn(
+          { meter: entry.meterId, requestId: entry.requestId, err: (err as Error).message },
+          'could not settle yet; will try again',
+        );
       }
     }
     return out;
@@ -144,7 +162,10 @@ export class CreditService {
   private async withMeterLock<T>(meterId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.meterLocks.get(meterId) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    this.meterLocks.set(meterId, next.catch(() => undefined));
+    this.meterLocks.set(
+      meterId,
+      next.catch(() => undefined),
+    );
     return next;
   }
 
@@ -155,22 +176,39 @@ export class CreditService {
       before = await port.readWallet({ priority: PRIORITY, signal });
     } catch (err) {
       // Nothing was sent: a definite failure, safe to retry with a new request.
-      return this.move(entry, 'failed', { error: { code: 'METER_UNREACHABLE', message: `could not read the meter before loading: ${(err as Error).message}` } });
+      return this.move(entry, 'failed', {
+        error: { code: 'METER_UNREACHABLE', message: `could not read the meter before loading: ${(err as Error).message}` },
+      });
     }
     if (expectedCount !== undefined && expectedCount !== before.count + 1) {
       return this.move(entry, 'rejected', {
         before,
-        error: { code: 'PURCHASE_COUNT_MISMATCH', message: `the station expects purchase count ${expectedCount}, the meter is at ${before.count} (so the next load is ${before.count + 1})` },
+        error: {
+          code: 'PURCHASE_COUNT_MISMATCH',
+          message: `the station expects purchase count ${expectedCount}, the meter is at ${before.count} (so the next load is ${before.count + 1})`,
+        },
       });
     }
-    return this.write(this.move(entry, 'writing', { before, purchaseCount: before.count + 1, attempts: entry.attempts + 1, detail: `meter at count ${before.count}` }), port, signal);
+    return this.write(
+      this.move(entry, 'writing', {
+        before,
+        purchaseCount: before.count + 1,
+        attempts: entry.attempts + 1,
+        detail: `meter at count ${before.count}`,
+      }),
+      port,
+      signal,
+    );
   }
 
   /** Send the load (count already committed), then decide from the meter's own counter. */
   private async write(entry: LedgerEntry, port: CreditPort, signal?: AbortSignal): Promise<LedgerEntry> {
     const count = entry.purchaseCount!;
     const esam = esamOf(entry.request);
-    const outcome = await port.load({ purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined, ...(esam ? { esam } : {}) }, { priority: PRIORITY, signal });
+    const outcome = await port.load(
+      { purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined, ...(esam ? { esam } : {}) },
+      { priority: PRIORITY, signal },
+    );
     const verifying = this.move(entry, 'verifying', { detail: describe(outcome) });
     return this.verify(verifying, port, outcome, signal);
   }
@@ -184,23 +222,46 @@ export class CreditService {
       // The load may have landed: leave the entry open for settlement; never call it failed or applied by guessing.
       this.log.warn({ meter: entry.meterId, requestId: entry.requestId }, 'load not verified yet: the meter did not answer the read-back');
       return this.move(entry, 'verifying', {
-        error: { code: 'UNSETTLED', message: `the load may have reached the meter; its counter could not be read (${(err as Error).message}); it will be settled by reading the meter` },
+        error: {
+          code: 'UNSETTLED',
+          message: `the load may have reached the meter; its counter could not be read (${(err as Error).message}); it will be settled by reading the meter`,
+        },
       });
     }
     const count = entry.purchaseCount!;
     if (after.count === count) return this.applied(entry, after, outcome);
     if (after.count > count) {
-      return this.move(entry, 'failed', { after, error: { code: 'COUNT_JUMPED', message: `the meter's purchase count is ${after.count}, beyond the ${count} this load carried: a load from outside this gateway; check the books` } });
+      return this.move(entry, 'failed', {
+        after,
+        error: {
+          code: 'COUNT_JUMPED',
+          message: `the meter's purchase count is ${after.count}, beyond the ${count} this load carried: a load from outside this gateway; check the books`,
+        },
+      });
     }
     // The counter did not move: the load did not land.
     if (outcome?.kind === 'refused') {
       return this.move(entry, 'rejected', { after, error: { code: outcome.code, message: outcome.message } });
     }
     if (entry.attempts >= (this.opts.maxAttempts ?? 2)) {
-      return this.move(entry, 'failed', { after, error: { code: outcome?.kind === 'unknown' ? outcome.code : 'NOT_LOADED', message: `the meter's counter stayed at ${after.count} after ${entry.attempts} attempt(s); nothing was loaded` } });
+      return this.move(entry, 'failed', {
+        after,
+        error: {
+          code: outcome?.kind === 'unknown' ? outcome.code : 'NOT_LOADED',
+          message: `the meter's counter stayed at ${after.count} after ${entry.attempts} attempt(s); nothing was loaded`,
+        },
+      });
     }
     // Same count again: if the first frame did land after all, the meter answers "repeat recharge" and adds nothing.
-    return this.write(this.move(entry, 'writing', { after, attempts: entry.attempts + 1, detail: `counter still at ${after.count}; sending count ${count} again` }), port, signal);
+    return this.write(
+      this.move(entry, 'writing', {
+        after,
+        attempts: entry.attempts + 1,
+        detail: `counter still at ${after.count}; sending count ${count} again`,
+      }),
+      port,
+      signal,
+    );
   }
 
   /** After a crash: an entry is settled from the meter's counter, and resumed only if nothing was sent. */
@@ -211,7 +272,10 @@ export class CreditService {
 
   private applied(entry: LedgerEntry, after: Wallet, outcome: LoadOutcome | undefined): LedgerEntry {
     const before = entry.before;
-    let detail = outcome?.kind === 'refused' && outcome.code === 'REPEAT_RECHARGE' ? 'the meter said repeat recharge: the first frame had landed' : 'counter advanced';
+    let detail =
+      outcome?.kind === 'refused' && outcome.code === 'REPEAT_RECHARGE'
+        ? 'the meter said repeat recharge: the first frame had landed'
+        : 'counter advanced';
     if (before) {
       // The meter repays overdraft first (prepaid-domain.md §1.2.6); energy used between the reads may lower it a little.
       const repaid = Math.min(before.overdraft, entry.amount);
@@ -219,7 +283,10 @@ export class CreditService {
       const tolerance = this.opts.balanceTolerance ?? 100;
       if (after.balance > expected || after.balance < expected - tolerance) {
         detail += `; balance ${after.balance} where ${expected} was expected (tolerance ${tolerance})`;
-        this.log.warn({ meter: entry.meterId, requestId: entry.requestId, expected, actual: after.balance }, 'load applied but the balance is not what was expected');
+        this.log.warn(
+          { meter: entry.meterId, requestId: entry.requestId, expected, actual: after.balance },
+          'load applied but the balance is not what was expected',
+        );
       }
     }
     return this.move(entry, 'applied', { after, error: null, detail });
@@ -227,14 +294,20 @@ export class CreditService {
 
   /** Commit a transition and, for a final state, the credit result message for the station, durably. */
   private move(entry: LedgerEntry, state: LedgerEntry['state'], t: Parameters<typeof transitionLedger>[3]): LedgerEntry {
-    const next = this.opts.store.transaction((tx) => {
-      const e = transitionLedger(tx, entry.id, state, t);
-      if (FINAL_STATES.includes(state)) {
-        enqueue(tx, { topic: `meters/${e.meterId}/credit`, class: 'credit', payload: creditMessage(e, this.opts.clock.now()) });
-      }
-      return e;
-    }, { durable: true });
-    this.log.info({ meter: entry.meterId, requestId: entry.requestId, state, count: next.purchaseCount, code: next.error?.code }, `credit ${state}`);
+    const next = this.opts.store.transaction(
+      (tx) => {
+        const e = transitionLedger(tx, entry.id, state, t);
+        if (FINAL_STATES.includes(state)) {
+          enqueue(tx, { topic: `meters/${e.meterId}/credit`, class: 'credit', payload: creditMessage(e, this.opts.clock.now()) });
+        }
+        return e;
+      },
+      { durable: true },
+    );
+    this.log.info(
+      { meter: entry.meterId, requestId: entry.requestId, state, count: next.purchaseCount, code: next.error?.code },
+      `credit ${state}`,
+    );
     if (FINAL_STATES.includes(state)) this.opts.onCommitted?.();
     return next;
   }
@@ -242,13 +315,17 @@ export class CreditService {
 
 function amountOf(req: TopUpRequest, unit: 'money' | 'energy'): number {
   if (unit === 'energy') {
-    if (req.energyKwh === undefined) throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a kWh wallet: give energyKwh, not amountFen`);
+    if (req.energyKwh === undefined)
+      throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a kWh wallet: give energyKwh, not amountFen`);
     const hundredths = Math.round(req.energyKwh * 100);
-    if (Math.abs(hundredths - req.energyKwh * 100) > 1e-6 || hundredths <= 0) throw new CreditError('INVALID_AMOUNT', `energyKwh ${req.energyKwh} must be positive with at most two decimals`);
+    if (Math.abs(hundredths - req.energyKwh * 100) > 1e-6 || hundredths <= 0)
+      throw new CreditError('INVALID_AMOUNT', `energyKwh ${req.energyKwh} must be positive with at most two decimals`);
     return hundredths;
   }
-  if (req.amountFen === undefined) throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a money wallet: give amountFen, not energyKwh`);
-  if (!Number.isSafeInteger(req.amountFen) || req.amountFen <= 0) throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} must be a positive whole number of fen`);
+  if (req.amountFen === undefined)
+    throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a money wallet: give amountFen, not energyKwh`);
+  if (!Number.isSafeInteger(req.amountFen) || req.amountFen <= 0)
+    throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} must be a positive whole number of fen`);
   return req.amountFen;
 }
 

@@ -11,7 +11,13 @@ export interface MeterStateFacts {
  * Queue the retained `meters/<id>/state` message (docs/mqtt-api.md "Meter state"): the one shape every service that
  * learns something about a meter (poller, relay service) publishes, in the caller's transaction.
  */
-export function enqueueMeterState(tx: Tx, meterId: string, facts: MeterStateFacts, nowMs: number, extra: Record<string, unknown> = {}): void {
+export function enqueueMeterState(
+  tx: Tx,
+  meterId: string,
+  facts: MeterStateFacts,
+  nowMs: number,
+  extra: Record<string, unknown> = {},
+): void {
   enqueue(tx, {
     topic: `meters/${meterId}/state`,
     class: 'state',

@@ -1,7 +1,17 @@
 import { realTimers, type Clock, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { DeviceProfile, PointGroup } from '../profiles/types.js';
-import { enqueue, insertReadings, upsertMeterState, type MeterBalance, type PointValue, type Reading, type RelayState, type Store, type Tx } from '../store/index.js';
+import {
+  enqueue,
+  insertReadings,
+  upsertMeterState,
+  type MeterBalance,
+  type PointValue,
+  type Reading,
+  type RelayState,
+  type Store,
+  type Tx,
+} from '../store/index.js';
 import { nextLocalTime, phaseOffset } from './schedule.js';
 import { enqueueMeterState } from './meter-state-message.js';
 import { MinHeap } from './task-queue.js';
@@ -93,7 +103,16 @@ export class Poller {
   private timer: unknown;
   private flushTimer: unknown;
   private stopped = true;
-  private readonly counters: PollerStats = { polls: 0, failures: 0, skipped: 0, missed: 0, readingsStored: 0, online: 0, offline: 0, perBus: {} };
+  private readonly counters: PollerStats = {
+    polls: 0,
+    failures: 0,
+    skipped: 0,
+    missed: 0,
+    readingsStored: 0,
+    online: 0,
+    offline: 0,
+    perBus: {},
+  };
 
   constructor(private readonly opts: PollerOptions) {
     this.timers = opts.timers ?? realTimers;
@@ -242,7 +261,8 @@ export class Poller {
         const h = this.healthOf(o.target.meterId);
         if (o.kind === 'ok') {
           const values = Object.fromEntries(o.values);
-          const answered = Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
+          const answered =
+            Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
           readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values });
           enqueue(tx, {
             topic: `meters/${o.target.meterId}/readings`,
@@ -284,13 +304,23 @@ export class Poller {
     const relay = relayOf(values);
     const balance = balanceOf(values);
     const wasOnline = h.online;
-    const changed = wasOnline !== true || (relay !== undefined && relay !== h.relay) || (balance !== undefined && JSON.stringify(balance) !== JSON.stringify(h.balance));
+    const changed =
+      wasOnline !== true ||
+      (relay !== undefined && relay !== h.relay) ||
+      (balance !== undefined && JSON.stringify(balance) !== JSON.stringify(h.balance));
     h.online = true;
     h.failures = 0;
     h.lastGood = at;
     if (relay !== undefined) h.relay = relay;
     if (balance !== undefined) h.balance = { ...h.balance, ...balance };
-    upsertMeterState(tx, target.meterId, { online: true, consecutiveFailures: 0, lastGoodReadAt: at, lastAttemptAt: at, ...(relay ? { relayState: relay } : {}), ...(balance ? { balance: h.balance } : {}) });
+    upsertMeterState(tx, target.meterId, {
+      online: true,
+      consecutiveFailures: 0,
+      lastGoodReadAt: at,
+      lastAttemptAt: at,
+      ...(relay ? { relayState: relay } : {}),
+      ...(balance ? { balance: h.balance } : {}),
+    });
     if (wasOnline === false) this.log.info({ meter: target.meterId, bus: target.busId }, 'meter back online');
     if (changed) this.publishState(tx, target, h);
   }
@@ -305,13 +335,21 @@ export class Poller {
     if (goesOffline) {
       h.online = false;
       h.nextProbe = at + this.opts.offlineProbeMs;
-      this.log.warn({ meter: target.meterId, bus: target.busId, probeMs: this.opts.offlineProbeMs }, 'meter offline: probing at a slower rate');
+      this.log.warn(
+        { meter: target.meterId, bus: target.busId, probeMs: this.opts.offlineProbeMs },
+        'meter offline: probing at a slower rate',
+      );
       this.publishState(tx, target, h);
     }
   }
 
   private publishState(tx: Tx, target: PollTarget, h: MeterHealth): void {
-    enqueueMeterState(tx, target.meterId, { online: h.online, lastGoodReadAt: h.lastGood, relay: h.relay, balance: h.balance }, this.opts.clock.now());
+    enqueueMeterState(
+      tx,
+      target.meterId,
+      { online: h.online, lastGoodReadAt: h.lastGood, relay: h.relay, balance: h.balance },
+      this.opts.clock.now(),
+    );
   }
 }
 

@@ -61,15 +61,30 @@ export function recordRefund(store: Store, req: RefundRequest): RefundResult {
     (tx) => {
       const seen = store.ledger.get(req.requestId);
       if (seen) {
-        if (seen.kind !== 'refund') throw new RefundError('REFUND_REQUEST_ID_IN_USE', `request id ${req.requestId} already names a ${seen.channel} load; give the refund its own request id`);
+        if (seen.kind !== 'refund')
+          throw new RefundError(
+            'REFUND_REQUEST_ID_IN_USE',
+            `request id ${req.requestId} already names a ${seen.channel} load; give the refund its own request id`,
+          );
         return { entry: seen, created: false };
       }
       const original = store.ledger.get(req.originalRequestId);
       if (!original) throw new RefundError('REFUND_ORIGINAL_UNKNOWN', `no ledger entry with request id ${req.originalRequestId}`);
-      if (original.kind === 'refund') throw new RefundError('REFUND_NOT_REFUNDABLE', `${original.requestId} is itself a refund; a refund is never reversed: record a new sale instead`);
-      if (original.channel === 'allowance') throw new RefundError('REFUND_NOT_REFUNDABLE', `${original.requestId} is a free allowance: nobody paid for it, there is nothing to give back`);
+      if (original.kind === 'refund')
+        throw new RefundError(
+          'REFUND_NOT_REFUNDABLE',
+          `${original.requestId} is itself a refund; a refund is never reversed: record a new sale instead`,
+        );
+      if (original.channel === 'allowance')
+        throw new RefundError(
+          'REFUND_NOT_REFUNDABLE',
+          `${original.requestId} is a free allowance: nobody paid for it, there is nothing to give back`,
+        );
       if (original.state !== 'applied') {
-        throw new RefundError('REFUND_NOT_APPLIED', `${original.requestId} is ${original.state}, not applied: ${original.state === 'rejected' || original.state === 'failed' ? 'nothing was sold' : 'wait until it is settled'}`);
+        throw new RefundError(
+          'REFUND_NOT_APPLIED',
+          `${original.requestId} is ${original.state}, not applied: ${original.state === 'rejected' || original.state === 'failed' ? 'nothing was sold' : 'wait until it is settled'}`,
+        );
       }
       const left = original.amount - refundedAmount(tx, original.id);
       const amount = req.amount ?? left;
@@ -91,7 +106,10 @@ export function recordRefund(store: Store, req: RefundRequest): RefundResult {
         refersTo: original.id,
         request: { originalRequestId: original.requestId, amount, operator: req.operator, reason: req.reason },
       });
-      return { entry: transitionLedger(tx, entry.id, 'applied', { detail: `refund of ${original.requestId}: ${req.reason}` }), created: true };
+      return {
+        entry: transitionLedger(tx, entry.id, 'applied', { detail: `refund of ${original.requestId}: ${req.reason}` }),
+        created: true,
+      };
     },
     { durable: true },
   );

@@ -41,9 +41,12 @@ export class RelayService {
 
   async switch(req: RelayRequest, signal?: AbortSignal): Promise<RelayResult> {
     const port = this.opts.ports.get(req.meterId);
-    if (!port) return { status: 'rejected', code: 'RELAY_UNSUPPORTED', message: `meter ${req.meterId} has no relay control in its profile` };
+    if (!port)
+      return { status: 'rejected', code: 'RELAY_UNSUPPORTED', message: `meter ${req.meterId} has no relay control in its profile` };
     if (req.action === 'trip') {
-      const paid = this.opts.store.ledger.list({ meterId: req.meterId, since: req.receivedAt }).find((e) => e.state === 'applied' && e.kind === 'load');
+      const paid = this.opts.store.ledger
+        .list({ meterId: req.meterId, since: req.receivedAt })
+        .find((e) => e.state === 'applied' && e.kind === 'load');
       if (paid) {
         const reason = `meter ${req.meterId} was topped up after the trip was requested (request ${paid.requestId}); the trip is cancelled`;
         this.log.info({ meter: req.meterId, requestedBy: req.requestedBy, topup: paid.requestId }, 'trip cancelled by a later top-up');
@@ -60,11 +63,20 @@ export class RelayService {
     try {
       state = await port.readState({ priority: 'operator', signal });
     } catch (err) {
-      return { status: 'failed', code: 'RELAY_NOT_CONFIRMED', message: `the relay state could not be read back: ${(err as Error).message}${outcome.kind === 'unknown' ? '; the command may or may not have reached the meter' : ''}` };
+      return {
+        status: 'failed',
+        code: 'RELAY_NOT_CONFIRMED',
+        message: `the relay state could not be read back: ${(err as Error).message}${outcome.kind === 'unknown' ? '; the command may or may not have reached the meter' : ''}`,
+      };
     }
     this.record(req, state);
     const wantOpen = req.action === 'trip';
-    if (state.open === wantOpen) return { status: 'done', state, ...(outcome.kind === 'unknown' ? { note: 'the acknowledgement was lost; confirmed from the meter status' } : {}) };
+    if (state.open === wantOpen)
+      return {
+        status: 'done',
+        state,
+        ...(outcome.kind === 'unknown' ? { note: 'the acknowledgement was lost; confirmed from the meter status' } : {}),
+      };
     if (req.action === 'close' && port.closeMode === 'allowed' && state.commandTrip === false) {
       return { status: 'done', state, note: 'close allowed: the relay closes when the customer presses the button' };
     }
@@ -99,9 +111,15 @@ export class RelayService {
     const now = this.opts.clock.now();
     this.opts.store.transaction((tx) => {
       const s = upsertMeterState(tx, req.meterId, { relayState: state.open ? 'open' : 'closed' });
-      enqueueMeterState(tx, req.meterId, { online: s.online, lastGoodReadAt: s.lastGoodReadAt, relay: s.relayState, balance: s.balance }, now, {
-        relayChange: { action: req.action, requestedBy: req.requestedBy, at: new Date(now).toISOString() },
-      });
+      enqueueMeterState(
+        tx,
+        req.meterId,
+        { online: s.online, lastGoodReadAt: s.lastGoodReadAt, relay: s.relayState, balance: s.balance },
+        now,
+        {
+          relayChange: { action: req.action, requestedBy: req.requestedBy, at: new Date(now).toISOString() },
+        },
+      );
     });
     this.opts.onCommitted?.();
     this.log.info({ meter: req.meterId, action: req.action, requestedBy: req.requestedBy, open: state.open }, 'relay switched');

@@ -70,7 +70,9 @@ export function purchaseCounterWindow(tx: Tx, meterId: string, sinceMs: number, 
 export function refundedAmount(tx: Tx, originalId: number): number {
   return (
     tx.connection
-      .statement<[number], number>("SELECT coalesce(sum(amount), 0) FROM ledger WHERE refers_to = ? AND kind = 'refund' AND state NOT IN ('rejected', 'failed')")
+      .statement<[number], number>(
+        "SELECT coalesce(sum(amount), 0) FROM ledger WHERE refers_to = ? AND kind = 'refund' AND state NOT IN ('rejected', 'failed')",
+      )
       .pluck()
       .get(originalId) ?? 0
   );
@@ -81,11 +83,14 @@ export function refundedAmount(tx: Tx, originalId: number): number {
  * when that period was published before: the caller rolls back its enqueue by throwing, or checks first.
  */
 export function markReportPublished(tx: Tx, kind: ReportKind, period: string, outboxId: number): boolean {
-  if (!/^\d{4}-\d{2}(-\d{2})?$/.test(period)) throw new StoreError('STORE_INVALID_VALUE', `report period "${period}" is not YYYY-MM-DD or YYYY-MM`);
+  if (!/^\d{4}-\d{2}(-\d{2})?$/.test(period))
+    throw new StoreError('STORE_INVALID_VALUE', `report period "${period}" is not YYYY-MM-DD or YYYY-MM`);
   const c = tx.connection;
   return (
     c
-      .statement<[ReportKind, string, number, number]>('INSERT INTO published_reports (kind, period, outbox_id, published_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
+      .statement<[ReportKind, string, number, number]>(
+        'INSERT INTO published_reports (kind, period, outbox_id, published_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      )
       .run(kind, period, outboxId, c.clock.now()).changes === 1
   );
 }

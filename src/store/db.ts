@@ -84,7 +84,9 @@ export function openStore(options: StoreOptions): Store {
     try {
       journalMode = db.pragma('journal_mode = WAL', { simple: true });
     } catch (error) {
-      throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path} as a SQLite database: ${(error as Error).message}`, { cause: error });
+      throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path} as a SQLite database: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (journalMode !== 'wal') {
       throw new StoreError(

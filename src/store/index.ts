@@ -1,13 +1,65 @@
 /** The store's public surface: the only way meterd touches SQLite. */
-export { openStore, Store, type StoreOptions, type TransactionOptions, type IntegrityResult, type LimitCounters, type StoreSettings } from './db.js';
+export {
+  openStore,
+  Store,
+  type StoreOptions,
+  type TransactionOptions,
+  type IntegrityResult,
+  type LimitCounters,
+  type StoreSettings,
+} from './db.js';
 export type { Tx } from './connection.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { MIGRATIONS, type Migration } from './migrations.js';
 export { insertReadings, ReadingHistory } from './readings.js';
-export { enqueue, OutboxQueue, type OutboxEntry, type OutboxDelivery, type Enqueued, type PeekOptions, type OutboxCounts } from './outbox.js';
+export {
+  enqueue,
+  OutboxQueue,
+  type OutboxEntry,
+  type OutboxDelivery,
+  type Enqueued,
+  type PeekOptions,
+  type OutboxCounts,
+} from './outbox.js';
 export { upsertMeterState, MeterStates, type MeterStatePatch } from './meter-state.js';
 export type { LimitsResult } from './retention.js';
 export * from './types.js';
-export { openLedgerEntry, transitionLedger, Ledger, FINAL_STATES, type LedgerEntry, type NewLedgerEntry, type LedgerTransition, type LedgerState, type LedgerChannel, type LedgerKind, type CreditUnit, type MeterWallet, type LedgerQuery } from './ledger.js';
-export { recordAcceptedCommand, finishCommand, findCommand, openCommands, listCommands, COMMAND_STATUSES, type CommandRecord, type CommandStatus, type NewCommandRecord, type CommandFinish, type CommandQuery } from './commands.js';
-export { purchaseCounterBefore, purchaseCounterWindow, refundedAmount, markReportPublished, reportPublishedAt, lastPublishedPeriod, type CounterReading, type CounterWindow, type ReportKind } from './books.js';
+export {
+  openLedgerEntry,
+  transitionLedger,
+  Ledger,
+  FINAL_STATES,
+  type LedgerEntry,
+  type NewLedgerEntry,
+  type LedgerTransition,
+  type LedgerState,
+  type LedgerChannel,
+  type LedgerKind,
+  type CreditUnit,
+  type MeterWallet,
+  type LedgerQuery,
+} from './ledger.js';
+export {
+  recordAcceptedCommand,
+  finishCommand,
+  findCommand,
+  openCommands,
+  listCommands,
+  COMMAND_STATUSES,
+  type CommandRecord,
+  type CommandStatus,
+  type NewCommandRecord,
+  type CommandFinish,
+  type CommandQuery,
+} from './commands.js';
+export {
+  purchaseCounterBefore,
+  purchaseCounterWindow,
+  refundedAmount,
+  markReportPublished,
+  reportPublishedAt,
+  lastPublishedPeriod,
+  type CounterReading,
+  type CounterWindow,
+  type ReportKind,
+} from './books.js';

@@ -118,7 +118,20 @@ export function openLedgerEntry(tx: Tx, input: NewLedgerEntry): { entry: LedgerE
         `INSERT INTO ledger (request_id, channel, kind, meter_id, unit, amount, state, operator, customer_no, refers_to, request_json, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)`,
       )
-      .run(input.requestId, input.channel, input.kind ?? 'load', input.meterId, input.unit, input.amount, input.operator ?? null, input.customerNo ?? null, input.refersTo ?? null, JSON.stringify(input.request), now, now).lastInsertRowid,
+      .run(
+        input.requestId,
+        input.channel,
+        input.kind ?? 'load',
+        input.meterId,
+        input.unit,
+        input.amount,
+        input.operator ?? null,
+        input.customerNo ?? null,
+        input.refersTo ?? null,
+        JSON.stringify(input.request),
+        now,
+        now,
+      ).lastInsertRowid,
   );
   c.statement('INSERT INTO ledger_events (ledger_id, state, at, detail) VALUES (?, ?, ?, ?)').run(id, 'received', now, null);
   return { entry: byId(c, id)!, created: true };
@@ -201,7 +214,9 @@ export class Ledger {
   /** The state history of one entry, oldest first. */
   events(id: number): { state: LedgerState; at: number; detail: string | null }[] {
     return this.connection
-      .statement<[number], { state: LedgerState; at: number; detail: string | null }>('SELECT state, at, detail FROM ledger_events WHERE ledger_id = ? ORDER BY id')
+      .statement<[number], { state: LedgerState; at: number; detail: string | null }>(
+        'SELECT state, at, detail FROM ledger_events WHERE ledger_id = ? ORDER BY id',
+      )
       .all(id);
   }
 }

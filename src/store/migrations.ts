@@ -162,12 +162,7 @@ export interface MigrationResult {
  * Brings the database up to the last migration in `migrations`, refusing a database that is newer than the code.
  * Safe when two processes open the same file at once: each step re-reads the version inside its write transaction.
  */
-export function migrate(
-  db: Database.Database,
-  migrations: readonly Migration[],
-  clock: StoreClock,
-  logger: Logger,
-): MigrationResult {
+export function migrate(db: Database.Database, migrations: readonly Migration[], clock: StoreClock, logger: Logger): MigrationResult {
   checkNumbering(migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,

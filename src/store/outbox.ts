@@ -71,8 +71,7 @@ interface MessageRow {
   correlation_data: Buffer | null;
 }
 
-const NEXT_SEQ =
-  'INSERT INTO sequences (stream, value) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET value = value + 1 RETURNING value';
+const NEXT_SEQ = 'INSERT INTO sequences (stream, value) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET value = value + 1 RETURNING value';
 const SUPERSEDE_STATE = "DELETE FROM outbox WHERE class = 'state' AND topic = ?";
 const INSERT =
   'INSERT INTO outbox (topic, class, qos, retain, payload, created_at, bytes, response_topic, correlation_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id';
@@ -103,7 +102,10 @@ export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
       );
     }
     if ('seq' in payload) {
-      throw new StoreError('STORE_INVALID_VALUE', `payload for ${entry.topic} already has a seq; the store assigns it from '${entry.seqStream}'`);
+      throw new StoreError(
+        'STORE_INVALID_VALUE',
+        `payload for ${entry.topic} already has a seq; the store assigns it from '${entry.seqStream}'`,
+      );
     }
     // Same transaction as the message: a rollback takes the number back, so the stream has no gaps and no repeats.
     seq = connection.statement<[string], number>(NEXT_SEQ).pluck().get(entry.seqStream) ?? null;
@@ -163,9 +165,8 @@ export class OutboxQueue {
   /** `ack` for several messages in one commit; returns how many were still there. */
   ackMany(ids: readonly number[]): number {
     if (ids.length === 0) return 0;
-    return this.connection
-      .statement<[string]>('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))')
-      .run(JSON.stringify(ids)).changes;
+    return this.connection.statement<[string]>('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(ids))
+      .changes;
   }
 
   counts(): OutboxCounts {
@@ -173,7 +174,9 @@ export class OutboxQueue {
     let total = 0;
     let bytes = 0;
     const rows = this.connection
-      .statement<[], { class: OutboxClass; n: number; bytes: number }>('SELECT class, count(*) AS n, sum(bytes) AS bytes FROM outbox GROUP BY class')
+      .statement<[], { class: OutboxClass; n: number; bytes: number }>(
+        'SELECT class, count(*) AS n, sum(bytes) AS bytes FROM outbox GROUP BY class',
+      )
       .all();
     for (const row of rows) {
       byClass[row.class] = row.n;
@@ -214,9 +217,15 @@ function checkReplyRoute(entry: OutboxEntry): void {
   const topic = entry.responseTopic;
   if (topic === undefined) return;
   if (entry.class !== 'reply') {
-    throw new StoreError('STORE_INVALID_VALUE', `${entry.class} message for ${entry.topic} has a responseTopic; only replies are routed by the request`);
+    throw new StoreError(
+      'STORE_INVALID_VALUE',
+      `${entry.class} message for ${entry.topic} has a responseTopic; only replies are routed by the request`,
+    );
   }
-  if (topic.length === 0 || /[+#\u0000]/.test(topic) || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
-    throw new StoreError('STORE_INVALID_VALUE', `response topic "${topic.slice(0, 80)}" is not a topic one can publish to (empty, over 65,535 bytes, or holding +, # or NUL)`);
+  if (topic.length === 0 || /[+#]/.test(topic) || topic.includes('\0') || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    throw new StoreError(
+      'STORE_INVALID_VALUE',
+      `response topic "${topic.slice(0, 80)}" is not a topic one can publish to (empty, over 65,535 bytes, or holding +, # or NUL)`,
+    );
   }
 }

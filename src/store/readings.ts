@@ -55,7 +55,10 @@ function toReading(row: ReadingRow): StoredReading {
 
 function checkReading(reading: Reading): void {
   if (!Number.isSafeInteger(reading.takenAt)) {
-    throw new StoreError('STORE_INVALID_VALUE', `reading of ${reading.meterId}: takenAt ${reading.takenAt} is not an epoch time in whole milliseconds`);
+    throw new StoreError(
+      'STORE_INVALID_VALUE',
+      `reading of ${reading.meterId}: takenAt ${reading.takenAt} is not an epoch time in whole milliseconds`,
+    );
   }
   for (const [point, value] of Object.entries(reading.values)) {
     // JSON would turn NaN and Infinity into null: a value that looks present but says nothing.

@@ -55,7 +55,10 @@ export function enforceLimits(connection: Connection, policy: LimitsPolicy): Lim
       usage = measure(connection);
       if (walPinned && !walPinnedWarned) {
         walPinnedWarned = true;
-        connection.logger.warn({ walBytes: usage.walBytes }, 'WAL could not be checkpointed (another reader holds it); the disk cap counts data pages only');
+        connection.logger.warn(
+          { walBytes: usage.walBytes },
+          'WAL could not be checkpointed (another reader holds it); the disk cap counts data pages only',
+        );
       }
       const over = usage.dataBytes + (walPinned ? 0 : usage.walBytes) - maxBytes;
       if (over <= 0) break;
@@ -108,10 +111,8 @@ function fileSize(path: string): number {
 
 /** Rows per byte of live data, to size delete batches so that a large overshoot takes few checkpoints. */
 function rowDensity(connection: Connection, dataBytes: number): number {
-  const rows = connection
-    .statement<[], number>('SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM outbox)')
-    .pluck()
-    .get() ?? 0;
+  const rows =
+    connection.statement<[], number>('SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM outbox)').pluck().get() ?? 0;
   return dataBytes > 0 ? rows / dataBytes : 0;
 }
 
@@ -131,7 +132,10 @@ function pruneOldestTelemetry(connection: Connection, batch: number): { readings
   const olderReadings = deleteBatch(connection, READINGS_BEFORE, oldestMessageAt, batch);
   if (olderReadings > 0) return { readings: olderReadings, messages: 0 };
 
-  const dropped = connection.statement<[number], number>(OLDEST_TELEMETRY_MESSAGES).pluck().all(Math.ceil(batch / 2));
+  const dropped = connection
+    .statement<[number], number>(OLDEST_TELEMETRY_MESSAGES)
+    .pluck()
+    .all(Math.ceil(batch / 2));
   const sliceEnd = Math.max(...dropped);
   return { readings: deleteBatch(connection, READINGS_UP_TO, sliceEnd, batch), messages: dropped.length };
 }

@@ -60,7 +60,8 @@ export class MqttEncryptionMachine implements EncryptionMachine {
   }
 
   async stop(): Promise<void> {
-    for (const [id, p] of this.pending) p.reject(new EncryptionMachineError('HSM_STOPPED', `request ${id} (${p.op}) abandoned: the gateway is stopping`));
+    for (const [id, p] of this.pending)
+      p.reject(new EncryptionMachineError('HSM_STOPPED', `request ${id} (${p.op}) abandoned: the gateway is stopping`));
     this.pending.clear();
     const s = this.subscription;
     this.subscription = undefined;
@@ -77,7 +78,11 @@ export class MqttEncryptionMachine implements EncryptionMachine {
     return { mac1: hexField(r, 'mac1', 4), mac2: hexField(r, 'mac2', 4) };
   }
 
-  private async request(op: 'identity' | 'recharge-macs', body: Record<string, unknown>, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+  private async request(
+    op: 'identity' | 'recharge-macs',
+    body: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, unknown>> {
     signal?.throwIfAborted();
     await this.start();
     const requestId = randomUUID();
@@ -90,11 +95,20 @@ export class MqttEncryptionMachine implements EncryptionMachine {
       };
       const onAbort = () => {
         done();
-        reject(signal?.reason instanceof Error ? signal.reason : new EncryptionMachineError('HSM_ABORTED', `request ${requestId} (${op}) aborted`));
+        reject(
+          signal?.reason instanceof Error
+            ? signal.reason
+            : new EncryptionMachineError('HSM_ABORTED', `request ${requestId} (${op}) aborted`),
+        );
       };
       const timer = setTimeout(() => {
         done();
-        reject(new EncryptionMachineError('HSM_TIMEOUT', `the encryption machine did not answer ${op} request ${requestId} within ${timeoutMs} ms`));
+        reject(
+          new EncryptionMachineError(
+            'HSM_TIMEOUT',
+            `the encryption machine did not answer ${op} request ${requestId} within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(requestId, {
@@ -109,7 +123,9 @@ export class MqttEncryptionMachine implements EncryptionMachine {
         },
       });
       this.session.publish(this.requestTopic, JSON.stringify({ requestId, op, ...body }), { qos: 1 }).catch((err: unknown) => {
-        this.pending.get(requestId)?.reject(new EncryptionMachineError('HSM_UNREACHABLE', `could not send ${op} request ${requestId}: ${(err as Error).message}`));
+        this.pending
+          .get(requestId)
+          ?.reject(new EncryptionMachineError('HSM_UNREACHABLE', `could not send ${op} request ${requestId}: ${(err as Error).message}`));
       });
     });
   }
@@ -132,7 +148,12 @@ export class MqttEncryptionMachine implements EncryptionMachine {
     }
     const error = reply.error as { code?: unknown; message?: unknown } | undefined;
     if (error && typeof error === 'object') {
-      p.reject(new EncryptionMachineError('HSM_REFUSED', `the encryption machine refused ${p.op}: ${String(error.code ?? '')} ${String(error.message ?? '')}`.trim()));
+      p.reject(
+        new EncryptionMachineError(
+          'HSM_REFUSED',
+          `the encryption machine refused ${p.op}: ${String(error.code ?? '')} ${String(error.message ?? '')}`.trim(),
+        ),
+      );
       return;
     }
     p.resolve(reply);
@@ -142,7 +163,10 @@ export class MqttEncryptionMachine implements EncryptionMachine {
 function hexField(r: Record<string, unknown>, name: string, bytes: number): string {
   const v = r[name];
   if (typeof v !== 'string' || !new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(v)) {
-    throw new EncryptionMachineError('HSM_BAD_REPLY', `the encryption machine's ${name} is not ${bytes} bytes of hex (${JSON.stringify(v)})`);
+    throw new EncryptionMachineError(
+      'HSM_BAD_REPLY',
+      `the encryption machine's ${name} is not ${bytes} bytes of hex (${JSON.stringify(v)})`,
+    );
   }
   return v.toUpperCase();
 }

@@ -1,5 +1,16 @@
 /** The MQTT side of the gateway: session, outbox drain, topics, embedded demo broker. */
-export { MqttSession, redactUrl, type MqttSessionOptions, type MqttSessionEvents, type MqttSettings, type PublishOptions, type InboundMessage, type MessageHandler, type Subscription, type ReconnectScheduler } from './session.js';
+export {
+  MqttSession,
+  redactUrl,
+  type MqttSessionOptions,
+  type MqttSessionEvents,
+  type MqttSettings,
+  type PublishOptions,
+  type InboundMessage,
+  type MessageHandler,
+  type Subscription,
+  type ReconnectScheduler,
+} from './session.js';
 export { OutboxDrain, type OutboxDrainOptions, type DrainStats, type DrainError } from './drain.js';
 export { GatewayTopics, meterTopic, matchesFilter, isTopicSafeId } from './topics.js';
 export { ReconnectBackoff, type BackoffOptions } from './backoff.js';

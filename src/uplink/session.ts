@@ -148,7 +148,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.topics = new GatewayTopics(settings.topicPrefix, options.gatewayId);
     this.#settings = settings;
     this.#birth = options.birth;
-    this.#log = (options.logger ?? silentLogger).child({ component: 'uplink', broker: redactUrl(settings.url), clientId: settings.clientId });
+    this.#log = (options.logger ?? silentLogger).child({
+      component: 'uplink',
+      broker: redactUrl(settings.url),
+      clientId: settings.clientId,
+    });
     this.#clock = options.clock ?? systemClock;
     this.#backoff = new ReconnectBackoff(options.backoff);
     this.#schedule = options.scheduleReconnect ?? defaultScheduler;
@@ -204,12 +208,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         else resolve();
       };
       const onConnected = () => done();
-      const onAbort = () => done(new UplinkError('UPLINK_NOT_CONNECTED', 'waiting for the broker connection was aborted', { cause: options.signal?.reason }));
+      const onAbort = () =>
+        done(new UplinkError('UPLINK_NOT_CONNECTED', 'waiting for the broker connection was aborted', { cause: options.signal?.reason }));
       const timer =
         options.timeoutMs === undefined
           ? undefined
           : setTimeout(
-              () => done(new UplinkError('UPLINK_TIMEOUT', `no connection to ${redactUrl(this.#settings.url)} within ${options.timeoutMs} ms`)),
+              () =>
+                done(new UplinkError('UPLINK_TIMEOUT', `no connection to ${redactUrl(this.#settings.url)} within ${options.timeoutMs} ms`)),
               options.timeoutMs,
             );
       if (options.signal?.aborted) return onAbort();
@@ -226,10 +232,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
     const link = this.#link;
     if (link === undefined || !link.up) {
-      return Promise.reject(new UplinkError('UPLINK_NOT_CONNECTED', `not connected to ${redactUrl(this.#settings.url)}; cannot publish ${topic}`));
+      return Promise.reject(
+        new UplinkError('UPLINK_NOT_CONNECTED', `not connected to ${redactUrl(this.#settings.url)}; cannot publish ${topic}`),
+      );
     }
     const properties =
-      options.correlationData !== undefined && this.#settings.protocolVersion === 5 ? { correlationData: options.correlationData } : undefined;
+      options.correlationData !== undefined && this.#settings.protocolVersion === 5
+        ? { correlationData: options.correlationData }
+        : undefined;
     return this.#request<void>(link, (settle) =>
       link.client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false, properties }, (error) => settle(error)),
     );
@@ -336,12 +346,18 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     // A command reply or a PUBACK is one small packet: send it now, not after Nagle's ~40 ms wait for more.
     (link.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     link.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_RECEIVE_MAXIMUM;
-    this.#log.info({ sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion }, 'connected to the MQTT broker');
+    this.#log.info(
+      { sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion },
+      'connected to the MQTT broker',
+    );
     void this.#publishBirth();
     const announce = () => {
       if (this.#link === link && link.up) this.emit('connected', { sessionPresent: connack.sessionPresent });
     };
-    if (this.#subscriptions.size === 0) return announce();
+    if (this.#subscriptions.size === 0) {
+      announce();
+      return;
+    }
     // Subscribing again is harmless when the session survived, and repairs it when the broker lost it (restart
     // without persistence, or session expiry). `connected` waits for the SUBACK, so whoever reacts to it knows the
     // broker routes our topics to us from then on.
@@ -403,7 +419,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     );
     const refused = granted.filter((grant) => grant.qos >= 128).map((grant) => grant.topic);
     if (refused.length > 0) {
-      throw new UplinkError('UPLINK_REJECTED', `the broker refused the subscription to ${refused.join(', ')}; check its ACL for ${this.#settings.clientId}`);
+      throw new UplinkError(
+        'UPLINK_REJECTED',
+        `the broker refused the subscription to ${refused.join(', ')}; check its ACL for ${this.#settings.clientId}`,
+      );
     }
   }
 

@@ -16,9 +16,7 @@ export interface BirthInfo {
 }
 
 /** The retained payload of `<prefix>/<gatewayId>/status`. */
-export type GatewayStatus =
-  | ({ readonly state: 'online' } & BirthInfo)
-  | { readonly state: 'offline'; readonly reason?: 'shutdown' };
+export type GatewayStatus = ({ readonly state: 'online' } & BirthInfo) | { readonly state: 'offline'; readonly reason?: 'shutdown' };
 
 export function onlineStatus(info: BirthInfo): GatewayStatus {
   return { state: 'online', version: info.version, startedAt: info.startedAt, buses: info.buses };

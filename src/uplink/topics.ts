@@ -35,7 +35,10 @@ export class GatewayTopics {
   ) {
     checkLevels(prefix, 'topic prefix', false);
     if (prefix.startsWith('$')) {
-      throw new UplinkError('UPLINK_INVALID_TOPIC', `topic prefix "${prefix}" starts with "$", which brokers reserve for themselves ($SYS)`);
+      throw new UplinkError(
+        'UPLINK_INVALID_TOPIC',
+        `topic prefix "${prefix}" starts with "$", which brokers reserve for themselves ($SYS)`,
+      );
     }
     if (!isTopicSafeId(gatewayId)) {
       throw new UplinkError(
@@ -53,7 +56,8 @@ export class GatewayTopics {
     if (cached !== undefined) return cached;
     checkLevels(relative, 'topic', false);
     const topic = `${this.root}/${relative}`;
-    if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) throw new UplinkError('UPLINK_INVALID_TOPIC', `topic ${topic.slice(0, 80)}… is over 65,535 bytes`);
+    if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES)
+      throw new UplinkError('UPLINK_INVALID_TOPIC', `topic ${topic.slice(0, 80)}… is over 65,535 bytes`);
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(relative, topic);
     return topic;
@@ -74,7 +78,10 @@ export class GatewayTopics {
 /** `meters/<meterId>/<leaf>`, the relative topic of a meter's readings, state, … Throws for an id that is not topic-safe. */
 export function meterTopic(meterId: string, leaf: 'readings' | 'state'): string {
   if (!isTopicSafeId(meterId)) {
-    throw new UplinkError('UPLINK_INVALID_TOPIC', `meter id "${meterId}" cannot be a topic level: use letters, digits, dot, dash and underscore`);
+    throw new UplinkError(
+      'UPLINK_INVALID_TOPIC',
+      `meter id "${meterId}" cannot be a topic level: use letters, digits, dot, dash and underscore`,
+    );
   }
   return `meters/${meterId}/${leaf}`;
 }

@@ -29,7 +29,12 @@ let answering = true;
 
 beforeAll(async () => {
   broker = await startTestBroker();
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: ADDRESS, kind: 'money', balance: 10, purchaseCount: 3, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } }] } });
+  sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: {
+      meters: [{ address: ADDRESS, kind: 'money', balance: 10, purchaseCount: 3, customerNumber: CUSTOMER, esam: { key: ESAM_TEST_KEY } }],
+    },
+  });
   gw = uniqueId('gw-esam');
   watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
   station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-hsm') });
@@ -40,7 +45,14 @@ beforeAll(async () => {
     const answer =
       q.op === 'identity'
         ? hsm.identity({ address: String(q.address), meterNumber: String(q.meterNumber) })
-        : hsm.rechargeMacs({ address: String(q.address), random2: String(q.random2), esamSerial: String(q.esamSerial), amount: Number(q.amount), count: Number(q.count), customerNo: String(q.customerNo) });
+        : hsm.rechargeMacs({
+            address: String(q.address),
+            random2: String(q.random2),
+            esamSerial: String(q.esamSerial),
+            amount: Number(q.amount),
+            count: Number(q.count),
+            customerNo: String(q.customerNo),
+          });
     void answer.then((a) => station.publishAsync(`meterd/${gw}/hsm/reply`, JSON.stringify({ requestId: q.requestId, ...a }), { qos: 1 }));
   });
   await station.subscribeAsync(`meterd/${gw}/hsm/request`, { qos: 1 });
@@ -81,7 +93,10 @@ describe('meterd run: a top-up on an ESAM meter through the station encryption m
   it('lands once: the gateway asks hsm/request for ciphertext and MACs, the meter counts +1 and its balance rises', async () => {
     await topup({ requestId: 'esam-1', meter: 'esam-601', amountFen: 2500 });
     const r = await finalReply('esam-1');
-    expect(r, daemon!.stderr()).toMatchObject({ status: 'done', result: { state: 'applied', purchaseCount: 4, after: { count: 4, balance: 35 } } });
+    expect(r, daemon!.stderr()).toMatchObject({
+      status: 'done',
+      result: { state: 'applied', purchaseCount: 4, after: { count: 4, balance: 35 } },
+    });
     expect(meter()).toMatchObject({ purchaseCount: 4, balance: 3500, esam: { authentications: 1, macFailures: 0 } });
     const ops = watcher.json<{ op: string }>(`meterd/${gw}/hsm/request`).map((q) => q.op);
     expect(ops).toEqual(['identity', 'recharge-macs']);

@@ -4,7 +4,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { openStore } from '../../src/store/index.js';
-import { clearRetained, eventually, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import {
+  clearRetained,
+  eventually,
+  startTestBroker,
+  uniqueId,
+  watchTopics,
+  type TestBroker,
+  type TopicWatcher,
+} from '../helpers/broker.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 
 interface Reply {
@@ -37,7 +45,10 @@ polling:
 
 beforeAll(async () => {
   broker = await startTestBroker();
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: ADDRESS, kind: 'energy', balance: 10, purchaseCount: 20, customerNumber: '880000000501' }] } });
+  sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: { meters: [{ address: ADDRESS, kind: 'energy', balance: 10, purchaseCount: 20, customerNumber: '880000000501' }] },
+  });
   gw = uniqueId('gw-credit');
   watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
   station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-cmd') });
@@ -57,8 +68,10 @@ afterAll(async () => {
 
 const meter = () => sim.meters.get(ADDRESS)!.snapshot();
 const replies = (requestId: string) => watcher.json<Reply>(`meterd/${gw}/cmd/topup/result`).filter((r) => r.requestId === requestId);
-const send = (command: string, payload: Record<string, unknown>) => station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
-const finalReply = (requestId: string) => watcher.waitFor(() => replies(requestId).some((r) => r.status !== 'accepted'), `a final reply to ${requestId}`, 30_000);
+const send = (command: string, payload: Record<string, unknown>) =>
+  station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
+const finalReply = (requestId: string) =>
+  watcher.waitFor(() => replies(requestId).some((r) => r.status !== 'accepted'), `a final reply to ${requestId}`, 30_000);
 
 async function start(): Promise<void> {
   daemon = startDaemon(config(), { ...(dir ? { dir } : {}), logLevel: 'info' });
@@ -92,16 +105,28 @@ describe('top-up over MQTT with the meterd process: exactly once', { timeout: 12
 
   it('the same request again, and twice at once, lands once', async () => {
     await send('topup', { requestId: 'pay-1', meter: 'room-501', energyKwh: 12.34 });
-    await Promise.all([send('topup', { requestId: 'pay-2', meter: 'room-501', energyKwh: 1 }), send('topup', { requestId: 'pay-2', meter: 'room-501', energyKwh: 1 })]);
+    await Promise.all([
+      send('topup', { requestId: 'pay-2', meter: 'room-501', energyKwh: 1 }),
+      send('topup', { requestId: 'pay-2', meter: 'room-501', energyKwh: 1 }),
+    ]);
     await finalReply('pay-2');
-    await watcher.waitFor(() => replies('pay-1').filter((r) => r.status === 'done').length >= 2, 'the repeated pay-1 answered from the record');
+    await watcher.waitFor(
+      () => replies('pay-1').filter((r) => r.status === 'done').length >= 2,
+      'the repeated pay-1 answered from the record',
+    );
     // The copy that arrived while the first ran is told "accepted" again; one load, one result.
-    expect(replies('pay-2').filter((r) => r.status === 'done').map((r) => r.result?.purchaseCount)).toEqual([22]);
+    expect(
+      replies('pay-2')
+        .filter((r) => r.status === 'done')
+        .map((r) => r.result?.purchaseCount),
+    ).toEqual([22]);
     expect(meter()).toMatchObject({ purchaseCount: 22, balance: 2334 });
   });
 
   it('a malformed command is rejected by name and changes nothing', async () => {
-    await station.publishAsync(`meterd/${gw}/cmd/topup`, JSON.stringify({ requestId: 'bad-1', meter: 'room-501', energyKwh: -5 }), { qos: 1 });
+    await station.publishAsync(`meterd/${gw}/cmd/topup`, JSON.stringify({ requestId: 'bad-1', meter: 'room-501', energyKwh: -5 }), {
+      qos: 1,
+    });
     await watcher.waitFor(() => replies('bad-1').length > 0, 'the rejection');
     expect(replies('bad-1')[0]).toMatchObject({ status: 'rejected', error: { field: 'energyKwh' } });
     expect(meter().purchaseCount).toBe(22);
@@ -123,11 +148,16 @@ describe('top-up over MQTT with the meterd process: exactly once', { timeout: 12
       sim.bus.setFaults({ delayMs: undefined }, ADDRESS);
       await start();
       await eventually(() => ledgerState(requestId) === 'applied', `${requestId} applied after the restart`, 30_000).catch((err: Error) => {
-        throw new Error(`${err.message}; ledger says ${ledgerState(requestId)}; daemon log:\n${daemon!.stderr().split('\n').slice(-15).join('\n')}`);
+        throw new Error(
+          `${err.message}; ledger says ${ledgerState(requestId)}; daemon log:\n${daemon!.stderr().split('\n').slice(-15).join('\n')}`,
+        );
       });
       expect(meter()).toMatchObject({ purchaseCount: before.purchaseCount! + 1, balance: before.balance! + 500 });
       await finalReply(requestId);
-      expect(replies(requestId).at(-1)).toMatchObject({ status: 'done', result: { state: 'applied', purchaseCount: before.purchaseCount! + 1 } });
+      expect(replies(requestId).at(-1)).toMatchObject({
+        status: 'done',
+        result: { state: 'applied', purchaseCount: before.purchaseCount! + 1 },
+      });
     });
   }
 

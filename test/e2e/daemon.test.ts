@@ -50,7 +50,14 @@ beforeAll(async () => {
   proxy = await startTcpCut(broker.url);
   sim = await startDlt645Simulator({
     tcpPort: 0,
-    spec: { meters: METERS.map((m) => ({ address: m.address, kind: 'money' as const, balance: 50, registers: { 'voltage.a': m.voltage, 'energy.active.import': m.energy } })) },
+    spec: {
+      meters: METERS.map((m) => ({
+        address: m.address,
+        kind: 'money' as const,
+        balance: 50,
+        registers: { 'voltage.a': m.voltage, 'energy.active.import': m.energy },
+      })),
+    },
   });
   gatewayId = uniqueId('gw-e2e');
   watcher = await watchTopics(broker.url, `meterd/${gatewayId}/#`);
@@ -62,7 +69,11 @@ afterAll(async () => {
     await daemon.exited();
   }
   await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gatewayId}/status`, `meterd/${gatewayId}/buses/bus1/state`, ...METERS.map((m) => `meterd/${gatewayId}/meters/${m.id}/state`)]);
+  await clearRetained(broker.url, [
+    `meterd/${gatewayId}/status`,
+    `meterd/${gatewayId}/buses/bus1/state`,
+    ...METERS.map((m) => `meterd/${gatewayId}/meters/${m.id}/state`),
+  ]);
   await sim?.close();
   await proxy?.close();
   await broker?.close();
@@ -75,10 +86,14 @@ const contiguous = (xs: number[]) => xs.length > 0 && xs.every((x, i) => i === 0
 describe('meterd run, end to end: simulated meters → SQLite → MQTT broker', () => {
   let dataDir: string;
 
-  it('readings for every meter arrive with the meters\' values, and the gateway says it is online', async () => {
+  it("readings for every meter arrive with the meters' values, and the gateway says it is online", async () => {
     daemon = startDaemon(config('./data'));
     dataDir = join(daemon.dir, 'data');
-    await watcher.waitFor(() => METERS.every((m) => readings().some((r) => r.meter === m.id && 'v' in (r.values['voltage.a'] ?? {}))), 'a voltage reading from every meter', 20_000);
+    await watcher.waitFor(
+      () => METERS.every((m) => readings().some((r) => r.meter === m.id && 'v' in (r.values['voltage.a'] ?? {}))),
+      'a voltage reading from every meter',
+      20_000,
+    );
     for (const m of METERS) {
       const r = readings().find((x) => x.meter === m.id && x.values['voltage.a'])!;
       expect(r.values['voltage.a']).toEqual({ v: m.voltage, unit: 'V' });
@@ -92,7 +107,12 @@ describe('meterd run, end to end: simulated meters → SQLite → MQTT broker', 
     const stateTopic = `meterd/${gatewayId}/meters/room-101/state`;
     const complete = (s: Record<string, unknown>) => s.relay === 'closed' && (s.balance as { moneyYuan?: number } | null)?.moneyYuan === 50;
     await watcher.waitFor(() => watcher.json(stateTopic).some(complete), 'a meter state with the relay and balance read', 20_000);
-    expect(watcher.json(stateTopic).at(-1)).toMatchObject({ meter: 'room-101', state: 'online', relay: 'closed', balance: { moneyYuan: 50 } });
+    expect(watcher.json(stateTopic).at(-1)).toMatchObject({
+      meter: 'room-101',
+      state: 'online',
+      relay: 'closed',
+      balance: { moneyYuan: 50 },
+    });
     // Each bus reports its load and what it skipped, retained.
     const busTopic = `meterd/${gatewayId}/buses/bus1/state`;
     await watcher.waitFor(() => watcher.json(busTopic).length > 0, 'the bus state', 20_000);
@@ -113,7 +133,9 @@ describe('meterd run, end to end: simulated meters → SQLite → MQTT broker', 
     // Per meter, the read times never go backwards in arrival order (duplicates aside).
     for (const m of METERS) {
       const seen = new Set<number>();
-      const times = readings().filter((r) => r.meter === m.id && !seen.has(r.seq) && seen.add(r.seq)).map((r) => Date.parse(r.ts));
+      const times = readings()
+        .filter((r) => r.meter === m.id && !seen.has(r.seq) && seen.add(r.seq))
+        .map((r) => Date.parse(r.ts));
       expect(times).toEqual([...times].sort((a, b) => a - b));
     }
   });
@@ -125,7 +147,10 @@ describe('meterd run, end to end: simulated meters → SQLite → MQTT broker', 
     expect(await daemon!.exited()).toBe('SIGKILL');
     // What the killed process had committed: its undelivered readings and their highest seq.
     const store = openStore({ path: join(dataDir, 'meterd.db'), clock: systemClock });
-    const stored = store.outbox.peek({ limit: 100_000 }).filter((m) => m.class === 'telemetry').map((m) => (JSON.parse(m.payload) as { seq: number }).seq);
+    const stored = store.outbox
+      .peek({ limit: 100_000 })
+      .filter((m) => m.class === 'telemetry')
+      .map((m) => (JSON.parse(m.payload) as { seq: number }).seq);
     expect(store.integrityCheck().ok).toBe(true);
     store.close();
     expect(stored.length).toBeGreaterThan(0);

@@ -22,7 +22,10 @@ export function startDaemon(configYaml: string, opts: { dir?: string; logLevel?:
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'meterd-e2e-'));
   const configPath = join(dir, 'meterd.yaml');
   writeFileSync(configPath, configYaml);
-  const child = spawn(process.execPath, [BIN, 'run', '-c', configPath, '--log-level', opts.logLevel ?? 'warn'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'run', '-c', configPath, '--log-level', opts.logLevel ?? 'warn'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (err += d.toString()));

@@ -97,11 +97,17 @@ function startBridge(bridge: PtyBridge, a: string, b: string): Promise<ChildProc
   const readyText = bridge === 'socat' ? 'starting data transfer loop' : 'ready';
   return new Promise((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => fail(new Error(`${bridge} did not link ${a} and ${b} within ${READY_TIMEOUT_MS} ms: ${output}`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new Error(`${bridge} did not link ${a} and ${b} within ${READY_TIMEOUT_MS} ms: ${output}`)),
+      READY_TIMEOUT_MS,
+    );
     const onOutput = (chunk: Buffer): void => {
       output += chunk.toString();
       if (!output.includes(readyText)) return;
-      if (!isLink(a) || !isLink(b)) return fail(new Error(`${bridge} reported ready but the links are missing: ${output}`));
+      if (!isLink(a) || !isLink(b)) {
+        fail(new Error(`${bridge} reported ready but the links are missing: ${output}`));
+        return;
+      }
       done();
       resolve(child);
     };

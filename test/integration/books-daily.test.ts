@@ -51,7 +51,8 @@ class WalletMeter implements CreditPort {
   }
   async load(l: { purchaseCount: number; amount: number }) {
     if (l.purchaseCount === this.wallet.count) return { kind: 'refused' as const, code: 'REPEAT_RECHARGE' as const, message: 'repeat' };
-    if (this.wallet.balance + l.amount > this.hoardingLimit) return { kind: 'refused' as const, code: 'OVER_HOARDING_LIMIT' as const, message: 'over the hoarding limit' };
+    if (this.wallet.balance + l.amount > this.hoardingLimit)
+      return { kind: 'refused' as const, code: 'OVER_HOARDING_LIMIT' as const, message: 'over the hoarding limit' };
     this.wallet = { count: l.purchaseCount, balance: this.wallet.balance + l.amount, overdraft: 0 };
     this.silent = this.silentAfterNextLoad;
     return { kind: 'accepted' as const };
@@ -65,7 +66,14 @@ function counterReading(store: Store, meterId: string, at: number, count: number
 async function buildDay(store: Store): Promise<void> {
   const room101 = new WalletMeter('money', { count: 7, balance: 1_000, overdraft: 0 }, 16_900);
   const room104 = new WalletMeter('energy', { count: 5, balance: 500, overdraft: 0 });
-  const credit = new CreditService({ store, clock, ports: new Map<string, CreditPort>([['room-101', room101], ['room-104', room104]]) });
+  const credit = new CreditService({
+    store,
+    clock,
+    ports: new Map<string, CreditPort>([
+      ['room-101', room101],
+      ['room-104', room104],
+    ]),
+  });
   const cards = new LedgerCardSales(() => store);
   const at = (hhmm: string) => clock.set(local(DAY, hhmm));
 
@@ -82,20 +90,54 @@ async function buildDay(store: Store): Promise<void> {
   at('09:45');
   await credit.topUp({ requestId: 'counter-0003', meterId: 'room-101', channel: 'remote', amountFen: 1_000, operator: 'alice' });
   at('10:00');
-  await cards.record({ channel: 'card', meterNumber: '000000000102', purchaseCount: 4, amount: 20_000, unit: 'fen', operator: 'alice', encoder: 'star', layout: 'sle4442-dorm', at: new Date(clock.now()).toISOString() });
+  await cards.record({
+    channel: 'card',
+    meterNumber: '000000000102',
+    purchaseCount: 4,
+    amount: 20_000,
+    unit: 'fen',
+    operator: 'alice',
+    encoder: 'star',
+    layout: 'sle4442-dorm',
+    at: new Date(clock.now()).toISOString(),
+  });
   at('11:00');
-  await cards.record({ channel: 'card', meterNumber: '000000000103', purchaseCount: 2, amount: 3_000, unit: '0.01kWh', operator: 'bob', encoder: 'star', layout: 'sle4442-dorm', at: new Date(clock.now()).toISOString() });
+  await cards.record({
+    channel: 'card',
+    meterNumber: '000000000103',
+    purchaseCount: 2,
+    amount: 3_000,
+    unit: '0.01kWh',
+    operator: 'bob',
+    encoder: 'star',
+    layout: 'sle4442-dorm',
+    at: new Date(clock.now()).toISOString(),
+  });
   at('12:00');
   await credit.topUp({ requestId: 'counter-0004', meterId: 'room-104', channel: 'remote', energyKwh: 25.5, operator: 'bob' });
   at('13:00');
   // The allowance service comes later; its entries look like this.
   store.transaction((tx) => {
-    const { entry } = openLedgerEntry(tx, { requestId: 'allowance-2026-autumn-1-room-104', channel: 'allowance', meterId: 'room-104', unit: 'energy', amount: 5_000, operator: 'system', request: {} });
+    const { entry } = openLedgerEntry(tx, {
+      requestId: 'allowance-2026-autumn-1-room-104',
+      channel: 'allowance',
+      meterId: 'room-104',
+      unit: 'energy',
+      amount: 5_000,
+      operator: 'system',
+      request: {},
+    });
     transitionLedger(tx, entry.id, 'writing', { purchaseCount: 7, before: { count: 6, balance: 3_050, overdraft: 0 } });
     transitionLedger(tx, entry.id, 'applied', { after: { count: 7, balance: 8_050, overdraft: 0 } });
   });
   at('14:00');
-  recordRefund(store, { requestId: 'refund-0001', originalRequestId: 'counter-0002', amount: 2_000, operator: 'bob', reason: 'customer overpaid' });
+  recordRefund(store, {
+    requestId: 'refund-0001',
+    originalRequestId: 'counter-0002',
+    amount: 2_000,
+    operator: 'bob',
+    reason: 'customer overpaid',
+  });
   at('15:00');
   counterReading(store, 'room-102', clock.now(), 4);
   at('16:00');
@@ -149,8 +191,19 @@ describe('the daily books of a day with two operators, two channels, a refund an
     const r = await meterd('report', 'daily', '--date', DAY, '--format', 'json');
     expect(r.error).toBeUndefined();
     const report = JSON.parse(r.lines.join('\n'));
-    expect(report).toMatchObject({ report: 'daily', period: DAY, gateway: 'gw-books', timeZone: 'Asia/Shanghai', from: '2026-11-25T16:00:00.000Z', until: '2026-11-26T16:00:00.000Z', operator: null });
-    const line = (operator: string, channel: string, unit: string) => report.lines.find((l: { operator: string; channel: string; unit: string }) => l.operator === operator && l.channel === channel && l.unit === unit);
+    expect(report).toMatchObject({
+      report: 'daily',
+      period: DAY,
+      gateway: 'gw-books',
+      timeZone: 'Asia/Shanghai',
+      from: '2026-11-25T16:00:00.000Z',
+      until: '2026-11-26T16:00:00.000Z',
+      operator: null,
+    });
+    const line = (operator: string, channel: string, unit: string) =>
+      report.lines.find(
+        (l: { operator: string; channel: string; unit: string }) => l.operator === operator && l.channel === channel && l.unit === unit,
+      );
     expect(report.lines.map((l: { operator: string; channel: string; unit: string }) => `${l.operator} ${l.channel} ${l.unit}`)).toEqual([
       'alice remote money',
       'alice card money',
@@ -173,19 +226,47 @@ describe('the daily books of a day with two operators, two channels, a refund an
         refused: { count: 1, amount: 1_000, text: '10.00 CNY' },
       },
     });
-    expect(line('alice', 'card', 'money')).toMatchObject({ loads: { count: 1, amount: 20_000 }, states: { applied: { count: 1, amount: 20_000 }, awaiting: { count: 0 } } });
-    expect(line('bob', 'remote', 'money')).toMatchObject({ loads: { count: 0, amount: 0 }, refunds: { count: 1, amount: 2_000, text: '20.00 CNY' }, net: { amount: -2_000, text: '-20.00 CNY' } });
-    expect(line('bob', 'remote', 'energy')).toMatchObject({ loads: { count: 1, amount: 2_550, text: '25.50 kWh' }, states: { applied: { count: 1, amount: 2_550 } } });
-    expect(line('bob', 'card', 'energy')).toMatchObject({ loads: { count: 1, amount: 3_000, text: '30.00 kWh' }, states: { applied: { count: 0 }, awaiting: { count: 1, amount: 3_000 } } });
-    expect(line('system', 'allowance', 'energy')).toMatchObject({ loads: { count: 1, amount: 5_000, text: '50.00 kWh' }, states: { applied: { count: 1, amount: 5_000 } } });
+    expect(line('alice', 'card', 'money')).toMatchObject({
+      loads: { count: 1, amount: 20_000 },
+      states: { applied: { count: 1, amount: 20_000 }, awaiting: { count: 0 } },
+    });
+    expect(line('bob', 'remote', 'money')).toMatchObject({
+      loads: { count: 0, amount: 0 },
+      refunds: { count: 1, amount: 2_000, text: '20.00 CNY' },
+      net: { amount: -2_000, text: '-20.00 CNY' },
+    });
+    expect(line('bob', 'remote', 'energy')).toMatchObject({
+      loads: { count: 1, amount: 2_550, text: '25.50 kWh' },
+      states: { applied: { count: 1, amount: 2_550 } },
+    });
+    expect(line('bob', 'card', 'energy')).toMatchObject({
+      loads: { count: 1, amount: 3_000, text: '30.00 kWh' },
+      states: { applied: { count: 0 }, awaiting: { count: 1, amount: 3_000 } },
+    });
+    expect(line('system', 'allowance', 'energy')).toMatchObject({
+      loads: { count: 1, amount: 5_000, text: '50.00 kWh' },
+      states: { applied: { count: 1, amount: 5_000 } },
+    });
 
-    expect(report.byOperator.map((o: { operator: string; unit: string; net: { amount: number } }) => [o.operator, o.unit, o.net.amount])).toEqual([
+    expect(
+      report.byOperator.map((o: { operator: string; unit: string; net: { amount: number } }) => [o.operator, o.unit, o.net.amount]),
+    ).toEqual([
       ['alice', 'money', 35_850],
       ['bob', 'money', -2_000],
       ['bob', 'energy', 5_550],
       ['system', 'energy', 5_000],
     ]);
-    expect(report.byChannel.map((c: { channel: string; unit: string; loads: { count: number; amount: number }; refunds: { amount: number } }) => [c.channel, c.unit, c.loads.count, c.loads.amount, c.refunds.amount])).toEqual([
+    expect(
+      report.byChannel.map(
+        (c: { channel: string; unit: string; loads: { count: number; amount: number }; refunds: { amount: number } }) => [
+          c.channel,
+          c.unit,
+          c.loads.count,
+          c.loads.amount,
+          c.refunds.amount,
+        ],
+      ),
+    ).toEqual([
       ['remote', 'money', 3, 15_850, 2_000],
       ['remote', 'energy', 1, 2_550, 0],
       ['card', 'money', 1, 20_000, 0],
@@ -200,7 +281,12 @@ describe('the daily books of a day with two operators, two channels, a refund an
       net: { amount: 33_850, text: '338.50 CNY' },
       cash: { sales: { count: 4, amount: 35_850 }, refunds: { count: 1, amount: 2_000 }, net: { amount: 33_850, text: '338.50 CNY' } },
       allowances: { count: 0, amount: 0 },
-      states: { applied: { count: 3, amount: 35_050 }, awaiting: { count: 0, amount: 0 }, unsettled: { count: 1, amount: 800 }, refused: { count: 1, amount: 1_000 } },
+      states: {
+        applied: { count: 3, amount: 35_050 },
+        awaiting: { count: 0, amount: 0 },
+        unsettled: { count: 1, amount: 800 },
+        refused: { count: 1, amount: 1_000 },
+      },
     });
     expect(energy).toMatchObject({
       unit: 'energy',
@@ -209,18 +295,37 @@ describe('the daily books of a day with two operators, two channels, a refund an
       // The free allowance is a load on the meter but never cash.
       cash: { sales: { count: 2, amount: 5_550, text: '55.50 kWh' }, refunds: { count: 0, amount: 0 }, net: { amount: 5_550 } },
       allowances: { count: 1, amount: 5_000, text: '50.00 kWh' },
-      states: { applied: { count: 2, amount: 7_550 }, awaiting: { count: 1, amount: 3_000 }, unsettled: { count: 0 }, refused: { count: 0 } },
+      states: {
+        applied: { count: 2, amount: 7_550 },
+        awaiting: { count: 1, amount: 3_000 },
+        unsettled: { count: 0 },
+        refused: { count: 0 },
+      },
     });
   });
 
   it('JSON: the loads not confirmed, each with why, and every active meter reconciled', async () => {
     const report = JSON.parse((await meterd('report', 'daily', '--date', DAY, '--format', 'json')).lines.join('\n'));
-    expect(report.unconfirmed.map((u: { requestId: string; status: string; reason: string }) => [u.requestId, u.status, u.reason])).toEqual([
-      ['counter-0003', 'refused', 'rejected: OVER_HOARDING_LIMIT: over the hoarding limit'],
-      ['card-000000000103-2', 'awaiting', 'card sold but not yet inserted: counter of room-103 at 1 on 2026-11-26 16:00, purchase 2 not reached'],
-      ['counter-0005', 'unsettled', expect.stringMatching(/^not settled yet \(verifying\): UNSETTLED: /)],
-    ]);
-    expect(report.reconciliation.map((m: { meter: string; counterDelta: number; booksLoads: number; difference: number; status: string }) => [m.meter, m.counterDelta, m.booksLoads, m.difference, m.status])).toEqual([
+    expect(report.unconfirmed.map((u: { requestId: string; status: string; reason: string }) => [u.requestId, u.status, u.reason])).toEqual(
+      [
+        ['counter-0003', 'refused', 'rejected: OVER_HOARDING_LIMIT: over the hoarding limit'],
+        [
+          'card-000000000103-2',
+          'awaiting',
+          'card sold but not yet inserted: counter of room-103 at 1 on 2026-11-26 16:00, purchase 2 not reached',
+        ],
+        ['counter-0005', 'unsettled', expect.stringMatching(/^not settled yet \(verifying\): UNSETTLED: /)],
+      ],
+    );
+    expect(
+      report.reconciliation.map((m: { meter: string; counterDelta: number; booksLoads: number; difference: number; status: string }) => [
+        m.meter,
+        m.counterDelta,
+        m.booksLoads,
+        m.difference,
+        m.status,
+      ]),
+    ).toEqual([
       ['room-101', 3, 2, -1, 'difference'],
       ['room-102', 1, 1, 0, 'balanced'],
       ['room-103', 0, 1, 1, 'difference'],
@@ -229,10 +334,20 @@ describe('the daily books of a day with two operators, two channels, a refund an
     ]);
     expect(report.reconciliation[3]).toMatchObject({ opening: { count: 5, source: 'ledger' }, closing: { count: 7, source: 'ledger' } });
     expect(report.reconciliation[0].findings).toEqual([
-      { kind: 'unsettled-load', purchaseCount: 10, requestId: 'counter-0005', meaning: 'load counter-0005 (purchase 10) is not settled yet (verifying), but the counter shows it arrived' },
+      {
+        kind: 'unsettled-load',
+        purchaseCount: 10,
+        requestId: 'counter-0005',
+        meaning: 'load counter-0005 (purchase 10) is not settled yet (verifying), but the counter shows it arrived',
+      },
     ]);
     expect(report.reconciliation[2].findings).toEqual([
-      { kind: 'card-not-inserted', purchaseCount: 2, requestId: 'card-000000000103-2', meaning: 'card sold but not yet inserted (purchase 2, card-000000000103-2): the counter was at 1 at the end of the period' },
+      {
+        kind: 'card-not-inserted',
+        purchaseCount: 2,
+        requestId: 'card-000000000103-2',
+        meaning: 'card sold but not yet inserted (purchase 2, card-000000000103-2): the counter was at 1 at the end of the period',
+      },
     ]);
   });
 
@@ -275,9 +390,15 @@ describe('the daily books of a day with two operators, two channels, a refund an
       '',
       'Loads not confirmed by their meter',
       expect.stringMatching(/^time +meter +channel +operator +amount +count +state +request +why$/),
-      expect.stringMatching(/^2026-11-26 09:45 +room-101 +remote +alice +10\.00 CNY +10 +rejected\/failed +counter-0003 +rejected: OVER_HOARDING_LIMIT/),
-      expect.stringMatching(/^2026-11-26 11:00 +000000000103 +card +bob +30\.00 kWh +2 +awaiting meter confirmation +card-000000000103-2 +card sold but not yet inserted/),
-      expect.stringMatching(/^2026-11-26 17:00 +room-101 +remote +alice +8\.00 CNY +10 +not settled +counter-0005 +not settled yet \(verifying\)/),
+      expect.stringMatching(
+        /^2026-11-26 09:45 +room-101 +remote +alice +10\.00 CNY +10 +rejected\/failed +counter-0003 +rejected: OVER_HOARDING_LIMIT/,
+      ),
+      expect.stringMatching(
+        /^2026-11-26 11:00 +000000000103 +card +bob +30\.00 kWh +2 +awaiting meter confirmation +card-000000000103-2 +card sold but not yet inserted/,
+      ),
+      expect.stringMatching(
+        /^2026-11-26 17:00 +room-101 +remote +alice +8\.00 CNY +10 +not settled +counter-0005 +not settled yet \(verifying\)/,
+      ),
       '',
       "Reconciliation against the meters' purchase counters (all operators)",
       'meter     counter  moved  books  difference  status',
@@ -293,7 +414,9 @@ describe('the daily books of a day with two operators, two channels, a refund an
   it('CSV: a header row, then lines, subtotals and totals with amounts in yuan and kWh', async () => {
     const r = await meterd('report', 'daily', '--date', DAY, '--format', 'csv');
     expect(r.error).toBeUndefined();
-    expect(r.lines[0]).toBe('period,row,operator,channel,unit,loads,loads_amount,refunds,refunds_amount,net,applied,applied_amount,awaiting,awaiting_amount,not_settled,not_settled_amount,rejected_failed,rejected_failed_amount');
+    expect(r.lines[0]).toBe(
+      'period,row,operator,channel,unit,loads,loads_amount,refunds,refunds_amount,net,applied,applied_amount,awaiting,awaiting_amount,not_settled,not_settled_amount,rejected_failed,rejected_failed_amount',
+    );
     expect(r.lines).toContain('2026-11-26,line,alice,remote,CNY,3,158.50,0,0.00,158.50,2,150.50,0,0.00,1,8.00,1,10.00');
     expect(r.lines).toContain('2026-11-26,line,bob,remote,CNY,0,0.00,1,20.00,-20.00,0,0.00,0,0.00,0,0.00,0,0.00');
     expect(r.lines).toContain('2026-11-26,line,bob,card,kWh,1,30.00,0,0.00,30.00,0,0.00,1,30.00,0,0.00,0,0.00');
@@ -307,7 +430,7 @@ describe('the daily books of a day with two operators, two channels, a refund an
     expect(r.lines).toHaveLength(1 + 6 + 4 + 5 + 2);
   });
 
-  it('--operator keeps one cashier\'s drawer: her sales, and the refunds she paid out', async () => {
+  it("--operator keeps one cashier's drawer: her sales, and the refunds she paid out", async () => {
     const bob = JSON.parse((await meterd('report', 'daily', '--date', DAY, '--operator', 'bob', '--format', 'json')).lines.join('\n'));
     expect(bob.operator).toBe('bob');
     expect(bob.lines.map((l: { operator: string }) => l.operator)).toEqual(['bob', 'bob', 'bob']);
@@ -322,7 +445,12 @@ describe('the daily books of a day with two operators, two channels, a refund an
   it('the monthly report sums the same entries over the local month', async () => {
     const r = await meterd('report', 'monthly', '--month', '2026-11', '--format', 'json');
     const month = JSON.parse(r.lines.join('\n'));
-    expect(month).toMatchObject({ report: 'monthly', period: '2026-11', from: '2026-10-31T16:00:00.000Z', until: '2026-11-30T16:00:00.000Z' });
+    expect(month).toMatchObject({
+      report: 'monthly',
+      period: '2026-11',
+      from: '2026-10-31T16:00:00.000Z',
+      until: '2026-11-30T16:00:00.000Z',
+    });
     expect(month.totals.map((t: { unit: string; net: { amount: number } }) => [t.unit, t.net.amount])).toEqual([
       ['money', 33_850],
       ['energy', 10_550],
@@ -335,10 +463,12 @@ describe('the daily books of a day with two operators, two channels, a refund an
     ]);
   });
 
-  it('without --date, today in the gateway\'s time zone; a bad date is a usage error', async () => {
+  it("without --date, today in the gateway's time zone; a bad date is a usage error", async () => {
     const today = JSON.parse((await meterd('report', 'daily', '--format', 'json')).lines.join('\n'));
     expect(today.period).toBe(DAY);
-    expect((await meterd('report', 'daily', '--date', '2026-02-30')).error).toBe('meterd: USAGE: "2026-02-30" is not a date written YYYY-MM-DD (e.g. 2026-11-27)');
+    expect((await meterd('report', 'daily', '--date', '2026-02-30')).error).toBe(
+      'meterd: USAGE: "2026-02-30" is not a date written YYYY-MM-DD (e.g. 2026-11-27)',
+    );
     expect((await meterd('report', 'monthly', '--month', '2026-13')).error).toMatch(/^meterd: USAGE: "2026-13" is not a month/);
   });
 });
@@ -347,28 +477,52 @@ describe('meterd report without books', () => {
   it('a config whose dataDir holds no database is an error, and creates none', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'meterd-books-none-'));
     const config = join(empty, 'meterd.yaml');
-    writeFileSync(config, 'gateway: { id: gw-empty, dataDir: ./nothing, timeZone: Asia/Shanghai }\nmqtt: { url: "mqtt://127.0.0.1:1883" }\n');
+    writeFileSync(
+      config,
+      'gateway: { id: gw-empty, dataDir: ./nothing, timeZone: Asia/Shanghai }\nmqtt: { url: "mqtt://127.0.0.1:1883" }\n',
+    );
     const program = new Command('meterd').exitOverride();
     registerReportCommand(program, { out: () => undefined }, { clock });
-    const error = await program.parseAsync(['report', 'daily', '-c', config], { from: 'user' }).then(() => undefined, (err: unknown) => errorLine(err));
-    expect(error).toBe(`meterd: STORE_MISSING: no books at ${join(empty, 'nothing', 'meterd.db')}: the gateway has not run with this config's dataDir yet`);
+    const error = await program.parseAsync(['report', 'daily', '-c', config], { from: 'user' }).then(
+      () => undefined,
+      (err: unknown) => errorLine(err),
+    );
+    expect(error).toBe(
+      `meterd: STORE_MISSING: no books at ${join(empty, 'nothing', 'meterd.db')}: the gateway has not run with this config's dataDir yet`,
+    );
     expect(existsSync(join(empty, 'nothing'))).toBe(false);
   });
 });
 
-describe('days are the gateway\'s local days', () => {
+describe("days are the gateway's local days", () => {
   let store: Store;
   afterAll(() => store?.close());
 
   it('in Asia/Shanghai, a sale at 23:59 and one at 00:01 the next day land on their own local days', async () => {
     store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-books-midnight-')), 'meterd.db'), clock });
     const cards = new LedgerCardSales(() => store);
-    const sale = (count: number, amount: number) => cards.record({ channel: 'card', meterNumber: '000000000102', purchaseCount: count, amount, unit: 'fen', operator: 'alice', encoder: 'star', layout: 'sle4442-dorm', at: new Date(clock.now()).toISOString() });
+    const sale = (count: number, amount: number) =>
+      cards.record({
+        channel: 'card',
+        meterNumber: '000000000102',
+        purchaseCount: count,
+        amount,
+        unit: 'fen',
+        operator: 'alice',
+        encoder: 'star',
+        layout: 'sle4442-dorm',
+        at: new Date(clock.now()).toISOString(),
+      });
     clock.set(Date.parse('2026-11-26T15:59:00Z')); // 23:59 in Shanghai
     await sale(1, 1_111);
     clock.set(Date.parse('2026-11-26T16:01:00Z')); // 00:01 on the 27th in Shanghai
     await sale(2, 2_222);
-    const books = new Books({ store, clock, gateway: { id: 'gw', timeZone: 'Asia/Shanghai' }, meters: [{ id: 'room-102', address: '000000000102' }] });
+    const books = new Books({
+      store,
+      clock,
+      gateway: { id: 'gw', timeZone: 'Asia/Shanghai' },
+      meters: [{ id: 'room-102', address: '000000000102' }],
+    });
     const net = (date: string) => books.report({ kind: 'daily', date }).totals.map((t) => t.net);
     expect(net('2026-11-26')).toEqual([1_111]);
     expect(net('2026-11-27')).toEqual([2_222]);

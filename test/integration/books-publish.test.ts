@@ -15,7 +15,13 @@ let store: Store;
 let wakeUps: number;
 
 function publisher(s: Store = store): BooksPublisher {
-  return new BooksPublisher({ store: s, clock, gateway: { id: 'gw-books', timeZone: TZ }, meters: [{ id: 'room-102', address: '000000000102' }], onCommitted: () => wakeUps++ });
+  return new BooksPublisher({
+    store: s,
+    clock,
+    gateway: { id: 'gw-books', timeZone: TZ },
+    meters: [{ id: 'room-102', address: '000000000102' }],
+    onCommitted: () => wakeUps++,
+  });
 }
 
 function reports(s: Store = store) {
@@ -27,12 +33,22 @@ beforeEach(async () => {
   store = openStore({ path, clock });
   wakeUps = 0;
   clock.set(local('2026-11-26', '09:00'));
-  await new LedgerCardSales(() => store).record({ channel: 'card', meterNumber: '000000000102', purchaseCount: 4, amount: 20_000, unit: 'fen', operator: 'alice', encoder: 'star', layout: 'sle4442-dorm', at: new Date(clock.now()).toISOString() });
+  await new LedgerCardSales(() => store).record({
+    channel: 'card',
+    meterNumber: '000000000102',
+    purchaseCount: 4,
+    amount: 20_000,
+    unit: 'fen',
+    operator: 'alice',
+    encoder: 'star',
+    layout: 'sle4442-dorm',
+    at: new Date(clock.now()).toISOString(),
+  });
 });
 afterEach(() => store.close());
 
 describe('the daily report is published at day end, once per date', () => {
-  it('enqueues the day\'s report JSON on reports/daily as a report message, and wakes the uplink', () => {
+  it("enqueues the day's report JSON on reports/daily as a report message, and wakes the uplink", () => {
     clock.set(local('2026-11-27', '00:05'));
     expect(publisher().publishDay('2026-11-26')).toEqual({ date: '2026-11-26', published: true, publishedAt: clock.now() });
     const [message, ...rest] = reports();
@@ -65,10 +81,12 @@ describe('the daily report is published at day end, once per date', () => {
     expect(reports()).toEqual([]);
   });
 
-  it('refuses to publish a day that has not ended in the gateway\'s time zone', () => {
+  it("refuses to publish a day that has not ended in the gateway's time zone", () => {
     clock.set(local('2026-11-26', '23:59'));
     expect(() => publisher().publishDay('2026-11-26')).toThrow(BooksError);
-    expect(() => publisher().publishDay('2026-11-26')).toThrow('2026-11-26 has not ended yet in Asia/Shanghai (it ends at 2026-11-27 00:00)');
+    expect(() => publisher().publishDay('2026-11-26')).toThrow(
+      '2026-11-26 has not ended yet in Asia/Shanghai (it ends at 2026-11-27 00:00)',
+    );
     expect(reports()).toEqual([]);
   });
 

@@ -31,16 +31,42 @@ function at(date: string, hhmm: string): void {
 }
 
 function counter(meterId: string, count: number): void {
-  store.transaction((tx) => insertReadings(tx, [{ meterId, takenAt: clock.now(), values: { 'credit.purchase.count': { v: count, unit: '' }, 'credit.balance.money': { v: 12.5, unit: 'CNY' } } }]));
+  store.transaction((tx) =>
+    insertReadings(tx, [
+      {
+        meterId,
+        takenAt: clock.now(),
+        values: { 'credit.purchase.count': { v: count, unit: '' }, 'credit.balance.money': { v: 12.5, unit: 'CNY' } },
+      },
+    ]),
+  );
 }
 
 /** A poll that did not get the counter: it says nothing about purchases. */
 function pollWithoutCounter(meterId: string): void {
-  store.transaction((tx) => insertReadings(tx, [{ meterId, takenAt: clock.now(), values: { 'credit.purchase.count': { error: 'METER_TIMEOUT' }, 'energy.active.import': { v: 100, unit: 'kWh' } } }]));
+  store.transaction((tx) =>
+    insertReadings(tx, [
+      {
+        meterId,
+        takenAt: clock.now(),
+        values: { 'credit.purchase.count': { error: 'METER_TIMEOUT' }, 'energy.active.import': { v: 100, unit: 'kWh' } },
+      },
+    ]),
+  );
 }
 
 function sellCard(meterNumber: string, purchaseCount: number, amount = 5_000): Promise<void> {
-  return cards.record({ channel: 'card', meterNumber, purchaseCount, amount, unit: 'fen', operator: 'alice', encoder: 'star', layout: 'sle4442-dorm', at: new Date(clock.now()).toISOString() });
+  return cards.record({
+    channel: 'card',
+    meterNumber,
+    purchaseCount,
+    amount,
+    unit: 'fen',
+    operator: 'alice',
+    encoder: 'star',
+    layout: 'sle4442-dorm',
+    at: new Date(clock.now()).toISOString(),
+  });
 }
 
 function daily(date: string): { byMeter: Record<string, MeterReconciliation>; status: (id: string) => string | undefined } {
@@ -49,7 +75,7 @@ function daily(date: string): { byMeter: Record<string, MeterReconciliation>; st
   return { byMeter, status: (id) => byMeter[id]?.status };
 }
 
-describe('reconciliation: each active meter\'s purchase counter over the day against the loads applied in the books', () => {
+describe("reconciliation: each active meter's purchase counter over the day against the loads applied in the books", () => {
   it('a card sale is confirmed once a later reading shows the counter at its count; before that it awaits insertion', async () => {
     at('2026-11-20', '07:00');
     counter('room-201', 3);
@@ -60,8 +86,16 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
 
     const evening = books.report({ kind: 'daily', date: '2026-11-20' });
     expect(evening.totals[0]!.states.awaiting).toEqual({ count: 1, amount: 5_000 });
-    expect(evening.unconfirmed.map((u) => u.reason)).toEqual(['card sold but not yet inserted: counter of room-201 at 3 on 2026-11-20 22:00, purchase 4 not reached']);
-    expect(evening.reconciliation[0]).toMatchObject({ meterId: 'room-201', counterDelta: 0, booksLoads: 1, difference: 1, status: 'difference' });
+    expect(evening.unconfirmed.map((u) => u.reason)).toEqual([
+      'card sold but not yet inserted: counter of room-201 at 3 on 2026-11-20 22:00, purchase 4 not reached',
+    ]);
+    expect(evening.reconciliation[0]).toMatchObject({
+      meterId: 'room-201',
+      counterDelta: 0,
+      booksLoads: 1,
+      difference: 1,
+      status: 'difference',
+    });
     expect(evening.reconciliation[0]!.findings.map((f) => f.kind)).toEqual(['card-not-inserted']);
 
     // The customer inserts the card next morning; the poller reads the counter at 4.
@@ -76,17 +110,25 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
         kind: 'card-not-inserted',
         purchaseCount: 4,
         requestId: 'card-000000000201-4',
-        meaning: 'card sold but not yet inserted (purchase 4, card-000000000201-4): the counter was at 3 at the end of the period; reached the meter later (counter at 4 on 2026-11-21 08:10)',
+        meaning:
+          'card sold but not yet inserted (purchase 4, card-000000000201-4): the counter was at 3 at the end of the period; reached the meter later (counter at 4 on 2026-11-21 08:10)',
       },
     ]);
     // The 21st: the counter moved with no sale that day, explained by the 20th's card.
     const next = daily('2026-11-21').byMeter['room-201']!;
     expect(next).toMatchObject({ opening: { count: 3 }, closing: { count: 4 }, counterDelta: 1, booksLoads: 0, difference: -1 });
     expect(next.findings).toEqual([
-      { kind: 'earlier-load-confirmed', purchaseCount: 4, requestId: 'card-000000000201-4', meaning: 'card sold on 2026-11-20 (purchase 4, card-000000000201-4) reached the meter in this period' },
+      {
+        kind: 'earlier-load-confirmed',
+        purchaseCount: 4,
+        requestId: 'card-000000000201-4',
+        meaning: 'card sold on 2026-11-20 (purchase 4, card-000000000201-4) reached the meter in this period',
+      },
     ]);
     // Over the month the sale and its insertion meet: balanced.
-    expect(books.report({ kind: 'monthly', month: '2026-11' }).reconciliation).toMatchObject([{ meterId: 'room-201', counterDelta: 1, booksLoads: 1, status: 'balanced', findings: [] }]);
+    expect(books.report({ kind: 'monthly', month: '2026-11' }).reconciliation).toMatchObject([
+      { meterId: 'room-201', counterDelta: 1, booksLoads: 1, status: 'balanced', findings: [] },
+    ]);
   });
 
   it('a counter that moved more than the books is a load from outside this system', async () => {
@@ -102,7 +144,9 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
       ['outside-load', 12],
       ['outside-load', 13],
     ]);
-    expect(m.findings[0]!.meaning).toBe('load from outside this system: the counter reached 12 with no sale of that count in the books (another station, an old or test card)');
+    expect(m.findings[0]!.meaning).toBe(
+      'load from outside this system: the counter reached 12 with no sale of that count in the books (another station, an old or test card)',
+    );
   });
 
   it('a meter without loads that day is listed only when its counter moved', () => {
@@ -123,7 +167,15 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     at('2026-11-20', '11:00');
     // Applied in the books without a read-back of its own, and the day's polls keep reading 2.
     store.transaction((tx) => {
-      const { entry } = openLedgerEntry(tx, { requestId: 'station-77', channel: 'remote', meterId: 'room-203', unit: 'money', amount: 2_000, operator: 'carol', request: {} });
+      const { entry } = openLedgerEntry(tx, {
+        requestId: 'station-77',
+        channel: 'remote',
+        meterId: 'room-203',
+        unit: 'money',
+        amount: 2_000,
+        operator: 'carol',
+        request: {},
+      });
       transitionLedger(tx, entry.id, 'applied', { purchaseCount: 3 });
     });
     at('2026-11-20', '20:00');
@@ -131,7 +183,12 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     const m = daily('2026-11-20').byMeter['room-203']!;
     expect(m).toMatchObject({ counterDelta: 0, booksLoads: 1, difference: 1 });
     expect(m.findings).toEqual([
-      { kind: 'load-not-confirmed', purchaseCount: 3, requestId: 'station-77', meaning: 'load not confirmed (purchase 3, station-77): the counter was at 2 at the end of the period' },
+      {
+        kind: 'load-not-confirmed',
+        purchaseCount: 3,
+        requestId: 'station-77',
+        meaning: 'load not confirmed (purchase 3, station-77): the counter was at 2 at the end of the period',
+      },
     ]);
   });
 
@@ -144,7 +201,9 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     pollWithoutCounter('room-201');
     const m = daily('2026-11-20').byMeter['room-201']!;
     expect(m).toMatchObject({ status: 'not-reconcilable', counterDelta: null, difference: null, booksLoads: 1, closing: null });
-    expect(m.findings).toEqual([{ kind: 'no-readings', purchaseCount: null, requestId: null, meaning: 'not reconcilable (no counter readings)' }]);
+    expect(m.findings).toEqual([
+      { kind: 'no-readings', purchaseCount: null, requestId: null, meaning: 'not reconcilable (no counter readings)' },
+    ]);
   });
 
   it('a card for a meter number not in the config stays awaiting confirmation, with the reason', async () => {
@@ -152,7 +211,10 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     await sellCard('000000009999', 1, 3_000);
     const r = books.report({ kind: 'daily', date: '2026-11-20' });
     expect(r.unconfirmed.map((u) => [u.status, u.reason])).toEqual([
-      ['awaiting', "meter 000000009999 is not in the gateway's config: its purchase counter is never read, so the load cannot be confirmed"],
+      [
+        'awaiting',
+        "meter 000000009999 is not in the gateway's config: its purchase counter is never read, so the load cannot be confirmed",
+      ],
     ]);
     expect(r.reconciliation).toEqual([
       {
@@ -164,7 +226,14 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
         booksLoads: 1,
         difference: null,
         status: 'not-reconcilable',
-        findings: [{ kind: 'meter-not-configured', purchaseCount: null, requestId: null, meaning: "not reconcilable: meter 000000009999 is not in the gateway's config, its purchase counter is never read" }],
+        findings: [
+          {
+            kind: 'meter-not-configured',
+            purchaseCount: null,
+            requestId: null,
+            meaning: "not reconcilable: meter 000000009999 is not in the gateway's config, its purchase counter is never read",
+          },
+        ],
       },
     ]);
   });
@@ -174,7 +243,10 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     counter('room-202', 40);
     at('2026-11-20', '15:00');
     counter('room-202', 0);
-    expect(daily('2026-11-20').byMeter['room-202']).toMatchObject({ status: 'not-reconcilable', findings: [{ kind: 'counter-went-back', meaning: 'not reconcilable: the counter went back from 40 to 0 (meter replaced or reset)' }] });
+    expect(daily('2026-11-20').byMeter['room-202']).toMatchObject({
+      status: 'not-reconcilable',
+      findings: [{ kind: 'counter-went-back', meaning: 'not reconcilable: the counter went back from 40 to 0 (meter replaced or reset)' }],
+    });
   });
 
   it('the opening is the last counter known before the day, so a card inserted before the first poll still counts', async () => {
@@ -185,6 +257,14 @@ describe('reconciliation: each active meter\'s purchase counter over the day aga
     // Inserted at 00:30; the first poll of the day with the counter is at 09:00.
     at('2026-11-20', '09:00');
     counter('room-201', 7);
-    expect(daily('2026-11-20').byMeter['room-201']).toMatchObject({ opening: { count: 6, source: 'reading' }, closing: { count: 7 }, counterDelta: 1, booksLoads: 1, difference: 0, status: 'balanced', findings: [] });
+    expect(daily('2026-11-20').byMeter['room-201']).toMatchObject({
+      opening: { count: 6, source: 'reading' },
+      closing: { count: 7 },
+      counterDelta: 1,
+      booksLoads: 1,
+      difference: 0,
+      status: 'balanced',
+      findings: [],
+    });
   });
 });

@@ -1,6 +1,14 @@
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { openBus, type BusState, type FrameBus, type FrameRequest, type LineSettings, type StreamDecoder, type DecodeEvent } from '../../src/bus/index.js';
+import {
+  openBus,
+  type BusState,
+  type FrameBus,
+  type FrameRequest,
+  type LineSettings,
+  type StreamDecoder,
+  type DecodeEvent,
+} from '../../src/bus/index.js';
 import { createPtyPair, type PtyBridge, type PtyPair } from '../helpers/pty.js';
 
 /** The test protocol: one frame per line, `<addr>:<text>\n`. Any other line is noise. */
@@ -20,7 +28,9 @@ class LineDecoder implements StreamDecoder<LineFrame> {
       const raw = Buffer.from(this.#buffered.slice(0, end + 1), 'latin1');
       this.#buffered = this.#buffered.slice(end + 1);
       const m = /^([0-9a-z]+):([ -~]*)$/i.exec(line);
-      events.push(m ? { kind: 'frame', frame: { addr: m[1]!, text: m[2]! }, raw } : { kind: 'discard', bytes: raw, reason: 'not <addr>:<text>' });
+      events.push(
+        m ? { kind: 'frame', frame: { addr: m[1]!, text: m[2]! }, raw } : { kind: 'discard', bytes: raw, reason: 'not <addr>:<text>' },
+      );
     }
     return events;
   }
@@ -119,7 +129,14 @@ class LinePeer {
 const LINE: LineSettings = { baudRate: 2400, dataBits: 8, parity: 'even', stopBits: 1 };
 
 function ask(addr: string, text: string, extra: Partial<FrameRequest<LineFrame>> = {}): FrameRequest<LineFrame> {
-  return { bytes: Buffer.from(`${addr}:${text}\n`, 'latin1'), match: (f) => f.addr === addr, timeoutMs: 2000, retries: 0, label: `${addr} ${text}`, ...extra };
+  return {
+    bytes: Buffer.from(`${addr}:${text}\n`, 'latin1'),
+    match: (f) => f.addr === addr,
+    timeoutMs: 2000,
+    retries: 0,
+    label: `${addr} ${text}`,
+    ...extra,
+  };
 }
 
 async function busOn(path: string, id = 'bus-t'): Promise<FrameBus<LineFrame>> {
@@ -169,7 +186,16 @@ describe('FrameBus over a serial port (real serialport on a pty pair)', () => {
     const reply = await bus.request('poll', ask('1', 'read energy'));
     expect(reply).toEqual({ addr: '1', text: 'ok read energy' });
     expect(peer.wire).toEqual(['rx 1:read energy', 'tx 1:ok read energy']);
-    expect(bus.stats()).toMatchObject({ requests: 1, retries: 0, timeouts: 0, stray: 0, late: 0, completed: 1, state: 'up', port: `${pty.a} 2400 8E1` });
+    expect(bus.stats()).toMatchObject({
+      requests: 1,
+      retries: 0,
+      timeouts: 0,
+      stray: 0,
+      late: 0,
+      completed: 1,
+      state: 'up',
+      port: `${pty.a} 2400 8E1`,
+    });
   });
 
   it('gives each of two queued callers its own reply, one request on the wire at a time', async () => {
@@ -224,7 +250,10 @@ describe('FrameBus over a serial port (real serialport on a pty pair)', () => {
     // 2.4 s of trickle against a 1 s deadline that each byte re-arms (cap 3 s)
     const pieces = ['1:', 'ok ', 'slow ', 'meter ', 'reply', '\n'];
     peer.respond = () => pieces.map((text, i) => ({ text, afterMs: 1 + i * 400 }));
-    await expect(bus.request('poll', ask('1', 'balance', { timeoutMs: 1000 }))).resolves.toEqual({ addr: '1', text: 'ok slow meter reply' });
+    await expect(bus.request('poll', ask('1', 'balance', { timeoutMs: 1000 }))).resolves.toEqual({
+      addr: '1',
+      text: 'ok slow meter reply',
+    });
   });
 
   it('does not let a meter that never stops sending hold the bus past three times the timeout', async () => {
@@ -235,7 +264,13 @@ describe('FrameBus over a serial port (real serialport on a pty pair)', () => {
 
   it('holds the bus for settleMs after a broadcast, which resolves with no frame', async () => {
     const bus = await busOn(pty.a);
-    const broadcast = bus.request('operator', { bytes: Buffer.from('0:time 2025-01-01T00:00:00\n'), timeoutMs: 0, retries: 0, settleMs: 400, label: 'time sync' });
+    const broadcast = bus.request('operator', {
+      bytes: Buffer.from('0:time 2025-01-01T00:00:00\n'),
+      timeoutMs: 0,
+      retries: 0,
+      settleMs: 400,
+      label: 'time sync',
+    });
     const next = bus.request('operator', ask('1', 'balance'));
     await expect(broadcast).resolves.toBeUndefined();
     await next;
@@ -342,7 +377,10 @@ describe.each(bridges)('a port that vanishes and returns (%s bridge)', (bridge) 
     const down = nextState(bus, 'down');
     await pty.stop();
 
-    expect(await onWire).toMatchObject({ code: 'BUS_DOWN', message: expect.stringMatching(new RegExp(`^bus3 lost its port ${pty.a} 2400 8E1 .*may or may not have reached the meter`)) });
+    expect(await onWire).toMatchObject({
+      code: 'BUS_DOWN',
+      message: expect.stringMatching(new RegExp(`^bus3 lost its port ${pty.a} 2400 8E1 .*may or may not have reached the meter`)),
+    });
     expect(await queued).toMatchObject({ code: 'BUS_DOWN' });
     expect(await down).not.toBe('');
     expect(bus.state).toBe('down');

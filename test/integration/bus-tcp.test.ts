@@ -1,6 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { openBus, parsePortSpec, type BusState, type DecodeEvent, type FrameBus, type FrameRequest, type LineSettings, type StreamDecoder } from '../../src/bus/index.js';
+import {
+  openBus,
+  parsePortSpec,
+  type BusState,
+  type DecodeEvent,
+  type FrameBus,
+  type FrameRequest,
+  type LineSettings,
+  type StreamDecoder,
+} from '../../src/bus/index.js';
 import { freePort } from '../helpers/free-port.js';
 
 /** The test protocol: one frame per line, `<addr>:<text>\n`. Any other line is noise. */
@@ -20,7 +29,9 @@ class LineDecoder implements StreamDecoder<LineFrame> {
       const raw = Buffer.from(this.#buffered.slice(0, end + 1), 'latin1');
       this.#buffered = this.#buffered.slice(end + 1);
       const m = /^([0-9a-z]+):([ -~]*)$/i.exec(line);
-      events.push(m ? { kind: 'frame', frame: { addr: m[1]!, text: m[2]! }, raw } : { kind: 'discard', bytes: raw, reason: 'not <addr>:<text>' });
+      events.push(
+        m ? { kind: 'frame', frame: { addr: m[1]!, text: m[2]! }, raw } : { kind: 'discard', bytes: raw, reason: 'not <addr>:<text>' },
+      );
     }
     return events;
   }
@@ -86,7 +97,14 @@ class ConverterPeer {
 const LINE: LineSettings = { baudRate: 2400, dataBits: 8, parity: 'even', stopBits: 1 };
 
 function ask(addr: string, text: string, extra: Partial<FrameRequest<LineFrame>> = {}): FrameRequest<LineFrame> {
-  return { bytes: Buffer.from(`${addr}:${text}\n`, 'latin1'), match: (f) => f.addr === addr, timeoutMs: 2000, retries: 0, label: `${addr} ${text}`, ...extra };
+  return {
+    bytes: Buffer.from(`${addr}:${text}\n`, 'latin1'),
+    match: (f) => f.addr === addr,
+    timeoutMs: 2000,
+    retries: 0,
+    label: `${addr} ${text}`,
+    ...extra,
+  };
 }
 
 function failureOf(promise: Promise<unknown>): Promise<unknown> {
@@ -171,7 +189,10 @@ describe('parsePortSpec', () => {
     expect(parsePortSpec('tcp://[fe80::1]:4001')).toEqual({ kind: 'tcp', host: 'fe80::1', port: 4001 });
     expect(parsePortSpec('tcp://converter.local:8899/')).toEqual({ kind: 'tcp', host: 'converter.local', port: 8899 });
     expect(parsePortSpec('/dev/ttyUSB0')).toEqual({ kind: 'serial', path: '/dev/ttyUSB0' });
-    expect(parsePortSpec('/dev/serial/by-id/usb-FTDI_FT232R-if00-port0')).toEqual({ kind: 'serial', path: '/dev/serial/by-id/usb-FTDI_FT232R-if00-port0' });
+    expect(parsePortSpec('/dev/serial/by-id/usb-FTDI_FT232R-if00-port0')).toEqual({
+      kind: 'serial',
+      path: '/dev/serial/by-id/usb-FTDI_FT232R-if00-port0',
+    });
   });
 
   it('explains what is wrong with a spec it cannot use', () => {

@@ -50,7 +50,11 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
   async function meterd(...args: string[]): Promise<{ lines: string[]; error?: string }> {
     const lines: string[] = [];
     const program = new Command('meterd').exitOverride().configureOutput({ writeOut: (s) => lines.push(s), writeErr: () => undefined });
-    registerCardCommand(program, { out: (l) => lines.push(l) }, { recorder: books, books, clock: new ManualClock(Date.UTC(2025, 2, 1, 9)), env });
+    registerCardCommand(
+      program,
+      { out: (l) => lines.push(l) },
+      { recorder: books, books, clock: new ManualClock(Date.UTC(2025, 2, 1, 9)), env },
+    );
     try {
       await program.parseAsync([...args, '--port', pty.a], { from: 'user' });
       return { lines };
@@ -59,7 +63,14 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
     }
   }
 
-  const loaded = (count: number): VirtualSle4442 => cards.ours(layout, { meterNumber: METER, customerNumber: '000000000042', purchaseCount: count, purchaseAmount: 1000, writeBack: { balance: 350, purchaseCount: count } });
+  const loaded = (count: number): VirtualSle4442 =>
+    cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: '000000000042',
+      purchaseCount: count,
+      purchaseAmount: 1000,
+      writeBack: { balance: 350, purchaseCount: count },
+    });
 
   it('card read prints what the card carries, line by line', async () => {
     sim.insert(loaded(3));
@@ -77,13 +88,29 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
   it('card read --json gives the same as data', async () => {
     sim.insert(loaded(3));
     const r = await meterd('card', 'read', '--json');
-    expect(JSON.parse(r.lines[0]!)).toMatchObject({ role: 'purchase', meterNumber: METER, purchase: { count: 3, amount: 1000 }, writeBack: { purchaseCount: 3 }, valid: true });
+    expect(JSON.parse(r.lines[0]!)).toMatchObject({
+      role: 'purchase',
+      meterNumber: METER,
+      purchase: { count: 3, amount: 1000 },
+      writeBack: { purchaseCount: 3 },
+      valid: true,
+    });
   });
 
   it('card sell writes, verifies and records; a second sale before the meter loads it is PURCHASE_PENDING', async () => {
     const card = loaded(3);
     sim.insert(card);
-    books.sales.push({ channel: 'card', meterNumber: METER, purchaseCount: 3, amount: 1000, unit: '0.01kWh', operator: 'bob', encoder: 'counter', layout: layout.id, at: '2025-02-01T00:00:00.000Z' });
+    books.sales.push({
+      channel: 'card',
+      meterNumber: METER,
+      purchaseCount: 3,
+      amount: 1000,
+      unit: '0.01kWh',
+      operator: 'bob',
+      encoder: 'counter',
+      layout: layout.id,
+      at: '2025-02-01T00:00:00.000Z',
+    });
     const r = await meterd('card', 'sell', '--meter', '12345678', '--kwh', '20', '--operator', 'alice');
     expect(r.error).toBeUndefined();
     expect(r.lines).toEqual(['sold 20.00 kWh to meter 000012345678: purchase count 4, card verified, recorded for alice']);
@@ -95,14 +122,22 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
 
     expect(insertIntoMeter(card, layout, { meterNumber: METER, purchaseCount: 3, balance: 350 }).outcome).toBe('loaded');
     sim.insert(card);
-    expect((await meterd('card', 'sell', '--meter', METER, '--kwh', '12.5', '--operator', 'alice')).lines[0]).toMatch(/sold 12.50 kWh .* purchase count 5/);
+    expect((await meterd('card', 'sell', '--meter', METER, '--kwh', '12.5', '--operator', 'alice')).lines[0]).toMatch(
+      /sold 12.50 kWh .* purchase count 5/,
+    );
   });
 
-  it('amounts are exact decimals in the layout\'s unit; anything else is a usage error', async () => {
+  it("amounts are exact decimals in the layout's unit; anything else is a usage error", async () => {
     sim.insert(loaded(0));
-    expect((await meterd('card', 'sell', '--meter', METER, '--amount', '50', '--operator', 'alice')).error).toMatch(/USAGE: this card layout carries energy .* use --kwh/);
-    expect((await meterd('card', 'sell', '--meter', METER, '--kwh', '1.234', '--operator', 'alice')).error).toMatch(/USAGE: --kwh must be a positive number with at most 2 decimals/);
-    expect((await meterd('card', 'sell', '--meter', METER, '--operator', 'alice')).error).toMatch(/USAGE: give exactly one of --kwh N or --amount Y/);
+    expect((await meterd('card', 'sell', '--meter', METER, '--amount', '50', '--operator', 'alice')).error).toMatch(
+      /USAGE: this card layout carries energy .* use --kwh/,
+    );
+    expect((await meterd('card', 'sell', '--meter', METER, '--kwh', '1.234', '--operator', 'alice')).error).toMatch(
+      /USAGE: --kwh must be a positive number with at most 2 decimals/,
+    );
+    expect((await meterd('card', 'sell', '--meter', METER, '--operator', 'alice')).error).toMatch(
+      /USAGE: give exactly one of --kwh N or --amount Y/,
+    );
     expect(books.sales).toEqual([]);
   });
 
@@ -114,10 +149,28 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
     expect(books.sales).toEqual([]);
   });
 
-  it('card reissue writes the books\' last purchase again; with no sale in the books there is nothing to re-issue', async () => {
-    sim.insert(cards.ours(layout, { meterNumber: METER, purchaseCount: 4, purchaseAmount: 2000, writeBack: { balance: 350, purchaseCount: 3 }, valid: false }));
+  it("card reissue writes the books' last purchase again; with no sale in the books there is nothing to re-issue", async () => {
+    sim.insert(
+      cards.ours(layout, {
+        meterNumber: METER,
+        purchaseCount: 4,
+        purchaseAmount: 2000,
+        writeBack: { balance: 350, purchaseCount: 3 },
+        valid: false,
+      }),
+    );
     expect((await meterd('card', 'reissue', '--meter', METER)).error).toMatch(/NOTHING_TO_REISSUE/);
-    books.sales.push({ channel: 'card', meterNumber: METER, purchaseCount: 4, amount: 2000, unit: '0.01kWh', operator: 'bob', encoder: 'counter', layout: layout.id, at: '2025-02-01T00:00:00.000Z' });
+    books.sales.push({
+      channel: 'card',
+      meterNumber: METER,
+      purchaseCount: 4,
+      amount: 2000,
+      unit: '0.01kWh',
+      operator: 'bob',
+      encoder: 'counter',
+      layout: layout.id,
+      at: '2025-02-01T00:00:00.000Z',
+    });
     const r = await meterd('card', 'reissue', '--meter', METER);
     expect(r.lines).toEqual(['re-issued purchase 4 (20.00 kWh) for meter 000012345678; not a new sale, nothing recorded']);
     expect(books.sales).toHaveLength(1);
@@ -125,7 +178,9 @@ describe('meterd card … against a simulated STAR encoder on a pty pair', () =>
 
   it('card check and card clear (clear only with --yes)', async () => {
     sim.insert(loaded(2));
-    expect((await meterd('card', 'check', '--any-meter')).lines).toEqual(['check card ready for any meter: insert it in the meter, then run card read']);
+    expect((await meterd('card', 'check', '--any-meter')).lines).toEqual([
+      'check card ready for any meter: insert it in the meter, then run card read',
+    ]);
     expect((await meterd('card', 'clear', '--meter', METER)).error).toMatch(/^meterd: CONFIRMATION_REQUIRED: /);
     expect((await meterd('card', 'clear', '--meter', METER, '--yes')).lines[0]).toMatch(/clear card ready for meter 000012345678/);
   });
@@ -160,10 +215,15 @@ describe('meterd sim encoder', () => {
     const simLines: string[] = [];
     const simProgram = new Command('meterd').exitOverride();
     registerSimEncoderCommand(simProgram.command('sim'), { out: (l) => simLines.push(l), signal: stop.signal });
-    const running = simProgram.parseAsync(['sim', 'encoder', '--pty', pty.b, '--framing', 'stx', '--card', 'ours', '--meter', '42', '--count', '7'], { from: 'user' });
+    const running = simProgram.parseAsync(
+      ['sim', 'encoder', '--pty', pty.b, '--framing', 'stx', '--card', 'ours', '--meter', '42', '--count', '7'],
+      { from: 'user' },
+    );
     try {
       await expect.poll(() => simLines.length).toBe(1);
-      expect(simLines[0]).toBe(`stx encoder simulator on pty ${pty.b} with a sle4442-dorm card for meter 000000000042, purchase count 7 in the slot`);
+      expect(simLines[0]).toBe(
+        `stx encoder simulator on pty ${pty.b} with a sle4442-dorm card for meter 000000000042, purchase count 7 in the slot`,
+      );
       const lines: string[] = [];
       const books = new ArrayBooks();
       const program = new Command('meterd').exitOverride();
@@ -180,6 +240,8 @@ describe('meterd sim encoder', () => {
   it('refuses --pty and --tcp together, in one line', async () => {
     const program = new Command('meterd').exitOverride();
     registerSimEncoderCommand(program.command('sim'), { out: () => undefined });
-    await expect(program.parseAsync(['sim', 'encoder', '--pty', '/tmp/x', '--tcp', '4001'], { from: 'user' })).rejects.toMatchObject({ code: 'SIM_USAGE' });
+    await expect(program.parseAsync(['sim', 'encoder', '--pty', '/tmp/x', '--tcp', '4001'], { from: 'user' })).rejects.toMatchObject({
+      code: 'SIM_USAGE',
+    });
   });
 });

@@ -195,13 +195,17 @@ describe.each(['star', 'stx'] as const)('CardEncoder over a real pty pair agains
     expect(card.apdus[3]![4]).toBe(0x10);
   });
 
-  it('a refusal the driver has no better name for is READER_REFUSED with the reader\'s code', async () => {
+  it("a refusal the driver has no better name for is READER_REFUSED with the reader's code", async () => {
     await encoder.close();
     const strict = new SimulatedEncoder({ framing: family, canEject: false });
     const pty2 = await createPtyPair();
     try {
       await strict.attach(pty2.b);
-      encoder = new SerialCardEncoder({ id: 'counter1', port: pty2.a, profile: profileFor(family, { capabilities: { ...profileFor(family).capabilities, eject: true } }) });
+      encoder = new SerialCardEncoder({
+        id: 'counter1',
+        port: pty2.a,
+        profile: profileFor(family, { capabilities: { ...profileFor(family).capabilities, eject: true } }),
+      });
       await encoder.open();
       const err = await failure(encoder.eject());
       expect(err.code).toBe('READER_REFUSED');

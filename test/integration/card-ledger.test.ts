@@ -46,8 +46,26 @@ async function meterd(...args: string[]): Promise<{ lines: string[]; error?: str
 
 describe('card sales go into the same ledger as remote top-ups', () => {
   it('a verified card sale is one ledger entry (channel card), and the books give the next count from it', async () => {
-    sim.insert(cards.ours(layout, { meterNumber: METER, customerNumber: '000000000042', purchaseCount: 3, purchaseAmount: 1000, writeBack: { balance: 350, purchaseCount: 3 } }));
-    await books.record({ channel: 'card', meterNumber: METER, purchaseCount: 3, amount: 1000, unit: '0.01kWh', operator: 'alice', encoder: 'star-st102', layout: 'sle4442-dorm', at: new Date().toISOString() });
+    sim.insert(
+      cards.ours(layout, {
+        meterNumber: METER,
+        customerNumber: '000000000042',
+        purchaseCount: 3,
+        purchaseAmount: 1000,
+        writeBack: { balance: 350, purchaseCount: 3 },
+      }),
+    );
+    await books.record({
+      channel: 'card',
+      meterNumber: METER,
+      purchaseCount: 3,
+      amount: 1000,
+      unit: '0.01kWh',
+      operator: 'alice',
+      encoder: 'star-st102',
+      layout: 'sle4442-dorm',
+      at: new Date().toISOString(),
+    });
     const r = await meterd('card', 'sell', '--meter', METER, '--kwh', '20', '--operator', 'bob');
     expect(r.error).toBeUndefined();
     const entries = store.ledger.list({ meterId: METER });
@@ -59,7 +77,17 @@ describe('card sales go into the same ledger as remote top-ups', () => {
   });
 
   it('recording the same meter and count twice keeps one entry', async () => {
-    const sale = { channel: 'card' as const, meterNumber: '000000000777', purchaseCount: 1, amount: 500, unit: 'fen' as const, operator: 'alice', encoder: 'x', layout: 'y', at: new Date().toISOString() };
+    const sale = {
+      channel: 'card' as const,
+      meterNumber: '000000000777',
+      purchaseCount: 1,
+      amount: 500,
+      unit: 'fen' as const,
+      operator: 'alice',
+      encoder: 'x',
+      layout: 'y',
+      at: new Date().toISOString(),
+    };
     await books.record(sale);
     await books.record(sale);
     expect(store.ledger.list({ meterId: '000000000777' })).toHaveLength(1);

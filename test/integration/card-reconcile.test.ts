@@ -34,8 +34,17 @@ beforeAll(async () => {
   pty = await createPtyPair();
   encoder = new SimulatedEncoder({ framing: 'star' });
   await encoder.attach(pty.b);
-  meterSim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: METER, kind: 'energy', balance: 3.5, purchaseCount: 3 }] } });
-  bus = await openBus<Frame>({ id: 'bus1', port: `tcp://127.0.0.1:${meterSim.address!.tcpPort}`, line: profile.line, decoder: new Dlt645Decoder(), gapMs: 0 });
+  meterSim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: { meters: [{ address: METER, kind: 'energy', balance: 3.5, purchaseCount: 3 }] },
+  });
+  bus = await openBus<Frame>({
+    id: 'bus1',
+    port: `tcp://127.0.0.1:${meterSim.address!.tcpPort}`,
+    line: profile.line,
+    decoder: new Dlt645Decoder(),
+    gapMs: 0,
+  });
   store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-cardrec-')), 'meterd.db'), clock: systemClock });
 });
 afterAll(async () => {
@@ -50,8 +59,24 @@ describe('a card sale from the counter to the meter and back into the books', ()
   it('sold on a card, inserted into the simulated card meter, read by the poller: the daily report shows it confirmed and balanced', async () => {
     const books = new LedgerCardSales(() => store);
     // The books know the last purchase (count 3), which the meter has taken and written back onto the card.
-    await books.record({ channel: 'card', meterNumber: METER, purchaseCount: 3, amount: 1000, unit: '0.01kWh', operator: 'alice', encoder: 'star-st102', layout: 'sle4442-dorm', at: new Date().toISOString() });
-    const card = cards.ours(layout, { meterNumber: METER, customerNumber: '000000000042', purchaseCount: 3, purchaseAmount: 1000, writeBack: { balance: 350, purchaseCount: 3 } });
+    await books.record({
+      channel: 'card',
+      meterNumber: METER,
+      purchaseCount: 3,
+      amount: 1000,
+      unit: '0.01kWh',
+      operator: 'alice',
+      encoder: 'star-st102',
+      layout: 'sle4442-dorm',
+      at: new Date().toISOString(),
+    });
+    const card = cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: '000000000042',
+      purchaseCount: 3,
+      purchaseAmount: 1000,
+      writeBack: { balance: 350, purchaseCount: 3 },
+    });
     encoder.insert(card);
 
     // The cashier sells 20 kWh onto the card.
@@ -73,7 +98,14 @@ describe('a card sale from the counter to the meter and back into the books', ()
 
     // The gateway's poller reads the meter's purchase counter: still 3, the card is not inserted yet.
     const reader = new Dlt645PointReader(new Dlt645Meter({ link: bus, address: METER, timeoutMs: 500 }), profile);
-    const poller = new Poller({ targets: [{ meterId: 'room-201', busId: 'bus1', profile, reader: { read: (n, o) => reader.read(n, o) } }], store, clock: systemClock, timeZone: TZ, offlineAfter: 3, offlineProbeMs: 60_000 });
+    const poller = new Poller({
+      targets: [{ meterId: 'room-201', busId: 'bus1', profile, reader: { read: (n, o) => reader.read(n, o) } }],
+      store,
+      clock: systemClock,
+      timeZone: TZ,
+      offlineAfter: 3,
+      offlineProbeMs: 60_000,
+    });
     expect((await poller.pollNow('room-201', ['credit.purchase.count'])).get('credit.purchase.count')).toEqual({ v: 3, unit: '' });
 
     // The customer inserts the card at home: the meter loads it and writes its state back.

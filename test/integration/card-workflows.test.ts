@@ -1,6 +1,15 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readRecord } from '../../protocols/card/index.js';
-import { makeCheckCard, makeClearCard, readCard, reissueCard, sellCard, writePurchase, type CardSale, type SaleRecorder } from '../../src/cards/index.js';
+import {
+  makeCheckCard,
+  makeClearCard,
+  readCard,
+  reissueCard,
+  sellCard,
+  writePurchase,
+  type CardSale,
+  type SaleRecorder,
+} from '../../src/cards/index.js';
 import { ManualClock } from '../../src/clock.js';
 import { CardError, SerialCardEncoder, type CardEncoder } from '../../src/devices/card-encoder.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
@@ -31,7 +40,15 @@ async function failure(p: Promise<unknown>): Promise<CardError> {
 }
 
 /** A customer's card whose last purchase (count) the meter has loaded. */
-const loadedCard = (count = 4) => cards.ours(layout, { meterNumber: METER, customerNumber: '000000000042', cardSerial: 9, purchaseCount: count, purchaseAmount: 1000, writeBack: { balance: 350, purchaseCount: count, events: 0b10 } });
+const loadedCard = (count = 4) =>
+  cards.ours(layout, {
+    meterNumber: METER,
+    customerNumber: '000000000042',
+    cardSerial: 9,
+    purchaseCount: count,
+    purchaseAmount: 1000,
+    writeBack: { balance: 350, purchaseCount: count, events: 0b10 },
+  });
 
 describe.each(['star', 'stx'] as const)('card workflows against the simulated %s encoder over a pty pair', (family) => {
   let pty: PtyPair;
@@ -61,7 +78,13 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
   });
 
   const sell = (booksCount: number, amount = 2000, extra: { forcePsc?: boolean; psc?: Uint8Array } = {}) =>
-    sellCard(encoder, layout, { meterNumber: METER, booksCount, amount, operator: 'alice', psc: extra.psc ?? PSC, ...(extra.forcePsc ? { forcePsc: true } : {}) }, books, { clock });
+    sellCard(
+      encoder,
+      layout,
+      { meterNumber: METER, booksCount, amount, operator: 'alice', psc: extra.psc ?? PSC, ...(extra.forcePsc ? { forcePsc: true } : {}) },
+      books,
+      { clock },
+    );
 
   it('card read shows role, numbers, the purchase on the card and the meter write-back', async () => {
     sim.insert(loadedCard(4));
@@ -82,7 +105,10 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
 
   it('a foreign card and a blank card are NOT_OUR_CARD; a CPU card is WRONG_CARD_KIND; an empty slot NO_CARD', async () => {
     sim.insert(cards.foreign());
-    expect(await failure(readCard(encoder, layout))).toMatchObject({ code: 'NOT_OUR_CARD', message: expect.stringMatching(/another system/) });
+    expect(await failure(readCard(encoder, layout))).toMatchObject({
+      code: 'NOT_OUR_CARD',
+      message: expect.stringMatching(/another system/),
+    });
     sim.insert(cards.blank());
     expect(await failure(readCard(encoder, layout))).toMatchObject({ code: 'NOT_OUR_CARD', message: expect.stringMatching(/blank/) });
     sim.insert(cards.cpu());
@@ -95,10 +121,25 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
     const vcard = loadedCard(4);
     sim.insert(vcard);
     const sale = await sell(4, 2000);
-    expect(sale).toMatchObject({ channel: 'card', meterNumber: METER, customerNumber: '000000000042', cardSerial: 9, purchaseCount: 5, amount: 2000, unit: '0.01kWh', operator: 'alice', encoder: 'counter1', at: '2025-03-01T09:00:00.000Z' });
+    expect(sale).toMatchObject({
+      channel: 'card',
+      meterNumber: METER,
+      customerNumber: '000000000042',
+      cardSerial: 9,
+      purchaseCount: 5,
+      amount: 2000,
+      unit: '0.01kWh',
+      operator: 'alice',
+      encoder: 'counter1',
+      at: '2025-03-01T09:00:00.000Z',
+    });
     expect(books.sales).toEqual([sale]);
     const image = readRecord(layout, vcard.main);
-    expect(image.ok && image.value).toMatchObject({ validFlag: true, values: { purchaseCount: 5, purchaseAmount: 2000, role: layout.roles.purchase }, areas: { purchase: { checksumOk: true, backupMatches: true } } });
+    expect(image.ok && image.value).toMatchObject({
+      validFlag: true,
+      values: { purchaseCount: 5, purchaseAmount: 2000, role: layout.roles.purchase },
+      areas: { purchase: { checksumOk: true, backupMatches: true } },
+    });
 
     const meter = insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 });
     expect(meter).toMatchObject({ outcome: 'loaded', meter: { purchaseCount: 5, balance: 2350 } });
@@ -117,8 +158,13 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
     expect(vcard.main).toEqual(before);
   });
 
-  it('another meter\'s card is CARD_NOT_FOR_METER, not written, not recorded', async () => {
-    const vcard = cards.ours(layout, { meterNumber: OTHER_METER, purchaseCount: 1, purchaseAmount: 500, writeBack: { balance: 0, purchaseCount: 1 } });
+  it("another meter's card is CARD_NOT_FOR_METER, not written, not recorded", async () => {
+    const vcard = cards.ours(layout, {
+      meterNumber: OTHER_METER,
+      purchaseCount: 1,
+      purchaseAmount: 500,
+      writeBack: { balance: 0, purchaseCount: 1 },
+    });
     sim.insert(vcard);
     expect((await failure(sell(1))).code).toBe('CARD_NOT_FOR_METER');
     expect(books.sales).toEqual([]);
@@ -133,7 +179,10 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
     expect(err.code).toBe('CARD_REMOVED');
     expect(books.sales).toEqual([]);
     expect(vcard.main[layout.valid.at]).toBe(layout.valid.clear);
-    expect(insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 })).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/not valid/) });
+    expect(insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 })).toMatchObject({
+      outcome: 'rejected',
+      reason: expect.stringMatching(/not valid/),
+    });
 
     sim.insert(vcard);
     const seen = await readCard(encoder, layout);
@@ -164,7 +213,9 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
   it('when the books refuse the sale after the card was written, the cashier is told exactly what the card carries', async () => {
     sim.insert(loadedCard(4));
     const failing: SaleRecorder = { record: async () => Promise.reject(new Error('disk full')) };
-    const err = await failure(sellCard(encoder, layout, { meterNumber: METER, booksCount: 4, amount: 2000, operator: 'alice', psc: PSC }, failing));
+    const err = await failure(
+      sellCard(encoder, layout, { meterNumber: METER, booksCount: 4, amount: 2000, operator: 'alice', psc: PSC }, failing),
+    );
     expect(err.code).toBe('SALE_NOT_RECORDED');
     expect(err.message).toMatch(/purchase 5 .*disk full/);
   });
@@ -172,29 +223,52 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
   it('writePurchase refuses to write a card other than the one that was checked (CARD_SWAPPED)', async () => {
     sim.insert(loadedCard(4));
     const checked = await readCard(encoder, layout);
-    const other = cards.ours(layout, { meterNumber: OTHER_METER, purchaseCount: 2, purchaseAmount: 100, writeBack: { balance: 0, purchaseCount: 2 } });
+    const other = cards.ours(layout, {
+      meterNumber: OTHER_METER,
+      purchaseCount: 2,
+      purchaseAmount: 100,
+      writeBack: { balance: 0, purchaseCount: 2 },
+    });
     sim.insert(other);
     await encoder.powerUp('SLE4442');
     const before = other.main.slice();
-    expect((await failure(writePurchase(encoder, layout, { count: 5, amount: 2000, role: 'purchase', psc: PSC, card: checked }))).code).toBe('CARD_SWAPPED');
+    expect(
+      (await failure(writePurchase(encoder, layout, { count: 5, amount: 2000, role: 'purchase', psc: PSC, card: checked }))).code,
+    ).toBe('CARD_SWAPPED');
     expect(other.main).toEqual(before);
   });
 
-  it('reissue writes the books\' last purchase again with the same count, as a replacement, and records nothing', async () => {
+  it("reissue writes the books' last purchase again with the same count, as a replacement, and records nothing", async () => {
     // Purchase 5 was sold, then the card was damaged before the meter loaded it.
-    const vcard = cards.ours(layout, { meterNumber: METER, purchaseCount: 5, purchaseAmount: 2000, writeBack: { balance: 350, purchaseCount: 4 }, valid: false });
+    const vcard = cards.ours(layout, {
+      meterNumber: METER,
+      purchaseCount: 5,
+      purchaseAmount: 2000,
+      writeBack: { balance: 350, purchaseCount: 4 },
+      valid: false,
+    });
     sim.insert(vcard);
     const r = await reissueCard(encoder, layout, { meterNumber: METER, lastSale: { count: 5, amount: 2000 }, psc: PSC });
     expect(r).toEqual({ count: 5, amount: 2000 });
     const card = await readCard(encoder, layout);
     expect(card).toMatchObject({ role: 'replacement', purchase: { count: 5, amount: 2000 }, valid: true });
-    expect(insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 })).toMatchObject({ outcome: 'loaded', meter: { purchaseCount: 5 } });
+    expect(insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 })).toMatchObject({
+      outcome: 'loaded',
+      meter: { purchaseCount: 5 },
+    });
     sim.insert(vcard);
-    expect((await failure(reissueCard(encoder, layout, { meterNumber: METER, lastSale: { count: 5, amount: 2000 }, psc: PSC }))).code).toBe('ALREADY_LOADED');
+    expect((await failure(reissueCard(encoder, layout, { meterNumber: METER, lastSale: { count: 5, amount: 2000 }, psc: PSC }))).code).toBe(
+      'ALREADY_LOADED',
+    );
   });
 
-  it('a check card collects any meter\'s state; it is not made from a card that still carries a purchase', async () => {
-    const pending = cards.ours(layout, { meterNumber: METER, purchaseCount: 5, purchaseAmount: 2000, writeBack: { balance: 350, purchaseCount: 4 } });
+  it("a check card collects any meter's state; it is not made from a card that still carries a purchase", async () => {
+    const pending = cards.ours(layout, {
+      meterNumber: METER,
+      purchaseCount: 5,
+      purchaseAmount: 2000,
+      writeBack: { balance: 350, purchaseCount: 4 },
+    });
     sim.insert(pending);
     expect((await failure(makeCheckCard(encoder, layout, { psc: PSC, anyMeter: true }))).code).toBe('PURCHASE_PENDING');
 
@@ -203,7 +277,9 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
     const check = await makeCheckCard(encoder, layout, { psc: PSC, anyMeter: true });
     expect(check).toMatchObject({ role: 'check', meterNumber: '000000000000', valid: true });
     expect(check.writeBack).toBeUndefined();
-    expect(insertIntoMeter(vcard, layout, { meterNumber: OTHER_METER, purchaseCount: 17, balance: 4200 }, { events: 0b1 }).outcome).toBe('written-back');
+    expect(insertIntoMeter(vcard, layout, { meterNumber: OTHER_METER, purchaseCount: 17, balance: 4200 }, { events: 0b1 }).outcome).toBe(
+      'written-back',
+    );
     sim.insert(vcard);
     expect((await readCard(encoder, layout)).writeBack).toMatchObject({ balance: 4200, purchaseCount: 17, events: ['relay-open'] });
   });
@@ -212,12 +288,17 @@ describe.each(['star', 'stx'] as const)('card workflows against the simulated %s
     const vcard = loadedCard(4);
     sim.insert(vcard);
     const before = vcard.main.slice();
-    expect((await failure(makeClearCard(encoder, layout, { psc: PSC, meterNumber: OTHER_METER, confirm: false }))).code).toBe('CONFIRMATION_REQUIRED');
+    expect((await failure(makeClearCard(encoder, layout, { psc: PSC, meterNumber: OTHER_METER, confirm: false }))).code).toBe(
+      'CONFIRMATION_REQUIRED',
+    );
     expect(vcard.main).toEqual(before);
     const clear = await makeClearCard(encoder, layout, { psc: PSC, meterNumber: OTHER_METER, confirm: true });
     expect(clear).toMatchObject({ role: 'clear', meterNumber: OTHER_METER, valid: true });
     expect(insertIntoMeter(vcard, layout, { meterNumber: METER, purchaseCount: 4, balance: 350 }).outcome).toBe('rejected');
-    expect(insertIntoMeter(vcard, layout, { meterNumber: OTHER_METER, purchaseCount: 9, balance: 999 })).toMatchObject({ outcome: 'written-back', meter: { balance: 0 } });
+    expect(insertIntoMeter(vcard, layout, { meterNumber: OTHER_METER, purchaseCount: 9, balance: 999 })).toMatchObject({
+      outcome: 'written-back',
+      meter: { balance: 0 },
+    });
   });
 
   it('a locked card cannot take a sale: CARD_LOCKED, nothing recorded', async () => {

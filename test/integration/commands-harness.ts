@@ -65,7 +65,11 @@ export interface SeenReply {
 export interface Station {
   readonly replies: SeenReply[];
   /** Publishes a request (an object is sent as JSON). */
-  send(command: string, payload: object | string | Buffer, options?: { readonly responseTopic?: string; readonly correlationData?: Buffer }): Promise<void>;
+  send(
+    command: string,
+    payload: object | string | Buffer,
+    options?: { readonly responseTopic?: string; readonly correlationData?: Buffer },
+  ): Promise<void>;
   /** Subscribes to another topic (e.g. a response topic) and records what arrives there too. */
   listen(filter: string): Promise<void>;
   /** Replies for `requestId` (all replies when undefined), in arrival order. */
@@ -82,14 +86,18 @@ export async function connectStation(url: string, gatewayId: string, protocolVer
     replies.push({ topic, reply: JSON.parse(payload.toString('utf8')) as CommandReply, ...(correlationData ? { correlationData } : {}) });
   });
   await client.subscribeAsync(`meterd/${gatewayId}/cmd/+/result`, { qos: 1 });
-  const repliesFor = (requestId: string | null | undefined) => replies.filter((r) => requestId === undefined || r.reply.requestId === requestId);
+  const repliesFor = (requestId: string | null | undefined) =>
+    replies.filter((r) => requestId === undefined || r.reply.requestId === requestId);
   return {
     replies,
     async send(command, payload, options = {}) {
       const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
       const publishOptions: IClientPublishOptions = { qos: 1 };
       if (options.responseTopic !== undefined) {
-        publishOptions.properties = { responseTopic: options.responseTopic, ...(options.correlationData ? { correlationData: options.correlationData } : {}) };
+        publishOptions.properties = {
+          responseTopic: options.responseTopic,
+          ...(options.correlationData ? { correlationData: options.correlationData } : {}),
+        };
       }
       await client.publishAsync(`meterd/${gatewayId}/cmd/${command}`, body, publishOptions);
     },
@@ -98,7 +106,10 @@ export async function connectStation(url: string, gatewayId: string, protocolVer
     },
     repliesFor,
     async waitForReplies(count, what, requestId) {
-      await eventually(() => repliesFor(requestId).length >= count, `${what} (${replies.length} replies so far: ${JSON.stringify(replies.map((r) => r.reply))})`);
+      await eventually(
+        () => repliesFor(requestId).length >= count,
+        `${what} (${replies.length} replies so far: ${JSON.stringify(replies.map((r) => r.reply))})`,
+      );
       return repliesFor(requestId);
     },
     close: () => client.endAsync(),

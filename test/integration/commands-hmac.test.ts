@@ -56,7 +56,12 @@ describe('with commands.hmacKey configured', () => {
   });
 
   const refusals: { name: string; payload: () => Record<string, unknown>; code: string; field: string }[] = [
-    { name: 'an unsigned request', payload: () => ({ ...topup('r-1'), ts: new Date().toISOString() }), code: 'UNSIGNED', field: 'signature' },
+    {
+      name: 'an unsigned request',
+      payload: () => ({ ...topup('r-1'), ts: new Date().toISOString() }),
+      code: 'UNSIGNED',
+      field: 'signature',
+    },
     {
       name: 'a signed request without ts',
       payload: () => {
@@ -67,11 +72,36 @@ describe('with commands.hmacKey configured', () => {
       code: 'UNSIGNED',
       field: 'ts',
     },
-    { name: 'a request signed with another key', payload: () => signed(topup('r-1'), 'not-the-key'), code: 'BAD_SIGNATURE', field: 'signature' },
-    { name: 'a request changed after signing (more energy)', payload: () => ({ ...signed(topup('r-1'), KEY), energyKwh: 99 }), code: 'BAD_SIGNATURE', field: 'signature' },
-    { name: 'a signature that is not hex', payload: () => ({ ...signed(topup('r-1'), KEY), signature: 'not-hex' }), code: 'BAD_SIGNATURE', field: 'signature' },
-    { name: 'a request signed six minutes ago', payload: () => signed(topup('r-1'), KEY, new Date(Date.now() - minutes(6)).toISOString()), code: 'STALE', field: 'ts' },
-    { name: 'a request signed six minutes ahead of the gateway clock', payload: () => signed(topup('r-1'), KEY, new Date(Date.now() + minutes(6)).toISOString()), code: 'STALE', field: 'ts' },
+    {
+      name: 'a request signed with another key',
+      payload: () => signed(topup('r-1'), 'not-the-key'),
+      code: 'BAD_SIGNATURE',
+      field: 'signature',
+    },
+    {
+      name: 'a request changed after signing (more energy)',
+      payload: () => ({ ...signed(topup('r-1'), KEY), energyKwh: 99 }),
+      code: 'BAD_SIGNATURE',
+      field: 'signature',
+    },
+    {
+      name: 'a signature that is not hex',
+      payload: () => ({ ...signed(topup('r-1'), KEY), signature: 'not-hex' }),
+      code: 'BAD_SIGNATURE',
+      field: 'signature',
+    },
+    {
+      name: 'a request signed six minutes ago',
+      payload: () => signed(topup('r-1'), KEY, new Date(Date.now() - minutes(6)).toISOString()),
+      code: 'STALE',
+      field: 'ts',
+    },
+    {
+      name: 'a request signed six minutes ahead of the gateway clock',
+      payload: () => signed(topup('r-1'), KEY, new Date(Date.now() + minutes(6)).toISOString()),
+      code: 'STALE',
+      field: 'ts',
+    },
   ];
 
   for (const r of refusals) {

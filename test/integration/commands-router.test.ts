@@ -15,7 +15,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setUp(options: { settings?: { maxPayloadBytes?: number }; handlers?: RecordingHandlers } = {}): Promise<{ gw: TestGateway; station: Station }> {
+async function setUp(
+  options: { settings?: { maxPayloadBytes?: number }; handlers?: RecordingHandlers } = {},
+): Promise<{ gw: TestGateway; station: Station }> {
   const gw = await startGateway({ url: broker.url, ...options });
   cleanups.push(() => gw.close());
   const station = await connectStation(broker.url, gw.gatewayId, 4);
@@ -37,14 +39,25 @@ describe('a valid command', () => {
       { requestId: 'r-1', status: 'done', result: { handled: 'topup', meter: 'room-101' } },
     ]);
     expect(gw.handlers.calls).toHaveLength(1);
-    expect(gw.handlers.calls[0]?.cmd).toMatchObject({ requestId: 'r-1', meter: 'room-101', energyKwh: 12.5, purchaseCount: 8, credit: { unit: 'energy', amount: 1250 } });
+    expect(gw.handlers.calls[0]?.cmd).toMatchObject({
+      requestId: 'r-1',
+      meter: 'room-101',
+      energyKwh: 12.5,
+      purchaseCount: 8,
+      credit: { unit: 'energy', amount: 1250 },
+    });
     expect(gw.handlers.calls[0]?.ctx).toMatchObject({ requestId: 'r-1', command: 'topup', resumed: false });
     expect(gw.commands()).toMatchObject([{ requestId: 'r-1', command: 'topup', meterId: 'room-101', status: 'done' }]);
   });
 
   it('reaches the handler of its command: relay, read and time-sync (one meter or all)', async () => {
     const { gw, station } = await setUp();
-    await station.send('relay', { requestId: 'r-relay', meter: 'room-101', action: 'trip', expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    await station.send('relay', {
+      requestId: 'r-relay',
+      meter: 'room-101',
+      action: 'trip',
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    });
     await station.send('read', { requestId: 'r-read', meter: 'room-102', points: ['energy.active.import', 'credit.balance.energy'] });
     await station.send('time-sync', { requestId: 'r-time', meter: 'all' });
     await station.send('topup', { requestId: 'r-money', meter: 'room-102', amountFen: 5000 });
@@ -58,14 +71,21 @@ describe('a valid command', () => {
     ]);
     expect(gw.handlers.calls[3]?.cmd.credit).toEqual({ unit: 'money', amount: 5000 });
     for (const command of ['relay', 'read', 'time-sync']) {
-      expect(station.replies.filter((r) => r.topic === `meterd/${gw.gatewayId}/cmd/${command}/result`).map((r) => r.reply.status)).toEqual(['accepted', 'done']);
+      expect(station.replies.filter((r) => r.topic === `meterd/${gw.gatewayId}/cmd/${command}/result`).map((r) => r.reply.status)).toEqual([
+        'accepted',
+        'done',
+      ]);
     }
   });
 
   it('ends failed with the handler’s error and what is known, or failed INTERNAL when the handler throws', async () => {
     const handlers = new RecordingHandlers(async (call) => {
       if (call.cmd.requestId === 'r-throws') throw new Error('the bus arbiter is closed');
-      return { status: 'failed', error: { code: 'METER_TIMEOUT', message: 'no answer; settled by reading the meter' }, result: { applied: false, purchaseCount: 7 } };
+      return {
+        status: 'failed',
+        error: { code: 'METER_TIMEOUT', message: 'no answer; settled by reading the meter' },
+        result: { applied: false, purchaseCount: 7 },
+      };
     });
     const { station } = await setUp({ handlers });
     await station.send('topup', topup('r-timeout'));
@@ -87,27 +107,147 @@ describe('a valid command', () => {
 });
 
 describe('a bad request is rejected with a code and the field, and changes nothing', () => {
-  const cases: { name: string; command: string; payload: object | string | Buffer; code: string; field?: string; requestId?: string | null; mentions?: string }[] = [
+  const cases: {
+    name: string;
+    command: string;
+    payload: object | string | Buffer;
+    code: string;
+    field?: string;
+    requestId?: string | null;
+    mentions?: string;
+  }[] = [
     { name: 'a payload that is not JSON', command: 'topup', payload: '{"requestId": "r-1", meter', code: 'NOT_JSON', requestId: null },
     { name: 'a payload that is JSON but not an object', command: 'topup', payload: '[1,2]', code: 'NOT_AN_OBJECT', requestId: null },
-    { name: 'a payload over commands.maxPayloadBytes (not even parsed)', command: 'topup', payload: `{"requestId":"r-1","pad":"${'x'.repeat(300)}"}`, code: 'PAYLOAD_TOO_LARGE', requestId: null, mentions: '256' },
-    { name: 'an unknown command', command: 'format-disk', payload: topup('r-1'), code: 'UNKNOWN_COMMAND', requestId: 'r-1', mentions: 'format-disk' },
-    { name: 'a card sale without the cashier (operator)', command: 'card-sell', payload: topup('r-1'), code: 'INVALID_FIELD', field: 'operator' },
-    { name: 'a missing requestId', command: 'topup', payload: { meter: 'room-101', energyKwh: 1 }, code: 'MISSING_REQUEST_ID', field: 'requestId', requestId: null },
-    { name: 'a requestId that is not a string', command: 'topup', payload: { requestId: 42, meter: 'room-101', energyKwh: 1 }, code: 'INVALID_FIELD', field: 'requestId', requestId: null },
-    { name: 'an unknown meter', command: 'topup', payload: topup('r-1', { meter: 'room-999' }), code: 'UNKNOWN_METER', field: 'meter', mentions: 'room-999' },
-    { name: 'a missing meter', command: 'relay', payload: { requestId: 'r-1', action: 'trip' }, code: 'INVALID_FIELD', field: 'meter', mentions: 'missing' },
+    {
+      name: 'a payload over commands.maxPayloadBytes (not even parsed)',
+      command: 'topup',
+      payload: `{"requestId":"r-1","pad":"${'x'.repeat(300)}"}`,
+      code: 'PAYLOAD_TOO_LARGE',
+      requestId: null,
+      mentions: '256',
+    },
+    {
+      name: 'an unknown command',
+      command: 'format-disk',
+      payload: topup('r-1'),
+      code: 'UNKNOWN_COMMAND',
+      requestId: 'r-1',
+      mentions: 'format-disk',
+    },
+    {
+      name: 'a card sale without the cashier (operator)',
+      command: 'card-sell',
+      payload: topup('r-1'),
+      code: 'INVALID_FIELD',
+      field: 'operator',
+    },
+    {
+      name: 'a missing requestId',
+      command: 'topup',
+      payload: { meter: 'room-101', energyKwh: 1 },
+      code: 'MISSING_REQUEST_ID',
+      field: 'requestId',
+      requestId: null,
+    },
+    {
+      name: 'a requestId that is not a string',
+      command: 'topup',
+      payload: { requestId: 42, meter: 'room-101', energyKwh: 1 },
+      code: 'INVALID_FIELD',
+      field: 'requestId',
+      requestId: null,
+    },
+    {
+      name: 'an unknown meter',
+      command: 'topup',
+      payload: topup('r-1', { meter: 'room-999' }),
+      code: 'UNKNOWN_METER',
+      field: 'meter',
+      mentions: 'room-999',
+    },
+    {
+      name: 'a missing meter',
+      command: 'relay',
+      payload: { requestId: 'r-1', action: 'trip' },
+      code: 'INVALID_FIELD',
+      field: 'meter',
+      mentions: 'missing',
+    },
     { name: 'negative energy', command: 'topup', payload: topup('r-1', { energyKwh: -5 }), code: 'INVALID_FIELD', field: 'energyKwh' },
-    { name: 'energy with three decimals', command: 'topup', payload: topup('r-1', { energyKwh: 1.234 }), code: 'INVALID_FIELD', field: 'energyKwh', mentions: 'two decimals' },
-    { name: 'both energy and money', command: 'topup', payload: topup('r-1', { amountFen: 1000 }), code: 'INVALID_FIELD', field: 'amountFen', mentions: 'energyKwh' },
-    { name: 'neither energy nor money', command: 'topup', payload: { requestId: 'r-1', meter: 'room-101' }, code: 'INVALID_FIELD', field: 'energyKwh', mentions: 'amountFen' },
-    { name: 'an absurd amount of energy', command: 'topup', payload: topup('r-1', { energyKwh: 1_000_000 }), code: 'INVALID_FIELD', field: 'energyKwh', mentions: '10000' },
-    { name: 'an absurd amount of money', command: 'topup', payload: { requestId: 'r-1', meter: 'room-101', amountFen: 1e12 }, code: 'INVALID_FIELD', field: 'amountFen' },
-    { name: 'money that is not whole fen', command: 'topup', payload: { requestId: 'r-1', meter: 'room-101', amountFen: 99.5 }, code: 'INVALID_FIELD', field: 'amountFen' },
-    { name: 'an unknown field (a typo)', command: 'topup', payload: topup('r-1', { expiresat: '2030-01-01T00:00:00Z' }), code: 'INVALID_FIELD', field: 'expiresat' },
-    { name: 'a relay action that does not exist', command: 'relay', payload: { requestId: 'r-1', meter: 'room-101', action: 'open' }, code: 'INVALID_FIELD', field: 'action' },
-    { name: 'a read without points', command: 'read', payload: { requestId: 'r-1', meter: 'room-101', points: [] }, code: 'INVALID_FIELD', field: 'points' },
-    { name: 'an expiresAt in the past', command: 'relay', payload: { requestId: 'r-1', meter: 'room-101', action: 'trip', expiresAt: '2020-01-01T00:00:00Z' }, code: 'EXPIRED', field: 'expiresAt' },
+    {
+      name: 'energy with three decimals',
+      command: 'topup',
+      payload: topup('r-1', { energyKwh: 1.234 }),
+      code: 'INVALID_FIELD',
+      field: 'energyKwh',
+      mentions: 'two decimals',
+    },
+    {
+      name: 'both energy and money',
+      command: 'topup',
+      payload: topup('r-1', { amountFen: 1000 }),
+      code: 'INVALID_FIELD',
+      field: 'amountFen',
+      mentions: 'energyKwh',
+    },
+    {
+      name: 'neither energy nor money',
+      command: 'topup',
+      payload: { requestId: 'r-1', meter: 'room-101' },
+      code: 'INVALID_FIELD',
+      field: 'energyKwh',
+      mentions: 'amountFen',
+    },
+    {
+      name: 'an absurd amount of energy',
+      command: 'topup',
+      payload: topup('r-1', { energyKwh: 1_000_000 }),
+      code: 'INVALID_FIELD',
+      field: 'energyKwh',
+      mentions: '10000',
+    },
+    {
+      name: 'an absurd amount of money',
+      command: 'topup',
+      payload: { requestId: 'r-1', meter: 'room-101', amountFen: 1e12 },
+      code: 'INVALID_FIELD',
+      field: 'amountFen',
+    },
+    {
+      name: 'money that is not whole fen',
+      command: 'topup',
+      payload: { requestId: 'r-1', meter: 'room-101', amountFen: 99.5 },
+      code: 'INVALID_FIELD',
+      field: 'amountFen',
+    },
+    {
+      name: 'an unknown field (a typo)',
+      command: 'topup',
+      payload: topup('r-1', { expiresat: '2030-01-01T00:00:00Z' }),
+      code: 'INVALID_FIELD',
+      field: 'expiresat',
+    },
+    {
+      name: 'a relay action that does not exist',
+      command: 'relay',
+      payload: { requestId: 'r-1', meter: 'room-101', action: 'open' },
+      code: 'INVALID_FIELD',
+      field: 'action',
+    },
+    {
+      name: 'a read without points',
+      command: 'read',
+      payload: { requestId: 'r-1', meter: 'room-101', points: [] },
+      code: 'INVALID_FIELD',
+      field: 'points',
+    },
+    {
+      name: 'an expiresAt in the past',
+      command: 'relay',
+      payload: { requestId: 'r-1', meter: 'room-101', action: 'trip', expiresAt: '2020-01-01T00:00:00Z' },
+      code: 'EXPIRED',
+      field: 'expiresAt',
+    },
   ];
 
   for (const c of cases) {

@@ -23,7 +23,10 @@ const VERSION_NAMES = {
 const MQTT5 = 'over MQTT 5 (generated only when MQTT_URL points to Mosquitto: aedes speaks only 3.1.1)';
 const mqtt5Available = testBrokerProtocolVersions().includes(5);
 
-async function setUp(version: 4 | 5, options: { handlers?: RecordingHandlers; hmacKey?: string } = {}): Promise<{ gw: TestGateway; station: Station }> {
+async function setUp(
+  version: 4 | 5,
+  options: { handlers?: RecordingHandlers; hmacKey?: string } = {},
+): Promise<{ gw: TestGateway; station: Station }> {
   const gw = await startGateway({
     url: broker.url,
     protocolVersion: version,
@@ -103,7 +106,11 @@ describe('where replies go', () => {
 
     it(`a response topic that is one of the gateway's own command topics is ignored (no reply loop), ${MQTT5}`, async () => {
       const { gw, station } = await setUp(5);
-      await station.send('read', { requestId: 'r-1', meter: 'room-101', points: ['energy.active.import'] }, { responseTopic: `meterd/${gw.gatewayId}/cmd/read` });
+      await station.send(
+        'read',
+        { requestId: 'r-1', meter: 'room-101', points: ['energy.active.import'] },
+        { responseTopic: `meterd/${gw.gatewayId}/cmd/read` },
+      );
       const replies = await station.waitForReplies(2, 'accepted and done on the default topic', 'r-1');
       expect(replies.map((r) => [r.topic, r.reply.status])).toEqual([
         [`meterd/${gw.gatewayId}/cmd/read/result`, 'accepted'],
@@ -122,7 +129,9 @@ describe('where replies go', () => {
       await station.waitForReplies(1, 'the UNSIGNED rejection', 'r-1');
       await station.waitForReplies(2, 'accepted and done for the signed one', 'r-2');
 
-      expect(station.repliesFor('r-1').map((r) => [r.topic, r.reply.error?.code])).toEqual([[`meterd/${gw.gatewayId}/cmd/topup/result`, 'UNSIGNED']]);
+      expect(station.repliesFor('r-1').map((r) => [r.topic, r.reply.error?.code])).toEqual([
+        [`meterd/${gw.gatewayId}/cmd/topup/result`, 'UNSIGNED'],
+      ]);
       expect(station.repliesFor('r-2').map((r) => r.topic)).toEqual([responseTopic, responseTopic]);
     });
   }

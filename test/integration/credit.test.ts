@@ -37,12 +37,25 @@ beforeAll(async () => {
       meters: [
         { address: '1', kind: 'energy', balance: 10, purchaseCount: 5, customerNumber: '880000000001' },
         { address: '2', kind: 'money', balance: 20, purchaseCount: 2, hoardingLimit: 500 },
-        { address: '3', kind: 'energy', balance: 1, purchaseCount: 0, vendorCredit: { di: '04A00101', layout: vendorProfile.credit!.method === 'dlt645-write' ? vendorProfile.credit!.layout : [] }, registers: { '04A00202': '0700' } }, // an identifier the simulator does not know: raw bytes, low first
+        {
+          address: '3',
+          kind: 'energy',
+          balance: 1,
+          purchaseCount: 0,
+          vendorCredit: { di: '04A00101', layout: vendorProfile.credit!.method === 'dlt645-write' ? vendorProfile.credit!.layout : [] },
+          registers: { '04A00202': '0700' },
+        }, // an identifier the simulator does not know: raw bytes, low first
         { address: '4', kind: 'energy', balance: 3, purchaseCount: 9 },
       ],
     },
   });
-  bus = await openBus<Frame>({ id: 'bus1', port: `tcp://127.0.0.1:${sim.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder(), gapMs: 0 });
+  bus = await openBus<Frame>({
+    id: 'bus1',
+    port: `tcp://127.0.0.1:${sim.address!.tcpPort}`,
+    line: LINE,
+    decoder: new Dlt645Decoder(),
+    gapMs: 0,
+  });
   const dlt = (id: string, address: string, profileId: string) => {
     const profile = profileId === vendorProfile.id ? vendorProfile : profiles.get(profileId)!;
     meters[id] = new Dlt645Meter({ link: bus, address, timeoutMs: 300, readRetries: 1 });
@@ -53,8 +66,19 @@ beforeAll(async () => {
   dlt('vendor-3', '000000000003', vendorProfile.id);
   dlt('room-4', '000000000004', 'dlt645-2007-single-phase-prepaid');
   const dorm = profiles.get('modbus-dorm-prepaid')!;
-  modbusSim = await startModbusSimulator({ profile: dorm, unit: 1, tcpPort: 0, values: { 'credit.balance.energy': 4, 'credit.purchase.count': 11 } });
-  modbusLink = await openModbusLink({ id: 'bus2', port: `tcp://127.0.0.1:${modbusSim.port}`, protocol: 'modbus-tcp', line: LINE, gapMs: 0 });
+  modbusSim = await startModbusSimulator({
+    profile: dorm,
+    unit: 1,
+    tcpPort: 0,
+    values: { 'credit.balance.energy': 4, 'credit.purchase.count': 11 },
+  });
+  modbusLink = await openModbusLink({
+    id: 'bus2',
+    port: `tcp://127.0.0.1:${modbusSim.port}`,
+    protocol: 'modbus-tcp',
+    line: LINE,
+    gapMs: 0,
+  });
   ports.set('dorm-1', modbusCreditPort(new ModbusMeter({ link: modbusLink, unit: 1, profile: dorm, timeoutMs: 300 }), dorm));
   store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-credit-')), 'meterd.db'), clock: systemClock });
   service = new CreditService({ store, clock: systemClock, ports });
@@ -74,11 +98,22 @@ describe('credit: purchased energy lands exactly once', () => {
   it('a top-up lands once: count +1, balance up by the amount, the ledger says applied with both readings', async () => {
     const r = await service.topUp({ requestId: 'r-1', meterId: 'room-1', channel: 'remote', energyKwh: 25.5, customerNo: '880000000001' });
     expect(r.fresh).toBe(true);
-    expect(r.entry).toMatchObject({ state: 'applied', purchaseCount: 6, amount: 2550, before: { count: 5, balance: 1000 }, after: { count: 6, balance: 3550 } });
+    expect(r.entry).toMatchObject({
+      state: 'applied',
+      purchaseCount: 6,
+      amount: 2550,
+      before: { count: 5, balance: 1000 },
+      after: { count: 6, balance: 3550 },
+    });
     expect(snap('000000000001')).toMatchObject({ purchaseCount: 6, balance: 3550 });
     const msg = store.outbox.peek({ limit: 10 }).find((m) => m.topic === 'meters/room-1/credit')!;
     expect(msg.class).toBe('credit');
-    expect(JSON.parse(msg.payload)).toMatchObject({ requestId: 'r-1', state: 'applied', amount: { value: 25.5, unit: 'kWh' }, after: { count: 6, balance: 35.5 } });
+    expect(JSON.parse(msg.payload)).toMatchObject({
+      requestId: 'r-1',
+      state: 'applied',
+      amount: { value: 25.5, unit: 'kWh' },
+      after: { count: 6, balance: 35.5 },
+    });
   });
 
   it('the same request id again writes nothing and returns the first result', async () => {
@@ -102,7 +137,15 @@ describe('credit: purchased energy lands exactly once', () => {
   /** Runs `fault` just before the load frame goes out (after the gateway's own reads), then the load itself. */
   function faultBeforeLoad(meterId: string, fault: () => void): () => void {
     const port = ports.get(meterId)!;
-    ports.set(meterId, { ...port, unit: port.unit, readWallet: port.readWallet, load: (l, o) => (fault(), port.load(l, o)) });
+    ports.set(meterId, {
+      ...port,
+      unit: port.unit,
+      readWallet: port.readWallet,
+      load: (l, o) => {
+        fault();
+        return port.load(l, o);
+      },
+    });
     return () => ports.set(meterId, port);
   }
 
@@ -112,7 +155,12 @@ describe('credit: purchased energy lands exactly once', () => {
     const r = await service.topUp({ requestId: 'r-3', meterId: 'room-4', channel: 'remote', energyKwh: 2 });
     restore();
     expect(r.entry.state).toBe('applied');
-    expect(store.ledger.events(r.entry.id).map((e) => e.detail).join(' | ')).toMatch(/unknown: BUS_TIMEOUT/);
+    expect(
+      store.ledger
+        .events(r.entry.id)
+        .map((e) => e.detail)
+        .join(' | '),
+    ).toMatch(/unknown: BUS_TIMEOUT/);
     expect(snap('000000000004')).toMatchObject({ purchaseCount: before.purchaseCount! + 1, balance: before.balance! + 200 });
   });
 
@@ -130,7 +178,7 @@ describe('credit: purchased energy lands exactly once', () => {
     expect(snap('000000000004')).toMatchObject({ purchaseCount: before.purchaseCount! + 1, balance: before.balance! + 300 });
   });
 
-  it('a load over the hoarding limit is rejected with the meter\'s reason and nothing changes', async () => {
+  it("a load over the hoarding limit is rejected with the meter's reason and nothing changes", async () => {
     const r = await service.topUp({ requestId: 'r-5', meterId: 'room-2', channel: 'remote', amountFen: 100_000 });
     expect(r.entry).toMatchObject({ state: 'rejected', error: { code: 'OVER_HOARDING_LIMIT' } });
     expect(snap('000000000002')).toMatchObject({ purchaseCount: 2, balance: 2000 });
@@ -142,13 +190,20 @@ describe('credit: purchased energy lands exactly once', () => {
   });
 
   it('the wrong unit for the wallet is refused before anything is recorded', async () => {
-    await expect(service.topUp({ requestId: 'r-7', meterId: 'room-2', channel: 'remote', energyKwh: 1 })).rejects.toMatchObject({ code: 'UNIT_MISMATCH' });
+    await expect(service.topUp({ requestId: 'r-7', meterId: 'room-2', channel: 'remote', energyKwh: 1 })).rejects.toMatchObject({
+      code: 'UNIT_MISMATCH',
+    });
     expect(store.ledger.get('r-7')).toBeNull();
   });
 
   it('a Modbus dormitory meter takes credit by its register write, verified by its counter', async () => {
     const r = await service.topUp({ requestId: 'r-8', meterId: 'dorm-1', channel: 'operator', energyKwh: 12.5 });
-    expect(r.entry).toMatchObject({ state: 'applied', purchaseCount: 12, before: { count: 11, balance: 400 }, after: { count: 12, balance: 1650 } });
+    expect(r.entry).toMatchObject({
+      state: 'applied',
+      purchaseCount: 12,
+      before: { count: 11, balance: 400 },
+      after: { count: 12, balance: 1650 },
+    });
     expect(modbusSim.getValue('credit.purchase.count')).toBe(12);
   });
 

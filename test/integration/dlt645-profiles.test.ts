@@ -32,7 +32,10 @@ interface Case {
 }
 const cases: Case[] = [
   { id: 'dlt645-2007-single-phase-prepaid', meter: { address: '1', kind: 'energy', balance: 61.25, purchaseCount: 4 } },
-  { id: 'dlt645-2007-single-phase-prepaid-money', meter: { address: '2', kind: 'money', balance: 88.88, purchaseCount: 9, hoardingLimit: 999 } },
+  {
+    id: 'dlt645-2007-single-phase-prepaid-money',
+    meter: { address: '2', kind: 'money', balance: 88.88, purchaseCount: 9, hoardingLimit: 999 },
+  },
   { id: 'dlt645-2007-three-phase', meter: { address: '3', kind: 'plain', phases: 3 } },
   { id: 'dlt645-1997-single-phase', meter: { address: '4', edition: '1997' } },
 ];
@@ -77,7 +80,13 @@ describe.each(cases)('shipped profile $id, every point read from the simulator',
     seeded = seeds(profile, meter);
     const registers = Object.fromEntries(Object.entries(seeded).map(([name, v]) => [(profile.points.get(name) as { di: string }).di, v]));
     sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ ...meter, registers }] } });
-    bus = await openBus<Frame>({ id: 'bus', port: `tcp://127.0.0.1:${sim.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder(), gapMs: 0 });
+    bus = await openBus<Frame>({
+      id: 'bus',
+      port: `tcp://127.0.0.1:${sim.address!.tcpPort}`,
+      line: LINE,
+      decoder: new Dlt645Decoder(),
+      gapMs: 0,
+    });
   });
   afterAll(async () => {
     await bus?.close();
@@ -110,7 +119,8 @@ describe.each(cases)('shipped profile $id, every point read from the simulator',
     if (profile.points.has('credit.balance.money')) expect(get('credit.balance.money')).toBe(88.88);
     if (profile.points.has('credit.purchase.count')) expect(get('credit.purchase.count')).toBe(meter.purchaseCount);
     if (profile.points.has('relay.state')) expect(get('relay.state')).toBe(snap.relay.open ? 1 : 0);
-    if (profile.points.has('frozen.daily.energy.active.import[1]')) expect(get('frozen.daily.energy.active.import[1]')).toBe(get('energy.active.import'));
+    if (profile.points.has('frozen.daily.energy.active.import[1]'))
+      expect(get('frozen.daily.energy.active.import[1]')).toBe(get('energy.active.import'));
     if (profile.points.has('clock')) expect(Math.abs(Date.parse(String(get('clock'))) - snap.clockMs)).toBeLessThan(5000);
   });
 });

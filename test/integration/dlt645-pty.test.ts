@@ -22,8 +22,21 @@ beforeAll(async () => {
     port: pty.b,
     spec: {
       meters: [
-        { address: M1, kind: 'energy', balance: 88.5, purchaseCount: 3, registers: { 'energy.active.import': 1234.56, 'voltage.a': 229.7 } },
-        { address: M2, kind: 'money', balance: 40.25, registers: { 'energy.active.import': 2222.22, 'voltage.a': 231.4 }, clockOffsetSeconds: 90, maxBroadcastSkewSeconds: 300 },
+        {
+          address: M1,
+          kind: 'energy',
+          balance: 88.5,
+          purchaseCount: 3,
+          registers: { 'energy.active.import': 1234.56, 'voltage.a': 229.7 },
+        },
+        {
+          address: M2,
+          kind: 'money',
+          balance: 40.25,
+          registers: { 'energy.active.import': 2222.22, 'voltage.a': 231.4 },
+          clockOffsetSeconds: 90,
+          maxBroadcastSkewSeconds: 300,
+        },
       ],
     },
   });
@@ -52,8 +65,19 @@ describe('technician commands over a real pty pair (serialport) against the simu
     for (const a of [M1, M2]) sim.bus.setFaults(none, a);
   });
 
-  it('meterd read prints the meter\'s values with units', async () => {
-    const r = await cli(['read', '--addr', '12345678', '--point', 'energy.active.import', '--point', 'voltage.a', '--point', 'credit.balance.energy', '--json']);
+  it("meterd read prints the meter's values with units", async () => {
+    const r = await cli([
+      'read',
+      '--addr',
+      '12345678',
+      '--point',
+      'energy.active.import',
+      '--point',
+      'voltage.a',
+      '--point',
+      'credit.balance.energy',
+      '--json',
+    ]);
     expect(r.error).toBeUndefined();
     expect(JSON.parse(r.lines[0]!)).toEqual([
       { address: M1, point: 'energy.active.import', di: '00010000', value: 1234.56, unit: 'kWh' },
@@ -77,7 +101,7 @@ describe('technician commands over a real pty pair (serialport) against the simu
     expect(sim.meters.get(M1)!.snapshot().relay.open).toBe(false);
   });
 
-  it('a wrong password fails with the meter\'s named error and the relay does not move', async () => {
+  it("a wrong password fails with the meter's named error and the relay does not move", async () => {
     const r = await cli(['relay', '--addr', M1, '--action', 'trip', '--password', '02999999']);
     expect(r.error).toMatchObject({ code: 'DLT645_ABNORMAL' });
     expect(r.error!.message).toMatch(/password-error/);
@@ -141,11 +165,40 @@ describe('the DL/T 645 driver over a real pty', () => {
 
   it('a meter that refuses block identifiers is read item by item, and the refusal is remembered', async () => {
     const profile = loadProfiles().get('dlt645-2007-single-phase-prepaid')!;
-    const refusing = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: '1', kind: 'energy', blockReads: false, registers: { 'energy.active.import': 10, 'energy.active.import.t1': 1, 'energy.active.import.t2': 2, 'energy.active.import.t3': 3, 'energy.active.import.t4': 4 } }] } });
-    const tcpBus = await openBus({ id: 'tcp', port: `tcp://127.0.0.1:${refusing.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder() });
+    const refusing = await startDlt645Simulator({
+      tcpPort: 0,
+      spec: {
+        meters: [
+          {
+            address: '1',
+            kind: 'energy',
+            blockReads: false,
+            registers: {
+              'energy.active.import': 10,
+              'energy.active.import.t1': 1,
+              'energy.active.import.t2': 2,
+              'energy.active.import.t3': 3,
+              'energy.active.import.t4': 4,
+            },
+          },
+        ],
+      },
+    });
+    const tcpBus = await openBus({
+      id: 'tcp',
+      port: `tcp://127.0.0.1:${refusing.address!.tcpPort}`,
+      line: LINE,
+      decoder: new Dlt645Decoder(),
+    });
     try {
       const reader = new Dlt645PointReader(new Dlt645Meter({ link: tcpBus, address: '000000000001', timeoutMs: 400 }), profile);
-      const names = ['energy.active.import', 'energy.active.import.t1', 'energy.active.import.t2', 'energy.active.import.t3', 'energy.active.import.t4'];
+      const names = [
+        'energy.active.import',
+        'energy.active.import.t1',
+        'energy.active.import.t2',
+        'energy.active.import.t3',
+        'energy.active.import.t4',
+      ];
       const first = await reader.read(names, { priority: 'poll' });
       expect([...first.values()].map((v) => ('v' in v ? v.v : v.error))).toEqual([10, 1, 2, 3, 4]);
       expect(reader.refusedBlocks).toEqual(['0001FF00']);
@@ -171,7 +224,12 @@ describe('the DL/T 645 driver over a real pty', () => {
 
   it('a freeze command is acknowledged and the daily-freeze identifiers then hold the energy', async () => {
     const frame = freeze(M1, 'now');
-    const reply = await bus.request('operator', { bytes: encodeFrame(frame, { preamble: 4 }), match: (f) => isReplyTo(frame, f), timeoutMs: 400, retries: 0 });
+    const reply = await bus.request('operator', {
+      bytes: encodeFrame(frame, { preamble: 4 }),
+      match: (f) => isReplyTo(frame, f),
+      timeoutMs: 400,
+      retries: 0,
+    });
     expect(reply?.control).toBe(0x96);
     expect((await meter().read('05060101')).value).toMatchObject({ kind: 'list' });
   });

@@ -13,7 +13,10 @@ let configPath: string;
 
 beforeAll(async () => {
   broker = await startTestBroker();
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: '1', registers: { 'energy.active.import': 12.5 } }, { address: '2' }] } });
+  sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: { meters: [{ address: '1', registers: { 'energy.active.import': 12.5 } }, { address: '2' }] },
+  });
   const dir = mkdtempSync(join(tmpdir(), 'meterd-doctor-'));
   configPath = join(dir, 'meterd.yaml');
   writeFileSync(
@@ -35,7 +38,9 @@ afterAll(async () => {
 async function doctor(): Promise<{ lines: string[]; error?: { code?: string } }> {
   const lines: string[] = [];
   try {
-    await (await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) })).parseAsync(['doctor', '-c', configPath], { from: 'user' });
+    await (await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) })).parseAsync(['doctor', '-c', configPath], {
+      from: 'user',
+    });
     return { lines };
   } catch (err) {
     return { lines, error: err as { code?: string } };

@@ -45,7 +45,10 @@ describe('modbus-serial over Modbus TCP against its own ServerTCP', () => {
     const illegalAddress = () => {
       throw { modbusErrorCode: 2 };
     };
-    server = new ServerTCP({ getInputRegister: illegalAddress, getMultipleInputRegisters: illegalAddress, getHoldingRegister: () => 7 }, { host: '127.0.0.1', port, unitID: 1 });
+    server = new ServerTCP(
+      { getInputRegister: illegalAddress, getMultipleInputRegisters: illegalAddress, getHoldingRegister: () => 7 },
+      { host: '127.0.0.1', port, unitID: 1 },
+    );
     await new Promise<void>((resolve, reject) => {
       server.on('initialized', () => resolve());
       server.on('serverError', reject);
@@ -76,7 +79,8 @@ describe('modbus-serial over Modbus TCP against its own ServerTCP', () => {
       kind: 'exception',
       code: 2,
       name: 'ILLEGAL_DATA_ADDRESS',
-      message: 'the meter has no register at this address, or the request runs into an unmapped register (check 0- vs 1-based addresses and the bridged gaps)',
+      message:
+        'the meter has no register at this address, or the request runs into an unmapped register (check 0- vs 1-based addresses and the bridged gaps)',
     });
     expect(await client.readHoldingRegisters(0, 2)).toMatchObject({ data: [7, 7] });
   });
@@ -99,7 +103,7 @@ describe('modbus-serial over Modbus TCP against its own ServerTCP', () => {
     expect(classifyModbusError(err)).toMatchObject({ kind: 'transport', code: 'PORT_NOT_OPEN' });
   });
 
-  it('connecting to a port nobody listens on rejects with Node\'s ECONNREFUSED, classified as transport', async () => {
+  it("connecting to a port nobody listens on rejects with Node's ECONNREFUSED, classified as transport", async () => {
     const client = new ModbusRTU();
     const err = await rejection(client.connectTCP('127.0.0.1', { port: await freePort() }));
     expect(err).toMatchObject({ code: 'ECONNREFUSED', errno: -111 });
@@ -115,10 +119,12 @@ describe('modbus-serial RTU framing over a raw TCP socket (connectTelnet) agains
 
   beforeAll(async () => {
     port = await freePort();
-    meter = net.createServer((socket) => socket.on('data', (chunk) => {
-      requests.push(new Uint8Array(chunk));
-      socket.write(answer(new Uint8Array(chunk)));
-    }));
+    meter = net.createServer((socket) =>
+      socket.on('data', (chunk) => {
+        requests.push(new Uint8Array(chunk));
+        socket.write(answer(new Uint8Array(chunk)));
+      }),
+    );
     await new Promise<void>((resolve) => meter.listen(port, '127.0.0.1', resolve));
   });
 
@@ -140,7 +146,10 @@ describe('modbus-serial RTU framing over a raw TCP socket (connectTelnet) agains
     try {
       const reply = await c.readHoldingRegisters(0x2000, 2);
       expect(decodeValue(reply.data, 'float32', 'ABCD')).toEqual({ ok: true, value: 230 });
-      expect(decodeRtuFrame(requests.at(-1)!)).toEqual({ ok: true, value: { unit: 1, functionCode: 3, pdu: { kind: 'read-request', start: 0x2000, quantity: 2 } } });
+      expect(decodeRtuFrame(requests.at(-1)!)).toEqual({
+        ok: true,
+        value: { unit: 1, functionCode: 3, pdu: { kind: 'read-request', start: 0x2000, quantity: 2 } },
+      });
     } finally {
       await close(c);
     }

@@ -77,12 +77,25 @@ describe('exceptions and timeouts', () => {
     await l.open();
     // A profile that puts THD at a register this meter does not have (a typo in a site's own profile).
     const points = new Map(sdm630.points);
-    points.set('thd.voltage', { kind: 'modbus', name: 'thd.voltage', table: 'input', address: 0x0300, type: 'float32', order: 'ABCD', scale: 1, offset: 0, unit: '%' });
+    points.set('thd.voltage', {
+      kind: 'modbus',
+      name: 'thd.voltage',
+      table: 'input',
+      address: 0x0300,
+      type: 'float32',
+      order: 'ABCD',
+      scale: 1,
+      offset: 0,
+      unit: '%',
+    });
     const meter = new ModbusMeter({ link: l, unit: 1, profile: { ...sdm630, points } });
 
     const read = await meter.read(['thd.voltage', 'voltage.a', 'voltage.b'], { priority: 'poll' });
 
-    expect(read.get('thd.voltage')).toMatchObject({ error: 'MODBUS_EXCEPTION', message: expect.stringContaining('exception 02 ILLEGAL_DATA_ADDRESS') });
+    expect(read.get('thd.voltage')).toMatchObject({
+      error: 'MODBUS_EXCEPTION',
+      message: expect.stringContaining('exception 02 ILLEGAL_DATA_ADDRESS'),
+    });
     expect(read.get('voltage.a')).toEqual({ v: 230.1, unit: 'V' });
     expect(read.get('voltage.b')).toEqual({ v: 229.8, unit: 'V' });
   });
@@ -137,7 +150,10 @@ describe('exceptions and timeouts', () => {
     await vi.waitFor(() => expect(sim.stats().requests).toBe(1));
     stop.abort();
 
-    expect(await pending).toMatchObject({ code: 'ABORTED', message: '"voltage for the technician" on bus7 was cancelled while on the wire; the meter may or may not have received it' });
+    expect(await pending).toMatchObject({
+      code: 'ABORTED',
+      message: '"voltage for the technician" on bus7 was cancelled while on the wire; the meter may or may not have received it',
+    });
     expect(await queued).toMatchObject({ code: 'ABORTED', message: expect.stringContaining('was cancelled before it got the bus') });
     sim.setFaults({ delayMs: undefined });
     expect(l.state).toBe('up');
@@ -149,10 +165,16 @@ describe('exceptions and timeouts', () => {
     const l = link(sim.port!);
     await l.open();
 
-    await expect(l.readRegisters('poll', 1, 'input', 0, 126)).rejects.toThrow('count is not a whole number of registers from 1 to 125: 126');
+    await expect(l.readRegisters('poll', 1, 'input', 0, 126)).rejects.toThrow(
+      'count is not a whole number of registers from 1 to 125: 126',
+    );
     await expect(l.writeRegisters('credit', 1, 0, [70000])).rejects.toThrow(/word 0 is not a 16-bit register value/);
-    await expect(new ModbusLink({ id: 'b', port: '/dev/ttyUSB9', protocol: 'modbus-rtu', line: sdm120.line }).readRegisters('poll', 0, 'input', 0, 1)).rejects.toMatchObject({ code: 'BUS_DOWN' });
-    expect(() => new ModbusLink({ id: 'b', port: '/dev/ttyUSB9', protocol: 'modbus-tcp', line: sdm120.line })).toThrow(/is a serial device but the protocol is modbus-tcp/);
+    await expect(
+      new ModbusLink({ id: 'b', port: '/dev/ttyUSB9', protocol: 'modbus-rtu', line: sdm120.line }).readRegisters('poll', 0, 'input', 0, 1),
+    ).rejects.toMatchObject({ code: 'BUS_DOWN' });
+    expect(() => new ModbusLink({ id: 'b', port: '/dev/ttyUSB9', protocol: 'modbus-tcp', line: sdm120.line })).toThrow(
+      /is a serial device but the protocol is modbus-tcp/,
+    );
     expect(sim.stats().requests).toBe(0);
   });
 });
@@ -166,7 +188,13 @@ describe('the arbiter decides who has the bus', () => {
     const job = (priority: 'poll' | 'operator', name: string, start: number) =>
       l.readRegisters(priority, 1, 'input', start, 2, { label: name }).then(() => order.push(name));
 
-    await Promise.all([job('poll', 'poll 1', 0x00), job('poll', 'poll 2', 0x06), job('poll', 'poll 3', 0x0c), job('poll', 'poll 4', 0x12), job('operator', 'operator', 0x46)]);
+    await Promise.all([
+      job('poll', 'poll 1', 0x00),
+      job('poll', 'poll 2', 0x06),
+      job('poll', 'poll 3', 0x0c),
+      job('poll', 'poll 4', 0x12),
+      job('operator', 'operator', 0x46),
+    ]);
 
     expect(order).toEqual(['poll 1', 'operator', 'poll 2', 'poll 3', 'poll 4']);
   });
@@ -220,7 +248,10 @@ describe('losing the connection', () => {
     const down = nextState(l, 'down');
     await sim.close();
 
-    expect(await onWire).toMatchObject({ code: 'BUS_DOWN', message: expect.stringMatching(/^bus7 lost tcp:\/\/127\.0\.0\.1:\d+ modbus-tcp .*may or may not have reached the meter/) });
+    expect(await onWire).toMatchObject({
+      code: 'BUS_DOWN',
+      message: expect.stringMatching(/^bus7 lost tcp:\/\/127\.0\.0\.1:\d+ modbus-tcp .*may or may not have reached the meter/),
+    });
     expect(await queued).toMatchObject({ code: 'BUS_DOWN' });
     await down;
     expect(l.state).toBe('down');
@@ -247,7 +278,15 @@ describe('losing the connection', () => {
 
   it('start() keeps trying until the meter is there (the daemon), then close() refuses everything with BUS_CLOSED', async () => {
     const port = await freePort();
-    const l = await openModbusLink({ id: 'bus9', port: `tcp://127.0.0.1:${port}`, protocol: 'modbus-tcp', line: sdm120.line, waitForPort: true, reconnectMinMs: 50, reconnectMaxMs: 100 });
+    const l = await openModbusLink({
+      id: 'bus9',
+      port: `tcp://127.0.0.1:${port}`,
+      protocol: 'modbus-tcp',
+      line: sdm120.line,
+      waitForPort: true,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 100,
+    });
     cleanup.push(() => l.close());
     expect(l.state).toBe('down');
 

@@ -105,13 +105,21 @@ function modbusPointNames(profile: DeviceProfile): string[] {
 
 describe('every shipped Modbus profile, every point, through ModbusLink and ModbusMeter over Modbus TCP', () => {
   it('the shipped Modbus profiles are the five this test covers', () => {
-    expect([...profiles.values()].filter((p) => p.protocol.startsWith('modbus')).map((p) => p.id).sort()).toEqual([...MODBUS_PROFILES].sort());
+    expect(
+      [...profiles.values()]
+        .filter((p) => p.protocol.startsWith('modbus'))
+        .map((p) => p.id)
+        .sort(),
+    ).toEqual([...MODBUS_PROFILES].sort());
   });
 
   it.each(MODBUS_PROFILES)('%s: each point reads back as the value the simulator holds, in its canonical unit', async (id) => {
     const profile = profiles.get(id)!;
     const names = modbusPointNames(profile);
-    expect(names.filter((n) => !(n in KNOWN)), 'points without a known value in this test').toEqual([]);
+    expect(
+      names.filter((n) => !(n in KNOWN)),
+      'points without a known value in this test',
+    ).toEqual([]);
     const values = Object.fromEntries(names.map((n) => [n, KNOWN[n]!]));
     const { sim, meter } = await rig(profile, values);
 

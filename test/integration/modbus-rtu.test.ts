@@ -92,8 +92,13 @@ describe('Modbus RTU on a serial port (pty pair)', () => {
   });
 
   it('an unmapped register is ILLEGAL_DATA_ADDRESS over RTU too; a request to another unit id is a timeout', async () => {
-    await expect(link.readRegisters('operator', 3, 'input', 0x0300, 2)).rejects.toMatchObject({ code: 'MODBUS_EXCEPTION', exception: 'ILLEGAL_DATA_ADDRESS' });
-    await expect(link.readRegisters('operator', 4, 'input', 0x0000, 2, { timeoutMs: 150, retries: 0 })).rejects.toMatchObject({ code: 'BUS_TIMEOUT' });
+    await expect(link.readRegisters('operator', 3, 'input', 0x0300, 2)).rejects.toMatchObject({
+      code: 'MODBUS_EXCEPTION',
+      exception: 'ILLEGAL_DATA_ADDRESS',
+    });
+    await expect(link.readRegisters('operator', 4, 'input', 0x0000, 2, { timeoutMs: 150, retries: 0 })).rejects.toMatchObject({
+      code: 'BUS_TIMEOUT',
+    });
     // A timeout is not a lost port: the next request on the line is answered.
     expect(await link.readRegisters('operator', 3, 'input', 0x0000, 2)).toEqual([0x4367, 0x6666]);
   });
@@ -136,7 +141,13 @@ describe('Modbus RTU through a serial-to-Ethernet converter (tcp:// with modbus-
     pty = await createPtyPair();
     sim = await startModbusSimulator({ profile: sdm120, pty: pty.b, values: VALUES });
     gateway = await converter(pty.a);
-    link = new ModbusLink({ id: 'converter-1', port: `tcp://127.0.0.1:${gateway.port}`, protocol: 'modbus-rtu', line: sdm120.line, gapMs: 5 });
+    link = new ModbusLink({
+      id: 'converter-1',
+      port: `tcp://127.0.0.1:${gateway.port}`,
+      protocol: 'modbus-rtu',
+      line: sdm120.line,
+      gapMs: 5,
+    });
     await link.open();
   });
   afterAll(async () => {
@@ -174,7 +185,14 @@ describe('a serial port that vanishes and comes back', () => {
 
   it('fails the request on the wire with BUS_DOWN, refuses while down, reopens the port and reads again', async () => {
     sims.push(await startModbusSimulator({ profile: sdm120, pty: pty.b, faults: { silent: true } }));
-    link = new ModbusLink({ id: 'rs485-2', port: pty.a, protocol: 'modbus-rtu', line: sdm120.line, reconnectMinMs: 50, reconnectMaxMs: 200 });
+    link = new ModbusLink({
+      id: 'rs485-2',
+      port: pty.a,
+      protocol: 'modbus-rtu',
+      line: sdm120.line,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 200,
+    });
     await link.open();
 
     const onWire = failureOf(link.readRegisters('credit', 1, 'input', 0, 2, { timeoutMs: 15_000 }));
@@ -182,7 +200,10 @@ describe('a serial port that vanishes and comes back', () => {
     const down = nextState(link, 'down');
     await pty.stop();
 
-    expect(await onWire).toMatchObject({ code: 'BUS_DOWN', message: expect.stringMatching(new RegExp(`^rs485-2 lost ${pty.a} 2400 8N1 modbus-rtu .*check the USB adapter and cable$`)) });
+    expect(await onWire).toMatchObject({
+      code: 'BUS_DOWN',
+      message: expect.stringMatching(new RegExp(`^rs485-2 lost ${pty.a} 2400 8N1 modbus-rtu .*check the USB adapter and cable$`)),
+    });
     expect(await queued).toMatchObject({ code: 'BUS_DOWN' });
     await down;
     await expect(link.readRegisters('poll', 1, 'input', 0, 2)).rejects.toMatchObject({ code: 'BUS_DOWN' });

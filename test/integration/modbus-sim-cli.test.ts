@@ -32,7 +32,10 @@ describe('meterd sim modbus', () => {
     const port = await freePort();
     const out = capture();
     const stop = new AbortController();
-    const running = runModbusSimCommand({ profile: 'chint-dtsu666', tcp: String(port), unit: '4', set: ['voltage.a=231.4', 'ct.ratio=40'] }, { stdout: out.stream, signal: stop.signal });
+    const running = runModbusSimCommand(
+      { profile: 'chint-dtsu666', tcp: String(port), unit: '4', set: ['voltage.a=231.4', 'ct.ratio=40'] },
+      { stdout: out.stream, signal: stop.signal },
+    );
 
     expect(await out.line).toBe(`modbus simulator chint-dtsu666 unit 4: Modbus TCP on 127.0.0.1:${port}, 23 points`);
     const profile = loadProfiles().get('chint-dtsu666')!;
@@ -63,11 +66,20 @@ describe('meterd sim modbus', () => {
 
   it.each([
     [{ profile: 'eastron-sdm120' }, 'give exactly one of --tcp PORT or --pty PATH'],
-    [{ profile: 'eastron-sdm999', tcp: 0 }, /^no profile "eastron-sdm999"; Modbus profiles: chint-ddsu666, chint-dtsu666, eastron-sdm120, eastron-sdm630, modbus-dorm-prepaid/],
-    [{ profile: 'dlt645-2007-three-phase', tcp: 0 }, 'profile dlt645-2007-three-phase is dlt645-2007; use meterd sim dlt645 for DL/T 645 meters'],
+    [
+      { profile: 'eastron-sdm999', tcp: 0 },
+      /^no profile "eastron-sdm999"; Modbus profiles: chint-ddsu666, chint-dtsu666, eastron-sdm120, eastron-sdm630, modbus-dorm-prepaid/,
+    ],
+    [
+      { profile: 'dlt645-2007-three-phase', tcp: 0 },
+      'profile dlt645-2007-three-phase is dlt645-2007; use meterd sim dlt645 for DL/T 645 meters',
+    ],
     [{ profile: 'eastron-sdm120', tcp: 0, unit: '0' }, '--unit 0 is not a whole number from 1 to 247'],
     [{ profile: 'eastron-sdm120', tcp: 0, set: ['voltage.a:231'] }, '--set voltage.a:231: write point=value, e.g. voltage.a=231.4'],
-    [{ profile: 'modbus-dorm-prepaid', tcp: 0, set: ['voltage.a=231.45'] }, /^cannot set voltage\.a to 231\.45: 231\.45 is not a whole number of 0\.1 steps/],
+    [
+      { profile: 'modbus-dorm-prepaid', tcp: 0, set: ['voltage.a=231.45'] },
+      /^cannot set voltage\.a to 231\.45: 231\.45 is not a whole number of 0\.1 steps/,
+    ],
   ])('refuses %j with a message saying what to do', async (options, message) => {
     await expect(runModbusSimCommand(options, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'SIM_USAGE', message });
   });
@@ -78,7 +90,16 @@ describe('meterd sim modbus', () => {
     registerSimModbusCommand(sim);
 
     const modbus = sim.commands.find((c) => c.name() === 'modbus')!;
-    expect(modbus.options.map((o) => o.long)).toEqual(['--profile', '--tcp', '--pty', '--host', '--unit', '--set', '--delay', '--profiles-dir']);
+    expect(modbus.options.map((o) => o.long)).toEqual([
+      '--profile',
+      '--tcp',
+      '--pty',
+      '--host',
+      '--unit',
+      '--set',
+      '--delay',
+      '--profiles-dir',
+    ]);
     expect(modbus.helpInformation()).toContain('meterd sim modbus [options]');
   });
 });

@@ -24,17 +24,42 @@ let credit: CreditService;
 const ports = new Map<string, RelayPort>();
 
 beforeAll(async () => {
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: '1', balance: 30 }, { address: '2', keepPower: true }, { address: '3', balance: 5, purchaseCount: 1 }] } });
-  bus = await openBus<Frame>({ id: 'bus1', port: `tcp://127.0.0.1:${sim.address!.tcpPort}`, line: LINE, decoder: new Dlt645Decoder(), gapMs: 0 });
+  sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: {
+      meters: [
+        { address: '1', balance: 30 },
+        { address: '2', keepPower: true },
+        { address: '3', balance: 5, purchaseCount: 1 },
+      ],
+    },
+  });
+  bus = await openBus<Frame>({
+    id: 'bus1',
+    port: `tcp://127.0.0.1:${sim.address!.tcpPort}`,
+    line: LINE,
+    decoder: new Dlt645Decoder(),
+    gapMs: 0,
+  });
   store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-relay-')), 'meterd.db'), clock: systemClock });
   const auth = { password: { level: 2, code: '000000' }, operator: '00000007' };
   const creditPorts = new Map();
-  for (const [id, address] of [['room-1', '000000000001'], ['room-2', '000000000002'], ['room-3', '000000000003']] as const) {
+  for (const [id, address] of [
+    ['room-1', '000000000001'],
+    ['room-2', '000000000002'],
+    ['room-3', '000000000003'],
+  ] as const) {
     const meter = new Dlt645Meter({ link: bus, address, timeoutMs: 300, readRetries: 1 });
     ports.set(id, dlt645RelayPort(meter, profile, auth));
     creditPorts.set(id, dlt645CreditPort(meter, profile, auth));
   }
-  ports.set('room-9', dlt645RelayPort(new Dlt645Meter({ link: bus, address: '000000000001', timeoutMs: 300 }), profile, { ...auth, password: { level: 2, code: '999999' } }));
+  ports.set(
+    'room-9',
+    dlt645RelayPort(new Dlt645Meter({ link: bus, address: '000000000001', timeoutMs: 300 }), profile, {
+      ...auth,
+      password: { level: 2, code: '999999' },
+    }),
+  );
   relays = new RelayService({ store, clock: systemClock, ports });
   credit = new CreditService({ store, clock: systemClock, ports: creditPorts });
 });
@@ -56,11 +81,14 @@ describe('relay control for arrears', () => {
     expect(open('000000000001')).toBe(false);
     const states = store.outbox.peek({ limit: 10 }).filter((m) => m.topic === 'meters/room-1/state');
     expect(states.at(-1)!.retain).toBe(true);
-    expect(JSON.parse(states.at(-1)!.payload)).toMatchObject({ relay: 'closed', relayChange: { action: 'close', requestedBy: 'req-close-1' } });
+    expect(JSON.parse(states.at(-1)!.payload)).toMatchObject({
+      relay: 'closed',
+      relayChange: { action: 'close', requestedBy: 'req-close-1' },
+    });
     expect(store.meterStates.get('room-1')?.relayState).toBe('closed');
   });
 
-  it('a meter in keep-power refuses the trip, and the refusal is reported with the meter\'s reason', async () => {
+  it("a meter in keep-power refuses the trip, and the refusal is reported with the meter's reason", async () => {
     const r = await relays.switch({ meterId: 'room-2', action: 'trip', requestedBy: 'req-trip-2', receivedAt: Date.now() });
     expect(r).toMatchObject({ status: 'rejected', code: 'RELAY_REFUSED' });
     expect(open('000000000002')).toBe(false);

@@ -50,7 +50,9 @@ describe('a writer killed with SIGKILL mid-write', () => {
         expect(store.integrityCheck()).toEqual({ ok: true, messages: ['ok'] });
 
         const messages = store.outbox.peek({ limit: 1_000_000 });
-        const telemetry = messages.filter((m) => m.class === 'telemetry').map((m) => JSON.parse(m.payload) as { seq: number; cycle: number });
+        const telemetry = messages
+          .filter((m) => m.class === 'telemetry')
+          .map((m) => JSON.parse(m.payload) as { seq: number; cycle: number });
         const committed = telemetry.at(-1)?.cycle ?? 0;
 
         // Every cycle the writer printed is there, whole: its readings, its messages, its credit row.

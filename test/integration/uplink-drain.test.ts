@@ -6,7 +6,16 @@ import { systemClock } from '../../src/clock.js';
 import { enqueue, openStore, type Store } from '../../src/store/index.js';
 import { OutboxDrain } from '../../src/uplink/drain.js';
 import { MqttSession } from '../../src/uplink/session.js';
-import { clearRetained, eventually, startTestBroker, testMqttSettings, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import {
+  clearRetained,
+  eventually,
+  startTestBroker,
+  testMqttSettings,
+  uniqueId,
+  watchTopics,
+  type TestBroker,
+  type TopicWatcher,
+} from '../helpers/broker.js';
 import { startTcpCut, type TcpCut } from '../helpers/tcp-cut.js';
 
 const BIRTH = () => ({ version: '0.0.0-test', startedAt: '2025-03-01T08:00:00.000Z', buses: [] });

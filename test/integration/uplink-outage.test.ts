@@ -7,7 +7,16 @@ import { systemClock } from '../../src/clock.js';
 import { enqueue, openStore } from '../../src/store/index.js';
 import { OutboxDrain } from '../../src/uplink/drain.js';
 import { MqttSession } from '../../src/uplink/session.js';
-import { clearRetained, eventually, startTestBroker, testBrokerProtocolVersions, testMqttSettings, uniqueId, watchTopics, type TestBroker } from '../helpers/broker.js';
+import {
+  clearRetained,
+  eventually,
+  startTestBroker,
+  testBrokerProtocolVersions,
+  testMqttSettings,
+  uniqueId,
+  watchTopics,
+  type TestBroker,
+} from '../helpers/broker.js';
 import { startTcpCut } from '../helpers/tcp-cut.js';
 
 const METERS = ['room-101', 'room-102', 'room-103'] as const;

@@ -35,7 +35,13 @@ afterEach(async () => {
 });
 
 function newSession(options: Partial<ConstructorParameters<typeof MqttSession>[0]> = {}): MqttSession {
-  const session = new MqttSession({ mqtt: testMqttSettings(relay.url), gatewayId, birth: BIRTH, backoff: { initialMs: 10, maxMs: 50 }, ...options });
+  const session = new MqttSession({
+    mqtt: testMqttSettings(relay.url),
+    gatewayId,
+    birth: BIRTH,
+    backoff: { initialMs: 10, maxMs: 50 },
+    ...options,
+  });
   sessions.push(session);
   return session;
 }
@@ -64,7 +70,12 @@ describe('reconnect backoff', () => {
       return () => {};
     };
     const clock = new ManualClock(0);
-    const session = newSession({ clock, scheduleReconnect, stableAfterMs: 30_000, backoff: { random: () => randoms[r++ % randoms.length] ?? 0.5 } });
+    const session = newSession({
+      clock,
+      scheduleReconnect,
+      stableAfterMs: 30_000,
+      backoff: { random: () => randoms[r++ % randoms.length] ?? 0.5 },
+    });
 
     relay.cut();
     session.start();
@@ -129,7 +140,10 @@ describe('MqttSession', () => {
 
     // At least once: a PUBACK cut off by the outage makes the broker send {"n":1} again after the reconnect.
     const distinct = [...new Set(received.map((m) => `${m.topic} ${m.payload.toString()}`))];
-    expect(distinct).toEqual([`meterd/${gatewayId}/meters/room-101/cmd/req {"n":1}`, `meterd/${gatewayId}/meters/room-102/cmd/req {"n":2}`]);
+    expect(distinct).toEqual([
+      `meterd/${gatewayId}/meters/room-101/cmd/req {"n":1}`,
+      `meterd/${gatewayId}/meters/room-102/cmd/req {"n":2}`,
+    ]);
   });
 
   for (const version of testBrokerProtocolVersions()) {

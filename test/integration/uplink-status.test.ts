@@ -1,7 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MqttSession } from '../../src/uplink/session.js';
 import type { BusStatus, GatewayStatus } from '../../src/uplink/status.js';
-import { clearRetained, startTestBroker, testMqttSettings, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import {
+  clearRetained,
+  startTestBroker,
+  testMqttSettings,
+  uniqueId,
+  watchTopics,
+  type TestBroker,
+  type TopicWatcher,
+} from '../helpers/broker.js';
 import { startTcpCut, type TcpCut } from '../helpers/tcp-cut.js';
 
 const STARTED_AT = '2025-03-01T08:00:00.000Z';
@@ -75,7 +83,10 @@ describe('gateway status (birth and last will)', () => {
     buses = [{ id: 'bus-1', state: 'down', error: '/dev/ttyUSB0 is gone' }];
     relay.restore();
     await station.waitFor(() => statuses(station).at(-1)?.state === 'online', 'online again after the reconnect');
-    expect(statuses(station).at(-1)).toMatchObject({ state: 'online', buses: [{ id: 'bus-1', state: 'down', error: '/dev/ttyUSB0 is gone' }] });
+    expect(statuses(station).at(-1)).toMatchObject({
+      state: 'online',
+      buses: [{ id: 'bus-1', state: 'down', error: '/dev/ttyUSB0 is gone' }],
+    });
   });
 
   it('close() publishes the retained { state: offline, reason: shutdown } and disconnects cleanly', async () => {

@@ -3,11 +3,17 @@ import { addDays, BooksError, formatUnits, localDate, parseBooksDate, parseBooks
 
 describe('books periods are local days and months of the gateway', () => {
   it('a Shanghai day runs from 16:00 UTC the day before to 16:00 UTC', () => {
-    expect(periodBounds({ kind: 'daily', date: '2026-11-27' }, 'Asia/Shanghai')).toEqual({ since: Date.parse('2026-11-26T16:00:00Z'), until: Date.parse('2026-11-27T16:00:00Z') });
+    expect(periodBounds({ kind: 'daily', date: '2026-11-27' }, 'Asia/Shanghai')).toEqual({
+      since: Date.parse('2026-11-26T16:00:00Z'),
+      until: Date.parse('2026-11-27T16:00:00Z'),
+    });
   });
 
-  it('a month runs from its first local midnight to the next month\'s, across the year end', () => {
-    expect(periodBounds({ kind: 'monthly', month: '2026-12' }, 'Asia/Shanghai')).toEqual({ since: Date.parse('2026-11-30T16:00:00Z'), until: Date.parse('2026-12-31T16:00:00Z') });
+  it("a month runs from its first local midnight to the next month's, across the year end", () => {
+    expect(periodBounds({ kind: 'monthly', month: '2026-12' }, 'Asia/Shanghai')).toEqual({
+      since: Date.parse('2026-11-30T16:00:00Z'),
+      until: Date.parse('2026-12-31T16:00:00Z'),
+    });
   });
 
   it('a day with a daylight-saving change is 23 or 25 hours long', () => {

@@ -55,12 +55,18 @@ function gate<T = string>(value?: T) {
     release = resolve;
     fail = reject;
   });
-  const job = { started: false, signal: undefined as AbortSignal | undefined, release, fail, run: async (signal: AbortSignal) => {
-    job.started = true;
-    job.signal = signal;
-    await done;
-    return value as T;
-  } };
+  const job = {
+    started: false,
+    signal: undefined as AbortSignal | undefined,
+    release,
+    fail,
+    run: async (signal: AbortSignal) => {
+      job.started = true;
+      job.signal = signal;
+      await done;
+      return value as T;
+    },
+  };
   return job;
 }
 
@@ -107,7 +113,11 @@ describe('BusArbiter', () => {
     const arbiter = new BusArbiter({ gapMs: 0 });
     await expect(arbiter.run('operator', async () => 42)).resolves.toBe(42);
     await expect(arbiter.run('operator', async () => Promise.reject(new Error('meter said no')))).rejects.toThrow('meter said no');
-    await expect(arbiter.run('operator', () => { throw new Error('thrown before any await'); })).rejects.toThrow('thrown before any await');
+    await expect(
+      arbiter.run('operator', () => {
+        throw new Error('thrown before any await');
+      }),
+    ).rejects.toThrow('thrown before any await');
     expect(arbiter.stats()).toMatchObject({ completed: 1, failed: 2 });
   });
 
@@ -211,7 +221,13 @@ describe('BusArbiter', () => {
     await settle();
     const controller = new AbortController();
     let ranCancelled = false;
-    const cancelled = arbiter.run('operator', async () => void (ranCancelled = true), { signal: controller.signal, label: 'relay trip' });
+    const cancelled = arbiter.run(
+      'operator',
+      async () => {
+        ranCancelled = true;
+      },
+      { signal: controller.signal, label: 'relay trip' },
+    );
     const kept = arbiter.run('operator', async () => 'kept');
 
     controller.abort();
@@ -225,7 +241,17 @@ describe('BusArbiter', () => {
   it('rejects a job whose signal is already aborted without queueing it', async () => {
     const arbiter = new BusArbiter({ gapMs: 0 });
     let ran = false;
-    await expect(arbiter.run('operator', async () => void (ran = true), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(
+      arbiter.run(
+        'operator',
+        async () => {
+          ran = true;
+        },
+        { signal: AbortSignal.abort() },
+      ),
+    ).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
     expect(ran).toBe(false);
   });
 
@@ -233,11 +259,15 @@ describe('BusArbiter', () => {
     const arbiter = new BusArbiter({ gapMs: 0 });
     const controller = new AbortController();
     const job = gate();
-    const run = arbiter.run('operator', async (signal) => {
-      const work = job.run(signal);
-      await new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped by caller'))));
-      return work;
-    }, { signal: controller.signal });
+    const run = arbiter.run(
+      'operator',
+      async (signal) => {
+        const work = job.run(signal);
+        await new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped by caller'))));
+        return work;
+      },
+      { signal: controller.signal },
+    );
     await settle();
     controller.abort();
     await expect(run).rejects.toThrow('stopped by caller');
@@ -276,7 +306,11 @@ describe('BusArbiter', () => {
     const job = gate();
     const run = arbiter.run('alarm', job.run, { label: 'status word 1' });
     await timers.advance(15_000);
-    expect(arbiter.stats()).toMatchObject({ running: { label: 'status word 1', priority: 'alarm', forMs: 15_000 }, busyMs: 15_000, utilisation: 1 });
+    expect(arbiter.stats()).toMatchObject({
+      running: { label: 'status word 1', priority: 'alarm', forMs: 15_000 },
+      busyMs: 15_000,
+      utilisation: 1,
+    });
 
     job.release();
     await run;

@@ -43,6 +43,8 @@ describe('responseTimeoutMs', () => {
   it('refuses byte counts and delays that make no sense, naming the input', () => {
     expect(() => responseTimeoutMs({ settings: dlt645, requestBytes: -1, expectedReplyBytes: 10 })).toThrow(/requestBytes/);
     expect(() => responseTimeoutMs({ settings: dlt645, requestBytes: 10, expectedReplyBytes: 1.5 })).toThrow(/expectedReplyBytes/);
-    expect(() => responseTimeoutMs({ settings: dlt645, requestBytes: 10, expectedReplyBytes: 10, turnaroundMs: -5 })).toThrow(/turnaroundMs/);
+    expect(() => responseTimeoutMs({ settings: dlt645, requestBytes: 10, expectedReplyBytes: 10, turnaroundMs: -5 })).toThrow(
+      /turnaroundMs/,
+    );
   });
 });

@@ -26,16 +26,42 @@ const decodeOne = (family: CardFamily, bytes: Uint8Array) => {
 };
 
 const arbRequest: fc.Arbitrary<CardRequest> = fc.oneof(
-  fc.constantFrom<CardRequest>({ op: 'cardStatus' }, { op: 'powerUp' }, { op: 'powerDown' }, { op: 'cpuPowerUp' }, { op: 'cpuPowerDown' }, { op: 'readErrorCounter' }, { op: 'eject' }),
+  fc.constantFrom<CardRequest>(
+    { op: 'cardStatus' },
+    { op: 'powerUp' },
+    { op: 'powerDown' },
+    { op: 'cpuPowerUp' },
+    { op: 'cpuPowerDown' },
+    { op: 'readErrorCounter' },
+    { op: 'eject' },
+  ),
   fc.constantFrom<CardRequest>({ op: 'selectCardType', kind: 'SLE4442' }, { op: 'selectCardType', kind: 'AT24C' }),
-  fc.record({ op: fc.constant('read' as const), zone: fc.constantFrom('main' as const, 'protection' as const, 'security' as const), addr: fc.integer({ min: 0, max: 255 }), len: fc.integer({ min: 1, max: 200 }) }),
-  fc.record({ op: fc.constant('write' as const), zone: fc.constantFrom('main' as const, 'security' as const), addr: fc.integer({ min: 0, max: 255 }), data: fc.uint8Array({ minLength: 1, maxLength: 200 }) }),
+  fc.record({
+    op: fc.constant('read' as const),
+    zone: fc.constantFrom('main' as const, 'protection' as const, 'security' as const),
+    addr: fc.integer({ min: 0, max: 255 }),
+    len: fc.integer({ min: 1, max: 200 }),
+  }),
+  fc.record({
+    op: fc.constant('write' as const),
+    zone: fc.constantFrom('main' as const, 'security' as const),
+    addr: fc.integer({ min: 0, max: 255 }),
+    data: fc.uint8Array({ minLength: 1, maxLength: 200 }),
+  }),
   fc.record({ op: fc.constant('presentPsc' as const), psc: fc.uint8Array({ minLength: 3, maxLength: 3 }) }),
-  fc.record({ op: fc.constant('writeProtection' as const), addr: fc.integer({ min: 0, max: 31 }), data: fc.uint8Array({ minLength: 1, maxLength: 32 }) }),
+  fc.record({
+    op: fc.constant('writeProtection' as const),
+    addr: fc.integer({ min: 0, max: 31 }),
+    data: fc.uint8Array({ minLength: 1, maxLength: 32 }),
+  }),
   fc.record({ op: fc.constant('beep' as const), ms: fc.integer({ min: 0, max: 255 }).map((n) => n * 10) }),
   // Case 2 (Le) and case 3 (Lc data) APDUs: the shapes T=0 carries both ways.
-  fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 255 })).map(([h, le]): CardRequest => ({ op: 'apdu', apdu: Uint8Array.of(...h, le) })),
-  fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 1, maxLength: 100 })).map(([h, d]): CardRequest => ({ op: 'apdu', apdu: Uint8Array.of(...h, d.length, ...d) })),
+  fc
+    .tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 255 }))
+    .map(([h, le]): CardRequest => ({ op: 'apdu', apdu: Uint8Array.of(...h, le) })),
+  fc
+    .tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 1, maxLength: 100 }))
+    .map(([h, d]): CardRequest => ({ op: 'apdu', apdu: Uint8Array.of(...h, d.length, ...d) })),
 );
 
 describe('vendor-neutral card commands over both framings', () => {
@@ -53,7 +79,10 @@ describe('vendor-neutral card commands over both framings', () => {
 
   it('STAR has no change-PSC command: it is a write of the security zone at address 1', () => {
     const enc = encodeCardRequest('star', { op: 'changePsc', psc: Uint8Array.of(1, 2, 3) });
-    expect(enc.ok && requestOf(decodeOne('star', enc.value.bytes))).toEqual({ ok: true, value: { op: 'write', zone: 'security', addr: 1, data: Uint8Array.of(1, 2, 3) } });
+    expect(enc.ok && requestOf(decodeOne('star', enc.value.bytes))).toEqual({
+      ok: true,
+      value: { op: 'write', zone: 'security', addr: 1, data: Uint8Array.of(1, 2, 3) },
+    });
   });
 
   it('STAR has no reader-information command: encoding one is a typed refusal, not an exception', () => {
@@ -61,19 +90,42 @@ describe('vendor-neutral card commands over both framings', () => {
   });
 
   it('values that do not fit a family are typed refusals', () => {
-    expect(encodeCardRequest('star', { op: 'read', zone: 'main', addr: 0, len: 256 })).toMatchObject({ ok: false, error: { code: 'BAD_COMMAND_DATA' } });
-    expect(encodeCardRequest('stx', { op: 'presentPsc', psc: Uint8Array.of(1, 2) })).toMatchObject({ ok: false, error: { code: 'BAD_COMMAND_DATA' } });
-    expect(encodeCardRequest('stx', { op: 'apdu', apdu: Uint8Array.of(0, 0xa4, 0, 0, 5, 1) })).toMatchObject({ ok: false, error: { code: 'BAD_COMMAND_DATA' } });
+    expect(encodeCardRequest('star', { op: 'read', zone: 'main', addr: 0, len: 256 })).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_COMMAND_DATA' },
+    });
+    expect(encodeCardRequest('stx', { op: 'presentPsc', psc: Uint8Array.of(1, 2) })).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_COMMAND_DATA' },
+    });
+    expect(encodeCardRequest('stx', { op: 'apdu', apdu: Uint8Array.of(0, 0xa4, 0, 0, 5, 1) })).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_COMMAND_DATA' },
+    });
   });
 
   it('STAR sends a case-4 APDU as "incoming" (Lc and data) without Le: T=0 answers 61xx for the response', () => {
     const enc = encodeCardRequest('star', { op: 'apdu', apdu: Uint8Array.of(0x00, 0xa4, 0x00, 0x00, 0x02, 0x3f, 0x00, 0x00) });
     expect(enc.ok && enc.value.code).toBe(0xda);
-    expect(enc.ok && requestOf(decodeOne('star', enc.value.bytes))).toMatchObject({ ok: true, value: { apdu: Uint8Array.of(0x00, 0xa4, 0x00, 0x00, 0x02, 0x3f, 0x00) } });
+    expect(enc.ok && requestOf(decodeOne('star', enc.value.bytes))).toMatchObject({
+      ok: true,
+      value: { apdu: Uint8Array.of(0x00, 0xa4, 0x00, 0x00, 0x02, 0x3f, 0x00) },
+    });
   });
 
   it.each(FAMILIES)('%s: every refusal the simulator sends reads back as the same meaning and driver error code', (family) => {
-    const names: ReaderStatusName[] = ['no-card', 'card-removed', 'card-not-supported', 'psc-rejected', 'card-locked', 'address-out-of-range', 'write-failed', 'bad-parameter', 'not-supported', 'bad-frame'];
+    const names: ReaderStatusName[] = [
+      'no-card',
+      'card-removed',
+      'card-not-supported',
+      'psc-rejected',
+      'card-locked',
+      'address-out-of-range',
+      'write-failed',
+      'bad-parameter',
+      'not-supported',
+      'bad-frame',
+    ];
     for (const name of names) {
       const reply = replyOf(decodeOne(family, encodeCardReply(family, 0x23, { ok: false, status: name })));
       expect(reply).toMatchObject({ ok: false, status: { name } });

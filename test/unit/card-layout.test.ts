@@ -6,7 +6,13 @@ import { loadEncoderProfile, parseEncoderProfile } from '../../src/profiles/enco
 import { readFileSync } from 'node:fs';
 import { cards } from '../../src/sim/encoder/index.js';
 
-const field = (format: LayoutField['format'], length: number, extra: Partial<LayoutField> = {}): LayoutField => ({ name: 'f', offset: 0, length, format, ...extra });
+const field = (format: LayoutField['format'], length: number, extra: Partial<LayoutField> = {}): LayoutField => ({
+  name: 'f',
+  offset: 0,
+  length,
+  format,
+  ...extra,
+});
 
 describe('card layout fields', () => {
   it('golden encodings: BCD meter number, big- and little-endian integers, ASCII, time', () => {
@@ -15,7 +21,10 @@ describe('card layout fields', () => {
     expect(encodeField(field('uint-le', 4), 2000)).toEqual({ ok: true, value: Uint8Array.of(0xd0, 0x07, 0x00, 0x00) });
     expect(encodeField(field('uint-be', 4, { signed: true }), -150)).toEqual({ ok: true, value: Uint8Array.of(0xff, 0xff, 0xff, 0x6a) });
     expect(encodeField(field('ascii', 4), 'MTRD')).toEqual({ ok: true, value: Uint8Array.of(0x4d, 0x54, 0x52, 0x44) });
-    expect(encodeField(field('datetime', 6), '2025-03-01T08:30:05')).toEqual({ ok: true, value: Uint8Array.of(0x25, 0x03, 0x01, 0x08, 0x30, 0x05) });
+    expect(encodeField(field('datetime', 6), '2025-03-01T08:30:05')).toEqual({
+      ok: true,
+      value: Uint8Array.of(0x25, 0x03, 0x01, 0x08, 0x30, 0x05),
+    });
   });
 
   it('checksums: sum8 is the sum modulo 256, xor8 the XOR', () => {
@@ -27,22 +36,31 @@ describe('card layout fields', () => {
 
   it('round-trips integers and BCD of every width (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 6 }), fc.constantFrom('uint-be' as const, 'uint-le' as const), fc.boolean(), fc.double({ min: 0, max: 1, noNaN: true }), (len, format, signed, t) => {
-        const f = field(format, len, signed ? { signed } : {});
-        const span = 2 ** (8 * len);
-        const min = signed ? -span / 2 : 0;
-        const value = Math.floor(min + t * (span - 1));
-        const enc = encodeField(f, value);
-        expect(enc.ok).toBe(true);
-        if (enc.ok) expect(decodeField(f, enc.value)).toEqual({ ok: true, value });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom('uint-be' as const, 'uint-le' as const),
+        fc.boolean(),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (len, format, signed, t) => {
+          const f = field(format, len, signed ? { signed } : {});
+          const span = 2 ** (8 * len);
+          const min = signed ? -span / 2 : 0;
+          const value = Math.floor(min + t * (span - 1));
+          const enc = encodeField(f, value);
+          expect(enc.ok).toBe(true);
+          if (enc.ok) expect(decodeField(f, enc.value)).toEqual({ ok: true, value });
+        },
+      ),
     );
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 8 }).chain((len) => fc.tuple(fc.constant(len), fc.stringMatching(new RegExp(`^[0-9]{${len * 2}}$`)))), ([len, digits]) => {
-        const f = field('bcd', len);
-        const enc = encodeField(f, digits);
-        expect(enc.ok && decodeField(f, enc.value)).toEqual({ ok: true, value: digits });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 8 }).chain((len) => fc.tuple(fc.constant(len), fc.stringMatching(new RegExp(`^[0-9]{${len * 2}}$`)))),
+        ([len, digits]) => {
+          const f = field('bcd', len);
+          const enc = encodeField(f, digits);
+          expect(enc.ok && decodeField(f, enc.value)).toEqual({ ok: true, value: digits });
+        },
+      ),
     );
   });
 
@@ -59,11 +77,30 @@ describe('the shipped SLE4442 dormitory layout', () => {
   const layout = loadCardLayout('sle4442-dorm');
 
   it('a card written by it reads back every field, checksum and backup', () => {
-    const card = cards.ours(layout, { meterNumber: '000012345678', customerNumber: '000000000042', cardSerial: 7, purchaseCount: 5, purchaseAmount: 2000, writeBack: { balance: -150, purchaseCount: 5, events: 0b101 } });
+    const card = cards.ours(layout, {
+      meterNumber: '000012345678',
+      customerNumber: '000000000042',
+      cardSerial: 7,
+      purchaseCount: 5,
+      purchaseAmount: 2000,
+      writeBack: { balance: -150, purchaseCount: 5, events: 0b101 },
+    });
     const r = readRecord(layout, card.main);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(r.value.values).toMatchObject({ magic: 'MTRD', version: 1, meterNumber: '000012345678', customerNumber: '000000000042', cardSerial: 7, role: 2, purchaseCount: 5, purchaseAmount: 2000, wbBalance: -150, wbPurchaseCount: 5, wbEvents: 5 });
+    expect(r.value.values).toMatchObject({
+      magic: 'MTRD',
+      version: 1,
+      meterNumber: '000012345678',
+      customerNumber: '000000000042',
+      cardSerial: 7,
+      role: 2,
+      purchaseCount: 5,
+      purchaseAmount: 2000,
+      wbBalance: -150,
+      wbPurchaseCount: 5,
+      wbEvents: 5,
+    });
     expect(r.value.areas.purchase).toEqual({ checksumOk: true, blank: false, backupMatches: true, backupChecksumOk: true });
     expect(r.value.validFlag).toBe(true);
     // Purchase area 40H..4EH: role 02, count 00000005, amount 000007D0, six reserved 00 → sum8 DEH at 4FH.
@@ -111,21 +148,37 @@ describe('card layout and encoder profile validation (file:line errors)', () => 
   });
 
   it('a field outside its area, a wrong format, a missing required field', () => {
-    expect(issuesOf(text.replace('purchaseCount:   { offset: 0x41', 'purchaseCount:   { offset: 0x61'))[0]!.message).toMatch(/not inside the purchase area/);
-    expect(issuesOf(text.replace('meterNumber:     { offset: 0x25, length: 6, format: bcd', 'meterNumber:     { offset: 0x25, length: 6, format: ascii'))[0]!.message).toMatch(/meterNumber is bcd/);
+    expect(issuesOf(text.replace('purchaseCount:   { offset: 0x41', 'purchaseCount:   { offset: 0x61'))[0]!.message).toMatch(
+      /not inside the purchase area/,
+    );
+    expect(
+      issuesOf(
+        text.replace(
+          'meterNumber:     { offset: 0x25, length: 6, format: bcd',
+          'meterNumber:     { offset: 0x25, length: 6, format: ascii',
+        ),
+      )[0]!.message,
+    ).toMatch(/meterNumber is bcd/);
     const missing = issuesOf(text.replace(/^ {2}purchaseAmount:.*$/m, ''));
     expect(missing[0]!.message).toMatch(/missing field purchaseAmount/);
   });
 
   it('an area the station rewrites may not sit in the protectable bytes 00H–1FH', () => {
-    const issues = issuesOf(text.replace('    from: 0x60\n    to: 0x7E', '    from: 0x10\n    to: 0x1E').replace('checksum: { kind: xor8, at: 0x7F }', 'checksum: { kind: xor8, at: 0x1F }'));
+    const issues = issuesOf(
+      text
+        .replace('    from: 0x60\n    to: 0x7E', '    from: 0x10\n    to: 0x1E')
+        .replace('checksum: { kind: xor8, at: 0x7F }', 'checksum: { kind: xor8, at: 0x1F }'),
+    );
     expect(issues.some((i) => /write-protected for good/.test(i.message))).toBe(true);
   });
 
   it('an unquoted PSC, a valid flag of FFH, and an unknown key are each named', () => {
     expect(issuesOf(text.replace('psc: "FFFFFF"', 'psc: 123456'))[0]).toMatchObject({ path: 'psc', line: lineOf('psc: "FFFFFF"') });
     expect(issuesOf(text.replace('set: 0xA5', 'set: 0xFF'))[0]!.message).toMatch(/blank card look valid/);
-    expect(issuesOf(text.replace('amountUnit: 0.01kWh', 'amountUnit: 0.01kWh\ncolour: blue'))[0]).toMatchObject({ path: 'colour', message: 'unknown field "colour"' });
+    expect(issuesOf(text.replace('amountUnit: 0.01kWh', 'amountUnit: 0.01kWh\ncolour: blue'))[0]).toMatchObject({
+      path: 'colour',
+      message: 'unknown field "colour"',
+    });
   });
 
   it('the id must equal the file name', () => {
@@ -134,7 +187,10 @@ describe('card layout and encoder profile validation (file:line errors)', () => 
 
   it('an encoder profile with a chunk too large for its framing, or STAR claiming reader info, is refused with the line', () => {
     const star = readFileSync(loadEncoderProfile('star-st102').source, 'utf8');
-    const r = parseEncoderProfile(star.replace('chunkBytes: 64', 'chunkBytes: 300').replace('readerInfo: false', 'readerInfo: true'), '/enc/star-st102.yaml');
+    const r = parseEncoderProfile(
+      star.replace('chunkBytes: 64', 'chunkBytes: 300').replace('readerInfo: false', 'readerInfo: true'),
+      '/enc/star-st102.yaml',
+    );
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.issues.map((i) => i.path)).toEqual(['chunkBytes', 'capabilities.readerInfo']);

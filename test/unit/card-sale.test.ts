@@ -29,10 +29,13 @@ describe('prepareSale: may this card take the next sale for this meter?', () => 
   });
 
   it('a newly opened card with no sale and no write-back takes purchase 1', () => {
-    expect(prepareSale(card({ count: 0, meterCount: null, role: 'opening' }), { meterNumber: METER, booksCount: 0 })).toEqual({ ok: true, count: 1 });
+    expect(prepareSale(card({ count: 0, meterCount: null, role: 'opening' }), { meterNumber: METER, booksCount: 0 })).toEqual({
+      ok: true,
+      count: 1,
+    });
   });
 
-  it('another meter\'s card: CARD_NOT_FOR_METER', () => {
+  it("another meter's card: CARD_NOT_FOR_METER", () => {
     expect(prepareSale(card(), { meterNumber: '000012345679', booksCount: 4 })).toMatchObject({ ok: false, code: 'CARD_NOT_FOR_METER' });
   });
 
@@ -43,27 +46,48 @@ describe('prepareSale: may this card take the next sale for this meter?', () => 
   });
 
   it('a sold card never inserted in the meter is PURCHASE_PENDING too', () => {
-    expect(prepareSale(card({ count: 1, meterCount: null }), { meterNumber: METER, booksCount: 1 })).toMatchObject({ ok: false, code: 'PURCHASE_PENDING' });
+    expect(prepareSale(card({ count: 1, meterCount: null }), { meterNumber: METER, booksCount: 1 })).toMatchObject({
+      ok: false,
+      code: 'PURCHASE_PENDING',
+    });
   });
 
   it('card ahead of the books, books ahead of the card, meter ahead of the books: CARD_COUNT_MISMATCH', () => {
-    expect(prepareSale(card({ count: 5, meterCount: 4 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({ ok: false, code: 'CARD_COUNT_MISMATCH' });
+    expect(prepareSale(card({ count: 5, meterCount: 4 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({
+      ok: false,
+      code: 'CARD_COUNT_MISMATCH',
+    });
     const behind = prepareSale(card({ count: 3, meterCount: 3 }), { meterNumber: METER, booksCount: 4 });
     expect(behind).toMatchObject({ ok: false, code: 'CARD_COUNT_MISMATCH' });
     expect(!behind.ok && behind.message).toMatch(/card reissue/);
-    expect(prepareSale(card({ count: 6, meterCount: 6 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({ ok: false, code: 'CARD_COUNT_MISMATCH' });
+    expect(prepareSale(card({ count: 6, meterCount: 6 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({
+      ok: false,
+      code: 'CARD_COUNT_MISMATCH',
+    });
   });
 
   it('an interrupted write (not valid) is sellable when the meter has everything the books have', () => {
-    expect(prepareSale(card({ valid: false, count: 5, meterCount: 4 }), { meterNumber: METER, booksCount: 4 })).toEqual({ ok: true, count: 5 });
+    expect(prepareSale(card({ valid: false, count: 5, meterCount: 4 }), { meterNumber: METER, booksCount: 4 })).toEqual({
+      ok: true,
+      count: 5,
+    });
   });
 
   it('a card that is not valid while the meter is behind the books needs a re-issue, not a sale', () => {
-    expect(prepareSale(card({ valid: false, count: 0, meterCount: 3 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({ ok: false, code: 'PURCHASE_PENDING' });
+    expect(prepareSale(card({ valid: false, count: 0, meterCount: 3 }), { meterNumber: METER, booksCount: 4 })).toMatchObject({
+      ok: false,
+      code: 'PURCHASE_PENDING',
+    });
   });
 
   it('a check or clear card takes no sale: WRONG_CARD_ROLE; a damaged identity: CARD_DAMAGED', () => {
-    expect(prepareSale(card({ role: 'check' }), { meterNumber: METER, booksCount: 4 })).toMatchObject({ ok: false, code: 'WRONG_CARD_ROLE' });
-    expect(prepareSale(card({ identityOk: false }), { meterNumber: METER, booksCount: 4 })).toMatchObject({ ok: false, code: 'CARD_DAMAGED' });
+    expect(prepareSale(card({ role: 'check' }), { meterNumber: METER, booksCount: 4 })).toMatchObject({
+      ok: false,
+      code: 'WRONG_CARD_ROLE',
+    });
+    expect(prepareSale(card({ identityOk: false }), { meterNumber: METER, booksCount: 4 })).toMatchObject({
+      ok: false,
+      code: 'CARD_DAMAGED',
+    });
   });
 });

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeCardRequest, encodeStarPacket, StarDecoder, STAR_MAX_CHARS, type StarDecodeEvent, type StarPacket } from '../../protocols/card/index.js';
+import {
+  encodeCardRequest,
+  encodeStarPacket,
+  StarDecoder,
+  STAR_MAX_CHARS,
+  type StarDecodeEvent,
+  type StarPacket,
+} from '../../protocols/card/index.js';
 
 const ascii = (s: string): Uint8Array => Uint8Array.from([...s].map((c) => c.charCodeAt(0)));
 const wire = (hex: string): Uint8Array => Uint8Array.from([...ascii(hex), 0x03]);
@@ -38,7 +45,9 @@ describe('STAR framing: 60 LEN CMD DATA LRC as ASCII hex, then ETX', () => {
   });
 
   it('accepts lowercase hex digits in the body, as the reference receiver does', () => {
-    expect(frames(new StarDecoder().push(wire('600500a213109155')))).toEqual([{ head: 0x60, code: 0, data: Uint8Array.of(0xa2, 0x13, 0x10, 0x91) }]);
+    expect(frames(new StarDecoder().push(wire('600500a213109155')))).toEqual([
+      { head: 0x60, code: 0, data: Uint8Array.of(0xa2, 0x13, 0x10, 0x91) },
+    ]);
   });
 
   it('round-trips any head, code and up to 254 data bytes (property)', () => {
@@ -57,17 +66,31 @@ describe('STAR framing: 60 LEN CMD DATA LRC as ASCII hex, then ETX', () => {
 
   it('yields the same packets however the stream is split (property, every split point and byte by byte)', () => {
     fc.assert(
-      fc.property(fc.array(arbPacket.map((p) => ({ ...p, data: p.data.subarray(0, 20) })), { minLength: 1, maxLength: 3 }), arbNoise, (ps, noise) => {
-        const stream = concat([noise, ...ps.map(encodeStarPacket)]);
-        const whole = feed(new StarDecoder(), [stream]);
-        expect(frames(whole)).toEqual(ps);
-        for (let cut = 0; cut <= stream.length; cut++) {
-          const split = feed(new StarDecoder(), [stream.subarray(0, cut), stream.subarray(cut)]);
-          expect(frames(split)).toEqual(frames(whole));
-          expect(discarded(split)).toBe(discarded(whole));
-        }
-        expect(frames(feed(new StarDecoder(), Array.from(stream, (b) => Uint8Array.of(b))))).toEqual(ps);
-      }),
+      fc.property(
+        fc.array(
+          arbPacket.map((p) => ({ ...p, data: p.data.subarray(0, 20) })),
+          { minLength: 1, maxLength: 3 },
+        ),
+        arbNoise,
+        (ps, noise) => {
+          const stream = concat([noise, ...ps.map(encodeStarPacket)]);
+          const whole = feed(new StarDecoder(), [stream]);
+          expect(frames(whole)).toEqual(ps);
+          for (let cut = 0; cut <= stream.length; cut++) {
+            const split = feed(new StarDecoder(), [stream.subarray(0, cut), stream.subarray(cut)]);
+            expect(frames(split)).toEqual(frames(whole));
+            expect(discarded(split)).toBe(discarded(whole));
+          }
+          expect(
+            frames(
+              feed(
+                new StarDecoder(),
+                Array.from(stream, (b) => Uint8Array.of(b)),
+              ),
+            ),
+          ).toEqual(ps);
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeCardRequest, encodeStxReply, encodeStxRequest, StxDecoder, stxReplyOf, STX_MAX_DATA, type StxDecodeEvent } from '../../protocols/card/index.js';
+import {
+  encodeCardRequest,
+  encodeStxReply,
+  encodeStxRequest,
+  StxDecoder,
+  stxReplyOf,
+  STX_MAX_DATA,
+  type StxDecodeEvent,
+} from '../../protocols/card/index.js';
 
 const bytes = (hex: string): Uint8Array => Uint8Array.from(hex.split(/\s+/).map((h) => parseInt(h, 16)));
 const frames = (events: StxDecodeEvent[]) => events.flatMap((e) => (e.kind === 'frame' ? [e.frame] : []));
@@ -15,8 +23,16 @@ describe("STX framing (meterd's generic binary dialect): 02 LEN(2, BE) CMD DATA 
   // Golden frames worked out by hand (and with a separate Python script): BCC = XOR of LEN..ETX.
   it.each([
     ['power up', { op: 'powerUp' } as const, '02 00 01 10 03 12'],
-    ['read 16 bytes of main memory at 0020H', { op: 'read', zone: 'main', addr: 0x20, len: 16 } as const, '02 00 06 20 00 00 20 00 10 03 15'],
-    ['write 02 00 at 0040H', { op: 'write', zone: 'main', addr: 0x40, data: Uint8Array.of(2, 0) } as const, '02 00 06 21 00 00 40 02 00 03 66'],
+    [
+      'read 16 bytes of main memory at 0020H',
+      { op: 'read', zone: 'main', addr: 0x20, len: 16 } as const,
+      '02 00 06 20 00 00 20 00 10 03 15',
+    ],
+    [
+      'write 02 00 at 0040H',
+      { op: 'write', zone: 'main', addr: 0x40, data: Uint8Array.of(2, 0) } as const,
+      '02 00 06 21 00 00 40 02 00 03 66',
+    ],
   ])('%s encodes to the golden frame', (_name, req, hex) => {
     const r = encodeCardRequest('stx', req);
     expect(r.ok && r.value.bytes).toEqual(bytes(hex));
@@ -45,17 +61,31 @@ describe("STX framing (meterd's generic binary dialect): 02 LEN(2, BE) CMD DATA 
 
   it('yields the same frames however the stream is split (property, every split point and byte by byte)', () => {
     fc.assert(
-      fc.property(fc.array(arbRequest.map((r) => ({ ...r, data: r.data.subarray(0, 24) })), { minLength: 1, maxLength: 3 }), arbNoise, (rs, noise) => {
-        const stream = concat([noise, ...rs.map((r) => encodeStxRequest(r.cmd, r.data))]);
-        const whole = feed(new StxDecoder(), [stream]);
-        expect(frames(whole)).toEqual(rs.map((r) => ({ cmd: r.cmd, body: r.data })));
-        for (let cut = 0; cut <= stream.length; cut++) {
-          const split = feed(new StxDecoder(), [stream.subarray(0, cut), stream.subarray(cut)]);
-          expect(frames(split)).toEqual(frames(whole));
-          expect(discarded(split)).toBe(discarded(whole));
-        }
-        expect(frames(feed(new StxDecoder(), Array.from(stream, (b) => Uint8Array.of(b))))).toEqual(frames(whole));
-      }),
+      fc.property(
+        fc.array(
+          arbRequest.map((r) => ({ ...r, data: r.data.subarray(0, 24) })),
+          { minLength: 1, maxLength: 3 },
+        ),
+        arbNoise,
+        (rs, noise) => {
+          const stream = concat([noise, ...rs.map((r) => encodeStxRequest(r.cmd, r.data))]);
+          const whole = feed(new StxDecoder(), [stream]);
+          expect(frames(whole)).toEqual(rs.map((r) => ({ cmd: r.cmd, body: r.data })));
+          for (let cut = 0; cut <= stream.length; cut++) {
+            const split = feed(new StxDecoder(), [stream.subarray(0, cut), stream.subarray(cut)]);
+            expect(frames(split)).toEqual(frames(whole));
+            expect(discarded(split)).toBe(discarded(whole));
+          }
+          expect(
+            frames(
+              feed(
+                new StxDecoder(),
+                Array.from(stream, (b) => Uint8Array.of(b)),
+              ),
+            ),
+          ).toEqual(frames(whole));
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -12,7 +12,17 @@ async function run(args: string[], stdin = ''): Promise<unknown[]> {
 describe('meterd frame decode', () => {
   it('prints address, function, DI, value and unit of a read reply as JSON', async () => {
     const [d] = await run(['frame', 'decode', '68 12 90 78 56 34 12 68 91 08 33 33 34 33 AB 89 67 45 CC 16']);
-    expect(d).toMatchObject({ address: '123456789012', control: 0x91, function: 'readData', direction: 'reply', abnormal: false, di: '00010000', data: '78563412', value: 123456.78, unit: 'kWh' });
+    expect(d).toMatchObject({
+      address: '123456789012',
+      control: 0x91,
+      function: 'readData',
+      direction: 'reply',
+      abnormal: false,
+      di: '00010000',
+      data: '78563412',
+      value: 123456.78,
+      unit: 'kWh',
+    });
   });
 
   it('names the errors of an abnormal reply', async () => {
@@ -21,7 +31,9 @@ describe('meterd frame decode', () => {
   });
 
   it('fails with the checksum error code on a corrupted frame', async () => {
-    await expect(run(['frame', 'decode', '68 12 90 78 56 34 12 68 91 08 33 33 34 33 AB 89 67 45 CD 16'])).rejects.toMatchObject({ code: 'DLT645_BAD_CHECKSUM' });
+    await expect(run(['frame', 'decode', '68 12 90 78 56 34 12 68 91 08 33 33 34 33 AB 89 67 45 CD 16'])).rejects.toMatchObject({
+      code: 'DLT645_BAD_CHECKSUM',
+    });
   });
 
   it('--stream prints one line per frame and per discarded byte run from a hex capture', async () => {

@@ -21,15 +21,24 @@ describe('topup amounts', () => {
         fc.integer({ min: 1, max: 1_000_000 }).filter((thousandths) => thousandths % 10 !== 0),
         (thousandths) => {
           const parsed = parseCommand('topup', topup({ energyKwh: thousandths / 1000 }));
-          expect(parsed).toEqual({ ok: false, problem: { field: 'energyKwh', message: 'energyKwh must have at most two decimals (0.01 kWh)' } });
+          expect(parsed).toEqual({
+            ok: false,
+            problem: { field: 'energyKwh', message: 'energyKwh must have at most two decimals (0.01 kWh)' },
+          });
         },
       ),
     );
   });
 
   it('money is whole fen, carried as is', () => {
-    expect(parseCommand('topup', topup({ amountFen: 5000 }))).toMatchObject({ ok: true, value: { payload: { credit: { unit: 'money', amount: 5000 } } } });
-    expect(parseCommand('topup', topup({ amountFen: MAX_TOPUP_AMOUNT_FEN + 1 }))).toMatchObject({ ok: false, problem: { field: 'amountFen' } });
+    expect(parseCommand('topup', topup({ amountFen: 5000 }))).toMatchObject({
+      ok: true,
+      value: { payload: { credit: { unit: 'money', amount: 5000 } } },
+    });
+    expect(parseCommand('topup', topup({ amountFen: MAX_TOPUP_AMOUNT_FEN + 1 }))).toMatchObject({
+      ok: false,
+      problem: { field: 'amountFen' },
+    });
     expect(parseCommand('topup', topup({ amountFen: 0 }))).toMatchObject({ ok: false, problem: { field: 'amountFen' } });
   });
 

@@ -22,7 +22,9 @@ const EXAMPLE = {
 
 describe('the canonical form a signature covers', () => {
   it('sorts keys at every depth, keeps array order, and has no whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [2, 1, { z: true, y: null }], c: 'x y' } })).toBe('{"a":{"c":"x y","d":[2,1,{"y":null,"z":true}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [2, 1, { z: true, y: null }], c: 'x y' } })).toBe(
+      '{"a":{"c":"x y","d":[2,1,{"y":null,"z":true}]},"b":1}',
+    );
   });
 
   it('writes strings and numbers as JSON does: escapes, non-ASCII as is, 10.0 as 10', () => {
@@ -52,7 +54,12 @@ describe('the worked example', () => {
     expect(signingString(EXAMPLE.request)).toBe(EXAMPLE.canonical);
     expect(commandSignature(EXAMPLE.request, EXAMPLE.key)).toBe(EXAMPLE.signature);
     const docs = readFileSync(new URL('../../docs/mqtt-api.md', import.meta.url), 'utf8');
-    for (const text of [EXAMPLE.key, EXAMPLE.canonical, EXAMPLE.signature, JSON.stringify({ ...EXAMPLE.request, signature: EXAMPLE.signature })]) {
+    for (const text of [
+      EXAMPLE.key,
+      EXAMPLE.canonical,
+      EXAMPLE.signature,
+      JSON.stringify({ ...EXAMPLE.request, signature: EXAMPLE.signature }),
+    ]) {
       expect(docs).toContain(text);
     }
   });

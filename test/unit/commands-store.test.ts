@@ -86,11 +86,17 @@ describe('reply routing in the outbox', () => {
       'STORE_INVALID_VALUE',
     );
     expectStoreError(
-      () => store.transaction((tx) => enqueue(tx, { topic: 'cmd/topup/result', class: 'reply', payload: {}, responseTopic: 'station/+/replies' })),
+      () =>
+        store.transaction((tx) =>
+          enqueue(tx, { topic: 'cmd/topup/result', class: 'reply', payload: {}, responseTopic: 'station/+/replies' }),
+        ),
       'STORE_INVALID_VALUE',
     );
     expectStoreError(
-      () => store.transaction((tx) => enqueue(tx, { topic: 'cmd/topup/result', class: 'reply', payload: {}, correlationData: Buffer.from('c') })),
+      () =>
+        store.transaction((tx) =>
+          enqueue(tx, { topic: 'cmd/topup/result', class: 'reply', payload: {}, correlationData: Buffer.from('c') }),
+        ),
       'STORE_INVALID_VALUE',
     );
     expect(store.outbox.counts().total).toBe(0);
@@ -100,9 +106,18 @@ describe('reply routing in the outbox', () => {
 describe('the commands table', () => {
   it('records a request id once: a second record with the same id returns the first, untouched', () => {
     const store = open();
-    const first = store.transaction((tx) => recordAcceptedCommand(tx, topup('r-1', { responseTopic: 'station/r', correlationData: Buffer.from('c1') })));
+    const first = store.transaction((tx) =>
+      recordAcceptedCommand(tx, topup('r-1', { responseTopic: 'station/r', correlationData: Buffer.from('c1') })),
+    );
     expect(first.created).toBe(true);
-    expect(first.record).toMatchObject({ requestId: 'r-1', command: 'topup', meterId: 'room-101', status: 'accepted', finishedAt: null, responseTopic: 'station/r' });
+    expect(first.record).toMatchObject({
+      requestId: 'r-1',
+      command: 'topup',
+      meterId: 'room-101',
+      status: 'accepted',
+      finishedAt: null,
+      responseTopic: 'station/r',
+    });
     clock.advance(1_000);
     const again = store.transaction((tx) => recordAcceptedCommand(tx, topup('r-1', { meterId: 'room-999' })));
     expect(again.created).toBe(false);

@@ -48,7 +48,13 @@ describe('gateway configuration', () => {
     expect(c.gateway.id).toBe('gw-demo');
     expect(c.gateway.dataDir).toBe(join(file, '..', 'data'));
     expect(c.mqtt).toMatchObject({ url: 'mqtt://127.0.0.1:1883', topicPrefix: 'meterd', protocolVersion: 5, clientId: 'meterd-gw-demo' });
-    expect(c.buses[0]).toMatchObject({ id: 'bus1', protocol: 'dlt645', line: { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 }, retries: 2, gapMs: 20 });
+    expect(c.buses[0]).toMatchObject({
+      id: 'bus1',
+      protocol: 'dlt645',
+      line: { baudRate: 2400, parity: 'even', dataBits: 8, stopBits: 1 },
+      retries: 2,
+      gapMs: 20,
+    });
     expect(c.meters[0]).toMatchObject({ id: 'room-101', busId: 'bus1', address: '000012345678' });
     expect(c.meters[0]!.profile.id).toBe('dlt645-2007-single-phase-prepaid');
     expect(c.polling.intervalsMs).toEqual({ instant: 10_000 });
@@ -64,7 +70,9 @@ describe('gateway configuration', () => {
     const found = issues(bad);
     expect(found.map((i) => [i.line, i.path])).toEqual([[12, 'meters.0.id']]);
     // Schema errors come first; once the ids are fixed, the cross-references are all reported together.
-    const refs = issues(minimal.replace('bus: bus1', 'bus: bus9').replace('profile: dlt645-2007-single-phase-prepaid', 'profile: no-such-model'));
+    const refs = issues(
+      minimal.replace('bus: bus1', 'bus: bus9').replace('profile: dlt645-2007-single-phase-prepaid', 'profile: no-such-model'),
+    );
     expect(refs.map((i) => [i.line, i.path])).toEqual([
       [13, 'meters.0.bus'],
       [15, 'meters.0.profile'],
@@ -87,7 +95,10 @@ describe('gateway configuration', () => {
   });
 
   it('secrets come from environment variables, and a missing one is an error', () => {
-    const text = minimal.replace('  url: mqtt://127.0.0.1:1883', '  url: mqtt://127.0.0.1:1883\n  username: gw\n  password: { env: METERD_MQTT_PASSWORD }');
+    const text = minimal.replace(
+      '  url: mqtt://127.0.0.1:1883',
+      '  url: mqtt://127.0.0.1:1883\n  username: gw\n  password: { env: METERD_MQTT_PASSWORD }',
+    );
     expect(loadGatewayConfig(write(text), { METERD_MQTT_PASSWORD: 's3cret' }).mqtt.password).toBe('s3cret');
     expect(issues(text)[0]!.message).toBe('environment variable METERD_MQTT_PASSWORD is not set');
   });

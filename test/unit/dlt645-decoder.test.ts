@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Dlt645Decoder, decodeFrame, encodeFrame, fromHex, type DecodeEvent, type Frame } from '../../protocols/dlt645/index.js';
 
-const arbAddress = fc.array(fc.integer({ min: 0, max: 99 }), { minLength: 6, maxLength: 6 }).map((ds) => ds.map((d) => d.toString().padStart(2, '0')).join(''));
+const arbAddress = fc
+  .array(fc.integer({ min: 0, max: 99 }), { minLength: 6, maxLength: 6 })
+  .map((ds) => ds.map((d) => d.toString().padStart(2, '0')).join(''));
 const arbFrame: fc.Arbitrary<Frame> = fc.record({
   address: fc.oneof(arbAddress, fc.constant('AAAAAAAAAAAA'), fc.constant('999999999999')),
   control: fc.integer({ min: 0, max: 255 }),
@@ -42,7 +44,10 @@ describe('streaming decoder', () => {
           expect(discarded(split)).toBe(discarded(whole));
         }
         // Byte by byte, too.
-        const single = feed(new Dlt645Decoder(), Array.from(stream, (b) => Uint8Array.of(b)));
+        const single = feed(
+          new Dlt645Decoder(),
+          Array.from(stream, (b) => Uint8Array.of(b)),
+        );
         expect(frames(single)).toEqual(frames(whole));
       }),
       { numRuns: 60 },
@@ -51,11 +56,20 @@ describe('streaming decoder', () => {
 
   it('finds every frame behind leading garbage and noise between frames', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.uint8Array({ maxLength: 12 }).map((n) => n.map((b) => (b === 0x68 ? 0x00 : b))), arbFrame), { minLength: 1, maxLength: 5 }), (parts) => {
-        const stream = concat(parts.flatMap(([noise, f]) => [noise, encodeFrame(f, { preamble: 4 })]));
-        const got = frames(new Dlt645Decoder().push(stream));
-        expect(got).toEqual(parts.map(([, f]) => f));
-      }),
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.uint8Array({ maxLength: 12 }).map((n) => n.map((b) => (b === 0x68 ? 0x00 : b))),
+            arbFrame,
+          ),
+          { minLength: 1, maxLength: 5 },
+        ),
+        (parts) => {
+          const stream = concat(parts.flatMap(([noise, f]) => [noise, encodeFrame(f, { preamble: 4 })]));
+          const got = frames(new Dlt645Decoder().push(stream));
+          expect(got).toEqual(parts.map(([, f]) => f));
+        },
+      ),
     );
   });
 

@@ -52,16 +52,22 @@ describe('BCD number formats (DL/T 645-2007 Appendix A)', () => {
 
   it('encode then decode returns the same integer for every size and sign (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 6 }), fc.boolean(), fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (size, signed, frac, neg) => {
-        const max = 10 ** (size * 2 - (signed ? 1 : 0)) - 1;
-        const magnitude = Math.floor(frac * max);
-        const v = signed && neg ? -magnitude : magnitude;
-        const enc = encodeBcdInteger(v, size, signed);
-        expect(enc.ok).toBe(true);
-        if (!enc.ok) return;
-        const dec = decodeBcdInteger(enc.value, signed);
-        expect(dec.ok && dec.value).toBe(v === 0 ? 0 : v);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.boolean(),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.boolean(),
+        (size, signed, frac, neg) => {
+          const max = 10 ** (size * 2 - (signed ? 1 : 0)) - 1;
+          const magnitude = Math.floor(frac * max);
+          const v = signed && neg ? -magnitude : magnitude;
+          const enc = encodeBcdInteger(v, size, signed);
+          expect(enc.ok).toBe(true);
+          if (!enc.ok) return;
+          const dec = decodeBcdInteger(enc.value, signed);
+          expect(dec.ok && dec.value).toBe(v === 0 ? 0 : v);
+        },
+      ),
     );
   });
 
@@ -76,7 +82,9 @@ describe('dates, texts and words', () => {
   it('YYMMDDWW goes on the wire as WW DD MM YY (V26: 2016-01-11, Monday)', () => {
     const r = decodeValue({ kind: 'time', layout: 'YYMMDDWW' }, b(0x01, 0x11, 0x01, 0x16));
     expect(r.ok && r.value).toEqual({ kind: 'time', value: '2016-01-11', weekday: 1 });
-    expect(Array.from(encodeTime('YYMMDDWW', { year: 2016, month: 1, day: 11, hour: 0, minute: 0, second: 0, weekday: 1 }))).toEqual([0x01, 0x11, 0x01, 0x16]);
+    expect(Array.from(encodeTime('YYMMDDWW', { year: 2016, month: 1, day: 11, hour: 0, minute: 0, second: 0, weekday: 1 }))).toEqual([
+      0x01, 0x11, 0x01, 0x16,
+    ]);
   });
 
   it('a month 13 is a typed time error', () => {

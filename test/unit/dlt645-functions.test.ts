@@ -40,7 +40,11 @@ const pw = (t: string): Password => {
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 };
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1 ');
+const hex = (b: Uint8Array) =>
+  Buffer.from(b)
+    .toString('hex')
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1 ');
 const wire = (f: Frame) => hex(encodeFrame(f));
 const frame = (h: string): Frame => {
   const r = decodeFrame(fromHex(h)!);
@@ -48,21 +52,48 @@ const frame = (h: string): Frame => {
   return r.value.frame;
 };
 const op = '00000001';
-const t = (year: number, month: number, day: number, hour: number, minute: number, second: number) => ({ year, month, day, hour, minute, second });
+const t = (year: number, month: number, day: number, hour: number, minute: number, second: number) => ({
+  year,
+  month,
+  day,
+  hour,
+  minute,
+  second,
+});
 
 describe('DL/T 645-2007 request builders produce the exact wire bytes', () => {
   const cases: [string, Frame, string][] = [
-    ['0x14 write data: DI, level+password, operator, data', writeData(A, '04001001', pw('02123456'), op, Uint8Array.of(0x00, 0x50, 0x00, 0x00)), '68 12 90 78 56 34 12 68 14 10 34 43 33 37 35 89 67 45 34 33 33 33 33 83 33 33 DE 16'],
+    [
+      '0x14 write data: DI, level+password, operator, data',
+      writeData(A, '04001001', pw('02123456'), op, Uint8Array.of(0x00, 0x50, 0x00, 0x00)),
+      '68 12 90 78 56 34 12 68 14 10 34 43 33 37 35 89 67 45 34 33 33 33 33 83 33 33 DE 16',
+    ],
     ['0x15 write address to the wildcard', writeAddress(A), '68 AA AA AA AA AA AA 68 15 06 45 C3 AB 89 67 45 CF 16'],
-    ['0x08 broadcast time ss mm hh DD MM YY', broadcastTime(t(2026, 11, 27, 10, 30, 0)), '68 99 99 99 99 99 99 68 08 06 33 63 43 5A 44 59 44 16'],
+    [
+      '0x08 broadcast time ss mm hh DD MM YY',
+      broadcastTime(t(2026, 11, 27, 10, 30, 0)),
+      '68 99 99 99 99 99 99 68 08 06 33 63 43 5A 44 59 44 16',
+    ],
     ['0x16 freeze now (99999999)', freeze(A, 'now'), '68 12 90 78 56 34 12 68 16 04 CC CC CC CC D0 16'],
     ['0x16 daily freeze at 00:00 (99 99 hh mm)', freeze(A, { hour: 0, minute: 0 }), '68 12 90 78 56 34 12 68 16 04 33 33 CC CC 9E 16'],
     ['0x17 change baud to 9600 (Z = 20H)', changeBaud(A, 9600), '68 12 90 78 56 34 12 68 17 01 53 F1 16'],
-    ['0x18 change password (DI 04000C03 for level 02)', changePassword(A, pw('02123456'), pw('02654321')), '68 12 90 78 56 34 12 68 18 0C 36 3F 33 37 35 89 67 45 35 54 76 98 8A 16'],
+    [
+      '0x18 change password (DI 04000C03 for level 02)',
+      changePassword(A, pw('02123456'), pw('02654321')),
+      '68 12 90 78 56 34 12 68 18 0C 36 3F 33 37 35 89 67 45 35 54 76 98 8A 16',
+    ],
     ['0x19 demand clear', demandClear(A, pw('02123456'), op), '68 12 90 78 56 34 12 68 19 08 35 89 67 45 34 33 33 33 DE 16'],
     ['0x1A meter clear', meterClear(A, pw('02123456'), op), '68 12 90 78 56 34 12 68 1A 08 35 89 67 45 34 33 33 33 DF 16'],
-    ['0x1B event clear, all events', eventClear(A, pw('02123456'), op), '68 12 90 78 56 34 12 68 1B 0C 35 89 67 45 34 33 33 33 32 32 32 32 AC 16'],
-    ['0x1C trip valid until 2026-11-27 11:30:00', remoteControl(A, pw('02123456'), op, 'trip', t(2026, 11, 27, 11, 30, 0)), '68 12 90 78 56 34 12 68 1C 10 35 89 67 45 34 33 33 33 4D 33 33 63 44 5A 44 59 3A 16'],
+    [
+      '0x1B event clear, all events',
+      eventClear(A, pw('02123456'), op),
+      '68 12 90 78 56 34 12 68 1B 0C 35 89 67 45 34 33 33 33 32 32 32 32 AC 16',
+    ],
+    [
+      '0x1C trip valid until 2026-11-27 11:30:00',
+      remoteControl(A, pw('02123456'), op, 'trip', t(2026, 11, 27, 11, 30, 0)),
+      '68 12 90 78 56 34 12 68 1C 10 35 89 67 45 34 33 33 33 4D 33 33 63 44 5A 44 59 3A 16',
+    ],
     ['0x1D multi-function output: demand period', multiFunctionOutput(A, 1), '68 12 90 78 56 34 12 68 1D 01 34 D8 16'],
     ['0x12 read follow-up SEQ 2', readFollowUp(A, '03300001', 2), '68 12 90 78 56 34 12 68 12 05 34 33 63 36 35 D2 16'],
     ['0x13 read address', readAddress(), '68 AA AA AA AA AA AA 68 13 00 DF 16'],
@@ -138,21 +169,26 @@ describe('DL/T 645-2007 replies', () => {
 
   // Every other reply the standard defines, normal and abnormal (independent Python computation, as above).
   const replies: [string, number, string, string | undefined][] = [
-    ['0x83 security reply: DI 070000FF + random2 + ESAM serial', 0x03, '68 12 90 78 56 34 12 68 83 10 32 33 33 3A 44 55 66 77 34 35 36 37 38 39 3A 3B 1D 16', undefined],
+    [
+      '0x83 security reply: DI 070000FF + random2 + ESAM serial',
+      0x03,
+      '68 12 90 78 56 34 12 68 83 10 32 33 33 3A 44 55 66 77 34 35 36 37 38 39 3A 3B 1D 16',
+      undefined,
+    ],
     ['0x95 write-address ack', 0x15, '68 12 90 78 56 34 12 68 95 00 1B 16', undefined],
     ['0x96 freeze ack', 0x16, '68 12 90 78 56 34 12 68 96 00 1C 16', undefined],
     ['0x99 demand-clear ack', 0x19, '68 12 90 78 56 34 12 68 99 00 1F 16', undefined],
-    ['0x9A meter-clear ack', 0x1A, '68 12 90 78 56 34 12 68 9A 00 20 16', undefined],
-    ['0x9B event-clear ack', 0x1B, '68 12 90 78 56 34 12 68 9B 00 21 16', undefined],
-    ['0x9D multi-function output ack', 0x1D, '68 12 90 78 56 34 12 68 9D 01 34 58 16', undefined],
+    ['0x9A meter-clear ack', 0x1a, '68 12 90 78 56 34 12 68 9A 00 20 16', undefined],
+    ['0x9B event-clear ack', 0x1b, '68 12 90 78 56 34 12 68 9B 00 21 16', undefined],
+    ['0x9D multi-function output ack', 0x1d, '68 12 90 78 56 34 12 68 9D 01 34 58 16', undefined],
     ['0xD2 follow-up refused: no data', 0x12, '68 12 90 78 56 34 12 68 D2 01 35 8E 16', 'no-requested-data'],
     ['0xD6 freeze refused: other', 0x16, '68 12 90 78 56 34 12 68 D6 01 34 91 16', 'other-error'],
     ['0xD7 baud refused', 0x17, '68 12 90 78 56 34 12 68 D7 01 3B 99 16', 'baud-rate-unchangeable'],
     ['0xD8 password change refused', 0x18, '68 12 90 78 56 34 12 68 D8 01 37 96 16', 'password-error'],
     ['0xD9 demand clear refused', 0x19, '68 12 90 78 56 34 12 68 D9 01 37 97 16', 'password-error'],
-    ['0xDA meter clear refused', 0x1A, '68 12 90 78 56 34 12 68 DA 01 34 95 16', 'other-error'],
-    ['0xDB event clear refused', 0x1B, '68 12 90 78 56 34 12 68 DB 01 37 99 16', 'password-error'],
-    ['0xDD output refused', 0x1D, '68 12 90 78 56 34 12 68 DD 01 34 98 16', 'other-error'],
+    ['0xDA meter clear refused', 0x1a, '68 12 90 78 56 34 12 68 DA 01 34 95 16', 'other-error'],
+    ['0xDB event clear refused', 0x1b, '68 12 90 78 56 34 12 68 DB 01 37 99 16', 'password-error'],
+    ['0xDD output refused', 0x1d, '68 12 90 78 56 34 12 68 DD 01 34 98 16', 'other-error'],
     ['0xC3 SERR MAC failed', 0x03, '68 12 90 78 56 34 12 68 C3 02 37 33 B5 16', 'mac-failed'],
     ['0xC3 SERR purchase count error', 0x03, '68 12 90 78 56 34 12 68 C3 02 53 33 D1 16', 'purchase-count-error'],
   ];
@@ -160,7 +196,10 @@ describe('DL/T 645-2007 replies', () => {
     it(`${name}: built by the meter-side helpers byte for byte, and checked by checkReply`, () => {
       const f = frame(h);
       const request: Frame = { address: A, control: fn, data: new Uint8Array(0) };
-      const rebuilt = error === undefined ? normalReply(request, A, f.data) : abnormalReply(request, A, f.data.length === 2 ? f.data[0]! | (f.data[1]! << 8) : f.data[0]!);
+      const rebuilt =
+        error === undefined
+          ? normalReply(request, A, f.data)
+          : abnormalReply(request, A, f.data.length === 2 ? f.data[0]! | (f.data[1]! << 8) : f.data[0]!);
       expect(wire(rebuilt)).toBe(h);
       const r = checkReply(f, fn);
       if (error === undefined) expect(r.ok).toBe(true);
@@ -209,6 +248,8 @@ describe('DL/T 645-1997 frames', () => {
   });
 
   it('0x04 write has no operator code', () => {
-    expect(wire(writeData1997(A, 'C010', pw('02123456'), Uint8Array.of(0x05, 0x27, 0x11, 0x26)))).toBe('68 12 90 78 56 34 12 68 04 0A 43 F3 35 89 67 45 38 5A 44 59 63 16');
+    expect(wire(writeData1997(A, 'C010', pw('02123456'), Uint8Array.of(0x05, 0x27, 0x11, 0x26)))).toBe(
+      '68 12 90 78 56 34 12 68 04 0A 43 F3 35 89 67 45 38 5A 44 59 63 16',
+    );
   });
 });

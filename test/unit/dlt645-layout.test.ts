@@ -18,17 +18,29 @@ describe('vendor write payload layouts', () => {
   it('decodes what it encodes (property), including binary uint32le fields', () => {
     const withBinary = [...layout, { field: 'amountFen', format: 'uint32le' }];
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 99_999_999 }), fc.integer({ min: 0, max: 0xffffffff }), (count, amount, fen) => {
-        const bytes = encodeLayout(withBinary, { purchaseCount: count, amount, customerNumber: '880000000001', amountFen: fen });
-        expect(bytes.ok).toBe(true);
-        if (bytes.ok) expect(decodeLayout(withBinary, bytes.value)).toEqual({ ok: true, value: { purchaseCount: count, amount, customerNumber: '880000000001', amountFen: fen } });
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 9999 }),
+        fc.integer({ min: 0, max: 99_999_999 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (count, amount, fen) => {
+          const bytes = encodeLayout(withBinary, { purchaseCount: count, amount, customerNumber: '880000000001', amountFen: fen });
+          expect(bytes.ok).toBe(true);
+          if (bytes.ok)
+            expect(decodeLayout(withBinary, bytes.value)).toEqual({
+              ok: true,
+              value: { purchaseCount: count, amount, customerNumber: '880000000001', amountFen: fen },
+            });
+        },
+      ),
     );
   });
 
   it('refuses an unknown format, a value that does not fit, and a short payload, naming the field', () => {
     expect(encodeLayout([{ field: 'x', format: 'XQ' }], {})).toMatchObject({ ok: false, error: { message: /field x: unknown format/ } });
-    expect(encodeLayout(layout, { purchaseCount: 10_000, amount: 1 })).toMatchObject({ ok: false, error: { message: /field purchaseCount/ } });
+    expect(encodeLayout(layout, { purchaseCount: 10_000, amount: 1 })).toMatchObject({
+      ok: false,
+      error: { message: /field purchaseCount/ },
+    });
     expect(decodeLayout(layout, new Uint8Array(5))).toMatchObject({ ok: false, error: { code: 'DLT645_SHORT_DATA' } });
   });
 });

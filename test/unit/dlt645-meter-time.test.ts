@@ -9,7 +9,10 @@ describe('decodeMeterTime: a command time field back into its parts', () => {
   });
 
   it('returns only the fields a layout carries, with the weekday of YYMMDDWW', () => {
-    expect(decodeMeterTime('YYMMDDWW', Uint8Array.of(0x01, 0x11, 0x01, 0x16))).toEqual({ ok: true, value: { year: 2016, month: 1, day: 11, weekday: 1 } });
+    expect(decodeMeterTime('YYMMDDWW', Uint8Array.of(0x01, 0x11, 0x01, 0x16))).toEqual({
+      ok: true,
+      value: { year: 2016, month: 1, day: 11, weekday: 1 },
+    });
     expect(decodeMeterTime('hhmmss', Uint8Array.of(0x30, 0x15, 0x08))).toEqual({ ok: true, value: { hour: 8, minute: 15, second: 30 } });
   });
 

@@ -61,7 +61,11 @@ describe('DL/T 645 public test vectors (shared/reference/dlt645.md §6)', () => 
 
   it('V05: building a read of 00010000 for meter 123456789012 reproduces the vector byte for byte', () => {
     const v = vectors.find((x) => x.id === 'V05')!;
-    expect(Buffer.from(encodeFrame(readData('123456789012', '00010000'), { preamble: 4 })).toString('hex').toUpperCase()).toBe(v.hex);
+    expect(
+      Buffer.from(encodeFrame(readData('123456789012', '00010000'), { preamble: 4 }))
+        .toString('hex')
+        .toUpperCase(),
+    ).toBe(v.hex);
   });
 
   it('V14: a checksum equal to 16H does not end the frame early', () => {

@@ -8,7 +8,11 @@ import { crc16, decodeRtuFrame, encodeRtuFrame, type ModbusPdu, type RtuDirectio
 const referenceCrc = createRequire(import.meta.url)('modbus-serial/utils/crc16') as (b: Buffer) => number;
 
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase().replace(/(..)(?=.)/g, '$1 ');
+const hex = (b: Uint8Array) =>
+  Buffer.from(b)
+    .toString('hex')
+    .toUpperCase()
+    .replace(/(..)(?=.)/g, '$1 ');
 
 function decoded(frame: Uint8Array, direction?: RtuDirection) {
   const r = decodeRtuFrame(frame, direction ? { direction } : {});
@@ -41,11 +45,17 @@ describe('RTU frames: requests, replies and exceptions of FC01–06, 15, 16', ()
       functionCode: 3,
       pdu: { kind: 'read-request', start: 0, quantity: 10 },
     });
-    expect(decoded(encodeRtuFrame(1, 4, [4, 0x43, 0x66, 0x00, 0x00])).pdu).toEqual({ kind: 'read-registers-reply', words: [0x4366, 0x0000] });
+    expect(decoded(encodeRtuFrame(1, 4, [4, 0x43, 0x66, 0x00, 0x00])).pdu).toEqual({
+      kind: 'read-registers-reply',
+      words: [0x4366, 0x0000],
+    });
   });
 
   it('decodes a bit reply with the first coil in the least significant bit', () => {
-    expect(decoded(encodeRtuFrame(1, 1, [1, 0b0000_0101])).pdu).toEqual({ kind: 'read-bits-reply', bits: [true, false, true, false, false, false, false, false] });
+    expect(decoded(encodeRtuFrame(1, 1, [1, 0b0000_0101])).pdu).toEqual({
+      kind: 'read-bits-reply',
+      bits: [true, false, true, false, false, false, false, false],
+    });
   });
 
   it('decodes an exception reply into the named exception and the function it answers', () => {
@@ -58,23 +68,35 @@ describe('RTU frames: requests, replies and exceptions of FC01–06, 15, 16', ()
         exception: {
           code: 2,
           name: 'ILLEGAL_DATA_ADDRESS',
-          message: 'the meter has no register at this address, or the request runs into an unmapped register (check 0- vs 1-based addresses and the bridged gaps)',
+          message:
+            'the meter has no register at this address, or the request runs into an unmapped register (check 0- vs 1-based addresses and the bridged gaps)',
         },
       },
     });
   });
 
   it('decodes single writes (request and echo are the same bytes) and refuses an FC05 value other than FF00/0000', () => {
-    expect(decoded(encodeRtuFrame(1, 5, [0x00, 0x00, 0xff, 0x00]))).toEqual({ unit: 1, functionCode: 5, pdu: { kind: 'write-single-coil', address: 0, on: true } });
+    expect(decoded(encodeRtuFrame(1, 5, [0x00, 0x00, 0xff, 0x00]))).toEqual({
+      unit: 1,
+      functionCode: 5,
+      pdu: { kind: 'write-single-coil', address: 0, on: true },
+    });
     expect(decoded(encodeRtuFrame(1, 6, [0x00, 0x07, 0x00, 0x0a])).pdu).toEqual({ kind: 'write-single-register', address: 7, value: 10 });
     const bad = decodeRtuFrame(encodeRtuFrame(1, 5, [0x00, 0x00, 0x12, 0x34]));
-    expect(bad.ok === false && bad.error).toEqual({ code: 'MALFORMED_PDU', message: 'an FC05 value is FF00 (on) or 0000 (off), this one is 1234' });
+    expect(bad.ok === false && bad.error).toEqual({
+      code: 'MALFORMED_PDU',
+      message: 'an FC05 value is FF00 (on) or 0000 (off), this one is 1234',
+    });
   });
 
   it('decodes multiple writes: a credit write of purchase count and amount, and the reply', () => {
     const request = encodeRtuFrame(1, 16, [0x02, 0x00, 0x00, 0x03, 0x06, 0x00, 0x08, 0x00, 0x00, 0x27, 0x10]);
     expect(decoded(request).pdu).toEqual({ kind: 'write-registers-request', start: 0x200, quantity: 3, words: [8, 0, 10000] });
-    expect(decoded(encodeRtuFrame(1, 16, [0x02, 0x00, 0x00, 0x03])).pdu).toEqual({ kind: 'write-multiple-reply', start: 0x200, quantity: 3 });
+    expect(decoded(encodeRtuFrame(1, 16, [0x02, 0x00, 0x00, 0x03])).pdu).toEqual({
+      kind: 'write-multiple-reply',
+      start: 0x200,
+      quantity: 3,
+    });
     // Ten coils from address 19: CD 01 (the specification's FC15 example).
     expect(decoded(encodeRtuFrame(1, 15, [0x00, 0x13, 0x00, 0x0a, 0x02, 0xcd, 0x01])).pdu).toEqual({
       kind: 'write-coils-request',
@@ -90,7 +112,35 @@ describe('RTU frames: requests, replies and exceptions of FC01–06, 15, 16', ()
       unit: 1,
       functionCode: 1,
       pdu: { kind: 'read-request', start: 0x300, quantity: 10 },
-      alternative: { kind: 'read-bits-reply', bits: [false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, true, false, true, false, false, false, false] },
+      alternative: {
+        kind: 'read-bits-reply',
+        bits: [
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          false,
+          true,
+          false,
+          true,
+          false,
+          false,
+          false,
+          false,
+        ],
+      },
     });
     expect(decoded(frame, 'response').alternative).toBeUndefined();
     // Quantity 0xBBCC is beyond the 2000-bit limit, so only the reply reading is plausible.
@@ -112,7 +162,10 @@ describe('damaged frames are typed errors', () => {
   it('a bad CRC is BAD_CRC and names both values', () => {
     const frame = encodeRtuFrame(1, 3, [0, 0, 0, 10]);
     frame[7] = frame[7]! ^ 0xff;
-    expect(decodeRtuFrame(frame)).toEqual({ ok: false, error: { code: 'BAD_CRC', message: 'CRC C5 32 on the wire, C5 CD computed (bytes sent low first)' } });
+    expect(decodeRtuFrame(frame)).toEqual({
+      ok: false,
+      error: { code: 'BAD_CRC', message: 'CRC C5 32 on the wire, C5 CD computed (bytes sent low first)' },
+    });
   });
 
   it('a frame cut short of what its header announces is TRUNCATED; over 256 bytes is TOO_LONG', () => {
@@ -133,12 +186,18 @@ describe('damaged frames are typed errors', () => {
 
   it('any bytes give a frame or a typed error, never an exception (property)', () => {
     const codes = new Set(['TRUNCATED', 'TOO_LONG', 'BAD_CRC', 'MALFORMED_PDU']);
-    const withValidCrc = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 255 }), fc.uint8Array({ maxLength: 40 })).map(([u, f, d]) => encodeRtuFrame(u, f, d));
+    const withValidCrc = fc
+      .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 255 }), fc.uint8Array({ maxLength: 40 }))
+      .map(([u, f, d]) => encodeRtuFrame(u, f, d));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), withValidCrc), fc.constantFrom<RtuDirection | undefined>(undefined, 'request', 'response'), (frame, direction) => {
-        const r = decodeRtuFrame(frame, direction ? { direction } : {});
-        if (!r.ok) expect(codes.has(r.error.code)).toBe(true);
-      }),
+      fc.property(
+        fc.oneof(fc.uint8Array({ maxLength: 300 }), withValidCrc),
+        fc.constantFrom<RtuDirection | undefined>(undefined, 'request', 'response'),
+        (frame, direction) => {
+          const r = decodeRtuFrame(frame, direction ? { direction } : {});
+          if (!r.ok) expect(codes.has(r.error.code)).toBe(true);
+        },
+      ),
     );
   });
 
@@ -153,8 +212,18 @@ describe('encode then decode (property)', () => {
   const u16 = fc.integer({ min: 0, max: 0xffff });
   const be = (n: number) => [n >> 8, n & 0xff];
   const cases: fc.Arbitrary<{ fc: number; data: number[]; direction: RtuDirection; pdu: ModbusPdu }> = fc.oneof(
-    fc.tuple(fc.constantFrom(1, 2, 3, 4), u16, u16).map(([f, start, quantity]) => ({ fc: f, data: [...be(start), ...be(quantity)], direction: 'request' as const, pdu: { kind: 'read-request' as const, start, quantity } })),
-    fc.array(u16, { minLength: 1, maxLength: 125 }).map((words) => ({ fc: 3, data: [words.length * 2, ...words.flatMap(be)], direction: 'response' as const, pdu: { kind: 'read-registers-reply' as const, words } })),
+    fc.tuple(fc.constantFrom(1, 2, 3, 4), u16, u16).map(([f, start, quantity]) => ({
+      fc: f,
+      data: [...be(start), ...be(quantity)],
+      direction: 'request' as const,
+      pdu: { kind: 'read-request' as const, start, quantity },
+    })),
+    fc.array(u16, { minLength: 1, maxLength: 125 }).map((words) => ({
+      fc: 3,
+      data: [words.length * 2, ...words.flatMap(be)],
+      direction: 'response' as const,
+      pdu: { kind: 'read-registers-reply' as const, words },
+    })),
     fc.tuple(u16, fc.array(u16, { minLength: 1, maxLength: 123 })).map(([start, words]) => ({
       fc: 16,
       data: [...be(start), ...be(words.length), words.length * 2, ...words.flatMap(be)],

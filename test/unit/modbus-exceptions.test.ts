@@ -35,6 +35,10 @@ describe('Modbus exception codes', () => {
     expect(classifyModbusError(new Error('something else'))).toEqual({ kind: 'transport', code: 'UNKNOWN', message: 'something else' });
     // A socket that timed out while connecting is a transport problem: no request was sent.
     const connectTimeout = Object.assign(new Error('connect ETIMEDOUT 10.0.0.9:502'), { errno: -110, code: 'ETIMEDOUT' });
-    expect(classifyModbusError(connectTimeout)).toEqual({ kind: 'transport', code: 'ETIMEDOUT', message: 'connect ETIMEDOUT 10.0.0.9:502' });
+    expect(classifyModbusError(connectTimeout)).toEqual({
+      kind: 'transport',
+      code: 'ETIMEDOUT',
+      message: 'connect ETIMEDOUT 10.0.0.9:502',
+    });
   });
 });

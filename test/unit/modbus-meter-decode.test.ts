@@ -11,7 +11,10 @@ function point(p: Partial<ModbusPoint>): ModbusPoint {
 
 describe('decodePoint', () => {
   it('float32 raw 2314 with scale 0.1 is exactly 231.4 V (DTSU666)', () => {
-    expect(decodePoint(point({ type: 'float32', scale: 0.1, unit: 'V' }), [0x4510, 0xa000])).toEqual({ value: { v: 231.4, unit: 'V' }, raw: 2314 });
+    expect(decodePoint(point({ type: 'float32', scale: 0.1, unit: 'V' }), [0x4510, 0xa000])).toEqual({
+      value: { v: 231.4, unit: 'V' },
+      raw: 2314,
+    });
   });
 
   it('float32 230.2 unscaled reads as 230.2, not 230.1999969482422 (DDSU666)', () => {
@@ -23,12 +26,18 @@ describe('decodePoint', () => {
   });
 
   it('a float32 NaN (the meter has no value) is NOT_A_NUMBER, never a number', () => {
-    expect(decodePoint(point({ name: 'thd.voltage', type: 'float32', unit: '%' }), [0x7fc0, 0x0000]).value).toMatchObject({ error: 'NOT_A_NUMBER', message: expect.stringMatching(/^thd\.voltage: /) });
+    expect(decodePoint(point({ name: 'thd.voltage', type: 'float32', unit: '%' }), [0x7fc0, 0x0000]).value).toMatchObject({
+      error: 'NOT_A_NUMBER',
+      message: expect.stringMatching(/^thd\.voltage: /),
+    });
     expect(decodePoint(point({ type: 'float32', unit: '%' }), [0x7f80, 0x0000]).value).toMatchObject({ error: 'NOT_A_NUMBER' });
   });
 
   it('int32 with the low word first (CDAB) and scale 0.01: [0xB43F, 0x0096] is 98765.43 kWh', () => {
-    expect(decodePoint(point({ type: 'int32', order: 'CDAB', scale: 0.01, unit: 'kWh' }), [0xb43f, 0x0096]).value).toEqual({ v: 98765.43, unit: 'kWh' });
+    expect(decodePoint(point({ type: 'int32', order: 'CDAB', scale: 0.01, unit: 'kWh' }), [0xb43f, 0x0096]).value).toEqual({
+      v: 98765.43,
+      unit: 'kWh',
+    });
   });
 
   it('int16 is signed: 0xFCAE × 0.001 is −0.85 kW (exporting)', () => {
@@ -40,8 +49,13 @@ describe('decodePoint', () => {
   });
 
   it('a uint64 counter beyond 2^53 is UNSAFE_INTEGER instead of a silently rounded number', () => {
-    expect(decodePoint(point({ type: 'uint64', unit: 'kWh' }), [0x0020, 0x0000, 0x0000, 0x0001]).value).toMatchObject({ error: 'UNSAFE_INTEGER' });
-    expect(decodePoint(point({ type: 'uint64', scale: 0.01, unit: 'kWh' }), [0, 0, 0x0001, 0x0000])).toEqual({ value: { v: 655.36, unit: 'kWh' }, raw: 65536n });
+    expect(decodePoint(point({ type: 'uint64', unit: 'kWh' }), [0x0020, 0x0000, 0x0000, 0x0001]).value).toMatchObject({
+      error: 'UNSAFE_INTEGER',
+    });
+    expect(decodePoint(point({ type: 'uint64', scale: 0.01, unit: 'kWh' }), [0, 0, 0x0001, 0x0000])).toEqual({
+      value: { v: 655.36, unit: 'kWh' },
+      raw: 65536n,
+    });
   });
 
   it('a coil or discrete input is 0 or 1', () => {
@@ -50,6 +64,9 @@ describe('decodePoint', () => {
   });
 
   it('the wrong number of words is a typed error naming the point', () => {
-    expect(decodePoint(point({ name: 'voltage.a', type: 'float32' }), [0x4366]).value).toMatchObject({ error: 'WRONG_WORD_COUNT', message: expect.stringMatching(/^voltage\.a: /) });
+    expect(decodePoint(point({ name: 'voltage.a', type: 'float32' }), [0x4366]).value).toMatchObject({
+      error: 'WRONG_WORD_COUNT',
+      message: expect.stringMatching(/^voltage\.a: /),
+    });
   });
 });

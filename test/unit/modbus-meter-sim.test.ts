@@ -4,7 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadProfiles } from '../../src/profiles/registry.js';
-import { defaultValue, ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, ILLEGAL_FUNCTION, SimulatedModbusMeter } from '../../src/sim/modbus/index.js';
+import {
+  defaultValue,
+  ILLEGAL_DATA_ADDRESS,
+  ILLEGAL_DATA_VALUE,
+  ILLEGAL_FUNCTION,
+  SimulatedModbusMeter,
+} from '../../src/sim/modbus/index.js';
 
 const profiles = loadProfiles();
 const sdm120 = profiles.get('eastron-sdm120')!;
@@ -16,7 +22,11 @@ describe('SimulatedModbusMeter: the registers a profile declares', () => {
     const meter = new SimulatedModbusMeter(sdm120, { values: { 'voltage.a': 231.4 } });
 
     expect(meter.readRegisters('input', 0x0000, 2)).toEqual({ ok: true, value: [0x4367, 0x6666] });
-    expect(meter.readRegisters('input', 0x0002, 2)).toMatchObject({ ok: false, exception: ILLEGAL_DATA_ADDRESS, reason: 'input register 0x0002 is not mapped' });
+    expect(meter.readRegisters('input', 0x0002, 2)).toMatchObject({
+      ok: false,
+      exception: ILLEGAL_DATA_ADDRESS,
+      reason: 'input register 0x0002 is not mapped',
+    });
     expect(meter.readRegisters('input', 0x0000, 4)).toMatchObject({ ok: false, exception: ILLEGAL_DATA_ADDRESS });
     expect(meter.readRegisters('holding', 0x0000, 2)).toMatchObject({ ok: false, exception: ILLEGAL_DATA_ADDRESS });
   });
@@ -40,9 +50,13 @@ describe('SimulatedModbusMeter: the registers a profile declares', () => {
   it('refuses a value its registers cannot hold, saying why', () => {
     const meter = new SimulatedModbusMeter(dorm);
 
-    expect(() => meter.setValue('voltage.a', 231.45)).toThrow('cannot set voltage.a to 231.45: 231.45 is not a whole number of 0.1 steps; the nearest writable values are 231.4 and 231.5');
+    expect(() => meter.setValue('voltage.a', 231.45)).toThrow(
+      'cannot set voltage.a to 231.45: 231.45 is not a whole number of 0.1 steps; the nearest writable values are 231.4 and 231.5',
+    );
     expect(() => meter.setValue('credit.purchase.count', -1)).toThrow(/does not fit a uint16/);
-    expect(() => new SimulatedModbusMeter(sdm120, { values: { 'energy.active.import': 12345.6789 } })).toThrow('cannot set energy.active.import to 12345.6789: 12345.6789 is not exact in a float32 (it would read back as 12345.679)');
+    expect(() => new SimulatedModbusMeter(sdm120, { values: { 'energy.active.import': 12345.6789 } })).toThrow(
+      'cannot set energy.active.import to 12345.6789: 12345.6789 is not exact in a float32 (it would read back as 12345.679)',
+    );
     expect(() => meter.setValue('voltage.b', 230)).toThrow('profile modbus-dorm-prepaid has no point "voltage.b"');
   });
 
@@ -84,15 +98,27 @@ describe('SimulatedModbusMeter: plausible defaults', () => {
 });
 
 describe('SimulatedModbusMeter: modbus-write credit and the relay coil (modbus-dorm-prepaid)', () => {
-  const load = (count: number, amountHundredths: number): number[] => [count, Math.floor(amountHundredths / 0x10000), amountHundredths % 0x10000];
+  const load = (count: number, amountHundredths: number): number[] => [
+    count,
+    Math.floor(amountHundredths / 0x10000),
+    amountHundredths % 0x10000,
+  ];
 
   it('applies count + 1, ignores a repeat, refuses any other count and a load that is not whole', () => {
     const meter = new SimulatedModbusMeter(dorm, { values: { 'credit.purchase.count': 7, 'credit.balance.energy': 87.65 } });
 
     expect(meter.writeRegisters(0x0200, load(8, 1250))).toEqual({ ok: true, value: 'applied' });
     expect(meter.writeRegisters(0x0200, load(8, 1250))).toEqual({ ok: true, value: 'repeat' });
-    expect(meter.writeRegisters(0x0200, load(7, 1250))).toMatchObject({ ok: false, exception: ILLEGAL_DATA_VALUE, reason: "purchase count 7 is neither the meter's 8 (a repeat) nor 9" });
-    expect(meter.writeRegisters(0x0200, load(9, 0))).toMatchObject({ ok: false, exception: ILLEGAL_DATA_VALUE, reason: 'amount 0 is not positive' });
+    expect(meter.writeRegisters(0x0200, load(7, 1250))).toMatchObject({
+      ok: false,
+      exception: ILLEGAL_DATA_VALUE,
+      reason: "purchase count 7 is neither the meter's 8 (a repeat) nor 9",
+    });
+    expect(meter.writeRegisters(0x0200, load(9, 0))).toMatchObject({
+      ok: false,
+      exception: ILLEGAL_DATA_VALUE,
+      reason: 'amount 0 is not positive',
+    });
     expect(meter.writeRegisters(0x0201, [0, 1250])).toMatchObject({ ok: false, exception: ILLEGAL_DATA_VALUE });
     expect(meter.getValue('credit.purchase.count')).toBe(8);
     expect(meter.getValue('credit.balance.energy')).toBe(100.15);

@@ -27,16 +27,36 @@ const holding = (name: string, address: number, type: DataType = 'uint16'): Read
 /** Eastron SDM630 input registers, float32 ABCD, as listed in prepaid-domain.md §3.2 (the holding serial number left out). */
 const SDM630: readonly ReadPoint[] = (
   [
-    ['voltage.a', 0x00], ['voltage.b', 0x02], ['voltage.c', 0x04],
-    ['current.a', 0x06], ['current.b', 0x08], ['current.c', 0x0a],
-    ['power.active.a', 0x0c], ['power.active.b', 0x0e], ['power.active.c', 0x10],
-    ['power.factor.a', 0x1e], ['power.factor.b', 0x20], ['power.factor.c', 0x22],
-    ['power.active', 0x34], ['power.apparent', 0x38], ['power.reactive', 0x3c], ['power.factor', 0x3e],
-    ['frequency', 0x46], ['energy.active.import', 0x48], ['energy.active.export', 0x4a],
-    ['thd.voltage.a', 0xea], ['thd.voltage.b', 0xec], ['thd.voltage.c', 0xee], ['thd.voltage', 0xf8],
+    ['voltage.a', 0x00],
+    ['voltage.b', 0x02],
+    ['voltage.c', 0x04],
+    ['current.a', 0x06],
+    ['current.b', 0x08],
+    ['current.c', 0x0a],
+    ['power.active.a', 0x0c],
+    ['power.active.b', 0x0e],
+    ['power.active.c', 0x10],
+    ['power.factor.a', 0x1e],
+    ['power.factor.b', 0x20],
+    ['power.factor.c', 0x22],
+    ['power.active', 0x34],
+    ['power.apparent', 0x38],
+    ['power.reactive', 0x3c],
+    ['power.factor', 0x3e],
+    ['frequency', 0x46],
+    ['energy.active.import', 0x48],
+    ['energy.active.export', 0x4a],
+    ['thd.voltage.a', 0xea],
+    ['thd.voltage.b', 0xec],
+    ['thd.voltage.c', 0xee],
+    ['thd.voltage', 0xf8],
     ['energy.active.total', 0x156],
-    ['energy.active.import.a', 0x15a], ['energy.active.import.b', 0x15c], ['energy.active.import.c', 0x15e],
-    ['energy.active.export.a', 0x160], ['energy.active.export.b', 0x162], ['energy.active.export.c', 0x164],
+    ['energy.active.import.a', 0x15a],
+    ['energy.active.import.b', 0x15c],
+    ['energy.active.import.c', 0x15e],
+    ['energy.active.export.a', 0x160],
+    ['energy.active.export.b', 0x162],
+    ['energy.active.export.c', 0x164],
   ] as const
 ).map(([name, address]) => input(name, address));
 
@@ -84,7 +104,12 @@ describe('read planning', () => {
   });
 
   it('never merges different tables, and lists blocks in function-code order', () => {
-    const points: ReadPoint[] = [input('in', 0), holding('hold', 1), { name: 'relay', table: 'coil', address: 0, type: 'bool' }, { name: 'door', table: 'discrete', address: 2, type: 'bool' }];
+    const points: ReadPoint[] = [
+      input('in', 0),
+      holding('hold', 1),
+      { name: 'relay', table: 'coil', address: 0, type: 'bool' },
+      { name: 'door', table: 'discrete', address: 2, type: 'bool' },
+    ];
     expect(plan(points, { maxGap: 10 }).map((b) => [b.table, b.functionCode, b.start, b.count])).toEqual([
       ['coil', 1, 0, 1],
       ['discrete', 2, 2, 1],
@@ -104,7 +129,16 @@ describe('read planning', () => {
   it('plans overlapping points into one block so both read from the same words', () => {
     const blocks = plan([holding('total', 10, 'uint32'), holding('total.low', 11, 'uint16')]);
     expect(blocks).toEqual([
-      { table: 'holding', functionCode: 3, start: 10, count: 2, points: [{ name: 'total', offset: 0, count: 2 }, { name: 'total.low', offset: 1, count: 1 }] },
+      {
+        table: 'holding',
+        functionCode: 3,
+        start: 10,
+        count: 2,
+        points: [
+          { name: 'total', offset: 0, count: 2 },
+          { name: 'total.low', offset: 1, count: 1 },
+        ],
+      },
     ]);
   });
 
@@ -127,7 +161,11 @@ describe('configuration errors come back as values naming the point', () => {
     const r = planReads([holding('energy', 0, 'uint64')], { maxRegisters: { holding: 2 } });
     expect(r).toEqual({
       ok: false,
-      error: { code: 'POINT_TOO_LARGE', message: 'point "energy" (uint64) needs 4 addresses but one holding read is limited to 2', points: ['energy'] },
+      error: {
+        code: 'POINT_TOO_LARGE',
+        message: 'point "energy" (uint64) needs 4 addresses but one holding read is limited to 2',
+        points: ['energy'],
+      },
     });
   });
 
@@ -165,7 +203,10 @@ describe('splitting a reply', () => {
   it('a register reply shorter or longer than the block is a typed error', () => {
     const [block] = plan([holding('a', 0, 'uint32')]);
     const short = splitBlock(block!, [1]);
-    expect(short.ok === false && short.error).toEqual({ code: 'SHORT_REPLY', message: 'the reply for holding 0+2 has 1 registers, 2 expected' });
+    expect(short.ok === false && short.error).toEqual({
+      code: 'SHORT_REPLY',
+      message: 'the reply for holding 0+2 has 1 registers, 2 expected',
+    });
     const long = splitBlock(block!, [1, 2, 3]);
     expect(long.ok === false && long.error.code).toBe('WRONG_REPLY_LENGTH');
   });
@@ -178,13 +219,20 @@ describe('splitting a reply', () => {
   });
 
   it('plan then split gives every point exactly its own words from the register image (property)', () => {
-    const TYPES: Record<'register' | 'bit', DataType[]> = { register: ['int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64'], bit: ['bool'] };
+    const TYPES: Record<'register' | 'bit', DataType[]> = {
+      register: ['int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64'],
+      bit: ['bool'],
+    };
     const point = fc.record({
       table: fc.constantFrom<RegisterTable>('holding', 'input', 'coil'),
       address: fc.integer({ min: 0, max: 400 }),
       pick: fc.nat(),
     });
-    const range = fc.record({ table: fc.constantFrom<RegisterTable>('holding', 'input', 'coil'), start: fc.integer({ min: 0, max: 400 }), count: fc.integer({ min: 1, max: 4 }) });
+    const range = fc.record({
+      table: fc.constantFrom<RegisterTable>('holding', 'input', 'coil'),
+      start: fc.integer({ min: 0, max: 400 }),
+      count: fc.integer({ min: 1, max: 4 }),
+    });
     fc.assert(
       fc.property(
         fc.array(point, { maxLength: 60 }),
@@ -197,7 +245,10 @@ describe('splitting a reply', () => {
               const types = TYPES[TABLES[p.table].unit];
               return { name: `p${i}`, table: p.table, address: p.address, type: types[p.pick % types.length]! };
             })
-            .filter((p) => !forbidden.some((f) => f.table === p.table && f.start < p.address + registerCount(p.type) && f.start + f.count > p.address));
+            .filter(
+              (p) =>
+                !forbidden.some((f) => f.table === p.table && f.start < p.address + registerCount(p.type) && f.start + f.count > p.address),
+            );
           const image = (table: RegisterTable, address: number) => (address * 7 + table.length * 13) & 0xffff;
           const blocks = plan(points, { maxGap, maxRegisters, forbidden });
 
@@ -205,7 +256,9 @@ describe('splitting a reply', () => {
           const seen: string[] = [];
           for (const block of blocks) {
             expect(block.count).toBeLessThanOrEqual(maxRegisters);
-            expect(forbidden.some((f) => f.table === block.table && f.start < block.start + block.count && f.start + f.count > block.start)).toBe(false);
+            expect(
+              forbidden.some((f) => f.table === block.table && f.start < block.start + block.count && f.start + f.count > block.start),
+            ).toBe(false);
             const reply = Array.from({ length: block.count }, (_, i) => image(block.table, block.start + i));
             const split = splitBlock(block, reply);
             if (!split.ok) throw new Error(split.error.message);

@@ -32,10 +32,22 @@ function encoded(value: RegisterValue, type: DataType, order: WordOrder): number
 const GOLDEN: ReadonlyArray<{ type: DataType; value: RegisterValue; words: Record<WordOrder, number[]> }> = [
   { type: 'uint16', value: 0x1234, words: { ABCD: [0x1234], CDAB: [0x1234], BADC: [0x3412], DCBA: [0x3412] } },
   { type: 'int16', value: -2, words: { ABCD: [0xfffe], CDAB: [0xfffe], BADC: [0xfeff], DCBA: [0xfeff] } },
-  { type: 'uint32', value: 0x12345678, words: { ABCD: [0x1234, 0x5678], CDAB: [0x5678, 0x1234], BADC: [0x3412, 0x7856], DCBA: [0x7856, 0x3412] } },
+  {
+    type: 'uint32',
+    value: 0x12345678,
+    words: { ABCD: [0x1234, 0x5678], CDAB: [0x5678, 0x1234], BADC: [0x3412, 0x7856], DCBA: [0x7856, 0x3412] },
+  },
   { type: 'int32', value: -2, words: { ABCD: [0xffff, 0xfffe], CDAB: [0xfffe, 0xffff], BADC: [0xffff, 0xfeff], DCBA: [0xfeff, 0xffff] } },
-  { type: 'float32', value: 230, words: { ABCD: [0x4366, 0x0000], CDAB: [0x0000, 0x4366], BADC: [0x6643, 0x0000], DCBA: [0x0000, 0x6643] } },
-  { type: 'float32', value: -1.5, words: { ABCD: [0xbfc0, 0x0000], CDAB: [0x0000, 0xbfc0], BADC: [0xc0bf, 0x0000], DCBA: [0x0000, 0xc0bf] } },
+  {
+    type: 'float32',
+    value: 230,
+    words: { ABCD: [0x4366, 0x0000], CDAB: [0x0000, 0x4366], BADC: [0x6643, 0x0000], DCBA: [0x0000, 0x6643] },
+  },
+  {
+    type: 'float32',
+    value: -1.5,
+    words: { ABCD: [0xbfc0, 0x0000], CDAB: [0x0000, 0xbfc0], BADC: [0xc0bf, 0x0000], DCBA: [0x0000, 0xc0bf] },
+  },
   {
     type: 'uint64',
     value: 0x0123456789abcdefn,
@@ -95,7 +107,7 @@ describe('register words to values: every type in every word order', () => {
   });
 });
 
-const valueOf: Record<(typeof REGISTER_TYPES)[number], fc.Arbitrary<RegisterValue>> = {
+const arbitraryOf: Record<(typeof REGISTER_TYPES)[number], fc.Arbitrary<RegisterValue>> = {
   int16: fc.integer({ min: -0x8000, max: 0x7fff }),
   uint16: fc.integer({ min: 0, max: 0xffff }),
   int32: fc.integer({ min: -0x80000000, max: 0x7fffffff }),
@@ -109,7 +121,7 @@ describe('round trips (property)', () => {
   for (const type of REGISTER_TYPES) {
     it(`${type}: encode then decode gives the value back in every word order`, () => {
       fc.assert(
-        fc.property(valueOf[type], fc.constantFrom(...WORD_ORDERS), (value, order) => {
+        fc.property(arbitraryOf[type], fc.constantFrom(...WORD_ORDERS), (value, order) => {
           const words = encoded(value, type, order);
           expect(words).toHaveLength(registerCount(type));
           const back = decoded(words, type, order);
@@ -122,15 +134,20 @@ describe('round trips (property)', () => {
 
   it('any register words decode and re-encode to the same words (float32 NaN/Infinity excepted)', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...REGISTER_TYPES), fc.constantFrom(...WORD_ORDERS), fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 }), (type, order, all) => {
-        const words = all.slice(0, registerCount(type));
-        const r = decodeValue(words, type, order);
-        if (!r.ok) {
-          expect(r.error.code).toBe('NOT_A_NUMBER');
-          return;
-        }
-        expect(encoded(r.value, type, order)).toEqual(words);
-      }),
+      fc.property(
+        fc.constantFrom(...REGISTER_TYPES),
+        fc.constantFrom(...WORD_ORDERS),
+        fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 }),
+        (type, order, all) => {
+          const words = all.slice(0, registerCount(type));
+          const r = decodeValue(words, type, order);
+          if (!r.ok) {
+            expect(r.error.code).toBe('NOT_A_NUMBER');
+            return;
+          }
+          expect(encoded(r.value, type, order)).toEqual(words);
+        },
+      ),
     );
   });
 });
@@ -205,7 +222,9 @@ describe('scaling: raw × scale + offset, and back for writes', () => {
   it('equals the decimal string of the raw value for power-of-ten scales (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: -1e12, max: 1e12 }), fc.integer({ min: 0, max: 4 }), (raw, decimals) => {
-        const digits = Math.abs(raw).toString().padStart(decimals + 1, '0');
+        const digits = Math.abs(raw)
+          .toString()
+          .padStart(decimals + 1, '0');
         const text = `${raw < 0 ? '-' : ''}${digits.slice(0, digits.length - decimals)}.${digits.slice(digits.length - decimals)}0`;
         // Number('1e-4') is the literal 0.0001; 10 ** -4 is a different double (0.00009999999999999999).
         expect(applyScale(raw, { scale: Number(`1e-${decimals}`) })).toBe(Number(text));
@@ -215,9 +234,14 @@ describe('scaling: raw × scale + offset, and back for writes', () => {
 
   it('removeScale finds the raw integer for a value on the scale (property: inverse of applyScale)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -1e12, max: 1e12 }), fc.constantFrom(1, 0.1, 0.01, 0.001, 0.5, 0.25, 10), fc.constantFrom(0, -40, 0.5), (raw, scale, offset) => {
-        expect(removeScale(applyScale(raw, { scale, offset }), { scale, offset })).toEqual({ ok: true, value: raw });
-      }),
+      fc.property(
+        fc.integer({ min: -1e12, max: 1e12 }),
+        fc.constantFrom(1, 0.1, 0.01, 0.001, 0.5, 0.25, 10),
+        fc.constantFrom(0, -40, 0.5),
+        (raw, scale, offset) => {
+          expect(removeScale(applyScale(raw, { scale, offset }), { scale, offset })).toEqual({ ok: true, value: raw });
+        },
+      ),
     );
   });
 
@@ -225,7 +249,10 @@ describe('scaling: raw × scale + offset, and back for writes', () => {
     expect(removeScale(123.45, { scale: 0.01 })).toEqual({ ok: true, value: 12345 });
     expect(removeScale(12.345, { scale: 0.01 })).toEqual({
       ok: false,
-      error: { code: 'NOT_ON_SCALE', message: '12.345 is not a whole number of 0.01 steps; the nearest writable values are 12.34 and 12.35' },
+      error: {
+        code: 'NOT_ON_SCALE',
+        message: '12.345 is not a whole number of 0.01 steps; the nearest writable values are 12.34 and 12.35',
+      },
     });
     // 0.1 + 0.2 is 0.30000000000000004 in binary floating point: not exactly 30 fen.
     const floaty = removeScale(0.1 + 0.2, { scale: 0.01 });

@@ -35,7 +35,16 @@ afterEach(async () => {
 });
 
 function start(targets: PollTarget[], extra: Partial<ConstructorParameters<typeof Poller>[0]> = {}) {
-  poller = new Poller({ targets, store, clock: systemClock, timeZone: 'Asia/Shanghai', offlineAfter: 3, offlineProbeMs: 300_000, batchMs: 10, ...extra });
+  poller = new Poller({
+    targets,
+    store,
+    clock: systemClock,
+    timeZone: 'Asia/Shanghai',
+    offlineAfter: 3,
+    offlineProbeMs: 300_000,
+    batchMs: 10,
+    ...extra,
+  });
   poller.start();
   return poller;
 }
@@ -58,7 +67,12 @@ describe('poller', () => {
     expect(store.readings.latest('room-101')).toMatchObject({ takenAt: t0, values: { 'voltage.a': { v: 229.7, unit: 'V' } } });
     const messages = store.outbox.peek({ limit: 10 });
     const reading = messages.find((m) => m.topic === 'meters/room-101/readings')!;
-    expect(JSON.parse(reading.payload)).toEqual({ meter: 'room-101', ts: new Date(t0).toISOString(), seq: 1, values: { 'voltage.a': { v: 229.7, unit: 'V' }, 'relay.state': { v: 0, unit: '' } } });
+    expect(JSON.parse(reading.payload)).toEqual({
+      meter: 'room-101',
+      ts: new Date(t0).toISOString(),
+      seq: 1,
+      values: { 'voltage.a': { v: 229.7, unit: 'V' }, 'relay.state': { v: 0, unit: '' } },
+    });
     const state = messages.find((m) => m.topic === 'meters/room-101/state')!;
     expect(state.retain).toBe(true);
     expect(JSON.parse(state.payload)).toMatchObject({ state: 'online', relay: 'closed' });
@@ -80,7 +94,14 @@ describe('poller', () => {
     reader.fail = undefined;
     await vi.advanceTimersByTimeAsync(5 * 60_000);
     expect(p.stats()).toMatchObject({ online: 1, offline: 0 });
-    expect(JSON.parse(store.outbox.peek({ limit: 50 }).filter((m) => m.topic === 'meters/room-102/state').at(-1)!.payload)).toMatchObject({ state: 'online' });
+    expect(
+      JSON.parse(
+        store.outbox
+          .peek({ limit: 50 })
+          .filter((m) => m.topic === 'meters/room-102/state')
+          .at(-1)!.payload,
+      ),
+    ).toMatchObject({ state: 'online' });
   });
 
   it('a poll the busy bus skipped is counted as skipped, not as a meter failure', async () => {

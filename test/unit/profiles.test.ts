@@ -24,7 +24,15 @@ describe('device profile validation', () => {
     const r = parseProfile(modbusBase, '/profiles/test-meter.yaml');
     expect(r.ok).toBe(true);
     if (r.ok) {
-      expect(r.profile.points.get('voltage.a')).toMatchObject({ kind: 'modbus', table: 'input', address: 0, type: 'float32', order: 'ABCD', scale: 1, unit: 'V' });
+      expect(r.profile.points.get('voltage.a')).toMatchObject({
+        kind: 'modbus',
+        table: 'input',
+        address: 0,
+        type: 'float32',
+        order: 'ABCD',
+        scale: 1,
+        unit: 'V',
+      });
       expect(r.profile.line).toEqual({ baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1 });
     }
   });
@@ -51,17 +59,17 @@ describe('device profile validation', () => {
   });
 
   it('a status bit beyond the word is one error on that bit', () => {
-    const issues = issuesOf(modbusBase + 'status:\n  status.word1:\n    3: relay-open\n    17: cover-open\n');
+    const issues = issuesOf(`${modbusBase}status:\n  status.word1:\n    3: relay-open\n    17: cover-open\n`);
     expect(issues).toHaveLength(1);
     expect(issues[0]).toMatchObject({ line: 13, path: 'status.status.word1.17' });
     expect(issues[0]!.message).toMatch(/bit 17 is out of range: status.word1 has 16 bits/);
   });
 
   it('an unknown field is named with its line, and the id must match the file name', () => {
-    const issues = issuesOf(modbusBase.replace('protocol: modbus-tcp', 'protocol: modbus-tcp\nbaud: 9600').replace('id: test-meter', 'id: other-meter'));
-    expect(issues.map((i) => [i.line, i.message])).toEqual([
-      [4, 'unknown field "baud"'],
-    ]);
+    const issues = issuesOf(
+      modbusBase.replace('protocol: modbus-tcp', 'protocol: modbus-tcp\nbaud: 9600').replace('id: test-meter', 'id: other-meter'),
+    );
+    expect(issues.map((i) => [i.line, i.message])).toEqual([[4, 'unknown field "baud"']]);
     const idIssue = issuesOf(modbusBase.replace('id: test-meter', 'id: other-meter'));
     expect(idIssue[0]).toMatchObject({ line: 1, path: 'id' });
   });

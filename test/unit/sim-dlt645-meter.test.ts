@@ -177,7 +177,17 @@ describe('follow-up frames for an item longer than maxReplyData', () => {
 });
 
 describe('block identifiers', () => {
-  const three = { phases: 3 as const, registers: { 'voltage.a': 220.1, 'voltage.b': 221.2, 'voltage.c': 222.3, 'energy.active.import.t1': 10, 'energy.active.import.t2': 20.5, 'energy.active.import': 30.5 } };
+  const three = {
+    phases: 3 as const,
+    registers: {
+      'voltage.a': 220.1,
+      'voltage.b': 221.2,
+      'voltage.c': 222.3,
+      'energy.active.import.t1': 10,
+      'energy.active.import.t2': 20.5,
+      'energy.active.import': 30.5,
+    },
+  };
 
   it('answer the items concatenated: voltages A-C, energy total and tariffs, status words 1-7', () => {
     const m = meter(three);
@@ -347,8 +357,16 @@ describe('0x03 plaintext recharge (070102FF): purchase-count rules', () => {
 
   it('asks its security module to verify the MACs and answers SERR mac-failed when it refuses', () => {
     const seen: CreditLoad[] = [];
-    const esam: SecurityModule = { verifyLoad: (l) => (seen.push(l), false) };
-    const m = new SimulatedMeter({ address: A, kind: 'money', balance: 10, purchaseCount: 5, customerNumber: '880000000001' }, { startMs: T0, security: esam });
+    const esam: SecurityModule = {
+      verifyLoad: (l) => {
+        seen.push(l);
+        return false;
+      },
+    };
+    const m = new SimulatedMeter(
+      { address: A, kind: 'money', balance: 10, purchaseCount: 5, customerNumber: '880000000001' },
+      { startMs: T0, security: esam },
+    );
     expect(refusal(recharge(m, 5000, 6))).toEqual(['mac-failed']);
     expect(read(m, '00900200')).toBe(10);
     expect(seen.map((l) => [l.kind, l.amount, l.purchaseCount, l.customerNumber, l.operator, [...l.mac1], [...l.mac2]])).toEqual([
@@ -567,11 +585,21 @@ describe('0x03 ESAM mode (stand-in MACs): identity authentication, session, MAC 
     const reply = answer(m, securityAuth(m.address, '070000FF', p), now);
     if (!isNormal(reply)) return refusal(reply);
     expect(reply.data.length).toBe(16);
-    return { random2: Buffer.from(reply.data.subarray(4, 8)).toString('hex'), serial: Buffer.from(reply.data.subarray(8, 16)).toString('hex') };
+    return {
+      random2: Buffer.from(reply.data.subarray(4, 8)).toString('hex'),
+      serial: Buffer.from(reply.data.subarray(8, 16)).toString('hex'),
+    };
   }
 
   async function esamRecharge(m: SimulatedMeter, random2: string, amount: number, count: number, key = KEY, now = T0): Promise<Frame> {
-    const macs = await new LocalTestEncryptionMachine(key).rechargeMacs({ address: m.address, random2, esamSerial: '', amount, count, customerNo: '880000000001' });
+    const macs = await new LocalTestEncryptionMachine(key).rechargeMacs({
+      address: m.address,
+      random2,
+      esamSerial: '',
+      amount,
+      count,
+      customerNo: '880000000001',
+    });
     const frame = load(m.address, '070102FF', amount, count, '880000000001');
     frame.data.set(hexBytes(macs.mac1), 16);
     frame.data.set(hexBytes(macs.mac2), 26);

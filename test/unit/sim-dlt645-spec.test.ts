@@ -15,7 +15,17 @@ function readValue(m: SimulatedMeter, di: string): unknown {
 
 describe('simulator spec from YAML', () => {
   it('takes addresses YAML reads as numbers, pads them to 12 digits, and keeps registers by DI or point', () => {
-    const r = parseSimulatorSpec(['meters:', '  - address: 000000000001', '    kind: energy', '    balance: 12.5', "    registers: { '02010100': 230.1, meter.model: X1 }", '  - address: 2', ''].join('\n'));
+    const r = parseSimulatorSpec(
+      [
+        'meters:',
+        '  - address: 000000000001',
+        '    kind: energy',
+        '    balance: 12.5',
+        "    registers: { '02010100': 230.1, meter.model: X1 }",
+        '  - address: 2',
+        '',
+      ].join('\n'),
+    );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.value.meters.map((m) => m.address)).toEqual(['000000000001', '000000000002']);
@@ -24,7 +34,9 @@ describe('simulator spec from YAML', () => {
   });
 
   it('names the line and key of an unknown register, a bad value and a duplicate address', () => {
-    const text = ['meters:', '  - address: 1', '    registers:', '      voltage.x: 220', '  - address: 1', '    balance: 1.234', ''].join('\n');
+    const text = ['meters:', '  - address: 1', '    registers:', '      voltage.x: 220', '  - address: 1', '    balance: 1.234', ''].join(
+      '\n',
+    );
     const r = parseSimulatorSpec(text, 'bus.yaml');
     expect(r.ok).toBe(false);
     if (r.ok) return;
@@ -52,7 +64,9 @@ describe('SimulatedMeter checks its spec where it enters', () => {
   it('throws a TypeError naming the problem', () => {
     expect(() => new SimulatedMeter({ address: '12AB' })).toThrow(TypeError);
     expect(() => new SimulatedMeter({ address: '1', registers: { 'current.a': 5 } })).toThrow(/computed from powerKw/);
-    expect(() => new SimulatedMeter({ address: '1', kind: 'money', registers: { 'credit.balance.energy': 5 } })).toThrow(/not an item of a 1-phase money meter/);
+    expect(() => new SimulatedMeter({ address: '1', kind: 'money', registers: { 'credit.balance.energy': 5 } })).toThrow(
+      /not an item of a 1-phase money meter/,
+    );
   });
 });
 

@@ -91,7 +91,11 @@ describe('opening the store', () => {
     const next = [
       ...MIGRATIONS,
       { version: MIGRATIONS.length + 1, name: 'jobs', up: 'CREATE TABLE jobs (id INTEGER PRIMARY KEY) STRICT' },
-      { version: MIGRATIONS.length + 2, name: 'seed', up: (d: Database.Database) => void d.prepare('INSERT INTO jobs DEFAULT VALUES').run() },
+      {
+        version: MIGRATIONS.length + 2,
+        name: 'seed',
+        up: (d: Database.Database) => void d.prepare('INSERT INTO jobs DEFAULT VALUES').run(),
+      },
     ];
     expect(migrate(db, next, clock, silentLogger)).toEqual({ from: MIGRATIONS.length, to: MIGRATIONS.length + 2 });
     expect(migrate(db, next, clock, silentLogger)).toEqual({ from: MIGRATIONS.length + 2, to: MIGRATIONS.length + 2 });
@@ -123,7 +127,10 @@ describe('opening the store', () => {
 
   it('rejects a migration list that is not numbered 1, 2, 3, …', () => {
     const db = new Database(path);
-    const error = expectStoreError(() => migrate(db, [{ version: 2, name: 'skips one', up: 'SELECT 1' }], clock, silentLogger), 'STORE_MIGRATION_FAILED');
+    const error = expectStoreError(
+      () => migrate(db, [{ version: 2, name: 'skips one', up: 'SELECT 1' }], clock, silentLogger),
+      'STORE_MIGRATION_FAILED',
+    );
     expect(error.message).toContain('skips one');
     db.close();
   });
@@ -200,14 +207,24 @@ describe('transactions', () => {
 
   it('commits a durable transaction with synchronous=FULL and returns the connection to NORMAL', () => {
     const store = open();
-    const during = store.transaction((tx) => {
-      enqueue(tx, { topic: 'meters/room-101/credit', class: 'credit', payload: { requestId: 'r-1', amount: 50 } });
-      return store.settings().synchronous;
-    }, { durable: true });
+    const during = store.transaction(
+      (tx) => {
+        enqueue(tx, { topic: 'meters/room-101/credit', class: 'credit', payload: { requestId: 'r-1', amount: 50 } });
+        return store.settings().synchronous;
+      },
+      { durable: true },
+    );
     expect(during).toBe('FULL');
     expect(store.settings().synchronous).toBe('NORMAL');
 
-    expect(() => store.transaction(() => { throw new Error('ESAM refused the MAC'); }, { durable: true })).toThrow('ESAM refused');
+    expect(() =>
+      store.transaction(
+        () => {
+          throw new Error('ESAM refused the MAC');
+        },
+        { durable: true },
+      ),
+    ).toThrow('ESAM refused');
     expect(store.settings().synchronous).toBe('NORMAL');
     expect(store.outbox.counts().byClass.credit).toBe(1);
   });
@@ -232,7 +249,9 @@ describe('readings', () => {
   it('stores a point the meter did not answer as an error, never as a value', () => {
     const store = open();
     store.transaction((tx) =>
-      insertReadings(tx, [{ meterId: 'room-101', takenAt: clock.now(), values: { energy_import: { v: 10, unit: 'kWh' }, balance: { error: 'timeout' } } }]),
+      insertReadings(tx, [
+        { meterId: 'room-101', takenAt: clock.now(), values: { energy_import: { v: 10, unit: 'kWh' }, balance: { error: 'timeout' } } },
+      ]),
     );
     expect(store.readings.latest('room-101')?.values).toEqual({ energy_import: { v: 10, unit: 'kWh' }, balance: { error: 'timeout' } });
   });
@@ -240,7 +259,10 @@ describe('readings', () => {
   it('refuses NaN or Infinity, which JSON would turn into a silent null', () => {
     const store = open();
     const error = expectStoreError(
-      () => store.transaction((tx) => insertReadings(tx, [{ meterId: 'room-101', takenAt: clock.now(), values: { power: { v: Number.NaN, unit: 'kW' } } }])),
+      () =>
+        store.transaction((tx) =>
+          insertReadings(tx, [{ meterId: 'room-101', takenAt: clock.now(), values: { power: { v: Number.NaN, unit: 'kW' } } }]),
+        ),
       'STORE_INVALID_VALUE',
     );
     expect(error.message).toContain('power');

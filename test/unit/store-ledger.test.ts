@@ -12,7 +12,14 @@ beforeEach(() => {
 });
 afterEach(() => store.close());
 
-const load = { requestId: 'req-1', channel: 'remote' as const, meterId: 'room-101', unit: 'energy' as const, amount: 1000, request: { energyKwh: 10 } };
+const load = {
+  requestId: 'req-1',
+  channel: 'remote' as const,
+  meterId: 'room-101',
+  unit: 'energy' as const,
+  amount: 1000,
+  request: { energyKwh: 10 },
+};
 
 describe('credit ledger', () => {
   it('a repeated request id returns the first entry and creates nothing', () => {
@@ -26,10 +33,23 @@ describe('credit ledger', () => {
 
   it('records each state with what was learned, and the history of transitions', () => {
     const { entry } = store.transaction((tx) => openLedgerEntry(tx, load));
-    store.transaction((tx) => transitionLedger(tx, entry.id, 'writing', { purchaseCount: 8, before: { count: 7, balance: 150, overdraft: 0 }, attempts: 1 }), { durable: true });
+    store.transaction(
+      (tx) =>
+        transitionLedger(tx, entry.id, 'writing', { purchaseCount: 8, before: { count: 7, balance: 150, overdraft: 0 }, attempts: 1 }),
+      { durable: true },
+    );
     clock.advance(1000);
-    const done = store.transaction((tx) => transitionLedger(tx, entry.id, 'applied', { after: { count: 8, balance: 1150, overdraft: 0 }, detail: 'counter advanced' }), { durable: true });
-    expect(done).toMatchObject({ state: 'applied', purchaseCount: 8, before: { count: 7, balance: 150 }, after: { count: 8, balance: 1150 }, finalAt: clock.now() });
+    const done = store.transaction(
+      (tx) => transitionLedger(tx, entry.id, 'applied', { after: { count: 8, balance: 1150, overdraft: 0 }, detail: 'counter advanced' }),
+      { durable: true },
+    );
+    expect(done).toMatchObject({
+      state: 'applied',
+      purchaseCount: 8,
+      before: { count: 7, balance: 150 },
+      after: { count: 8, balance: 1150 },
+      finalAt: clock.now(),
+    });
     expect(store.ledger.events(entry.id).map((e) => e.state)).toEqual(['received', 'writing', 'applied']);
     expect(store.ledger.open()).toEqual([]);
   });

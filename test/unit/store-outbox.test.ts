@@ -79,7 +79,9 @@ describe('seq', () => {
 
   it('is refused on state messages, whose superseded ones would look like losses', () => {
     const store = open();
-    expect(() => put(store, { topic: 'meters/room-101/status', class: 'state', payload: { online: true }, seqStream: 'status' })).toThrow(StoreError);
+    expect(() => put(store, { topic: 'meters/room-101/status', class: 'state', payload: { online: true }, seqStream: 'status' })).toThrow(
+      StoreError,
+    );
   });
 
   it('is refused when the payload already has a seq of its own', () => {
@@ -131,7 +133,16 @@ describe('draining', () => {
     put(store, { topic: 'meters/room-101/reply', class: 'reply', payload: { requestId: 'r-9' }, qos: 2, retain: false });
     const payload = '{"seq":1,"meterId":"room-101","kwh":1234.5}';
     expect(store.outbox.peek({ limit: 10 })).toEqual([
-      { id: 1, topic: 'meters/room-101/readings', class: 'telemetry', qos: 1, retain: false, payload, createdAt: clock.now(), bytes: payload.length },
+      {
+        id: 1,
+        topic: 'meters/room-101/readings',
+        class: 'telemetry',
+        qos: 1,
+        retain: false,
+        payload,
+        createdAt: clock.now(),
+        bytes: payload.length,
+      },
       expect.objectContaining({ class: 'state', qos: 1, retain: true }),
       expect.objectContaining({ class: 'reply', qos: 2, retain: false }),
     ]);

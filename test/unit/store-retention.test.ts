@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { enqueue, insertReadings, openStore, type OutboxClass, type Reading, type Store, type StoreOptions } from '../../src/store/index.js';
+import {
+  enqueue,
+  insertReadings,
+  openStore,
+  type OutboxClass,
+  type Reading,
+  type Store,
+  type StoreOptions,
+} from '../../src/store/index.js';
 
 const DAY = 86_400_000;
 let dir: string;
@@ -55,9 +63,12 @@ function pollCycle(store: Store, meters: number): void {
 function enqueueEachKeptClass(store: Store, times: number): void {
   const kept: OutboxClass[] = ['state', 'credit', 'alert', 'report', 'reply'];
   for (let i = 0; i < times; i++) {
-    store.transaction((tx) => {
-      for (const cls of kept) enqueue(tx, { topic: `meters/room-${i}/${cls}`, class: cls, payload: { i, note: 'x'.repeat(200) } });
-    }, { durable: true });
+    store.transaction(
+      (tx) => {
+        for (const cls of kept) enqueue(tx, { topic: `meters/room-${i}/${cls}`, class: cls, payload: { i, note: 'x'.repeat(200) } });
+      },
+      { durable: true },
+    );
   }
 }
 
@@ -129,7 +140,12 @@ describe('disk cap', () => {
   it('deletes local reading history that is older than the undelivered messages before touching those messages', () => {
     let store = open();
     for (let i = 0; i < 300; i++) {
-      store.transaction((tx) => insertReadings(tx, Array.from({ length: 20 }, (_, m) => reading(`room-${m}`, clock.now()))));
+      store.transaction((tx) =>
+        insertReadings(
+          tx,
+          Array.from({ length: 20 }, (_, m) => reading(`room-${m}`, clock.now())),
+        ),
+      );
       clock.advance(60_000);
     }
     for (let i = 0; i < 10; i++) pollCycle(store, 20);
@@ -153,7 +169,9 @@ describe('disk cap', () => {
     store = reopen(store, { maxBytes: 4096, logger });
     const result = store.enforceLimits();
 
-    expect(lines).toContainEqual(expect.objectContaining({ level: 40, prunedTelemetry: result.prunedTelemetry, msg: expect.stringContaining('seq') }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 40, prunedTelemetry: result.prunedTelemetry, msg: expect.stringContaining('seq') }),
+    );
   });
 
   it('does nothing while the store is under its cap', () => {

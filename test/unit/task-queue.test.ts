@@ -7,7 +7,7 @@ describe('MinHeap', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: -1000, max: 1000 })), (keys) => {
         const heap = new MinHeap<number>();
-        keys.forEach((k) => heap.push(k, k));
+        for (const k of keys) heap.push(k, k);
         const out: number[] = [];
         while (heap.size > 0) out.push(heap.pop()!);
         expect(out).toEqual([...keys].sort((a, b) => a - b));

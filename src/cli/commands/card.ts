@@ -1,6 +1,15 @@
 import type { Command } from 'commander';
 import { fromHex } from '../../../protocols/card/index.js';
-import { makeCheckCard, makeClearCard, readCard, reissueCard, sellCard, type CardReading, type SaleBooks, type SaleRecorder } from '../../cards/index.js';
+import {
+  makeCheckCard,
+  makeClearCard,
+  readCard,
+  reissueCard,
+  sellCard,
+  type CardReading,
+  type SaleBooks,
+  type SaleRecorder,
+} from '../../cards/index.js';
 import type { Clock } from '../../clock.js';
 import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -76,12 +85,19 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
       });
     });
 
-  common(card.command('sell').description('sell energy onto a customer card: checks, writes count = books + 1, verifies every byte, then records the sale'))
+  common(
+    card
+      .command('sell')
+      .description('sell energy onto a customer card: checks, writes count = books + 1, verifies every byte, then records the sale'),
+  )
     .requiredOption('--meter <id>', 'the meter the card belongs to, 12 digits')
     .option('--kwh <kWh>', 'energy to sell (layouts in 0.01 kWh), e.g. 20 or 12.5')
     .option('--amount <yuan>', 'money to load (layouts in fen), e.g. 50 or 12.30')
     .requiredOption('--operator <name>', 'the cashier taking the money')
-    .addHelpText('after', '\nExamples:\n  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice\n  meterd card sell --port /dev/ttyUSB0 --layout my-money-card --meter 000012345678 --amount 50 --operator bob\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice\n  meterd card sell --port /dev/ttyUSB0 --layout my-money-card --meter 000012345678 --amount 50 --operator bob\n',
+    )
     .action(async (opts: CommonOptions & { meter: string; kwh?: string; amount?: string; operator: string }) => {
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
@@ -94,30 +110,49 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
           deps.recorder,
           { ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.logger ? { logger: deps.logger } : {}) },
         );
-        io.out(`sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator}`);
+        io.out(
+          `sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator}`,
+        );
       });
     });
 
-  common(card.command('reissue').description("write the books' last purchase again (same count, same amount) onto the customer's card; not a new sale"))
+  common(
+    card
+      .command('reissue')
+      .description("write the books' last purchase again (same count, same amount) onto the customer's card; not a new sale"),
+  )
     .requiredOption('--meter <id>', 'the meter, 12 digits')
     .addHelpText('after', '\nExample:\n  meterd card reissue --port /dev/ttyUSB0 --meter 000012345678\n')
     .action(async (opts: CommonOptions & { meter: string }) => {
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
         const last = await deps.books.lastSale(meterNumber);
-        if (!last) throw new CliError('NOTHING_TO_REISSUE', `the books have no card sale for meter ${meterNumber}; there is nothing to re-issue`);
+        if (!last)
+          throw new CliError('NOTHING_TO_REISSUE', `the books have no card sale for meter ${meterNumber}; there is nothing to re-issue`);
         const r = await reissueCard(encoder, layout, { meterNumber, lastSale: last, psc, ...(opts.force ? { forcePsc: true } : {}) });
-        io.out(`re-issued purchase ${r.count} (${formatAmount(r.amount, layout.amountUnit)}) for meter ${meterNumber}; not a new sale, nothing recorded`);
+        io.out(
+          `re-issued purchase ${r.count} (${formatAmount(r.amount, layout.amountUnit)}) for meter ${meterNumber}; not a new sale, nothing recorded`,
+        );
       });
     });
 
-  common(card.command('check').description('make a check (query) card: the meter writes its balance, count and events onto it; read it back with card read'))
+  common(
+    card
+      .command('check')
+      .description('make a check (query) card: the meter writes its balance, count and events onto it; read it back with card read'),
+  )
     .option('--any-meter', 'the check card works in every meter of the system')
     .addHelpText('after', '\nExample:\n  meterd card check --port /dev/ttyUSB0 --any-meter\n')
     .action(async (opts: CommonOptions & { anyMeter?: boolean }) => {
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
-        const r = await makeCheckCard(encoder, layout, { psc, ...(opts.force ? { forcePsc: true } : {}), ...(opts.anyMeter ? { anyMeter: true } : {}) });
-        io.out(`check card ready for ${opts.anyMeter ? 'any meter' : `meter ${r.meterNumber}`}: insert it in the meter, then run card read`);
+        const r = await makeCheckCard(encoder, layout, {
+          psc,
+          ...(opts.force ? { forcePsc: true } : {}),
+          ...(opts.anyMeter ? { anyMeter: true } : {}),
+        });
+        io.out(
+          `check card ready for ${opts.anyMeter ? 'any meter' : `meter ${r.meterNumber}`}: insert it in the meter, then run card read`,
+        );
       });
     });
 
@@ -136,12 +171,16 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
   return card;
 }
 
-async function withEncoder(opts: CommonOptions, deps: CardCommandDeps, fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<void>): Promise<void> {
+async function withEncoder(
+  opts: CommonOptions,
+  deps: CardCommandDeps,
+  fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<void>,
+): Promise<void> {
   const profile = loadEncoderProfile(opts.encoder, [BUILTIN_ENCODER_PROFILES_DIR, ...(deps.encoderDirs ?? [])]);
   const layout = loadCardLayout(opts.layout, [BUILTIN_CARD_LAYOUTS_DIR, ...(deps.layoutDirs ?? [])]);
   const pscText = opts.psc ?? (deps.env ?? process.env).METERD_CARD_PSC;
   const psc = pscText === undefined ? layout.psc : fromHex(pscText);
-  if (!psc || psc.length !== 3) throw usageError(`${opts.psc !== undefined ? '--psc' : 'METERD_CARD_PSC'} must be 6 hex digits, e.g. FFFFFF`);
+  if (psc?.length !== 3) throw usageError(`${opts.psc !== undefined ? '--psc' : 'METERD_CARD_PSC'} must be 6 hex digits, e.g. FFFFFF`);
   const waitS = Number(opts.wait);
   if (!Number.isFinite(waitS) || waitS < 0 || waitS > 3600) throw usageError('--wait is a number of seconds from 0 to 3600');
   const encoder = new SerialCardEncoder({ id: 'counter', port: opts.port, profile, logger: deps.logger ?? silentLogger });
@@ -163,8 +202,10 @@ function meterOption(text: string): string {
 /** Exact decimal text → whole units of the layout (no floating point between the cashier and the card). */
 function amountOption(opts: { kwh?: string; amount?: string }, unit: AmountUnit): number {
   if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount Y');
-  const [flag, text, wanted] = opts.kwh !== undefined ? (['--kwh', opts.kwh, '0.01kWh'] as const) : (['--amount', opts.amount!, 'fen'] as const);
-  if (unit !== wanted) throw usageError(`this card layout carries ${unit === 'fen' ? 'money (fen): use --amount' : 'energy (0.01 kWh): use --kwh'}`);
+  const [flag, text, wanted] =
+    opts.kwh !== undefined ? (['--kwh', opts.kwh, '0.01kWh'] as const) : (['--amount', opts.amount!, 'fen'] as const);
+  if (unit !== wanted)
+    throw usageError(`this card layout carries ${unit === 'fen' ? 'money (fen): use --amount' : 'energy (0.01 kWh): use --kwh'}`);
   const m = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text);
   if (!m) throw usageError(`${flag} must be a positive number with at most 2 decimals, not "${text}"`);
   const units = Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));

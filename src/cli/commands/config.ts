@@ -13,7 +13,9 @@ export function registerConfigCommand(program: Command, io: { out: (line: string
     .action((opts: { config: string }) => {
       try {
         const c = loadGatewayConfig(opts.config);
-        io.out(`${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${c.mqtt.url}, data in ${c.gateway.dataDir}`);
+        io.out(
+          `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${c.mqtt.url}, data in ${c.gateway.dataDir}`,
+        );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         for (const i of err.issues) io.out(formatIssue(i));

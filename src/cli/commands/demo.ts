@@ -30,7 +30,10 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
     .option('--data <dir>', 'where the SQLite database goes', './data')
     .option('--broker-port <port>', 'embedded broker port (a free one is used when it is taken; 0 = any)', '1883')
     .option('--log-level <level>', 'gateway log level (logs go to stderr)', 'warn')
-    .addHelpText('after', '\nExample:\n  npm start                      # same as: meterd demo\n  meterd demo --meters 20 --broker-port 0\n')
+    .addHelpText(
+      'after',
+      '\nExample:\n  npm start                      # same as: meterd demo\n  meterd demo --meters 20 --broker-port 0\n',
+    )
     .action(async (opts: DemoOptions) => {
       const count = Number(opts.meters);
       if (!Number.isInteger(count) || count < 1 || count > 200) throw new CliError('USAGE', '--meters is a whole number from 1 to 200', 2);
@@ -42,10 +45,19 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       const profiles = loadProfiles();
       // One Modbus meter of each kind a dormitory gateway meets: a plain energy meter and a prepaid one.
       const modbus = await Promise.all(
-        MODBUS_DEMO.map(async (m) => ({ ...m, sim: await startModbusSimulator({ profile: profiles.get(m.profile)!, unit: m.unit, tcpPort: 0 }) })),
+        MODBUS_DEMO.map(async (m) => ({
+          ...m,
+          sim: await startModbusSimulator({ profile: profiles.get(m.profile)!, unit: m.unit, tcpPort: 0 }),
+        })),
       );
       const broker = await startEmbeddedBroker({ port: Number(opts.brokerPort), logger });
-      const yaml = demoConfig({ dataDir, brokerUrl: broker.url, simPort: sim.address!.tcpPort, addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })), modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })) });
+      const yaml = demoConfig({
+        dataDir,
+        brokerUrl: broker.url,
+        simPort: sim.address!.tcpPort,
+        addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })),
+        modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })),
+      });
       const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles });
       if (!parsed.ok) throw new CliError('CONFIG_INVALID', parsed.issues.map(formatIssue).join('\n'));
       let gateway: Gateway;
@@ -59,11 +71,15 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       }
 
       const port = new URL(broker.url).port;
-      io.out(`meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, ${modbus.length} Modbus meters (${modbus.map((m) => `${m.profile} on tcp://127.0.0.1:${m.sim.port}`).join(', ')}),`);
+      io.out(
+        `meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, ${modbus.length} Modbus meters (${modbus.map((m) => `${m.profile} on tcp://127.0.0.1:${m.sim.port}`).join(', ')}),`,
+      );
       io.out(`             embedded MQTT broker at ${broker.url}, SQLite in ${dataDir}`);
       io.out(`watch the topics:  mosquitto_sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
       io.out(`              or:  npx mqtt sub -h 127.0.0.1 -p ${port} -t 'meterd/demo/#' -v`);
-      io.out(`read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`);
+      io.out(
+        `read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`,
+      );
       io.out('Ctrl-C stops everything.');
 
       const tty = process.stdout.isTTY === true;
@@ -104,7 +120,13 @@ const MODBUS_DEMO = [
   { id: 'dorm-201', profile: 'modbus-dorm-prepaid', unit: 1 },
 ];
 
-function demoConfig(o: { dataDir: string; brokerUrl: string; simPort: number; addresses: { address: string; customerNo: string }[]; modbus: { id: string; profile: string; unit: number; port: number }[] }): string {
+function demoConfig(o: {
+  dataDir: string;
+  brokerUrl: string;
+  simPort: number;
+  addresses: { address: string; customerNo: string }[];
+  modbus: { id: string; profile: string; unit: number; port: number }[];
+}): string {
   return `gateway:
   id: demo
   dataDir: ${JSON.stringify(o.dataDir)}

@@ -27,7 +27,10 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
     .description('check an installation: config, serial ports, each meter, the broker login, the database, disk space')
     .requiredOption('-c, --config <file>', 'the gateway config (YAML)')
     .option('--json', 'print the checks as JSON')
-    .addHelpText('after', '\nExample:\n  sudo -u meterd meterd doctor -c /etc/meterd/meterd.yaml\n\nRun it while the daemon is stopped: a serial port can be open in one program only.\n')
+    .addHelpText(
+      'after',
+      '\nExample:\n  sudo -u meterd meterd doctor -c /etc/meterd/meterd.yaml\n\nRun it while the daemon is stopped: a serial port can be open in one program only.\n',
+    )
     .action(async (opts: { config: string; json?: boolean }) => {
       const checks: Check[] = [];
       const report = (c: Check) => {
@@ -55,19 +58,34 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
           report({ ok: true, what: `bus ${b.id}: port ${b.port} opens` });
         } catch (err) {
           report({ ok: false, what: `bus ${b.id}: port ${b.port} opens`, detail: (err as Error).message });
-          for (const m of config.meters.filter((x) => x.busId === b.id)) report({ ok: false, what: `meter ${m.id} answers`, detail: `bus ${b.id} is not open` });
+          for (const m of config.meters.filter((x) => x.busId === b.id))
+            report({ ok: false, what: `meter ${m.id} answers`, detail: `bus ${b.id} is not open` });
           continue;
         }
         const timeoutMs = b.timeoutMs ?? responseTimeoutMs({ settings: b.line, requestBytes: 24, expectedReplyBytes: 64 });
         for (const m of config.meters.filter((x) => x.busId === b.id)) {
-          const meter = new Dlt645Meter({ link: bus, address: m.address!, edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: b.retries });
+          const meter = new Dlt645Meter({
+            link: bus,
+            address: m.address!,
+            edition: m.profile.protocol === 'dlt645-1997' ? '1997' : '2007',
+            timeoutMs,
+            readRetries: b.retries,
+          });
           const point = m.profile.groups[0]?.points[0];
           try {
             const values = await new Dlt645PointReader(meter, m.profile).read(point ? [point] : [], { priority: 'operator' });
             const v = point ? values.get(point) : undefined;
-            report({ ok: true, what: `meter ${m.id} (${m.address}) answers`, detail: v && 'v' in v ? `${point} = ${v.v} ${v.unit}`.trim() : undefined });
+            report({
+              ok: true,
+              what: `meter ${m.id} (${m.address}) answers`,
+              detail: v && 'v' in v ? `${point} = ${v.v} ${v.unit}`.trim() : undefined,
+            });
           } catch (err) {
-            report({ ok: false, what: `meter ${m.id} (${m.address}) answers`, detail: `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}` });
+            report({
+              ok: false,
+              what: `meter ${m.id} (${m.address}) answers`,
+              detail: `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`,
+            });
           }
         }
         await bus.close();
@@ -77,7 +95,11 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
         await probeBroker(config.mqtt);
         report({ ok: true, what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials` });
       } catch (err) {
-        report({ ok: false, what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials`, detail: (err as Error).message });
+        report({
+          ok: false,
+          what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials`,
+          detail: (err as Error).message,
+        });
       }
 
       const dbPath = join(config.gateway.dataDir, 'meterd.db');
@@ -88,7 +110,11 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
           const r = store.integrityCheck();
           const pending = store.outbox.counts();
           store.close();
-          report({ ok: r.ok, what: `database ${dbPath} integrity`, detail: r.ok ? `ok, ${pending.total} message(s) waiting for the broker` : r.messages.join('; ') });
+          report({
+            ok: r.ok,
+            what: `database ${dbPath} integrity`,
+            detail: r.ok ? `ok, ${pending.total} message(s) waiting for the broker` : r.messages.join('; '),
+          });
         } catch (err) {
           report({ ok: false, what: `database ${dbPath}`, detail: (err as Error).message });
         }
@@ -98,7 +124,11 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
       try {
         const fs = statfsSync(where);
         const free = fs.bavail * fs.bsize;
-        report({ ok: free >= MIN_FREE_BYTES, what: `disk space at ${where}`, detail: `${(free / 1024 ** 3).toFixed(2)} GiB free${free < MIN_FREE_BYTES ? ' (below 100 MiB)' : ''}` });
+        report({
+          ok: free >= MIN_FREE_BYTES,
+          what: `disk space at ${where}`,
+          detail: `${(free / 1024 ** 3).toFixed(2)} GiB free${free < MIN_FREE_BYTES ? ' (below 100 MiB)' : ''}`,
+        });
       } catch (err) {
         report({ ok: false, what: `disk space at ${where}`, detail: (err as Error).message });
       }

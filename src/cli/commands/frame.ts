@@ -40,19 +40,28 @@ errors (named bits of an abnormal reply).`,
         await decodeStream(io.stdin, Boolean(opts.raw), edition, io.out);
         return;
       }
-      if (hexParts.length === 0) throw usageError('give the frame as hex, e.g. meterd frame decode 68 AA AA AA AA AA AA 68 13 00 DF 16, or use --stream');
+      if (hexParts.length === 0)
+        throw usageError('give the frame as hex, e.g. meterd frame decode 68 AA AA AA AA AA AA 68 13 00 DF 16, or use --stream');
       const bytes = fromHex(hexParts.join(''));
       if (!bytes) throw usageError('the frame is not hex: use pairs of 0-9/A-F, spaces allowed');
       const r = decodeFrame(bytes);
       if (!r.ok) throw Object.assign(new Error(r.error.message), { code: r.error.code });
       if (r.value.end !== bytes.length) {
-        throw Object.assign(new Error(`${bytes.length - r.value.end} bytes follow the frame; use --stream for captures with several frames`), { code: 'DLT645_TRAILING' });
+        throw Object.assign(
+          new Error(`${bytes.length - r.value.end} bytes follow the frame; use --stream for captures with several frames`),
+          { code: 'DLT645_TRAILING' },
+        );
       }
       io.out(JSON.stringify(describeFrame(r.value.frame, edition)));
     });
 }
 
-async function decodeStream(stdin: NodeJS.ReadableStream, raw: boolean, edition: Edition | undefined, out: (line: string) => void): Promise<void> {
+async function decodeStream(
+  stdin: NodeJS.ReadableStream,
+  raw: boolean,
+  edition: Edition | undefined,
+  out: (line: string) => void,
+): Promise<void> {
   const decoder = new Dlt645Decoder();
   let offset = 0;
   let carry = '';

@@ -24,7 +24,9 @@ export function registerProfileCommand(program: Command, io: { out: (line: strin
         }
         const r = parseProfile(text, file);
         if (r.ok) {
-          io.out(`${file}: ok (${r.profile.id}, ${r.profile.protocol}, ${r.profile.points.size} points, groups ${r.profile.groups.map((g) => g.name).join(', ')})`);
+          io.out(
+            `${file}: ok (${r.profile.id}, ${r.profile.protocol}, ${r.profile.points.size} points, groups ${r.profile.groups.map((g) => g.name).join(', ')})`,
+          );
         } else {
           bad++;
           for (const i of r.issues) io.out(formatIssue(i));
@@ -40,11 +42,23 @@ export function registerProfileCommand(program: Command, io: { out: (line: strin
     .action((opts: { dir?: string[]; json?: boolean }) => {
       const profiles = [...loadProfiles([BUILTIN_PROFILES_DIR, ...(opts.dir ?? [])]).values()];
       if (opts.json) {
-        io.out(JSON.stringify(profiles.map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, points: [...p.points.keys()], groups: p.groups.map((g) => ({ name: g.name, interval: formatDuration(g.intervalMs) })) }))));
+        io.out(
+          JSON.stringify(
+            profiles.map((p) => ({
+              id: p.id,
+              name: p.name,
+              protocol: p.protocol,
+              points: [...p.points.keys()],
+              groups: p.groups.map((g) => ({ name: g.name, interval: formatDuration(g.intervalMs) })),
+            })),
+          ),
+        );
         return;
       }
       for (const p of profiles) {
-        io.out(`${p.id.padEnd(40)} ${p.protocol.padEnd(12)} ${String(p.points.size).padStart(3)} points  ${p.groups.map((g) => `${g.name}/${formatDuration(g.intervalMs)}`).join(' ')}`);
+        io.out(
+          `${p.id.padEnd(40)} ${p.protocol.padEnd(12)} ${String(p.points.size).padStart(3)} points  ${p.groups.map((g) => `${g.name}/${formatDuration(g.intervalMs)}`).join(' ')}`,
+        );
       }
     });
 }

@@ -32,7 +32,11 @@ export function registerReadCommand(program: Command, io: { out: (line: string) 
     .option('--profile <id>', 'read through a device profile: its point names, formats and scaling (any DL/T 645 or Modbus model)')
     .option('--profiles-dir <dir>', 'an extra folder of site profiles')
     .option('--modbus-tcp', 'the port is a Modbus TCP gateway (MBAP framing), not a transparent serial-over-TCP converter')
-    .option('--point <name>', 'canonical point name, e.g. energy.active.import, voltage.a; "all" = every point of --profile (repeatable)', collect)
+    .option(
+      '--point <name>',
+      'canonical point name, e.g. energy.active.import, voltage.a; "all" = every point of --profile (repeatable)',
+      collect,
+    )
     .option('--di <identifier>', 'data identifier, 8 hex digits (4 for --edition 1997) (repeatable)', collect)
     .option('--edition <year>', 'DL/T 645 edition: 2007 or 1997', '2007')
     .option('--json', 'print a JSON list of { address, point, di, value, unit }');
@@ -75,7 +79,11 @@ Exit code 0 when every point was read; 1 when any failed (timeout, or the meter'
     if (opts.json) io.out(JSON.stringify(rows));
     else printTable(rows, io.out);
     const failed = rows.filter((r) => r.error);
-    if (failed.length > 0) throw new CliError(failed.length === rows.length ? 'READ_FAILED' : 'READ_PARTIAL', `${failed.length} of ${rows.length} point(s) could not be read`);
+    if (failed.length > 0)
+      throw new CliError(
+        failed.length === rows.length ? 'READ_FAILED' : 'READ_PARTIAL',
+        `${failed.length} of ${rows.length} point(s) could not be read`,
+      );
   });
 }
 
@@ -109,14 +117,20 @@ function formatValue(v: unknown): string {
 }
 
 /** Read through a device profile: the same points, formats and scaling the daemon uses, for any supported model. */
-async function readWithProfile(opts: Record<string, unknown>, bus: ReturnType<typeof parseBusOptions>, io: { out: (line: string) => void }): Promise<void> {
+async function readWithProfile(
+  opts: Record<string, unknown>,
+  bus: ReturnType<typeof parseBusOptions>,
+  io: { out: (line: string) => void },
+): Promise<void> {
   const dirs = [BUILTIN_PROFILES_DIR, ...(opts.profilesDir ? [String(opts.profilesDir)] : [])];
   const profile = loadProfiles(dirs).get(String(opts.profile));
   if (!profile) throw usageError(`unknown profile "${String(opts.profile)}"; see meterd profile list`);
   const asked = (opts.point as string[] | undefined) ?? [];
   if (asked.length === 0) throw usageError('say what to read: --point NAME (repeatable) or --point all');
   const names = asked.includes('all') ? [...profile.points.keys()] : asked;
-  for (const n of names) if (!profile.points.has(n)) throw usageError(`profile ${profile.id} has no point "${n}"; it has: ${[...profile.points.keys()].join(', ')}`);
+  for (const n of names)
+    if (!profile.points.has(n))
+      throw usageError(`profile ${profile.id} has no point "${n}"; it has: ${[...profile.points.keys()].join(', ')}`);
   const line = { baudRate: bus.baudRate, parity: bus.parity, dataBits: bus.dataBits, stopBits: bus.stopBits };
   let values: Map<string, PointValue>;
   let who: string;
@@ -138,7 +152,13 @@ async function readWithProfile(opts: Record<string, unknown>, bus: ReturnType<ty
     const link = await openBus<Frame>({ id: 'cli', port: bus.port, line, decoder: new Dlt645Decoder() });
     try {
       const timeoutMs = bus.timeoutMs ?? responseTimeoutMs({ settings: line, requestBytes: 24, expectedReplyBytes: 64 });
-      const meter = new Dlt645Meter({ link, address, edition: profile.protocol === 'dlt645-1997' ? '1997' : '2007', timeoutMs, readRetries: bus.retries });
+      const meter = new Dlt645Meter({
+        link,
+        address,
+        edition: profile.protocol === 'dlt645-1997' ? '1997' : '2007',
+        timeoutMs,
+        readRetries: bus.retries,
+      });
       values = await new Dlt645PointReader(meter, profile).read(names, { priority: 'operator' });
     } finally {
       await link.close();
@@ -148,16 +168,22 @@ async function readWithProfile(opts: Record<string, unknown>, bus: ReturnType<ty
   const rows: ReadRow[] = names.map((n) => {
     const v = values.get(n)!;
     const source = sourceOf(profile, profile.points.get(n)!);
-    return 'v' in v ? { address: who, point: n, di: source, value: v.v, unit: v.unit } : { address: who, point: n, di: source, error: `${v.error}${v.message ? `: ${v.message}` : ''}` };
+    return 'v' in v
+      ? { address: who, point: n, di: source, value: v.v, unit: v.unit }
+      : { address: who, point: n, di: source, error: `${v.error}${v.message ? `: ${v.message}` : ''}` };
   });
   if (opts.json) io.out(JSON.stringify(rows));
   else printTable(rows, io.out);
   const failed = rows.filter((r) => r.error);
-  if (failed.length > 0) throw new CliError(failed.length === rows.length ? 'READ_FAILED' : 'READ_PARTIAL', `${failed.length} of ${rows.length} point(s) could not be read`);
+  if (failed.length > 0)
+    throw new CliError(
+      failed.length === rows.length ? 'READ_FAILED' : 'READ_PARTIAL',
+      `${failed.length} of ${rows.length} point(s) could not be read`,
+    );
 }
 
 /** Where a point comes from, as a technician would look it up: the identifier, the register, or the source bit. */
-function sourceOf(profile: DeviceProfile, spec: PointSpec): string {
+function sourceOf(_profile: DeviceProfile, spec: PointSpec): string {
   if (spec.kind === 'dlt645') return spec.di;
   if (spec.kind === 'modbus') return `${spec.table}:0x${spec.address.toString(16).padStart(4, '0').toUpperCase()}`;
   return `${spec.from}#${spec.bit}`;

@@ -12,10 +12,14 @@ const KEEP_POWER = 1 << 12;
 export function registerRelayCommand(program: Command, io: { out: (line: string) => void }): void {
   const cmd = program
     .command('relay')
-    .description('trip or close a meter\'s relay (DL/T 645 0x1C) and confirm it from status word 3')
+    .description("trip or close a meter's relay (DL/T 645 0x1C) and confirm it from status word 3")
     .requiredOption('--addr <address>', 'meter address, 12 digits')
     .addOption(new Option('--action <action>', 'what to do').choices(['trip', 'close']).makeOptionMandatory())
-    .addOption(new Option('--close-mode <mode>', 'direct: close now (1C); allowed: the customer presses the button (1B)').choices(['direct', 'allowed']).default('direct'))
+    .addOption(
+      new Option('--close-mode <mode>', 'direct: close now (1C); allowed: the customer presses the button (1B)')
+        .choices(['direct', 'allowed'])
+        .default('direct'),
+    )
     .option('--password <PPPPPPPP>', 'password level and password as 8 hex digits, e.g. 02000000 = level 02, password 000000', '02000000')
     .option('--operator <CCCCCCCC>', 'operator code recorded by the meter, 8 hex digits', '00000000')
     .option('--valid <minutes>', 'the command expires this many minutes from now, so a stale one never runs', '60');
@@ -45,13 +49,16 @@ Exit code 0 when the relay is confirmed in the asked state; 1 when the meter ref
       const meter = meterOn(link, address, timeoutMs, bus.retries);
       await meter.remoteControl(action, { password: pw.value, operator: op.value, validUntil });
       const r = await meter.read('04000503');
-      if (r.value.kind !== 'word') throw new CliError('RELAY_NOT_CONFIRMED', `the command was accepted but status word 3 could not be read (${r.value.kind})`);
+      if (r.value.kind !== 'word')
+        throw new CliError('RELAY_NOT_CONFIRMED', `the command was accepted but status word 3 could not be read (${r.value.kind})`);
       return r.value.value;
     });
     const open = (word & RELAY_OPEN) !== 0;
     const state = `status word 3 = 0x${word.toString(16).padStart(4, '0').toUpperCase()}: relay ${open ? 'open' : 'closed'}, command ${word & COMMAND_TRIP ? 'trip' : 'close'}${word & KEEP_POWER ? ', keep-power on' : ''}`;
-    if (action === 'trip' && !open) throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the trip but its relay is still closed (${state})`);
-    if (action === 'close' && open) throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the close but its relay is still open (${state})`);
+    if (action === 'trip' && !open)
+      throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the trip but its relay is still closed (${state})`);
+    if (action === 'close' && open)
+      throw new CliError('RELAY_NOT_CONFIRMED', `meter ${address} accepted the close but its relay is still open (${state})`);
     if (action === 'close-allowed' && open) {
       io.out(`meter ${address}: close allowed; the relay closes when the customer presses the button (${state})`);
       return;

@@ -49,15 +49,22 @@ export function registerReportCommand(program: Command, io: { out: (line: string
   const clock = deps.clock ?? systemClock;
   const report = program
     .command('report')
-    .description('the books: sales, refunds and allowances per operator and channel, where each load stands, and the meters\' purchase counters reconciled');
+    .description(
+      "the books: sales, refunds and allowances per operator and channel, where each load stands, and the meters' purchase counters reconciled",
+    );
 
   const common = (c: Command) =>
     c
       .requiredOption('-c, --config <file>', 'the gateway config (YAML): its dataDir holds the books, its time zone decides the days')
-      .option('--operator <name>', 'only this operator\'s sales and refunds (the reconciliation stays whole)')
+      .option('--operator <name>', "only this operator's sales and refunds (the reconciliation stays whole)")
       .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'));
 
-  common(report.command('daily').description('the books of one local day (default: today)').option('--date <YYYY-MM-DD>', 'the day, in the gateway\'s time zone'))
+  common(
+    report
+      .command('daily')
+      .description('the books of one local day (default: today)')
+      .option('--date <YYYY-MM-DD>', "the day, in the gateway's time zone"),
+  )
     .addHelpText(
       'after',
       `
@@ -76,11 +83,19 @@ The daemon publishes each closed day on reports/daily at 00:05.`,
       print(io, run(config, clock, { kind: 'daily', date }, opts.operator), opts.format);
     });
 
-  common(report.command('monthly').description('the books of one local month (default: this month)').option('--month <YYYY-MM>', 'the month, in the gateway\'s time zone'))
+  common(
+    report
+      .command('monthly')
+      .description('the books of one local month (default: this month)')
+      .option('--month <YYYY-MM>', "the month, in the gateway's time zone"),
+  )
     .addHelpText('after', '\nExample:\n  meterd report monthly --month 2026-11 --format json -c /etc/meterd/meterd.yaml\n')
     .action((opts: CommonOptions & { month?: string }) => {
       const config = loadConfig(opts.config);
-      const month = opts.month === undefined ? localDate(clock.now(), config.gateway.timeZone).slice(0, 7) : checked(() => parseBooksMonth(opts.month!));
+      const month =
+        opts.month === undefined
+          ? localDate(clock.now(), config.gateway.timeZone).slice(0, 7)
+          : checked(() => parseBooksMonth(opts.month!));
       print(io, run(config, clock, { kind: 'monthly', month }, opts.operator), opts.format);
     });
   return report;
@@ -91,7 +106,10 @@ function run(config: GatewayConfig, clock: Clock, period: BooksPeriod, operator:
   if (!existsSync(path)) throw new CliError('STORE_MISSING', `no books at ${path}: the gateway has not run with this config's dataDir yet`);
   const store = openStore({ path, clock });
   try {
-    return new Books({ store, clock, gateway: config.gateway, meters: config.meters }).report(period, operator === undefined ? {} : { operator });
+    return new Books({ store, clock, gateway: config.gateway, meters: config.meters }).report(
+      period,
+      operator === undefined ? {} : { operator },
+    );
   } finally {
     store.close();
   }
@@ -126,13 +144,24 @@ function checked<T>(fn: () => T): T {
 export function reportTable(r: BooksReport): string[] {
   const out: string[] = [];
   const tz = r.timeZone;
-  out.push(`${r.period.kind === 'daily' ? 'Daily' : 'Monthly'} books ${periodLabel(r.period)} (${tz}), gateway ${r.gatewayId}, as of ${localDateTime(r.asOf, tz)}${r.operator === null ? '' : `, operator ${r.operator} only`}`);
+  out.push(
+    `${r.period.kind === 'daily' ? 'Daily' : 'Monthly'} books ${periodLabel(r.period)} (${tz}), gateway ${r.gatewayId}, as of ${localDateTime(r.asOf, tz)}${r.operator === null ? '' : `, operator ${r.operator} only`}`,
+  );
   out.push('');
   if (r.totals.length === 0) out.push('No sales, refunds or allowances in this period.');
   else {
     out.push('Sales and refunds per operator and channel');
     const rows: string[][] = [['operator', 'channel', 'unit', 'loads', 'amount', 'refunds', 'amount', 'net']];
-    const row = (operator: string, channel: string, s: BooksSum) => [operator, channel, unitLabel(s.unit), String(s.loads.count), formatUnits(s.loads.amount), String(s.refunds.count), formatUnits(s.refunds.amount), formatUnits(s.net)];
+    const row = (operator: string, channel: string, s: BooksSum) => [
+      operator,
+      channel,
+      unitLabel(s.unit),
+      String(s.loads.count),
+      formatUnits(s.loads.amount),
+      String(s.refunds.count),
+      formatUnits(s.refunds.amount),
+      formatUnits(s.net),
+    ];
     for (const l of r.lines) rows.push(row(name(l.operator), l.channel, l));
     if (r.byOperator.length > 1) for (const o of r.byOperator) rows.push(row(name(o.operator), 'all', o));
     if (r.byChannel.length > 1) for (const c of r.byChannel) rows.push(row('all', c.channel, c));
@@ -142,12 +171,21 @@ export function reportTable(r: BooksReport): string[] {
     out.push('Cash (allowances are not cash)');
     for (const t of r.totals) {
       const u = unitLabel(t.unit);
-      out.push(`  ${u}: sales ${t.cash.sales.count} = ${formatUnits(t.cash.sales.amount)}, refunds ${t.cash.refunds.count} = ${formatUnits(t.cash.refunds.amount)}, net ${formatUnits(t.cash.net)} ${u}` + (t.allowances.count > 0 ? `; allowances ${t.allowances.count} = ${formatUnits(t.allowances.amount)} ${u}` : ''));
+      out.push(
+        `  ${u}: sales ${t.cash.sales.count} = ${formatUnits(t.cash.sales.amount)}, refunds ${t.cash.refunds.count} = ${formatUnits(t.cash.refunds.amount)}, net ${formatUnits(t.cash.net)} ${u}` +
+          (t.allowances.count > 0 ? `; allowances ${t.allowances.count} = ${formatUnits(t.allowances.amount)} ${u}` : ''),
+      );
     }
     out.push('');
     out.push('State of loads');
     const head = ['state', ...r.totals.flatMap((t) => [`count`, unitLabel(t.unit)])];
-    const states = [head, ...LOAD_STATUSES.map((s) => [LOAD_STATUS_LABELS[s] + (s === 'refused' ? ' (not in sales)' : ''), ...r.totals.flatMap((t) => [String(t.states[s].count), formatUnits(t.states[s].amount)])])];
+    const states = [
+      head,
+      ...LOAD_STATUSES.map((s) => [
+        LOAD_STATUS_LABELS[s] + (s === 'refused' ? ' (not in sales)' : ''),
+        ...r.totals.flatMap((t) => [String(t.states[s].count), formatUnits(t.states[s].amount)]),
+      ]),
+    ];
     out.push(...columns(states, [false, ...r.totals.flatMap(() => [true, true])]));
   }
   if (r.unconfirmed.length > 0) {
@@ -155,18 +193,35 @@ export function reportTable(r: BooksReport): string[] {
     out.push('Loads not confirmed by their meter');
     const rows = [['time', 'meter', 'channel', 'operator', 'amount', 'count', 'state', 'request', 'why']];
     for (const u of r.unconfirmed) {
-      rows.push([localDateTime(u.createdAt, tz), u.meterId, u.channel, name(u.operator), `${formatUnits(u.amount)} ${unitLabel(u.unit)}`, u.purchaseCount === null ? '-' : String(u.purchaseCount), LOAD_STATUS_LABELS[u.status], u.requestId, u.reason]);
+      rows.push([
+        localDateTime(u.createdAt, tz),
+        u.meterId,
+        u.channel,
+        name(u.operator),
+        `${formatUnits(u.amount)} ${unitLabel(u.unit)}`,
+        u.purchaseCount === null ? '-' : String(u.purchaseCount),
+        LOAD_STATUS_LABELS[u.status],
+        u.requestId,
+        u.reason,
+      ]);
     }
     out.push(...columns(rows, [false, false, false, false, true, true, false, false, false]));
   }
   out.push('');
-  out.push('Reconciliation against the meters\' purchase counters (all operators)');
+  out.push("Reconciliation against the meters' purchase counters (all operators)");
   if (r.reconciliation.length === 0) out.push('  no meter had loads or a moving counter in this period');
   else {
     const rows = [['meter', 'counter', 'moved', 'books', 'difference', 'status']];
     for (const m of r.reconciliation) {
       const counter = m.opening && m.closing ? `${m.opening.count} -> ${m.closing.count}` : '-';
-      rows.push([m.meterId, counter, m.counterDelta === null ? '-' : String(m.counterDelta), String(m.booksLoads), m.difference === null ? '-' : signed(m.difference), m.status]);
+      rows.push([
+        m.meterId,
+        counter,
+        m.counterDelta === null ? '-' : String(m.counterDelta),
+        String(m.booksLoads),
+        m.difference === null ? '-' : signed(m.difference),
+        m.status,
+      ]);
     }
     const table = columns(rows, [false, false, true, true, true, false]);
     out.push(table[0]!);
@@ -181,9 +236,24 @@ export function reportTable(r: BooksReport): string[] {
 // ─── CSV ─────────────────────────────────────────────────────────────────────────────────────────────────────────
 
 const CSV_HEADER = [
-  'period', 'row', 'operator', 'channel', 'unit',
-  'loads', 'loads_amount', 'refunds', 'refunds_amount', 'net',
-  'applied', 'applied_amount', 'awaiting', 'awaiting_amount', 'not_settled', 'not_settled_amount', 'rejected_failed', 'rejected_failed_amount',
+  'period',
+  'row',
+  'operator',
+  'channel',
+  'unit',
+  'loads',
+  'loads_amount',
+  'refunds',
+  'refunds_amount',
+  'net',
+  'applied',
+  'applied_amount',
+  'awaiting',
+  'awaiting_amount',
+  'not_settled',
+  'not_settled_amount',
+  'rejected_failed',
+  'rejected_failed_amount',
 ];
 
 /**
@@ -194,8 +264,16 @@ export function reportCsv(r: BooksReport): string[] {
   const label = periodLabel(r.period);
   const row = (kind: string, operator: string, channel: string, s: BooksSum) =>
     [
-      label, kind, operator, channel, unitLabel(s.unit),
-      String(s.loads.count), formatUnits(s.loads.amount), String(s.refunds.count), formatUnits(s.refunds.amount), formatUnits(s.net),
+      label,
+      kind,
+      operator,
+      channel,
+      unitLabel(s.unit),
+      String(s.loads.count),
+      formatUnits(s.loads.amount),
+      String(s.refunds.count),
+      formatUnits(s.refunds.amount),
+      formatUnits(s.net),
       ...LOAD_STATUSES.flatMap((k) => [String(s.states[k].count), formatUnits(s.states[k].amount)]),
     ]
       .map(csvField)
@@ -223,7 +301,7 @@ function signed(n: number): string {
 
 function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const r of rows) for (const [i, cell] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
   return rows.map((r) =>
     r
       .map((cell, i) => (i === r.length - 1 && !right[i] ? cell : right[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))

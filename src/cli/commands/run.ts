@@ -10,7 +10,7 @@ export function registerRunCommand(program: Command, io: { out: (line: string) =
     .command('run')
     .description('run the gateway daemon: poll every meter, keep every reading in SQLite, deliver it over MQTT')
     .requiredOption('-c, --config <file>', 'the gateway config (YAML), e.g. /etc/meterd/meterd.yaml')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (default: the config\'s log.level, else info)')
+    .option('--log-level <level>', "fatal, error, warn, info, debug or trace (default: the config's log.level, else info)")
     .addHelpText(
       'after',
       `
@@ -22,7 +22,7 @@ SIGTERM or Ctrl-C: finish the bus exchange in flight, stop polling, flush, close
 A second signal exits at once.`,
     )
     .action(async (opts: { config: string; logLevel?: string }) => {
-      let config;
+      let config: ReturnType<typeof loadGatewayConfig>;
       try {
         config = loadGatewayConfig(opts.config);
       } catch (err) {

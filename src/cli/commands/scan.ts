@@ -36,7 +36,8 @@ The wildcard read makes every meter that hears it answer at once: use it with on
           answered.push(a);
         } catch (err) {
           const code = (err as { code?: string }).code;
-          if (code === 'DLT645_ABNORMAL') answered.push(a); // it answered, it just lacks that item
+          if (code === 'DLT645_ABNORMAL')
+            answered.push(a); // it answered, it just lacks that item
           else if (code !== 'BUS_TIMEOUT') throw err;
         }
       }

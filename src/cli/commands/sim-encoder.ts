@@ -6,7 +6,10 @@ import { runEncoderSimCommand } from '../../sim/encoder/cli.js';
  * Adds `meterd sim encoder` under the `sim` command: a simulated counter card encoder (STAR or meterd's STX dialect)
  * with one virtual card in its slot, on a pty or a TCP port.
  */
-export function registerSimEncoderCommand(simCommand: Command, io: { out?: (line: string) => void; logger?: Logger; signal?: AbortSignal } = {}): Command {
+export function registerSimEncoderCommand(
+  simCommand: Command,
+  io: { out?: (line: string) => void; logger?: Logger; signal?: AbortSignal } = {},
+): Command {
   return simCommand
     .command('encoder')
     .description('a simulated IC-card encoder (STAR ASCII-hex or binary STX) with a virtual SLE4442 in its slot, on a pty or TCP port')
@@ -28,7 +31,23 @@ Examples:
   meterd card read --port /tmp/ttyGW
   meterd sim encoder --tcp 4001 --framing stx --card blank`,
     )
-    .action(async (opts: { pty?: string; tcp?: string; host?: string; framing: string; card: string; layout: string; meter: string; count: string; eject: boolean }) => {
-      await runEncoderSimCommand(opts, { out: io.out ?? ((line) => void process.stdout.write(line + '\n')), ...(io.logger ? { logger: io.logger } : {}), ...(io.signal ? { signal: io.signal } : {}) });
-    });
+    .action(
+      async (opts: {
+        pty?: string;
+        tcp?: string;
+        host?: string;
+        framing: string;
+        card: string;
+        layout: string;
+        meter: string;
+        count: string;
+        eject: boolean;
+      }) => {
+        await runEncoderSimCommand(opts, {
+          out: io.out ?? ((line) => void process.stdout.write(`${line}\n`)),
+          ...(io.logger ? { logger: io.logger } : {}),
+          ...(io.signal ? { signal: io.signal } : {}),
+        });
+      },
+    );
 }

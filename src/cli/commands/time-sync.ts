@@ -13,8 +13,11 @@ export function registerTimeSyncCommand(program: Command, io: { out: (line: stri
     .command('time-sync')
     .description('set meter clocks to the gateway time: a broadcast to every meter on the line, or one meter checked before and after')
     .option('--broadcast', 'send the time to 999999999999 (no meter answers; all on the line adjust)')
-    .option('--addr <address>', 'read this meter\'s clock, correct it, and read it back')
-    .option('--write', 'with --addr: when the skew is beyond the 5-minute broadcast limit, write date and time with 0x14 (needs --password)')
+    .option('--addr <address>', "read this meter's clock, correct it, and read it back")
+    .option(
+      '--write',
+      'with --addr: when the skew is beyond the 5-minute broadcast limit, write date and time with 0x14 (needs --password)',
+    )
     .option('--password <PPPPPPPP>', 'password for --write, 8 hex digits', '02000000')
     .option('--operator <CCCCCCCC>', 'operator code for --write', '00000000');
   addBusOptions(cmd).addHelpText(
@@ -47,9 +50,16 @@ a larger skew needs --write with the meter's password.`,
       if (Math.abs(before) <= BROADCAST_LIMIT_MS) {
         await sendBroadcastTime(link, meterTimeOf(new Date()));
       } else {
-        if (!opts.write) throw new CliError('SKEW_TOO_LARGE', `skew ${fmtSkew(before)} is beyond the 5-minute broadcast limit; run again with --write --password PPPPPPPP to set the clock`);
+        if (!opts.write)
+          throw new CliError(
+            'SKEW_TOO_LARGE',
+            `skew ${fmtSkew(before)} is beyond the 5-minute broadcast limit; run again with --write --password PPPPPPPP to set the clock`,
+          );
         const now = meterTimeOf(new Date());
-        for (const [di, layout] of [['04000101', 'YYMMDDWW'], ['04000102', 'hhmmss']] as const) {
+        for (const [di, layout] of [
+          ['04000101', 'YYMMDDWW'],
+          ['04000102', 'hhmmss'],
+        ] as const) {
           const frame = writeData(address, di, pw.value, op.value, encodeTime(layout, now));
           const reply = await meter.command(frame, { label: `write ${di}` });
           const r = checkReply(reply, frame.control);
@@ -57,7 +67,11 @@ a larger skew needs --write with the meter's password.`,
         }
       }
       const after = (await meter.clockSkewMs()).skewMs;
-      if (Math.abs(after) > 5000) throw new CliError('TIME_NOT_SET', `meter ${address} did not take the time: still ${fmtSkew(after)} the gateway (a meter takes one broadcast a day, not near midnight)`);
+      if (Math.abs(after) > 5000)
+        throw new CliError(
+          'TIME_NOT_SET',
+          `meter ${address} did not take the time: still ${fmtSkew(after)} the gateway (a meter takes one broadcast a day, not near midnight)`,
+        );
       io.out(`meter ${address}: clock set, now ${fmtSkew(after)} the gateway`);
     });
   });

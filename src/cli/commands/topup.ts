@@ -26,7 +26,7 @@ export function registerTopupCommand(program: Command, io: { out: (line: string)
     .requiredOption('--meter <id>', 'meter id from the config')
     .option('--kwh <n>', 'energy to load, at most two decimals (kWh-wallet meters)')
     .option('--amount <yuan>', 'money to load in yuan, at most two decimals (money-wallet meters)')
-    .option('--request-id <id>', 'the station\'s request id; running again with the same id never loads twice (default: a new id)')
+    .option('--request-id <id>', "the station's request id; running again with the same id never loads twice (default: a new id)")
     .option('--operator <name>', 'who loads, recorded in the ledger', process.env.USER ?? 'technician')
     .option('--customer <number>', 'customer number, when the meter checks it')
     .option('--json', 'print the ledger entry as JSON')
@@ -41,39 +41,55 @@ Stop the daemon first when it holds the serial port (systemctl stop meterd); wit
 topup command over MQTT instead. The result is decided by reading the meter's purchase counter back.
 Exit code 0 when applied; 1 when rejected (the meter's reason), failed, or not settled yet.`,
     )
-    .action(async (opts: { config: string; meter: string; kwh?: string; amount?: string; requestId?: string; operator: string; customer?: string; json?: boolean }) => {
-      if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount YUAN');
-      const value = Number(opts.kwh ?? opts.amount);
-      if (!Number.isFinite(value) || value <= 0 || Math.abs(Math.round(value * 100) - value * 100) > 1e-6) throw usageError(`${opts.kwh ? '--kwh' : '--amount'} must be positive with at most two decimals`);
-      const config = loadConfig(opts.config);
-      const meter = config.meters.find((m) => m.id === opts.meter);
-      if (!meter) throw usageError(`no meter "${opts.meter}" in ${opts.config}`);
-      const store = openStore({ path: join(config.gateway.dataDir, 'meterd.db'), clock: systemClock });
-      const opened = await openConfiguredBus(config.buses.find((b) => b.id === meter.busId)!, { waitForPort: false });
-      try {
-        const drivers = meterDrivers(meter, opened, config);
-        if (!drivers.credit && meter.profile.credit?.method === 'dlt645-esam') {
-          throw new CliError('ESAM_NEEDS_STATION', `meter ${meter.id} (${meter.profile.id}) is an ESAM meter: its loads need the station's encryption machine, which only the running daemon reaches (send a topup command over MQTT)`);
+    .action(
+      async (opts: {
+        config: string;
+        meter: string;
+        kwh?: string;
+        amount?: string;
+        requestId?: string;
+        operator: string;
+        customer?: string;
+        json?: boolean;
+      }) => {
+        if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount YUAN');
+        const value = Number(opts.kwh ?? opts.amount);
+        if (!Number.isFinite(value) || value <= 0 || Math.abs(Math.round(value * 100) - value * 100) > 1e-6)
+          throw usageError(`${opts.kwh ? '--kwh' : '--amount'} must be positive with at most two decimals`);
+        const config = loadConfig(opts.config);
+        const meter = config.meters.find((m) => m.id === opts.meter);
+        if (!meter) throw usageError(`no meter "${opts.meter}" in ${opts.config}`);
+        const store = openStore({ path: join(config.gateway.dataDir, 'meterd.db'), clock: systemClock });
+        const opened = await openConfiguredBus(config.buses.find((b) => b.id === meter.busId)!, { waitForPort: false });
+        try {
+          const drivers = meterDrivers(meter, opened, config);
+          if (!drivers.credit && meter.profile.credit?.method === 'dlt645-esam') {
+            throw new CliError(
+              'ESAM_NEEDS_STATION',
+              `meter ${meter.id} (${meter.profile.id}) is an ESAM meter: its loads need the station's encryption machine, which only the running daemon reaches (send a topup command over MQTT)`,
+            );
+          }
+          if (!drivers.credit)
+            throw new CliError('METER_NOT_CREDITABLE', `meter ${meter.id} (${meter.profile.id}) has no credit method in its profile`);
+          const service = new CreditService({ store, clock: systemClock, ports: new Map([[meter.id, drivers.credit]]) });
+          const { entry, fresh } = await service.topUp({
+            requestId: opts.requestId ?? `operator-${randomUUID()}`,
+            meterId: meter.id,
+            channel: 'operator',
+            ...(opts.kwh ? { energyKwh: value } : { amountFen: Math.round(value * 100) }),
+            operator: opts.operator,
+            customerNo: opts.customer ?? meter.customerNo,
+          });
+          if (opts.json) io.out(JSON.stringify(creditMessage(entry, Date.now())));
+          else io.out(summary(entry, fresh));
+          if (entry.state !== 'applied')
+            throw new CliError(entry.error?.code ?? entry.state.toUpperCase(), entry.error?.message ?? `the load is ${entry.state}`);
+        } finally {
+          await opened.bus.close();
+          store.close();
         }
-        if (!drivers.credit) throw new CliError('METER_NOT_CREDITABLE', `meter ${meter.id} (${meter.profile.id}) has no credit method in its profile`);
-        const service = new CreditService({ store, clock: systemClock, ports: new Map([[meter.id, drivers.credit]]) });
-        const { entry, fresh } = await service.topUp({
-          requestId: opts.requestId ?? `operator-${randomUUID()}`,
-          meterId: meter.id,
-          channel: 'operator',
-          ...(opts.kwh ? { energyKwh: value } : { amountFen: Math.round(value * 100) }),
-          operator: opts.operator,
-          customerNo: opts.customer ?? meter.customerNo,
-        });
-        if (opts.json) io.out(JSON.stringify(creditMessage(entry, Date.now())));
-        else io.out(summary(entry, fresh));
-        if (entry.state !== 'applied') throw new CliError(entry.error?.code ?? entry.state.toUpperCase(), entry.error?.message ?? `the load is ${entry.state}`);
-      } finally {
-        await opened.bus.close();
-        store.close();
-      }
-    });
-
+      },
+    );
 }
 
 export function registerLedgerCommand(program: Command, io: { out: (line: string) => void }): void {
@@ -97,7 +113,9 @@ export function registerLedgerCommand(program: Command, io: { out: (line: string
           io.out('time                      meter        channel   amount        count  state      request');
           for (const e of entries) {
             const amount = `${(e.amount / 100).toFixed(2)} ${e.unit === 'money' ? 'CNY' : 'kWh'}`;
-            io.out(`${new Date(e.createdAt).toISOString().padEnd(25)} ${e.meterId.padEnd(12)} ${e.channel.padEnd(9)} ${amount.padEnd(13)} ${String(e.purchaseCount ?? '-').padEnd(6)} ${e.state.padEnd(10)} ${e.requestId}${e.error ? `  (${e.error.code})` : ''}`);
+            io.out(
+              `${new Date(e.createdAt).toISOString().padEnd(25)} ${e.meterId.padEnd(12)} ${e.channel.padEnd(9)} ${amount.padEnd(13)} ${String(e.purchaseCount ?? '-').padEnd(6)} ${e.state.padEnd(10)} ${e.requestId}${e.error ? `  (${e.error.code})` : ''}`,
+            );
           }
           io.out(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
         }
@@ -110,6 +128,7 @@ export function registerLedgerCommand(program: Command, io: { out: (line: string
 function summary(e: LedgerEntry, fresh: boolean): string {
   const unit = e.unit === 'money' ? 'CNY' : 'kWh';
   const head = `${fresh ? '' : '(request seen before, nothing written) '}meter ${e.meterId}: ${(e.amount / 100).toFixed(2)} ${unit} ${e.state}`;
-  if (e.state === 'applied' && e.after) return `${head}: purchase count ${e.after.count}, balance ${(e.after.balance / 100).toFixed(2)} ${unit} (request ${e.requestId})`;
+  if (e.state === 'applied' && e.after)
+    return `${head}: purchase count ${e.after.count}, balance ${(e.after.balance / 100).toFixed(2)} ${unit} (request ${e.requestId})`;
   return `${head}${e.error ? `: ${e.error.code}: ${e.error.message}` : ''} (request ${e.requestId})`;
 }

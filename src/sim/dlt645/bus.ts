@@ -28,7 +28,9 @@ export interface SimulatedBusOptions {
 }
 
 /** Where a line was attached: a serial device, or a TCP listener (port as bound, useful with port 0). */
-export type AttachedTransport = { readonly kind: 'serial'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+export type AttachedTransport =
+  | { readonly kind: 'serial'; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
 export interface BusStats {
   /** Request frames heard (replies and echoes on the line are not requests). */
@@ -94,7 +96,8 @@ export class SimulatedBus {
   }
 
   add(meter: SimulatedMeter): void {
-    if (this.list.some((m) => m.address === meter.address)) throw new TypeError(`a meter with address ${meter.address} is already on this bus`);
+    if (this.list.some((m) => m.address === meter.address))
+      throw new TypeError(`a meter with address ${meter.address} is already on this bus`);
     this.list.push(meter);
     this.byAddress = undefined;
     this.perMeter.set(meter, { faults: {}, drop: 0, corrupt: 0, requests: 0, replies: 0 });
@@ -171,7 +174,15 @@ export class SimulatedBus {
   private async attachSerial(path: string): Promise<AttachedTransport> {
     const port = new SerialPort({ path, baudRate: this.baudRate, parity: 'even', dataBits: 8, stopBits: 1, lock: false, autoOpen: false });
     await new Promise<void>((resolve, reject) =>
-      port.open((err) => (err ? reject(new Error(`cannot open ${path}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttySIM)`)) : resolve())),
+      port.open((err) =>
+        err
+          ? reject(
+              new Error(
+                `cannot open ${path}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttySIM)`,
+              ),
+            )
+          : resolve(),
+      ),
     );
     this.ports.add(port);
     this.attachStream(port, path);
@@ -214,7 +225,8 @@ export class SimulatedBus {
     const fn = frame.control & FUNCTION_MASK;
     if (fn === 0x15 || fn === 0x0a) this.byAddress = undefined;
     if (this.busFaults.echo || heard.some((m) => this.perMeter.get(m)!.faults.echo)) write(stream, raw);
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ address: frame.address, control: frame.control, meters: heard.length }, 'request');
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug({ address: frame.address, control: frame.control, meters: heard.length }, 'request');
     for (const meter of heard) {
       const line = this.perMeter.get(meter)!;
       line.requests++;
@@ -296,8 +308,10 @@ function definedOnly(f: BusFaults): BusFaults {
 }
 
 function checkFaults(f: BusFaults): BusFaults {
-  if (f.delayMs !== undefined && (!Number.isFinite(f.delayMs) || f.delayMs < 0)) throw new TypeError('delayMs is not a number of milliseconds >= 0');
-  if (typeof f.noise === 'number' && (!Number.isInteger(f.noise) || f.noise < 0 || f.noise > 255)) throw new TypeError('noise is not a byte count from 0 to 255');
+  if (f.delayMs !== undefined && (!Number.isFinite(f.delayMs) || f.delayMs < 0))
+    throw new TypeError('delayMs is not a number of milliseconds >= 0');
+  if (typeof f.noise === 'number' && (!Number.isInteger(f.noise) || f.noise < 0 || f.noise > 255))
+    throw new TypeError('noise is not a byte count from 0 to 255');
   return f;
 }
 

@@ -32,7 +32,8 @@ export class SimCommandError extends Error {
  * meter addresses, for the CLI author to mount as `meterd sim dlt645`.
  */
 export async function runDlt645SimCommand(options: Dlt645SimCommandOptions, io: Dlt645SimCommandIo = {}): Promise<void> {
-  if ((options.pty === undefined) === (options.tcp === undefined)) throw new SimCommandError('give exactly one of --pty PATH or --tcp PORT');
+  if ((options.pty === undefined) === (options.tcp === undefined))
+    throw new SimCommandError('give exactly one of --pty PATH or --tcp PORT');
   if (options.meters !== undefined && options.count !== undefined) throw new SimCommandError('give --meters FILE or --count N, not both');
   const tcpPort = options.tcp === undefined ? undefined : wholeNumber(options.tcp, '--tcp', 0, 65535);
   const delayMs = options.delay === undefined ? undefined : wholeNumber(options.delay, '--delay', 0, 60_000);
@@ -76,6 +77,7 @@ function untilStopped(signal: AbortSignal | undefined): Promise<void> {
 
 function wholeNumber(v: number | string, flag: string, min: number, max: number): number {
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new SimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new SimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
   return n;
 }

@@ -9,7 +9,16 @@ import type { SimulatorSpec } from './spec.js';
 export { SimulatedBus, type AttachedTransport, type BusFaults, type BusStats, type SimulatedBusOptions } from './bus.js';
 export { SimulatedMeter, type MeterSnapshot, type SimulatedMeterOptions } from './meter.js';
 export { PlainSecurity, type CreditLoad, type SecurityModule } from './security.js';
-export { checkMeterSpec, defaultMeters, loadSimulatorSpec, parseSimulatorSpec, type MeterKind, type MeterSpec, type SimulatorSpec, type SpecError } from './spec.js';
+export {
+  checkMeterSpec,
+  defaultMeters,
+  loadSimulatorSpec,
+  parseSimulatorSpec,
+  type MeterKind,
+  type MeterSpec,
+  type SimulatorSpec,
+  type SpecError,
+} from './spec.js';
 
 export interface Dlt645SimulatorOptions {
   /** Serial device to serve, normally one end of a pty pair (the gateway opens the other). */
@@ -56,7 +65,11 @@ export async function startDlt645Simulator(options: Dlt645SimulatorOptions): Pro
     const meter = new SimulatedMeter(spec, { startMs, ...(options.security ? { security: options.security } : {}) });
     meters.set(meter.address, meter);
   }
-  const bus = new SimulatedBus(meters.values(), { logger, ...(clock ? { clock } : {}), ...(options.faults ? { faults: options.faults } : {}) });
+  const bus = new SimulatedBus(meters.values(), {
+    logger,
+    ...(clock ? { clock } : {}),
+    ...(options.faults ? { faults: options.faults } : {}),
+  });
   try {
     let tcpPort: number | undefined;
     if (options.port !== undefined) await bus.attach(options.port);

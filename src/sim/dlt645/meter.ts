@@ -59,7 +59,15 @@ const SERR_BIT: Record<LoadRefusal | 'other-error' | 'mac-failed' | 'authenticat
 
 /** Status word 1 and 3 bits the simulator computes (dlt645.md §3.6.2); the other bits come from the seeded word. */
 const SW1 = { reversePower: 1 << 4, overdraft: 1 << 14 };
-const SW3 = { relayOpen: 1 << 4, commandTrip: 1 << 6, alarm: 1 << 7, kwhPrepaid: 1 << 8, moneyPrepaid: 1 << 9, keepPower: 1 << 12, notOpened: 1 << 14 };
+const SW3 = {
+  relayOpen: 1 << 4,
+  commandTrip: 1 << 6,
+  alarm: 1 << 7,
+  kwhPrepaid: 1 << 8,
+  moneyPrepaid: 1 << 9,
+  keepPower: 1 << 12,
+  notOpened: 1 << 14,
+};
 const SW1_MANAGED = SW1.reversePower | SW1.overdraft;
 const SW3_MANAGED = Object.values(SW3).reduce((a, b) => a | b, 0);
 
@@ -167,7 +175,15 @@ export class SimulatedMeter {
   private readonly relay: Relay;
   private readonly wallet: Wallet | undefined;
   private readonly security: SecurityModule;
-  private readonly counters: Record<Counter, number> = { programming: 0, meterClear: 0, demandClear: 0, eventClear: 0, timeSet: 0, coverOpen: 0, powerDown: 0 };
+  private readonly counters: Record<Counter, number> = {
+    programming: 0,
+    meterClear: 0,
+    demandClear: 0,
+    eventClear: 0,
+    timeSet: 0,
+    coverOpen: 0,
+    powerDown: 0,
+  };
   /** Energy in Wh (fractions kept) for total and tariffs 1-4; the simulator's one time period is tariff 1. */
   private importWh = [0, 0, 0, 0, 0];
   private exportWh = [0, 0, 0, 0, 0];
@@ -882,7 +898,7 @@ export class SimulatedMeter {
     if (k >= this.phases) return 0;
     const v = this.voltage[k]!;
     if (v === 0 || this.powerFactor === 0) return 0;
-    return (this.effectivePowerKw() / this.phases) * 1000 / (v * this.powerFactor);
+    return ((this.effectivePowerKw() / this.phases) * 1000) / (v * this.powerFactor);
   }
 
   // ---- live values ---------------------------------------------------------------------------------------------
@@ -891,13 +907,15 @@ export class SimulatedMeter {
     const di = resolveIdentifier(key, this.edition)!;
     const bytes = encodeRegisterValue(di, value, this.edition);
     if (!bytes.ok) throw new TypeError(`meter ${this.#address}: ${bytes.error.message}`);
-    if (!this.supports(di)) throw new TypeError(`meter ${this.#address}: ${key} is not an item of a ${this.phases}-phase ${this.kind} meter`);
+    if (!this.supports(di))
+      throw new TypeError(`meter ${this.#address}: ${key} is not an item of a ${this.phases}-phase ${this.kind} meter`);
     const live = this.live.get(di);
     if (!live) {
       this.registers.set(di, bytes.value);
       return;
     }
-    if (!live.write || live.notSeedable) throw new TypeError(`meter ${this.#address}: ${key} ${live.notSeedable ?? 'is computed by the simulator'}`);
+    if (!live.write || live.notSeedable)
+      throw new TypeError(`meter ${this.#address}: ${key} ${live.notSeedable ?? 'is computed by the simulator'}`);
     live.write(bytes.value);
   }
 
@@ -907,67 +925,171 @@ export class SimulatedMeter {
   }
 
   private bindLiveValues(): void {
-    const computed = (get: () => number, why: string): LiveFactory => (f) => ({ read: () => numberBytes(f, get()), notSeedable: why });
-    const setting = (get: () => number, set: (v: number) => void, master = false): LiveFactory => (f) => ({
-      read: () => numberBytes(f, get()),
-      write: (bytes) => {
-        const v = numberOf(f, bytes);
-        if (v === undefined) return false;
-        set(v);
-        return true;
-      },
-      master,
-    });
+    const computed =
+      (get: () => number, why: string): LiveFactory =>
+      (f) => ({ read: () => numberBytes(f, get()), notSeedable: why });
+    const setting =
+      (get: () => number, set: (v: number) => void, master = false): LiveFactory =>
+      (f) => ({
+        read: () => numberBytes(f, get()),
+        write: (bytes) => {
+          const v = numberOf(f, bytes);
+          if (v === undefined) return false;
+          set(v);
+          return true;
+        },
+        master,
+      });
     const tariffs = ['', '.t1', '.t2', '.t3', '.t4'];
     tariffs.forEach((suffix, k) => {
       const toWh = (kwh: number) => Math.round(kwh * 100) * 10;
-      this.bind(`energy.active.import${suffix}`, setting(() => centi(this.importWh[k]!), (v) => (this.importWh[k] = toWh(v))));
-      this.bind(`energy.active.export${suffix}`, setting(() => centi(this.exportWh[k]!), (v) => (this.exportWh[k] = toWh(v))));
+      this.bind(
+        `energy.active.import${suffix}`,
+        setting(
+          () => centi(this.importWh[k]!),
+          (v) => (this.importWh[k] = toWh(v)),
+        ),
+      );
+      this.bind(
+        `energy.active.export${suffix}`,
+        setting(
+          () => centi(this.exportWh[k]!),
+          (v) => (this.exportWh[k] = toWh(v)),
+        ),
+      );
       // Combined active energy = forward + reverse, the State Grid default combination word.
-      this.bind(`energy.active.total${suffix}`, computed(() => centi(this.importWh[k]!) + centi(this.exportWh[k]!), 'is forward plus reverse energy; seed those'));
+      this.bind(
+        `energy.active.total${suffix}`,
+        computed(() => centi(this.importWh[k]!) + centi(this.exportWh[k]!), 'is forward plus reverse energy; seed those'),
+      );
     });
     const phases = ['a', 'b', 'c'] as const;
     phases.forEach((ph, k) => {
-      this.bind(`voltage.${ph}`, setting(() => (k < this.phases ? this.voltage[k]! : 0), (v) => (this.voltage[k] = v)));
-      this.bind(`current.${ph}`, computed(() => this.phaseCurrent(k), 'is computed from powerKw, voltage and power factor; set powerKw'));
+      this.bind(
+        `voltage.${ph}`,
+        setting(
+          () => (k < this.phases ? this.voltage[k]! : 0),
+          (v) => (this.voltage[k] = v),
+        ),
+      );
+      this.bind(
+        `current.${ph}`,
+        computed(() => this.phaseCurrent(k), 'is computed from powerKw, voltage and power factor; set powerKw'),
+      );
       const share = () => (k < this.phases ? this.effectivePowerKw() / this.phases : 0);
       this.bind(`power.active.${ph}`, computed(share, 'is powerKw shared over the phases; set powerKw'));
-      this.bind(`power.reactive.${ph}`, computed(() => reactive(share(), this.powerFactor), 'follows from powerKw and power factor'));
-      this.bind(`power.apparent.${ph}`, computed(() => Math.abs(share()) / (this.powerFactor || 1), 'follows from powerKw and power factor'));
-      this.bind(`power.factor.${ph}`, computed(() => this.powerFactor, 'is the meter power factor; seed power.factor'));
-      this.bind(`energy.active.import.${ph}`, computed(() => (k < this.phases ? centi(this.importWh[0]! / this.phases) : 0), 'is the forward energy shared over the phases'));
+      this.bind(
+        `power.reactive.${ph}`,
+        computed(() => reactive(share(), this.powerFactor), 'follows from powerKw and power factor'),
+      );
+      this.bind(
+        `power.apparent.${ph}`,
+        computed(() => Math.abs(share()) / (this.powerFactor || 1), 'follows from powerKw and power factor'),
+      );
+      this.bind(
+        `power.factor.${ph}`,
+        computed(() => this.powerFactor, 'is the meter power factor; seed power.factor'),
+      );
+      this.bind(
+        `energy.active.import.${ph}`,
+        computed(() => (k < this.phases ? centi(this.importWh[0]! / this.phases) : 0), 'is the forward energy shared over the phases'),
+      );
     });
-    this.bind('power.active', setting(() => this.effectivePowerKw(), (v) => (this.powerKw = v)));
-    this.bind('power.reactive', computed(() => reactive(this.effectivePowerKw(), this.powerFactor), 'follows from powerKw and power factor'));
-    this.bind('power.apparent', computed(() => Math.abs(this.effectivePowerKw()) / (this.powerFactor || 1), 'follows from powerKw and power factor'));
-    this.bind('power.factor', setting(() => this.powerFactor, (v) => (this.powerFactor = Math.min(1, Math.abs(v)))));
-    this.bind('frequency', setting(() => this.frequency, (v) => (this.frequency = v)));
-    this.bind('price.current', setting(() => this.priceE4 / 1e4, (v) => (this.priceE4 = Math.round(v * 1e4))));
-    this.bind('price.tariff', setting(() => this.priceE4 / 1e4, (v) => (this.priceE4 = Math.round(v * 1e4))));
+    this.bind(
+      'power.active',
+      setting(
+        () => this.effectivePowerKw(),
+        (v) => (this.powerKw = v),
+      ),
+    );
+    this.bind(
+      'power.reactive',
+      computed(() => reactive(this.effectivePowerKw(), this.powerFactor), 'follows from powerKw and power factor'),
+    );
+    this.bind(
+      'power.apparent',
+      computed(() => Math.abs(this.effectivePowerKw()) / (this.powerFactor || 1), 'follows from powerKw and power factor'),
+    );
+    this.bind(
+      'power.factor',
+      setting(
+        () => this.powerFactor,
+        (v) => (this.powerFactor = Math.min(1, Math.abs(v))),
+      ),
+    );
+    this.bind(
+      'frequency',
+      setting(
+        () => this.frequency,
+        (v) => (this.frequency = v),
+      ),
+    );
+    this.bind(
+      'price.current',
+      setting(
+        () => this.priceE4 / 1e4,
+        (v) => (this.priceE4 = Math.round(v * 1e4)),
+      ),
+    );
+    this.bind(
+      'price.tariff',
+      setting(
+        () => this.priceE4 / 1e4,
+        (v) => (this.priceE4 = Math.round(v * 1e4)),
+      ),
+    );
 
     const w = this.wallet;
     if (w) {
       const unit = this.kind === 'money' ? '' : '.energy';
-      this.bind(`credit.balance.${this.kind === 'money' ? 'money' : 'energy'}`, setting(() => w.balance / 100, (v) => (w.balance = Math.round(v * 100))));
-      this.bind(`credit.overdraft${unit}`, setting(() => w.overdraft / 100, (v) => (w.overdraft = Math.round(v * 100))));
+      this.bind(
+        `credit.balance.${this.kind === 'money' ? 'money' : 'energy'}`,
+        setting(
+          () => w.balance / 100,
+          (v) => (w.balance = Math.round(v * 100)),
+        ),
+      );
+      this.bind(
+        `credit.overdraft${unit}`,
+        setting(
+          () => w.overdraft / 100,
+          (v) => (w.overdraft = Math.round(v * 100)),
+        ),
+      );
       const overdraftLimit = this.kind === 'money' ? 'credit.limit.overdraft' : 'credit.limit.energy.4';
       const hoardingLimit = this.kind === 'money' ? 'credit.limit.hoarding' : 'credit.limit.energy.3';
-      this.bind(overdraftLimit, setting(() => w.overdraftLimit / 100, (v) => (w.overdraftLimit = Math.round(v * 100)), true));
-      this.bind(hoardingLimit, setting(() => w.hoardingLimit / 100, (v) => (w.hoardingLimit = Math.round(v * 100)), true));
+      this.bind(
+        overdraftLimit,
+        setting(
+          () => w.overdraftLimit / 100,
+          (v) => (w.overdraftLimit = Math.round(v * 100)),
+          true,
+        ),
+      );
+      this.bind(
+        hoardingLimit,
+        setting(
+          () => w.hoardingLimit / 100,
+          (v) => (w.hoardingLimit = Math.round(v * 100)),
+          true,
+        ),
+      );
     }
 
-    const clock = (layout: TimeLayout): LiveFactory => () => ({
-      read: () => encodeTime(layout, meterTimeAt(this.clockMs())),
-      write: (bytes) => {
-        const t = decodeMeterTime(layout, bytes);
-        if (!t.ok) return false;
-        this.clockOffsetMs = epochOf({ ...meterTimeAt(this.clockMs()), ...t.value }) - this.now;
-        this.counters.timeSet++;
-        return true;
-      },
-      master: true,
-      notSeedable: 'follows the host clock; set clockOffsetSeconds',
-    });
+    const clock =
+      (layout: TimeLayout): LiveFactory =>
+      () => ({
+        read: () => encodeTime(layout, meterTimeAt(this.clockMs())),
+        write: (bytes) => {
+          const t = decodeMeterTime(layout, bytes);
+          if (!t.ok) return false;
+          this.clockOffsetMs = epochOf({ ...meterTimeAt(this.clockMs()), ...t.value }) - this.now;
+          this.counters.timeSet++;
+          return true;
+        },
+        master: true,
+        notSeedable: 'follows the host clock; set clockOffsetSeconds',
+      });
     this.bind('clock.date', clock('YYMMDDWW'));
     this.bind('clock.time', clock('hhmmss'));
     this.bind('clock', clock('YYMMDDWWhhmmss'));
@@ -984,22 +1106,48 @@ export class SimulatedMeter {
     }));
 
     if (this.edition === '2007') {
-      const word = (di: string, compute: (base: number) => number): LiveFactory => (f) => ({
-        read: () => numberBytes(f, compute(this.statusBase.get(di) ?? 0)),
-        write: (bytes) => {
-          const v = numberOf(f, bytes);
-          if (v === undefined) return false;
-          this.statusBase.set(di, v);
-          return true;
-        },
-      });
-      this.bind('status.word1', word('04000501', (base) => (base & ~SW1_MANAGED) | this.statusWord1()));
-      this.bind('status.word3', word('04000503', (base) => (base & ~SW3_MANAGED) | this.statusWord3()));
+      const word =
+        (di: string, compute: (base: number) => number): LiveFactory =>
+        (f) => ({
+          read: () => numberBytes(f, compute(this.statusBase.get(di) ?? 0)),
+          write: (bytes) => {
+            const v = numberOf(f, bytes);
+            if (v === undefined) return false;
+            this.statusBase.set(di, v);
+            return true;
+          },
+        });
+      this.bind(
+        'status.word1',
+        word('04000501', (base) => (base & ~SW1_MANAGED) | this.statusWord1()),
+      );
+      this.bind(
+        'status.word3',
+        word('04000503', (base) => (base & ~SW3_MANAGED) | this.statusWord3()),
+      );
     }
-    this.bind('events.relay-trip.count', setting(() => this.relay.tripCount, (v) => (this.relay.tripCount = v)));
-    this.bind('events.relay-close.count', setting(() => this.relay.closeCount, (v) => (this.relay.closeCount = v)));
+    this.bind(
+      'events.relay-trip.count',
+      setting(
+        () => this.relay.tripCount,
+        (v) => (this.relay.tripCount = v),
+      ),
+    );
+    this.bind(
+      'events.relay-close.count',
+      setting(
+        () => this.relay.closeCount,
+        (v) => (this.relay.closeCount = v),
+      ),
+    );
     for (const [point, counter] of Object.entries(COUNTER_POINTS)) {
-      this.bind(point, setting(() => this.counters[counter], (v) => (this.counters[counter] = v)));
+      this.bind(
+        point,
+        setting(
+          () => this.counters[counter],
+          (v) => (this.counters[counter] = v),
+        ),
+      );
     }
   }
 

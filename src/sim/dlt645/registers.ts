@@ -49,7 +49,8 @@ function encodeByFormat(format: ValueFormat, value: RegisterValue, item: DataIte
       return r.ok ? r : fail(`${what}: ${r.error.message}`);
     }
     if (format.kind === 'word') {
-      if (!Number.isInteger(value) || value < 0 || value >= 256 ** format.bytes) return fail(`${what}: ${value} is not a ${format.bytes}-byte word`);
+      if (!Number.isInteger(value) || value < 0 || value >= 256 ** format.bytes)
+        return fail(`${what}: ${value} is not a ${format.bytes}-byte word`);
       return { ok: true, value: encodeWord(value, format.bytes) };
     }
     if (format.kind === 'digits') return digits(String(value), format.bytes, what);

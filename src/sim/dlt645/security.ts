@@ -92,7 +92,10 @@ export class EsamSecurity implements SecurityModule {
     const ciphertext = data.subarray(0, 8);
     const random1 = data.subarray(8, 16);
     const diversifier = data.subarray(16, 24);
-    if (!bytesEqual(diversifier, standInDiversifier(addressToBytes(meter))) || !bytesEqual(ciphertext, standInCiphertext(this.keyHex, random1, diversifier))) {
+    if (
+      !bytesEqual(diversifier, standInDiversifier(addressToBytes(meter))) ||
+      !bytesEqual(ciphertext, standInCiphertext(this.keyHex, random1, diversifier))
+    ) {
       this.authenticationFailures++;
       return { ok: false };
     }
@@ -114,7 +117,8 @@ export class EsamSecurity implements SecurityModule {
     if (!s) return false;
     const customer = encodeDigits(load.customerNumber, 6);
     const mac1 = standInMac1(this.keyHex, s.random2, load.amount, load.purchaseCount);
-    const ok = customer.ok && bytesEqual(load.mac1, mac1) && bytesEqual(load.mac2, standInMac2(this.keyHex, s.random2, customer.value, mac1));
+    const ok =
+      customer.ok && bytesEqual(load.mac1, mac1) && bytesEqual(load.mac2, standInMac2(this.keyHex, s.random2, customer.value, mac1));
     if (!ok) {
       this.macFailures++;
       if (++s.macFailures >= MAC_FAILURES_PER_SESSION) this.session = undefined;
@@ -123,6 +127,11 @@ export class EsamSecurity implements SecurityModule {
   }
 
   stats(nowMs: number): EsamStats {
-    return { authentications: this.authentications, authenticationFailures: this.authenticationFailures, macFailures: this.macFailures, sessionOpen: this.sessionOpen(nowMs) };
+    return {
+      authentications: this.authentications,
+      authenticationFailures: this.authenticationFailures,
+      macFailures: this.macFailures,
+      sessionOpen: this.sessionOpen(nowMs),
+    };
   }
 }

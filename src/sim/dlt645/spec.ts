@@ -117,7 +117,10 @@ const meterSpecSchema = z
     blockReads: z.boolean().optional(),
     vendorCredit: z
       .object({
-        di: z.string().regex(/^[0-9A-Fa-f]{8}$/, 'the vendor credit identifier is 8 hex digits').transform((d) => d.toUpperCase()),
+        di: z
+          .string()
+          .regex(/^[0-9A-Fa-f]{8}$/, 'the vendor credit identifier is 8 hex digits')
+          .transform((d) => d.toUpperCase()),
         layout: z.array(z.object({ field: z.string(), format: z.string() })).min(1),
       })
       .optional(),
@@ -130,12 +133,20 @@ const meterSpecSchema = z
   .superRefine((m, ctx) => {
     const edition = m.edition ?? '2007';
     if (edition === '1997' && m.kind !== undefined && m.kind !== 'plain') {
-      ctx.addIssue({ code: 'custom', path: ['kind'], message: 'a 1997 meter has no remote recharge (0x03 security is 2007 only); use kind: plain' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kind'],
+        message: 'a 1997 meter has no remote recharge (0x03 security is 2007 only); use kind: plain',
+      });
     }
     for (const [key, value] of Object.entries(m.registers ?? {})) {
       const di = resolveIdentifier(key, edition);
       if (!di) {
-        ctx.addIssue({ code: 'custom', path: ['registers', key], message: `"${key}" is neither a ${edition === '2007' ? '8' : '4'}-hex-digit DI nor a point name of a ${edition} meter` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['registers', key],
+          message: `"${key}" is neither a ${edition === '2007' ? '8' : '4'}-hex-digit DI nor a point name of a ${edition} meter`,
+        });
         continue;
       }
       const r = encodeRegisterValue(di, value, edition);
@@ -143,16 +154,19 @@ const meterSpecSchema = z
     }
   });
 
-const simulatorSpecSchema = z
-  .strictObject({ meters: z.array(meterSpecSchema).min(1, 'list at least one meter') })
-  .superRefine((s, ctx) => {
-    const seen = new Map<string, number>();
-    s.meters.forEach((m, i) => {
-      const first = seen.get(m.address);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['meters', i, 'address'], message: `address ${m.address} is already used by meter ${first + 1}` });
-      else seen.set(m.address, i);
-    });
+const simulatorSpecSchema = z.strictObject({ meters: z.array(meterSpecSchema).min(1, 'list at least one meter') }).superRefine((s, ctx) => {
+  const seen = new Map<string, number>();
+  s.meters.forEach((m, i) => {
+    const first = seen.get(m.address);
+    if (first !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['meters', i, 'address'],
+        message: `address ${m.address} is already used by meter ${first + 1}`,
+      });
+    else seen.set(m.address, i);
   });
+});
 
 export interface SpecError {
   readonly code: 'SIM_SPEC_INVALID';
@@ -162,7 +176,8 @@ export interface SpecError {
 /** Check a meter spec written in code; throws a TypeError naming every problem (the constructor's guard). */
 export function checkMeterSpec(spec: MeterSpec): MeterSpec {
   const r = meterSpecSchema.safeParse(spec);
-  if (!r.success) throw new TypeError(`meter spec ${String(spec.address)}: ${r.error.issues.map((i) => `${pathText(i.path)}${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new TypeError(`meter spec ${String(spec.address)}: ${r.error.issues.map((i) => `${pathText(i.path)}${i.message}`).join('; ')}`);
   return r.data;
 }
 
@@ -204,7 +219,10 @@ export async function loadSimulatorSpec(path: string): Promise<{ ok: true; value
 }
 
 // The deepest node that exists on the issue's path, so a missing key still points at its parent's line.
-function findNode(doc: ReturnType<typeof parseDocument>, path: (string | number)[]): { range?: [number, number, number] | null } | undefined {
+function findNode(
+  doc: ReturnType<typeof parseDocument>,
+  path: (string | number)[],
+): { range?: [number, number, number] | null } | undefined {
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] | null } | undefined;
     if (node && typeof node === 'object' && node.range) return node;
@@ -214,7 +232,10 @@ function findNode(doc: ReturnType<typeof parseDocument>, path: (string | number)
 
 function pathText(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '';
-  return `${path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')}: `;
+  return `${path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '')}: `;
 }
 
 /**
@@ -242,7 +263,7 @@ export function defaultMeters(n: number, overrides: Partial<Omit<MeterSpec, 'add
       registers: {
         'voltage.a': pick(219, 223.9, 1),
         'power.factor': pick(0.9, 0.999, 3),
-        'frequency': pick(49.95, 50.05, 2),
+        frequency: pick(49.95, 50.05, 2),
         'energy.active.import': importKwh,
         'energy.active.import.t1': Number((importKwh * 0.4).toFixed(2)),
         'energy.active.import.t2': Number((importKwh * 0.6).toFixed(2)),

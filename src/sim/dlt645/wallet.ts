@@ -93,7 +93,14 @@ export class Wallet {
     this.balance += amount - repaid;
     this.purchaseCount = count;
     this.cumulative += amount;
-    const record: PurchaseRecord = { at, countAfter: count, amount, balanceBefore: before, balanceAfter: this.balance, cumulative: this.cumulative };
+    const record: PurchaseRecord = {
+      at,
+      countAfter: count,
+      amount,
+      balanceBefore: before,
+      balanceAfter: this.balance,
+      cumulative: this.cumulative,
+    };
     this.records.unshift(record);
     if (this.records.length > MAX_RECORDS) this.records.length = MAX_RECORDS;
     return record;

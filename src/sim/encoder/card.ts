@@ -228,7 +228,11 @@ export const cards = {
     // Reserved bytes of a written area are 00H, not the factory FFH.
     for (const a of layout.areas) main.fill(0, a.from, a.to + 1);
     write('identity', identity);
-    write('purchase', { role: layout.roles[spec.role ?? 'purchase'], purchaseCount: spec.purchaseCount ?? 0, purchaseAmount: spec.purchaseAmount ?? 0 });
+    write('purchase', {
+      role: layout.roles[spec.role ?? 'purchase'],
+      purchaseCount: spec.purchaseCount ?? 0,
+      purchaseAmount: spec.purchaseAmount ?? 0,
+    });
     if (layout.hasWriteBack) {
       const wb = spec.writeBack;
       if (wb) {
@@ -292,7 +296,8 @@ export function insertIntoMeter(
   if (!image.value.areas.purchase?.checksumOk && !image.value.areas.purchase?.backupChecksumOk) return reject('purchase area damaged');
   const role = Object.entries(layout.roles).find(([, code]) => code === v.role)?.[0];
   const forAnyMeter = /^0+$/.test(String(v.meterNumber));
-  if (!(role === 'check' && forAnyMeter) && v.meterNumber !== meter.meterNumber) return reject(`meter number mismatch (card ${String(v.meterNumber)})`);
+  if (!(role === 'check' && forAnyMeter) && v.meterNumber !== meter.meterNumber)
+    return reject(`meter number mismatch (card ${String(v.meterNumber)})`);
   let next = meter;
   let outcome: MeterInsertion['outcome'] = 'written-back';
   if (role === 'purchase' || role === 'opening' || role === 'replacement') {

@@ -37,23 +37,32 @@ const CARD_CHOICES = ['none', 'blank', 'ours', 'foreign', 'cpu'] as const;
 
 /** Runs the encoder simulator until stopped, after one line saying where it listens and which card is in the slot. */
 export async function runEncoderSimCommand(options: EncoderSimCommandOptions, io: EncoderSimCommandIo): Promise<void> {
-  if ((options.pty === undefined) === (options.tcp === undefined)) throw new EncoderSimUsageError('give exactly one of --pty PATH or --tcp PORT');
+  if ((options.pty === undefined) === (options.tcp === undefined))
+    throw new EncoderSimUsageError('give exactly one of --pty PATH or --tcp PORT');
   const framing = (options.framing ?? 'star') as CardFamily;
   if (!CARD_FAMILIES.includes(framing)) throw new EncoderSimUsageError(`--framing is star or stx, not "${options.framing}"`);
   const cardKind = options.card ?? 'ours';
-  if (!(CARD_CHOICES as readonly string[]).includes(cardKind)) throw new EncoderSimUsageError(`--card is one of ${CARD_CHOICES.join(', ')}, not "${cardKind}"`);
+  if (!(CARD_CHOICES as readonly string[]).includes(cardKind))
+    throw new EncoderSimUsageError(`--card is one of ${CARD_CHOICES.join(', ')}, not "${cardKind}"`);
   const tcpPort = options.tcp === undefined ? undefined : Number(options.tcp);
-  if (tcpPort !== undefined && (!Number.isInteger(tcpPort) || tcpPort < 0 || tcpPort > 65535)) throw new EncoderSimUsageError(`--tcp ${String(options.tcp)} is not a port number from 0 to 65535`);
+  if (tcpPort !== undefined && (!Number.isInteger(tcpPort) || tcpPort < 0 || tcpPort > 65535))
+    throw new EncoderSimUsageError(`--tcp ${String(options.tcp)} is not a port number from 0 to 65535`);
   const meter = (options.meter ?? '000012345678').padStart(12, '0');
   if (!/^\d{12}$/.test(meter)) throw new EncoderSimUsageError(`--meter must be up to 12 digits, not "${options.meter}"`);
   const count = Number(options.count ?? 0);
-  if (!Number.isInteger(count) || count < 0) throw new EncoderSimUsageError(`--count must be a whole number ≥ 0, not "${String(options.count)}"`);
+  if (!Number.isInteger(count) || count < 0)
+    throw new EncoderSimUsageError(`--count must be a whole number ≥ 0, not "${String(options.count)}"`);
 
   let card: VirtualCard | undefined;
   let what = 'no card';
   if (cardKind === 'ours') {
     const layout = loadCardLayout(options.layout ?? 'sle4442-dorm');
-    card = cards.ours(layout, { meterNumber: meter, purchaseCount: count, purchaseAmount: count > 0 ? 1000 : 0, ...(count > 0 ? { writeBack: { balance: 500, purchaseCount: count } } : {}) });
+    card = cards.ours(layout, {
+      meterNumber: meter,
+      purchaseCount: count,
+      purchaseAmount: count > 0 ? 1000 : 0,
+      ...(count > 0 ? { writeBack: { balance: 500, purchaseCount: count } } : {}),
+    });
     what = `a ${layout.id} card for meter ${meter}, purchase count ${count}`;
   } else if (cardKind === 'blank') {
     card = cards.blank();
@@ -81,7 +90,8 @@ export async function runEncoderSimCommand(options: EncoderSimCommandOptions, io
 }
 
 function untilStopped(signal: AbortSignal | undefined): Promise<void> {
-  if (signal) return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  if (signal)
+    return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   return new Promise((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

@@ -29,7 +29,9 @@ export interface SimulatedEncoderOptions {
   readonly baudRate?: number;
 }
 
-export type AttachedEncoder = { readonly kind: 'serial'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+export type AttachedEncoder =
+  | { readonly kind: 'serial'; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
 /** Pull the card out part-way through a write (see `removeDuringNextWrite`). */
 export interface RemovalPlan {
@@ -139,7 +141,15 @@ export class SimulatedEncoder {
     if (typeof transport === 'string') {
       const port = new SerialPort({ path: transport, baudRate: this.#baudRate, lock: false, autoOpen: false });
       await new Promise<void>((resolve, reject) =>
-        port.open((err) => (err ? reject(new Error(`cannot open ${transport}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttyENC)`)) : resolve())),
+        port.open((err) =>
+          err
+            ? reject(
+                new Error(
+                  `cannot open ${transport}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttyENC)`,
+                ),
+              )
+            : resolve(),
+        ),
       );
       this.#ports.add(port);
       this.attachStream(port, transport);

@@ -3,7 +3,17 @@ import type { CardFamily } from '../../../protocols/card/index.js';
 import type { VirtualCard } from './card.js';
 import { SimulatedEncoder } from './encoder.js';
 
-export { cards, insertIntoMeter, VirtualCpuCard, VirtualSle4442, type MeterInsertion, type OurCardSpec, type VirtualCard, type VirtualCpuCardOptions, type VirtualSle4442Options } from './card.js';
+export {
+  cards,
+  insertIntoMeter,
+  VirtualCpuCard,
+  VirtualSle4442,
+  type MeterInsertion,
+  type OurCardSpec,
+  type VirtualCard,
+  type VirtualCpuCardOptions,
+  type VirtualSle4442Options,
+} from './card.js';
 export { SimulatedEncoder, type AttachedEncoder, type RemovalPlan, type SimulatedEncoderOptions } from './encoder.js';
 
 export interface EncoderSimulatorOptions {
@@ -27,9 +37,15 @@ export interface EncoderSimulatorOptions {
  * sim.encoder.remove();
  * await sim.close();
  */
-export async function startEncoderSimulator(options: EncoderSimulatorOptions): Promise<{ encoder: SimulatedEncoder; tcpPort?: number; close(): Promise<void> }> {
+export async function startEncoderSimulator(
+  options: EncoderSimulatorOptions,
+): Promise<{ encoder: SimulatedEncoder; tcpPort?: number; close(): Promise<void> }> {
   if (options.port === undefined && options.tcpPort === undefined) throw new TypeError('give a pty path (port) or a tcpPort to serve');
-  const encoder = new SimulatedEncoder({ framing: options.framing, logger: options.logger ?? silentLogger, ...(options.canEject !== undefined ? { canEject: options.canEject } : {}) });
+  const encoder = new SimulatedEncoder({
+    framing: options.framing,
+    logger: options.logger ?? silentLogger,
+    ...(options.canEject !== undefined ? { canEject: options.canEject } : {}),
+  });
   if (options.card) encoder.insert(options.card);
   try {
     let tcpPort: number | undefined;

@@ -41,16 +41,18 @@ export class ModbusSimCommandError extends Error {
  * await runModbusSimCommand({ profile: 'eastron-sdm630', tcp: 1502, set: ['voltage.a=231.4'] });
  */
 export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: ModbusSimCommandIo = {}): Promise<void> {
-  if ((options.pty === undefined) === (options.tcp === undefined)) throw new ModbusSimCommandError('give exactly one of --tcp PORT or --pty PATH');
+  if ((options.pty === undefined) === (options.tcp === undefined))
+    throw new ModbusSimCommandError('give exactly one of --tcp PORT or --pty PATH');
   if (options.profile === undefined) throw new ModbusSimCommandError('give --profile ID (e.g. eastron-sdm630) or --profile FILE.yaml');
   const profile = findProfile(options.profile, options.profilesDirs ?? []);
-  if (!profile.protocol.startsWith('modbus')) throw new ModbusSimCommandError(`profile ${profile.id} is ${profile.protocol}; use meterd sim dlt645 for DL/T 645 meters`);
+  if (!profile.protocol.startsWith('modbus'))
+    throw new ModbusSimCommandError(`profile ${profile.id} is ${profile.protocol}; use meterd sim dlt645 for DL/T 645 meters`);
   const tcpPort = options.tcp === undefined ? undefined : wholeNumber(options.tcp, '--tcp', 0, 65535);
   const unit = options.unit === undefined ? 1 : wholeNumber(options.unit, '--unit', 1, 247);
   const delayMs = options.delay === undefined ? undefined : wholeNumber(options.delay, '--delay', 0, 60_000);
   const values = parseValues(options.set ?? [], profile);
 
-  let sim;
+  let sim: Awaited<ReturnType<typeof startModbusSimulator>>;
   try {
     sim = await startModbusSimulator({
       profile,
@@ -118,6 +120,7 @@ function untilStopped(signal: AbortSignal | undefined): Promise<void> {
 
 function wholeNumber(v: number | string, flag: string, min: number, max: number): number {
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ModbusSimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ModbusSimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
   return n;
 }

@@ -5,7 +5,15 @@ import type { DeviceProfile } from '../../profiles/types.js';
 import { SimulatedModbusMeter, type SimAnswer } from './meter.js';
 
 export { defaultValue } from './defaults.js';
-export { ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, ILLEGAL_FUNCTION, SimulatedModbusMeter, type CreditOutcome, type SimAnswer, type SimulatedModbusMeterOptions } from './meter.js';
+export {
+  ILLEGAL_DATA_ADDRESS,
+  ILLEGAL_DATA_VALUE,
+  ILLEGAL_FUNCTION,
+  SimulatedModbusMeter,
+  type CreditOutcome,
+  type SimAnswer,
+  type SimulatedModbusMeterOptions,
+} from './meter.js';
 
 /** Faults a test can switch on at any time. */
 export interface ModbusSimFaults {
@@ -72,7 +80,8 @@ export interface ModbusSimulator {
  * await sim.close();
  */
 export async function startModbusSimulator(options: ModbusSimulatorOptions): Promise<ModbusSimulator> {
-  if (options.tcpPort === undefined && options.pty === undefined) throw new TypeError('give a tcpPort (0 = any free port) or a pty path to serve');
+  if (options.tcpPort === undefined && options.pty === undefined)
+    throw new TypeError('give a tcpPort (0 = any free port) or a pty path to serve');
   if (options.tcpPort !== undefined && (!Number.isInteger(options.tcpPort) || options.tcpPort < 0 || options.tcpPort > 65535)) {
     throw new TypeError(`tcpPort is not a port number from 0 to 65535: ${options.tcpPort}`);
   }
@@ -107,7 +116,10 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
       return new Promise<T>(() => undefined);
     }
     const settle = (resolve: (v: T) => void, reject: (e: Error) => void): void => {
-      if (result.ok) return resolve(result.value);
+      if (result.ok) {
+        resolve(result.value);
+        return;
+      }
       exceptions++;
       log.debug({ event: 'exception', fc, exception: result.exception, reason: result.reason }, 'exception response');
       reject(Object.assign(new Error(result.reason), { modbusErrorCode: result.exception }));
@@ -142,7 +154,8 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
     setRegister: (addr: number) => respond('6', meter.writeRegister(addr)),
     setRegisterArray: (addr: number, values: number[]) => {
       const result = faults.silent ? ok() : meter.writeRegisters(addr, values);
-      if (result.ok && result.value !== 'written' && result.value !== undefined) log.info({ event: 'credit', outcome: result.value }, `credit load ${result.value}`);
+      if (result.ok && result.value !== 'written' && result.value !== undefined)
+        log.info({ event: 'credit', outcome: result.value }, `credit load ${result.value}`);
       return respond('16', result.ok ? ok() : result);
     },
   };
@@ -163,7 +176,9 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('initialized', () => resolve());
-        server.once('serverError', (err: unknown) => reject(new Error(`cannot serve Modbus TCP on ${options.host ?? '127.0.0.1'}:${port}: ${String((err as Error)?.message ?? err)}`)));
+        server.once('serverError', (err: unknown) =>
+          reject(new Error(`cannot serve Modbus TCP on ${options.host ?? '127.0.0.1'}:${port}: ${String((err as Error)?.message ?? err)}`)),
+        );
       });
       server.on('socketError', (err: unknown) => log.debug({ event: 'socket-error', err }, 'client connection error'));
     }
@@ -213,7 +228,8 @@ function ok(): SimAnswer<void> {
 }
 
 function checkFaults(f: ModbusSimFaults): ModbusSimFaults {
-  if (f.delayMs !== undefined && (!Number.isFinite(f.delayMs) || f.delayMs < 0)) throw new TypeError(`delayMs is not a number of milliseconds ≥ 0: ${f.delayMs}`);
+  if (f.delayMs !== undefined && (!Number.isFinite(f.delayMs) || f.delayMs < 0))
+    throw new TypeError(`delayMs is not a number of milliseconds ≥ 0: ${f.delayMs}`);
   return f;
 }
 

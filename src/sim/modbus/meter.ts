@@ -20,7 +20,9 @@ export const ILLEGAL_DATA_ADDRESS = 0x02;
 export const ILLEGAL_DATA_VALUE = 0x03;
 
 /** What the meter answers: the data, or an exception code with the reason (for the simulator's log). */
-export type SimAnswer<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly exception: number; readonly reason: string };
+export type SimAnswer<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly exception: number; readonly reason: string };
 
 export type CreditOutcome = 'applied' | 'repeat' | 'refused';
 
@@ -63,23 +65,38 @@ export class SimulatedModbusMeter {
   readonly #bits: Record<BitTable, Map<number, boolean>> = { coil: new Map(), discrete: new Map() };
   /** Holding registers a plain FC16 write may change: declared points other than the wallet. */
   readonly #writable = new Set<number>();
-  readonly #credit: { readonly spec: Extract<CreditSpec, { method: 'modbus-write' }>; readonly fields: readonly CreditField[]; readonly start: number; readonly end: number } | undefined;
+  readonly #credit:
+    | {
+        readonly spec: Extract<CreditSpec, { method: 'modbus-write' }>;
+        readonly fields: readonly CreditField[];
+        readonly start: number;
+        readonly end: number;
+      }
+    | undefined;
   readonly #relay: { readonly address: number; readonly openValue: boolean } | undefined;
   readonly #threePhase: boolean;
   #credits: Record<CreditOutcome, number> = { applied: 0, repeat: 0, refused: 0 };
 
   constructor(profile: DeviceProfile, options: SimulatedModbusMeterOptions = {}) {
-    if (!profile.protocol.startsWith('modbus')) throw new TypeError(`profile ${profile.id} is ${profile.protocol}; the Modbus simulator needs a Modbus profile`);
+    if (!profile.protocol.startsWith('modbus'))
+      throw new TypeError(`profile ${profile.id} is ${profile.protocol}; the Modbus simulator needs a Modbus profile`);
     this.profile = profile;
     this.#threePhase = profile.points.has('voltage.b') || profile.points.has('current.b');
     this.#serveDeclaredRegisters();
 
     const wallet = profile.credit ? new Set(Object.values(profile.credit.readBack)) : new Set<string>();
     for (const p of this.#modbusPoints()) {
-      if (p.table === 'holding' && !wallet.has(p.name)) for (let a = p.address; a < p.address + dataTypeInfo(p.type).count; a++) this.#writable.add(a);
+      if (p.table === 'holding' && !wallet.has(p.name))
+        for (let a = p.address; a < p.address + dataTypeInfo(p.type).count; a++) this.#writable.add(a);
     }
     if (profile.credit?.method === 'modbus-write') {
-      const fields = profile.credit.registers.map((r) => ({ field: r.field, address: r.address, type: r.type, order: r.order, scale: r.scale }));
+      const fields = profile.credit.registers.map((r) => ({
+        field: r.field,
+        address: r.address,
+        type: r.type,
+        order: r.order,
+        scale: r.scale,
+      }));
       const start = Math.min(...fields.map((f) => f.address));
       const end = Math.max(...fields.map((f) => f.address + dataTypeInfo(f.type).count));
       this.#credit = { spec: profile.credit, fields, start, end };
@@ -110,7 +127,10 @@ export class SimulatedModbusMeter {
   setValue(point: string, value: number): void {
     const spec = this.profile.points.get(point);
     if (!spec) throw new RangeError(`profile ${this.profile.id} has no point "${point}"`);
-    if (spec.kind === 'derived') return this.#setBit(spec, value);
+    if (spec.kind === 'derived') {
+      this.#setBit(spec, value);
+      return;
+    }
     if (spec.kind !== 'modbus') throw new RangeError(`point "${point}" is not a Modbus point`);
     const raw = toRaw(spec, value);
     if (!raw.ok) throw new RangeError(`cannot set ${point} to ${value}: ${raw.reason}`);
@@ -180,14 +200,17 @@ export class SimulatedModbusMeter {
     const credit = this.#credit;
     if (credit && start < credit.end && end > credit.start) {
       if (start !== credit.start || end !== credit.end) {
-        return refuse(ILLEGAL_DATA_VALUE, `a credit load writes ${hex(credit.start)}+${credit.end - credit.start} in one request, not ${hex(start)}+${words.length}`);
+        return refuse(
+          ILLEGAL_DATA_VALUE,
+          `a credit load writes ${hex(credit.start)}+${credit.end - credit.start} in one request, not ${hex(start)}+${words.length}`,
+        );
       }
       return this.#loadCredit(words);
     }
     for (let a = start; a < end; a++) {
       if (!this.#writable.has(a)) return refuse(ILLEGAL_DATA_ADDRESS, `holding register ${hex(a)} is not writable`);
     }
-    words.forEach((w, i) => this.#words.holding.set(start + i, w));
+    for (const [i, w] of words.entries()) this.#words.holding.set(start + i, w);
     return ok('written');
   }
 
@@ -280,7 +303,7 @@ export class SimulatedModbusMeter {
     }
     const words = encodeValue(raw, spec.type, spec.order);
     if (!words.ok) throw new RangeError(`cannot store ${String(raw)} in ${spec.name} (${spec.type}): ${words.error.message}`);
-    words.value.forEach((w, i) => this.#words[spec.table as WordTable].set(spec.address + i, w));
+    for (const [i, w] of words.value.entries()) this.#words[spec.table as WordTable].set(spec.address + i, w);
   }
 
   /** A default quantised to the point's register: whole steps for integers, clamped to the type's range. */
@@ -327,7 +350,8 @@ export class SimulatedModbusMeter {
 /** Engineering value → the raw register value: exact whole steps for integer types, the float itself for float32. */
 function toRaw(spec: ModbusPoint, value: number): SimAnswer<number | bigint> {
   if (!Number.isFinite(value)) return refuse(ILLEGAL_DATA_VALUE, `${value} is not a finite number`);
-  if (isBitTable(spec.table)) return value === 0 || value === 1 ? ok(value) : refuse(ILLEGAL_DATA_VALUE, 'a coil or discrete input is 0 or 1');
+  if (isBitTable(spec.table))
+    return value === 0 || value === 1 ? ok(value) : refuse(ILLEGAL_DATA_VALUE, 'a coil or discrete input is 0 or 1');
   const info = dataTypeInfo(spec.type);
   if (info.kind === 'float') {
     // toPrecision(15) drops binary noise (1.1316 / 0.001 is 1131.6000000000001); float32 keeps about 7 digits anyway.
@@ -355,5 +379,5 @@ function isBitTable(table: string): table is BitTable {
 }
 
 function hex(n: number): string {
-  return '0x' + n.toString(16).toUpperCase().padStart(4, '0');
+  return `0x${n.toString(16).toUpperCase().padStart(4, '0')}`;
 }

@@ -1,6 +1,14 @@
 /** Station commands over MQTT: schemas, signatures, the router, and the handler interface the services implement. */
 export { CommandRouter, type CommandRouterOptions, type CommandRouterStats, type CommandSession } from './router.js';
-export type { CommandContext, CommandError, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply, CommandReplyStatus } from './types.js';
+export type {
+  CommandContext,
+  CommandError,
+  CommandHandlers,
+  CommandOutcome,
+  CommandRejectionCode,
+  CommandReply,
+  CommandReplyStatus,
+} from './types.js';
 export {
   COMMAND_NAMES,
   RESERVED_COMMAND_NAMES,

@@ -136,7 +136,8 @@ export class CommandRouter {
 
   constructor(options: CommandRouterOptions) {
     const { maxPayloadBytes, hmacKey } = options.settings;
-    if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1) throw new TypeError('maxPayloadBytes is not a positive whole number of bytes');
+    if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1)
+      throw new TypeError('maxPayloadBytes is not a positive whole number of bytes');
     if (hmacKey !== undefined && hmacKey.length === 0) throw new TypeError('hmacKey is empty; leave it out to accept unsigned commands');
     const windowMs = options.signatureWindowMs ?? DEFAULT_SIGNATURE_WINDOW_MS;
     if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new TypeError('signatureWindowMs is not greater than 0');
@@ -182,7 +183,11 @@ export class CommandRouter {
     const jobs = [...this.#running.values()];
     for (const job of jobs) job.controller.abort(new UplinkError('UPLINK_CLOSED', 'the gateway is stopping'));
     try {
-      await withTimeout(Promise.allSettled(jobs.map((job) => job.finished)), options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS, 'running commands');
+      await withTimeout(
+        Promise.allSettled(jobs.map((job) => job.finished)),
+        options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+        'running commands',
+      );
     } catch {
       this.#log.warn({ running: this.#running.size }, 'commands still running at shutdown stay accepted and resume at the next start');
     }
@@ -248,7 +253,10 @@ export class CommandRouter {
       authenticated,
     });
     if (message.payload.length > this.#maxPayloadBytes) {
-      return reject('PAYLOAD_TOO_LARGE', `the payload is ${message.payload.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`);
+      return reject(
+        'PAYLOAD_TOO_LARGE',
+        `the payload is ${message.payload.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`,
+      );
     }
     let payload: unknown;
     try {
@@ -257,10 +265,14 @@ export class CommandRouter {
       return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${(error as Error).message}`);
     }
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
-      return reject('NOT_AN_OBJECT', `the payload is ${Array.isArray(payload) ? 'an array' : `a JSON ${payload === null ? 'null' : typeof payload}`}; a request is a JSON object`);
+      return reject(
+        'NOT_AN_OBJECT',
+        `the payload is ${Array.isArray(payload) ? 'an array' : `a JSON ${payload === null ? 'null' : typeof payload}`}; a request is a JSON object`,
+      );
     }
     const fields = payload as Record<string, unknown>;
-    if (fields.requestId === undefined) return reject('MISSING_REQUEST_ID', 'requestId is missing: every request carries a unique requestId', null, 'requestId');
+    if (fields.requestId === undefined)
+      return reject('MISSING_REQUEST_ID', 'requestId is missing: every request carries a unique requestId', null, 'requestId');
     const requestIdCheck = requestIdSchema.safeParse(fields.requestId);
     if (!requestIdCheck.success) {
       return reject('INVALID_FIELD', `requestId ${requestIdCheck.error.issues[0]?.message ?? 'is not valid'}`, null, 'requestId');
@@ -270,18 +282,34 @@ export class CommandRouter {
       return reject('UNSUPPORTED_COMMAND', `${name} is reserved for card sales and not implemented by this gateway`, requestId);
     }
     if (!isCommandName(name)) {
-      return reject('UNKNOWN_COMMAND', `unknown command "${name.slice(0, 64)}"; the commands are topup, relay, read and time-sync`, requestId);
+      return reject(
+        'UNKNOWN_COMMAND',
+        `unknown command "${name.slice(0, 64)}"; the commands are topup, relay, read and time-sync`,
+        requestId,
+      );
     }
     if (this.#hmacKey !== undefined) {
       const key = this.#hmacKey;
       if (fields.signature === undefined) {
-        return reject('UNSIGNED', 'signature is missing: this gateway accepts only requests signed with HMAC-SHA256 (docs/mqtt-api.md)', requestId, 'signature');
+        return reject(
+          'UNSIGNED',
+          'signature is missing: this gateway accepts only requests signed with HMAC-SHA256 (docs/mqtt-api.md)',
+          requestId,
+          'signature',
+        );
       }
-      if (fields.ts === undefined) return reject('UNSIGNED', 'ts is missing: a signed request carries the ISO time it was signed', requestId, 'ts');
+      if (fields.ts === undefined)
+        return reject('UNSIGNED', 'ts is missing: a signed request carries the ISO time it was signed', requestId, 'ts');
       if (typeof fields.signature !== 'string' || !signatureMatches(fields, key, fields.signature)) {
-        return reject('BAD_SIGNATURE', 'signature does not match the payload: check the key and the canonical form (docs/mqtt-api.md)', requestId, 'signature');
+        return reject(
+          'BAD_SIGNATURE',
+          'signature does not match the payload: check the key and the canonical form (docs/mqtt-api.md)',
+          requestId,
+          'signature',
+        );
       }
-      const signedAt = typeof fields.ts === 'string' && z.iso.datetime({ offset: true }).safeParse(fields.ts).success ? Date.parse(fields.ts) : Number.NaN;
+      const signedAt =
+        typeof fields.ts === 'string' && z.iso.datetime({ offset: true }).safeParse(fields.ts).success ? Date.parse(fields.ts) : Number.NaN;
       if (Number.isNaN(signedAt)) {
         return reject('INVALID_FIELD', 'ts must be an ISO 8601 time with a zone, e.g. 2025-03-01T08:00:00Z', requestId, 'ts', true);
       }
@@ -316,7 +344,12 @@ export class CommandRouter {
         return { kind: 'rejected', rejection };
       }
       const running = this.#running.get(requestId);
-      if (existing.status === 'accepted' && running !== undefined && !sameRoute(route, routeOf(existing)) && !running.extraRoutes.some((r) => sameRoute(r, route))) {
+      if (
+        existing.status === 'accepted' &&
+        running !== undefined &&
+        !sameRoute(route, routeOf(existing)) &&
+        !running.extraRoutes.some((r) => sameRoute(r, route))
+      ) {
         running.extraRoutes.push(route);
       }
       this.#enqueueReply(tx, command, route, replyOf(existing));
@@ -334,7 +367,11 @@ export class CommandRouter {
     }
     const expiresAt = parsed.value.payload.expiresAt;
     if (expiresAt !== undefined && Date.parse(expiresAt) <= now) {
-      return reject({ code: 'EXPIRED', message: `expiresAt ${expiresAt} has passed (gateway time ${new Date(now).toISOString()})`, field: 'expiresAt' });
+      return reject({
+        code: 'EXPIRED',
+        message: `expiresAt ${expiresAt} has passed (gateway time ${new Date(now).toISOString()})`,
+        field: 'expiresAt',
+      });
     }
     const { record } = recordAcceptedCommand(tx, {
       requestId,
@@ -357,7 +394,9 @@ export class CommandRouter {
       log.warn('no reply possible: the command level of the topic is not a valid topic level and no response topic was given');
       return;
     }
-    this.#store.transaction((tx) => this.#enqueueReply(tx, name, route, { requestId, status: 'rejected', error: rejection }), { durable: true });
+    this.#store.transaction((tx) => this.#enqueueReply(tx, name, route, { requestId, status: 'rejected', error: rejection }), {
+      durable: true,
+    });
     this.#drain.notify();
   }
 
@@ -381,16 +420,24 @@ export class CommandRouter {
   #requestedRoute(message: InboundMessage, name: string): ReplyRoute {
     const topic = message.responseTopic;
     if (topic === undefined) return {};
-    if (topic.length === 0 || /[+#\u0000]/.test(topic) || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
-      this.#log.warn({ command: name.slice(0, 64), responseTopic: topic.slice(0, 80) }, 'ignoring a response topic one cannot publish to; replying on cmd/<command>/result');
+    if (topic.length === 0 || /[+#]/.test(topic) || topic.includes('\0') || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+      this.#log.warn(
+        { command: name.slice(0, 64), responseTopic: topic.slice(0, 80) },
+        'ignoring a response topic one cannot publish to; replying on cmd/<command>/result',
+      );
       return {};
     }
     if (matchesFilter(this.filter, topic)) {
       // A reply published there would come back to the router as a request.
-      this.#log.warn({ command: name.slice(0, 64), responseTopic: topic }, 'ignoring a response topic that is a command topic; replying on cmd/<command>/result');
+      this.#log.warn(
+        { command: name.slice(0, 64), responseTopic: topic },
+        'ignoring a response topic that is a command topic; replying on cmd/<command>/result',
+      );
       return {};
     }
-    return message.correlationData === undefined ? { responseTopic: topic } : { responseTopic: topic, correlationData: message.correlationData };
+    return message.correlationData === undefined
+      ? { responseTopic: topic }
+      : { responseTopic: topic, correlationData: message.correlationData };
   }
 
   #resume(record: CommandRecord): void {
@@ -406,17 +453,30 @@ export class CommandRouter {
       return;
     }
     this.#log.error({ requestId: record.requestId, command: name }, 'a recorded command cannot be read back; ending it failed');
-    this.#finish(record, {
-      status: 'failed',
-      error: { code: 'NOT_RESUMABLE', message: `the ${name} command was interrupted by a restart and its record could not be read back to resume it` },
-    }, []);
+    this.#finish(
+      record,
+      {
+        status: 'failed',
+        error: {
+          code: 'NOT_RESUMABLE',
+          message: `the ${name} command was interrupted by a restart and its record could not be read back to resume it`,
+        },
+      },
+      [],
+    );
   }
 
   #run(record: CommandRecord, parsed: ParsedCommand, resumed: boolean): void {
     const controller = new AbortController();
     const job: RunningCommand = { controller, extraRoutes: [], finished: Promise.resolve() };
     this.#running.set(record.requestId, job);
-    const ctx: CommandContext = { requestId: record.requestId, command: record.command, receivedAt: record.receivedAt, signal: controller.signal, resumed };
+    const ctx: CommandContext = {
+      requestId: record.requestId,
+      command: record.command,
+      receivedAt: record.receivedAt,
+      signal: controller.signal,
+      resumed,
+    };
     job.finished = this.#execute(parsed, ctx)
       .then((outcome) => {
         if (outcome !== undefined) this.#finish(record, outcome, job.extraRoutes);
@@ -442,7 +502,13 @@ export class CommandRouter {
     const checked = outcomeSchema.safeParse(outcome);
     if (!checked.success) {
       log.error({ outcome }, 'command handler returned something that is not a CommandOutcome');
-      return { status: 'failed', error: { code: 'INTERNAL', message: `the ${ctx.command} handler returned an invalid outcome: ${checked.error.issues[0]?.message ?? ''}` } };
+      return {
+        status: 'failed',
+        error: {
+          code: 'INTERNAL',
+          message: `the ${ctx.command} handler returned an invalid outcome: ${checked.error.issues[0]?.message ?? ''}`,
+        },
+      };
     }
     return outcome as CommandOutcome;
   }
@@ -450,10 +516,13 @@ export class CommandRouter {
   #finish(record: CommandRecord, outcome: CommandOutcome, extraRoutes: readonly ReplyRoute[]): void {
     const log = this.#log.child({ requestId: record.requestId, command: record.command });
     const commit = (final: CommandOutcome) =>
-      this.#store.transaction((tx) => {
-        const finished = finishCommand(tx, record.requestId, final);
-        for (const route of [routeOf(record), ...extraRoutes]) this.#enqueueReply(tx, record.command, route, replyOf(finished));
-      }, { durable: true });
+      this.#store.transaction(
+        (tx) => {
+          const finished = finishCommand(tx, record.requestId, final);
+          for (const route of [routeOf(record), ...extraRoutes]) this.#enqueueReply(tx, record.command, route, replyOf(finished));
+        },
+        { durable: true },
+      );
     try {
       try {
         commit(outcome);
@@ -461,7 +530,10 @@ export class CommandRouter {
         if (!(error instanceof TypeError)) throw error;
         // JSON.stringify refused the result (a BigInt, a cycle): the command still needs a final answer.
         log.error({ err: error }, 'the command result is not JSON');
-        commit({ status: 'failed', error: { code: 'INTERNAL', message: `the ${record.command} result could not be stored as JSON: ${error.message}` } });
+        commit({
+          status: 'failed',
+          error: { code: 'INTERNAL', message: `the ${record.command} result could not be stored as JSON: ${error.message}` },
+        });
       }
     } catch (error) {
       log.error({ err: error }, 'could not record the command outcome; it stays accepted and resumes at the next start');
@@ -499,7 +571,9 @@ function replyOf(record: CommandRecord): CommandReply {
 
 function routeOf(record: CommandRecord): ReplyRoute {
   if (record.responseTopic === null) return {};
-  return record.correlationData === null ? { responseTopic: record.responseTopic } : { responseTopic: record.responseTopic, correlationData: record.correlationData };
+  return record.correlationData === null
+    ? { responseTopic: record.responseTopic }
+    : { responseTopic: record.responseTopic, correlationData: record.correlationData };
 }
 
 function sameRoute(a: ReplyRoute, b: ReplyRoute): boolean {

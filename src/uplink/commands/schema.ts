@@ -38,7 +38,10 @@ const common = {
   /** When the station signed the request (HMAC mode). */
   ts: isoTime.optional(),
   /** Hex HMAC-SHA256 over the canonical payload without `signature` (HMAC mode). */
-  signature: z.string().regex(/^[0-9A-Fa-f]{64}$/, 'must be 64 hex digits (HMAC-SHA256)').optional(),
+  signature: z
+    .string()
+    .regex(/^[0-9A-Fa-f]{64}$/, 'must be 64 hex digits (HMAC-SHA256)')
+    .optional(),
 };
 
 /** At most two decimals, judged on the number as JSON wrote it (`12.5`, `12.34`; not `12.345` or `1e-7`). */
@@ -63,9 +66,17 @@ export const topupSchema = z
       .max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`)
       .optional(),
     /** The station's purchase count for this load, when it keeps one (the gateway checks it against the meter's + 1). */
-    purchaseCount: z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(0xffff_ffff, 'must fit in 4 bytes').optional(),
+    purchaseCount: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(0xffff_ffff, 'must fit in 4 bytes')
+      .optional(),
     /** 客户编号, 6 BCD bytes: up to 12 digits. */
-    customerNo: z.string({ error: 'must be a string of digits' }).regex(/^\d{1,12}$/, 'must be 1 to 12 digits').optional(),
+    customerNo: z
+      .string({ error: 'must be a string of digits' })
+      .regex(/^\d{1,12}$/, 'must be 1 to 12 digits')
+      .optional(),
     /** ESAM meters: the station encryption machine's identity-authentication input for this meter (070000FF). */
     esam: z
       .strictObject({
@@ -82,7 +93,11 @@ export const topupSchema = z
     if (energy && money) {
       ctx.addIssue({ code: 'custom', path: ['amountFen'], message: 'cannot be given together with energyKwh: give one of them' });
     } else if (!energy && !money) {
-      ctx.addIssue({ code: 'custom', path: ['energyKwh'], message: 'is missing: give energyKwh (kWh, at most two decimals) or amountFen (integer fen)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['energyKwh'],
+        message: 'is missing: give energyKwh (kWh, at most two decimals) or amountFen (integer fen)',
+      });
     }
   })
   .transform((value) => ({
@@ -106,9 +121,17 @@ export const readSchema = z.strictObject({
   meter: meterId,
   /** Canonical point names from the meter's profile, e.g. `energy.active.import`. */
   points: z
-    .array(z.string({ error: 'must be a point name (a string)' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\[\d{1,3}\])?$/, 'must be a point name such as energy.active.import or frozen.daily.energy.active.import[1]'), {
-      error: 'must be an array of point names',
-    })
+    .array(
+      z
+        .string({ error: 'must be a point name (a string)' })
+        .regex(
+          /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\[\d{1,3}\])?$/,
+          'must be a point name such as energy.active.import or frozen.daily.energy.active.import[1]',
+        ),
+      {
+        error: 'must be an array of point names',
+      },
+    )
     .min(1, 'must name at least one point')
     .max(MAX_READ_POINTS, `may name at most ${MAX_READ_POINTS} points`),
 });
@@ -136,13 +159,22 @@ export const cardSellSchema = z
       .max(MAX_TOPUP_ENERGY_KWH, `must be at most ${MAX_TOPUP_ENERGY_KWH} kWh`)
       .refine(hasAtMostTwoDecimals, 'must have at most two decimals (0.01 kWh)')
       .optional(),
-    amountFen: z.number({ error: 'must be a number of fen' }).int('must be a whole number of fen').positive('must be above 0').max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`).optional(),
+    amountFen: z
+      .number({ error: 'must be a number of fen' })
+      .int('must be a whole number of fen')
+      .positive('must be above 0')
+      .max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`)
+      .optional(),
     /** The cashier selling, recorded in the books. */
     operator: z.string({ error: 'must be the cashier name' }).min(1, 'cannot be empty').max(64, 'is longer than 64 characters'),
   })
   .superRefine((value, ctx) => {
     if ((value.energyKwh === undefined) === (value.amountFen === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['energyKwh'], message: 'give exactly one of energyKwh (kWh, at most two decimals) or amountFen (integer fen)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['energyKwh'],
+        message: 'give exactly one of energyKwh (kWh, at most two decimals) or amountFen (integer fen)',
+      });
     }
   });
 
@@ -196,7 +228,10 @@ export function isCommandName(name: string): name is CommandName {
  * // { ok: false, problem: { field: 'energyKwh', message: 'energyKwh must have at most two decimals (0.01 kWh)' } }
  * ```
  */
-export function parseCommand(command: CommandName, payload: unknown): { ok: true; value: ParsedCommand } | { ok: false; problem: FieldProblem } {
+export function parseCommand(
+  command: CommandName,
+  payload: unknown,
+): { ok: true; value: ParsedCommand } | { ok: false; problem: FieldProblem } {
   const result = COMMAND_SCHEMAS[command].safeParse(payload);
   if (result.success) return { ok: true, value: { command, payload: result.data } as ParsedCommand };
   const issue = result.error.issues[0];
@@ -206,7 +241,10 @@ export function parseCommand(command: CommandName, payload: unknown): { ok: true
     const prefix = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
     return {
       ok: false,
-      problem: { field: `${prefix}${keys[0] ?? ''}`, message: `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `${prefix}${k}`).join(', ')} in a ${command} request` },
+      problem: {
+        field: `${prefix}${keys[0] ?? ''}`,
+        message: `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `${prefix}${k}`).join(', ')} in a ${command} request`,
+      },
     };
   }
   const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(payload)';

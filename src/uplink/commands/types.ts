@@ -1,6 +1,15 @@
 import type { CardReadCommand, CardSellCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
 
-export type { CardReadCommand, CardSellCommand, CommandName, ParsedCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
+export type {
+  CardReadCommand,
+  CardSellCommand,
+  CommandName,
+  ParsedCommand,
+  ReadCommand,
+  RelayCommand,
+  TimeSyncCommand,
+  TopupCommand,
+} from './schema.js';
 
 /** A command's error as the station sees it: a stable code and a message a technician can act on. */
 export interface CommandError {
