@@ -9,7 +9,7 @@ export const CARD_FAMILIES: readonly CardFamily[] = ['star', 'stx'];
 
 export type MemoryZone = 'main' | 'protection' | 'security';
 
-/** What the driver asks of any encoder, whatever its framing (prepaid-domain.md §2.3). */
+/** What the driver asks of any encoder, whatever its framing (docs/reference/cards.md § The encoder driver contract). */
 export type CardRequest =
   | { readonly op: 'readerInfo' }
   | { readonly op: 'cardStatus' }
@@ -78,7 +78,7 @@ const STATUS_MESSAGES: Record<ReaderStatusName, string> = {
 /** The driver error codes a reader refusal can become. */
 export type StatusErrorCode = 'NO_CARD' | 'CARD_REMOVED' | 'WRONG_CARD_KIND' | 'PSC_REJECTED' | 'CARD_LOCKED' | 'READER_REFUSED';
 
-/** prepaid-domain.md §2.3 typed errors: the driver error code for a reader refusal of either family. */
+/** docs/reference/cards.md § The encoder driver contract, typed errors: the driver error code for a reader refusal of either family. */
 export function errorCodeOfStatus(name: ReaderStatusName): StatusErrorCode {
   switch (name) {
     case 'no-card':

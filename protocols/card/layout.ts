@@ -1,7 +1,7 @@
 import { fail, ok, toHex, type Result } from './result.js';
 
 /**
- * Card memory layouts as data (prepaid-domain.md §1.3.2 and §2.3 write ordering): fields at fixed offsets, areas with
+ * Card memory layouts as data (docs/reference/cards.md § What a user card carries, § Write order): fields at fixed offsets, areas with
  * a one-byte checksum, a backup copy of the purchase area, and a valid flag written last. Pure: bytes in, values out.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Infineon SLE4442 facts as data (prepaid-domain.md §2.1; source DangerousPrototypes/BusPirate5-firmware sle4442.c).
+ * Infineon SLE4442 facts as data (docs/reference/cards.md § SLE4442; source DangerousPrototypes/BusPirate5-firmware sle4442.c).
  */
 
 /** Main memory: 256 bytes, readable without the PSC, writable after it. */
@@ -29,7 +29,7 @@ export const SLE4442_CHIP_COMMANDS = {
   compareVerificationData: 0x33,
 } as const;
 
-/** The card kinds an encoder can meet (prepaid-domain.md §2.3). */
+/** The card kinds an encoder can meet (docs/reference/cards.md § Card media). */
 export type CardKind = 'SLE4442' | 'SLE4428' | 'AT24C' | 'AT88SC102' | 'CPU_T0' | 'CPU_T1' | 'UNKNOWN';
 
 export const CARD_KINDS: readonly CardKind[] = ['SLE4442', 'SLE4428', 'AT24C', 'AT88SC102', 'CPU_T0', 'CPU_T1', 'UNKNOWN'];

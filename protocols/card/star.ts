@@ -1,5 +1,5 @@
 /**
- * STAR-type reader framing (ST102/717/727; prepaid-domain.md §2.2 b, source yoebet/hlcx st102ic.c):
+ * STAR-type reader framing (ST102/717/727; docs/reference/cards.md § STAR serial readers, source yoebet/hlcx st102ic.c):
  * the packet `HEAD LEN CODE DATA… LRC` is sent as ASCII hex, two characters a byte, and ends with a raw ETX (03H).
  *
  * - HEAD: 60H in every request and in a positive reply (ACK), E0H in a refusal (NACK).

@@ -1,5 +1,5 @@
 /**
- * Binary STX/ETX reader framing, meterd's generic binary dialect (prepaid-domain.md §2.2 b names the family; the
+ * Binary STX/ETX reader framing, meterd's generic binary dialect (docs/reference/cards.md § STX/ETX binary readers names the family; the
  * field layout below is ours, not any one vendor's):
  *
  *   STX(02H) LEN(2 bytes, big-endian) PAYLOAD(LEN bytes) ETX(03H) BCC

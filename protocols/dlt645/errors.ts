@@ -29,7 +29,7 @@ export const ERR_1997: readonly ErrorBit[] = [
   { bit: 6, name: 'tariffs-exceeded', message: 'too many tariffs' },
 ];
 
-/** Security error word SERR of an abnormal 0x03 reply (State Grid ESAM extension; prepaid-domain.md §1.2.5). */
+/** Security error word SERR of an abnormal 0x03 reply (State Grid ESAM extension; docs/reference/prepaid.md § Security error word SERR). */
 export const SERR: readonly ErrorBit[] = [
   { bit: 0, name: 'other-error', message: 'the meter refused the security command (other error)' },
   { bit: 1, name: 'repeat-recharge', message: 'repeat recharge: this purchase count was already loaded' },

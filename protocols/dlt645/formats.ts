@@ -112,7 +112,7 @@ export function decodeValue(format: ValueFormat, bytes: Uint8Array): Result<Data
     case 'bcd': {
       if (bytes.length === 0) return fail('DLT645_SHORT_DATA', 'no data bytes for a number');
       if (isNotAvailable(bytes)) return ok({ kind: 'unavailable' });
-      // Sized by the length byte, not the table: meters disagree on some widths (dlt645.md §8 item 12).
+      // Sized by the length byte, not the table: meters disagree on some widths (docs/reference/dlt645.md § Where sources disagree).
       const r = decodeBcdInteger(bytes, format.signed ?? false);
       if (!r.ok) return r;
       return ok({ kind: 'number', value: scale(r.value, format.decimals), scaled: r.value, decimals: format.decimals });

@@ -15,7 +15,7 @@ export const PREAMBLE = 0xfe;
 /** Bytes in a frame around its data: 68 A0..A5 68 C L … CS 16. */
 export const FRAME_OVERHEAD = 12;
 export const MAX_DATA_LENGTH = 255;
-/** The standard's limit for a read reply; longer frames are accepted but worth a warning (dlt645.md §8 item 15). */
+/** The standard's limit for a read reply; longer frames are accepted but worth a warning (docs/reference/dlt645.md § Frame layout). */
 export const STANDARD_READ_LIMIT = 200;
 
 /** Modulo-256 sum from the first 68H to the last data byte (DL/T 645-2007 §7.5 checksum). */

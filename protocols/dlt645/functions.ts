@@ -120,7 +120,7 @@ export function eventClear(address: Address, password: Password, operator: strin
   return { address, control: F2007.eventClear, data: concat(passwordBytes(password), diToBytes(operator), diToBytes(di)) };
 }
 
-/** N1 codes of the 0x1C remote control command (dlt645.md §2.2; 1C = direct close is a State Grid extension). */
+/** N1 codes of the 0x1C remote control command (docs/reference/dlt645.md § Remote control 0x1C; 1C = direct close is a State Grid extension). */
 export const REMOTE_ACTIONS = {
   trip: 0x1a,
   'close-allowed': 0x1b,

@@ -2,7 +2,7 @@ import { readRecord, recordSpan, toHex, type CardKind, type RecordImage } from '
 import { CardError, type CardEncoder } from '../devices/card-encoder.js';
 import { roleOfCode, type AmountUnit, type CardLayout, type CardRole } from '../profiles/card-layout.js';
 
-/** What the meter last wrote back onto the card (prepaid-domain.md §1.3.2). */
+/** What the meter last wrote back onto the card (docs/reference/cards.md § What a user card carries). */
 export interface CardWriteBack {
   /** In the layout's amount unit; negative in overdraft. */
   readonly balance: number;

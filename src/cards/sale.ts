@@ -13,7 +13,7 @@ export type SaleCheck =
   | { readonly ok: false; readonly code: SaleRefusalCode; readonly message: string };
 
 /**
- * Decides whether a card can take the next sale for a meter (prepaid-domain.md §1.3.5), from what the card says and
+ * Decides whether a card can take the next sale for a meter (docs/reference/cards.md § Selling a card), from what the card says and
  * the books' purchase count for that meter. Pure. On success `count` is the purchase count to write: books + 1.
  *
  * - CARD_NOT_FOR_METER: the card is bound to another meter.

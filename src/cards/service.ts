@@ -10,7 +10,7 @@ export interface ServiceCardRequest {
 
 /**
  * Turns a card of ours into a check (query) card: the meter writes its balance, purchase count and events onto it when
- * inserted, and `card read` shows them (prepaid-domain.md §1.3.3, 检查卡). With `anyMeter` the card works in every meter
+ * inserted, and `card read` shows them (docs/reference/cards.md § Card roles, check card). With `anyMeter` the card works in every meter
  * of the system (meter number all zeros); otherwise it stays bound to its meter. The old write-back is erased.
  */
 export async function makeCheckCard(

@@ -21,7 +21,7 @@ export interface RewritePlan {
 }
 
 /**
- * Rewrites areas of a card of ours in the order that fails closed (prepaid-domain.md §2.3): valid flag cleared first,
+ * Rewrites areas of a card of ours in the order that fails closed (docs/reference/cards.md § Write order): valid flag cleared first,
  * then each area's data, its checksum, its backup copy, and the valid flag set last; then every byte of the record is
  * read back and compared. A card pulled at any point is left with its valid flag clear, so a meter rejects it.
  * The card must be powered (readCard does it).

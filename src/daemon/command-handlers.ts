@@ -130,7 +130,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           status: 'rejected',
           error: { code: 'TIME_SYNC_UNSUPPORTED', message: 'time sync is a DL/T 645 broadcast; no DL/T 645 bus carries this meter' },
         };
-      // One broadcast per bus: meters accept it within 5 minutes of their own clock (dlt645.md §2.4).
+      // One broadcast per bus: meters accept it within 5 minutes of their own clock (docs/reference/dlt645.md § Broadcast time 0x08).
       for (const b of targets) if (b.kind === 'dlt645') await sendBroadcastTime(b.bus, meterTimeOf(new Date()));
       const result: Record<string, unknown> = { broadcastOn: targets.map((b) => b.config.id), at: new Date().toISOString() };
       const one = cmd.meter === 'all' ? undefined : d.meters.get(cmd.meter)?.dlt645;

@@ -45,7 +45,7 @@ export interface CardStatus {
 }
 
 /**
- * One counter encoder, whatever its framing (prepaid-domain.md §2.3). Safety rules live here, not in the manual:
+ * One counter encoder, whatever its framing (docs/reference/cards.md § The encoder driver contract). Safety rules live here, not in the manual:
  * a PSC is never presented when fewer than 3 attempts remain (unless forced) and never presented twice by the
  * driver; protection bits are written only with `confirm: true`; every write is read back.
  */

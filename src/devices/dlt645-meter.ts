@@ -60,7 +60,7 @@ export interface Dlt645MeterOptions {
   edition?: Edition;
   /** Reply deadline for one attempt; the bus layer derives a default from the line speed. */
   timeoutMs: number;
-  /** Retries for reads only: writes and relay commands are never repeated blindly (dlt645.md §5.4). */
+  /** Retries for reads only: writes and relay commands are never repeated blindly (docs/reference/dlt645.md § Timing and retries). */
   readRetries?: number;
   logger?: Logger;
 }
@@ -102,7 +102,7 @@ export class Dlt645Meter {
       const parts: Uint8Array[] = [parsed.value];
       const fullSize = item ? formatSize(item.format) : undefined;
       let seq = 0;
-      // State Grid 2013 meters set the follow-up bit on complete replies to flag pending events (dlt645.md §2.5).
+      // State Grid 2013 meters set the follow-up bit on complete replies to flag pending events (docs/reference/dlt645.md § Follow-up frames).
       while (parsed.more && !(fullSize !== undefined && total(parts) >= fullSize)) {
         if (++seq > MAX_FOLLOW_UPS)
           throw new MeterError('DLT645_BAD_REPLY', `meter ${this.address} sent more than ${MAX_FOLLOW_UPS} follow-up frames for ${key}`);

@@ -9,7 +9,7 @@ import { MeterError } from './errors.js';
 export interface EsamCreditPortOptions {
   /**
    * How long one encryption-machine answer may take. It must fit well inside the meter's authentication window
-   * (5 minutes by default, prepaid-domain.md §1.2.3). Default 60 s.
+   * (5 minutes by default, docs/reference/prepaid.md § The ESAM handshake). Default 60 s.
    */
   readonly hsmTimeoutMs?: number;
 }

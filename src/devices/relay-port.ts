@@ -33,7 +33,7 @@ function bitOf(v: number, bit: number): boolean {
   return Math.floor(v / 2 ** bit) % 2 === 1;
 }
 
-/** DL/T 645 0x1C with the profile's close mode and state bits (dlt645.md §2.2), credentials from the config. */
+/** DL/T 645 0x1C with the profile's close mode and state bits (docs/reference/dlt645.md § Remote control 0x1C), credentials from the config. */
 export function dlt645RelayPort(
   meter: Dlt645Meter,
   profile: DeviceProfile,

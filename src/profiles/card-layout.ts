@@ -20,7 +20,7 @@ import { ProfileError } from './load.js';
 /** Where the shipped card layouts live. */
 export const BUILTIN_CARD_LAYOUTS_DIR = join(PACKAGE_ROOT, 'device-profiles', 'cards');
 
-/** Card roles (prepaid-domain.md §1.3.3); the codes written on the card are the layout's. */
+/** Card roles (docs/reference/cards.md § Card roles); the codes written on the card are the layout's. */
 export type CardRole = 'opening' | 'purchase' | 'replacement' | 'check' | 'clear' | 'parameter';
 export const CARD_ROLES: readonly CardRole[] = ['opening', 'purchase', 'replacement', 'check', 'clear', 'parameter'];
 /** Roles that carry a customer's purchase. */

@@ -280,7 +280,7 @@ const MAX_LISTED_STEPS = 100;
 
 /**
  * The cashier's books: daily and monthly sums per operator and channel, where every load stands, and each active
- * meter's purchase counter reconciled with the loads the books say it took (prepaid-domain.md §5.1–5.2).
+ * meter's purchase counter reconciled with the loads the books say it took (docs/reference/prepaid.md § Books and reconciliation).
  *
  * ```ts
  * const books = new Books({ store, clock, gateway: config.gateway, meters: config.meters });

@@ -277,7 +277,7 @@ export class CreditService {
         ? 'the meter said repeat recharge: the first frame had landed'
         : 'counter advanced';
     if (before) {
-      // The meter repays overdraft first (prepaid-domain.md §1.2.6); energy used between the reads may lower it a little.
+      // The meter repays overdraft first (docs/reference/prepaid.md § Balance and overdraft); energy used between the reads may lower it a little.
       const repaid = Math.min(before.overdraft, entry.amount);
       const expected = before.balance + entry.amount - repaid;
       const tolerance = this.opts.balanceTolerance ?? 100;

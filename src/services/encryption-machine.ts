@@ -28,7 +28,7 @@ export interface RechargeMacInput {
 
 /**
  * The station's encryption machine (加密机 / HSM): the gateway cannot compute ciphertext1, MAC1 or MAC2 itself
- * (prepaid-domain.md §1.2.3). Bytes travel as hex strings in the order they go on the wire.
+ * (docs/reference/prepaid.md § The ESAM handshake). Bytes travel as hex strings in the order they go on the wire.
  */
 export interface EncryptionMachine {
   identity(meter: { readonly address: Address; readonly meterNumber: string }, signal?: AbortSignal): Promise<IdentityData>;
@@ -37,7 +37,7 @@ export interface EncryptionMachine {
 
 /**
  * The diversification factor (分散因子) of a meter when the station does not give one: 00 00 followed by the 6-byte
- * meter number as on the wire (prepaid-domain.md §1.2.3: derived from the meter number), hex.
+ * meter number as on the wire (docs/reference/prepaid.md § The ESAM handshake: derived from the meter number), hex.
  */
 export function meterDiversifier(meterNumber: Address): string {
   return hex(standInDiversifier(addressToBytes(meterNumber)));

@@ -45,7 +45,7 @@ export interface RefundResult {
 /**
  * Records money given back for a load as a new, immutable ledger entry (kind `refund`, `refers_to` the original, same
  * meter, unit and channel, state `applied`). It is an event in the books only: nothing is written to a meter, and the
- * original entry is never edited (prepaid-domain.md §5.1). Checked inside the transaction that records it, so two
+ * original entry is never edited (docs/reference/prepaid.md § Refunds and corrections). Checked inside the transaction that records it, so two
  * refunds at once cannot together exceed the original.
  *
  * @example

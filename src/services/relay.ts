@@ -90,7 +90,7 @@ export class RelayService {
 
   /**
    * After a top-up: read the relay, and close it when it is open (a remote recharge leaves some meters tripped until
-   * the button is pressed or a close arrives, prepaid-domain.md rule 5). Returns the relay as it then stands.
+   * the button is pressed or a close arrives, docs/reference/prepaid.md § Relay control for arrears). Returns the relay as it then stands.
    */
   async closeIfOpen(meterId: string, requestedBy: string, signal?: AbortSignal): Promise<'open' | 'closed' | 'unknown'> {
     const port = this.opts.ports.get(meterId);

@@ -108,7 +108,7 @@ describe('DL/T 645-2007 request builders produce the exact wire bytes', () => {
     });
   }
 
-  it('0x03 recharge framing matches the worked example of prepaid-domain.md §1.2.1', () => {
+  it('0x03 recharge framing matches the worked example of docs/reference/prepaid.md § Worked recharge frame', () => {
     // operator 00000000, amount 10000 fen, count 6, MAC1 11223344, customer 000000000001, MAC2 55667788 (opaque).
     const payload = fromHex('00000000' + '10270000' + '06000000' + '11223344' + '010000000000' + '55667788')!;
     expect(wire(securityAuth('000000000001', '070102FF', payload))).toBe(

@@ -20,7 +20,7 @@ const decoded = (hex: string): Frame => {
   return r.value.frame;
 };
 
-// Values the generator cannot read off the meaning column (no unit after the arrow), checked by hand against §6.
+// Values the generator cannot read off the meaning column (no unit after the arrow), checked by hand against the table.
 const extra: Record<string, { value: unknown; address?: string }> = {
   V03: { value: '000000000001' },
   V16: { value: 0.501 },
@@ -30,7 +30,7 @@ const extra: Record<string, { value: unknown; address?: string }> = {
   V24: { value: 0 },
 };
 
-describe('DL/T 645 public test vectors (shared/reference/dlt645.md §6)', () => {
+describe('DL/T 645 public test vectors (docs/reference/dlt645.md § Test vectors)', () => {
   it('the fixture holds every vector of the reference table', () => {
     expect(vectors.length).toBeGreaterThanOrEqual(26);
   });

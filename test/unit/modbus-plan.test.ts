@@ -24,7 +24,7 @@ const shape = (blocks: readonly ReadBlock[]) => blocks.map((b) => `${b.table} ${
 const input = (name: string, address: number, type: DataType = 'float32'): ReadPoint => ({ name, table: 'input', address, type });
 const holding = (name: string, address: number, type: DataType = 'uint16'): ReadPoint => ({ name, table: 'holding', address, type });
 
-/** Eastron SDM630 input registers, float32 ABCD, as listed in prepaid-domain.md §3.2 (the holding serial number left out). */
+/** Eastron SDM630 input registers, float32 ABCD, as listed in docs/reference/modbus-maps.md § Eastron SDM630 (the holding serial number left out). */
 const SDM630: readonly ReadPoint[] = (
   [
     ['voltage.a', 0x00],
@@ -275,7 +275,7 @@ describe('splitting a reply', () => {
   });
 });
 
-describe('Eastron SDM630 (prepaid-domain.md §3.2)', () => {
+describe('Eastron SDM630 (docs/reference/modbus-maps.md § Eastron SDM630)', () => {
   it('reads 30 float32 input points in 10 requests back to back, 7 when gaps of 2 may be bridged', () => {
     expect(SDM630).toHaveLength(30);
     expect(shape(plan(SDM630))).toEqual([

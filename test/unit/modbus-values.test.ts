@@ -85,7 +85,7 @@ describe('register words to values: every type in every word order', () => {
     expect(registerCount('bool')).toBe(1);
   });
 
-  it('a Chint DDSU666 float keeps its float32 precision but prints as the shortest decimal (prepaid-domain §3.3)', () => {
+  it('a Chint DDSU666 float keeps its float32 precision but prints as the shortest decimal (docs/reference/modbus-maps.md § Chint DDSU666)', () => {
     expect(decoded([0x4366, 0x3333], 'float32', 'ABCD')).toBe(230.2);
     // The bytes quoted from Tasmota, 43 66 33 34, are one float32 step above 230.2.
     expect(decoded([0x4366, 0x3334], 'float32', 'ABCD')).toBe(230.20001);

@@ -418,7 +418,7 @@ describe('consumption with injected time', () => {
   });
 });
 
-describe('0x08 broadcast time (dlt645.md §2.4)', () => {
+describe('0x08 broadcast time (docs/reference/dlt645.md § Broadcast time 0x08)', () => {
   const sync = (m: SimulatedMeter, to: number, now = T0) => expect(m.handle(broadcastTime(at(to)), now)).toEqual([]);
 
   it('corrects a skew within 5 minutes, without replying', () => {

@@ -5,7 +5,7 @@ import { addBusOptions, addressOption, parseBusOptions } from '../bus-options.js
 import { meterOn, withDlt645Bus } from '../dlt645-session.js';
 import { CliError, usageError } from '../errors.js';
 
-/** Meters accept a broadcast time only within 5 minutes of their own clock (dlt645.md §2.4). */
+/** Meters accept a broadcast time only within 5 minutes of their own clock (docs/reference/dlt645.md § Broadcast time 0x08). */
 const BROADCAST_LIMIT_MS = 5 * 60_000;
 
 export function registerTimeSyncCommand(program: Command, io: { out: (line: string) => void }): void {

@@ -1,6 +1,6 @@
 /**
  * Every way a card operation fails on purpose. The first group comes from the encoder and the card
- * (prepaid-domain.md §2.3), the second from meterd's own safety rules, the third from card workflows.
+ * (docs/reference/cards.md § The encoder driver contract), the second from meterd's own safety rules, the third from card workflows.
  */
 export type CardErrorCode =
   // encoder and card

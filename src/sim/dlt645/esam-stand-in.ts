@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
  * STAND-IN for the real ESAM / encryption-machine algorithms. Real meters use SM1/SM4 (or 3DES) keys diversified by
  * the meter number, held in the ESAM chip and the utility's HSM; neither the algorithms nor the keys are public.
  * This module replaces them with a keyed MAC of our choice so the simulator and a test encryption machine can run
- * the same handshake (prepaid-domain.md §1.2.3): every MAC is the first N bytes of HMAC-SHA256(key, data).
+ * the same handshake (docs/reference/prepaid.md § The ESAM handshake): every MAC is the first N bytes of HMAC-SHA256(key, data).
  * It protects nothing in the field and must never be mistaken for the real scheme.
  */
 export const ESAM_TEST_KEY = '00112233445566778899AABBCCDDEEFF';

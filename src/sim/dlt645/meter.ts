@@ -57,7 +57,7 @@ const SERR_BIT: Record<LoadRefusal | 'other-error' | 'mac-failed' | 'authenticat
   'over-hoarding-limit': bit(SERR, 'over-hoarding-limit'),
 };
 
-/** Status word 1 and 3 bits the simulator computes (dlt645.md §3.6.2); the other bits come from the seeded word. */
+/** Status word 1 and 3 bits the simulator computes (docs/reference/dlt645.md § Status words); the other bits come from the seeded word. */
 const SW1 = { reversePower: 1 << 4, overdraft: 1 << 14 };
 const SW3 = {
   relayOpen: 1 << 4,
@@ -77,7 +77,7 @@ const MIDNIGHT_GUARD_MIN = 5;
 const IDENTITY = '070000FF';
 const OPENING = '070101FF';
 const RECHARGE = '070102FF';
-/** 0x03 opening/recharge: DI 4 + operator 4 + amount 4 + count 4 + MAC1 4 + customer 6 + MAC2 4 (prepaid-domain.md §1.2.2). */
+/** 0x03 opening/recharge: DI 4 + operator 4 + amount 4 + count 4 + MAC1 4 + customer 6 + MAC2 4 (docs/reference/prepaid.md § Security commands 0x03). */
 const LOAD_LENGTH = 30;
 
 const COUNTER_POINTS = {
@@ -305,7 +305,7 @@ export class SimulatedMeter {
 
   /** The customer presses the button: closes a relay left open by "close allowed" when there is credit. */
   /**
-   * A user card inserted at the meter (card-prepaid meters, prepaid-domain.md §1.3.4): loads `amount` (fen or 0.01 kWh)
+   * A user card inserted at the meter (card-prepaid meters, docs/reference/cards.md § How a meter takes a user card): loads `amount` (fen or 0.01 kWh)
    * when `count` is the meter's purchase count + 1, under the same rules as any load; says why not otherwise.
    */
   insertCardLoad(count: number, amount: number, nowMs: number): 'loaded' | LoadRefusal | 'no-wallet' {
@@ -393,7 +393,7 @@ export class SimulatedMeter {
       case F2007.writeAddress:
         return how === 'wildcard' ? this.writeAddress(req) : undefined;
       case F2007.broadcastTime:
-        // A meter's own address is not accepted for time sync (dlt645.md §1.3).
+        // A meter's own address is not accepted for time sync (docs/reference/dlt645.md § Addresses).
         if (how === 'broadcast') this.broadcastTime(req);
         return undefined;
       case F2007.freeze:
@@ -631,13 +631,13 @@ export class SimulatedMeter {
   private writeAddress(req: Frame): Frame | undefined {
     if (req.data.length !== 6) return undefined;
     const next = addressFromBytes(req.data);
-    // Meters refuse the broadcast and wildcard addresses as their own, and say nothing (dlt645.md §2).
+    // Meters refuse the broadcast and wildcard addresses as their own, and say nothing (docs/reference/dlt645.md § Addresses).
     if (!/^\d{12}$/.test(next) || next === BROADCAST_ADDRESS) return undefined;
     this.#address = next;
     return this.ok(req);
   }
 
-  /** Broadcast time, with the hzy1981 firmware's silent refusals (dlt645.md §2.4). */
+  /** Broadcast time, with the hzy1981 firmware's silent refusals (docs/reference/dlt645.md § Broadcast time 0x08). */
   private broadcastTime(req: Frame): void {
     if (req.data.length !== 6) return;
     const t = decodeMeterTime('YYMMDDhhmmss', req.data);
@@ -711,7 +711,7 @@ export class SimulatedMeter {
   private meterClear(req: Frame): Frame {
     const refused = this.authorised(req, 8);
     if (refused) return refused;
-    // Local fee-control meters keep their wallet and energy: remote clear is refused (dlt645.md §2, hzy1981).
+    // Local fee-control meters keep their wallet and energy: remote clear is refused (docs/reference/dlt645.md § Function codes 2007).
     if (this.wallet) return this.err(req, ERR.other);
     this.importWh = [0, 0, 0, 0, 0];
     this.exportWh = [0, 0, 0, 0, 0];
@@ -756,7 +756,7 @@ export class SimulatedMeter {
     const refused = this.authorised(req, 16);
     if (refused) return refused;
     const until = decodeMeterTime('YYMMDDhhmmss', req.data.subarray(10, 16));
-    // A command is carried out only before its valid-until time, by the meter's clock (dlt645.md §2.2).
+    // A command is carried out only before its valid-until time, by the meter's clock (docs/reference/dlt645.md § Remote control 0x1C).
     if (!until.ok || epochOf(until.value as MeterTime) <= this.clockMs()) return this.err(req, ERR.other);
     const noCredit = this.wallet?.exhausted ?? false;
     switch (req.data[8]) {
@@ -804,7 +804,7 @@ export class SimulatedMeter {
       return this.ok(req, new Uint8Array([...diToBytes(di), ...r.reply]));
     }
     if ((di !== OPENING && di !== RECHARGE) || req.data.length !== LOAD_LENGTH) return serr('other-error');
-    // An ESAM meter takes a load only inside an authenticated session (prepaid-domain.md §1.2.3).
+    // An ESAM meter takes a load only inside an authenticated session (docs/reference/prepaid.md § The ESAM handshake).
     if (this.security.sessionOpen && !this.security.sessionOpen(this.now)) return serr('authentication-failed');
     const p = req.data.subarray(8);
     const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
@@ -816,7 +816,7 @@ export class SimulatedMeter {
     if (!customer.ok || customer.value.kind !== 'text') return serr('other-error');
     const customerNumber = customer.value.value;
     const opening = di === OPENING;
-    // Opening is for a meter not yet in service, recharge for one that is (prepaid-domain.md §1.2.4).
+    // Opening is for a meter not yet in service, recharge for one that is (docs/reference/prepaid.md § Purchase counter).
     if (opening === this.opened) return serr('other-error');
     if (!opening && customerNumber !== this.customerNumber) return serr('customer-number-mismatch');
     const refusal = this.wallet.check(amount, count);

@@ -1,4 +1,4 @@
-/** What the meter was last told to do with its relay; status word 3 bit 6 (dlt645.md §3.6.2). */
+/** What the meter was last told to do with its relay; status word 3 bit 6 (docs/reference/dlt645.md § Status words). */
 export type RelayCommand = 'close' | 'trip';
 /** Who opened the relay: a 0x1C trip, or the meter itself when credit ran out. */
 export type TripCause = 'remote' | 'credit';

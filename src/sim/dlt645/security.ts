@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { addressToBytes, encodeDigits, type Address } from '../../../protocols/dlt645/index.js';
 import { bytesEqual, standInCiphertext, standInDiversifier, standInMac1, standInMac2 } from './esam-stand-in.js';
 
-/** The fields of a 0x03 opening (070101FF) or recharge (070102FF) as the meter received them (prepaid-domain.md §1.2.2). */
+/** The fields of a 0x03 opening (070101FF) or recharge (070102FF) as the meter received them (docs/reference/prepaid.md § Security commands 0x03). */
 export interface CreditLoad {
   readonly kind: 'opening' | 'recharge';
   readonly meter: Address;
@@ -49,9 +49,9 @@ export class PlainSecurity implements SecurityModule {
   }
 }
 
-/** Default authentication validity (070001FF never set): 5 minutes (prepaid-domain.md §1.2.2). */
+/** Default authentication validity (070001FF never set): 5 minutes (docs/reference/prepaid.md § The ESAM handshake). */
 export const ESAM_SESSION_MS = 5 * 60_000;
-/** Every 3rd ESAM verification failure invalidates the authentication (prepaid-domain.md §1.2.5, lock-out). */
+/** Every 3rd ESAM verification failure invalidates the authentication (docs/reference/prepaid.md § Security error word SERR, lock-out). */
 const MAC_FAILURES_PER_SESSION = 3;
 
 /**

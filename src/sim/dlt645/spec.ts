@@ -61,7 +61,7 @@ export interface MeterSpec {
   readonly delayMs?: number;
   /** Meter clock minus host clock, in seconds. Default 0. */
   readonly clockOffsetSeconds?: number;
-  /** Largest correction a broadcast time may make (dlt645.md §2.4: 5 minutes). Raise it so a demo can fix large drift. */
+  /** Largest correction a broadcast time may make (docs/reference/dlt645.md § Broadcast time 0x08: 5 minutes). Raise it so a demo can fix large drift. */
   readonly maxBroadcastSkewSeconds?: number;
 }
 

@@ -1,6 +1,6 @@
 import type { MeterTime } from '../../../protocols/dlt645/index.js';
 
-/** One accepted load as purchase record 0333xxNN keeps it (prepaid-domain.md §1.2.2: Tab_Buy = {5,2,4,4,4,4}). */
+/** One accepted load as purchase record 0333xxNN keeps it (docs/reference/dlt645.md § Prepaid identifiers: fields of 5, 2, 4, 4, 4, 4 bytes). */
 export interface PurchaseRecord {
   readonly at: MeterTime;
   readonly countAfter: number;
@@ -10,7 +10,7 @@ export interface PurchaseRecord {
   readonly cumulative: number;
 }
 
-/** Why a load was refused, named after its SERR bit (prepaid-domain.md §1.2.4–1.2.5). */
+/** Why a load was refused, named after its SERR bit (docs/reference/prepaid.md § Purchase counter, § Security error word SERR). */
 export type LoadRefusal = 'repeat-recharge' | 'purchase-count-error' | 'over-hoarding-limit';
 
 export interface WalletState {

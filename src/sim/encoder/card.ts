@@ -25,7 +25,7 @@ export interface VirtualSle4442Options {
 }
 
 /**
- * An SLE4442 as the chip behaves (prepaid-domain.md §2.1): reads need nothing; writes need the PSC presented since the
+ * An SLE4442 as the chip behaves (docs/reference/cards.md § SLE4442): reads need nothing; writes need the PSC presented since the
  * last power-up, and are silently ignored otherwise or on a protected byte, as on a real card (only a read-back tells);
  * each wrong PSC costs one error-counter bit, and at 0 the card is locked for good.
  */
@@ -277,7 +277,7 @@ export interface MeterInsertion {
 }
 
 /**
- * What a prepaid card meter does with a user card (prepaid-domain.md §1.3.4): reject a card that is not valid, not ours
+ * What a prepaid card meter does with a user card (docs/reference/cards.md § How a meter takes a user card): reject a card that is not valid, not ours
  * or not for this meter; load the purchase when card count = meter count + 1; then write its state back onto the card
  * (also when there was nothing new to load). Check cards get the write-back only. Pure apart from the card's memory.
  */

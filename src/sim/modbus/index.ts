@@ -71,7 +71,7 @@ export interface ModbusSimulator {
  * a serial device (ServerSerial on one end of a pty pair). Unmapped registers are refused with exception 02, so a
  * reader that strays from the profile sees a named exception.
  *
- * ServerSerial recomputes the CRC of what it receives instead of checking it (toolchain.md P7d): this simulator cannot
+ * ServerSerial recomputes the CRC of what it receives instead of checking it (docs/reference/modbus-maps.md § modbus-serial server quirks): this simulator cannot
  * exercise CRC handling on its side, which the codec tests cover.
  *
  * @example
@@ -233,7 +233,7 @@ function checkFaults(f: ModbusSimFaults): ModbusSimFaults {
   return f;
 }
 
-/** ServerTCP treats port 0 as "unset" and binds 502 (toolchain.md P7c), so ask the kernel for a free port first. */
+/** ServerTCP treats port 0 as "unset" and binds 502 (docs/reference/modbus-maps.md § modbus-serial server quirks), so ask the kernel for a free port first. */
 function freeTcpPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();

@@ -47,7 +47,7 @@ export interface CommandContext {
 
 /**
  * What the command router calls once a request is validated, authenticated, de-duplicated and accepted. Implemented
- * by the composition root over the credit, relay, reading and clock services (ARCHITECTURE.md rule 8: services know
+ * by the composition root over the credit, relay, reading and clock services (docs/architecture.md § Design rules, 8: services know
  * nothing of MQTT). Each request id reaches a handler once, except after a restart (`ctx.resumed`). A handler that
  * throws ends the command `failed` with `INTERNAL`.
  */
