@@ -1,13 +1,13 @@
 /**
- * Generates test/fixtures/dlt645-vectors.json from the verified vector table in ../shared/reference/dlt645.md §6,
- * so the golden frames are never retyped by hand. Run: npm run fixtures [-- path/to/dlt645.md]
+ * Generates test/fixtures/dlt645-vectors.json from the verified vector table in docs/reference/dlt645.md
+ * (§ Test vectors), so the golden frames are never retyped by hand. Run: npm run fixtures [-- path/to/dlt645.md]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const source = resolve(process.argv[2] ?? resolve(here, '../../shared/reference/dlt645.md'));
+const source = resolve(process.argv[2] ?? resolve(here, '../docs/reference/dlt645.md'));
 const target = resolve(here, '../test/fixtures/dlt645-vectors.json');
 
 interface Vector {
@@ -41,5 +41,5 @@ for (const line of readFileSync(source, 'utf8').split('\n')) {
   vectors.push(v);
 }
 if (vectors.length === 0) throw new Error(`no vectors found in ${source}`);
-writeFileSync(target, `${JSON.stringify({ source: 'shared/reference/dlt645.md §6', vectors }, null, 2)}\n`);
+writeFileSync(target, `${JSON.stringify({ source: 'docs/reference/dlt645.md § Test vectors', vectors }, null, 2)}\n`);
 process.stdout.write(`${vectors.length} vectors written to ${target}\n`);
