@@ -1,5 +1,5 @@
 import { Ledger } from './ledger.js';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
@@ -9,6 +9,7 @@ import { MeterStates } from './meter-state.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { OutboxQueue } from './outbox.js';
 import { ReadingHistory } from './readings.js';
+import { assertIntact, assertWritable, corruptError, isCorruptError, isReadOnlyError, readOnlyError } from './open-checks.js';
 import { enforceLimits, type LimitsPolicy, type LimitsResult } from './retention.js';
 import type { StoreClock } from './types.js';
 
@@ -21,6 +22,11 @@ export interface StoreOptions {
   readonly telemetryRetentionDays?: number;
   /** Disk cap for live data plus WAL; above it enforceLimits() drops the oldest telemetry. No cap by default. */
   readonly maxBytes?: number;
+  /**
+   * Run `PRAGMA quick_check` at open and refuse a damaged file (STORE_CORRUPT). Default true: a damaged page found
+   * only when a station command needs it leaves the station without an answer.
+   */
+  readonly checkAtOpen?: boolean;
 }
 
 export interface TransactionOptions {
@@ -77,6 +83,9 @@ export function openStore(options: StoreOptions): Store {
     mkdirSync(dirname(options.path), { recursive: true });
     db = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
   } catch (error) {
+    if (isReadOnlyError(error) || ((error as { code?: unknown }).code === 'SQLITE_CANTOPEN' && !canWrite(dirname(options.path)))) {
+      throw readOnlyError(options.path, error);
+    }
     throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path}: ${(error as Error).message}`, { cause: error });
   }
   try {
@@ -84,6 +93,10 @@ export function openStore(options: StoreOptions): Store {
     try {
       journalMode = db.pragma('journal_mode = WAL', { simple: true });
     } catch (error) {
+      if (isReadOnlyError(error) || ((error as { code?: unknown }).code === 'SQLITE_CANTOPEN' && !canWrite(dirname(options.path)))) {
+        throw readOnlyError(options.path, error);
+      }
+      if (isCorruptError(error)) throw corruptError(options.path, [(error as Error).message], error);
       throw new StoreError('STORE_OPEN_FAILED', `cannot open ${options.path} as a SQLite database: ${(error as Error).message}`, {
         cause: error,
       });
@@ -97,6 +110,8 @@ export function openStore(options: StoreOptions): Store {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
     db.pragma('synchronous = NORMAL');
+    assertWritable(db, options.path);
+    if (options.checkAtOpen !== false) assertIntact(db, options.path);
     const { to } = migrate(db, MIGRATIONS, options.clock, logger);
     return new Store(new Connection(db, options.path, options.clock, logger), to, {
       telemetryRetentionDays: retentionDays,
@@ -105,6 +120,16 @@ export function openStore(options: StoreOptions): Store {
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/** False for a folder that exists but cannot be written; a missing one is another problem. */
+function canWrite(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 
@@ -180,8 +205,15 @@ export class Store {
   }
 
   integrityCheck(): IntegrityResult {
-    const messages = this.#open().pragma('integrity_check', { simple: false }) as { integrity_check: string }[];
-    const lines = messages.map((row) => row.integrity_check);
+    let lines: string[];
+    try {
+      const messages = this.#open().pragma('integrity_check', { simple: false }) as { integrity_check: string }[];
+      lines = messages.map((row) => row.integrity_check);
+    } catch (error) {
+      // Damage SQLite cannot even walk past (a page of the schema) is reported, not thrown.
+      if (!isCorruptError(error)) throw error;
+      lines = [(error as Error).message];
+    }
     return { ok: lines.length === 1 && lines[0] === 'ok', messages: lines };
   }
 

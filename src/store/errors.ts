@@ -3,6 +3,10 @@ export type StoreErrorCode =
   | 'STORE_TOO_NEW'
   /** The file could not be opened as a WAL-mode SQLite database. */
   | 'STORE_OPEN_FAILED'
+  /** The file or its folder cannot be written (immutable flag, read-only mount, permissions); found at open. */
+  | 'STORE_READ_ONLY'
+  /** PRAGMA quick_check found damaged pages at open; the message says how to restore or rescue the file. */
+  | 'STORE_CORRUPT'
   /** A migration failed; the database stays at the last version that applied. */
   | 'STORE_MIGRATION_FAILED'
   /** A transaction was started inside another one, or a Tx was used after its transaction ended. */
