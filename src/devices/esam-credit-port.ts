@@ -16,7 +16,7 @@ export interface EsamCreditPortOptions {
 
 const IDENTITY = '070000FF';
 const RECHARGE = '070102FF';
-/** At most one automatic re-authentication per load: repeated MAC failures lock the meter's security channel (§1.2.5). */
+/** At most one automatic re-authentication per load: repeated MAC failures lock the meter's security channel (docs/reference/prepaid.md § Security error word SERR). */
 const MAX_AUTHENTICATIONS = 2;
 
 /** The encryption machine did not give a usable answer: HSM_TIMEOUT (too late) or HSM_FAILED (an error, a bad reply). */

@@ -33,7 +33,7 @@ import {
   type Password,
 } from '../../protocols/dlt645/index.js';
 
-// Golden frames computed by an independent Python implementation of §7 (sum from the first 68, +33H, DI0 first).
+// Golden frames computed by an independent Python implementation of DL/T 645-2007 §7 (sum from the first 68, +33H, DI0 first).
 const A = '123456789012';
 const pw = (t: string): Password => {
   const r = parsePassword(t);
