@@ -27,6 +27,7 @@ writeFileSync(
   join(dir, 'meterd.yaml'),
   `gateway: { id: ${gw}, dataDir: ./data }
 mqtt: { url: "${url}", protocolVersion: ${process.env.MQTT_URL ? 5 : 4} }
+commands: { allowUnsigned: true }   # the bench station sends unsigned top-ups
 buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
 meters:
 ${addresses.map((a, i) => `  - { id: m${i}, bus: bus1, address: "${a}", customerNo: "${sim.meters.get(a)!.snapshot().customerNumber}", profile: dlt645-2007-single-phase-prepaid }`).join('\n')}

@@ -58,7 +58,12 @@ export interface GatewayConfig {
   };
   readonly storage: { readonly retentionDays: number; readonly maxBytes: number };
   readonly credentials: { readonly dlt645: { readonly password: Password; readonly operator: string } };
-  readonly commands: { readonly hmacKey?: string; readonly maxPayloadBytes: number };
+  readonly commands: {
+    readonly hmacKey?: string;
+    /** Without hmacKey: run unsigned commands that move money or cut power (src/uplink/commands/auth-policy.ts). */
+    readonly allowUnsigned: boolean;
+    readonly maxPayloadBytes: number;
+  };
   readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
@@ -284,6 +289,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     },
     commands: {
       hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']),
+      allowUnsigned: raw.commands?.allowUnsigned ?? false,
       maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384,
     },
     credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },

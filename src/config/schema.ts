@@ -133,7 +133,18 @@ export const configSchema = z.strictObject({
       hsmTimeout: duration.default('60s'),
     })
     .default({ closeRelayAfterTopup: true, hsmTimeout: '60s' }),
-  commands: z.strictObject({ hmacKey: secret.optional(), maxPayloadBytes: z.number().int().min(256).default(16384) }).optional(),
+  commands: z
+    .strictObject({
+      /** HMAC-SHA256 key shared with the station; when set, every command must be signed with it. */
+      hmacKey: secret.optional(),
+      /**
+       * Without hmacKey: run unsigned commands that move money or cut power (top-up, relay, card sale, time-sync).
+       * Off by default; for the demo and test benches only.
+       */
+      allowUnsigned: z.boolean().default(false),
+      maxPayloadBytes: z.number().int().min(256).default(16384),
+    })
+    .optional(),
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),
   /** Sections owned by later features; kept so configs written for them still load. */

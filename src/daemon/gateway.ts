@@ -6,6 +6,7 @@ import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { RelayService } from '../services/relay.js';
+import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
 import { cardCommandHandlers } from './card-handlers.js';
 import { gatewayCommandHandlers } from './command-handlers.js';
@@ -43,6 +44,8 @@ export interface Gateway {
 /** The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does. */
 export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
   const log = opts.logger.child({ gateway: config.gateway.id });
+  const unsignedRisk = unsignedCommandsRisk(config.commands);
+  if (unsignedRisk !== undefined) log.warn({ allowUnsigned: true }, unsignedRisk);
   const clock = opts.clock ?? systemClock;
   const startedAt = new Date(clock.now()).toISOString();
   mkdirSync(config.gateway.dataDir, { recursive: true });

@@ -51,6 +51,7 @@ beforeAll(async () => {
   daemon = startDaemon(
     `gateway: { id: ${gw}, dataDir: ./data }
 mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+commands: { allowUnsigned: true }   # the counter here sends unsigned card sales
 buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
 meters: [{ id: room-201, bus: bus1, address: "${METER}", profile: dlt645-2007-single-phase-prepaid }]
 encoders: [{ id: counter-1, port: "${pty.a}" }]

@@ -58,6 +58,7 @@ beforeAll(async () => {
   await station.subscribeAsync(`meterd/${gw}/hsm/request`, { qos: 1 });
   daemon = startDaemon(`gateway: { id: ${gw}, dataDir: ./data }
 mqtt: { url: "${broker.url}", protocolVersion: 4 }
+commands: { allowUnsigned: true }   # the station here sends unsigned top-ups
 profiles: { dirs: ["${PROFILES}"] }
 credit: { hsmTimeout: 2s }
 buses:

@@ -34,6 +34,7 @@ let dir: string | undefined;
 function config(): string {
   return `gateway: { id: ${gw}, dataDir: ./data }
 mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+commands: { allowUnsigned: true }   # the station here sends unsigned top-ups and relay commands
 buses:
   - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 5ms, timeout: 6s, retries: 1 }
 meters:

@@ -161,7 +161,9 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
     drain,
     handlers,
     meterExists: (id) => (METERS as readonly string[]).includes(id),
-    settings: { maxPayloadBytes: 16_384, ...options.settings },
+    // These specifications are about routing and records: unsigned commands run unless a test asks for the default
+    // (commands-auth.test.ts), so allowUnsigned is set here explicitly.
+    settings: { maxPayloadBytes: 16_384, ...options.settings, allowUnsigned: options.settings?.allowUnsigned ?? true },
     clock: options.clock,
     logger: options.logger,
   });

@@ -35,10 +35,10 @@ afterAll(async () => {
   await broker?.close();
 });
 
-async function doctor(): Promise<{ lines: string[]; error?: { code?: string } }> {
+async function doctor(path = configPath): Promise<{ lines: string[]; error?: { code?: string } }> {
   const lines: string[] = [];
   try {
-    await (await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) })).parseAsync(['doctor', '-c', configPath], {
+    await (await buildProgram({ stdin: Readable.from([]), out: (l) => lines.push(l) })).parseAsync(['doctor', '-c', path], {
       from: 'user',
     });
     return { lines };
@@ -54,6 +54,26 @@ describe('meterd doctor', () => {
     expect(r.lines).toContain('PASS  meter room-1 (000000000001) answers: energy.active.import = 12.5 kWh');
     expect(r.lines.some((l) => /^PASS {2}broker .* accepts the credentials$/.test(l))).toBe(true);
     expect(r.lines.at(-1)).toMatch(/^all \d+ checks passed$/);
+    expect(r.lines).toContain(
+      'PASS  station commands that move money or cut power are refused: no commands.hmacKey is set, so only read and card-read run; set a key to allow top-ups and relay commands',
+    );
+  });
+
+  it('warns, without failing, when unsigned commands may move money (commands.allowUnsigned)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meterd-doctor-unsigned-'));
+    const path = join(dir, 'meterd.yaml');
+    writeFileSync(
+      path,
+      `gateway: { id: gw-doctor-unsigned, dataDir: ./data }
+mqtt: { url: "${broker.url}", protocolVersion: 4 }
+commands: { allowUnsigned: true }
+`,
+    );
+    const r = await doctor(path);
+    expect(r.error).toBeUndefined();
+    const warning = r.lines.find((l) => l.startsWith('WARN'));
+    expect(warning).toMatch(/^WARN {2}station commands are not authenticated: commands\.allowUnsigned is on .* top up meters/);
+    expect(r.lines.at(-1)).toMatch(/^all \d+ checks passed, 1 with a warning$/);
   });
 
   it('names the meter that does not answer, with the reason, and exits non-zero', async () => {

@@ -80,6 +80,9 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       io.out(
         `read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`,
       );
+      io.out(
+        'commands:          UNSIGNED commands are accepted (commands.allowUnsigned: true): anyone who can reach the broker can top up and trip relays; a real gateway sets commands.hmacKey',
+      );
       io.out('Ctrl-C stops everything.');
 
       const tty = process.stdout.isTTY === true;
@@ -133,6 +136,8 @@ function demoConfig(o: {
 mqtt:
   url: ${o.brokerUrl}
   protocolVersion: 4        # the embedded broker speaks MQTT 3.1.1
+commands:
+  allowUnsigned: true       # demo only: anyone on this machine may top up and trip relays without a signature
 buses:
   - id: bus1
     port: tcp://127.0.0.1:${o.simPort}

@@ -9,11 +9,14 @@ import { formatIssue } from '../../config/yaml-source.js';
 import { Dlt645Meter } from '../../devices/dlt645-meter.js';
 import { Dlt645PointReader } from '../../devices/dlt645-points.js';
 import { openStore } from '../../store/index.js';
+import { unsignedCommandsRisk } from '../../uplink/commands/auth-policy.js';
 import { probeBroker } from '../../uplink/probe.js';
 import { CliError } from '../errors.js';
 
 interface Check {
   ok: boolean;
+  /** Passes, but names a risk the operator should know about (printed WARN, not counted as a failure). */
+  warn?: boolean;
   what: string;
   detail?: string;
 }
@@ -35,7 +38,7 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
       const checks: Check[] = [];
       const report = (c: Check) => {
         checks.push(c);
-        if (!opts.json) io.out(`${c.ok ? 'PASS' : 'FAIL'}  ${c.what}${c.detail ? `: ${c.detail}` : ''}`);
+        if (!opts.json) io.out(`${c.ok ? (c.warn ? 'WARN' : 'PASS') : 'FAIL'}  ${c.what}${c.detail ? `: ${c.detail}` : ''}`);
       };
       let config: GatewayConfig;
       try {
@@ -46,6 +49,15 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
         report({ ok: false, what: `config ${opts.config}`, detail: err.issues.map(formatIssue).join('; ') });
         return finish(checks, opts.json, io);
       }
+      const risk = unsignedCommandsRisk(config.commands);
+      if (risk !== undefined) report({ ok: true, warn: true, what: 'station commands are not authenticated', detail: risk });
+      else if (config.commands.hmacKey !== undefined) report({ ok: true, what: 'station commands must be signed (commands.hmacKey)' });
+      else
+        report({
+          ok: true,
+          what: 'station commands that move money or cut power are refused',
+          detail: 'no commands.hmacKey is set, so only read and card-read run; set a key to allow top-ups and relay commands',
+        });
 
       for (const b of config.buses) {
         if (b.protocol !== 'dlt645') {
@@ -140,5 +152,6 @@ function finish(checks: Check[], json: boolean | undefined, io: { out: (line: st
   if (json) io.out(JSON.stringify(checks));
   const failed = checks.filter((c) => !c.ok).length;
   if (failed > 0) throw new CliError('DOCTOR_FAILED', `${failed} of ${checks.length} check(s) failed`);
-  if (!json) io.out(`all ${checks.length} checks passed`);
+  const warned = checks.filter((c) => c.warn).length;
+  if (!json) io.out(`all ${checks.length} checks passed${warned > 0 ? `, ${warned} with a warning` : ''}`);
 }

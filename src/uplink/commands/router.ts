@@ -16,6 +16,7 @@ import { UplinkError } from '../errors.js';
 import type { InboundMessage, MqttSession, Subscription } from '../session.js';
 import { withTimeout } from '../timeout.js';
 import { isTopicSafeId, matchesFilter } from '../topics.js';
+import { commandAuthPolicy, unsignedRefusal, type CommandAuthPolicy } from './auth-policy.js';
 import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, type CommandName, type ParsedCommand } from './schema.js';
 import { canonicalJson, DEFAULT_SIGNATURE_WINDOW_MS, signatureMatches } from './signature.js';
 import type { CommandContext, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply } from './types.js';
@@ -31,7 +32,10 @@ export interface CommandRouterOptions {
   readonly handlers: CommandHandlers;
   /** True for a meter id of the gateway's config. */
   readonly meterExists: (meterId: string) => boolean;
-  /** `config.commands`: the HMAC key (signatures required when set) and the payload size limit. */
+  /**
+   * `config.commands`: the HMAC key (signatures required when set), whether unsigned commands that move money or cut
+   * power run without one (`allowUnsigned`), and the payload size limit.
+   */
   readonly settings: GatewayConfig['commands'];
   /** How far a signed request's `ts` may be from the gateway's clock. Default 5 minutes. */
   readonly signatureWindowMs?: number;
@@ -104,7 +108,8 @@ const outcomeSchema = z.union([
  *
  * Each request is checked in this order, and the first failure is answered `rejected` with a code and a message
  * naming the field, changing nothing: size (before parsing), JSON, `requestId`, command name, authenticity (when
- * `commands.hmacKey` is set: signature, then `ts` within the window), de-duplication (a request id seen before with
+ * `commands.hmacKey` is set: signature, then `ts` within the window; without it, a command that moves money or cuts
+ * power is `UNSIGNED` unless `commands.allowUnsigned`, see auth-policy.ts), de-duplication (a request id seen before with
  * other content is `REPLAYED`), schema, meter, `expiresAt`. A request that passes is recorded `accepted` together with
  * its `accepted` reply in one durable commit, before the broker's PUBACK; then its handler runs, and its outcome is
  * recorded with the `done` / `failed` / `rejected` reply in another. A request id seen before with the same content
@@ -124,7 +129,7 @@ export class CommandRouter {
   readonly #drain: { notify(): void };
   readonly #handlers: CommandHandlers;
   readonly #meterExists: (meterId: string) => boolean;
-  readonly #hmacKey: string | undefined;
+  readonly #auth: CommandAuthPolicy;
   readonly #maxPayloadBytes: number;
   readonly #windowMs: number;
   readonly #clock: Clock;
@@ -138,7 +143,7 @@ export class CommandRouter {
     const { maxPayloadBytes, hmacKey } = options.settings;
     if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1)
       throw new TypeError('maxPayloadBytes is not a positive whole number of bytes');
-    if (hmacKey !== undefined && hmacKey.length === 0) throw new TypeError('hmacKey is empty; leave it out to accept unsigned commands');
+    if (hmacKey !== undefined && hmacKey.length === 0) throw new TypeError('hmacKey is empty; leave it out to run without signatures');
     const windowMs = options.signatureWindowMs ?? DEFAULT_SIGNATURE_WINDOW_MS;
     if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new TypeError('signatureWindowMs is not greater than 0');
     this.#session = options.session;
@@ -146,7 +151,7 @@ export class CommandRouter {
     this.#drain = options.drain;
     this.#handlers = options.handlers;
     this.#meterExists = options.meterExists;
-    this.#hmacKey = hmacKey;
+    this.#auth = commandAuthPolicy(options.settings);
     this.#maxPayloadBytes = maxPayloadBytes;
     this.#windowMs = windowMs;
     this.#clock = options.clock ?? systemClock;
@@ -212,8 +217,9 @@ export class CommandRouter {
     const screened = this.#screen(message, name, receivedAt);
     if (!screened.ok) {
       const { requestId, rejection, authenticated } = screened;
-      // In HMAC mode an unauthenticated sender does not choose where the gateway publishes.
-      const route = this.#hmacKey === undefined || authenticated ? requested : {};
+      // A sender refused for want of authenticity does not choose where the gateway publishes.
+      const trusted = authenticated || (this.#auth.mode !== 'signed' && rejection.code !== 'UNSIGNED');
+      const route = trusted ? requested : {};
       this.#reject(name, route, requestId, rejection);
       return;
     }
@@ -288,8 +294,10 @@ export class CommandRouter {
         requestId,
       );
     }
-    if (this.#hmacKey !== undefined) {
-      const key = this.#hmacKey;
+    const refusal = unsignedRefusal(this.#auth, name);
+    if (refusal !== undefined) return reject('UNSIGNED', refusal, requestId, 'signature');
+    if (this.#auth.mode === 'signed') {
+      const key = this.#auth.key;
       if (fields.signature === undefined) {
         return reject(
           'UNSIGNED',
