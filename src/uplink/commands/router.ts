@@ -21,8 +21,11 @@ import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, t
 import { canonicalJson, DEFAULT_SIGNATURE_WINDOW_MS, signatureMatches } from './signature.js';
 import type { CommandContext, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply } from './types.js';
 
-/** What the router needs of the MQTT session: a subscription and the gateway's topic tree. */
-export type CommandSession = Pick<MqttSession, 'subscribe' | 'topics'>;
+/**
+ * What the router needs of the MQTT session: a subscription, the gateway's topic tree, and a direct publish for the
+ * replies the store cannot take.
+ */
+export type CommandSession = Pick<MqttSession, 'subscribe' | 'topics' | 'publish'>;
 
 export interface CommandRouterOptions {
   readonly session: CommandSession;
@@ -224,9 +227,24 @@ export class CommandRouter {
       return;
     }
     const request = screened.request;
-    const verdict = this.#store.transaction((tx) => this.#decide(tx, request, requested, receivedAt), { durable: true });
-    this.#drain.notify();
     const log = this.#log.child({ requestId: request.requestId, command: request.command });
+    let verdict: Verdict;
+    try {
+      verdict = this.#store.transaction((tx) => this.#decide(tx, request, requested, receivedAt), { durable: true });
+    } catch (error) {
+      // Nothing was recorded and no handler runs; the station must still hear it, or it retries for ever.
+      log.error({ err: error }, 'the store could not record the command; answering failed INTERNAL directly');
+      this.#replyDirect(request.command, requested, log, {
+        requestId: request.requestId,
+        status: 'failed',
+        error: {
+          code: 'INTERNAL',
+          message: `the gateway could not record the request (${errorText(error)}); nothing was done, send it again later with the same requestId`,
+        },
+      });
+      return;
+    }
+    this.#drain.notify();
     switch (verdict.kind) {
       case 'rejected':
         this.#stats.rejected++;
@@ -402,10 +420,44 @@ export class CommandRouter {
       log.warn('no reply possible: the command level of the topic is not a valid topic level and no response topic was given');
       return;
     }
-    this.#store.transaction((tx) => this.#enqueueReply(tx, name, route, { requestId, status: 'rejected', error: rejection }), {
-      durable: true,
-    });
+    const reply: CommandReply = { requestId, status: 'rejected', error: rejection };
+    try {
+      this.#store.transaction((tx) => this.#enqueueReply(tx, name, route, reply), { durable: true });
+    } catch (error) {
+      log.error({ err: error }, 'the store could not take the rejection; publishing it directly');
+      this.#replyDirect(name, route, log, reply);
+      return;
+    }
     this.#drain.notify();
+  }
+
+  /**
+   * For when the store cannot take a reply: published straight to the broker at QoS 1, not through the outbox, so it
+   * is not kept across a broker outage (the station's retry with the same requestId is answered again).
+   */
+  #replyDirect(command: string, route: ReplyRoute, log: Logger, reply: CommandReply): void {
+    let topic: string;
+    try {
+      topic = route.responseTopic ?? this.#session.topics.absolute(`cmd/${command}/result`);
+    } catch (error) {
+      log.error({ err: error }, 'no reply possible: no topic to publish it to');
+      return;
+    }
+    let payload: string;
+    try {
+      payload = JSON.stringify(reply);
+    } catch (error) {
+      payload = JSON.stringify({
+        requestId: reply.requestId,
+        status: 'failed',
+        error: { code: 'INTERNAL', message: `the ${command} result could not be written as JSON: ${errorText(error)}` },
+      });
+    }
+    const correlationData = route.responseTopic === undefined ? undefined : route.correlationData;
+    this.#session.publish(topic, payload, { qos: 1, correlationData }).then(
+      () => log.warn({ status: reply.status, code: reply.error?.code }, 'reply published directly, without the store'),
+      (error: unknown) => log.error({ err: error }, 'the reply could not be published either; the station has to send the request again'),
+    );
   }
 
   #logRejection(log: Logger, rejection: Rejection): void {
@@ -544,7 +596,13 @@ export class CommandRouter {
         });
       }
     } catch (error) {
+      // The outcome happened (a load may be on the meter): say so now; the record stays accepted and resumes at the
+      // next start, where the handler finds its own earlier result and answers the same.
       log.error({ err: error }, 'could not record the command outcome; it stays accepted and resumes at the next start');
+      const reply: CommandReply = { requestId: record.requestId, status: outcome.status };
+      const full =
+        outcome.status === 'done' ? { ...reply, result: outcome.result } : { ...reply, error: outcome.error, result: outcome.result };
+      for (const route of [routeOf(record), ...extraRoutes]) this.#replyDirect(record.command, route, log, full);
       return;
     }
     this.#drain.notify();
@@ -568,6 +626,12 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
     case 'card-read':
       return handlers.cardRead(parsed.payload, ctx);
   }
+}
+
+function errorText(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
 function replyOf(record: CommandRecord): CommandReply {
