@@ -49,6 +49,21 @@ describe('topup amounts', () => {
     expect(parseCommand('topup', topup({ energyKwh: MAX_TOPUP_ENERGY_KWH }))).toMatchObject({ ok: true });
   });
 
+  it('an amount far too large is refused for its size, not for its form (1e308 is a whole number)', () => {
+    expect(parseCommand('topup', topup({ amountFen: 1e308 }))).toEqual({
+      ok: false,
+      problem: { field: 'amountFen', message: 'amountFen must be at most 10000000 fen (100000 yuan)' },
+    });
+    expect(parseCommand('topup', topup({ energyKwh: 1e308 }))).toEqual({
+      ok: false,
+      problem: { field: 'energyKwh', message: 'energyKwh must be at most 10000 kWh' },
+    });
+    expect(parseCommand('card-sell', { requestId: 'r-1', meter: 'room-101', operator: 'alice', amountFen: 1e308 })).toMatchObject({
+      ok: false,
+      problem: { field: 'amountFen', message: 'amountFen must be at most 10000000 fen (100000 yuan)' },
+    });
+  });
+
   it('names the nested field of an ESAM input', () => {
     const parsed = parseCommand('topup', topup({ energyKwh: 1, esam: { ciphertext: '0011223344556677', random: '00112233' } }));
     expect(parsed).toEqual({ ok: false, problem: { field: 'esam.random', message: 'esam.random must be 16 hex digits (8 bytes)' } });

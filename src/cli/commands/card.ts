@@ -15,6 +15,7 @@ import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder.
 import { silentLogger, type Logger } from '../../log.js';
 import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
+import { parseKwhText, parseYuanText } from '../../values/index.js';
 import { CliError, usageError } from '../errors.js';
 
 /** What `meterd card` needs from the rest of meterd: the books (the ledger owner supplies them), and optional context. */
@@ -206,11 +207,10 @@ function amountOption(opts: { kwh?: string; amount?: string }, unit: AmountUnit)
     opts.kwh !== undefined ? (['--kwh', opts.kwh, '0.01kWh'] as const) : (['--amount', opts.amount!, 'fen'] as const);
   if (unit !== wanted)
     throw usageError(`this card layout carries ${unit === 'fen' ? 'money (fen): use --amount' : 'energy (0.01 kWh): use --kwh'}`);
-  const m = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text);
-  if (!m) throw usageError(`${flag} must be a positive number with at most 2 decimals, not "${text}"`);
-  const units = Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
-  if (units <= 0) throw usageError(`${flag} must be more than 0`);
-  return units;
+  // The same rules and caps as a top-up through the CLI or MQTT (src/values).
+  const parsed = flag === '--kwh' ? parseKwhText(text) : parseYuanText(text);
+  if (!parsed.ok) throw usageError(`${flag} ${parsed.reason}`);
+  return parsed.value;
 }
 
 function formatAmount(units: number, unit: AmountUnit): string {

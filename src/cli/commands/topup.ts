@@ -7,6 +7,7 @@ import { formatIssue } from '../../config/yaml-source.js';
 import { meterDrivers, openConfiguredBus } from '../../daemon/meters.js';
 import { CreditService, creditMessage } from '../../services/credit.js';
 import { openStore, type LedgerEntry } from '../../store/index.js';
+import { type Parsed, parseCustomerNo, parseKwhText, parseRequestId, parseYuanText } from '../../values/index.js';
 import { CliError, usageError } from '../errors.js';
 
 function loadConfig(path: string): GatewayConfig {
@@ -52,10 +53,11 @@ Exit code 0 when applied; 1 when rejected (the meter's reason), failed, or not s
         customer?: string;
         json?: boolean;
       }) => {
-        if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount YUAN');
-        const value = Number(opts.kwh ?? opts.amount);
-        if (!Number.isFinite(value) || value <= 0 || Math.abs(Math.round(value * 100) - value * 100) > 1e-6)
-          throw usageError(`${opts.kwh ? '--kwh' : '--amount'} must be positive with at most two decimals`);
+        // Every argument is checked before the config, the store or the bus is touched: a bad one leaves no ledger row.
+        const credit = creditOption(opts);
+        const requestId =
+          opts.requestId === undefined ? `operator-${randomUUID()}` : option('--request-id', parseRequestId(opts.requestId));
+        const customerNo = opts.customer === undefined ? undefined : option('--customer', parseCustomerNo(opts.customer));
         const config = loadConfig(opts.config);
         const meter = config.meters.find((m) => m.id === opts.meter);
         if (!meter) throw usageError(`no meter "${opts.meter}" in ${opts.config}`);
@@ -73,12 +75,12 @@ Exit code 0 when applied; 1 when rejected (the meter's reason), failed, or not s
             throw new CliError('METER_NOT_CREDITABLE', `meter ${meter.id} (${meter.profile.id}) has no credit method in its profile`);
           const service = new CreditService({ store, clock: systemClock, ports: new Map([[meter.id, drivers.credit]]) });
           const { entry, fresh } = await service.topUp({
-            requestId: opts.requestId ?? `operator-${randomUUID()}`,
+            requestId,
             meterId: meter.id,
             channel: 'operator',
-            ...(opts.kwh ? { energyKwh: value } : { amountFen: Math.round(value * 100) }),
+            ...(credit.unit === 'energy' ? { energyKwh: credit.hundredths / 100 } : { amountFen: credit.hundredths }),
             operator: opts.operator,
-            customerNo: opts.customer ?? meter.customerNo,
+            customerNo: customerNo ?? meter.customerNo,
           });
           if (opts.json) io.out(JSON.stringify(creditMessage(entry, Date.now())));
           else io.out(summary(entry, fresh));
@@ -123,6 +125,18 @@ export function registerLedgerCommand(program: Command, io: { out: (line: string
         store.close();
       }
     });
+}
+
+/** `--kwh` or `--amount`, exactly one, by the rules and caps every door uses (src/values). */
+function creditOption(opts: { kwh?: string; amount?: string }): { unit: 'energy' | 'money'; hundredths: number } {
+  if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount YUAN');
+  if (opts.kwh !== undefined) return { unit: 'energy', hundredths: option('--kwh', parseKwhText(opts.kwh)) };
+  return { unit: 'money', hundredths: option('--amount', parseYuanText(opts.amount!)) };
+}
+
+function option<T>(flag: string, parsed: Parsed<T>): T {
+  if (!parsed.ok) throw usageError(`${flag} ${parsed.reason}`);
+  return parsed.value;
 }
 
 function summary(e: LedgerEntry, fresh: boolean): string {

@@ -1,4 +1,14 @@
 import { z } from 'zod';
+import {
+  centiKwhFromNumber,
+  fenFromNumber,
+  MAX_AMOUNT_FEN,
+  MAX_ENERGY_KWH,
+  MAX_REQUEST_ID_LENGTH,
+  type Parsed,
+  parseCustomerNo,
+  parseRequestId,
+} from '../../values/index.js';
 
 /** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
 export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync', 'card-sell', 'card-read'] as const;
@@ -7,21 +17,29 @@ export type CommandName = (typeof COMMAND_NAMES)[number];
 /** Names kept for later commands; answered `UNSUPPORTED_COMMAND` until they are implemented. */
 export const RESERVED_COMMAND_NAMES = [] as const;
 
-/** A top-up above this much energy is a mistake (a typo, a unit mix-up), never a purchase. */
-export const MAX_TOPUP_ENERGY_KWH = 10_000;
-/** A top-up above this much money (100,000 yuan) is a mistake, never a purchase. */
-export const MAX_TOPUP_AMOUNT_FEN = 10_000_000;
-export const MAX_REQUEST_ID_LENGTH = 128;
+/** The caps of src/values, the same on every door (CLI, MQTT, card counter, console). */
+export const MAX_TOPUP_ENERGY_KWH = MAX_ENERGY_KWH;
+export const MAX_TOPUP_AMOUNT_FEN = MAX_AMOUNT_FEN;
+export { MAX_REQUEST_ID_LENGTH };
 export const MAX_READ_POINTS = 64;
 
 const hex16 = z.string().regex(/^[0-9A-Fa-f]{16}$/, 'must be 16 hex digits (8 bytes)');
 const isoTime = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-03-01T08:00:00Z' });
 
-export const requestIdSchema = z
-  .string({ error: 'must be a string' })
-  .min(1, 'cannot be empty')
-  .max(MAX_REQUEST_ID_LENGTH, `is longer than ${MAX_REQUEST_ID_LENGTH} characters`)
-  .regex(/^[\x21-\x7e]+$/, 'may hold printable ASCII only, without spaces');
+/** Refines a zod type with a parser of src/values, so the schema says exactly what the CLI says. */
+function by<T>(parse: (value: T) => Parsed<unknown>) {
+  return (value: T, ctx: z.core.$RefinementCtx<T>): void => {
+    const parsed = parse(value);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  };
+}
+
+export const requestIdSchema = z.string({ error: 'must be a string' }).superRefine(by(parseRequestId));
+
+/** kWh as a JSON number: above 0, at most MAX_ENERGY_KWH, at most two decimals. */
+const energyKwh = z.number({ error: 'must be a number of kWh' }).superRefine(by(centiKwhFromNumber));
+/** Whole fen as a JSON number: above 0, at most MAX_AMOUNT_FEN. */
+const amountFen = z.number({ error: 'must be a number of fen' }).superRefine(by(fenFromNumber));
 
 /** The config's id rule (src/config/schema.ts `topicSafeId`), with messages written for the station. */
 const meterId = z
@@ -44,27 +62,12 @@ const common = {
     .optional(),
 };
 
-/** At most two decimals, judged on the number as JSON wrote it (`12.5`, `12.34`; not `12.345` or `1e-7`). */
-function hasAtMostTwoDecimals(kwh: number): boolean {
-  return /^\d+(\.\d{1,2})?$/.test(String(kwh));
-}
-
 export const topupSchema = z
   .strictObject({
     ...common,
     meter: meterId,
-    energyKwh: z
-      .number({ error: 'must be a number of kWh' })
-      .positive('must be above 0')
-      .max(MAX_TOPUP_ENERGY_KWH, `must be at most ${MAX_TOPUP_ENERGY_KWH} kWh`)
-      .refine(hasAtMostTwoDecimals, 'must have at most two decimals (0.01 kWh)')
-      .optional(),
-    amountFen: z
-      .number({ error: 'must be a number of fen' })
-      .int('must be a whole number of fen (1 yuan = 100 fen)')
-      .positive('must be above 0')
-      .max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`)
-      .optional(),
+    energyKwh: energyKwh.optional(),
+    amountFen: amountFen.optional(),
     /** The station's purchase count for this load, when it keeps one (the gateway checks it against the meter's + 1). */
     purchaseCount: z
       .number({ error: 'must be a number' })
@@ -73,10 +76,7 @@ export const topupSchema = z
       .max(0xffff_ffff, 'must fit in 4 bytes')
       .optional(),
     /** 客户编号, 6 BCD bytes: up to 12 digits. */
-    customerNo: z
-      .string({ error: 'must be a string of digits' })
-      .regex(/^\d{1,12}$/, 'must be 1 to 12 digits')
-      .optional(),
+    customerNo: z.string({ error: 'must be a string of digits' }).superRefine(by(parseCustomerNo)).optional(),
     /** ESAM meters: the station encryption machine's identity-authentication input for this meter (070000FF). */
     esam: z
       .strictObject({
@@ -105,9 +105,16 @@ export const topupSchema = z
     /** The amount in ledger units: 0.01 kWh for energy, fen for money. Never a float. */
     credit:
       value.energyKwh !== undefined
-        ? { unit: 'energy' as const, amount: Math.round(value.energyKwh * 100) }
+        ? { unit: 'energy' as const, amount: centiKwh(value.energyKwh) }
         : { unit: 'money' as const, amount: value.amountFen ?? 0 },
   }));
+
+/** An energyKwh the schema passed, in 0.01 kWh: exact, from the number's decimal form. */
+function centiKwh(kwh: number): number {
+  const parsed = centiKwhFromNumber(kwh);
+  if (!parsed.ok) throw new TypeError(`energyKwh ${kwh} passed the schema but ${parsed.reason}`);
+  return parsed.value;
+}
 
 export const relaySchema = z.strictObject({
   ...common,
@@ -153,18 +160,8 @@ export const cardSellSchema = z
     ...common,
     meter: meterId,
     encoder: encoderId,
-    energyKwh: z
-      .number({ error: 'must be a number of kWh' })
-      .positive('must be above 0')
-      .max(MAX_TOPUP_ENERGY_KWH, `must be at most ${MAX_TOPUP_ENERGY_KWH} kWh`)
-      .refine(hasAtMostTwoDecimals, 'must have at most two decimals (0.01 kWh)')
-      .optional(),
-    amountFen: z
-      .number({ error: 'must be a number of fen' })
-      .int('must be a whole number of fen')
-      .positive('must be above 0')
-      .max(MAX_TOPUP_AMOUNT_FEN, `must be at most ${MAX_TOPUP_AMOUNT_FEN} fen`)
-      .optional(),
+    energyKwh: energyKwh.optional(),
+    amountFen: amountFen.optional(),
     /** The cashier selling, recorded in the books. */
     operator: z.string({ error: 'must be the cashier name' }).min(1, 'cannot be empty').max(64, 'is longer than 64 characters'),
   })

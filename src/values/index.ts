@@ -1,0 +1,14 @@
+// Values that come in from outside (a CLI option, an MQTT field, a counter form), parsed by one set of rules and
+// limits whichever door they came through. Pure: no I/O, no clock.
+export {
+  centiKwhFromNumber,
+  fenFromNumber,
+  MAX_AMOUNT_FEN,
+  MAX_AMOUNT_YUAN,
+  MAX_ENERGY_CENTI_KWH,
+  MAX_ENERGY_KWH,
+  parseKwhText,
+  parseYuanText,
+} from './credit.js';
+export { MAX_CUSTOMER_NO_DIGITS, MAX_REQUEST_ID_LENGTH, parseCustomerNo, parseRequestId } from './ids.js';
+export { ok, type Parsed, refused } from './result.js';
