@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // The repository stands on its own: comments and documents cite docs/ by section name, and no file names a path
@@ -52,6 +52,37 @@ describe('documentation citations', () => {
       }
     }
     expect(count).toBeGreaterThan(40);
+    expect(broken).toEqual([]);
+  });
+
+  it('every relative markdown link names a file of the repository, and its #anchor a heading there', () => {
+    // GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens.
+    const slug = (heading: string): string =>
+      heading
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}_\- ]/gu, '')
+        .replace(/ /g, '-');
+    const broken: string[] = [];
+    let count = 0;
+    for (const f of files.filter((f) => f.path.endsWith('.md'))) {
+      for (const m of f.text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const link = m[1]!;
+        if (/^[a-z]+:/.test(link)) continue;
+        const [path, anchor] = link.split('#') as [string, string | undefined];
+        const target = path === '' ? f.path : normalize(join(dirname(f.path), path));
+        count++;
+        let exists = true;
+        try {
+          statSync(join(root, target));
+        } catch {
+          exists = false;
+        }
+        if (!exists) broken.push(`${f.path}: ${link} (no such file)`);
+        else if (anchor && target.endsWith('.md') && !headingsOf(target).map(slug).includes(anchor))
+          broken.push(`${f.path}: ${link} (no such heading)`);
+      }
+    }
+    expect(count).toBeGreaterThan(20);
     expect(broken).toEqual([]);
   });
 });
