@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { FrameBus } from './exchange.js';
+import { FrameBus } from './frame-bus.js';
 import { SerialTransport } from './serial-transport.js';
 import { TcpTransport } from './tcp-transport.js';
 import { parsePortSpec } from './transport.js';
@@ -11,12 +11,13 @@ export { BusError, isBusError, type BusErrorCode } from './errors.js';
 export {
   FrameBus,
   type BusState,
+  type BusStateChange,
   type BusStateEvent,
   type FrameBusOptions,
   type FrameBusStats,
   type FrameRequest,
   type FrameTx,
-} from './exchange.js';
+} from './frame-bus.js';
 export { SerialTransport, type SerialTransportOptions } from './serial-transport.js';
 export { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 export { byteTimeMs, responseTimeoutMs, type ResponseTimeoutInput } from './timing.js';

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import ModbusSerial from 'modbus-serial';
 import {
   classifyModbusError,
@@ -8,11 +7,12 @@ import {
   MAX_WRITE_REGISTERS,
   type ExceptionName,
 } from '../../protocols/modbus/index.js';
+import { realTimers, type Clock, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BusArbiter, type ArbiterStats } from './arbiter.js';
-import { openedReason, reopenWithBackoff } from './reopen.js';
+import { BusLifecycle, settlesWithin, type BusState, type BusStateEvent } from './bus-lifecycle.js';
 import { BusError } from './errors.js';
-import type { BusState, BusStateEvent } from './exchange.js';
+import { hangupAwareBinding, resolveSerialPath } from './serial-device.js';
 import { responseTimeoutMs } from './timing.js';
 import { parsePortSpec, type PortSpec } from './transport.js';
 import { describeLine, type LineSettings, type Priority } from './types.js';
@@ -132,11 +132,15 @@ export interface ModbusLinkOptions {
   connectTimeoutMs?: number;
   /** First delay before reopening a lost port; doubles up to `reconnectMaxMs`. Default 200 ms. */
   reconnectMinMs?: number;
-  /** Default 5000 ms. */
+  /** Default 2000 ms. */
   reconnectMaxMs?: number;
   /** How long `close()` lets the job in flight finish before aborting it. Default 5000 ms. */
   closeTimeoutMs?: number;
   logger?: Logger;
+  /** The connect deadline, the turnaround gap and reopen backoff run on these. Default: Node's timers. */
+  timers?: Timers;
+  /** Stamps `downSince` in state events. Default: the system clock. */
+  clock?: Clock;
 }
 
 interface Call<T> {
@@ -176,27 +180,13 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   readonly #readRetries: number;
   readonly #turnaroundMs: number;
   readonly #connectTimeoutMs: number;
-  readonly #reconnectMinMs: number;
-  readonly #reconnectMaxMs: number;
-  readonly #closeTimeoutMs: number;
-  /** Stops the reconnect loop and any open in progress. */
-  readonly #stop = new AbortController();
-  #client: ModbusClient | undefined;
-  #state: BusState = 'down';
-  #downReason = 'not opened yet';
-  #downSince = new Date();
-  #reconnecting = false;
-  #discarding: Promise<void> = Promise.resolve();
-  #closing: Promise<void> | undefined;
-  #inFlight = false;
-  #lastExchangeEnd: number | undefined;
-  #everUp = false;
+  readonly #timers: Timers;
+  readonly #life: BusLifecycle<ModbusClient>;
   #requests = 0;
   #retries = 0;
   #timeouts = 0;
   #exceptions = 0;
   #badReplies = 0;
-  #reconnects = 0;
 
   constructor(opts: ModbusLinkOptions) {
     super();
@@ -216,54 +206,49 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
       this.#spec.kind === 'serial'
         ? `${this.#spec.path} ${describeLine(opts.line)} ${opts.protocol}`
         : `tcp://${hostForUrl(this.#spec.host)}:${this.#spec.port} ${opts.protocol}`;
+    this.#timers = opts.timers ?? realTimers;
     this.#log = (opts.logger ?? silentLogger).child({ bus: opts.id });
     this.arbiter =
-      opts.arbiter ?? new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log });
+      opts.arbiter ??
+      new BusArbiter({ name: opts.id, gapMs: opts.gapMs, maxQueuedPolls: opts.maxQueuedPolls, logger: this.#log, timers: this.#timers });
     this.#readRetries = opts.readRetries ?? 2;
     this.#turnaroundMs = opts.turnaroundMs ?? 300;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    this.#reconnectMinMs = opts.reconnectMinMs ?? 200;
-    this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5000;
-    this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     if (!Number.isInteger(this.#readRetries) || this.#readRetries < 0)
       throw new TypeError(`readRetries is not a whole number ≥ 0: ${this.#readRetries}`);
     if (!(Number.isFinite(this.#turnaroundMs) && this.#turnaroundMs >= 0))
       throw new TypeError(`turnaroundMs is not a number of milliseconds ≥ 0: ${this.#turnaroundMs}`);
     if (!(this.#connectTimeoutMs > 0)) throw new TypeError(`connectTimeoutMs is not greater than 0: ${this.#connectTimeoutMs}`);
-    if (!(this.#reconnectMinMs > 0) || !(this.#reconnectMaxMs >= this.#reconnectMinMs)) {
-      throw new TypeError(
-        `reconnectMinMs (${this.#reconnectMinMs}) is not greater than 0 and at most reconnectMaxMs (${this.#reconnectMaxMs})`,
-      );
-    }
+    this.#life = new BusLifecycle<ModbusClient>({
+      id: opts.id,
+      description: this.description,
+      checkHint: this.#spec.kind === 'serial' ? 'the USB adapter and cable' : 'the converter or meter, and the network',
+      arbiter: this.arbiter,
+      log: this.#log,
+      timers: this.#timers,
+      clock: opts.clock,
+      reconnectMinMs: opts.reconnectMinMs,
+      reconnectMaxMs: opts.reconnectMaxMs,
+      closeTimeoutMs: opts.closeTimeoutMs,
+      connect: (signal) => this.#connect(signal),
+      disconnect: (client) => discard(client, this.#timers),
+      isOpen: (client) => client.isOpen,
+      onState: (e) => this.emit('state', e),
+    });
   }
 
   get state(): BusState {
-    return this.#state;
+    return this.#life.state;
   }
 
   /** Opens the port once; rejects with PORT_OPEN_FAILED if it cannot (for commands run by hand). */
-  async open(signal?: AbortSignal): Promise<void> {
-    if (this.#state === 'closed') throw this.#closedError();
-    if (this.#state === 'up' || this.#reconnecting) throw new Error(`${this.id} is already open or opening`);
-    this.#reconnecting = true;
-    let client: ModbusClient;
-    try {
-      client = await this.#connect(signal);
-    } finally {
-      this.#reconnecting = false;
-    }
-    if (this.#stop.signal.aborted) {
-      await discard(client);
-      throw this.#closedError();
-    }
-    this.#client = client;
-    this.#setUp('opened');
+  open(signal?: AbortSignal): Promise<void> {
+    return this.#life.open(signal);
   }
 
   /** Opens the port in the background and keeps trying until it opens (for the daemon: the adapter or converter may come later). */
   start(): void {
-    if (this.#state !== 'down') return;
-    void this.#reconnect(0);
+    this.#life.start();
   }
 
   /** Reads `count` holding (FC03) or input (FC04) registers from `start`. */
@@ -302,36 +287,25 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
 
   /** Holds the bus for several requests (write, then read back) so no other job comes between them. */
   session<T>(priority: Priority, fn: (tx: ModbusTx) => Promise<T>, opts: { signal?: AbortSignal; label?: string } = {}): Promise<T> {
-    const refused = this.#refusal();
-    if (refused) return Promise.reject(refused);
-    return this.arbiter.run(
-      priority,
-      async (signal) => {
-        let open = true;
-        const use = <R>(reqSignal: AbortSignal | undefined, build: () => Call<R>): Promise<R> => {
-          if (!open) return Promise.reject(new Error(`a session on ${this.id} was used after it ended ("${opts.label ?? 'session'}")`));
-          let call: Call<R>;
-          try {
-            call = build();
-          } catch (err) {
-            return Promise.reject(err);
-          }
-          return this.#exchange(call, reqSignal ? [signal, reqSignal] : [signal]);
-        };
-        const tx: ModbusTx = {
-          readRegisters: (unit, table, start, count, o = {}) => use(o.signal, () => this.#readRegistersCall(unit, table, start, count, o)),
-          readBits: (unit, table, start, count, o = {}) => use(o.signal, () => this.#readBitsCall(unit, table, start, count, o)),
-          writeRegisters: (unit, start, words, o = {}) => use(o.signal, () => this.#writeRegistersCall(unit, start, words, o)),
-          writeCoil: (unit, address, value, o = {}) => use(o.signal, () => this.#writeCoilCall(unit, address, value, o)),
-        };
+    return this.#life.session(priority, opts, (signal, ended) => {
+      const use = <R>(reqSignal: AbortSignal | undefined, build: () => Call<R>): Promise<R> => {
+        const over = ended();
+        if (over) return Promise.reject(over);
+        let call: Call<R>;
         try {
-          return await fn(tx);
-        } finally {
-          open = false;
+          call = build();
+        } catch (err) {
+          return Promise.reject(err);
         }
-      },
-      opts,
-    );
+        return this.#exchange(call, reqSignal ? [signal, reqSignal] : [signal]);
+      };
+      return fn({
+        readRegisters: (unit, table, start, count, o = {}) => use(o.signal, () => this.#readRegistersCall(unit, table, start, count, o)),
+        readBits: (unit, table, start, count, o = {}) => use(o.signal, () => this.#readBitsCall(unit, table, start, count, o)),
+        writeRegisters: (unit, start, words, o = {}) => use(o.signal, () => this.#writeRegistersCall(unit, start, words, o)),
+        writeCoil: (unit, address, value, o = {}) => use(o.signal, () => this.#writeCoilCall(unit, address, value, o)),
+      });
+    });
   }
 
   stats(): ModbusLinkStats {
@@ -340,45 +314,24 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
       id: this.id,
       port: this.description,
       protocol: this.protocol,
-      state: this.#state,
+      state: this.#life.state,
       requests: this.#requests,
       retries: this.#retries,
       timeouts: this.#timeouts,
       exceptions: this.#exceptions,
       badReplies: this.#badReplies,
-      reconnects: this.#reconnects,
+      reconnects: this.#life.reconnects,
     };
   }
 
   /** Stops reconnecting, refuses queued jobs, lets the job in flight finish (bounded), then closes the port. */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    this.#setState('closed', 'closed by meterd');
-    this.#stop.abort();
-    this.arbiter.failAll(this.#closedError());
-    if (!(await settlesWithin(this.arbiter.idle(), this.#closeTimeoutMs))) {
-      this.#log.warn({ event: 'close-abort', running: this.arbiter.stats().running?.label }, 'job still running at close; aborting it');
-      this.arbiter.abortRunning(
-        new BusError(
-          'BUS_CLOSED',
-          `${this.id} was closed while a request was on the wire (${this.description}); the meter may or may not have received it`,
-        ),
-      );
-      await settlesWithin(this.arbiter.idle(), 1000);
-    }
-    const client = this.#client;
-    this.#client = undefined;
-    await this.#discarding;
-    if (client) await discard(client);
+    return this.#life.close();
   }
 
   /** Checks the request before it waits for the bus (a bad argument is refused at once), then queues it. */
   #job<T>(priority: Priority, opts: { signal?: AbortSignal; label?: string }, build: () => Call<T>): Promise<T> {
-    const refused = this.#refusal();
+    const refused = this.#life.refusal();
     if (refused) return Promise.reject(refused);
     let call: Call<T>;
     try {
@@ -386,7 +339,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.arbiter.run(priority, (signal) => this.#exchange(call, [signal]), { signal: opts.signal, label: call.label });
+    return this.#life.run(priority, (signal) => this.#exchange(call, [signal]), { signal: opts.signal, label: call.label });
   }
 
   #readRegistersCall(unit: number, table: ModbusRegisterTable, start: number, count: number, opts: ModbusReadOptions): Call<number[]> {
@@ -400,7 +353,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
       functionCode: fc,
       write: false,
       timeoutMs: this.#timeoutMs(opts.timeoutMs, 8, 5 + 2 * count),
-      attempts: this.#attempts(opts.retries),
+      attempts: this.#attemptCount(opts.retries),
       send: async (client) => {
         const reply = fc === 3 ? await client.readHoldingRegisters(start, count) : await client.readInputRegisters(start, count);
         return reply.data;
@@ -419,7 +372,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
       functionCode: fc,
       write: false,
       timeoutMs: this.#timeoutMs(opts.timeoutMs, 8, 5 + Math.ceil(count / 8)),
-      attempts: this.#attempts(opts.retries),
+      attempts: this.#attemptCount(opts.retries),
       send: async (client) => {
         const reply = fc === 1 ? await client.readCoils(start, count) : await client.readDiscreteInputs(start, count);
         // The reply is padded to whole bytes; the padding bits are not inputs.
@@ -463,77 +416,66 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     };
   }
 
-  async #exchange<T>(call: Call<T>, signals: AbortSignal[]): Promise<T> {
-    for (const s of signals) if (s.aborted) throw this.#abortError(s.reason, call.label);
-    if (this.#inFlight) {
-      // Only reachable from a session that starts a second request without awaiting the first.
-      throw new Error(
-        `"${call.label}" was sent on ${this.id} while another request of the same session was still waiting for its reply; await each tx request`,
-      );
-    }
-    const client = this.#client;
-    if (this.#state !== 'up' || !client?.isOpen) throw this.#downError(this.#downReason);
-    this.#inFlight = true;
+  #exchange<T>(call: Call<T>, signals: AbortSignal[]): Promise<T> {
+    return this.#life.exchange(call.label, signals, (client) => this.#attempts(client, call, signals));
+  }
+
+  /** Sends a call until it is answered, refused, or out of attempts (reads only: writes have one). */
+  async #attempts<T>(client: ModbusClient, call: Call<T>, signals: AbortSignal[]): Promise<T> {
     this.#requests++;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        if (attempt > 1) {
-          this.#retries++;
-          this.#log.debug({ event: 'retry', label: call.label, attempt, of: call.attempts }, 'sending again');
-        }
-        await this.#turnaround(signals, call.label);
-        let failure: ReturnType<typeof classifyModbusError>;
-        try {
-          return await this.#attempt(client, call, signals);
-        } catch (err) {
-          if (err instanceof BusError || err instanceof TypeError) throw err;
-          failure = classifyModbusError(err);
-        }
-        if (failure.kind === 'exception') {
-          this.#exceptions++;
-          const code = failure.code.toString(16).toUpperCase().padStart(2, '0');
-          const message = `unit ${call.unit} answered "${call.label}" on ${this.id} with exception ${code} ${failure.name}: ${failure.message}`;
-          this.#log.info(
-            { event: 'exception', code: 'MODBUS_EXCEPTION', exception: failure.name, label: call.label },
-            'exception response',
-          );
-          throw new ModbusError('MODBUS_EXCEPTION', message, {
-            unit: call.unit,
-            functionCode: call.functionCode,
-            exception: failure.name,
-            exceptionCode: failure.code,
-          });
-        }
-        if (failure.kind === 'transport' && !RETRYABLE_REPLY.has(failure.code)) {
-          // The client cannot send at all (port gone, connection reset): the same as losing the port.
-          throw this.#goDown(new Error(failure.message));
-        }
-        if (attempt < call.attempts) continue;
-        if (failure.kind === 'timeout') {
-          this.#timeouts++;
-          const err = new BusError(
-            'BUS_TIMEOUT',
-            call.write
-              ? `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}); the write was sent once and may have executed: read the meter back before sending it again`
-              : `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}) after ${call.attempts} attempt${call.attempts === 1 ? '' : 's'}; check the unit id, the meter's power, the A/B wiring, baud rate and parity`,
-          );
-          this.#log.info(
-            { event: 'timeout', code: err.code, label: call.label, attempts: call.attempts, timeoutMs: call.timeoutMs },
-            'no reply',
-          );
-          throw err;
-        }
-        this.#badReplies++;
-        this.#log.info({ event: 'bad-reply', code: 'MODBUS_BAD_REPLY', reason: failure.code, label: call.label }, 'unusable reply');
-        throw new ModbusError(
-          'MODBUS_BAD_REPLY',
-          `unit ${call.unit} sent an unusable reply to "${call.label}" on ${this.id} (${this.description})${call.write ? '' : ` after ${call.attempts} attempt${call.attempts === 1 ? '' : 's'}`}: ${failure.message}`,
-          { unit: call.unit, functionCode: call.functionCode },
-        );
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) {
+        this.#retries++;
+        this.#log.debug({ event: 'retry', label: call.label, attempt, of: call.attempts }, 'sending again');
       }
-    } finally {
-      this.#inFlight = false;
-      this.#lastExchangeEnd = performance.now();
+      await this.#life.turnaround(signals, call.label);
+      let failure: ReturnType<typeof classifyModbusError>;
+      try {
+        return await this.#attempt(client, call, signals);
+      } catch (err) {
+        if (err instanceof BusError || err instanceof TypeError) throw err;
+        failure = classifyModbusError(err);
+      } finally {
+        this.#life.exchangeEnded();
+      }
+      if (failure.kind === 'exception') {
+        this.#exceptions++;
+        const code = failure.code.toString(16).toUpperCase().padStart(2, '0');
+        const message = `unit ${call.unit} answered "${call.label}" on ${this.id} with exception ${code} ${failure.name}: ${failure.message}`;
+        this.#log.info({ event: 'exception', code: 'MODBUS_EXCEPTION', exception: failure.name, label: call.label }, 'exception response');
+        throw new ModbusError('MODBUS_EXCEPTION', message, {
+          unit: call.unit,
+          functionCode: call.functionCode,
+          exception: failure.name,
+          exceptionCode: failure.code,
+        });
+      }
+      if (failure.kind === 'transport' && !RETRYABLE_REPLY.has(failure.code)) {
+        // The client cannot send at all (port gone, connection reset): the same as losing the port.
+        throw this.#life.goDown(new Error(failure.message));
+      }
+      if (attempt < call.attempts) continue;
+      if (failure.kind === 'timeout') {
+        this.#timeouts++;
+        const err = new BusError(
+          'BUS_TIMEOUT',
+          call.write
+            ? `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}); the write was sent once and may have executed: read the meter back before sending it again`
+            : `no reply from unit ${call.unit} to "${call.label}" within ${call.timeoutMs} ms on ${this.id} (${this.description}) after ${call.attempts} attempt${call.attempts === 1 ? '' : 's'}; check the unit id, the meter's power, the A/B wiring, baud rate and parity`,
+        );
+        this.#log.info(
+          { event: 'timeout', code: err.code, label: call.label, attempts: call.attempts, timeoutMs: call.timeoutMs },
+          'no reply',
+        );
+        throw err;
+      }
+      this.#badReplies++;
+      this.#log.info({ event: 'bad-reply', code: 'MODBUS_BAD_REPLY', reason: failure.code, label: call.label }, 'unusable reply');
+      throw new ModbusError(
+        'MODBUS_BAD_REPLY',
+        `unit ${call.unit} sent an unusable reply to "${call.label}" on ${this.id} (${this.description})${call.write ? '' : ` after ${call.attempts} attempt${call.attempts === 1 ? '' : 's'}`}: ${failure.message}`,
+        { unit: call.unit, functionCode: call.functionCode },
+      );
     }
   }
 
@@ -541,7 +483,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   #attempt<T>(client: ModbusClient, call: Call<T>, signals: AbortSignal[]): Promise<T> {
     // A signal that fired while this job waited for its turn or its gap does not fire again: look before sending.
     const early = signals.find((s) => s.aborted);
-    if (early) return Promise.reject(this.#abortError(early.reason, call.label));
+    if (early) return Promise.reject(this.#life.abortError(early.reason, call.label));
     if (this.protocol === 'modbus-rtu') dropStaleBytes(client);
     client.setID(call.unit);
     client.setTimeout(call.timeoutMs);
@@ -550,7 +492,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
       const onAbort = (): void => {
         cleanup();
         const aborted = signals.find((s) => s.aborted);
-        reject(this.#abortError(aborted?.reason, call.label));
+        reject(this.#life.abortError(aborted?.reason, call.label));
       };
       const cleanup = (): void => {
         for (const s of signals) s.removeEventListener('abort', onAbort);
@@ -570,25 +512,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     });
   }
 
-  /** Inside a session (and between retries) the arbiter's gap does not apply, so keep it here too. */
-  async #turnaround(signals: AbortSignal[], label: string): Promise<void> {
-    if (this.#lastExchangeEnd === undefined) return;
-    const wait = this.arbiter.gapMs - (performance.now() - this.#lastExchangeEnd);
-    if (wait <= 0) return;
-    const stop = new AbortController();
-    const onAbort = (): void => stop.abort();
-    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
-    try {
-      await sleep(wait, undefined, { signal: stop.signal });
-    } catch {
-      const aborted = signals.find((s) => s.aborted);
-      throw this.#abortError(aborted?.reason, label);
-    } finally {
-      for (const s of signals) s.removeEventListener('abort', onAbort);
-    }
-  }
-
-  #attempts(retries: number | undefined): number {
+  #attemptCount(retries: number | undefined): number {
     const r = retries ?? this.#readRetries;
     if (!Number.isInteger(r) || r < 0) throw new TypeError(`retries is not a whole number ≥ 0: ${r}`);
     return r + 1;
@@ -619,12 +543,22 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     const spec = this.#spec;
     let connecting: Promise<void>;
     if (spec.kind === 'serial') {
-      connecting = client.connectRTUBuffered(spec.path, {
+      let device: string;
+      try {
+        device = await resolveSerialPath(spec.path);
+      } catch (err) {
+        await discard(client, this.#timers);
+        throw this.#openFailed(err);
+      }
+      // The hangup-aware binding, so an unplugged adapter closes the port instead of spinning on empty reads.
+      const options = {
         baudRate: this.#line.baudRate,
         dataBits: this.#line.dataBits,
         parity: this.#line.parity,
         stopBits: this.#line.stopBits,
-      });
+        binding: hangupAwareBinding,
+      };
+      connecting = client.connectRTUBuffered(device, options as Parameters<ModbusClient['connectRTUBuffered']>[1]);
     } else if (this.protocol === 'modbus-tcp') {
       connecting = client.connectTCP(spec.host, { port: spec.port });
     } else {
@@ -634,9 +568,9 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     }
     connecting.catch(() => undefined);
     try {
-      await withDeadline(connecting, this.#connectTimeoutMs, signal);
+      await withDeadline(connecting, this.#connectTimeoutMs, signal, this.#timers);
     } catch (err) {
-      await discard(client);
+      await discard(client, this.#timers);
       if (err instanceof BusError) throw err;
       throw this.#openFailed(err);
     }
@@ -644,94 +578,9 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
   }
 
   readonly #onClientLost = (client: ModbusClient, cause: Error): void => {
-    if (client !== this.#client) return;
-    this.#goDown(cause);
+    if (client !== this.#life.connection) return;
+    this.#life.goDown(cause);
   };
-
-  /** The port is gone: fail everything that waits for it, and start reopening. Returns the error jobs get. */
-  #goDown(cause: Error): BusError {
-    const error = this.#downError(cause.message, cause);
-    if (this.#state !== 'up') return error;
-    this.#downSince = new Date();
-    this.#downReason = cause.message;
-    this.#setState('down', cause.message, cause);
-    this.arbiter.failAll(error);
-    this.arbiter.abortRunning(error);
-    const client = this.#client;
-    this.#client = undefined;
-    if (client) this.#discarding = discard(client);
-    void this.#reconnect(this.#reconnectMinMs);
-    return error;
-  }
-
-  async #reconnect(firstDelayMs: number): Promise<void> {
-    if (this.#reconnecting) return;
-    this.#reconnecting = true;
-    try {
-      const r = await reopenWithBackoff<ModbusClient>({
-        signal: this.#stop.signal,
-        firstDelayMs,
-        minMs: this.#reconnectMinMs,
-        maxMs: this.#reconnectMaxMs,
-        settle: () => this.#discarding,
-        open: (signal) => this.#connect(signal),
-        discard: (client) => discard(client),
-        onFailure: (message) => (this.#downReason = message),
-        log: this.#log,
-      });
-      if (!r) return;
-      this.#client = r.opened;
-      if (this.#everUp) this.#reconnects++;
-      this.#setUp(openedReason(r.failures));
-    } finally {
-      this.#reconnecting = false;
-    }
-  }
-
-  #setUp(reason: string): void {
-    this.#lastExchangeEnd = undefined;
-    this.#everUp = true;
-    this.#setState('up', reason);
-  }
-
-  #setState(state: BusState, reason: string, err?: Error): void {
-    this.#state = state;
-    const fields = { event: 'bus-state', state, reason, port: this.description };
-    if (state === 'down') this.#log.warn({ ...fields, err }, `bus down: ${reason}`);
-    else this.#log.info(fields, `bus ${state}`);
-    this.emit('state', { state, reason });
-  }
-
-  #refusal(): BusError | undefined {
-    if (this.#state === 'closed') return this.#closedError();
-    if (this.#state === 'down') return this.#downError(this.#downReason);
-    return undefined;
-  }
-
-  #downError(reason: string, cause?: Error): BusError {
-    const since = this.#state === 'up' ? '' : ` since ${this.#downSince.toISOString()}`;
-    const what = this.#spec.kind === 'serial' ? 'the USB adapter and cable' : 'the converter or meter, and the network';
-    return new BusError(
-      'BUS_DOWN',
-      `${this.id} lost ${this.description}${since} (${reason}); a request on the wire may or may not have reached the meter. ` +
-        `meterd keeps reopening it (every ≤ ${Math.round(this.#reconnectMaxMs / 1000)} s): check ${what}`,
-      { cause },
-    );
-  }
-
-  #closedError(): BusError {
-    return new BusError(
-      'BUS_CLOSED',
-      `${this.id} (${this.description}) is closed: meterd is shutting down or the bus was removed from the config`,
-    );
-  }
-
-  #abortError(reason: unknown, label: string): BusError {
-    if (reason instanceof BusError) return reason;
-    return new BusError('ABORTED', `"${label}" on ${this.id} was cancelled while on the wire; the meter may or may not have received it`, {
-      cause: reason,
-    });
-  }
 
   #openFailed(err: unknown): BusError {
     const text = err instanceof Error ? err.message : describeUnknown(err);
@@ -809,16 +658,16 @@ function dropStaleBytes(client: ModbusClient): void {
 }
 
 /** Releases a client whatever its state: cancels its pending timers, closes the socket or serial port. Never rejects. */
-async function discard(client: ModbusClient): Promise<void> {
+async function discard(client: ModbusClient, timers: Timers): Promise<void> {
   const wasOpen = client.isOpen;
   // destroy() cancels modbus-serial's transaction timers and destroys a socket; a serial port needs close() as well.
-  await settlesWithin(new Promise<void>((resolve) => client.destroy(() => resolve())), 1000);
-  if (wasOpen && client.isOpen) await settlesWithin(new Promise<void>((resolve) => client.close(() => resolve())), 1000);
+  await settlesWithin(timers, new Promise<void>((resolve) => client.destroy(() => resolve())), 1000);
+  if (wasOpen && client.isOpen) await settlesWithin(timers, new Promise<void>((resolve) => client.close(() => resolve())), 1000);
 }
 
-function withDeadline(promise: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
+function withDeadline(promise: Promise<void>, ms: number, signal: AbortSignal | undefined, timers: Timers): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
+    const timer = timers.setTimeout(
       () => finish(() => reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'CONNECT_TIMEOUT' }))),
       ms,
     );
@@ -827,7 +676,7 @@ function withDeadline(promise: Promise<void>, ms: number, signal: AbortSignal | 
     function finish(settle: () => void): void {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       settle();
     }
@@ -837,15 +686,6 @@ function withDeadline(promise: Promise<void>, ms: number, signal: AbortSignal | 
       (err: unknown) => finish(() => reject(err)),
     );
   });
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const stop = new AbortController();
-  try {
-    return await Promise.race([promise.then(() => true), sleep(ms, false, { signal: stop.signal })]);
-  } finally {
-    stop.abort();
-  }
 }
 
 function describeUnknown(err: unknown): string {

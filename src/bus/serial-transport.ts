@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { SerialPort } from 'serialport';
+import { SerialPort, type SerialPortOpenOptions } from 'serialport';
 import { BusError } from './errors.js';
+import { hangupAwareBinding, resolveSerialPath } from './serial-device.js';
 import type { ByteTransport } from './transport.js';
 import { describeLine, type LineSettings } from './types.js';
 
@@ -15,7 +16,9 @@ export interface SerialTransportOptions {
  * A local serial port (USB–RS-485 adapter, on-board UART) through `serialport`.
  *
  * Each `open()` makes a fresh SerialPort object: after a disconnect the old stream is left holding writes that
- * wait for an 'open' that never comes, so it is dropped rather than reused.
+ * wait for an 'open' that never comes, so it is dropped rather than reused. Each `open()` also resolves the path
+ * again (a `/dev/serial/by-id/…` link follows its adapter to another socket), and any read error, a hangup
+ * included, closes the port and reports it `lost`.
  *
  * @example
  * const port = new SerialTransport({ path: '/dev/ttyUSB0', line: { baudRate: 2400, dataBits: 8, parity: 'even', stopBits: 1 } });
@@ -29,6 +32,7 @@ export class SerialTransport extends EventEmitter implements ByteTransport {
   readonly #line: LineSettings;
   readonly #lock: boolean;
   #port: SerialPort | undefined;
+  #device: string | undefined;
 
   constructor(opts: SerialTransportOptions) {
     super();
@@ -43,19 +47,34 @@ export class SerialTransport extends EventEmitter implements ByteTransport {
     return this.#port?.isOpen ?? false;
   }
 
+  /** The device the path pointed at when the port was last opened (`/dev/ttyUSB1` behind a by-id link). */
+  get device(): string | undefined {
+    return this.#device;
+  }
+
   async open(signal?: AbortSignal): Promise<void> {
     if (this.#port) throw new Error(`${this.description} is already open or opening`);
     if (signal?.aborted) throw aborted(this.description, signal);
+    let device: string;
+    try {
+      device = await resolveSerialPath(this.#path);
+    } catch (err) {
+      throw this.#openFailed(err as Error);
+    }
+    if (signal?.aborted) throw aborted(this.description, signal);
+    if (this.#port) throw new Error(`${this.description} is already open or opening`);
     const port = new SerialPort({
-      path: this.#path,
+      path: device,
       baudRate: this.#line.baudRate,
       dataBits: this.#line.dataBits,
       parity: this.#line.parity,
       stopBits: this.#line.stopBits,
       lock: this.#lock,
       autoOpen: false,
-    });
+      binding: hangupAwareBinding,
+    } as SerialPortOpenOptions<typeof hangupAwareBinding>);
     this.#port = port;
+    this.#device = device;
     try {
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => reject(aborted(this.description, signal!));

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isBusError } from '../../src/bus/errors.js';
 import { ModbusError, ModbusLink, openModbusLink, type ModbusLinkOptions } from '../../src/bus/modbus-link.js';
-import type { BusState } from '../../src/bus/exchange.js';
+import type { BusState } from '../../src/bus/frame-bus.js';
 import { ModbusMeter } from '../../src/devices/modbus-meter.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
 import { startModbusSimulator, type ModbusSimulator } from '../../src/sim/modbus/index.js';

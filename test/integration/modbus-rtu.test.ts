@@ -6,7 +6,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SerialPort } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BusState } from '../../src/bus/exchange.js';
+import type { BusState } from '../../src/bus/frame-bus.js';
 import { ModbusLink } from '../../src/bus/modbus-link.js';
 import { ModbusMeter } from '../../src/devices/modbus-meter.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
