@@ -1,7 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { SerialPort } from 'serialport';
+import { SerialPort, type SerialPortOpenOptions } from 'serialport';
 import { DIR_REPLY, Dlt645Decoder, encodeFrame, FUNCTION_MASK, START, type Address, type Frame } from '../../../protocols/dlt645/index.js';
+import { hangupAwareBinding } from '../../bus/serial-device.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { SimulatedMeter } from './meter.js';
@@ -172,7 +173,17 @@ export class SimulatedBus {
   }
 
   private async attachSerial(path: string): Promise<AttachedTransport> {
-    const port = new SerialPort({ path, baudRate: this.baudRate, parity: 'even', dataBits: 8, stopBits: 1, lock: false, autoOpen: false });
+    // Hangup-aware like the gateway's ports: when the pty goes away the port closes instead of spinning on empty reads.
+    const port = new SerialPort({
+      path,
+      baudRate: this.baudRate,
+      parity: 'even',
+      dataBits: 8,
+      stopBits: 1,
+      lock: false,
+      autoOpen: false,
+      binding: hangupAwareBinding,
+    } as SerialPortOpenOptions<typeof hangupAwareBinding>);
     await new Promise<void>((resolve, reject) =>
       port.open((err) =>
         err
@@ -185,6 +196,7 @@ export class SimulatedBus {
       ),
     );
     this.ports.add(port);
+    port.once('close', () => this.ports.delete(port));
     this.attachStream(port, path);
     this.log.info({ path, meters: this.list.length }, 'serving serial line');
     return { kind: 'serial', path };
