@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { StoreError } from './errors.js';
+import type { SeqGuard } from './seq-guard.js';
 import type { StoreClock } from './types.js';
 
 type AnyStatement = Database.Statement<unknown[], unknown>;
@@ -14,6 +15,8 @@ export class Connection {
     readonly path: string,
     readonly clock: StoreClock,
     readonly logger: Logger,
+    /** The high-water mark of the seq streams, outside the database. */
+    readonly seqGuard: SeqGuard,
   ) {}
 
   /**

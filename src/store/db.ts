@@ -1,5 +1,5 @@
 import { Ledger } from './ledger.js';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
@@ -8,6 +8,7 @@ import { StoreError } from './errors.js';
 import { MeterStates } from './meter-state.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { OutboxQueue } from './outbox.js';
+import { filesBeforeOpen, SeqGuard, type SeqRewind } from './seq-guard.js';
 import { ReadingHistory } from './readings.js';
 import { assertIntact, assertWritable, corruptError, isCorruptError, isReadOnlyError, readOnlyError } from './open-checks.js';
 import { enforceLimits, type LimitsPolicy, type LimitsResult } from './retention.js';
@@ -79,8 +80,10 @@ export function openStore(options: StoreOptions): Store {
   const logger = (options.logger ?? silentLogger).child({ component: 'store' });
 
   let db: Database.Database;
+  let before: ReturnType<typeof filesBeforeOpen>;
   try {
     mkdirSync(dirname(options.path), { recursive: true });
+    before = filesBeforeOpen(options.path);
     db = new Database(options.path, { timeout: BUSY_TIMEOUT_MS });
   } catch (error) {
     if (isReadOnlyError(error) || ((error as { code?: unknown }).code === 'SQLITE_CANTOPEN' && !canWrite(dirname(options.path)))) {
@@ -113,10 +116,13 @@ export function openStore(options: StoreOptions): Store {
     assertWritable(db, options.path);
     if (options.checkAtOpen !== false) assertIntact(db, options.path);
     const { to } = migrate(db, MIGRATIONS, options.clock, logger);
-    return new Store(new Connection(db, options.path, options.clock, logger), to, {
-      telemetryRetentionDays: retentionDays,
-      maxBytes: options.maxBytes,
-    });
+    const { guard, rewinds } = SeqGuard.open(db, options.path, before, logger);
+    return new Store(
+      new Connection(db, options.path, options.clock, logger, guard),
+      to,
+      { telemetryRetentionDays: retentionDays, maxBytes: options.maxBytes },
+      rewinds,
+    );
   } catch (error) {
     db.close();
     throw error;
@@ -153,6 +159,8 @@ export class Store {
     /** The schema version this store runs at (the last migration). */
     readonly schemaVersion: number,
     policy: LimitsPolicy,
+    /** Streams whose seq went back before this open (a lost WAL) and were moved past what may have been published. */
+    readonly seqRewinds: readonly SeqRewind[] = [],
   ) {
     this.#connection = connection;
     this.#policy = policy;
@@ -233,7 +241,21 @@ export class Store {
     const db = this.#connection.db;
     if (!db.open) return;
     db.pragma('wal_checkpoint(TRUNCATE)');
+    const values = Object.fromEntries(
+      db
+        .prepare<[], { stream: string; value: number }>('SELECT stream, value FROM sequences')
+        .all()
+        .map((row) => [row.stream, row.value]),
+    );
     db.close();
+    // SQLite deletes the WAL when the last connection closes: only then are these the final values.
+    if (existsSync(`${this.#connection.path}-wal`)) return;
+    try {
+      this.#connection.seqGuard.markClosed(values);
+    } catch (error) {
+      // The next open then sees an unclean stop without its WAL and skips ahead: a gap, never a reuse.
+      this.#connection.logger.error({ err: error }, 'the seq high-water mark could not be marked closed');
+    }
   }
 
   #open(): Database.Database {

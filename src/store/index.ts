@@ -10,6 +10,7 @@ export {
 } from './db.js';
 export type { Tx } from './connection.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
+export type { SeqRewind } from './seq-guard.js';
 export { MIGRATIONS, type Migration } from './migrations.js';
 export { insertReadings, ReadingHistory } from './readings.js';
 export {

@@ -109,6 +109,9 @@ export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
     }
     // Same transaction as the message: a rollback takes the number back, so the stream has no gaps and no repeats.
     seq = connection.statement<[string], number>(NEXT_SEQ).pluck().get(entry.seqStream) ?? null;
+    if (seq === null) throw new Error('INSERT … RETURNING value returned no row');
+    // Before the commit: a number the station may receive is covered by the high-water mark outside the WAL.
+    connection.seqGuard.cover(entry.seqStream, seq);
     payload = { seq, ...payload };
   }
   checkReplyRoute(entry);
