@@ -39,3 +39,4 @@ export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process
   if (!r.ok) throw new ConfigError(r.issues);
   return r.config;
 }
+export { parseBrokerUrl, redactUrl, BROKER_PROTOCOLS, type BrokerAddress } from './broker-url.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseBrokerUrl } from './broker-url.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -65,7 +66,11 @@ export const configSchema = z.strictObject({
     timeZone: z.string().optional(),
   }),
   mqtt: z.strictObject({
-    url: z.string().regex(/^(mqtts?|wss?):\/\/.+/, 'the broker url starts with mqtt://, mqtts://, ws:// or wss://'),
+    /** mqtt://host:port, mqtts://, ws://host:port/path or wss://; host and port required (broker-url.ts). */
+    url: z.string().superRefine((url, ctx) => {
+      const checked = parseBrokerUrl(url);
+      if (!checked.ok) ctx.addIssue({ code: 'custom', message: checked.message });
+    }),
     clientId: z.string().optional(),
     username: z.string().optional(),
     password: secret.optional(),

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
+import { redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
@@ -41,8 +42,35 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does. */
+/**
+ * The composition root: config in, a running gateway out. Owns the order of start and stop; nothing else does.
+ * A start that fails part-way closes everything it had opened (newest first) before it rejects: an open port, broker
+ * connection or timer would otherwise keep a half-started daemon alive, and systemd would never restart it.
+ */
 export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
+  const opened: Opened[] = [];
+  try {
+    return await composeGateway(config, opts, opened);
+  } catch (err) {
+    const log = opts.logger.child({ gateway: config.gateway.id });
+    for (const part of opened.reverse()) {
+      try {
+        await part.close();
+      } catch (closeErr) {
+        log.warn({ err: closeErr, part: part.what }, 'could not close part of a gateway that failed to start');
+      }
+    }
+    throw err;
+  }
+}
+
+/** Something start-up opened, and how to close it should a later step fail. */
+interface Opened {
+  readonly what: string;
+  close(): unknown;
+}
+
+async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }, opened: Opened[]): Promise<Gateway> {
   const log = opts.logger.child({ gateway: config.gateway.id });
   const unsignedRisk = unsignedCommandsRisk(config.commands);
   if (unsignedRisk !== undefined) log.warn({ allowUnsigned: true }, unsignedRisk);
@@ -56,6 +84,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
     telemetryRetentionDays: config.storage.retentionDays,
     maxBytes: config.storage.maxBytes,
   });
+  opened.push({ what: 'store', close: () => store.close() });
 
   const buses: OpenedBus[] = [];
   const targets: PollTarget[] = [];
@@ -71,22 +100,20 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   });
   // ESAM meters (credit method dlt645-esam) get their ciphertext and MACs from the station's encryption machine over MQTT.
   const hsm = new MqttEncryptionMachine(session, { timeoutMs: config.credit.hsmTimeoutMs, logger: log });
-  try {
-    for (const b of config.buses) buses.push(await openConfiguredBus(b, { logger: log, waitForPort: true }));
-    for (const m of config.meters) {
-      const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, {
-        machine: hsm,
-        hsmTimeoutMs: config.credit.hsmTimeoutMs,
-      });
-      targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
-      if (drivers.credit) creditPorts.set(m.id, drivers.credit);
-      if (drivers.relay) relayPorts.set(m.id, drivers.relay);
-      meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: new Set(m.profile.points.keys()) });
-    }
-  } catch (err) {
-    await Promise.allSettled(buses.map((b) => b.bus.close()));
-    store.close();
-    throw err;
+  for (const b of config.buses) {
+    const bus = await openConfiguredBus(b, { logger: log, waitForPort: true });
+    buses.push(bus);
+    opened.push({ what: `bus ${b.id}`, close: () => bus.bus.close() });
+  }
+  for (const m of config.meters) {
+    const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, {
+      machine: hsm,
+      hsmTimeoutMs: config.credit.hsmTimeoutMs,
+    });
+    targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
+    if (drivers.credit) creditPorts.set(m.id, drivers.credit);
+    if (drivers.relay) relayPorts.set(m.id, drivers.relay);
+    meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: new Set(m.profile.points.keys()) });
   }
 
   const drain = new OutboxDrain({ outbox: store.outbox, session, inflight: config.mqtt.inflight, logger: log, clock });
@@ -108,6 +135,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
   const settleTimer = setInterval(settle, 60_000);
   settleTimer.unref();
+  opened.push({ what: 'settle timer', close: () => clearInterval(settleTimer) });
   void waitForBuses(buses, 5000).then(settle);
 
   const router = new CommandRouter({
@@ -158,21 +186,35 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   busTimer.unref();
   const firstBusReport = setTimeout(publishBuses, 5_000);
   firstBusReport.unref();
+  opened.push({
+    what: 'timers',
+    close: () => {
+      clearInterval(limitsTimer);
+      clearInterval(busTimer);
+      clearTimeout(firstBusReport);
+    },
+  });
+  opened.push({ what: 'broker session', close: () => session.close({ timeoutMs: 3000 }) });
+  opened.push({ what: 'encryption machine', close: () => hsm.stop() });
   await hsm.start();
   session.start();
+  opened.push({ what: 'outbox drain', close: () => drain.stop({ timeoutMs: 1000 }) });
   drain.start();
+  opened.push({ what: 'poller', close: () => poller.stop() });
   poller.start();
   // Resumed commands and open loads are settled by reading meters: give the ports a moment to open first, so a
   // restart does not fail loads just because the adapter was still connecting.
   await waitForBuses(buses, 5000);
+  opened.push({ what: 'command router', close: () => router.stop({ timeoutMs: 1000 }) });
   await router.start();
+  opened.push({ what: 'books', close: () => books.stop() });
   books.start();
   log.info(
     {
       version: VERSION,
       buses: buses.length,
       meters: targets.length,
-      broker: config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@'),
+      broker: redactUrl(config.mqtt.url),
       dataDir: config.gateway.dataDir,
     },
     'gateway started',

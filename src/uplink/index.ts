@@ -1,7 +1,6 @@
 /** The MQTT side of the gateway: session, outbox drain, topics, embedded demo broker. */
 export {
   MqttSession,
-  redactUrl,
   type MqttSessionOptions,
   type MqttSessionEvents,
   type MqttSettings,
@@ -11,6 +10,7 @@ export {
   type Subscription,
   type ReconnectScheduler,
 } from './session.js';
+export { redactUrl } from '../config/broker-url.js';
 export { OutboxDrain, type OutboxDrainOptions, type DrainStats, type DrainError } from './drain.js';
 export { GatewayTopics, meterTopic, matchesFilter, isTopicSafeId } from './topics.js';
 export { ReconnectBackoff, type BackoffOptions } from './backoff.js';

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import { systemClock, type Clock } from '../clock.js';
+import { parseBrokerUrl, redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig } from '../config/load.js';
 import { silentLogger, type Logger } from '../log.js';
 import { ReconnectBackoff, type BackoffOptions } from './backoff.js';
@@ -141,9 +142,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   constructor(options: MqttSessionOptions) {
     super();
     const settings = options.mqtt;
-    if (!/^(mqtts?|wss?):\/\//.test(settings.url)) {
-      throw new TypeError(`mqtt url ${redactUrl(settings.url)} does not start with mqtt://, mqtts://, ws:// or wss://`);
-    }
+    const address = parseBrokerUrl(settings.url);
+    if (!address.ok) throw new TypeError(`mqtt url ${redactUrl(settings.url)}: ${address.message}`);
     if (settings.protocolVersion !== 4 && settings.protocolVersion !== 5) throw new TypeError('protocolVersion is not 4 or 5');
     this.topics = new GatewayTopics(settings.topicPrefix, options.gatewayId);
     this.#settings = settings;
@@ -476,16 +476,5 @@ function readTlsFile(path: string | undefined, what: string): Buffer | undefined
     return readFileSync(path);
   } catch (error) {
     throw new UplinkError('UPLINK_TLS_FILE', `cannot read the TLS ${what} file ${path}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-/** The broker URL without a password, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
   }
 }

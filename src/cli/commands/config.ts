@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { redactUrl } from '../../config/broker-url.js';
 import { ConfigError, loadGatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
 import { CliError } from '../errors.js';
@@ -14,7 +15,7 @@ export function registerConfigCommand(program: Command, io: { out: (line: string
       try {
         const c = loadGatewayConfig(opts.config);
         io.out(
-          `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${c.mqtt.url}, data in ${c.gateway.dataDir}`,
+          `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${redactUrl(c.mqtt.url)}, data in ${c.gateway.dataDir}`,
         );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Dlt645Decoder, type Frame } from '../../../protocols/dlt645/index.js';
 import { openBus, responseTimeoutMs, type FrameBus } from '../../bus/index.js';
 import { systemClock } from '../../clock.js';
+import { redactUrl } from '../../config/broker-url.js';
 import { ConfigError, loadGatewayConfig, type GatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
 import { Dlt645Meter } from '../../devices/dlt645-meter.js';
@@ -105,11 +106,11 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
 
       try {
         await probeBroker(config.mqtt);
-        report({ ok: true, what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials` });
+        report({ ok: true, what: `broker ${redactUrl(config.mqtt.url)} accepts the credentials` });
       } catch (err) {
         report({
           ok: false,
-          what: `broker ${config.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')} accepts the credentials`,
+          what: `broker ${redactUrl(config.mqtt.url)} accepts the credentials`,
           detail: (err as Error).message,
         });
       }

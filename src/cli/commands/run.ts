@@ -31,7 +31,15 @@ A second signal exits at once.`,
         throw new CliError('CONFIG_INVALID', `${err.issues.length} problem(s) in ${opts.config}; nothing was started`);
       }
       const logger = createLogger((opts.logLevel ?? config.logLevel) as 'info');
-      const gateway = await startGateway(config, { logger });
+      let gateway: Awaited<ReturnType<typeof startGateway>>;
+      try {
+        gateway = await startGateway(config, { logger });
+      } catch (err) {
+        // startGateway has closed what it opened. Should a handle it did not know of still hold the event loop, exit
+        // anyway: a half-started daemon that stays alive is never restarted by systemd.
+        setTimeout(() => process.exit(1), 3000).unref();
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals) => {
