@@ -2,7 +2,7 @@ import { ok, type Parsed, refused } from './result.js';
 
 /** A request id is the de-duplication key of a load: long enough for a UUID with a prefix, short enough to index. */
 export const MAX_REQUEST_ID_LENGTH = 128;
-/** A customer number is 6 BCD bytes on a DL/T 645 meter (docs/reference/prepaid.md): at most 12 decimal digits. */
+/** A customer number is 6 BCD bytes on a DL/T 645 meter (docs/reference/prepaid.md § Vocabulary): at most 12 decimal digits. */
 export const MAX_CUSTOMER_NO_DIGITS = 12;
 
 /**

@@ -18,6 +18,7 @@ import { withTimeout } from '../timeout.js';
 import { isTopicSafeId, matchesFilter } from '../topics.js';
 import { commandAuthPolicy, unsignedRefusal, type CommandAuthPolicy } from './auth-policy.js';
 import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, type CommandName, type ParsedCommand } from './schema.js';
+import { parseRequestJson } from './request-json.js';
 import { canonicalJson, DEFAULT_SIGNATURE_WINDOW_MS, signatureMatches } from './signature.js';
 import type { CommandContext, CommandHandlers, CommandOutcome, CommandRejectionCode, CommandReply } from './types.js';
 
@@ -74,7 +75,8 @@ interface Rejection {
 interface Screened {
   readonly requestId: string;
   readonly command: CommandName;
-  readonly payload: Record<string, unknown>;
+  /** The request as its schema read it (without `ts` and `signature`). */
+  readonly parsed: ParsedCommand;
   /** Canonical JSON without `signature` and `ts`: equal for a duplicate, different for a reused request id. */
   readonly content: string;
 }
@@ -110,10 +112,11 @@ const outcomeSchema = z.union([
  * The station's commands over MQTT: `<prefix>/<gatewayId>/cmd/<command>` in, replies out through the outbox.
  *
  * Each request is checked in this order, and the first failure is answered `rejected` with a code and a message
- * naming the field, changing nothing: size (before parsing), JSON, `requestId`, command name, authenticity (when
- * `commands.hmacKey` is set: signature, then `ts` within the window; without it, a command that moves money or cuts
- * power is `UNSIGNED` unless `commands.allowUnsigned`, see auth-policy.ts), de-duplication (a request id seen before with
- * other content is `REPLAYED`), schema, meter, `expiresAt`. A request that passes is recorded `accepted` together with
+ * naming the field, changing nothing: size (before parsing), JSON (with nesting depth and repeated keys,
+ * request-json.ts), `requestId`, command name, the presence of `signature` and `ts` (when `commands.hmacKey` is set;
+ * without it, a command that moves money or cuts power is `UNSIGNED` unless `commands.allowUnsigned`, see
+ * auth-policy.ts), schema, authenticity (signature, then `ts` within the window), de-duplication (a request id seen
+ * before with other content is `REPLAYED`), meter, `expiresAt`. A request that passes is recorded `accepted` together with
  * its `accepted` reply in one durable commit, before the broker's PUBACK; then its handler runs, and its outcome is
  * recorded with the `done` / `failed` / `rejected` reply in another. A request id seen before with the same content
  * gets the recorded status (and result) again; its handler never runs twice.
@@ -282,12 +285,15 @@ export class CommandRouter {
         `the payload is ${message.payload.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`,
       );
     }
-    let payload: unknown;
+    let text: string;
     try {
-      payload = JSON.parse(UTF8.decode(message.payload));
+      text = UTF8.decode(message.payload);
     } catch (error) {
       return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${(error as Error).message}`);
     }
+    const json = parseRequestJson(text);
+    if (!json.ok && json.kind === 'syntax') return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${json.message}`);
+    const payload = json.value;
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       return reject(
         'NOT_AN_OBJECT',
@@ -295,6 +301,11 @@ export class CommandRouter {
       );
     }
     const fields = payload as Record<string, unknown>;
+    if (!json.ok) {
+      // Before anything walks the request (the schema, canonicalJson): refused as parsed, with its id when readable.
+      const id = json.field === 'requestId' ? null : readableRequestId(fields.requestId);
+      return reject('INVALID_FIELD', json.message, id, json.field);
+    }
     if (fields.requestId === undefined)
       return reject('MISSING_REQUEST_ID', 'requestId is missing: every request carries a unique requestId', null, 'requestId');
     const requestIdCheck = requestIdSchema.safeParse(fields.requestId);
@@ -315,7 +326,6 @@ export class CommandRouter {
     const refusal = unsignedRefusal(this.#auth, name);
     if (refusal !== undefined) return reject('UNSIGNED', refusal, requestId, 'signature');
     if (this.#auth.mode === 'signed') {
-      const key = this.#auth.key;
       if (fields.signature === undefined) {
         return reject(
           'UNSIGNED',
@@ -326,6 +336,15 @@ export class CommandRouter {
       }
       if (fields.ts === undefined)
         return reject('UNSIGNED', 'ts is missing: a signed request carries the ISO time it was signed', requestId, 'ts');
+    }
+    // The schema before anything canonicalises the request (the signature check, the de-duplication key): only a
+    // request of known fields, types and sizes is walked further. With a key, `ts` and `signature` are the
+    // authenticity check's to judge (a malformed signature is BAD_SIGNATURE); without one the schema checks their form.
+    const { signature: _signature, ts: _ts, ...content } = fields;
+    const parsed = parseCommand(name, this.#auth.mode === 'signed' ? content : fields);
+    if (!parsed.ok) return reject('INVALID_FIELD', parsed.problem.message, requestId, parsed.problem.field);
+    if (this.#auth.mode === 'signed') {
+      const key = this.#auth.key;
       if (typeof fields.signature !== 'string' || !signatureMatches(fields, key, fields.signature)) {
         return reject(
           'BAD_SIGNATURE',
@@ -351,11 +370,10 @@ export class CommandRouter {
         );
       }
     }
-    const { signature: _signature, ts: _ts, ...content } = fields;
-    return { ok: true, request: { requestId, command: name, payload: fields, content: canonicalJson(content) } };
+    return { ok: true, request: { requestId, command: name, parsed: parsed.value, content: canonicalJson(content) } };
   }
 
-  /** The checks against the record, then the schema, meter and expiry; records and replies in the caller's commit. */
+  /** The checks against the record, then meter and expiry; records and replies in the caller's commit. */
   #decide(tx: Tx, request: Screened, route: ReplyRoute, now: number): Verdict {
     const { requestId, command } = request;
     const existing = findCommand(tx, requestId);
@@ -381,17 +399,16 @@ export class CommandRouter {
       this.#enqueueReply(tx, command, route, replyOf(existing));
       return { kind: 'duplicate', record: existing };
     }
-    const parsed = parseCommand(command, request.payload);
+    const { parsed } = request;
     const reject = (rejection: Rejection): Verdict => {
       this.#enqueueReply(tx, command, route, { requestId, status: 'rejected', error: rejection });
       return { kind: 'rejected', rejection };
     };
-    if (!parsed.ok) return reject({ code: 'INVALID_FIELD', message: parsed.problem.message, field: parsed.problem.field });
-    const meter = 'meter' in parsed.value.payload ? parsed.value.payload.meter : undefined;
+    const meter = 'meter' in parsed.payload ? parsed.payload.meter : undefined;
     if (meter !== undefined && !(command === 'time-sync' && meter === 'all') && !this.#meterExists(meter)) {
       return reject({ code: 'UNKNOWN_METER', message: `meter ${meter} is not configured on this gateway`, field: 'meter' });
     }
-    const expiresAt = parsed.value.payload.expiresAt;
+    const expiresAt = parsed.payload.expiresAt;
     if (expiresAt !== undefined && Date.parse(expiresAt) <= now) {
       return reject({
         code: 'EXPIRED',
@@ -409,7 +426,7 @@ export class CommandRouter {
       receivedAt: now,
     });
     this.#enqueueReply(tx, command, route, { requestId, status: 'accepted' });
-    return { kind: 'accepted', record, parsed: parsed.value };
+    return { kind: 'accepted', record, parsed };
   }
 
   #reject(name: string, route: ReplyRoute, requestId: string | null, rejection: Rejection): void {
@@ -632,6 +649,11 @@ function errorText(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   return typeof code === 'string' ? `${code}: ${message}` : message;
+}
+
+/** The request id of a request refused as parsed, when it is one the station can match the reply with. */
+function readableRequestId(value: unknown): string | null {
+  return requestIdSchema.safeParse(value).success ? (value as string) : null;
 }
 
 function replyOf(record: CommandRecord): CommandReply {

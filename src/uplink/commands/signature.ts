@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { MAX_REQUEST_DEPTH } from './request-json.js';
 
 /** How far a request's `ts` may be from the gateway's clock, either way. */
 export const DEFAULT_SIGNATURE_WINDOW_MS = 5 * 60_000;
@@ -6,24 +7,32 @@ export const DEFAULT_SIGNATURE_WINDOW_MS = 5 * 60_000;
 /**
  * The canonical form of a JSON value: object keys sorted recursively (by UTF-16 code unit, as `Array.prototype.sort`
  * does), no whitespace, strings and numbers as `JSON.stringify` writes them. Arrays keep their order. For the values
- * `JSON.parse` produces this is RFC 8785 (JSON Canonicalization Scheme). Pure.
+ * `JSON.parse` produces this is RFC 8785 (JSON Canonicalization Scheme). A value nested deeper than MAX_REQUEST_DEPTH
+ * is a RangeError. Pure.
  *
  * ```ts
  * canonicalJson({ b: 1, a: { d: [2, 1], c: 'x' } }); // '{"a":{"c":"x","d":[2,1]},"b":1}'
  * ```
  */
 export function canonicalJson(value: unknown): string {
+  return canonical(value, 1);
+}
+
+// Requests are refused deeper than MAX_REQUEST_DEPTH when parsed; the bound here makes the recursion's depth a
+// constant even for a caller that skipped that check.
+function canonical(value: unknown, depth: number): string {
   if (value === null || typeof value !== 'object') {
     const text = JSON.stringify(value);
     if (text === undefined) throw new TypeError(`${typeof value} has no JSON form`);
     return text;
   }
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item)).join(',')}]`;
+  if (depth > MAX_REQUEST_DEPTH) throw new RangeError(`the value nests deeper than ${MAX_REQUEST_DEPTH} levels; it is no request`);
+  if (Array.isArray(value)) return `[${value.map((item) => canonical(item, depth + 1)).join(',')}]`;
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record)
     .filter((key) => record[key] !== undefined)
     .sort();
-  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(',')}}`;
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonical(record[key], depth + 1)}`).join(',')}}`;
 }
 
 /** The string a station signs: the canonical JSON of the payload without its `signature` field. */
