@@ -170,11 +170,12 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
   enforceLimits(store, log);
   const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
   limitsTimer.unref();
-  // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up.
-  const publishBuses = () => {
+  // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up; and on every
+  // up/down, so an outage of seconds is seen too (the rows supersede each other: a flapping bus costs one row).
+  const publishBuses = (only?: OpenedBus) => {
     try {
       store.transaction((tx) => {
-        for (const b of buses)
+        for (const b of only ? [only] : buses)
           enqueue(tx, { topic: `buses/${b.config.id}/state`, class: 'state', retain: true, payload: busReport(b, clock.now()) });
       });
       drain.notify();
@@ -182,6 +183,29 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
       log.error({ err }, 'bus state could not be stored');
     }
   };
+  for (const b of buses) {
+    let last: string = b.bus.state;
+    b.bus.on('state', (e: { state: string }) => {
+      const wasDown = last !== 'up';
+      last = e.state;
+      publishBuses(b);
+      // Offline meters of a bus that is back are probed now, not at their slow probe minutes later.
+      if (e.state === 'up' && wasDown) poller.busRecovered(b.config.id);
+    });
+  }
+  // Every meter's state is retained at the broker; at start, and whenever the broker kept no session (a restart
+  // without persistence, a failover) it may have lost them, so they are queued again, with the bus states.
+  const publishStates = () => {
+    try {
+      poller.publishStates();
+    } catch (err) {
+      log.error({ err }, 'meter states could not be stored');
+    }
+    publishBuses();
+  };
+  session.on('connected', ({ sessionPresent }) => {
+    if (!sessionPresent) publishStates();
+  });
   const busTimer = setInterval(publishBuses, 60_000);
   busTimer.unref();
   const firstBusReport = setTimeout(publishBuses, 5_000);
@@ -202,6 +226,7 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
   drain.start();
   opened.push({ what: 'poller', close: () => poller.stop() });
   poller.start();
+  publishStates();
   // Resumed commands and open loads are settled by reading meters: give the ports a moment to open first, so a
   // restart does not fail loads just because the adapter was still connecting.
   await waitForBuses(buses, 5000);

@@ -2,6 +2,8 @@ import { enqueue, type MeterBalance, type RelayState, type Tx } from '../store/i
 
 export interface MeterStateFacts {
   readonly online: boolean | null;
+  /** Its bus is down: the gateway cannot reach it, whatever the meter itself is doing. */
+  readonly unreachable?: boolean;
   readonly lastGoodReadAt: number | null;
   readonly relay: RelayState | null | undefined;
   readonly balance: MeterBalance | null | undefined;
@@ -24,7 +26,7 @@ export function enqueueMeterState(
     retain: true,
     payload: {
       meter: meterId,
-      state: facts.online ? 'online' : 'offline',
+      state: facts.unreachable ? 'unreachable' : facts.online ? 'online' : 'offline',
       lastGoodRead: facts.lastGoodReadAt === null ? null : new Date(facts.lastGoodReadAt).toISOString(),
       relay: facts.relay ?? 'unknown',
       balance: facts.balance ?? null,

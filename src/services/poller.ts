@@ -46,6 +46,7 @@ export interface PollerOptions {
   logger?: Logger;
   /** Called after each commit, so the uplink drains without waiting for its poll. */
   onCommitted?: () => void;
+  /** Monotonic time for intervals, probes and backoff; `clock` (wall time) is only for timestamps and `at:` slots. */
   timers?: Timers;
   /** Results are committed in one transaction per batch window (one fsync per poll cycle, not per reading). */
   batchMs?: number;
@@ -55,14 +56,24 @@ interface Task {
   readonly target: PollTarget;
   readonly group: PointGroup;
   readonly intervalMs: number;
+  /** Where this meter sits in the spread of its bus over the interval (so a bus is never flooded at :00). */
+  readonly phaseMs: number;
+  /** Monotonic time of the next slot. */
   nextDue: number;
+  /** `at:` groups only: the wall time of the slot placed next, and of the slot last served. */
+  wallDue?: number;
+  servedWall?: number;
 }
 
 interface MeterHealth {
   online: boolean | null;
   failures: number;
   lastGood: number | null;
+  /** Monotonic time before which an offline meter is not probed again. */
   nextProbe: number;
+  /** Consecutive poll slots that found the meter's bus down (not the meter's fault, but the station must know). */
+  busDownSlots: number;
+  unreachable: boolean;
   relay?: RelayState;
   balance?: MeterBalance;
   inFlight: number;
@@ -81,10 +92,25 @@ export interface PollerStats {
 
 type Outcome =
   | { kind: 'ok'; target: PollTarget; takenAt: number; values: Map<string, PointValue> }
-  | { kind: 'failed'; target: PollTarget; at: number; code: string; message: string };
+  | { kind: 'failed'; target: PollTarget; at: number; mono: number; code: string; message: string }
+  | { kind: 'unreachable'; target: PollTarget };
 
 /** Codes that mean the meter did not answer at all (as opposed to refusing one item). */
 const NO_ANSWER = new Set(['BUS_TIMEOUT', 'METER_TIMEOUT', 'MODBUS_TIMEOUT']);
+
+/**
+ * Wall and monotonic time disagreeing by more than this between two looks is a step (NTP correcting a fast clock, an
+ * operator, a gateway without RTC getting its first time), not drift: NTP slews at most 0.5 ms/s.
+ */
+const CLOCK_STEP_MS = 2_000;
+/** The longest the poller sleeps without comparing the clocks, so a step is seen and `at:` slots re-placed promptly. */
+const STEP_CHECK_MS = 10_000;
+/** Offline meters of a recovered bus are probed this far apart, so their probes do not crowd out routine polls. */
+const RECOVERY_STAGGER_MS = 250;
+/** An answer after a silence re-probes the bus's offline meters at most this often (one flaky meter must not make every answer a probe burst). */
+const RECOVERY_MIN_GAP_MS = 60_000;
+/** Node's setTimeout limit (2^31 − 1 ms); longer delays fire at once. */
+const MAX_TIMER_MS = 2_147_000_000;
 
 /**
  * Schedules every meter's profile groups on its bus and stores what comes back. Meters are spread over each
@@ -92,8 +118,16 @@ const NO_ANSWER = new Set(['BUS_TIMEOUT', 'METER_TIMEOUT', 'MODBUS_TIMEOUT']);
  * marked offline and only probed slowly, so one dead meter cannot eat a 2400-baud bus.
  */
 export class Poller {
-  private readonly tasks = new MinHeap<Task>();
+  private tasks = new MinHeap<Task>();
   private taskCount = 0;
+  private readonly tasksOf = new Map<string, Task[]>();
+  /** Per bus: the online meters that got no answer since anything on the bus last answered. */
+  private readonly busSilent = new Map<string, Set<string>>();
+  private readonly lastRecovery = new Map<string, number>();
+  private readonly probeTimers = new Set<unknown>();
+  /** Wall and monotonic time at the last look, to see a wall-clock step. */
+  private lastWall = 0;
+  private lastMono = 0;
   private readonly health = new Map<string, MeterHealth>();
   private readonly pending: Outcome[] = [];
   private readonly running = new Set<Promise<void>>();
@@ -122,7 +156,10 @@ export class Poller {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const now = this.opts.clock.now();
+    const wall = this.opts.clock.now();
+    const mono = this.timers.now();
+    this.lastWall = wall;
+    this.lastMono = mono;
     const byBus = new Map<string, PollTarget[]>();
     for (const t of this.opts.targets) byBus.set(t.busId, [...(byBus.get(t.busId) ?? []), t]);
     for (const [busId, targets] of byBus) {
@@ -131,10 +168,14 @@ export class Poller {
         this.healthOf(target.meterId);
         for (const group of target.profile.groups) {
           const intervalMs = this.opts.intervalsMs?.[group.name] ?? group.intervalMs;
-          const first = group.at
-            ? nextLocalTime(now, group.at, this.opts.timeZone) + phaseOffset(i, targets.length, Math.min(intervalMs, 600_000))
-            : now + phaseOffset(i, targets.length, intervalMs);
-          this.tasks.push(first, { target, group, intervalMs, nextDue: first });
+          const phaseMs = phaseOffset(i, targets.length, group.at ? Math.min(intervalMs, 600_000) : intervalMs);
+          const task: Task = { target, group, intervalMs, phaseMs, nextDue: mono + phaseMs };
+          if (group.at) {
+            task.wallDue = nextLocalTime(wall, group.at, this.opts.timeZone) + phaseMs;
+            task.nextDue = mono + (task.wallDue - wall);
+          }
+          this.tasks.push(task.nextDue, task);
+          this.tasksOf.set(target.meterId, [...(this.tasksOf.get(target.meterId) ?? []), task]);
           this.taskCount++;
         }
       });
@@ -148,6 +189,8 @@ export class Poller {
     if (this.stopped) return;
     this.stopped = true;
     this.timers.clearTimeout(this.timer);
+    for (const t of this.probeTimers) this.timers.clearTimeout(t);
+    this.probeTimers.clear();
     await Promise.allSettled([...this.running]);
     this.abort.abort();
     this.flush();
@@ -174,38 +217,138 @@ export class Poller {
     return values;
   }
 
+  /**
+   * The bus is back (its port reopened, or a meter on it answered after a silence): probe its offline meters soon,
+   * one after another, instead of each at its next slow probe (up to `offlineProbe` later).
+   */
+  busRecovered(busId: string): void {
+    if (this.stopped) return;
+    const mono = this.timers.now();
+    this.lastRecovery.set(busId, mono);
+    this.busSilent.delete(busId);
+    let n = 0;
+    for (const target of this.opts.targets) {
+      const h = this.health.get(target.meterId);
+      if (target.busId !== busId || h?.online !== false) continue;
+      const at = mono + n * RECOVERY_STAGGER_MS;
+      h.nextProbe = at;
+      const handle = this.timers.setTimeout(() => {
+        this.probeTimers.delete(handle);
+        // A routine slot that probed it first moved nextProbe on: one probe is enough.
+        if (!this.stopped && h.online === false && h.nextProbe === at) this.probe(target, h);
+      }, at - mono);
+      this.probeTimers.add(handle);
+      n++;
+    }
+    if (n > 0) this.log.info({ event: 'bus-recovered', bus: busId, probing: n }, 'bus back: probing its offline meters');
+  }
+
+  /**
+   * Queue the current state of every meter whose state is known (retained `meters/<id>/state`): at start and after
+   * the broker lost its retained messages, so a station that subscribes later sees quiet meters too.
+   */
+  publishStates(): void {
+    const known = this.opts.targets.filter((t) => this.healthOf(t.meterId).online !== null);
+    if (known.length === 0) return;
+    this.opts.store.transaction((tx) => {
+      for (const t of known) this.publishState(tx, t, this.healthOf(t.meterId));
+    });
+    this.opts.onCommitted?.();
+  }
+
   private arm(): void {
     if (this.stopped) return;
     this.timers.clearTimeout(this.timer);
     const next = this.tasks.peekKey();
     if (next === undefined) return;
-    const delay = Math.max(0, next - this.opts.clock.now());
-    this.timer = this.timers.setTimeout(() => this.tick(), Math.min(delay, 2_147_000_000));
+    const delay = Math.max(0, next - this.timers.now());
+    this.timer = this.timers.setTimeout(() => this.tick(), Math.min(delay, STEP_CHECK_MS, MAX_TIMER_MS));
   }
 
   private tick(): void {
     if (this.stopped) return;
-    const now = this.opts.clock.now();
+    const mono = this.timers.now();
+    const wall = this.opts.clock.now();
+    this.checkClockStep(mono, wall);
     const probed = new Set<string>();
     const due: Task[] = [];
-    while ((this.tasks.peekKey() ?? Infinity) <= now) due.push(this.tasks.pop()!);
+    while ((this.tasks.peekKey() ?? Infinity) <= mono) due.push(this.tasks.pop()!);
     for (const task of due) {
       const h = this.health.get(task.target.meterId)!;
-      // Catch up on the schedule without replaying missed slots: a stale poll is worth nothing.
-      while (task.nextDue <= now) {
-        task.nextDue += task.intervalMs;
-        if (task.nextDue <= now) this.counters.missed++;
+      if (task.wallDue !== undefined) {
+        task.servedWall = task.wallDue;
+        this.counters.missed += this.placeAt(task, Math.max(wall, task.wallDue), wall, mono);
+      } else {
+        // Skip missed slots without replaying them (a stale poll is worth nothing), counted in one step: a blocked
+        // event loop or a long sleep costs no work proportional to its length.
+        const slots = Math.floor((mono - task.nextDue) / task.intervalMs) + 1;
+        task.nextDue += slots * task.intervalMs;
+        this.counters.missed += slots - 1;
       }
       this.tasks.push(task.nextDue, task);
       // An offline meter is only probed, once per probe period, so it cannot eat the bus.
       if (h.online === false) {
-        if (now < h.nextProbe || probed.has(task.target.meterId)) continue;
+        if (mono < h.nextProbe || probed.has(task.target.meterId)) continue;
         probed.add(task.target.meterId);
-        h.nextProbe = now + this.opts.offlineProbeMs;
+        h.nextProbe = mono + this.opts.offlineProbeMs;
       }
       this.launch(task);
     }
     this.arm();
+  }
+
+  /**
+   * Place an `at:` task on the first slot of its series (every `intervalMs` from the first local `at` time) after
+   * `afterWall`, converted to monotonic time. Returns how many slots of the series were skipped.
+   */
+  private placeAt(task: Task, afterWall: number, wall: number, mono: number): number {
+    const anchor = task.wallDue!;
+    const k = Math.floor((afterWall - anchor) / task.intervalMs) + 1;
+    task.wallDue = anchor + k * task.intervalMs;
+    task.nextDue = mono + (task.wallDue - wall);
+    return Math.max(0, k - 1);
+  }
+
+  /**
+   * Intervals run on monotonic time and do not care about the wall clock; `at:` slots do. After a step they are
+   * placed again from the new wall time (a slot served less than one interval ago is not served twice, a slot
+   * stepped over by less than one interval is served at once), and the step is logged once with its size.
+   */
+  private checkClockStep(mono: number, wall: number): void {
+    const stepMs = wall - this.lastWall - (mono - this.lastMono);
+    this.lastWall = wall;
+    this.lastMono = mono;
+    if (Math.abs(stepMs) <= CLOCK_STEP_MS) return;
+    this.log.warn(
+      { event: 'clock-step', stepMs: Math.round(stepMs), wallTime: new Date(wall).toISOString() },
+      `wall clock stepped ${stepMs > 0 ? 'forward' : 'back'}; polling intervals are unaffected, time-of-day slots re-placed`,
+    );
+    const all: Task[] = [];
+    while (this.tasks.size > 0) all.push(this.tasks.pop()!);
+    const heap = new MinHeap<Task>();
+    for (const task of all) {
+      if (task.wallDue !== undefined) {
+        const served = task.servedWall;
+        const recent = served !== undefined && served > wall && served - wall < task.intervalMs;
+        // A small step forward over a slot serves it now; a big one (a gateway booted at 1970) starts the series afresh.
+        if (task.wallDue <= wall && stepMs < task.intervalMs) task.nextDue = mono;
+        else this.placeAt(task, recent ? served : wall, wall, mono);
+      }
+      heap.push(task.nextDue, task);
+    }
+    this.tasks = heap;
+  }
+
+  /** One read of an offline meter now, on its shortest routine group (a time-of-day group such as a daily freeze keeps to its slot). */
+  private probe(target: PollTarget, h: MeterHealth): void {
+    let task: Task | undefined;
+    for (const t of this.tasksOf.get(target.meterId) ?? []) {
+      if (t.wallDue === undefined && (task === undefined || t.intervalMs < task.intervalMs)) task = t;
+    }
+    task ??= this.tasksOf.get(target.meterId)?.[0];
+    if (!task) return;
+    h.nextProbe = this.timers.now() + this.opts.offlineProbeMs;
+    this.launch(task);
   }
 
   private launch(task: Task): void {
@@ -225,8 +368,20 @@ export class Poller {
             this.counters.perBus[target.busId]!.skipped++;
             return;
           }
-          if (code === 'BUS_DOWN' || code === 'BUS_CLOSED' || code === 'ABORTED') return; // not the meter's fault
-          this.record({ kind: 'failed', target, at: this.opts.clock.now(), code, message: (err as Error).message });
+          if (code === 'BUS_DOWN') {
+            // Not the meter's fault, so not a failure; but after as many slots as would make it offline the station is told.
+            if (++h.busDownSlots === this.opts.offlineAfter && !h.unreachable) this.record({ kind: 'unreachable', target });
+            return;
+          }
+          if (code === 'BUS_CLOSED' || code === 'ABORTED') return; // shutting down
+          this.record({
+            kind: 'failed',
+            target,
+            at: this.opts.clock.now(),
+            mono: this.timers.now(),
+            code,
+            message: (err as Error).message,
+          });
         },
       )
       .finally(() => {
@@ -271,8 +426,10 @@ export class Poller {
             seqStream: 'readings',
           });
           if (answered) this.markGood(tx, o.target, h, o.takenAt, values);
+        } else if (o.kind === 'failed') {
+          this.markFailed(tx, o.target, h, o, o.code, o.message);
         } else {
-          this.markFailed(tx, o.target, h, o.at, o.code, o.message);
+          this.markUnreachable(tx, o.target, h);
         }
       }
       if (readings.length > 0) insertReadings(tx, readings);
@@ -290,7 +447,9 @@ export class Poller {
         online: stored ? stored.online : null,
         failures: stored?.consecutiveFailures ?? 0,
         lastGood: stored?.lastGoodReadAt ?? null,
-        nextProbe: this.opts.clock.now(),
+        nextProbe: this.timers.now(),
+        busDownSlots: 0,
+        unreachable: false,
         relay: stored?.relayState ?? undefined,
         balance: stored?.balance ?? undefined,
         inFlight: 0,
@@ -306,11 +465,15 @@ export class Poller {
     const wasOnline = h.online;
     const changed =
       wasOnline !== true ||
+      h.unreachable ||
       (relay !== undefined && relay !== h.relay) ||
       (balance !== undefined && JSON.stringify(balance) !== JSON.stringify(h.balance));
     h.online = true;
     h.failures = 0;
     h.lastGood = at;
+    h.busDownSlots = 0;
+    h.unreachable = false;
+    this.answeredOn(target.busId, target.meterId);
     if (relay !== undefined) h.relay = relay;
     if (balance !== undefined) h.balance = { ...h.balance, ...balance };
     upsertMeterState(tx, target.meterId, {
@@ -325,29 +488,66 @@ export class Poller {
     if (changed) this.publishState(tx, target, h);
   }
 
-  private markFailed(tx: Tx, target: PollTarget, h: MeterHealth, at: number, code: string, message: string): void {
+  private markFailed(tx: Tx, target: PollTarget, h: MeterHealth, when: { at: number; mono: number }, code: string, message: string): void {
     this.counters.failures++;
     this.counters.perBus[target.busId]!.failures++;
     h.failures++;
     this.log.warn({ meter: target.meterId, bus: target.busId, code, failures: h.failures }, message);
+    if (NO_ANSWER.has(code) && h.online !== false) {
+      const silent = this.busSilent.get(target.busId) ?? new Set<string>();
+      this.busSilent.set(target.busId, silent.add(target.meterId));
+    }
+    // The bus answers again (a timeout or a refusal is not BUS_DOWN): what the station sees is the meter's own state.
+    const wasUnreachable = h.unreachable;
+    h.busDownSlots = 0;
+    h.unreachable = false;
     const goesOffline = h.online !== false && h.failures >= this.opts.offlineAfter;
-    upsertMeterState(tx, target.meterId, { consecutiveFailures: h.failures, lastAttemptAt: at, ...(goesOffline ? { online: false } : {}) });
+    upsertMeterState(tx, target.meterId, {
+      consecutiveFailures: h.failures,
+      lastAttemptAt: when.at,
+      ...(goesOffline ? { online: false } : {}),
+    });
     if (goesOffline) {
       h.online = false;
-      h.nextProbe = at + this.opts.offlineProbeMs;
+      h.nextProbe = when.mono + this.opts.offlineProbeMs;
       this.log.warn(
         { meter: target.meterId, bus: target.busId, probeMs: this.opts.offlineProbeMs },
         'meter offline: probing at a slower rate',
       );
       this.publishState(tx, target, h);
+    } else if (wasUnreachable) {
+      this.publishState(tx, target, h);
     }
+  }
+
+  private markUnreachable(tx: Tx, target: PollTarget, h: MeterHealth): void {
+    // A good read or a failure on an open bus came in since the slot that counted to the limit.
+    if (h.unreachable || h.busDownSlots < this.opts.offlineAfter) return;
+    h.unreachable = true;
+    this.log.warn({ meter: target.meterId, bus: target.busId, slots: h.busDownSlots }, 'meter unreachable: its bus is down');
+    this.publishState(tx, target, h);
+  }
+
+  /**
+   * A meter answered. If it was one of the bus's silent meters (it got no answer, and nothing on the bus answered
+   * since), the bus was out and is back: its offline meters are probed now rather than at their slow probe. A live
+   * meter answering next to a dead one is no recovery, so the dead one keeps its slow probe.
+   */
+  private answeredOn(busId: string, meterId: string): void {
+    const afterSilence = this.busSilent.get(busId)?.has(meterId) === true;
+    this.busSilent.delete(busId);
+    if (!afterSilence) return;
+    const last = this.lastRecovery.get(busId);
+    if (last !== undefined && this.timers.now() - last < RECOVERY_MIN_GAP_MS) return;
+    // After the commit in progress, so the meter that answered counts as online.
+    queueMicrotask(() => this.busRecovered(busId));
   }
 
   private publishState(tx: Tx, target: PollTarget, h: MeterHealth): void {
     enqueueMeterState(
       tx,
       target.meterId,
-      { online: h.online, lastGoodReadAt: h.lastGood, relay: h.relay, balance: h.balance },
+      { online: h.online, unreachable: h.unreachable, lastGoodReadAt: h.lastGood, relay: h.relay, balance: h.balance },
       this.opts.clock.now(),
     );
   }

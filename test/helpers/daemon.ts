@@ -18,12 +18,23 @@ export interface DaemonProcess {
 }
 
 /** Write a config into a fresh temp dir (or the given one) and start `meterd run -c` on it. */
-export function startDaemon(configYaml: string, opts: { dir?: string; logLevel?: string } = {}): DaemonProcess {
+export function startDaemon(
+  configYaml: string,
+  opts: {
+    dir?: string;
+    logLevel?: string;
+    /** Node options before the entry point, e.g. `['--import', preload]`. */
+    execArgv?: readonly string[];
+    /** Added to the test's environment. */
+    env?: Readonly<Record<string, string>>;
+  } = {},
+): DaemonProcess {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'meterd-e2e-'));
   const configPath = join(dir, 'meterd.yaml');
   writeFileSync(configPath, configYaml);
-  const child = spawn(process.execPath, [BIN, 'run', '-c', configPath, '--log-level', opts.logLevel ?? 'warn'], {
+  const child = spawn(process.execPath, [...(opts.execArgv ?? []), BIN, 'run', '-c', configPath, '--log-level', opts.logLevel ?? 'warn'], {
     cwd: dir,
+    env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
