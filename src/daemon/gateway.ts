@@ -186,6 +186,8 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
   for (const b of buses) {
     let last: string = b.bus.state;
     b.bus.on('state', (e: { state: string }) => {
+      // Reopening attempts repeat 'down' while the adapter is away: only a change is news.
+      if (e.state === last) return;
       const wasDown = last !== 'up';
       last = e.state;
       publishBuses(b);
