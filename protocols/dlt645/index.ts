@@ -10,3 +10,5 @@ export * from './identifiers.js';
 export * from './result.js';
 export * from './describe.js';
 export * from './layout.js';
+export * from './esam.js';
+export * from './recharge.js';

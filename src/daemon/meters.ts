@@ -9,7 +9,7 @@ import { Dlt645PointReader } from '../devices/dlt645-points.js';
 import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { EncryptionMachine } from '../services/encryption-machine.js';
+import type { EncryptionMachine } from '../devices/encryption-machine.js';
 import type { MeterReader } from '../services/poller.js';
 
 /** A DL/T 645 bus (frames through FrameBus) or a Modbus bus (modbus-serial through ModbusLink); both arbitrate the same way. */

@@ -1,9 +1,10 @@
 import {
   abnormalOf,
   checkReply,
-  diToBytes,
   encodeDigits,
   encodeLayout,
+  encodeLoadPayload,
+  RECHARGE_DI,
   securityAuth,
   writeData,
   type Frame,
@@ -117,16 +118,21 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
     async load(l, opts) {
       let frame: Frame;
       if (credit.method === 'dlt645-plain') {
-        // 070102FF recharge: operator, amount and count as binary LE, MAC1, customer number (BCD), MAC2.
-        // Plain meters take placeholder MACs; ESAM meters need the station's (dlt645-esam).
-        const customer = encodeDigits(l.customerNo ?? '0', 6);
+        // Plain meters take placeholder (zero) MACs; ESAM meters need the station's (dlt645-esam).
+        const customerNo = l.customerNo ?? '0';
+        const customer = encodeDigits(customerNo, 6);
         if (!customer.ok) return { kind: 'refused', code: 'CUSTOMER_MISMATCH', message: customer.error.message };
-        const payload = new Uint8Array(30 - 4);
-        payload.set(diToBytes(auth.operator), 0);
-        new DataView(payload.buffer).setUint32(4, l.amount, true);
-        new DataView(payload.buffer).setUint32(8, l.purchaseCount, true);
-        payload.set(customer.value, 16);
-        frame = securityAuth(meter.address, '070102FF', payload);
+        const none = new Uint8Array(4);
+        const payload = encodeLoadPayload({
+          operator: auth.operator,
+          amount: l.amount,
+          purchaseCount: l.purchaseCount,
+          mac1: none,
+          customerNo,
+          mac2: none,
+        });
+        if (!payload.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the recharge: ${payload.error.message}` };
+        frame = securityAuth(meter.address, RECHARGE_DI, payload.value);
       } else {
         const body = encodeLayout(credit.layout, { purchaseCount: l.purchaseCount, amount: l.amount, customerNumber: l.customerNo ?? '0' });
         if (!body.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the payload: ${body.error.message}` };

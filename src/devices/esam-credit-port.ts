@@ -1,6 +1,22 @@
-import { abnormalOf, checkReply, diToBytes, encodeDigits, securityAuth, type Frame, type Password } from '../../protocols/dlt645/index.js';
+import {
+  abnormalOf,
+  checkReply,
+  decodeIdentityReply,
+  encodeDigits,
+  encodeIdentityRequest,
+  encodeLoadPayload,
+  fromHex,
+  IDENTITY_DI,
+  meterDiversifier,
+  RECHARGE_DI,
+  securityAuth,
+  toHex,
+  type Frame,
+  type Password,
+} from '../../protocols/dlt645/index.js';
+import { realTimers, type Timers } from '../clock.js';
 import type { DeviceProfile } from '../profiles/types.js';
-import { meterDiversifier, type EncryptionMachine, type IdentityData } from '../services/encryption-machine.js';
+import type { EncryptionMachine, IdentityData } from './encryption-machine.js';
 import { NO_REPLY, SERR_CODES, walletOf, type CreditLoad, type CreditPort, type LoadOutcome, type LoadRefusalCode } from './credit-port.js';
 import type { Dlt645Meter, Priority } from './dlt645-meter.js';
 import { Dlt645PointReader } from './dlt645-points.js';
@@ -12,10 +28,10 @@ export interface EsamCreditPortOptions {
    * (5 minutes by default, docs/reference/prepaid.md § The ESAM handshake). Default 60 s.
    */
   readonly hsmTimeoutMs?: number;
+  /** Runs the encryption-machine deadline; default Node's timers. */
+  readonly timers?: Timers;
 }
 
-const IDENTITY = '070000FF';
-const RECHARGE = '070102FF';
 /** At most one automatic re-authentication per load: repeated MAC failures lock the meter's security channel (docs/reference/prepaid.md § Security error word SERR). */
 const MAX_AUTHENTICATIONS = 2;
 
@@ -29,12 +45,12 @@ class HsmFailure extends Error {
   }
 }
 
+/** The encryption machine's hex, checked here at the edge: a wrong answer is the machine's failure, not the meter's. */
 const bytes = (hex: string, n: number, what: string): Uint8Array => {
-  if (!new RegExp(`^[0-9A-Fa-f]{${n * 2}}$`).test(hex))
-    throw new HsmFailure('HSM_FAILED', `the ${what} for identity authentication or recharge is not ${n} bytes of hex: "${hex}"`);
-  return new Uint8Array(Buffer.from(hex, 'hex'));
+  const b = new RegExp(`^[0-9A-Fa-f]{${n * 2}}$`).test(hex) ? fromHex(hex) : undefined;
+  if (!b) throw new HsmFailure('HSM_FAILED', `the ${what} for identity authentication or recharge is not ${n} bytes of hex: "${hex}"`);
+  return b;
 };
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
 
 /**
  * The credit port of a DL/T 645 ESAM meter (credit method dlt645-esam). A load is one exchange, run while the credit
@@ -58,18 +74,19 @@ export function dlt645EsamCreditPort(
   const reader = new Dlt645PointReader(meter, profile);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
   const hsmTimeoutMs = options.hsmTimeoutMs ?? 60_000;
+  const timers = options.timers ?? realTimers;
 
   /** One encryption-machine call with its own deadline; the caller's abort still wins. */
   async function ask<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
+    let timer: unknown;
     try {
       return await Promise.race([
         call(ctl.signal),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
+          timer = timers.setTimeout(() => {
             const timeout = new HsmFailure('HSM_TIMEOUT', `the encryption machine did not answer within ${hsmTimeoutMs} ms`);
             ctl.abort(timeout);
             reject(timeout);
@@ -81,7 +98,7 @@ export function dlt645EsamCreditPort(
       const code = (err as { code?: string }).code === 'HSM_TIMEOUT' ? 'HSM_TIMEOUT' : 'HSM_FAILED';
       throw new HsmFailure(code, `the encryption machine gave no usable answer: ${(err as Error).message}`);
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -119,6 +136,17 @@ export function dlt645EsamCreditPort(
       const customerNo = l.customerNo ?? '0';
       const customer = encodeDigits(customerNo, 6);
       if (!customer.ok) return { kind: 'refused', code: 'CUSTOMER_MISMATCH', message: customer.error.message };
+      // The load's other fields are checked before the encryption machine is asked (zero MACs stand in for its answer).
+      const none = new Uint8Array(4);
+      const check = encodeLoadPayload({
+        operator: auth.operator,
+        amount: l.amount,
+        purchaseCount: l.purchaseCount,
+        mac1: none,
+        customerNo,
+        mac2: none,
+      });
+      if (!check.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the recharge: ${check.error.message}` };
       let rechargeSent = false;
       let last: LoadOutcome | undefined;
       for (let attempt = 0; attempt < MAX_AUTHENTICATIONS; attempt++) {
@@ -126,15 +154,18 @@ export function dlt645EsamCreditPort(
           // 1. Identity authentication: the station's ciphertext for the first try, the encryption machine's after.
           const id: IdentityData =
             attempt === 0 && l.esam
-              ? { ...l.esam, diversifier: l.esam.diversifier ?? meterDiversifier(meter.address) }
+              ? { ...l.esam, diversifier: l.esam.diversifier ?? toHex(meterDiversifier(meter.address)) }
               : await ask((s) => machine.identity({ address: meter.address, meterNumber: meter.address }, s), opts.signal);
-          const idPayload = new Uint8Array(28);
-          idPayload.set(diToBytes(auth.operator), 0);
-          idPayload.set(bytes(id.ciphertext, 8, 'ciphertext'), 4);
-          idPayload.set(bytes(id.random, 8, 'random1'), 12);
-          idPayload.set(bytes(id.diversifier, 8, 'diversifier'), 20);
+          const idPayload = encodeIdentityRequest({
+            operator: auth.operator,
+            ciphertext: bytes(id.ciphertext, 8, 'ciphertext'),
+            random1: bytes(id.random, 8, 'random1'),
+            diversifier: bytes(id.diversifier, 8, 'diversifier'),
+          });
+          if (!idPayload.ok)
+            return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build identity authentication: ${idPayload.error.message}` };
           const authReply = await send(
-            securityAuth(meter.address, IDENTITY, idPayload),
+            securityAuth(meter.address, IDENTITY_DI, idPayload.value),
             opts,
             `identity authentication (try ${attempt + 1})`,
           );
@@ -144,14 +175,10 @@ export function dlt645EsamCreditPort(
             // No reply to an authentication: nothing can have loaded, but only a read of the meter says so for sure.
             return authReply;
           }
-          if (authReply.data.length < 4 + 12)
-            return {
-              kind: 'refused',
-              code: 'METER_REFUSED',
-              message: `identity authentication reply has ${authReply.data.length} data bytes, expected 16`,
-            };
-          const random2 = hex(authReply.data.subarray(4, 8));
-          const esamSerial = hex(authReply.data.subarray(8, 16));
+          const identity = decodeIdentityReply(authReply.data.subarray(4));
+          if (!identity.ok) return { kind: 'refused', code: 'METER_REFUSED', message: identity.error.message };
+          const random2 = toHex(identity.value.random2);
+          const esamSerial = toHex(identity.value.esamSerial);
 
           // 2. MAC1/MAC2 from the encryption machine over the meter's fresh random number.
           const macs = await ask(
@@ -163,16 +190,19 @@ export function dlt645EsamCreditPort(
             opts.signal,
           );
 
-          // 3. Recharge: operator, amount and count (binary LE), MAC1, customer number (BCD), MAC2.
-          const payload = new Uint8Array(26);
-          payload.set(diToBytes(auth.operator), 0);
-          new DataView(payload.buffer).setUint32(4, l.amount, true);
-          new DataView(payload.buffer).setUint32(8, l.purchaseCount, true);
-          payload.set(bytes(macs.mac1, 4, 'MAC1'), 12);
-          payload.set(customer.value, 16);
-          payload.set(bytes(macs.mac2, 4, 'MAC2'), 22);
+          // 3. Recharge with the machine's MACs.
+          const payload = encodeLoadPayload({
+            operator: auth.operator,
+            amount: l.amount,
+            purchaseCount: l.purchaseCount,
+            mac1: bytes(macs.mac1, 4, 'MAC1'),
+            customerNo,
+            mac2: bytes(macs.mac2, 4, 'MAC2'),
+          });
+          if (!payload.ok)
+            return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the recharge: ${payload.error.message}` };
           rechargeSent = true;
-          const r = await send(securityAuth(meter.address, RECHARGE, payload), opts, `load count ${l.purchaseCount}`);
+          const r = await send(securityAuth(meter.address, RECHARGE_DI, payload.value), opts, `load count ${l.purchaseCount}`);
           if (!('kind' in r)) return { kind: 'accepted' };
           last = r;
           if (r.kind === 'refused' && (r.code === 'MAC_FAILED' || r.code === 'AUTHENTICATION_FAILED')) continue;

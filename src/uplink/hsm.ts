@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../log.js';
-import type { EncryptionMachine, IdentityData, RechargeMacInput } from '../services/encryption-machine.js';
+import type { EncryptionMachine, IdentityData, RechargeMacInput } from '../devices/encryption-machine.js';
 import type { InboundMessage, MqttSession, Subscription } from './session.js';
 
 export class EncryptionMachineError extends Error {

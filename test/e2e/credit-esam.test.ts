@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalTestEncryptionMachine } from '../../src/services/encryption-machine.js';
+import { LocalTestEncryptionMachine } from '../../src/sim/dlt645/local-encryption-machine.js';
 import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';

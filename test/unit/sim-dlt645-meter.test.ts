@@ -37,7 +37,7 @@ import {
 } from '../../protocols/dlt645/index.js';
 import { SimulatedMeter, type CreditLoad, type MeterSpec, type SecurityModule } from '../../src/sim/dlt645/index.js';
 import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
-import { LocalTestEncryptionMachine } from '../../src/services/encryption-machine.js';
+import { LocalTestEncryptionMachine } from '../../src/sim/dlt645/local-encryption-machine.js';
 
 const A = '000000000001';
 const OP = '00000042';

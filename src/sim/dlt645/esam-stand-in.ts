@@ -33,11 +33,6 @@ export function standInMac2(keyHex: string, random2: Uint8Array, customerWire: U
   return standInMac(keyHex, concatBytes(random2, customerWire, mac1), 4);
 }
 
-/** The stand-in diversification factor: 00 00 + the 6-byte meter number as on the wire (BCD, low byte first). */
-export function standInDiversifier(addressWire: Uint8Array): Uint8Array {
-  return concatBytes(new Uint8Array(2), addressWire);
-}
-
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;

@@ -7,6 +7,7 @@ import {
   BROADCAST_ADDRESS,
   decodeMeterTime,
   decodeLayout,
+  decodeLoadPayload,
   decodeValue,
   DIR_REPLY,
   diFromBytes,
@@ -21,10 +22,14 @@ import {
   findDataItem,
   findDataItemByPoint,
   formatSize,
+  IDENTITY_DI,
+  LOAD_PAYLOAD_BYTES,
   FUNCTION_MASK,
   normalReply,
+  OPENING_DI,
   parsePassword,
   readReplyData,
+  RECHARGE_DI,
   SERR,
   type Address,
   type Edition,
@@ -74,11 +79,6 @@ const SW3_MANAGED = Object.values(SW3).reduce((a, b) => a | b, 0);
 const DAY_MS = 86_400_000;
 const MAX_FREEZES = 62;
 const MIDNIGHT_GUARD_MIN = 5;
-const IDENTITY = '070000FF';
-const OPENING = '070101FF';
-const RECHARGE = '070102FF';
-/** 0x03 opening/recharge: DI 4 + operator 4 + amount 4 + count 4 + MAC1 4 + customer 6 + MAC2 4 (docs/reference/prepaid.md § Security commands 0x03). */
-const LOAD_LENGTH = 30;
 
 const COUNTER_POINTS = {
   'events.programming.count': 'programming',
@@ -796,26 +796,21 @@ export class SimulatedMeter {
     const serr = (name: keyof typeof SERR_BIT) => this.err(req, SERR_BIT[name]);
     if (req.data.length < 8 || !this.wallet) return serr('other-error');
     const di = diFromBytes(req.data.subarray(0, 4));
-    if (di === IDENTITY) {
+    if (di === IDENTITY_DI) {
       // Identity authentication: only an ESAM meter has it; it answers random2 + ESAM serial after the DI.
       if (!this.security.authenticate) return serr('other-error');
       const r = this.security.authenticate(this.#address, req.data.subarray(8), this.now);
       if (!r.ok) return serr('authentication-failed');
       return this.ok(req, new Uint8Array([...diToBytes(di), ...r.reply]));
     }
-    if ((di !== OPENING && di !== RECHARGE) || req.data.length !== LOAD_LENGTH) return serr('other-error');
+    if ((di !== OPENING_DI && di !== RECHARGE_DI) || req.data.length !== 4 + LOAD_PAYLOAD_BYTES) return serr('other-error');
     // An ESAM meter takes a load only inside an authenticated session (docs/reference/prepaid.md § The ESAM handshake).
     if (this.security.sessionOpen && !this.security.sessionOpen(this.now)) return serr('authentication-failed');
-    const p = req.data.subarray(8);
-    const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-    // Amount and count are binary, low byte first. A money meter counts the amount in fen; an energy meter reads the
-    // same 4-byte field as 0.01 kWh, so one layout serves both kinds.
-    const amount = view.getUint32(0, true);
-    const count = view.getUint32(4, true);
-    const customer = decodeValue({ kind: 'digits', bytes: 6 }, p.subarray(12, 18));
-    if (!customer.ok || customer.value.kind !== 'text') return serr('other-error');
-    const customerNumber = customer.value.value;
-    const opening = di === OPENING;
+    // Amount and count are one 4-byte field each: a money meter counts fen, an energy meter 0.01 kWh, one layout for both.
+    const decoded = decodeLoadPayload(req.data.subarray(4));
+    if (!decoded.ok) return serr('other-error');
+    const { amount, purchaseCount: count, customerNo: customerNumber } = decoded.value;
+    const opening = di === OPENING_DI;
     // Opening is for a meter not yet in service, recharge for one that is (docs/reference/prepaid.md § Purchase counter).
     if (opening === this.opened) return serr('other-error');
     if (!opening && customerNumber !== this.customerNumber) return serr('customer-number-mismatch');
@@ -824,12 +819,12 @@ export class SimulatedMeter {
     const load = {
       kind: opening ? 'opening' : 'recharge',
       meter: this.#address,
-      operator: diFromBytes(req.data.subarray(4, 8)),
+      operator: decoded.value.operator,
       amount,
       purchaseCount: count,
       customerNumber,
-      mac1: p.slice(8, 12),
-      mac2: p.slice(18, 22),
+      mac1: decoded.value.mac1,
+      mac2: decoded.value.mac2,
     } as const;
     if (!this.security.verifyLoad(load)) return serr('mac-failed');
     if (opening) {

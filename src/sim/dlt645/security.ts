@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { addressToBytes, encodeDigits, type Address } from '../../../protocols/dlt645/index.js';
-import { bytesEqual, standInCiphertext, standInDiversifier, standInMac1, standInMac2 } from './esam-stand-in.js';
+import { addressToBytes, encodeDigits, encodeIdentityReply, meterDiversifier, type Address } from '../../../protocols/dlt645/index.js';
+import { bytesEqual, standInCiphertext, standInMac1, standInMac2 } from './esam-stand-in.js';
 
 /** The fields of a 0x03 opening (070101FF) or recharge (070102FF) as the meter received them (docs/reference/prepaid.md § Security commands 0x03). */
 export interface CreditLoad {
@@ -93,7 +93,7 @@ export class EsamSecurity implements SecurityModule {
     const random1 = data.subarray(8, 16);
     const diversifier = data.subarray(16, 24);
     if (
-      !bytesEqual(diversifier, standInDiversifier(addressToBytes(meter))) ||
+      !bytesEqual(diversifier, meterDiversifier(meter)) ||
       !bytesEqual(ciphertext, standInCiphertext(this.keyHex, random1, diversifier))
     ) {
       this.authenticationFailures++;
@@ -101,10 +101,8 @@ export class EsamSecurity implements SecurityModule {
     }
     const random2 = new Uint8Array(randomBytes(4));
     this.session = { random2, until: nowMs + ESAM_SESSION_MS, macFailures: 0 };
-    const reply = new Uint8Array(12);
-    reply.set(random2, 0);
-    reply.set(EsamSecurity.serialOf(meter), 4);
-    return { ok: true, reply };
+    const reply = encodeIdentityReply({ random2, esamSerial: EsamSecurity.serialOf(meter) });
+    return reply.ok ? { ok: true, reply: reply.value } : { ok: false };
   }
 
   sessionOpen(nowMs: number): boolean {
