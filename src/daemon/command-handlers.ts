@@ -1,4 +1,5 @@
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
+import type { Clock } from '../clock.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
 import { creditMessage, CreditError, type CreditService } from '../services/credit.js';
@@ -7,12 +8,8 @@ import type { RelayService } from '../services/relay.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
 import type { OpenedBus } from './meters.js';
 
-const SETTLE_TRIES = 10;
-const SETTLE_PAUSE_MS = 3000;
-const FINAL = ['applied', 'rejected', 'failed'];
-
-function expired(expiresAt: string | undefined): boolean {
-  return expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
+function expired(expiresAt: string | undefined, nowMs: number): boolean {
+  return expiresAt !== undefined && Date.parse(expiresAt) <= nowMs;
 }
 
 export interface HandlerDeps {
@@ -26,6 +23,8 @@ export interface HandlerDeps {
   buses: readonly OpenedBus[];
   /** Station policy: close a relay a meter left open after a remote top-up. */
   closeRelayAfterTopup: boolean;
+  /** Wall time for expiry checks, reply timestamps and the time broadcast. */
+  clock: Clock;
 }
 
 /**
@@ -39,14 +38,16 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     async topup(cmd, ctx): Promise<CommandOutcome> {
       // A request that expired while the gateway was down is refused, unless its load had already started:
       // that one must be settled from the meter, never dropped.
-      if (ctx.resumed && expired(cmd.expiresAt) && !d.credit.known(cmd.requestId)) {
+      if (ctx.resumed && expired(cmd.expiresAt, d.clock.now()) && !d.credit.known(cmd.requestId)) {
         return {
           status: 'rejected',
           error: { code: 'EXPIRED', message: `the request expired at ${cmd.expiresAt} while the gateway was down; nothing was loaded` },
         };
       }
       try {
-        let { entry } = await d.credit.topUp(
+        // The credit service keeps reading a meter that missed the read-back for a while, so the station gets a
+        // definite result whenever the meter comes back soon.
+        const { entry } = await d.credit.topUpSettled(
           {
             requestId: cmd.requestId,
             meterId: cmd.meter,
@@ -60,13 +61,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           },
           ctx.signal,
         );
-        // Not settled yet (the meter did not answer the read-back): keep reading it for a while before answering,
-        // so the station gets a definite result whenever the meter comes back soon.
-        for (let i = 0; i < SETTLE_TRIES && !FINAL.includes(entry.state) && !ctx.signal.aborted; i++) {
-          await new Promise((r) => setTimeout(r, SETTLE_PAUSE_MS));
-          entry = (await d.credit.settleOne(entry.requestId, ctx.signal)) ?? entry;
-        }
-        const result = creditMessage(entry, Date.now());
+        const result = creditMessage(entry, d.clock.now());
         if (entry.state === 'applied') {
           // Some meters stay tripped after a remote recharge until the button is pressed or a close arrives.
           const relay = d.closeRelayAfterTopup
@@ -90,7 +85,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
 
     async relay(cmd, ctx): Promise<CommandOutcome> {
       // A stale trip must die rather than cut off a customer who may have paid since.
-      if (expired(cmd.expiresAt))
+      if (expired(cmd.expiresAt, d.clock.now()))
         return {
           status: 'rejected',
           error: { code: 'EXPIRED', message: `the ${cmd.action} expired at ${cmd.expiresAt}; nothing was sent to the meter` },
@@ -118,7 +113,10 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
       if (unknown.length > 0)
         return { status: 'rejected', error: { code: 'UNKNOWN_POINT', message: `meter ${cmd.meter} has no point ${unknown.join(', ')}` } };
       const values = await d.poller.pollNow(cmd.meter, cmd.points, 'operator');
-      return { status: 'done', result: { meter: cmd.meter, ts: new Date().toISOString(), values: Object.fromEntries(values) } };
+      return {
+        status: 'done',
+        result: { meter: cmd.meter, ts: new Date(d.clock.now()).toISOString(), values: Object.fromEntries(values) },
+      };
     },
 
     async timeSync(cmd): Promise<CommandOutcome> {
@@ -131,8 +129,10 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           error: { code: 'TIME_SYNC_UNSUPPORTED', message: 'time sync is a DL/T 645 broadcast; no DL/T 645 bus carries this meter' },
         };
       // One broadcast per bus: meters accept it within 5 minutes of their own clock (docs/reference/dlt645.md § Broadcast time 0x08).
-      for (const b of targets) if (b.kind === 'dlt645') await sendBroadcastTime(b.bus, meterTimeOf(new Date()));
-      const result: Record<string, unknown> = { broadcastOn: targets.map((b) => b.config.id), at: new Date().toISOString() };
+      const at = new Date(d.clock.now()).toISOString();
+      // Read per bus: a broadcast waits for its bus, and the time it carries must be the time it leaves.
+      for (const b of targets) if (b.kind === 'dlt645') await sendBroadcastTime(b.bus, meterTimeOf(new Date(d.clock.now())));
+      const result: Record<string, unknown> = { broadcastOn: targets.map((b) => b.config.id), at };
       const one = cmd.meter === 'all' ? undefined : d.meters.get(cmd.meter)?.dlt645;
       if (one) {
         const { skewMs, meterClock } = await one.clockSkewMs({ priority: 'operator' });

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../clock.js';
+import { realTimers, systemClock, type Clock, type Timers } from '../clock.js';
 import { redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
@@ -47,7 +47,7 @@ export interface Gateway {
  * A start that fails part-way closes everything it had opened (newest first) before it rejects: an open port, broker
  * connection or timer would otherwise keep a half-started daemon alive, and systemd would never restart it.
  */
-export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }): Promise<Gateway> {
+export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock; timers?: Timers }): Promise<Gateway> {
   const opened: Opened[] = [];
   try {
     return await composeGateway(config, opts, opened);
@@ -70,11 +70,16 @@ interface Opened {
   close(): unknown;
 }
 
-async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock }, opened: Opened[]): Promise<Gateway> {
+async function composeGateway(
+  config: GatewayConfig,
+  opts: { logger: Logger; clock?: Clock; timers?: Timers },
+  opened: Opened[],
+): Promise<Gateway> {
   const log = opts.logger.child({ gateway: config.gateway.id });
   const unsignedRisk = unsignedCommandsRisk(config.commands);
   if (unsignedRisk !== undefined) log.warn({ allowUnsigned: true }, unsignedRisk);
   const clock = opts.clock ?? systemClock;
+  const timers = opts.timers ?? realTimers;
   const startedAt = new Date(clock.now()).toISOString();
   mkdirSync(config.gateway.dataDir, { recursive: true });
   const store = openStore({
@@ -106,10 +111,14 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
     opened.push({ what: `bus ${b.id}`, close: () => bus.bus.close() });
   }
   for (const m of config.meters) {
-    const drivers = meterDrivers(m, buses.find((b) => b.config.id === m.busId)!, config, log, {
-      machine: hsm,
-      hsmTimeoutMs: config.credit.hsmTimeoutMs,
-    });
+    const drivers = meterDrivers(
+      m,
+      buses.find((b) => b.config.id === m.busId)!,
+      config,
+      log,
+      { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs },
+      { clock, timers },
+    );
     targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
@@ -129,7 +138,7 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
     onCommitted: () => drain.notify(),
   });
 
-  const credit = new CreditService({ store, clock, ports: creditPorts, logger: log, onCommitted: () => drain.notify() });
+  const credit = new CreditService({ store, clock, timers, ports: creditPorts, logger: log, onCommitted: () => drain.notify() });
   const relays = new RelayService({ store, clock, ports: relayPorts, logger: log, onCommitted: () => drain.notify() });
   // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
@@ -150,6 +159,7 @@ async function composeGateway(config: GatewayConfig, opts: { logger: Logger; clo
       buses,
       cards: cardCommandHandlers(config, store, log),
       closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
+      clock,
     }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,

@@ -8,6 +8,7 @@ import { dlt645EsamCreditPort } from '../devices/esam-credit-port.js';
 import { Dlt645PointReader } from '../devices/dlt645-points.js';
 import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
+import type { Clock, Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EncryptionMachine } from '../devices/encryption-machine.js';
 import type { MeterReader } from '../services/poller.js';
@@ -49,6 +50,12 @@ export interface EsamDrivers {
   readonly hsmTimeoutMs?: number;
 }
 
+/** Time as the gateway sees it: wall time for meter clocks and command validity, timers for deadlines. */
+export interface DriverTime {
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+}
+
 /** Build one meter's drivers from its config and profile: the same objects for the daemon and for technician commands. */
 export function meterDrivers(
   m: MeterConfig,
@@ -56,6 +63,7 @@ export function meterDrivers(
   config: Pick<GatewayConfig, 'credentials'>,
   logger: Logger = silentLogger,
   esam: EsamDrivers = {},
+  time: DriverTime = {},
 ): MeterDrivers {
   const b = opened.config;
   const log = logger.child({ bus: b.id });
@@ -84,15 +92,21 @@ export function meterDrivers(
     timeoutMs,
     readRetries: b.retries,
     logger: log,
+    ...(time.clock ? { clock: time.clock } : {}),
   });
   const reader = new Dlt645PointReader(meter, m.profile);
   const credit =
     method === 'dlt645-plain' || method === 'dlt645-write'
       ? dlt645CreditPort(meter, m.profile, config.credentials.dlt645)
       : method === 'dlt645-esam' && esam.machine
-        ? dlt645EsamCreditPort(meter, m.profile, config.credentials.dlt645, esam.machine, { hsmTimeoutMs: esam.hsmTimeoutMs })
+        ? dlt645EsamCreditPort(meter, m.profile, config.credentials.dlt645, esam.machine, {
+            hsmTimeoutMs: esam.hsmTimeoutMs,
+            ...(time.timers ? { timers: time.timers } : {}),
+          })
         : undefined;
   const relay =
-    m.profile.relay?.method === 'dlt645-remote-control' ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645) : undefined;
+    m.profile.relay?.method === 'dlt645-remote-control'
+      ? dlt645RelayPort(meter, m.profile, config.credentials.dlt645, time.clock)
+      : undefined;
   return { reader: { read: (names, o) => reader.read(names, o) }, credit, relay, dlt645: meter };
 }

@@ -23,6 +23,7 @@ import {
   type Password,
   type RemoteAction,
 } from '../../protocols/dlt645/index.js';
+import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { MeterError } from './errors.js';
 
@@ -63,6 +64,8 @@ export interface Dlt645MeterOptions {
   /** Retries for reads only: writes and relay commands are never repeated blindly (docs/reference/dlt645.md § Timing and retries). */
   readRetries?: number;
   logger?: Logger;
+  /** The gateway's wall clock, which the meter's clock is compared with; default the machine's. */
+  clock?: Clock;
 }
 
 /** The standard's cap on follow-up frames is not given; 64 is what shixin08052 uses and far above real items. */
@@ -80,8 +83,10 @@ export class Dlt645Meter {
   private readonly timeoutMs: number;
   private readonly readRetries: number;
   private readonly log: Logger;
+  private readonly clock: Clock;
 
   constructor(opts: Dlt645MeterOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.link = opts.link;
     this.address = opts.address;
     this.edition = opts.edition ?? '2007';
@@ -150,7 +155,7 @@ export class Dlt645Meter {
   async clockSkewMs(opts: { priority?: Priority; signal?: AbortSignal } = {}): Promise<{ skewMs: number; meterClock: string }> {
     const date = await this.read('04000101', opts);
     const time = await this.read('04000102', opts);
-    const now = Date.now();
+    const now = this.clock.now();
     if (date.value.kind !== 'time' || time.value.kind !== 'time')
       throw new MeterError('DLT645_BAD_VALUE', `meter ${this.address}: its clock is not available`);
     const meterClock = `${date.value.value}T${time.value.value}`;

@@ -1,4 +1,5 @@
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { DeviceProfile } from '../profiles/types.js';
 import type { Dlt645Meter, Priority } from './dlt645-meter.js';
 import { Dlt645PointReader } from './dlt645-points.js';
@@ -38,6 +39,8 @@ export function dlt645RelayPort(
   meter: Dlt645Meter,
   profile: DeviceProfile,
   auth: { password: { level: number; code: string }; operator: string },
+  /** Wall time the command's validity is counted from; default the machine's clock. */
+  clock: Clock = systemClock,
 ): RelayPort {
   const relay = profile.relay;
   if (relay?.method !== 'dlt645-remote-control')
@@ -48,7 +51,7 @@ export function dlt645RelayPort(
     async command(action, opts) {
       const nn = action === 'trip' ? 'trip' : relay.close === 'direct' ? 'close' : 'close-allowed';
       // A short validity: a trip queued behind an outage must die rather than cut off a customer who has since paid.
-      const validUntil = meterTimeOf(new Date(Date.now() + opts.validForMs));
+      const validUntil = meterTimeOf(new Date(clock.now() + opts.validForMs));
       try {
         await meter.remoteControl(
           nn,

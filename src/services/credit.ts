@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { realTimers, type Clock, type Timers } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
 import { silentLogger, type Logger } from '../log.js';
 import {
@@ -56,7 +56,17 @@ export interface CreditServiceOptions {
   maxAttempts?: number;
   /** Energy used between the two reads that a balance check tolerates, in ledger units. Default 100 (1 yuan or 1 kWh). */
   balanceTolerance?: number;
+  /** Paces the read-backs of `topUpSettled`; default Node's timers. */
+  timers?: Timers;
 }
+
+/** How long `topUpSettled` keeps reading a meter that did not answer the read-back: 10 tries, 3 s apart. */
+export interface SettlePolicy {
+  readonly tries: number;
+  readonly pauseMs: number;
+}
+
+const SETTLE_POLICY: SettlePolicy = { tries: 10, pauseMs: 3000 };
 
 const PRIORITY: Priority = 'credit';
 
@@ -111,6 +121,22 @@ export class CreditService {
     return { entry: await this.track(entry, () => this.load(entry, port, req.purchaseCount, signal)), fresh: true };
   }
 
+  /**
+   * A top-up whose caller waits for a definite answer: when the meter did not answer the read-back, read it again a
+   * few times before returning, so a station gets `applied` or `rejected` whenever the meter comes back soon. An
+   * entry still open afterwards stays open and is settled later (`settleOpen`); an abort ends the waiting, not the load.
+   */
+  async topUpSettled(req: TopUpRequest, signal?: AbortSignal, policy: SettlePolicy = SETTLE_POLICY): Promise<TopUpResult> {
+    const first = await this.topUp(req, signal);
+    let entry = first.entry;
+    for (let i = 0; i < policy.tries && !FINAL_STATES.includes(entry.state) && !signal?.aborted; i++) {
+      await this.pause(policy.pauseMs, signal);
+      if (signal?.aborted) break;
+      entry = (await this.settleOne(entry.requestId, signal)) ?? entry;
+    }
+    return { entry, fresh: first.fresh };
+  }
+
   /** True when a load with this request id was ever recorded. */
   known(requestId: string): boolean {
     return this.opts.store.ledger.get(requestId) !== null;
@@ -151,6 +177,20 @@ export class CreditService {
       }
     }
     return out;
+  }
+
+  /** Wait `ms` on the injected timers; an abort ends the wait early. */
+  private pause(ms: number, signal?: AbortSignal): Promise<void> {
+    const timers = this.opts.timers ?? realTimers;
+    return new Promise((resolve) => {
+      const done = () => {
+        timers.clearTimeout(handle);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const handle = timers.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   private track(entry: LedgerEntry, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
