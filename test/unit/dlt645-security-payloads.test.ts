@@ -17,7 +17,7 @@ import {
   type LoadPayload,
 } from '../../protocols/dlt645/index.js';
 
-// The worked example of docs/reference/prepaid.md § Security commands 0x03: a recharge to meter 000000000001, operator
+// The worked example of docs/reference/prepaid.md § Worked recharge frame: a recharge to meter 000000000001, operator
 // 00000000, 10000 fen, count 6, placeholder MACs 11223344 / 55667788, customer number 1.
 const WORKED_FRAME =
   '68 01 00 00 00 00 00 68 03 1E 32 35 34 3A 33 33 33 33 43 5A 33 33 39 33 33 33 44 55 66 77 34 33 33 33 33 33 88 99 AA BB 97 16';
