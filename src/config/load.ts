@@ -62,6 +62,8 @@ export interface GatewayConfig {
     readonly hmacKey?: string;
     /** Without hmacKey: run unsigned commands that move money or cut power (src/uplink/commands/auth-policy.ts). */
     readonly allowUnsigned: boolean;
+    /** MQTT 5 response topics are used only below this prefix; undefined: replies go to cmd/<command>/result. */
+    readonly responseTopicPrefix?: string;
     readonly maxPayloadBytes: number;
   };
   readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
@@ -154,6 +156,19 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
         `"${raw.credit.hsmTimeout}" is too long: an ESAM meter's authentication lasts 5 minutes; use at most 4m`,
       );
     return ms;
+  };
+
+  // Replies are never published in the gateways' own tree, so a prefix there would refuse every response topic.
+  const responseTopicPrefix = () => {
+    const prefix = raw.commands?.responseTopicPrefix;
+    const tree = raw.mqtt.topicPrefix;
+    if (prefix !== undefined && (prefix === tree || prefix.startsWith(`${tree}/`))) {
+      at(
+        ['commands', 'responseTopicPrefix'],
+        `${prefix} lies in the gateways' tree ${tree}/…, where replies are never published; choose a prefix outside it, e.g. station/replies`,
+      );
+    }
+    return prefix;
   };
 
   const unique = (items: { id: string }[], section: string) => {
@@ -290,6 +305,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     commands: {
       hmacKey: readSecret(raw.commands?.hmacKey, ['commands', 'hmacKey']),
       allowUnsigned: raw.commands?.allowUnsigned ?? false,
+      responseTopicPrefix: responseTopicPrefix(),
       maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384,
     },
     credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },

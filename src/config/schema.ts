@@ -147,6 +147,21 @@ export const configSchema = z.strictObject({
        * Off by default; for the demo and test benches only.
        */
       allowUnsigned: z.boolean().default(false),
+      /**
+       * MQTT 5 response topics a request may name must lie below this prefix, e.g. `station/replies`. Not set: every
+       * reply goes to `<topicPrefix>/<gatewayId>/cmd/<command>/result`.
+       */
+      responseTopicPrefix: z
+        .string()
+        .refine(
+          (prefix) => /^[^$/+#][^+#]*$/.test(prefix) && !prefix.includes('\0'),
+          'a response topic prefix is a topic such as station/replies: no +, # or NUL, not starting with $ or /',
+        )
+        .refine(
+          (prefix) => !prefix.endsWith('/') && !prefix.includes('//'),
+          'a response topic prefix has no empty level (no trailing or double /)',
+        )
+        .optional(),
       maxPayloadBytes: z.number().int().min(256).default(16384),
     })
     .optional(),

@@ -86,6 +86,35 @@ export function meterTopic(meterId: string, leaf: 'readings' | 'state'): string 
   return `meters/${meterId}/${leaf}`;
 }
 
+/**
+ * Why the gateway will not publish a reply on `topic`, the MQTT 5 response topic a request named, or undefined when it
+ * will. A response topic is chosen by whoever sent the request, so it is used only under the prefix the operator
+ * allowed (`commands.responseTopicPrefix`; none by default), never on a `$` topic the broker keeps for itself, and
+ * never anywhere in the gateways' tree `<topicPrefix>/…`, where a reply could pose as a gateway's status or land on
+ * another gateway's `cmd/` as a request.
+ *
+ * ```ts
+ * responseTopicRefusal('station/replies/7', topics, 'station/replies'); // undefined: used
+ * responseTopicRefusal('meterd/gw-2/cmd/topup', topics, 'meterd');      // "… lies in the gateways' tree …"
+ * ```
+ */
+export function responseTopicRefusal(topic: string, gateway: GatewayTopics, allowedPrefix: string | undefined): string | undefined {
+  if (allowedPrefix === undefined) return 'commands.responseTopicPrefix is not set, so the gateway uses no response topic';
+  if (topic.length === 0 || /[+#]/.test(topic) || topic.includes('\u0000') || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    return 'it is not a topic one can publish to (empty, over 65,535 bytes, or holding +, # or NUL)';
+  }
+  if (topic.startsWith('$')) return 'topics starting with "$" belong to the broker';
+  if (topic === gateway.prefix || isBelow(topic, gateway.prefix)) {
+    return `it lies in the gateways' tree ${gateway.prefix}/…, where a reply could pose as a gateway's message or another gateway's command`;
+  }
+  if (!isBelow(topic, allowedPrefix)) return `it is not below commands.responseTopicPrefix ${allowedPrefix}/`;
+  return undefined;
+}
+
+function isBelow(topic: string, prefix: string): boolean {
+  return topic.length > prefix.length + 1 && topic.startsWith(`${prefix}/`);
+}
+
 /** MQTT topic matching: `+` is one level, a trailing `#` is that level and everything below (including nothing). */
 export function matchesFilter(filter: string, topic: string): boolean {
   if (filter === topic) return true;

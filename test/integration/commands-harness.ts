@@ -163,7 +163,13 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
     meterExists: (id) => (METERS as readonly string[]).includes(id),
     // These specifications are about routing and records: unsigned commands run unless a test asks for the default
     // (commands-auth.test.ts), so allowUnsigned is set here explicitly.
-    settings: { maxPayloadBytes: 16_384, ...options.settings, allowUnsigned: options.settings?.allowUnsigned ?? true },
+    // The station of these specifications names its MQTT 5 response topics below station/.
+    settings: {
+      maxPayloadBytes: 16_384,
+      responseTopicPrefix: 'station',
+      ...options.settings,
+      allowUnsigned: options.settings?.allowUnsigned ?? true,
+    },
     clock: options.clock,
     logger: options.logger,
   });

@@ -1,6 +1,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, testBrokerProtocolVersions, uniqueId, type TestBroker } from '../helpers/broker.js';
-import { connectStation, gate, RecordingHandlers, signed, startGateway, type Station, type TestGateway } from './commands-harness.js';
+import type { GatewayConfig } from '../../src/config/load.js';
+import type { Logger } from '../../src/log.js';
+import {
+  capturingLogger,
+  connectStation,
+  gate,
+  RecordingHandlers,
+  signed,
+  startGateway,
+  type Station,
+  type TestGateway,
+} from './commands-harness.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -25,13 +36,17 @@ const mqtt5Available = testBrokerProtocolVersions().includes(5);
 
 async function setUp(
   version: 4 | 5,
-  options: { handlers?: RecordingHandlers; hmacKey?: string } = {},
+  options: { handlers?: RecordingHandlers; hmacKey?: string; responseTopicPrefix?: string | null; logger?: Logger } = {},
 ): Promise<{ gw: TestGateway; station: Station }> {
+  const settings: Partial<GatewayConfig['commands']> = options.hmacKey === undefined ? {} : { hmacKey: options.hmacKey };
   const gw = await startGateway({
     url: broker.url,
     protocolVersion: version,
     handlers: options.handlers,
-    settings: options.hmacKey === undefined ? {} : { hmacKey: options.hmacKey },
+    // null: the default of a gateway, no response topic prefix at all.
+    settings:
+      options.responseTopicPrefix === undefined ? settings : { ...settings, responseTopicPrefix: options.responseTopicPrefix ?? undefined },
+    logger: options.logger,
   });
   cleanups.push(() => gw.close());
   const station = await connectStation(broker.url, gw.gatewayId, version);
@@ -133,6 +148,70 @@ describe('where replies go', () => {
         [`meterd/${gw.gatewayId}/cmd/topup/result`, 'UNSIGNED'],
       ]);
       expect(station.repliesFor('r-2').map((r) => r.topic)).toEqual([responseTopic, responseTopic]);
+    });
+  }
+});
+
+describe('which response topics are used (commands.responseTopicPrefix)', () => {
+  if (mqtt5Available) {
+    it(`without a prefix (the default) no response topic is used: replies go to cmd/<command>/result and the refusal is logged, ${MQTT5}`, async () => {
+      const { logger, lines } = capturingLogger();
+      const { gw, station } = await setUp(5, { responseTopicPrefix: null, logger });
+      const responseTopic = `station/${uniqueId('replies')}`;
+      await station.listen(responseTopic);
+      await station.send('topup', topup('r-1'), { responseTopic, correlationData: Buffer.from('c') });
+      const replies = await station.waitForReplies(2, 'accepted and done on the default topic', 'r-1');
+      expect(replies.map((r) => [r.topic, r.reply.status])).toEqual([
+        [`meterd/${gw.gatewayId}/cmd/topup/result`, 'accepted'],
+        [`meterd/${gw.gatewayId}/cmd/topup/result`, 'done'],
+      ]);
+      expect(replies.every((r) => r.correlationData === undefined)).toBe(true);
+      const refusal = lines.find((l) => l.responseTopic === responseTopic);
+      expect(refusal).toMatchObject({ level: 40, reason: expect.stringMatching(/responseTopicPrefix is not set/) });
+    });
+
+    it(`with a prefix, a response topic on the gateway's own topics, another gateway's cmd/, $SYS or outside the prefix is refused and the reply goes to cmd/<command>/result, ${MQTT5}`, async () => {
+      const { logger, lines } = capturingLogger();
+      const { gw, station } = await setUp(5, { responseTopicPrefix: 'station', logger });
+      const refused = [
+        `meterd/${gw.gatewayId}/status`,
+        `meterd/${gw.gatewayId}/meters/room-101/state`,
+        `meterd/${uniqueId('other-gw')}/cmd/topup`,
+        '$SYS/pwned',
+        `elsewhere/${uniqueId('x')}`,
+        'station',
+      ];
+      await station.listen('meterd/+/cmd/topup');
+      await station.listen('elsewhere/#');
+      for (const [i, responseTopic] of refused.entries()) {
+        await station.send('read', { requestId: `r-${i}`, meter: 'room-101', points: ['energy.active.import'] }, { responseTopic });
+      }
+      for (const [i] of refused.entries()) {
+        const replies = await station.waitForReplies(2, `accepted and done for r-${i}`, `r-${i}`);
+        expect(replies.map((r) => r.topic)).toEqual([`meterd/${gw.gatewayId}/cmd/read/result`, `meterd/${gw.gatewayId}/cmd/read/result`]);
+      }
+      expect(station.replies.filter((r) => !r.topic.endsWith('/cmd/read/result'))).toEqual([]);
+      for (const responseTopic of refused) {
+        expect(lines.some((l) => l.responseTopic === responseTopic && l.level === 40 && typeof l.reason === 'string')).toBe(true);
+      }
+    });
+
+    it(`with a prefix, a response topic below it is used, ${MQTT5}`, async () => {
+      const { station } = await setUp(5, { responseTopicPrefix: 'station/replies' });
+      const responseTopic = `station/replies/${uniqueId('desk')}`;
+      await station.listen(responseTopic);
+      await station.send('topup', topup('r-1'), { responseTopic });
+      const replies = await station.waitForReplies(2, 'accepted and done on the response topic', 'r-1');
+      expect(replies.map((r) => r.topic)).toEqual([responseTopic, responseTopic]);
+    });
+  }
+
+  for (const version of testBrokerProtocolVersions()) {
+    it(`a gateway started with a prefix still answers requests without a response topic on cmd/<command>/result, over ${VERSION_NAMES[version]}`, async () => {
+      const { gw, station } = await setUp(version, { responseTopicPrefix: 'station' });
+      await station.send('topup', topup('r-1'));
+      const replies = await station.waitForReplies(2, 'accepted and done', 'r-1');
+      expect(replies.map((r) => r.topic)).toEqual([`meterd/${gw.gatewayId}/cmd/topup/result`, `meterd/${gw.gatewayId}/cmd/topup/result`]);
     });
   }
 });

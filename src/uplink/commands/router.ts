@@ -15,7 +15,7 @@ import {
 import { UplinkError } from '../errors.js';
 import type { InboundMessage, MqttSession, Subscription } from '../session.js';
 import { withTimeout } from '../timeout.js';
-import { isTopicSafeId, matchesFilter } from '../topics.js';
+import { isTopicSafeId, responseTopicRefusal } from '../topics.js';
 import { commandAuthPolicy, unsignedRefusal, type CommandAuthPolicy } from './auth-policy.js';
 import { isCommandName, parseCommand, requestIdSchema, RESERVED_COMMAND_NAMES, type CommandName, type ParsedCommand } from './schema.js';
 import { parseRequestJson } from './request-json.js';
@@ -38,7 +38,8 @@ export interface CommandRouterOptions {
   readonly meterExists: (meterId: string) => boolean;
   /**
    * `config.commands`: the HMAC key (signatures required when set), whether unsigned commands that move money or cut
-   * power run without one (`allowUnsigned`), and the payload size limit.
+   * power run without one (`allowUnsigned`), where MQTT 5 response topics may point (`responseTopicPrefix`), and the
+   * payload size limit.
    */
   readonly settings: GatewayConfig['commands'];
   /** How far a signed request's `ts` may be from the gateway's clock. Default 5 minutes. */
@@ -94,8 +95,6 @@ type Verdict =
   | { readonly kind: 'rejected'; readonly rejection: Rejection };
 
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
-/** MQTT caps a topic at 65,535 bytes of UTF-8. */
-const MAX_TOPIC_BYTES = 65_535;
 const AUTH_CODES: readonly CommandRejectionCode[] = ['UNSIGNED', 'BAD_SIGNATURE', 'STALE', 'REPLAYED'];
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -136,6 +135,7 @@ export class CommandRouter {
   readonly #handlers: CommandHandlers;
   readonly #meterExists: (meterId: string) => boolean;
   readonly #auth: CommandAuthPolicy;
+  readonly #responseTopicPrefix: string | undefined;
   readonly #maxPayloadBytes: number;
   readonly #windowMs: number;
   readonly #clock: Clock;
@@ -158,6 +158,7 @@ export class CommandRouter {
     this.#handlers = options.handlers;
     this.#meterExists = options.meterExists;
     this.#auth = commandAuthPolicy(options.settings);
+    this.#responseTopicPrefix = options.settings.responseTopicPrefix;
     this.#maxPayloadBytes = maxPayloadBytes;
     this.#windowMs = windowMs;
     this.#clock = options.clock ?? systemClock;
@@ -493,22 +494,15 @@ export class CommandRouter {
     });
   }
 
-  /** The MQTT 5 response topic the request named, when it is one the gateway can publish to. */
+  /** The MQTT 5 response topic the request named, when the gateway may publish there (topics.ts). */
   #requestedRoute(message: InboundMessage, name: string): ReplyRoute {
     const topic = message.responseTopic;
     if (topic === undefined) return {};
-    if (topic.length === 0 || /[+#]/.test(topic) || topic.includes('\0') || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    const refusal = responseTopicRefusal(topic, this.#session.topics, this.#responseTopicPrefix);
+    if (refusal !== undefined) {
       this.#log.warn(
-        { command: name.slice(0, 64), responseTopic: topic.slice(0, 80) },
-        'ignoring a response topic one cannot publish to; replying on cmd/<command>/result',
-      );
-      return {};
-    }
-    if (matchesFilter(this.filter, topic)) {
-      // A reply published there would come back to the router as a request.
-      this.#log.warn(
-        { command: name.slice(0, 64), responseTopic: topic },
-        'ignoring a response topic that is a command topic; replying on cmd/<command>/result',
+        { command: name.slice(0, 64), responseTopic: topic.slice(0, 120), reason: refusal },
+        "ignoring the request's response topic; replying on cmd/<command>/result",
       );
       return {};
     }
