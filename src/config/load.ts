@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
+import { pseudoFileSystemProblem } from './data-dir.js';
 import { parseDuration } from './duration.js';
 import { configSchema, type secret } from './schema.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
@@ -270,11 +271,15 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   const pw = parsePassword(pwText);
   if (!pw.ok) at(['credentials', 'dlt645', 'password'], pw.error.message);
 
+  const dataDir = abs(raw.gateway.dataDir);
+  const pseudo = pseudoFileSystemProblem(dataDir);
+  if (pseudo !== undefined) at(['gateway', 'dataDir'], `${dataDir} ${pseudo}`);
+
   return {
     source: file,
     gateway: {
       id: raw.gateway.id,
-      dataDir: abs(raw.gateway.dataDir),
+      dataDir,
       timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     },
     mqtt: {

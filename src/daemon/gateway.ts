@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { ensureDataDir } from '../config/data-dir.js';
 import { join } from 'node:path';
 import { realTimers, systemClock, type Clock, type Timers } from '../clock.js';
 import { redactUrl } from '../config/broker-url.js';
@@ -81,7 +81,7 @@ async function composeGateway(
   const clock = opts.clock ?? systemClock;
   const timers = opts.timers ?? realTimers;
   const startedAt = new Date(clock.now()).toISOString();
-  mkdirSync(config.gateway.dataDir, { recursive: true });
+  ensureDataDir(config.gateway.dataDir);
   const store = openStore({
     path: join(config.gateway.dataDir, 'meterd.db'),
     clock,

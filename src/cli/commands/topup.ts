@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { systemClock } from '../../clock.js';
+import { ensureDataDir } from '../../config/data-dir.js';
 import { ConfigError, loadGatewayConfig, type GatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
 import { meterDrivers, openConfiguredBus } from '../../daemon/meters.js';
@@ -61,6 +62,7 @@ Exit code 0 when applied; 1 when rejected (the meter's reason), failed, or not s
         const config = loadConfig(opts.config);
         const meter = config.meters.find((m) => m.id === opts.meter);
         if (!meter) throw usageError(`no meter "${opts.meter}" in ${opts.config}`);
+        ensureDataDir(config.gateway.dataDir);
         const store = openStore({ path: join(config.gateway.dataDir, 'meterd.db'), clock: systemClock });
         const opened = await openConfiguredBus(config.buses.find((b) => b.id === meter.busId)!, { waitForPort: false });
         try {
@@ -107,6 +109,7 @@ export function registerLedgerCommand(program: Command, io: { out: (line: string
       const config = loadConfig(opts.config);
       const since = opts.since === undefined ? 0 : Date.parse(opts.since);
       if (Number.isNaN(since)) throw usageError(`--since "${opts.since}" is not a date (YYYY-MM-DD or ISO 8601)`);
+      ensureDataDir(config.gateway.dataDir);
       const store = openStore({ path: join(config.gateway.dataDir, 'meterd.db'), clock: systemClock });
       try {
         const entries = store.ledger.list({ meterId: opts.meter, since });
