@@ -62,6 +62,7 @@ async function connect(store: Store): Promise<{ session: MqttSession; drain: Out
       clientId: `meterd-bench-${process.pid}-${storeNumber}`,
       topicPrefix: 'meterd-bench',
       keepalive: 30,
+      reconnectMaxDelayMs: 30_000,
       protocolVersion,
       inflight: INFLIGHT,
     },

@@ -21,3 +21,15 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+const EXAMPLES = ['20ms', '500ms', '2s', '10s', '5m', '1h'];
+
+/**
+ * Why `text` is not a duration of at least `minMs`, with examples that would be accepted there ("100ms" for a field
+ * whose minimum is 1 s is answered with "write e.g. 2s, 10s, 5m", never with a value it would refuse too).
+ */
+export function durationProblem(text: string | number, minMs: number): string {
+  const valid = EXAMPLES.filter((e) => parseDuration(e)! >= minMs).slice(0, 3);
+  const examples = valid.length > 0 ? valid : [formatDuration(minMs)];
+  return `"${text}" is not a duration of at least ${formatDuration(minMs)} (write e.g. ${examples.join(', ')})`;
+}

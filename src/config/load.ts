@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
 import { pseudoFileSystemProblem } from './data-dir.js';
-import { parseDuration } from './duration.js';
+import { durationProblem, parseDuration } from './duration.js';
 import { configSchema, type secret } from './schema.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 
@@ -48,6 +48,8 @@ export interface GatewayConfig {
     readonly keepalive: number;
     readonly protocolVersion: 4 | 5;
     readonly inflight: number;
+    /** Reconnect delays double up to this (then ±20 % jitter, so a fleet does not reconnect in step). */
+    readonly reconnectMaxDelayMs: number;
   };
   readonly buses: readonly BusConfig[];
   readonly meters: readonly MeterConfig[];
@@ -144,7 +146,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   };
   const durationAt = (v: string | number, path: PropertyKey[], min: number): number => {
     const ms = parseDuration(v);
-    if (ms === undefined || ms < min) at(path, `"${v}" is not a duration of at least ${min} ms (write e.g. 50ms, 10s, 5m)`);
+    if (ms === undefined || ms < min) at(path, durationProblem(v, min));
     return ms ?? min;
   };
 
@@ -170,6 +172,13 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       );
     }
     return prefix;
+  };
+
+  // Above an hour a gateway would sit out most of a short broker outage; below a second it would hammer the broker.
+  const reconnectMaxDelayMs = () => {
+    const ms = durationAt(raw.mqtt.reconnectMaxDelay, ['mqtt', 'reconnectMaxDelay'], 1000);
+    if (ms > 3_600_000) at(['mqtt', 'reconnectMaxDelay'], `"${raw.mqtt.reconnectMaxDelay}" is too long; use at most 1h (default 30s)`);
+    return ms;
   };
 
   const unique = (items: { id: string }[], section: string) => {
@@ -294,6 +303,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       keepalive: raw.mqtt.keepalive,
       protocolVersion: raw.mqtt.protocolVersion,
       inflight: raw.mqtt.inflight,
+      reconnectMaxDelayMs: reconnectMaxDelayMs(),
     },
     buses,
     meters,

@@ -86,6 +86,11 @@ export const configSchema = z.strictObject({
     protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
     /** Messages in flight at once while draining the outbox. */
     inflight: z.number().int().min(1).max(1000).default(32),
+    /**
+     * Longest wait between reconnect attempts (doubling from 1 s, each ±20 %): after a broker outage the gateway is
+     * back at most about this long after the broker.
+     */
+    reconnectMaxDelay: duration.default('30s'),
   }),
   buses: z.array(busSchema).default([]),
   meters: z.array(meterSchema).default([]),

@@ -1,7 +1,7 @@
 export interface BackoffOptions {
   /** First delay. Default 1000 ms. */
   readonly initialMs?: number;
-  /** Delays stop doubling here (before jitter). Default 60,000 ms. */
+  /** Delays stop doubling here (before jitter). Default 30,000 ms (config `mqtt.reconnectMaxDelay`). */
   readonly maxMs?: number;
   /** Each delay is spread uniformly over ±jitter of itself. Default 0.2. */
   readonly jitter?: number;
@@ -10,7 +10,7 @@ export interface BackoffOptions {
 }
 
 /**
- * Capped exponential backoff with jitter for reconnects: 1 s, 2 s, 4 s … 60 s, each ±20 %. The jitter spreads the
+ * Capped exponential backoff with jitter for reconnects: 1 s, 2 s, 4 s … 30 s, each ±20 %. The jitter spreads the
  * reconnects of a fleet of gateways after a broker restart, so they do not all knock at the same second.
  *
  * ```ts
@@ -29,7 +29,7 @@ export class ReconnectBackoff {
 
   constructor(options: BackoffOptions = {}) {
     this.initialMs = options.initialMs ?? 1_000;
-    this.maxMs = options.maxMs ?? 60_000;
+    this.maxMs = options.maxMs ?? 30_000;
     this.jitter = options.jitter ?? 0.2;
     this.#random = options.random ?? Math.random;
     if (!(this.initialMs > 0) || !Number.isFinite(this.initialMs)) throw new TypeError('initialMs is not greater than 0');

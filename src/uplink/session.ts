@@ -154,7 +154,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       clientId: settings.clientId,
     });
     this.#clock = options.clock ?? systemClock;
-    this.#backoff = new ReconnectBackoff(options.backoff);
+    this.#backoff = new ReconnectBackoff({ maxMs: settings.reconnectMaxDelayMs, ...options.backoff });
     this.#schedule = options.scheduleReconnect ?? defaultScheduler;
     this.#stableAfterMs = options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS;
     this.#clientOptions = {

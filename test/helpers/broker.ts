@@ -49,7 +49,16 @@ export function uniqueId(label: string): string {
 
 /** Gateway MQTT settings for a test: a client id of its own, MQTT 3.1.1 unless overridden. */
 export function testMqttSettings(url: string, overrides: Partial<MqttSettings> = {}): MqttSettings {
-  return { url, clientId: uniqueId('meterd'), topicPrefix: 'meterd', keepalive: 30, protocolVersion: 4, inflight: 32, ...overrides };
+  return {
+    url,
+    clientId: uniqueId('meterd'),
+    topicPrefix: 'meterd',
+    keepalive: 30,
+    protocolVersion: 4,
+    inflight: 32,
+    reconnectMaxDelayMs: 30_000,
+    ...overrides,
+  };
 }
 
 export interface SeenMessage {

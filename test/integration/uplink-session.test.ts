@@ -71,6 +71,7 @@ describe('reconnect backoff', () => {
     };
     const clock = new ManualClock(0);
     const session = newSession({
+      mqtt: testMqttSettings(relay.url, { reconnectMaxDelayMs: 60_000 }),
       clock,
       scheduleReconnect,
       stableAfterMs: 30_000,
@@ -104,6 +105,22 @@ describe('reconnect backoff', () => {
 });
 
 describe('MqttSession', () => {
+  it('caps the delay at mqtt.reconnectMaxDelay (default 30 s), jitter kept, so a 58 s broker outage costs at most about 30 s more', async () => {
+    const delays: number[] = [];
+    const scheduleReconnect: ReconnectScheduler = (delayMs, reconnect) => {
+      delays.push(delayMs);
+      if (delays.length < 8) setImmediate(reconnect);
+      return () => {};
+    };
+    const randoms = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0, 0.99];
+    let r = 0;
+    const session = newSession({ scheduleReconnect, backoff: { random: () => randoms[r++] ?? 0.5 } });
+    relay.cut();
+    session.start();
+    await eventually(() => delays.length === 8, 'eight refused attempts');
+    //                 1000   2000   4000   8000   16000   30000   30000·0.8  30000·1.196
+    expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 24_000, 35_880]);
+  });
   it('refuses to publish while offline instead of queueing in memory (the outbox is the queue)', async () => {
     const session = newSession();
     await expect(session.publish(`meterd/${gatewayId}/x`, '{}')).rejects.toSatisfy((error) => isUplinkError(error, 'UPLINK_NOT_CONNECTED'));

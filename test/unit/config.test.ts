@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadGatewayConfig } from '../../src/config/index.js';
+import { ConfigError, loadGatewayConfig, parseDuration } from '../../src/config/index.js';
 
 const minimal = `gateway:
   id: gw-demo
@@ -106,5 +106,27 @@ describe('gateway configuration', () => {
   it('an unknown field is reported where it stands', () => {
     const found = issues(minimal.replace('    parity: even', '    parity: even\n    speed: fast'));
     expect(found[0]).toMatchObject({ line: 11, message: 'unknown field "speed"' });
+  });
+
+  it('a duration below its minimum is answered with examples that would be accepted there', () => {
+    const [tooShort] = issues(minimal.replace('instant: 10s', 'instant: 100ms'));
+    expect(tooShort!.message).toBe('"100ms" is not a duration of at least 1s (write e.g. 2s, 10s, 5m)');
+    const [timeout] = issues(minimal.replace('    parity: even', '    parity: even\n    timeout: 5ms'));
+    expect(timeout!.message).toBe('"5ms" is not a duration of at least 10ms (write e.g. 20ms, 500ms, 2s)');
+    // Every example offered passes where it was offered.
+    for (const example of ['2s', '10s', '5m']) {
+      expect(loadGatewayConfig(write(minimal.replace('instant: 10s', `instant: ${example}`)), {}).polling.intervalsMs.instant).toBe(
+        parseDuration(example),
+      );
+    }
+  });
+
+  it('mqtt.reconnectMaxDelay caps the reconnect backoff: 30 s by default, 1 s to 1 h', () => {
+    expect(loadGatewayConfig(write(minimal), {}).mqtt.reconnectMaxDelayMs).toBe(30_000);
+    const withDelay = (d: string) =>
+      minimal.replace('  url: mqtt://127.0.0.1:1883', `  url: mqtt://127.0.0.1:1883\n  reconnectMaxDelay: ${d}`);
+    expect(loadGatewayConfig(write(withDelay('10s')), {}).mqtt.reconnectMaxDelayMs).toBe(10_000);
+    expect(issues(withDelay('500ms'))[0]).toMatchObject({ line: 6, path: 'mqtt.reconnectMaxDelay' });
+    expect(issues(withDelay('2h'))[0]!.message).toMatch(/at most 1h/);
   });
 });
