@@ -13,7 +13,7 @@ import { cardCommandHandlers } from './card-handlers.js';
 import { gatewayCommandHandlers } from './command-handlers.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
-import { BooksPublisher } from '../services/books.js';
+import { BooksPublisher } from '../services/books/index.js';
 import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { enqueue, openStore, type Store } from '../store/index.js';
@@ -171,6 +171,7 @@ async function composeGateway(
   const books = new BooksPublisher({
     store,
     clock,
+    timers,
     gateway: config.gateway,
     meters: config.meters,
     logger: log,

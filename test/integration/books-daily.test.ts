@@ -7,7 +7,7 @@ import { registerReportCommand } from '../../src/cli/commands/report.js';
 import { errorLine } from '../../src/cli/errors.js';
 import { ManualClock } from '../../src/clock.js';
 import type { CreditPort, Wallet } from '../../src/devices/credit-port.js';
-import { Books } from '../../src/services/books.js';
+import { Books } from '../../src/services/books/index.js';
 import { LedgerCardSales } from '../../src/services/card-sales.js';
 import { CreditService } from '../../src/services/credit.js';
 import { recordRefund } from '../../src/services/refunds.js';

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { addDays, BooksError, formatUnits, localDate, parseBooksDate, parseBooksMonth, periodBounds } from '../../src/services/books.js';
+import {
+  addDays,
+  BooksError,
+  formatUnits,
+  localDate,
+  parseBooksDate,
+  parseBooksMonth,
+  periodBounds,
+} from '../../src/services/books/index.js';
 
 describe('books periods are local days and months of the gateway', () => {
   it('a Shanghai day runs from 16:00 UTC the day before to 16:00 UTC', () => {

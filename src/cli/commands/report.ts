@@ -20,7 +20,7 @@ import {
   type BooksPeriod,
   type BooksReport,
   type BooksSum,
-} from '../../services/books.js';
+} from '../../services/books/index.js';
 import { openStore } from '../../store/index.js';
 import { CliError, usageError } from '../errors.js';
 
