@@ -73,6 +73,8 @@ interface MeterHealth {
   nextProbe: number;
   /** Consecutive poll slots that found the meter's bus down (not the meter's fault, but the station must know). */
   busDownSlots: number;
+  /** The tick of the last slot counted: groups launched together are one slot. */
+  busDownTick: number;
   unreachable: boolean;
   relay?: RelayState;
   balance?: MeterBalance;
@@ -128,6 +130,7 @@ export class Poller {
   /** Wall and monotonic time at the last look, to see a wall-clock step. */
   private lastWall = 0;
   private lastMono = 0;
+  private ticks = 0;
   private readonly health = new Map<string, MeterHealth>();
   private readonly pending: Outcome[] = [];
   private readonly running = new Set<Promise<void>>();
@@ -269,6 +272,7 @@ export class Poller {
     if (this.stopped) return;
     const mono = this.timers.now();
     const wall = this.opts.clock.now();
+    this.ticks++;
     this.checkClockStep(mono, wall);
     const probed = new Set<string>();
     const due: Task[] = [];
@@ -354,6 +358,7 @@ export class Poller {
   private launch(task: Task): void {
     const { target, group } = task;
     const h = this.health.get(target.meterId)!;
+    const tick = this.ticks;
     h.inFlight++;
     this.counters.polls++;
     this.counters.perBus[target.busId]!.polls++;
@@ -370,6 +375,8 @@ export class Poller {
           }
           if (code === 'BUS_DOWN') {
             // Not the meter's fault, so not a failure; but after as many slots as would make it offline the station is told.
+            if (h.busDownTick === tick) return;
+            h.busDownTick = tick;
             if (++h.busDownSlots === this.opts.offlineAfter && !h.unreachable) this.record({ kind: 'unreachable', target });
             return;
           }
@@ -449,6 +456,7 @@ export class Poller {
         lastGood: stored?.lastGoodReadAt ?? null,
         nextProbe: this.timers.now(),
         busDownSlots: 0,
+        busDownTick: -1,
         unreachable: false,
         relay: stored?.relayState ?? undefined,
         balance: stored?.balance ?? undefined,

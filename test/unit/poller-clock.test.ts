@@ -272,6 +272,19 @@ describe('poller after a bus outage', () => {
     expect(latestState('m1')).toBe('online');
   });
 
+  it('groups launched together count as one slot of a down bus (a meter is not unreachable on its first tick)', async () => {
+    const p = start(START, (t) => {
+      const reader = new ScriptedReader(t);
+      reader.fail = 'BUS_DOWN';
+      return [{ meterId: 'm1', busId: 'bus1', profile: fourGroups, reader }];
+    });
+    await time.advance(1000);
+    expect(p.stats().polls).toBe(4);
+    expect(latestState('m1')).toBeUndefined();
+    await time.advance(2 * 60_000);
+    expect(latestState('m1')).toBe('unreachable');
+  });
+
   it('publishStates queues the current state of every meter whose state is known', async () => {
     const p = start(START, (t) => [
       { meterId: 'm1', busId: 'bus1', profile: every60s, reader: new ScriptedReader(t) },
