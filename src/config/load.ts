@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
 import { pseudoFileSystemProblem } from './data-dir.js';
 import { durationProblem, parseDuration } from './duration.js';
+import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 import { configSchema, type secret } from './schema.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 
@@ -102,29 +103,73 @@ export function parseConfig(
   file: string,
   envs: ConfigEnvironment,
 ): { ok: true; config: GatewayConfig } | { ok: false; issues: SourceIssue[] } {
-  const src = new YamlSource(file, text);
+  return parseConfigSource(new YamlSource(file, text), envs);
+}
+
+/** parseConfig of a file already parsed as YAML (the loader reads `profiles.dirs` from the same parse). */
+export function parseConfigSource(
+  src: YamlSource,
+  envs: ConfigEnvironment,
+): { ok: true; config: GatewayConfig } | { ok: false; issues: SourceIssue[] } {
   const syntax = src.syntaxIssues();
   if (syntax.length > 0) return { ok: false, issues: syntax };
+  // Counted before the schema walks every entry: a file far over the limits is refused at once.
+  const counts = countIssues(src);
+  if (counts.length > 0) return { ok: false, issues: counts };
   const parsed = configSchema.safeParse(src.toJS() ?? {});
   if (!parsed.success) return { ok: false, issues: src.zodIssues(parsed.error) };
   const issues: SourceIssue[] = [];
-  const config = resolveConfig(parsed.data, src, file, envs, issues);
+  const config = resolveConfig(parsed.data, src, src.file, envs, issues);
   return issues.length > 0 ? { ok: false, issues } : { ok: true, config };
 }
 
-export function loadConfigFile(path: string, envs: ConfigEnvironment): GatewayConfig {
-  let text: string;
+/**
+ * A config file's text, refused before parsing when it is no regular file (a FIFO or /dev/zero would block or never
+ * end) or larger than MAX_CONFIG_BYTES. Throws ConfigError naming the file, without a line.
+ */
+export function readConfigText(path: string): string {
+  const refuse = (message: string): never => {
+    throw new ConfigError([{ file: path, line: 0, path: '', message }]);
+  };
   try {
-    text = readFileSync(path, 'utf8');
+    const stat = statSync(path);
+    if (!stat.isFile()) refuse(`cannot read the config file: it is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`);
+    if (stat.size > MAX_CONFIG_BYTES) {
+      refuse(
+        `the config file is ${stat.size} bytes; a config is at most ${MAX_CONFIG_BYTES} bytes (2 MiB, far more than ${LIMITS.metersPerGateway} meters need)`,
+      );
+    }
+    return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError([{ file: path, line: 0, path: '', message: `cannot read the config file: ${(err as Error).message}` }]);
+    if (err instanceof ConfigError) throw err;
+    return refuse(`cannot read the config file: ${(err as Error).message}`);
   }
-  const r = parseConfig(text, path, envs);
+}
+
+export function loadConfigFile(path: string, envs: ConfigEnvironment): GatewayConfig {
+  const r = parseConfig(readConfigText(path), path, envs);
   if (!r.ok) throw new ConfigError(r.issues);
   return r.config;
 }
 
 type Raw = z.infer<typeof configSchema>;
+
+/** More buses or meters than one gateway is built for (LIMITS), each named at the first entry over the limit. */
+function countIssues(src: YamlSource): SourceIssue[] {
+  const value = src.toJS() as { buses?: unknown; meters?: unknown } | null | undefined;
+  const issues: SourceIssue[] = [];
+  const over = (section: 'buses' | 'meters', limit: number, what: string) => {
+    const list = value?.[section];
+    if (Array.isArray(list) && list.length > limit) {
+      issues.push(src.issue([section, limit], `${list.length} ${section}; one gateway takes at most ${limit} ${section}${what}`));
+    }
+  };
+  if (value !== null && typeof value === 'object') {
+    over('buses', LIMITS.busesPerGateway, ' (serial adapters and converters): run a second gateway for the rest');
+    over('meters', LIMITS.metersPerGateway, ': split them over more gateways');
+  }
+  return issues;
+}
 
 function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvironment, issues: SourceIssue[]): GatewayConfig {
   const at = (path: PropertyKey[], message: string) => issues.push(src.issue(path, message));
@@ -192,6 +237,19 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   unique(raw.buses, 'buses');
   unique(raw.meters, 'meters');
   unique(raw.districts, 'districts');
+
+  const perBus = new Map<string, number>();
+  raw.meters.forEach((m, i) => {
+    const count = (perBus.get(m.bus) ?? 0) + 1;
+    perBus.set(m.bus, count);
+    if (count === LIMITS.metersPerBus + 1) {
+      const total = raw.meters.filter((other) => other.bus === m.bus).length;
+      at(
+        ['meters', i, 'bus'],
+        `bus ${m.bus} has ${total} meters; one RS-485 line carries at most ${LIMITS.metersPerBus} (32 unit loads, 1/8-load transceivers): put the rest on another bus`,
+      );
+    }
+  });
 
   const busIds = new Set(raw.buses.map((b) => b.id));
   const districtIds = new Set(raw.districts.map((d) => d.id));

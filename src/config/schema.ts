@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseBrokerUrl } from './broker-url.js';
+import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -46,8 +47,13 @@ export const meterSchema = z.strictObject({
   bus: topicSafeId,
   /** DL/T 645 address, 12 digits (quote it: leading zeros matter). */
   address: z.string().optional(),
-  /** Modbus unit id. */
-  unit: z.number().int().min(0).max(247).optional(),
+  /** Modbus unit id: 1 to 247 (0 is broadcast, which no meter answers). */
+  unit: z
+    .number()
+    .int()
+    .min(MODBUS_UNIT_MIN, `a Modbus unit id is ${MODBUS_UNIT_MIN} to ${MODBUS_UNIT_MAX} (0 is broadcast, which no meter answers)`)
+    .max(MODBUS_UNIT_MAX, `a Modbus unit id is ${MODBUS_UNIT_MIN} to ${MODBUS_UNIT_MAX}`)
+    .optional(),
   profile: z.string().min(1),
   district: topicSafeId.optional(),
   /** Customer number the meter checks on every load (prepaid meters bound to an account), 1 to 12 digits. */
