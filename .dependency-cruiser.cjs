@@ -11,7 +11,7 @@ module.exports = {
       to: {
         pathNot: '^protocols/',
         dependencyTypesNot: ['type-only'],
-        path: '^(src|scripts|bin|test)/|^node_modules/|^(node:)?(fs|net|dgram|child_process|timers|worker_threads|http|https)$',
+        path: '^(src|scripts|bin|test)/|(^|/)node_modules/|^(node:)?(fs|net|dgram|child_process|timers|worker_threads|http|https)$',
       },
     },
     {
@@ -19,20 +19,20 @@ module.exports = {
       comment: 'Only src/store opens SQLite; everything else goes through the Store interface.',
       severity: 'error',
       from: { path: '^(src|protocols|bin)/', pathNot: '^src/store/' },
-      to: { path: '^node_modules/better-sqlite3/' },
+      to: { path: '(^|/)node_modules/better-sqlite3/' },
     },
     {
       name: 'only-uplink-publishes',
       comment: 'Only src/uplink speaks MQTT.',
       severity: 'error',
       from: { path: '^(src|protocols|bin)/', pathNot: '^src/uplink/' },
-      to: { path: '^node_modules/mqtt/' },
+      to: { path: '(^|/)node_modules/mqtt/' },
     },
     {
       name: 'nothing-depends-on-the-simulators',
       comment: 'Production code never imports the simulators; only the CLI commands that start them (sim, demo) do.',
       severity: 'error',
-      from: { path: '^(src|protocols)/', pathNot: '^src/sim/|^src/cli/commands/(sim|sim-modbus|sim-encoder|demo)\\.ts$' },
+      from: { path: '^(src|protocols)/', pathNot: '^src/sim/|^src/cli/commands/(sim|sim-modbus|sim-encoder|demo)\\.[jt]s$' },
       to: { path: '^src/sim/' },
     },
     {
@@ -47,7 +47,7 @@ module.exports = {
       comment: 'The web console calls services; it never touches the store or SQLite directly.',
       severity: 'error',
       from: { path: '^src/web/' },
-      to: { path: '^src/store/|^node_modules/better-sqlite3/', dependencyTypesNot: ['type-only'] },
+      to: { path: '^src/store/|(^|/)node_modules/better-sqlite3/', dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'no-circular',
