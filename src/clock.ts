@@ -59,3 +59,31 @@ export const realTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
+
+/**
+ * Run `fn` every `ms` on `timers` (first after `firstMs`, default `ms`) until `stop()`. The next run is armed after
+ * `fn` returns, so a slow run never stacks another; a throw is the caller's to catch. A Node timer handle is unref'd:
+ * a housekeeping job never keeps the process alive on its own.
+ */
+export function repeat(timers: Timers, ms: number, fn: () => void, firstMs: number = ms): { stop(): void } {
+  let handle: unknown;
+  let stopped = false;
+  const arm = (delay: number) => {
+    handle = timers.setTimeout(() => {
+      if (stopped) return;
+      try {
+        fn();
+      } finally {
+        if (!stopped) arm(ms);
+      }
+    }, delay);
+    (handle as { unref?: () => void }).unref?.();
+  };
+  arm(firstMs);
+  return {
+    stop() {
+      stopped = true;
+      timers.clearTimeout(handle);
+    },
+  };
+}

@@ -1,6 +1,6 @@
 import { ensureDataDir } from '../config/data-dir.js';
 import { join } from 'node:path';
-import { realTimers, systemClock, type Clock, type Timers } from '../clock.js';
+import { realTimers, repeat, systemClock, type Clock, type Timers } from '../clock.js';
 import { redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
@@ -134,6 +134,7 @@ async function composeGateway(
     intervalsMs: config.polling.intervalsMs,
     offlineAfter: config.polling.offlineAfter,
     offlineProbeMs: config.polling.offlineProbeMs,
+    timers,
     logger: log,
     onCommitted: () => drain.notify(),
   });
@@ -142,10 +143,9 @@ async function composeGateway(
   const relays = new RelayService({ store, clock, ports: relayPorts, logger: log, onCommitted: () => drain.notify() });
   // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
-  const settleTimer = setInterval(settle, 60_000);
-  settleTimer.unref();
-  opened.push({ what: 'settle timer', close: () => clearInterval(settleTimer) });
-  void waitForBuses(buses, 5000).then(settle);
+  const settleTimer = repeat(timers, 60_000, settle);
+  opened.push({ what: 'settle timer', close: () => settleTimer.stop() });
+  void waitForBuses(buses, 5000, timers).then(settle);
 
   const router = new CommandRouter({
     session,
@@ -179,8 +179,7 @@ async function composeGateway(
   });
 
   enforceLimits(store, log);
-  const limitsTimer = setInterval(() => enforceLimits(store, log), 10 * 60_000);
-  limitsTimer.unref();
+  const limitsTimer = repeat(timers, 10 * 60_000, () => enforceLimits(store, log));
   // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up; and on every
   // up/down, so an outage of seconds is seen too (the rows supersede each other: a flapping bus costs one row).
   const publishBuses = (only?: OpenedBus) => {
@@ -219,16 +218,13 @@ async function composeGateway(
   session.on('connected', ({ sessionPresent }) => {
     if (!sessionPresent) publishStates();
   });
-  const busTimer = setInterval(publishBuses, 60_000);
-  busTimer.unref();
-  const firstBusReport = setTimeout(publishBuses, 5_000);
-  firstBusReport.unref();
+  // The first report 5 s after start, once the ports had a moment to open; then every minute.
+  const busTimer = repeat(timers, 60_000, () => publishBuses(), 5_000);
   opened.push({
     what: 'timers',
     close: () => {
-      clearInterval(limitsTimer);
-      clearInterval(busTimer);
-      clearTimeout(firstBusReport);
+      limitsTimer.stop();
+      busTimer.stop();
     },
   });
   opened.push({ what: 'broker session', close: () => session.close({ timeoutMs: 3000 }) });
@@ -242,7 +238,7 @@ async function composeGateway(
   publishStates();
   // Resumed commands and open loads are settled by reading meters: give the ports a moment to open first, so a
   // restart does not fail loads just because the adapter was still connecting.
-  await waitForBuses(buses, 5000);
+  await waitForBuses(buses, 5000, timers);
   opened.push({ what: 'command router', close: () => router.stop({ timeoutMs: 1000 }) });
   await router.start();
   opened.push({ what: 'books', close: () => books.stop() });
@@ -277,10 +273,9 @@ async function composeGateway(
     stop: () =>
       (stopping ??= (async () => {
         log.info('gateway stopping');
-        clearInterval(limitsTimer);
-        clearInterval(busTimer);
-        clearTimeout(firstBusReport);
-        clearInterval(settleTimer);
+        limitsTimer.stop();
+        busTimer.stop();
+        settleTimer.stop();
         books.stop();
         await router.stop({ timeoutMs: 5000 });
         await poller.stop();
@@ -313,18 +308,18 @@ function enforceLimits(store: Store, log: Logger): void {
 }
 
 /** Resolves when every bus is up, or after `ms`, whichever comes first. */
-function waitForBuses(buses: readonly OpenedBus[], ms: number): Promise<void> {
+function waitForBuses(buses: readonly OpenedBus[], ms: number, timers: Timers): Promise<void> {
   const pending = buses.filter((b) => b.bus.state !== 'up');
   if (pending.length === 0) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
+    const timer = timers.setTimeout(resolve, ms);
     let left = pending.length;
     for (const b of pending) {
       const onState = (e: { state: string }) => {
         if (e.state !== 'up') return;
         b.bus.off('state', onState);
         if (--left === 0) {
-          clearTimeout(timer);
+          timers.clearTimeout(timer);
           resolve();
         }
       };
