@@ -87,3 +87,18 @@ export function repeat(timers: Timers, ms: number, fn: () => void, firstMs: numb
     },
   };
 }
+
+/** Wait `ms` on `timers`: true when the time passed, false when `signal` aborted first (the wait ends at once). */
+export function wait(timers: Timers, ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (elapsed: boolean) => {
+      timers.clearTimeout(handle);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(elapsed);
+    };
+    const onAbort = () => finish(false);
+    const handle = timers.setTimeout(() => finish(true), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   answersRequest,
   apduShape,
@@ -23,6 +22,7 @@ import {
   type ReaderStatus,
 } from '../../protocols/card/index.js';
 import { BusError, FrameBus, isBusError, parsePortSpec, SerialTransport, TcpTransport, type ByteTransport } from '../bus/index.js';
+import { realTimers, wait, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EncoderProfile } from '../profiles/encoder-profile.js';
 import { CardError, hexAddr } from './card/errors.js';
@@ -90,6 +90,8 @@ export interface SerialCardEncoderOptions {
   readonly logger?: Logger;
   /** A transport to use instead of the one the port spec names (tests of odd transports). */
   readonly transport?: ByteTransport;
+  /** Paces the wait for a card; default Node's timers. */
+  readonly timers?: Timers;
 }
 
 /** A GET RESPONSE chain longer than this is a card stuck in a loop, not data. */
@@ -113,9 +115,11 @@ export class SerialCardEncoder implements CardEncoder {
   /** The kind of the card the encoder has powered, or undefined: a NO_CARD while powered means it was pulled. */
   #powered: CardKind | undefined;
   #pscPresented = false;
+  readonly #timers: Timers;
 
   constructor(opts: SerialCardEncoderOptions) {
     this.id = opts.id;
+    this.#timers = opts.timers ?? realTimers;
     this.profile = opts.profile;
     this.#family = opts.profile.framing;
     this.#log = (opts.logger ?? silentLogger).child({ encoder: opts.id });
@@ -204,18 +208,14 @@ export class SerialCardEncoder implements CardEncoder {
   async waitForCard(timeoutMs: number, signal?: AbortSignal): Promise<CardKind> {
     if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0))
       throw new TypeError(`timeoutMs is not a number of milliseconds >= 0: ${timeoutMs}`);
-    const deadline = performance.now() + timeoutMs;
+    const deadline = this.#timers.now() + timeoutMs;
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       const status = await this.cardStatus();
       if (status.present) return status.kind ?? (await this.powerUp()).kind;
-      const left = deadline - performance.now();
+      const left = deadline - this.#timers.now();
       if (left <= 0) throw new CardError('NO_CARD', `no card was inserted in encoder ${this.id} within ${Math.round(timeoutMs / 1000)} s`);
-      try {
-        await sleep(Math.min(left, this.profile.cardPollMs), undefined, { signal });
-      } catch {
-        throw abortError(signal!);
-      }
+      if (!(await wait(this.#timers, Math.min(left, this.profile.cardPollMs), signal))) throw abortError(signal!);
     }
   }
 

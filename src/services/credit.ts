@@ -1,4 +1,4 @@
-import { realTimers, type Clock, type Timers } from '../clock.js';
+import { realTimers, wait, type Clock, type Timers } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
 import { silentLogger, type Logger } from '../log.js';
 import {
@@ -130,8 +130,7 @@ export class CreditService {
     const first = await this.topUp(req, signal);
     let entry = first.entry;
     for (let i = 0; i < policy.tries && !FINAL_STATES.includes(entry.state) && !signal?.aborted; i++) {
-      await this.pause(policy.pauseMs, signal);
-      if (signal?.aborted) break;
+      if (!(await wait(this.opts.timers ?? realTimers, policy.pauseMs, signal))) break;
       entry = (await this.settleOne(entry.requestId, signal)) ?? entry;
     }
     return { entry, fresh: first.fresh };
@@ -177,20 +176,6 @@ export class CreditService {
       }
     }
     return out;
-  }
-
-  /** Wait `ms` on the injected timers; an abort ends the wait early. */
-  private pause(ms: number, signal?: AbortSignal): Promise<void> {
-    const timers = this.opts.timers ?? realTimers;
-    return new Promise((resolve) => {
-      const done = () => {
-        timers.clearTimeout(handle);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const handle = timers.setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-    });
   }
 
   private track(entry: LedgerEntry, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {

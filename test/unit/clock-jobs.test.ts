@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { repeat, type Timers } from '../../src/clock.js';
+import { repeat, wait, type Timers } from '../../src/clock.js';
 
 /** Timers the test fires by hand: `armed` lists what is pending, with its delay. */
 function handTimers() {
@@ -56,5 +56,26 @@ describe('repeat: a housekeeping job on injected timers', () => {
     expect(t.armed).toHaveLength(1);
     expect(() => t.fire()).toThrow('store full');
     expect(runs).toBe(2);
+  });
+});
+
+describe('wait: an abortable pause on injected timers', () => {
+  it('resolves true when the time passed', async () => {
+    const t = handTimers();
+    const p = wait(t.timers, 3000);
+    expect(t.armed.map((a) => a.ms)).toEqual([3000]);
+    t.fire();
+    await expect(p).resolves.toBe(true);
+  });
+
+  it('resolves false at once on an abort and leaves no timer armed', async () => {
+    const t = handTimers();
+    const ctl = new AbortController();
+    const p = wait(t.timers, 3000, ctl.signal);
+    ctl.abort();
+    await expect(p).resolves.toBe(false);
+    expect(t.armed).toEqual([]);
+    await expect(wait(t.timers, 3000, ctl.signal)).resolves.toBe(false);
+    expect(t.armed).toEqual([]);
   });
 });
