@@ -101,8 +101,10 @@ async function composeGateway(
     gatewayId: config.gateway.id,
     logger: log,
     clock,
-    birth: () => ({ version: VERSION, startedAt, buses: buses.map((b) => busStatus(b)) }),
+    birth: () => ({ version: VERSION, startedAt, buses: buses.map((b) => busStatus(b)), storage: store.storage }),
   });
+  // The retained status says `storage: full` while the disk is full, and `ok` again once a commit succeeds.
+  const stopWatchingStorage = store.onStorageChange(() => session.refreshStatus());
   // ESAM meters (credit method dlt645-esam) get their ciphertext and MACs from the station's encryption machine over MQTT.
   const hsm = new MqttEncryptionMachine(session, { timeoutMs: config.credit.hsmTimeoutMs, logger: log });
   for (const b of config.buses) {
@@ -178,8 +180,8 @@ async function composeGateway(
     onCommitted: () => drain.notify(),
   });
 
-  enforceLimits(store, log);
-  const limitsTimer = repeat(timers, 10 * 60_000, () => enforceLimits(store, log));
+  enforceStoreLimits(store, log);
+  const limitsTimer = repeat(timers, 10 * 60_000, () => enforceStoreLimits(store, log));
   // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up; and on every
   // up/down, so an outage of seconds is seen too (the rows supersede each other: a flapping bus costs one row).
   const publishBuses = (only?: OpenedBus) => {
@@ -276,6 +278,7 @@ async function composeGateway(
         limitsTimer.stop();
         busTimer.stop();
         settleTimer.stop();
+        stopWatchingStorage();
         books.stop();
         await router.stop({ timeoutMs: 5000 });
         await poller.stop();
@@ -294,7 +297,8 @@ function busStatus(b: OpenedBus): BusStatus {
   return state === 'up' ? { id: b.config.id, state } : { id: b.config.id, state, error: `${b.config.port} is not open` };
 }
 
-function enforceLimits(store: Store, log: Logger): void {
+/** The retention window and the disk cap, from a timer: a store error (a full disk) is logged, never thrown. */
+export function enforceStoreLimits(store: Store, log: Logger): void {
   try {
     const r = store.enforceLimits();
     if (r.overCap)

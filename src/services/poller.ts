@@ -87,6 +87,8 @@ export interface PollerStats {
   skipped: number;
   missed: number;
   readingsStored: number;
+  /** Poll results dropped, oldest first, because the store could not commit them and the held batch was full. */
+  unstored: number;
   online: number;
   offline: number;
   perBus: Record<string, { polls: number; failures: number; skipped: number }>;
@@ -96,6 +98,11 @@ type Outcome =
   | { kind: 'ok'; target: PollTarget; takenAt: number; values: Map<string, PointValue> }
   | { kind: 'failed'; target: PollTarget; at: number; mono: number; code: string; message: string }
   | { kind: 'unreachable'; target: PollTarget };
+
+/** Poll results held in memory while the store cannot commit them (a full disk); beyond this the oldest go. */
+const MAX_HELD_OUTCOMES = 1_000;
+/** How often a batch the store refused is tried again. */
+const STORE_RETRY_MS = 5_000;
 
 /** Codes that mean the meter did not answer at all (as opposed to refusing one item). */
 const NO_ANSWER = new Set(['BUS_TIMEOUT', 'METER_TIMEOUT', 'MODBUS_TIMEOUT']);
@@ -140,12 +147,15 @@ export class Poller {
   private timer: unknown;
   private flushTimer: unknown;
   private stopped = true;
+  /** The last commit failed: results wait in `pending` and the next try is STORE_RETRY_MS later. */
+  private storeFailing = false;
   private readonly counters: PollerStats = {
     polls: 0,
     failures: 0,
     skipped: 0,
     missed: 0,
     readingsStored: 0,
+    unstored: 0,
     online: 0,
     offline: 0,
     perBus: {},
@@ -197,6 +207,9 @@ export class Poller {
     await Promise.allSettled([...this.running]);
     this.abort.abort();
     this.flush();
+    if (this.pending.length > 0) {
+      this.log.error({ unstored: this.pending.length }, 'poll results the store could not take are lost with the stop');
+    }
   }
 
   stats(): PollerStats {
@@ -400,12 +413,18 @@ export class Poller {
 
   private record(o: Outcome): void {
     this.pending.push(o);
-    if (this.flushTimer === undefined) {
-      this.flushTimer = this.timers.setTimeout(() => {
+    this.armFlush();
+  }
+
+  private armFlush(): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = this.timers.setTimeout(
+      () => {
         this.flushTimer = undefined;
         this.flush();
-      }, this.opts.batchMs ?? 50);
-    }
+      },
+      this.storeFailing ? STORE_RETRY_MS : (this.opts.batchMs ?? 50),
+    );
   }
 
   /** Commit readings, their outbox messages and meter states together, then wake the uplink. */
@@ -417,32 +436,80 @@ export class Poller {
     if (this.pending.length === 0) return;
     const batch = this.pending.splice(0);
     const { store } = this.opts;
-    store.transaction((tx) => {
-      const readings: Reading[] = [];
-      for (const o of batch) {
-        const h = this.healthOf(o.target.meterId);
-        if (o.kind === 'ok') {
-          const values = Object.fromEntries(o.values);
-          const answered =
-            Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
-          readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values });
-          enqueue(tx, {
-            topic: `meters/${o.target.meterId}/readings`,
-            class: 'telemetry',
-            payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values },
-            seqStream: 'readings',
-          });
-          if (answered) this.markGood(tx, o.target, h, o.takenAt, values);
-        } else if (o.kind === 'failed') {
-          this.markFailed(tx, o.target, h, o, o.code, o.message);
-        } else {
-          this.markUnreachable(tx, o.target, h);
+    // The transaction updates meter health as it goes; a batch the store refuses is tried again from the same start.
+    const healthBefore = new Map<string, MeterHealth>();
+    const countersBefore = structuredClone(this.counters);
+    let stored = 0;
+    try {
+      for (const o of batch) healthBefore.set(o.target.meterId, { ...this.healthOf(o.target.meterId) });
+      store.transaction((tx) => {
+        const readings: Reading[] = [];
+        for (const o of batch) {
+          const h = this.healthOf(o.target.meterId);
+          if (o.kind === 'ok') {
+            const values = Object.fromEntries(o.values);
+            const answered =
+              Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
+            readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values });
+            enqueue(tx, {
+              topic: `meters/${o.target.meterId}/readings`,
+              class: 'telemetry',
+              payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values },
+              seqStream: 'readings',
+            });
+            if (answered) this.markGood(tx, o.target, h, o.takenAt, values);
+          } else if (o.kind === 'failed') {
+            this.markFailed(tx, o.target, h, o, o.code, o.message);
+          } else {
+            this.markUnreachable(tx, o.target, h);
+          }
         }
+        if (readings.length > 0) insertReadings(tx, readings);
+        stored = readings.length;
+      });
+    } catch (err) {
+      for (const [meterId, before] of healthBefore) {
+        const h = this.health.get(meterId)!;
+        Object.assign(h, { ...before, inFlight: h.inFlight });
       }
-      if (readings.length > 0) insertReadings(tx, readings);
-      this.counters.readingsStored += readings.length;
-    });
+      Object.assign(this.counters, countersBefore);
+      this.hold(batch, err);
+      return;
+    }
+    this.counters.readingsStored += stored;
+    if (this.storeFailing) {
+      this.storeFailing = false;
+      this.log.warn({ stored, unstored: this.counters.unstored }, 'the store takes poll results again');
+    }
     this.opts.onCommitted?.();
+  }
+
+  /**
+   * A commit failed. A store that cannot write (full disk, I/O error) may recover: keep the batch, bounded, and try
+   * again later. Anything else (a value the store refuses) would fail the same way for ever: drop the batch, loudly.
+   */
+  private hold(batch: Outcome[], err: unknown): void {
+    const code = (err as { code?: unknown } | null)?.code;
+    const transient = typeof code === 'string' && (code.startsWith('SQLITE_') || code === 'ENOSPC' || code === 'EIO');
+    if (!transient) {
+      this.log.error({ err, dropped: batch.length }, 'poll results the store refuses were dropped');
+      return;
+    }
+    this.pending.unshift(...batch);
+    const over = this.pending.length - MAX_HELD_OUTCOMES;
+    if (over > 0) {
+      // Dropped before they got a seq: the station sees missed poll slots, not a gap.
+      this.pending.splice(0, over);
+      this.counters.unstored += over;
+    }
+    if (!this.storeFailing) {
+      this.storeFailing = true;
+      this.log.error(
+        { code, held: this.pending.length, maxHeld: MAX_HELD_OUTCOMES, retryMs: STORE_RETRY_MS },
+        'poll results cannot be stored; holding them in memory and retrying',
+      );
+    }
+    if (!this.stopped) this.armFlush();
   }
 
   /** A meter's health, from the store the first time it is needed (pollNow may run before start). */

@@ -1,5 +1,5 @@
 import { Ledger } from './ledger.js';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
@@ -13,6 +13,7 @@ import { ReadingHistory } from './readings.js';
 import { assertIntact, assertWritable, corruptError, isCorruptError, isReadOnlyError, readOnlyError } from './open-checks.js';
 import { enforceLimits, type LimitsPolicy, type LimitsResult } from './retention.js';
 import type { StoreClock } from './types.js';
+import { walSizing, type WalSizing } from './wal-sizing.js';
 
 export interface StoreOptions {
   /** The database file; its folder is created if missing. */
@@ -44,6 +45,9 @@ export interface IntegrityResult {
   /** `['ok']`, or SQLite's list of problems. */
   readonly messages: readonly string[];
 }
+
+/** `full` from a commit that failed for lack of disk space until the next one that succeeds. */
+export type StorageState = 'ok' | 'full';
 
 export interface LimitCounters {
   readonly prunedTelemetry: number;
@@ -113,6 +117,9 @@ export function openStore(options: StoreOptions): Store {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
     db.pragma('synchronous = NORMAL');
+    const wal = walSizing(volumeBytes(dirname(options.path)), db.pragma('page_size', { simple: true }) as number);
+    db.pragma(`wal_autocheckpoint = ${wal.autocheckpointPages}`);
+    db.pragma(`journal_size_limit = ${wal.journalSizeLimitBytes}`);
     assertWritable(db, options.path);
     if (options.checkAtOpen !== false) assertIntact(db, options.path);
     const { to } = migrate(db, MIGRATIONS, options.clock, logger);
@@ -127,6 +134,16 @@ export function openStore(options: StoreOptions): Store {
     db.close();
     throw error;
   }
+}
+
+function volumeBytes(dir: string): number {
+  const fs = statfsSync(dir);
+  return fs.blocks * fs.bsize;
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
 }
 
 /** False for a folder that exists but cannot be written; a missing one is another problem. */
@@ -152,6 +169,9 @@ export class Store {
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
   #counters: LimitCounters = { prunedTelemetry: 0, prunedReadings: 0 };
+  #storage: StorageState = 'ok';
+  #fullSince = 0;
+  readonly #storageListeners = new Set<(state: StorageState) => void>();
 
   /** @internal Use openStore(). */
   constructor(
@@ -188,7 +208,12 @@ export class Store {
     // SQLite ignores a change of `synchronous` inside a transaction, so FULL is set around it.
     if (options.durable === true) db.pragma('synchronous = FULL');
     try {
-      return this.#runInTransaction.immediate(fn, tx) as T;
+      const result = this.#runInTransaction.immediate(fn, tx) as T;
+      if (this.#storage === 'full') this.#setStorage('ok');
+      return result;
+    } catch (error) {
+      if (isDiskFull(error) && this.#storage === 'ok') this.#setStorage('full', error);
+      throw error;
     } finally {
       tx.end();
       if (options.durable === true) db.pragma('synchronous = NORMAL');
@@ -205,6 +230,69 @@ export class Store {
       prunedReadings: this.#counters.prunedReadings + result.prunedReadings,
     };
     return result;
+  }
+
+  /**
+   * `full` since a commit failed for lack of disk space, `ok` again from the next commit that succeeds. The change to
+   * `full` is logged once (STORE_FULL, with the free space and the folder), not at every failed commit.
+   */
+  get storage(): StorageState {
+    return this.#storage;
+  }
+
+  /** Calls `listener` at each change of `storage`; returns the function that stops it. */
+  onStorageChange(listener: (state: StorageState) => void): () => void {
+    this.#storageListeners.add(listener);
+    return () => this.#storageListeners.delete(listener);
+  }
+
+  /** The WAL limits chosen for the volume at open. */
+  walLimits(): WalSizing {
+    const db = this.#open();
+    return {
+      autocheckpointPages: db.pragma('wal_autocheckpoint', { simple: true }) as number,
+      journalSizeLimitBytes: db.pragma('journal_size_limit', { simple: true }) as number,
+    };
+  }
+
+  #setStorage(state: StorageState, cause?: unknown): void {
+    this.#storage = state;
+    const { path, logger, clock } = this.#connection;
+    const dataDir = dirname(path);
+    if (state === 'full') {
+      this.#fullSince = clock.now();
+      logger.error(
+        { code: 'STORE_FULL', dataDir, ...this.#diskFigures(), err: cause },
+        `the disk under ${dataDir} is full: readings are held in memory (a bounded batch) and the outbox keeps draining; ` +
+          'storing resumes by itself when space is freed',
+      );
+    } else {
+      logger.warn({ dataDir, fullForMs: clock.now() - this.#fullSince, ...this.#diskFigures() }, 'the store can write again');
+    }
+    for (const listener of this.#storageListeners) {
+      try {
+        listener(state);
+      } catch (error) {
+        logger.error({ err: error }, 'a storage listener failed');
+      }
+    }
+  }
+
+  #diskFigures(): { freeBytes?: number; dbBytes?: number; walBytes?: number } {
+    const { path } = this.#connection;
+    const size = (file: string) => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0;
+      }
+    };
+    try {
+      const fs = statfsSync(dirname(path));
+      return { freeBytes: fs.bavail * fs.bsize, dbBytes: size(path), walBytes: size(`${path}-wal`) };
+    } catch {
+      return {};
+    }
   }
 
   /** What enforceLimits() has deleted since the store was opened. */

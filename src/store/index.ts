@@ -7,7 +7,9 @@ export {
   type IntegrityResult,
   type LimitCounters,
   type StoreSettings,
+  type StorageState,
 } from './db.js';
+export { walSizing, walBytes, type WalSizing } from './wal-sizing.js';
 export type { Tx } from './connection.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export type { SeqRewind } from './seq-guard.js';

@@ -76,6 +76,11 @@ export class OutboxDrain {
   readonly #inFlight = new Map<number, number>();
   /** Acknowledged ids not yet deleted; deleted in one statement per batch. */
   #acks: number[] = [];
+  /**
+   * Acknowledged ids whose delete the store refused (a full disk): never handed out again, deleted at a later pump.
+   * Sending them again would loop the same rows through the broker as long as the disk stays full.
+   */
+  #undeleted = new Set<number>();
   /** Rows read ahead of the window, oldest first, from `#next` on: one outbox read per several windows' worth. */
   #ahead: OutboxDelivery[] = [];
   #next = 0;
@@ -203,7 +208,7 @@ export class OutboxDrain {
       try {
         this.#ahead = this.#outbox.peek({
           limit: window * READ_AHEAD_WINDOWS,
-          excludeIds: this.#inFlight.size > 0 ? [...this.#inFlight.keys()] : undefined,
+          excludeIds: this.#inFlight.size + this.#undeleted.size > 0 ? [...this.#inFlight.keys(), ...this.#undeleted] : undefined,
         });
       } catch (error) {
         this.#ahead = [];
@@ -292,15 +297,24 @@ export class OutboxDrain {
   }
 
   #flushAcks(): void {
-    if (this.#acks.length === 0) return;
-    const ids = this.#acks;
+    if (this.#acks.length === 0 && this.#undeleted.size === 0) return;
+    const ids = [...this.#undeleted, ...this.#acks];
     this.#acks = [];
     try {
       this.#outbox.ackMany(ids);
     } catch (error) {
-      // The rows stay and go again (a duplicate), which the station tolerates; losing them it would not.
+      // Kept and retried at each pump; after a restart they would go again (a duplicate), which the station
+      // tolerates; losing them it would not.
       this.#recordError(error);
-      this.#log.error({ err: error, count: ids.length }, 'cannot delete acknowledged outbox rows');
+      if (this.#undeleted.size === 0) {
+        this.#log.error({ err: error, count: ids.length }, 'cannot delete acknowledged outbox rows; retrying at each pump');
+      }
+      this.#undeleted = new Set(ids);
+      return;
+    }
+    if (this.#undeleted.size > 0) {
+      this.#log.warn({ count: this.#undeleted.size }, 'acknowledged outbox rows deleted after all');
+      this.#undeleted.clear();
     }
   }
 

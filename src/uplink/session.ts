@@ -397,6 +397,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.#cancelReconnect = this.#schedule(delayMs, () => this.#dial());
   }
 
+  /** Publishes the retained online status again, now, when something it carries changed (e.g. `storage`). */
+  refreshStatus(): void {
+    if (this.connected) void this.#publishBirth();
+  }
+
   async #publishBirth(): Promise<void> {
     let payload: string;
     try {

@@ -13,13 +13,16 @@ export interface BirthInfo {
   /** When this process started, ISO 8601 UTC; a new value means the gateway restarted. */
   readonly startedAt: string;
   readonly buses: readonly BusStatus[];
+  /** `full` while the gateway's disk is full (readings held in memory, not stored); absent means ok. */
+  readonly storage?: 'ok' | 'full';
 }
 
 /** The retained payload of `<prefix>/<gatewayId>/status`. */
 export type GatewayStatus = ({ readonly state: 'online' } & BirthInfo) | { readonly state: 'offline'; readonly reason?: 'shutdown' };
 
 export function onlineStatus(info: BirthInfo): GatewayStatus {
-  return { state: 'online', version: info.version, startedAt: info.startedAt, buses: info.buses };
+  const status = { state: 'online' as const, version: info.version, startedAt: info.startedAt, buses: info.buses };
+  return info.storage === undefined ? status : { ...status, storage: info.storage };
 }
 
 /** The last will: the broker publishes it when the connection dies without a DISCONNECT (crash, power, network). */

@@ -1,4 +1,4 @@
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Dlt645Decoder, type Frame } from '../../../protocols/dlt645/index.js';
@@ -9,7 +9,7 @@ import { ConfigError, loadGatewayConfig, type GatewayConfig } from '../../config
 import { formatIssue } from '../../config/yaml-source.js';
 import { Dlt645Meter } from '../../devices/dlt645-meter.js';
 import { Dlt645PointReader } from '../../devices/dlt645-points.js';
-import { openStore } from '../../store/index.js';
+import { openStore, walSizing } from '../../store/index.js';
 import { unsignedCommandsRisk } from '../../uplink/commands/auth-policy.js';
 import { probeBroker } from '../../uplink/probe.js';
 import { CliError } from '../errors.js';
@@ -142,11 +142,29 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
           what: `disk space at ${where}`,
           detail: `${(free / 1024 ** 3).toFixed(2)} GiB free${free < MIN_FREE_BYTES ? ' (below 100 MiB)' : ''}`,
         });
+        // The WAL grows to its checkpoint size before it is reused; if that does not fit, the first commits fail.
+        const wal = walSizing(fs.blocks * fs.bsize, SQLITE_PAGE_SIZE);
+        const walNow = existsSync(`${dbPath}-wal`) ? statSync(`${dbPath}-wal`).size : 0;
+        const needed = Math.max(0, wal.journalSizeLimitBytes - walNow);
+        report({
+          ok: free >= needed,
+          what: `room for the WAL at ${where}`,
+          detail:
+            `${kib(free)} free, the WAL needs ${kib(needed)} more to reach its checkpoint size (${kib(wal.journalSizeLimitBytes)})` +
+            (free >= needed ? '' : ': free space or move gateway.dataDir, or the store reports STORE_FULL'),
+        });
       } catch (err) {
         report({ ok: false, what: `disk space at ${where}`, detail: (err as Error).message });
       }
       finish(checks, opts.json, io);
     });
+}
+
+/** SQLite's default page size, which the store keeps. */
+const SQLITE_PAGE_SIZE = 4096;
+
+function kib(bytes: number): string {
+  return `${Math.round(bytes / 1024)} KiB`;
 }
 
 function finish(checks: Check[], json: boolean | undefined, io: { out: (line: string) => void }): void {

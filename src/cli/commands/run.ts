@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadGatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
 import { startGateway } from '../../daemon/gateway.js';
+import { installLastResort } from '../../daemon/last-resort.js';
 import { createLogger } from '../../log.js';
 import { CliError } from '../errors.js';
 
@@ -31,6 +32,7 @@ A second signal exits at once.`,
         throw new CliError('CONFIG_INVALID', `${err.issues.length} problem(s) in ${opts.config}; nothing was started`);
       }
       const logger = createLogger((opts.logLevel ?? config.logLevel) as 'info');
+      installLastResort(logger);
       let gateway: Awaited<ReturnType<typeof startGateway>>;
       try {
         gateway = await startGateway(config, { logger });
