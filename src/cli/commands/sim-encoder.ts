@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { Logger } from '../../log.js';
+import { ptyPairCommand } from '../../sim/cli-support.js';
 import { runEncoderSimCommand } from '../../sim/encoder/cli.js';
 
 /**
@@ -26,7 +27,7 @@ export function registerSimEncoderCommand(
       'after',
       `
 Examples:
-  socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttyENC &
+  ${ptyPairCommand('/tmp/ttyGW', '/tmp/ttyENC')} &
   meterd sim encoder --pty /tmp/ttyENC --framing star --card ours --meter 000012345678 --count 3 &
   meterd card read --port /tmp/ttyGW
   meterd sim encoder --tcp 4001 --framing stx --card blank`,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ptyPairCommand } from '../../sim/cli-support.js';
 import { runModbusSimCommand } from '../../sim/modbus/cli.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -32,7 +33,7 @@ repeat, and refuses any other count with exception 03 (ILLEGAL_DATA_VALUE).
 
 Examples:
   meterd sim modbus --profile eastron-sdm630 --tcp 1502 --set voltage.a=231.4
-  socat -d -d pty,raw,echo=0,link=/tmp/ttyA pty,raw,echo=0,link=/tmp/ttyB &
+  ${ptyPairCommand('/tmp/ttyA', '/tmp/ttyB')} &
   meterd sim modbus --profile modbus-dorm-prepaid --pty /tmp/ttyB --unit 3 --set credit.balance.energy=50`,
     )
     .action(async (opts: Record<string, unknown>) => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ptyPairCommand } from '../../sim/cli-support.js';
 import { runDlt645SimCommand } from '../../sim/dlt645/cli.js';
 import { registerSimEncoderCommand } from './sim-encoder.js';
 import { registerSimModbusCommand } from './sim-modbus.js';
@@ -20,7 +21,7 @@ export function registerSimCommand(program: Command): void {
       `
 Examples:
   meterd sim dlt645 --tcp 8899 --count 5
-  socat -d -d pty,raw,echo=0,link=/tmp/ttyA pty,raw,echo=0,link=/tmp/ttyB &
+  ${ptyPairCommand('/tmp/ttyA', '/tmp/ttyB')} &
   meterd sim dlt645 --pty /tmp/ttyB --delay 80 &
   meterd read --port /tmp/ttyA --addr 1 --point energy.active.import`,
     )

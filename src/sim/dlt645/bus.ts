@@ -1,10 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { SerialPort, type SerialPortOpenOptions } from 'serialport';
+import { SerialPort } from 'serialport';
 import { DIR_REPLY, Dlt645Decoder, encodeFrame, FUNCTION_MASK, START, type Address, type Frame } from '../../../protocols/dlt645/index.js';
-import { hangupAwareBinding } from '../../bus/serial-device.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
+import { openSerialLine } from '../cli-support.js';
 import type { SimulatedMeter } from './meter.js';
 
 /** Faults a test can switch on at any time, for the whole bus or one meter (a meter's setting wins). */
@@ -173,28 +173,7 @@ export class SimulatedBus {
   }
 
   private async attachSerial(path: string): Promise<AttachedTransport> {
-    // Hangup-aware like the gateway's ports: when the pty goes away the port closes instead of spinning on empty reads.
-    const port = new SerialPort({
-      path,
-      baudRate: this.baudRate,
-      parity: 'even',
-      dataBits: 8,
-      stopBits: 1,
-      lock: false,
-      autoOpen: false,
-      binding: hangupAwareBinding,
-    } as SerialPortOpenOptions<typeof hangupAwareBinding>);
-    await new Promise<void>((resolve, reject) =>
-      port.open((err) =>
-        err
-          ? reject(
-              new Error(
-                `cannot open ${path}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttySIM)`,
-              ),
-            )
-          : resolve(),
-      ),
-    );
+    const port = await openSerialLine(path, { baudRate: this.baudRate, parity: 'even', dataBits: 8, stopBits: 1 });
     this.ports.add(port);
     port.once('close', () => this.ports.delete(port));
     this.attachStream(port, path);

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { silentLogger, type Logger } from '../../log.js';
+import { describeListen, listenOptions, parseListen, serveUntilStopped, SimUsageError, wholeNumber } from '../cli-support.js';
 import { startDlt645Simulator } from './index.js';
 import { defaultMeters, loadSimulatorSpec, type SimulatorSpec } from './spec.js';
 
@@ -22,62 +23,31 @@ export interface Dlt645SimCommandIo {
   readonly signal?: AbortSignal;
 }
 
-/** A refusal the CLI should print and exit non-zero on, with a code and a message a technician can act on. */
-export class SimCommandError extends Error {
-  readonly code = 'SIM_USAGE';
-}
+/** A refusal the CLI prints and exits 2 on: the one shape all simulator commands share. */
+export { SimUsageError as SimCommandError } from '../cli-support.js';
 
 /**
  * Run the DL/T 645 simulator until SIGINT/SIGTERM (or `io.signal`): prints one line with where it listens and the
  * meter addresses, for the CLI author to mount as `meterd sim dlt645`.
  */
 export async function runDlt645SimCommand(options: Dlt645SimCommandOptions, io: Dlt645SimCommandIo = {}): Promise<void> {
-  if ((options.pty === undefined) === (options.tcp === undefined))
-    throw new SimCommandError('give exactly one of --pty PATH or --tcp PORT');
-  if (options.meters !== undefined && options.count !== undefined) throw new SimCommandError('give --meters FILE or --count N, not both');
-  const tcpPort = options.tcp === undefined ? undefined : wholeNumber(options.tcp, '--tcp', 0, 65535);
+  const listen = parseListen(options, 'pty-first');
+  if (options.meters !== undefined && options.count !== undefined) throw new SimUsageError('give --meters FILE or --count N, not both');
   const delayMs = options.delay === undefined ? undefined : wholeNumber(options.delay, '--delay', 0, 60_000);
   let spec: SimulatorSpec;
   if (options.meters !== undefined) {
     const r = await loadSimulatorSpec(options.meters);
-    if (!r.ok) throw new SimCommandError(r.error.message);
+    if (!r.ok) throw new SimUsageError(r.error.message);
     spec = r.value;
   } else {
     spec = { meters: defaultMeters(options.count === undefined ? 3 : wholeNumber(options.count, '--count', 1, 10_000)) };
   }
   const faults = { ...(delayMs !== undefined ? { delayMs } : {}), ...(options.noise ? { noise: true } : {}) };
-  const sim = await startDlt645Simulator({
-    spec,
-    logger: io.logger ?? silentLogger,
-    faults,
-    ...(options.pty !== undefined ? { port: options.pty } : {}),
-    ...(tcpPort !== undefined ? { tcpPort } : {}),
-    ...(options.host !== undefined ? { host: options.host } : {}),
-  });
-  const where = options.pty !== undefined ? `pty ${options.pty}` : `tcp ${options.host ?? '127.0.0.1'}:${sim.address?.tcpPort}`;
-  (io.stdout ?? process.stdout).write(`dlt645 simulator on ${where} with ${sim.meters.size} meters: ${[...sim.meters.keys()].join(' ')}\n`);
-  await untilStopped(io.signal);
-  await sim.close();
-}
-
-function untilStopped(signal: AbortSignal | undefined): Promise<void> {
-  if (signal) {
-    return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  }
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
-function wholeNumber(v: number | string, flag: string, min: number, max: number): number {
-  const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new SimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
-  return n;
+  const sim = await startDlt645Simulator({ spec, logger: io.logger ?? silentLogger, faults, ...listenOptions(listen) });
+  const stdout = io.stdout ?? process.stdout;
+  await serveUntilStopped(
+    sim,
+    `dlt645 simulator on ${describeListen(listen, sim.address?.tcpPort)} with ${sim.meters.size} meters: ${[...sim.meters.keys()].join(' ')}`,
+    { out: (line) => void stdout.write(`${line}\n`), signal: io.signal },
+  );
 }

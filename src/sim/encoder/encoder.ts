@@ -16,6 +16,7 @@ import {
   type EncoderAnswer,
 } from '../../../protocols/card/index.js';
 import { silentLogger, type Logger } from '../../log.js';
+import { openSerialLine } from '../cli-support.js';
 import { VirtualCpuCard, type VirtualCard } from './card.js';
 
 export interface SimulatedEncoderOptions {
@@ -139,19 +140,9 @@ export class SimulatedEncoder {
   async attach(transport: string | number, options: { host?: string } = {}): Promise<AttachedEncoder> {
     if (this.#closed) throw new Error('the simulated encoder is closed');
     if (typeof transport === 'string') {
-      const port = new SerialPort({ path: transport, baudRate: this.#baudRate, lock: false, autoOpen: false });
-      await new Promise<void>((resolve, reject) =>
-        port.open((err) =>
-          err
-            ? reject(
-                new Error(
-                  `cannot open ${transport}: ${err.message} (for a pty pair run: socat -d -d pty,raw,echo=0,link=/tmp/ttyGW pty,raw,echo=0,link=/tmp/ttyENC)`,
-                ),
-              )
-            : resolve(),
-        ),
-      );
+      const port = await openSerialLine(transport, { baudRate: this.#baudRate }, '/tmp/ttyENC');
       this.#ports.add(port);
+      port.once('close', () => this.#ports.delete(port));
       this.attachStream(port, transport);
       return { kind: 'serial', path: transport };
     }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { silentLogger, type Logger } from '../../log.js';
+import { parseListen, serveUntilStopped, SimUsageError, wholeNumber } from '../cli-support.js';
 import { BUILTIN_PROFILES_DIR, loadProfileFile, loadProfiles } from '../../profiles/registry.js';
 import type { DeviceProfile } from '../../profiles/types.js';
 import { startModbusSimulator } from './index.js';
@@ -28,11 +29,8 @@ export interface ModbusSimCommandIo {
   readonly signal?: AbortSignal;
 }
 
-/** A refusal the CLI prints and exits non-zero on, with a message a technician can act on. */
-export class ModbusSimCommandError extends Error {
-  readonly code = 'SIM_USAGE';
-  readonly exitCode = 2;
-}
+/** A refusal the CLI prints and exits 2 on: the one shape all simulator commands share. */
+export { SimUsageError as ModbusSimCommandError } from '../cli-support.js';
 
 /**
  * Run a simulated Modbus meter until SIGINT/SIGTERM (or `io.signal`); prints one line saying where it serves.
@@ -41,13 +39,11 @@ export class ModbusSimCommandError extends Error {
  * await runModbusSimCommand({ profile: 'eastron-sdm630', tcp: 1502, set: ['voltage.a=231.4'] });
  */
 export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: ModbusSimCommandIo = {}): Promise<void> {
-  if ((options.pty === undefined) === (options.tcp === undefined))
-    throw new ModbusSimCommandError('give exactly one of --tcp PORT or --pty PATH');
-  if (options.profile === undefined) throw new ModbusSimCommandError('give --profile ID (e.g. eastron-sdm630) or --profile FILE.yaml');
+  const listen = parseListen(options, 'tcp-first');
+  if (options.profile === undefined) throw new SimUsageError('give --profile ID (e.g. eastron-sdm630) or --profile FILE.yaml');
   const profile = findProfile(options.profile, options.profilesDirs ?? []);
   if (!profile.protocol.startsWith('modbus'))
-    throw new ModbusSimCommandError(`profile ${profile.id} is ${profile.protocol}; use meterd sim dlt645 for DL/T 645 meters`);
-  const tcpPort = options.tcp === undefined ? undefined : wholeNumber(options.tcp, '--tcp', 0, 65535);
+    throw new SimUsageError(`profile ${profile.id} is ${profile.protocol}; use meterd sim dlt645 for DL/T 645 meters`);
   const unit = options.unit === undefined ? 1 : wholeNumber(options.unit, '--unit', 1, 247);
   const delayMs = options.delay === undefined ? undefined : wholeNumber(options.delay, '--delay', 0, 60_000);
   const values = parseValues(options.set ?? [], profile);
@@ -60,31 +56,31 @@ export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: 
       values,
       logger: io.logger ?? silentLogger,
       ...(delayMs !== undefined ? { faults: { delayMs } } : {}),
-      ...(tcpPort !== undefined ? { tcpPort } : {}),
-      ...(options.pty !== undefined ? { pty: options.pty } : {}),
-      ...(options.host !== undefined ? { host: options.host } : {}),
+      ...(listen.kind === 'pty' ? { pty: listen.path } : { tcpPort: listen.port, host: listen.host }),
     });
   } catch (err) {
-    if (err instanceof RangeError) throw new ModbusSimCommandError(err.message);
+    if (err instanceof RangeError) throw new SimUsageError(err.message);
     throw err;
   }
-  const where = options.pty !== undefined ? `RTU on ${options.pty}` : `Modbus TCP on ${options.host ?? '127.0.0.1'}:${sim.port}`;
+  const where = listen.kind === 'pty' ? `RTU on ${listen.path}` : `Modbus TCP on ${listen.host}:${sim.port}`;
   const points = [...profile.points.values()].filter((p) => p.kind === 'modbus').length;
-  (io.stdout ?? process.stdout).write(`modbus simulator ${profile.id} unit ${unit}: ${where}, ${points} points\n`);
-  await untilStopped(io.signal);
-  await sim.close();
+  const stdout = io.stdout ?? process.stdout;
+  await serveUntilStopped(sim, `modbus simulator ${profile.id} unit ${unit}: ${where}, ${points} points`, {
+    out: (line) => void stdout.write(`${line}\n`),
+    signal: io.signal,
+  });
 }
 
 function findProfile(idOrFile: string, dirs: readonly string[]): DeviceProfile {
   if (/\.ya?ml$/.test(idOrFile)) {
-    if (!existsSync(idOrFile)) throw new ModbusSimCommandError(`profile file ${idOrFile} does not exist`);
+    if (!existsSync(idOrFile)) throw new SimUsageError(`profile file ${idOrFile} does not exist`);
     return loadProfileFile(idOrFile);
   }
   const profiles = loadProfiles([BUILTIN_PROFILES_DIR, ...dirs]);
   const profile = profiles.get(idOrFile);
   if (!profile) {
     const modbus = [...profiles.values()].filter((p) => p.protocol.startsWith('modbus')).map((p) => p.id);
-    throw new ModbusSimCommandError(`no profile "${idOrFile}"; Modbus profiles: ${modbus.join(', ')} (or give a .yaml file)`);
+    throw new SimUsageError(`no profile "${idOrFile}"; Modbus profiles: ${modbus.join(', ')} (or give a .yaml file)`);
   }
   return profile;
 }
@@ -93,34 +89,12 @@ function parseValues(assignments: readonly string[], profile: DeviceProfile): Re
   const out: Record<string, number> = {};
   for (const a of assignments) {
     const m = /^([^=\s]+)=(.+)$/.exec(a.trim());
-    if (!m) throw new ModbusSimCommandError(`--set ${a}: write point=value, e.g. voltage.a=231.4`);
+    if (!m) throw new SimUsageError(`--set ${a}: write point=value, e.g. voltage.a=231.4`);
     const [, point, text] = m as unknown as [string, string, string];
-    if (!profile.points.has(point)) throw new ModbusSimCommandError(`--set ${a}: profile ${profile.id} has no point "${point}"`);
+    if (!profile.points.has(point)) throw new SimUsageError(`--set ${a}: profile ${profile.id} has no point "${point}"`);
     const v = Number(text);
-    if (!Number.isFinite(v)) throw new ModbusSimCommandError(`--set ${a}: "${text}" is not a number`);
+    if (!Number.isFinite(v)) throw new SimUsageError(`--set ${a}: "${text}" is not a number`);
     out[point] = v;
   }
   return out;
-}
-
-function untilStopped(signal: AbortSignal | undefined): Promise<void> {
-  if (signal) {
-    return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  }
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
-function wholeNumber(v: number | string, flag: string, min: number, max: number): number {
-  const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new ModbusSimCommandError(`${flag} ${String(v)} is not a whole number from ${min} to ${max}`);
-  return n;
 }
