@@ -158,15 +158,15 @@ export class CreditService {
     for (const entry of this.opts.store.ledger.open()) {
       if (this.running.has(entry.requestId)) continue;
       const port = this.opts.ports.get(entry.meterId);
-      if (!port) {
-        out.push(
-          this.move(entry, 'failed', {
-            error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` },
-          }),
-        );
-        continue;
-      }
       try {
+        if (!port) {
+          out.push(
+            this.move(entry, 'failed', {
+              error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` },
+            }),
+          );
+          continue;
+        }
         out.push(await this.track(entry, () => this.settle(entry, port, signal)));
       } catch (err) {
         this.log.warn(

@@ -10,8 +10,9 @@ import { ManualClock, systemClock, type Clock } from '../../src/clock.js';
 import { enforceStoreLimits } from '../../src/daemon/gateway.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
 import { BooksPublisher } from '../../src/services/books/index.js';
+import { CreditService } from '../../src/services/credit.js';
 import { Poller, type MeterReader } from '../../src/services/poller.js';
-import { enqueue, insertReadings, openStore, type PointValue, type Store } from '../../src/store/index.js';
+import { enqueue, insertReadings, openLedgerEntry, openStore, type PointValue, type Store } from '../../src/store/index.js';
 import { OutboxDrain } from '../../src/uplink/drain.js';
 import { MqttSession } from '../../src/uplink/session.js';
 import { eventually, startTestBroker, testMqttSettings, uniqueId, watchTopics, type TestBroker } from '../helpers/broker.js';
@@ -163,6 +164,21 @@ describe('timer-driven writers on a full disk', () => {
     });
     freeSpace();
     expect(books.publishDue()).toEqual(['2026-12-01']);
+  });
+
+  it('CreditService.settleOpen (the gateway’s 60-second timer): an entry it cannot move stays open, settled once space returns', async () => {
+    const { logger, lines } = capture();
+    const store = fullStore('credit', logger, systemClock, (s) =>
+      s.transaction((tx) =>
+        openLedgerEntry(tx, { requestId: 'load-1', channel: 'remote', meterId: 'gone', unit: 'energy', amount: 1250, request: {} }),
+      ),
+    );
+    const credit = new CreditService({ store, clock: systemClock, ports: new Map(), logger });
+    await expect(credit.settleOpen()).resolves.toEqual([]);
+    expect(lines.find((l) => l.msg === 'could not settle yet; will try again')).toMatchObject({ requestId: 'load-1' });
+    expect(store.ledger.open().map((e) => e.requestId)).toEqual(['load-1']);
+    freeSpace();
+    expect((await credit.settleOpen()).map((e) => [e.requestId, e.state])).toEqual([['load-1', 'failed']]);
   });
 
   it('retention and the disk cap (the gateway’s 10-minute timer): logged, not thrown', () => {
