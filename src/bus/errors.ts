@@ -1,3 +1,5 @@
+import { MeterdError } from '../errors.js';
+
 export type BusErrorCode =
   /** No matching reply within the deadline, after every retry. */
   | 'BUS_TIMEOUT'
@@ -15,15 +17,11 @@ export type BusErrorCode =
   | 'PORT_SPEC_INVALID';
 
 /** Every failure the bus raises on purpose: `code` is stable for code and the station, `message` says what to check. */
-export class BusError extends Error {
+export class BusError extends MeterdError<BusErrorCode> {
   override readonly name = 'BusError';
 
-  constructor(
-    readonly code: BusErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(code: BusErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 
   /** A skipped poll: routine under load, so no stack trace (capturing it was most of the cost of skipping). */

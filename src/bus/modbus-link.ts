@@ -16,6 +16,7 @@ import { hangupAwareBinding, resolveSerialPath } from './serial-device.js';
 import { responseTimeoutMs } from './timing.js';
 import { parsePortSpec, type PortSpec } from './transport.js';
 import { describeLine, type LineSettings, type Priority } from './types.js';
+import { MeterdError } from '../errors.js';
 
 const ModbusRTU = ModbusSerial.default;
 type ModbusClient = InstanceType<typeof ModbusRTU>;
@@ -34,7 +35,7 @@ export type ModbusErrorCode =
  * The meter's own refusal (an exception response) or an unusable reply. Never a timeout: a timeout is a
  * `BusError` with code BUS_TIMEOUT, because the two mean different things for a write (refused vs. unknown).
  */
-export class ModbusError extends Error {
+export class ModbusError extends MeterdError<ModbusErrorCode> {
   override readonly name = 'ModbusError';
   readonly unit: number;
   readonly functionCode: number;
@@ -44,12 +45,12 @@ export class ModbusError extends Error {
   readonly exceptionCode: number | undefined;
 
   constructor(
-    readonly code: ModbusErrorCode,
+    code: ModbusErrorCode,
     message: string,
     details: { unit: number; functionCode: number; exception?: ExceptionName; exceptionCode?: number },
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(code, message, options);
     this.unit = details.unit;
     this.functionCode = details.functionCode;
     this.exception = details.exception;

@@ -8,6 +8,7 @@ import { durationProblem, parseDuration } from './duration.js';
 import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 import { configSchema, type secret } from './schema.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
+import { MeterdError } from '../errors.js';
 
 export type BusProtocol = 'dlt645' | 'modbus-rtu' | 'modbus-tcp';
 
@@ -82,11 +83,10 @@ export interface GatewayConfig {
   }[];
 }
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+export class ConfigError extends MeterdError<'CONFIG_INVALID'> {
+  override readonly name = 'ConfigError';
   constructor(readonly issues: SourceIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
-    this.name = 'ConfigError';
+    super('CONFIG_INVALID', issues.map(formatIssue).join('\n'));
   }
 }
 

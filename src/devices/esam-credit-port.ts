@@ -15,6 +15,7 @@ import {
   type Password,
 } from '../../protocols/dlt645/index.js';
 import { realTimers, type Timers } from '../clock.js';
+import { MeterdError } from '../errors.js';
 import type { DeviceProfile } from '../profiles/types.js';
 import type { EncryptionMachine, IdentityData } from './encryption-machine.js';
 import { NO_REPLY, SERR_CODES, walletOf, type CreditLoad, type CreditPort, type LoadOutcome, type LoadRefusalCode } from './credit-port.js';
@@ -36,13 +37,8 @@ export interface EsamCreditPortOptions {
 const MAX_AUTHENTICATIONS = 2;
 
 /** The encryption machine did not give a usable answer: HSM_TIMEOUT (too late) or HSM_FAILED (an error, a bad reply). */
-class HsmFailure extends Error {
-  constructor(
-    readonly code: 'HSM_TIMEOUT' | 'HSM_FAILED',
-    message: string,
-  ) {
-    super(message);
-  }
+class HsmFailure extends MeterdError<'HSM_TIMEOUT' | 'HSM_FAILED'> {
+  override readonly name = 'HsmFailure';
 }
 
 /** The encryption machine's hex, checked here at the edge: a wrong answer is the machine's failure, not the meter's. */

@@ -8,6 +8,7 @@ import { YamlSource, type SourceIssue } from '../config/yaml-source.js';
 import { ProfileError } from './load.js';
 import { lineSchema } from './schema.js';
 import type { LineSettings } from './types.js';
+import { MeterdError } from '../errors.js';
 
 /** Where the shipped encoder profiles live. */
 export const BUILTIN_ENCODER_PROFILES_DIR = join(PACKAGE_ROOT, 'device-profiles', 'encoders');
@@ -140,7 +141,9 @@ export function findProfileFile(idOrPath: string, dirs: readonly string[], what:
 }
 
 /** A profile named by id or path that is not there. */
-export class ProfileFileMissing extends Error {
-  readonly code = 'PROFILE_NOT_FOUND';
+export class ProfileFileMissing extends MeterdError<'PROFILE_NOT_FOUND'> {
   override readonly name = 'ProfileFileMissing';
+  constructor(message: string) {
+    super('PROFILE_NOT_FOUND', message);
+  }
 }

@@ -6,13 +6,13 @@ import { parseDuration } from '../config/duration.js';
 import { formatIssue, YamlSource, type SourceIssue } from '../config/yaml-source.js';
 import { derivedPointSchema, dlt645PointSchema, lineSchema, modbusPointSchema, profileSchema, type RawProfile } from './schema.js';
 import type { DeviceProfile, ModbusPoint, PointGroup, PointSpec, StatusBit } from './types.js';
+import { MeterdError } from '../errors.js';
 
 /** A profile that failed validation: every issue with file and line. */
-export class ProfileError extends Error {
-  readonly code = 'PROFILE_INVALID';
+export class ProfileError extends MeterdError<'PROFILE_INVALID'> {
+  override readonly name = 'ProfileError';
   constructor(readonly issues: SourceIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
-    this.name = 'ProfileError';
+    super('PROFILE_INVALID', issues.map(formatIssue).join('\n'));
   }
 }
 

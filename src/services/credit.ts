@@ -1,5 +1,6 @@
 import { realTimers, wait, type Clock, type Timers } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
+import { MeterdError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import {
   enqueue,
@@ -34,14 +35,17 @@ export interface TopUpResult {
   readonly fresh: boolean;
 }
 
-export class CreditError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'CreditError';
-  }
+export type CreditErrorCode =
+  /** The meter's profile has no credit method (or the method needs what this gateway lacks). */
+  | 'METER_NOT_CREDITABLE'
+  /** Energy given for a money wallet, or money for a kWh wallet. */
+  | 'UNIT_MISMATCH'
+  /** Not positive, or finer than 0.01 kWh / 1 fen. */
+  | 'INVALID_AMOUNT';
+
+/** A load refused before anything reached the meter. */
+export class CreditError extends MeterdError<CreditErrorCode> {
+  override readonly name = 'CreditError';
 }
 
 export interface CreditServiceOptions {

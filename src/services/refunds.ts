@@ -1,4 +1,5 @@
 import { openLedgerEntry, refundedAmount, transitionLedger, type LedgerEntry, type Store } from '../store/index.js';
+import { MeterdError } from '../errors.js';
 
 export type RefundErrorCode =
   /** No ledger entry has the original request id. */
@@ -14,14 +15,8 @@ export type RefundErrorCode =
   /** Amount not a whole positive number of fen / 0.01 kWh, or operator / reason missing. */
   | 'REFUND_INVALID';
 
-export class RefundError extends Error {
+export class RefundError extends MeterdError<RefundErrorCode> {
   override readonly name = 'RefundError';
-  constructor(
-    readonly code: RefundErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface RefundRequest {

@@ -1,3 +1,5 @@
+import { MeterdError } from '../errors.js';
+
 export type StoreErrorCode =
   /** The database file was written by a newer meterd; opening it could corrupt data the newer code relies on. */
   | 'STORE_TOO_NEW'
@@ -17,14 +19,10 @@ export type StoreErrorCode =
   | 'STORE_CLOSED';
 
 /** Every failure the store raises on purpose: `code` is stable, `message` says what to do. */
-export class StoreError extends Error {
+export class StoreError extends MeterdError<StoreErrorCode> {
   override readonly name = 'StoreError';
 
-  constructor(
-    readonly code: StoreErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }

@@ -1,3 +1,5 @@
+import { MeterdError } from '../errors.js';
+
 export type UplinkErrorCode =
   /** A publish or subscribe was attempted while no broker connection is up; the caller retries after `connected`. */
   | 'UPLINK_NOT_CONNECTED'
@@ -15,15 +17,11 @@ export type UplinkErrorCode =
   | 'UPLINK_CLOSED';
 
 /** Every failure the uplink raises on purpose: `code` is stable, `message` says what to check. */
-export class UplinkError extends Error {
+export class UplinkError extends MeterdError<UplinkErrorCode> {
   override readonly name = 'UplinkError';
 
-  constructor(
-    readonly code: UplinkErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(code: UplinkErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }
 

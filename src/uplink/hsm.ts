@@ -1,16 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../log.js';
 import type { EncryptionMachine, IdentityData, RechargeMacInput } from '../devices/encryption-machine.js';
+import { MeterdError } from '../errors.js';
 import type { InboundMessage, MqttSession, Subscription } from './session.js';
 
-export class EncryptionMachineError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EncryptionMachineError';
-  }
+export type EncryptionMachineErrorCode =
+  /** The gateway stopped, or the caller aborted, while the request was out. */
+  | 'HSM_STOPPED'
+  | 'HSM_ABORTED'
+  | 'HSM_TIMEOUT'
+  /** The request could not be published. */
+  | 'HSM_UNREACHABLE'
+  /** The machine answered with an error. */
+  | 'HSM_REFUSED'
+  /** An answer without the bytes it must carry. */
+  | 'HSM_BAD_REPLY';
+
+export class EncryptionMachineError extends MeterdError<EncryptionMachineErrorCode> {
+  override readonly name = 'EncryptionMachineError';
 }
 
 export interface MqttEncryptionMachineOptions {

@@ -1,3 +1,5 @@
+import { MeterdError } from '../../errors.js';
+
 /**
  * Every way a card operation fails on purpose. The first group comes from the encoder and the card
  * (docs/reference/cards.md § The encoder driver contract), the second from meterd's own safety rules, the third from card workflows.
@@ -42,19 +44,14 @@ export interface CardErrorDetails {
 }
 
 /** A card operation that failed: `code` for code and scripts, `message` for the cashier or technician at the counter. */
-export class CardError extends Error {
+export class CardError extends MeterdError<CardErrorCode> {
   override readonly name = 'CardError';
   readonly attemptsLeft?: number;
   readonly addr?: number;
   readonly readerCode?: number;
 
-  constructor(
-    readonly code: CardErrorCode,
-    message: string,
-    details: CardErrorDetails = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(code: CardErrorCode, message: string, details: CardErrorDetails = {}, options?: { cause?: unknown }) {
+    super(code, message, { ...options, ...(Object.keys(details).length > 0 ? { details: { ...details } } : {}) });
     if (details.attemptsLeft !== undefined) this.attemptsLeft = details.attemptsLeft;
     if (details.addr !== undefined) this.addr = details.addr;
     if (details.readerCode !== undefined) this.readerCode = details.readerCode;

@@ -1,3 +1,4 @@
+import { MeterdError } from '../../errors.js';
 import { localParts, zoneOffsetMs } from '../schedule.js';
 
 // The gateway's local days and months: what a period of the books is, and where it starts and ends.
@@ -11,14 +12,8 @@ export type BooksErrorCode =
   /** Publishing a day that has not ended yet in the gateway's time zone. */
   | 'BOOKS_DAY_OPEN';
 
-export class BooksError extends Error {
+export class BooksError extends MeterdError<BooksErrorCode> {
   override readonly name = 'BooksError';
-  constructor(
-    readonly code: BooksErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Checks a 'YYYY-MM-DD' date; returns it unchanged. */
