@@ -1,15 +1,10 @@
-import {
-  decodeCardRequest,
-  encodeCardReply,
-  starReply,
-  stxReply,
-  type CardFamily,
-  type CardReply,
-  type CardRequest,
-  type EncoderAnswer,
-} from './commands.js';
+import { decodeCardRequest, encodeCardReply } from './commands.js';
+import type { CardReply, EncoderAnswer } from './reader-status.js';
+import type { CardFamily, CardRequest } from './requests.js';
 import type { Result } from './result.js';
+import { starReply } from './star-commands.js';
 import { StarDecoder } from './star.js';
+import { stxReply } from './stx-commands.js';
 import { StxDecoder } from './stx.js';
 
 /** One decoded frame of either family: STAR's HEAD/CODE/DATA, or STX's CMD and the bytes after it. */

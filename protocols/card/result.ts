@@ -3,7 +3,7 @@ export type Result<T, E = CardCodecError> = { ok: true; value: T } | { ok: false
 
 /** Every code a card codec function can return, so callers can switch on them exhaustively. */
 export type CardCodecErrorCode =
-  // commands.ts
+  // requests.ts, star-commands.ts, stx-commands.ts
   | 'UNKNOWN_COMMAND'
   | 'BAD_COMMAND_DATA'
   | 'NOT_IN_FAMILY'
