@@ -1,3 +1,7 @@
+// The counter service: card workflows (read, sell, re-issue, service cards) on an encoder, and the books they use.
+export { CardCounter, type CardCounterOptions, type CounterSale } from './counter.js';
+export { GatewayCardCounter, type GatewayCardCounterOptions, type StationCardSale } from './gateway-counter.js';
+export { LedgerCardSales } from './ledger-sales.js';
 export { readCard, readRecordBytes, type CardReading, type CardWriteBack } from './read.js';
 export {
   prepareSale,
@@ -12,5 +16,5 @@ export {
   type SaleRefusalCode,
   type SaleRequest,
 } from './sale.js';
-export { makeCheckCard, makeClearCard, type ServiceCardRequest } from './service.js';
+export { makeCheckCard, makeClearCard, type ServiceCardRequest } from './service-cards.js';
 export { rewriteCard, type RewriteOptions, type RewritePlan } from './write.js';

@@ -1,5 +1,5 @@
 import { readRecord, recordSpan, toHex, type CardKind, type RecordImage } from '../../protocols/card/index.js';
-import { CardError, type CardEncoder } from '../devices/card-encoder.js';
+import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
 import { roleOfCode, type AmountUnit, type CardLayout, type CardRole } from '../profiles/card-layout.js';
 
 /** What the meter last wrote back onto the card (docs/reference/cards.md § What a user card carries). */

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../clock.js';
-import { CardError, type CardEncoder } from '../devices/card-encoder.js';
+import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { USER_ROLES, type AmountUnit, type CardLayout, type CardRole } from '../profiles/card-layout.js';
 import { readCard, type CardReading } from './read.js';

@@ -1,6 +1,5 @@
 import { decodeField, encodeArea, recordSpan, type FieldValue } from '../../protocols/card/index.js';
-import { CardError, type CardEncoder } from '../devices/card-encoder.js';
-import { hexAddr } from '../devices/card/errors.js';
+import { CardError, hexAddr, type CardEncoder } from '../devices/card-encoder/index.js';
 import type { CardAreaName, CardLayout } from '../profiles/card-layout.js';
 import { readRecordBytes } from './read.js';
 

@@ -28,7 +28,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   card: async () => {
     const [{ registerCardCommand }, { LedgerCardSales }, { openStore }, { systemClock }, { join }] = await Promise.all([
       import('./commands/card.js'),
-      import('../services/card-sales.js'),
+      import('../cards/index.js'),
       import('../store/index.js'),
       import('../clock.js'),
       import('node:path'),

@@ -7,7 +7,7 @@ import { systemClock } from '../../src/clock.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { cards, SimulatedEncoder } from '../../src/sim/encoder/index.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { openStore } from '../../src/store/index.js';
 import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';

@@ -8,7 +8,7 @@ import { errorLine } from '../../src/cli/errors.js';
 import { ManualClock } from '../../src/clock.js';
 import type { CreditPort, Wallet } from '../../src/devices/credit-port.js';
 import { Books } from '../../src/services/books/index.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { CreditService } from '../../src/services/credit.js';
 import { recordRefund } from '../../src/services/refunds.js';
 import { insertReadings, openLedgerEntry, openStore, transitionLedger, type Store } from '../../src/store/index.js';

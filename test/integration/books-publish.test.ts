@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { BooksError, BooksPublisher, DAILY_REPORT_TOPIC, schedule } from '../../src/services/books/index.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
 const TZ = 'Asia/Shanghai';

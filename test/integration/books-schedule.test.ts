@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, type Timers } from '../../src/clock.js';
 import { BOOKS_TICK_MS, BooksPublisher } from '../../src/services/books/index.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
 // The publisher's schedule under wall-clock steps: a board that boots at 1970 (no RTC), gets NTP, is stepped back

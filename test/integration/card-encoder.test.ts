@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { toHex, type CardFamily } from '../../protocols/card/index.js';
-import { CardError, SerialCardEncoder, type CardEncoder } from '../../src/devices/card-encoder.js';
+import { CardError, SerialCardEncoder, type CardEncoder } from '../../src/devices/card-encoder/index.js';
 import { loadEncoderProfile, type EncoderProfile } from '../../src/profiles/encoder-profile.js';
 import { cards, SimulatedEncoder, VirtualCpuCard, VirtualSle4442 } from '../../src/sim/encoder/index.js';
 import { createPtyPair, type PtyPair } from '../helpers/pty.js';

@@ -7,7 +7,7 @@ import { registerCardCommand } from '../../src/cli/commands/card.js';
 import { errorLine } from '../../src/cli/errors.js';
 import { systemClock } from '../../src/clock.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { cards, SimulatedEncoder } from '../../src/sim/encoder/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createPtyPair, type PtyPair } from '../helpers/pty.js';

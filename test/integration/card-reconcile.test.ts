@@ -13,7 +13,7 @@ import { Dlt645PointReader } from '../../src/devices/dlt645-points.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
 import { Books, localDate } from '../../src/services/books/index.js';
-import { LedgerCardSales } from '../../src/services/card-sales.js';
+import { LedgerCardSales } from '../../src/cards/index.js';
 import { Poller } from '../../src/services/poller.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { cards, insertIntoMeter, SimulatedEncoder } from '../../src/sim/encoder/index.js';

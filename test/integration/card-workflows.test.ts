@@ -11,7 +11,7 @@ import {
   type SaleRecorder,
 } from '../../src/cards/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { CardError, SerialCardEncoder, type CardEncoder } from '../../src/devices/card-encoder.js';
+import { CardError, SerialCardEncoder, type CardEncoder } from '../../src/devices/card-encoder/index.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
 import { loadEncoderProfile } from '../../src/profiles/encoder-profile.js';
 import { cards, insertIntoMeter, SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';

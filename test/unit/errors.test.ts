@@ -4,7 +4,7 @@ import { BusError, type BusErrorCode } from '../../src/bus/index.js';
 import { ModbusError } from '../../src/bus/modbus-link.js';
 import { CliError, errorLine, usageError } from '../../src/cli/errors.js';
 import { ConfigError } from '../../src/config/index.js';
-import { CardError, type CardErrorCode } from '../../src/devices/card-encoder.js';
+import { CardError, type CardErrorCode } from '../../src/devices/card-encoder/index.js';
 import { MeterError } from '../../src/devices/errors.js';
 import { isMeterdError, MeterdError } from '../../src/errors.js';
 import { ProfileFileMissing } from '../../src/profiles/encoder-profile.js';

@@ -1,22 +1,13 @@
 import type { Command } from 'commander';
 import { fromHex } from '../../../protocols/card/index.js';
-import {
-  makeCheckCard,
-  makeClearCard,
-  readCard,
-  reissueCard,
-  sellCard,
-  type CardReading,
-  type SaleBooks,
-  type SaleRecorder,
-} from '../../cards/index.js';
+import { CardCounter, type CardReading, type SaleBooks, type SaleRecorder } from '../../cards/index.js';
 import type { Clock } from '../../clock.js';
-import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder.js';
+import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder/index.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
 import { parseKwhText, parseYuanText } from '../../values/index.js';
-import { CliError, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 
 /** What `meterd card` needs from the rest of meterd: the books (the ledger owner supplies them), and optional context. */
 export interface CardCommandDeps {
@@ -48,6 +39,12 @@ interface CommonOptions {
  * it; every failure is one line with its typed code (NO_CARD, PURCHASE_PENDING, PSC_REJECTED, …).
  */
 export function registerCardCommand(program: Command, io: { out: (line: string) => void }, deps: CardCommandDeps): Command {
+  const counter = new CardCounter({
+    recorder: deps.recorder,
+    books: deps.books,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  });
   const card = program
     .command('card')
     .description("the counter's IC-card encoder: read a customer's card, sell energy onto it, re-issue, make check and clear cards")
@@ -80,7 +77,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .addHelpText('after', '\nExample:\n  meterd card read --port /dev/ttyUSB0 --json\n')
     .action(async (opts: CommonOptions & { json?: boolean }) => {
       await withEncoder(opts, deps, async (encoder, layout) => {
-        const reading = await readCard(encoder, layout);
+        const reading = await counter.read(encoder, layout);
         if (opts.json) io.out(JSON.stringify(readingJson(reading)));
         else for (const line of describeReading(reading, layout)) io.out(line);
       });
@@ -103,14 +100,13 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
         const amount = amountOption(opts, layout.amountUnit);
-        const last = await deps.books.lastSale(meterNumber);
-        const sale = await sellCard(
-          encoder,
-          layout,
-          { meterNumber, booksCount: last?.count ?? 0, amount, operator: opts.operator, psc, ...(opts.force ? { forcePsc: true } : {}) },
-          deps.recorder,
-          { ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.logger ? { logger: deps.logger } : {}) },
-        );
+        const sale = await counter.sell(encoder, layout, {
+          meterNumber,
+          amount,
+          operator: opts.operator,
+          psc,
+          ...(opts.force ? { forcePsc: true } : {}),
+        });
         io.out(
           `sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator}`,
         );
@@ -127,10 +123,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .action(async (opts: CommonOptions & { meter: string }) => {
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
-        const last = await deps.books.lastSale(meterNumber);
-        if (!last)
-          throw new CliError('NOTHING_TO_REISSUE', `the books have no card sale for meter ${meterNumber}; there is nothing to re-issue`);
-        const r = await reissueCard(encoder, layout, { meterNumber, lastSale: last, psc, ...(opts.force ? { forcePsc: true } : {}) });
+        const r = await counter.reissue(encoder, layout, { meterNumber, psc, ...(opts.force ? { forcePsc: true } : {}) });
         io.out(
           `re-issued purchase ${r.count} (${formatAmount(r.amount, layout.amountUnit)}) for meter ${meterNumber}; not a new sale, nothing recorded`,
         );
@@ -146,7 +139,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .addHelpText('after', '\nExample:\n  meterd card check --port /dev/ttyUSB0 --any-meter\n')
     .action(async (opts: CommonOptions & { anyMeter?: boolean }) => {
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
-        const r = await makeCheckCard(encoder, layout, {
+        const r = await counter.makeCheckCard(encoder, layout, {
           psc,
           ...(opts.force ? { forcePsc: true } : {}),
           ...(opts.anyMeter ? { anyMeter: true } : {}),
@@ -164,7 +157,12 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .action(async (opts: CommonOptions & { meter: string; yes?: boolean }) => {
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
-        await makeClearCard(encoder, layout, { psc, meterNumber, confirm: opts.yes === true, ...(opts.force ? { forcePsc: true } : {}) });
+        await counter.makeClearCard(encoder, layout, {
+          psc,
+          meterNumber,
+          confirm: opts.yes === true,
+          ...(opts.force ? { forcePsc: true } : {}),
+        });
         io.out(`clear card ready for meter ${meterNumber}: inserting it erases that meter's balance`);
       });
     });

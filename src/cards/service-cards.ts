@@ -1,4 +1,4 @@
-import { CardError, type CardEncoder } from '../devices/card-encoder.js';
+import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
 import { USER_ROLES, type CardLayout } from '../profiles/card-layout.js';
 import { readCard, type CardReading } from './read.js';
 import { rewriteCard } from './write.js';

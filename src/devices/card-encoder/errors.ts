@@ -1,8 +1,10 @@
+import { hexByte } from '../../../protocols/card/index.js';
 import { MeterdError } from '../../errors.js';
 
 /**
  * Every way a card operation fails on purpose. The first group comes from the encoder and the card
- * (docs/reference/cards.md § The encoder driver contract), the second from meterd's own safety rules, the third from card workflows.
+ * (docs/reference/cards.md § The encoder driver contract), the second from meterd's own safety rules, the third from card workflows, the
+ * fourth from the gateway's configuration of its counter.
  */
 export type CardErrorCode =
   // encoder and card
@@ -32,7 +34,13 @@ export type CardErrorCode =
   | 'VALUE_INVALID'
   | 'OPERATOR_MISSING'
   | 'CARD_SWAPPED'
-  | 'SALE_NOT_RECORDED';
+  | 'SALE_NOT_RECORDED'
+  | 'NOTHING_TO_REISSUE'
+  // the counter as the gateway runs it: a station request the gateway config cannot serve
+  | 'UNKNOWN_ENCODER'
+  | 'CONFIG_INVALID'
+  | 'NOT_A_CARD_METER'
+  | 'UNIT_MISMATCH';
 
 export interface CardErrorDetails {
   /** PSC_REJECTED, PSC_ATTEMPTS_LOW: what the error counter says now. */
@@ -63,4 +71,4 @@ export function isCardError(err: unknown, code?: CardErrorCode): err is CardErro
 }
 
 /** 41H: card addresses as technicians read them in layouts and data sheets. */
-export const hexAddr = (n: number): string => `${n.toString(16).toUpperCase().padStart(2, '0')}H`;
+export const hexAddr = hexByte;

@@ -1,4 +1,4 @@
-import type { CardSale, SaleBooks, SaleRecorder } from '../cards/sale.js';
+import type { CardSale, SaleBooks, SaleRecorder } from './sale.js';
 import { openLedgerEntry, transitionLedger, type Store } from '../store/index.js';
 
 /**

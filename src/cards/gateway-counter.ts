@@ -1,0 +1,86 @@
+import { fromHex } from '../../protocols/card/index.js';
+import type { GatewayConfig } from '../config/index.js';
+import { CardError, type CardEncoder, SerialCardEncoder } from '../devices/card-encoder/index.js';
+import { silentLogger, type Logger } from '../log.js';
+import { BUILTIN_CARD_LAYOUTS_DIR, type CardLayout, loadCardLayout } from '../profiles/card-layout.js';
+import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../profiles/encoder-profile.js';
+import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
+import { CardCounter } from './counter.js';
+import type { CardReading } from './read.js';
+import type { CardSale, SaleBooks, SaleRecorder } from './sale.js';
+
+export interface GatewayCardCounterOptions {
+  /** The encoders of the gateway config; the first is the default. */
+  readonly encoders: GatewayConfig['encoders'];
+  /** The meters of the gateway config: a card meter is one with a DL/T 645 meter number (its address). */
+  readonly meters: readonly { readonly id: string; readonly address?: string }[];
+  readonly books: SaleRecorder & SaleBooks;
+  readonly logger?: Logger;
+}
+
+/** A card sale as the station asks for it: meter by config id, energy in kWh or money in fen, whichever the layout carries. */
+export interface StationCardSale {
+  readonly meter: string;
+  readonly encoder?: string;
+  readonly energyKwh?: number;
+  readonly amountFen?: number;
+  readonly operator: string;
+}
+
+/**
+ * The counter as the gateway runs it for the station (card-read and card-sell over MQTT): the encoder is named by its
+ * id in the gateway config and opened for each operation only, so a technician can still use it with `meterd card`.
+ * A request the config cannot serve is a CardError: UNKNOWN_ENCODER, CONFIG_INVALID (the encoder's PSC),
+ * NOT_A_CARD_METER, UNIT_MISMATCH (energy for a money layout or the reverse).
+ */
+export class GatewayCardCounter {
+  readonly #opts: GatewayCardCounterOptions;
+  readonly #counter: CardCounter;
+
+  constructor(opts: GatewayCardCounterOptions) {
+    this.#opts = opts;
+    this.#counter = new CardCounter({ recorder: opts.books, books: opts.books, ...(opts.logger ? { logger: opts.logger } : {}) });
+  }
+
+  read(encoderId: string | undefined): Promise<CardReading> {
+    return this.#withEncoder(encoderId, (encoder, layout) => this.#counter.read(encoder, layout));
+  }
+
+  sell(request: StationCardSale): Promise<CardSale> {
+    const meterNumber = this.#opts.meters.find((m) => m.id === request.meter)?.address;
+    if (!meterNumber) throw new CardError('NOT_A_CARD_METER', `meter ${request.meter} has no DL/T 645 meter number to sell cards for`);
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) => {
+      const unit = layout.amountUnit;
+      // The station's numbers were checked at the MQTT edge; what is left is whether they are in the layout's unit.
+      const amount = unit === '0.01kWh' ? centiKwhFromNumber(request.energyKwh) : fenFromNumber(request.amountFen);
+      if (!amount.ok)
+        throw new CardError(
+          'UNIT_MISMATCH',
+          `this card layout carries ${unit === 'fen' ? 'money: give amountFen' : 'energy: give energyKwh'}`,
+        );
+      return this.#counter.sell(encoder, layout, { meterNumber, amount: amount.value, operator: request.operator, psc });
+    });
+  }
+
+  async #withEncoder<T>(id: string | undefined, fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<T>): Promise<T> {
+    const { encoders } = this.#opts;
+    const cfg = id === undefined ? encoders[0] : encoders.find((e) => e.id === id);
+    if (!cfg)
+      throw new CardError('UNKNOWN_ENCODER', id ? `no encoder "${id}" in the gateway config` : 'the gateway config has no encoders');
+    const layout = loadCardLayout(cfg.layout, [BUILTIN_CARD_LAYOUTS_DIR]);
+    const psc = cfg.psc === undefined ? layout.psc : fromHex(cfg.psc);
+    if (psc?.length !== 3) throw new CardError('CONFIG_INVALID', `encoder ${cfg.id}: psc must be 6 hex digits`);
+    const encoder = new SerialCardEncoder({
+      id: cfg.id,
+      port: cfg.port,
+      profile: loadEncoderProfile(cfg.profile, [BUILTIN_ENCODER_PROFILES_DIR]),
+      logger: this.#opts.logger ?? silentLogger,
+    });
+    await encoder.open();
+    try {
+      return await fn(encoder, layout, psc);
+    } finally {
+      await encoder.close();
+    }
+  }
+}
