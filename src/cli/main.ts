@@ -47,7 +47,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
   report: async () => (await import('./commands/report.js')).registerReportCommand,
-  ledger: async () => (await import('./commands/topup.js')).registerLedgerCommand,
+  ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
 };
 
 /**

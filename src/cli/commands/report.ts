@@ -2,8 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { systemClock, type Clock } from '../../clock.js';
-import { ConfigError, loadGatewayConfig, type GatewayConfig } from '../../config/index.js';
-import { formatIssue } from '../../config/yaml-source.js';
+import type { GatewayConfig } from '../../config/index.js';
 import {
   Books,
   BooksError,
@@ -22,6 +21,7 @@ import {
   type BooksSum,
 } from '../../services/books/index.js';
 import { openStore } from '../../store/index.js';
+import { loadConfigFile } from '../config-file.js';
 import { CliError, usageError } from '../errors.js';
 
 export interface ReportCommandDeps {
@@ -78,7 +78,7 @@ applied once the meter's purchase counter has reached the card's count; until th
 The daemon publishes each closed day on reports/daily at 00:05.`,
     )
     .action((opts: CommonOptions & { date?: string }) => {
-      const config = loadConfig(opts.config);
+      const config = loadConfigFile(opts.config);
       const date = opts.date === undefined ? localDate(clock.now(), config.gateway.timeZone) : checked(() => parseBooksDate(opts.date!));
       print(io, run(config, clock, { kind: 'daily', date }, opts.operator), opts.format);
     });
@@ -91,7 +91,7 @@ The daemon publishes each closed day on reports/daily at 00:05.`,
   )
     .addHelpText('after', '\nExample:\n  meterd report monthly --month 2026-11 --format json -c /etc/meterd/meterd.yaml\n')
     .action((opts: CommonOptions & { month?: string }) => {
-      const config = loadConfig(opts.config);
+      const config = loadConfigFile(opts.config);
       const month =
         opts.month === undefined
           ? localDate(clock.now(), config.gateway.timeZone).slice(0, 7)
@@ -118,15 +118,6 @@ function run(config: GatewayConfig, clock: Clock, period: BooksPeriod, operator:
 function print(io: { out: (line: string) => void }, r: BooksReport, format: Format): void {
   const lines = format === 'json' ? [JSON.stringify(reportJson(r), null, 2)] : format === 'csv' ? reportCsv(r) : reportTable(r);
   for (const line of lines) io.out(line);
-}
-
-function loadConfig(path: string): GatewayConfig {
-  try {
-    return loadGatewayConfig(path);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError('CONFIG_INVALID', err.issues.map(formatIssue).join('\n'));
-    throw err;
-  }
 }
 
 function checked<T>(fn: () => T): T {
