@@ -1,18 +1,18 @@
 import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
+import { MeterdError } from '../errors.js';
 
 /** Kernel file systems: nothing written there survives, and `mkdir -p` under /proc never returns on Linux. */
 const PSEUDO_FILE_SYSTEMS = ['/proc', '/sys', '/dev'] as const;
 
 /** `gateway.dataDir` cannot hold the database: the one line `meterd run` (and every command that opens it) prints. */
-export class DataDirError extends Error {
-  readonly code = 'DATA_DIR_UNUSABLE';
+export class DataDirError extends MeterdError<'DATA_DIR_UNUSABLE'> {
+  override readonly name = 'DataDirError';
   constructor(
     readonly path: string,
     problem: string,
   ) {
-    super(`gateway.dataDir ${path} ${problem}`);
-    this.name = 'DataDirError';
+    super('DATA_DIR_UNUSABLE', `gateway.dataDir ${path} ${problem}`);
   }
 }
 

@@ -3,6 +3,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { BusError, type BusErrorCode } from '../../src/bus/index.js';
 import { ModbusError } from '../../src/bus/modbus-link.js';
 import { CliError, errorLine, usageError } from '../../src/cli/errors.js';
+import { DataDirError } from '../../src/config/data-dir.js';
 import { ConfigError } from '../../src/config/index.js';
 import { CardError, type CardErrorCode } from '../../src/devices/card-encoder/index.js';
 import { MeterError } from '../../src/devices/errors.js';
@@ -47,6 +48,7 @@ describe('every meterd error has one shape: a typed code, a message, optional de
     ['RefundError', new RefundError('REFUND_INVALID', 'no reason'), 'REFUND_INVALID'],
     ['BooksError', new BooksError('BOOKS_DAY_OPEN', 'not over'), 'BOOKS_DAY_OPEN'],
     ['EncryptionMachineError', new EncryptionMachineError('HSM_TIMEOUT', 'late'), 'HSM_TIMEOUT'],
+    ['DataDirError', new DataDirError('/proc/x', 'is under /proc'), 'DATA_DIR_UNUSABLE'],
   ] as const)('%s is a MeterdError with its own name and code', (name, err, code) => {
     expect(err).toBeInstanceOf(MeterdError);
     expect(err).toBeInstanceOf(Error);
