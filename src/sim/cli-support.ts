@@ -1,5 +1,6 @@
 import { SerialPort, type SerialPortOpenOptions } from 'serialport';
 import { hangupAwareBinding } from '../bus/serial-device.js';
+import { MeterdError } from '../errors.js';
 
 /**
  * What the three simulator commands (`meterd sim dlt645`, `sim modbus`, `sim encoder`) have in common: where they
@@ -8,10 +9,12 @@ import { hangupAwareBinding } from '../bus/serial-device.js';
  */
 
 /** A refusal of a simulator's flags: printed as one line, exit code 2 (bad usage). */
-export class SimUsageError extends Error {
+export class SimUsageError extends MeterdError<'SIM_USAGE'> {
   override readonly name = 'SimUsageError';
-  readonly code = 'SIM_USAGE';
   readonly exitCode = 2;
+  constructor(message: string) {
+    super('SIM_USAGE', message);
+  }
 }
 
 /** The listening flags every simulator takes. */

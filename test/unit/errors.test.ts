@@ -13,6 +13,7 @@ import { ProfileError } from '../../src/profiles/load.js';
 import { BooksError } from '../../src/services/books/index.js';
 import { CreditError } from '../../src/services/credit.js';
 import { RefundError } from '../../src/services/refunds.js';
+import { SimUsageError } from '../../src/sim/cli-support.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/index.js';
 import { EncryptionMachineError } from '../../src/uplink/hsm.js';
 import { UplinkError } from '../../src/uplink/index.js';
@@ -49,6 +50,7 @@ describe('every meterd error has one shape: a typed code, a message, optional de
     ['BooksError', new BooksError('BOOKS_DAY_OPEN', 'not over'), 'BOOKS_DAY_OPEN'],
     ['EncryptionMachineError', new EncryptionMachineError('HSM_TIMEOUT', 'late'), 'HSM_TIMEOUT'],
     ['DataDirError', new DataDirError('/proc/x', 'is under /proc'), 'DATA_DIR_UNUSABLE'],
+    ['SimUsageError', new SimUsageError('give --pty or --tcp'), 'SIM_USAGE'],
   ] as const)('%s is a MeterdError with its own name and code', (name, err, code) => {
     expect(err).toBeInstanceOf(MeterdError);
     expect(err).toBeInstanceOf(Error);
