@@ -65,6 +65,7 @@ async function connect(store: Store): Promise<{ session: MqttSession; drain: Out
       reconnectMaxDelayMs: 30_000,
       protocolVersion,
       inflight: INFLIGHT,
+      deadLetterAfter: 5,
     },
     gatewayId: `bench-${process.pid}`,
     birth: () => ({ version: 'bench', startedAt: new Date().toISOString(), buses: [] }),

@@ -52,6 +52,8 @@ export interface GatewayConfig {
     readonly inflight: number;
     /** Reconnect delays double up to this (then ±20 % jitter, so a fleet does not reconnect in step). */
     readonly reconnectMaxDelayMs: number;
+    /** Refusals by the broker after which a message moves to the dead letters. */
+    readonly deadLetterAfter: number;
   };
   readonly buses: readonly BusConfig[];
   readonly meters: readonly MeterConfig[];
@@ -362,6 +364,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       protocolVersion: raw.mqtt.protocolVersion,
       inflight: raw.mqtt.inflight,
       reconnectMaxDelayMs: reconnectMaxDelayMs(),
+      deadLetterAfter: raw.mqtt.deadLetterAfter,
     },
     buses,
     meters,

@@ -97,6 +97,8 @@ export const configSchema = z.strictObject({
      * back at most about this long after the broker.
      */
     reconnectMaxDelay: duration.default('30s'),
+    /** Refusals by the broker after which a message moves to the dead letters, so it holds nothing up. */
+    deadLetterAfter: z.number().int().min(1).max(100).default(5),
   }),
   buses: z.array(busSchema).default([]),
   meters: z.array(meterSchema).default([]),

@@ -20,7 +20,7 @@ import { enqueue, openStore, type Store } from '../store/index.js';
 import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
 import { MqttEncryptionMachine } from '../uplink/hsm.js';
 import { MqttSession } from '../uplink/session.js';
-import type { BusStatus } from '../uplink/status.js';
+import type { BusStatus, GatewayHealth } from '../uplink/status.js';
 import { VERSION } from './version.js';
 
 /** What `meterd run` (and the demo's status line) can see of a running gateway. */
@@ -101,7 +101,13 @@ async function composeGateway(
     gatewayId: config.gateway.id,
     logger: log,
     clock,
-    birth: () => ({ version: VERSION, startedAt, buses: buses.map((b) => busStatus(b)), storage: store.storage }),
+    birth: () => ({
+      version: VERSION,
+      startedAt,
+      buses: buses.map((b) => busStatus(b)),
+      storage: store.storage,
+      health: gatewayHealth(store, log),
+    }),
   });
   // The retained status says `storage: full` while the disk is full, and `ok` again once a commit succeeds.
   const stopWatchingStorage = store.onStorageChange(() => session.refreshStatus());
@@ -127,7 +133,16 @@ async function composeGateway(
     meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: new Set(m.profile.points.keys()) });
   }
 
-  const drain = new OutboxDrain({ outbox: store.outbox, session, inflight: config.mqtt.inflight, logger: log, clock });
+  const drain = new OutboxDrain({
+    outbox: store.outbox,
+    session,
+    inflight: config.mqtt.inflight,
+    deadLetterAfter: config.mqtt.deadLetterAfter,
+    // The retained status counts the dead letters, so the station sees at once that messages were refused for good.
+    onDeadLetter: () => session.refreshStatus(),
+    logger: log,
+    clock,
+  });
   const poller = new Poller({
     targets,
     store,
@@ -245,6 +260,13 @@ async function composeGateway(
   await router.start();
   opened.push({ what: 'books', close: () => books.stop() });
   books.start();
+  const health = gatewayHealth(store, log);
+  if (health !== undefined && health.deadLetters > 0) {
+    log.warn(
+      { deadLetters: health.deadLetters },
+      'the store holds messages the broker refused for good (dead letters): check the broker ACL and message size limit',
+    );
+  }
   log.info(
     {
       version: VERSION,
@@ -290,6 +312,16 @@ async function composeGateway(
         log.info('gateway stopped');
       })()),
   };
+}
+
+/** The store's dead letters for the retained status; a store that cannot say is logged and left out. */
+function gatewayHealth(store: Store, log: Logger): GatewayHealth | undefined {
+  try {
+    return { deadLetters: store.deadLetters.count() };
+  } catch (err) {
+    log.error({ err }, 'cannot count the dead letters for the gateway status');
+    return undefined;
+  }
 }
 
 function busStatus(b: OpenedBus): BusStatus {

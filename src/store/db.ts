@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
 import { Connection, Tx } from './connection.js';
+import { DeadLetters } from './dead-letters.js';
 import { StoreError } from './errors.js';
 import { MeterStates } from './meter-state.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -165,6 +166,8 @@ export class Store {
   readonly meterStates: MeterStates;
   /** The credit ledger. */
   readonly ledger: Ledger;
+  /** Messages the broker refused for ever, out of the outbox. */
+  readonly deadLetters: DeadLetters;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -189,6 +192,7 @@ export class Store {
     this.outbox = new OutboxQueue(connection);
     this.meterStates = new MeterStates(connection);
     this.ledger = new Ledger(connection);
+    this.deadLetters = new DeadLetters(connection);
   }
 
   get path(): string {

@@ -24,6 +24,7 @@ export {
   type PeekOptions,
   type OutboxCounts,
 } from './outbox.js';
+export { DeadLetters, type DeadLetter, type RefusalOutcome } from './dead-letters.js';
 export { upsertMeterState, MeterStates, type MeterStatePatch } from './meter-state.js';
 export type { LimitsResult } from './retention.js';
 export * from './types.js';

@@ -145,12 +145,40 @@ CREATE TABLE published_reports (
 ) STRICT, WITHOUT ROWID;
 `;
 
+const V5_DEAD_LETTERS = `
+-- How often the broker refused a message (an MQTT 5 PUBACK reason code of 0x80 or more, or the connection closed while
+-- the message was alone in flight), and why the last time. Reset never: a row that reaches mqtt.deadLetterAfter moves.
+ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+
+-- Messages the broker refused for ever, moved out of the outbox so they hold nothing up. Kept as they were queued, so
+-- an operator can read why and queue one again once the broker's ACL or size limit is fixed.
+CREATE TABLE dead_letters (
+  id               INTEGER PRIMARY KEY,
+  outbox_id        INTEGER NOT NULL,
+  topic            TEXT    NOT NULL,
+  class            TEXT    NOT NULL,
+  qos              INTEGER NOT NULL,
+  retain           INTEGER NOT NULL,
+  payload          TEXT    NOT NULL,
+  created_at       INTEGER NOT NULL,
+  bytes            INTEGER NOT NULL,
+  response_topic   TEXT,
+  correlation_data BLOB,
+  attempts         INTEGER NOT NULL,
+  last_error       TEXT    NOT NULL,
+  dead_at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX dead_letters_by_time ON dead_letters (dead_at);
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
   { version: 3, name: 'station commands, reply routing in the outbox', up: V3_COMMANDS },
   { version: 4, name: 'published books reports', up: V4_BOOKS },
+  { version: 5, name: 'outbox refusals and dead letters', up: V5_DEAD_LETTERS },
 ];
 
 export interface MigrationResult {

@@ -1,4 +1,5 @@
 import type { Connection, Tx } from './connection.js';
+import { recordRefusal, type RefusalOutcome } from './dead-letters.js';
 import { StoreError } from './errors.js';
 import { OUTBOX_CLASSES, type OutboxClass, type OutboxMessage, type Qos } from './types.js';
 
@@ -47,6 +48,10 @@ export interface PeekOptions {
   readonly limit: number;
   /** Ids already in flight (published, waiting for PUBACK), so the same message is not handed out twice. */
   readonly excludeIds?: readonly number[];
+  /** Relative topics whose messages wait (a message of the topic was refused and waits to go again). */
+  readonly excludeTopics?: readonly string[];
+  /** Response topics whose replies wait, likewise. */
+  readonly excludeResponseTopics?: readonly string[];
 }
 
 export interface OutboxCounts {
@@ -143,18 +148,48 @@ export function enqueue(tx: Tx, entry: OutboxEntry): Enqueued {
 export class OutboxQueue {
   constructor(private readonly connection: Connection) {}
 
-  /** The oldest messages (by id, which is enqueue order), skipping those in flight. */
+  /** The oldest messages (by id, which is enqueue order), skipping those in flight and those of waiting topics. */
   peek(options: PeekOptions): OutboxDelivery[] {
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new TypeError('limit is not a positive integer');
-    const rows =
-      options.excludeIds === undefined || options.excludeIds.length === 0
-        ? this.connection.statement<[number], MessageRow>(`SELECT ${COLUMNS} FROM outbox ORDER BY id LIMIT ?`).all(options.limit)
-        : this.connection
-            .statement<[string, number], MessageRow>(
-              `SELECT ${COLUMNS} FROM outbox WHERE id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
-            )
-            .all(JSON.stringify(options.excludeIds), options.limit);
+    const ids = options.excludeIds ?? [];
+    const topics = options.excludeTopics ?? [];
+    const responseTopics = options.excludeResponseTopics ?? [];
+    let rows: MessageRow[];
+    if (topics.length === 0 && responseTopics.length === 0) {
+      rows =
+        ids.length === 0
+          ? this.connection.statement<[number], MessageRow>(`SELECT ${COLUMNS} FROM outbox ORDER BY id LIMIT ?`).all(options.limit)
+          : this.connection
+              .statement<[string, number], MessageRow>(
+                `SELECT ${COLUMNS} FROM outbox WHERE id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
+              )
+              .all(JSON.stringify(ids), options.limit);
+    } else {
+      rows = this.connection
+        .statement<[string, string, string, number], MessageRow>(
+          `SELECT ${COLUMNS} FROM outbox WHERE id NOT IN (SELECT value FROM json_each(?))
+             AND NOT (response_topic IS NULL AND topic IN (SELECT value FROM json_each(?)))
+             AND NOT (response_topic IS NOT NULL AND response_topic IN (SELECT value FROM json_each(?)))
+           ORDER BY id LIMIT ?`,
+        )
+        .all(JSON.stringify(ids), JSON.stringify(topics), JSON.stringify(responseTopics), options.limit);
+    }
     return rows.map(toMessage);
+  }
+
+  /** One message by id, or undefined when it is gone (acknowledged, superseded, pruned, dead-lettered). */
+  find(id: number): OutboxDelivery | undefined {
+    const row = this.connection.statement<[number], MessageRow>(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`).get(id);
+    return row === undefined ? undefined : toMessage(row);
+  }
+
+  /**
+   * The broker refused message `id` (`reason` says how): counts the refusal and, at the `deadAfter`-th (at once when
+   * `permanent`), moves the message to the dead letters in the same commit. Undefined when the message is gone.
+   */
+  refused(id: number, reason: string, options: { readonly deadAfter: number; readonly permanent?: boolean }): RefusalOutcome | undefined {
+    if (!Number.isSafeInteger(options.deadAfter) || options.deadAfter < 1) throw new TypeError('deadAfter is not a positive integer');
+    return recordRefusal(this.connection, id, reason, options);
   }
 
   /**

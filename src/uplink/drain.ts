@@ -14,10 +14,26 @@ export interface OutboxDrainOptions {
   readonly inflight?: number;
   /** How often to look for rows nobody notified about (e.g. written by the CLI). Default 2000 ms. */
   readonly pollIntervalMs?: number;
-  /** Pause before retrying after the broker refused a message. Default 1 s doubling to 60 s. */
+  /**
+   * Pause before a refused message goes again (only its topic waits): the first after one refusal, doubling with each
+   * further one. Default 1 s doubling to 60 s, ±20 %.
+   */
   readonly retryBackoff?: BackoffOptions;
+  /** Refusals after which a message moves to the dead letters (`config.mqtt.deadLetterAfter`). Default 5. */
+  readonly deadLetterAfter?: number;
+  /** Told after a message moved to the dead letters, with how many the store now holds (gateway health). */
+  readonly onDeadLetter?: (event: DeadLetterEvent) => void;
   readonly logger?: Logger;
   readonly clock?: Clock;
+}
+
+export interface DeadLetterEvent {
+  /** The message's outbox id and relative topic (or the response topic it was to go to). */
+  readonly id: number;
+  readonly topic: string;
+  readonly reason: string;
+  /** Dead letters the store holds now. */
+  readonly total: number;
 }
 
 export interface DrainError {
@@ -37,15 +53,28 @@ export interface DrainStats {
   readonly inFlight: number;
   readonly connected: boolean;
   readonly lastError: DrainError | null;
+  /** Messages moved to the dead letters since start. */
+  readonly deadLettered: number;
+  /** Topics whose messages wait for a refused one to go again. */
+  readonly waitingTopics: number;
 }
 
 const DEFAULT_INFLIGHT = 32;
+const DEFAULT_DEAD_LETTER_AFTER = 5;
 const DEFAULT_POLL_MS = 2_000;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /** Rows read per outbox read, in windows. */
 const READ_AHEAD_WINDOWS = 4;
 /** Deleting acknowledged rows is one commit; batch them, and flush whenever the drain catches up. */
 const ACK_BATCH = 256;
+
+/** Where a row goes: its relative topic, or the absolute response topic of a reply; the unit a refusal holds back. */
+type Destination = { readonly kind: 'topic' | 'response'; readonly topic: string };
+
+interface InFlight {
+  readonly generation: number;
+  readonly row: OutboxDelivery;
+}
 
 /**
  * Publishes the outbox, oldest first, and deletes each row after its PUBACK: the only code that sends outbox rows.
@@ -54,7 +83,14 @@ const ACK_BATCH = 256;
  * order. When the connection drops, everything in flight is forgotten (the session rejects it) and, after the
  * reconnect, the drain reads the outbox again from its oldest row: unacknowledged messages go again in id order.
  * A message may arrive twice (the station de-duplicates by `seq`); none is lost or overtaken by a later one of its
- * topic.
+ * topic that was not already in flight.
+ *
+ * A message the broker refuses (an MQTT 5 PUBACK reason code of 0x80 or more: not authorised, too large, …) holds
+ * back only its own topic: the topic's later messages wait while it pauses (1 s, 2 s, 4 s …) and goes again, and every
+ * other topic keeps flowing. After `deadLetterAfter` refusals it moves to the store's dead letters and its topic flows
+ * again. MQTT 3.1.1 has no refusal: a broker that objects closes the connection (Mosquitto acknowledges and drops the
+ * message instead, which nobody can see). So after a connection loss with messages in flight, the oldest of them goes
+ * alone on the next connection; a loss while it is alone counts as one refusal of it, and its acknowledgement clears it.
  *
  * ```ts
  * const drain = new OutboxDrain({ outbox: store.outbox, session, inflight: config.mqtt.inflight, logger });
@@ -69,11 +105,17 @@ export class OutboxDrain {
   readonly #session: MqttSession;
   readonly #window: number;
   readonly #pollIntervalMs: number;
-  readonly #retry: ReconnectBackoff;
+  readonly #retryOptions: BackoffOptions;
+  readonly #deadLetterAfter: number;
+  readonly #onDeadLetter: ((event: DeadLetterEvent) => void) | undefined;
   readonly #log: Logger;
   readonly #clock: Clock;
-  /** Row id → the connection generation it was published on. */
-  readonly #inFlight = new Map<number, number>();
+  /** Row id → the row and the connection generation it was published on. */
+  readonly #inFlight = new Map<number, InFlight>();
+  /** Destinations held back after a refusal (key from destinationKey) → the timer that lets them go again. */
+  readonly #waiting = new Map<string, { readonly destination: Destination; readonly timer: NodeJS.Timeout }>();
+  /** After a connection loss with messages in flight: the oldest of them, sent alone before anything else. */
+  #suspect: number | undefined;
   /** Acknowledged ids not yet deleted; deleted in one statement per batch. */
   #acks: number[] = [];
   /**
@@ -89,12 +131,10 @@ export class OutboxDrain {
   #generation = 0;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #pumpQueued = false;
-  /** After a refusal: send nothing new until the window is empty and the retry delay is over. */
-  #held = false;
-  #retryTimer: NodeJS.Timeout | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #published = 0;
   #acked = 0;
+  #deadLettered = 0;
   #lastError: DrainError | null = null;
   #onEmpty: (() => void) | undefined;
 
@@ -107,7 +147,13 @@ export class OutboxDrain {
     this.#session = options.session;
     this.#window = window;
     this.#pollIntervalMs = poll;
-    this.#retry = new ReconnectBackoff(options.retryBackoff);
+    // Checked here, so a bad option fails at construction rather than at the first refusal.
+    new ReconnectBackoff(options.retryBackoff);
+    this.#retryOptions = options.retryBackoff ?? {};
+    const deadAfter = options.deadLetterAfter ?? DEFAULT_DEAD_LETTER_AFTER;
+    if (!Number.isSafeInteger(deadAfter) || deadAfter < 1) throw new TypeError('deadLetterAfter is not a positive integer');
+    this.#deadLetterAfter = deadAfter;
+    this.#onDeadLetter = options.onDeadLetter;
     this.#log = (options.logger ?? silentLogger).child({ component: 'uplink', part: 'drain' });
     this.#clock = options.clock ?? systemClock;
   }
@@ -148,6 +194,8 @@ export class OutboxDrain {
       inFlight: this.#inFlight.size,
       connected: this.#session.connected,
       lastError: this.#lastError,
+      deadLettered: this.#deadLettered,
+      waitingTopics: this.#waiting.size,
     };
   }
 
@@ -159,7 +207,8 @@ export class OutboxDrain {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
     clearInterval(this.#pollTimer);
-    clearTimeout(this.#retryTimer);
+    for (const { timer } of this.#waiting.values()) clearTimeout(timer);
+    this.#waiting.clear();
     if (this.#inFlight.size > 0) {
       const empty = new Promise<void>((resolve) => (this.#onEmpty = resolve));
       try {
@@ -178,7 +227,8 @@ export class OutboxDrain {
     this.notify();
   };
 
-  readonly #onDisconnected = (): void => {
+  readonly #onDisconnected = (event: { readonly reason: string }): void => {
+    this.#blameLoss(event.reason);
     // The session has rejected everything sent on that connection; from now on those rows are simply unsent.
     this.#generation++;
     this.#inFlight.clear();
@@ -190,7 +240,17 @@ export class OutboxDrain {
   readonly #pump = (): void => {
     this.#pumpQueued = false;
     if (this.#acks.length >= ACK_BATCH || this.#inFlight.size === 0) this.#flushAcks();
-    if (this.#state !== 'running' || this.#held || !this.#session.connected) return;
+    if (this.#state !== 'running' || !this.#session.connected) return;
+    if (this.#suspect !== undefined) {
+      // Alone, so that a connection loss now can be laid at its door, and nothing else is lost with it.
+      if (this.#inFlight.size > 0) return;
+      const row = this.#findRow(this.#suspect);
+      if (row !== undefined) {
+        this.#send(row);
+        return;
+      }
+      this.#suspect = undefined;
+    }
     const window = Math.min(this.#window, this.#session.receiveMaximum);
     // Refill on every PUBACK rather than in chunks: a broker that delays its PUBACKs (Nagle) until our next packet
     // acknowledges its TCP segment would otherwise stall for the peer's delayed-ACK timer each window.
@@ -206,9 +266,12 @@ export class OutboxDrain {
       // Rows acknowledged but not deleted would be read again as unsent.
       this.#flushAcks();
       try {
+        const waiting = [...this.#waiting.values()].map((w) => w.destination);
         this.#ahead = this.#outbox.peek({
           limit: window * READ_AHEAD_WINDOWS,
           excludeIds: this.#inFlight.size + this.#undeleted.size > 0 ? [...this.#inFlight.keys(), ...this.#undeleted] : undefined,
+          excludeTopics: waiting.filter((d) => d.kind === 'topic').map((d) => d.topic),
+          excludeResponseTopics: waiting.filter((d) => d.kind === 'response').map((d) => d.topic),
         });
       } catch (error) {
         this.#ahead = [];
@@ -219,6 +282,16 @@ export class OutboxDrain {
       this.#exhausted = this.#ahead.length < window * READ_AHEAD_WINDOWS;
     }
     return this.#ahead[this.#next++];
+  }
+
+  #findRow(id: number): OutboxDelivery | undefined {
+    try {
+      return this.#outbox.find(id);
+    } catch (error) {
+      this.#recordError(error);
+      this.#log.error({ err: error, id }, 'cannot read the outbox');
+      return undefined;
+    }
   }
 
   #dropReadAhead(): void {
@@ -233,11 +306,12 @@ export class OutboxDrain {
       // A reply the request asked for on its MQTT 5 response topic goes there, with its correlation data.
       topic = row.responseTopic ?? this.#session.topics.absolute(row.topic);
     } catch (error) {
-      this.#refused(row, error);
-      return false;
+      // No broker will ever take a topic our own check refuses.
+      this.#refused(row, error, true);
+      return true;
     }
     const generation = this.#generation;
-    this.#inFlight.set(row.id, generation);
+    this.#inFlight.set(row.id, { generation, row });
     this.#published++;
     this.#session.publish(topic, row.payload, { qos: row.qos, retain: row.retain, correlationData: row.correlationData }).then(
       () => this.#onAck(row.id, generation),
@@ -250,14 +324,17 @@ export class OutboxDrain {
     this.#acked++;
     // A PUBACK means the broker has it, whichever connection it came on: the row can go.
     this.#acks.push(id);
-    if (this.#inFlight.get(id) === generation) this.#inFlight.delete(id);
-    if (!this.#held) this.#retry.reset();
+    if (this.#inFlight.get(id)?.generation === generation) this.#inFlight.delete(id);
+    if (this.#suspect === id) {
+      this.#suspect = undefined;
+      this.#dropReadAhead();
+    }
     this.#settled();
     this.#schedule();
   }
 
   #onFail(row: OutboxDelivery, generation: number, error: unknown): void {
-    if (this.#inFlight.get(row.id) === generation) this.#inFlight.delete(row.id);
+    if (this.#inFlight.get(row.id)?.generation === generation) this.#inFlight.delete(row.id);
     if (isUplinkError(error, 'UPLINK_CONNECTION_LOST') || isUplinkError(error, 'UPLINK_NOT_CONNECTED')) {
       // Not a verdict on the message: it goes again, in order, after the reconnect.
       this.#recordError(error);
@@ -268,32 +345,98 @@ export class OutboxDrain {
   }
 
   /**
-   * The broker (or our topic check) refused a message. Sending on past it would put later messages of its topic
-   * ahead of it, so nothing new goes out until the window is empty; then, after a growing pause, the drain starts
-   * again from the oldest row. A message refused for ever blocks the outbox, loudly, until a dead-letter table exists.
+   * The connection closed with messages in flight. Alone in flight, the suspect is charged with one refusal: a broker
+   * that cannot refuse on MQTT 3.1.1 closes the connection instead. With several in flight nobody is charged; the
+   * oldest goes alone on the next connection, so that a loss can be laid at one message's door.
    */
-  #refused(row: OutboxDelivery, error: unknown): void {
+  #blameLoss(reason: string): void {
+    if (this.#inFlight.size === 0 || this.#state !== 'running') return;
+    const suspect = this.#suspect;
+    if (suspect !== undefined && this.#inFlight.size === 1 && this.#inFlight.has(suspect)) {
+      const { row } = this.#inFlight.get(suspect)!;
+      const outcome = this.#countRefusal(row, `the broker closed the connection while this message alone was in flight (${reason})`);
+      if (outcome === undefined || outcome.dead) this.#suspect = undefined;
+      return;
+    }
+    this.#suspect = Math.min(...this.#inFlight.keys());
+  }
+
+  /**
+   * The broker (or our topic check) refused a message. Its topic waits: sending its later messages past it would put
+   * them ahead of it. Every other topic goes on. After a pause that grows with each refusal it goes again; refused
+   * `deadLetterAfter` times (at once when the topic itself is invalid), it moves to the dead letters.
+   */
+  #refused(row: OutboxDelivery, error: unknown, permanent = false): void {
     this.#recordError(error);
-    this.#log.error({ err: error, id: row.id, topic: row.topic }, 'the broker refused an outbox message; holding the outbox and retrying');
-    this.#held = true;
+    // The broker answered on this connection: whatever closed the last one, it was not this message.
+    if (this.#suspect === row.id) this.#suspect = undefined;
+    const reason = (error as Error).message ?? String(error);
+    const outcome = this.#countRefusal(row, reason, permanent);
+    if (outcome?.dead === true) return;
+    const attempts = outcome?.attempts ?? 1;
+    const delayMs = this.#retryDelay(attempts);
+    this.#log.warn(
+      { id: row.id, topic: row.responseTopic ?? row.topic, reason, attempts, deadLetterAfter: this.#deadLetterAfter, retryInMs: delayMs },
+      'the broker refused an outbox message; its topic waits and the message goes again',
+    );
+    this.#hold(destinationOf(row), delayMs);
+  }
+
+  /** Counts one refusal in the store; moves the row to the dead letters when it has had enough. */
+  #countRefusal(row: OutboxDelivery, reason: string, permanent = false) {
+    let outcome: ReturnType<OutboxQueue['refused']>;
+    try {
+      outcome = this.#outbox.refused(row.id, reason, { deadAfter: this.#deadLetterAfter, permanent });
+    } catch (error) {
+      this.#recordError(error);
+      this.#log.error({ err: error, id: row.id }, 'cannot record a refusal in the outbox; the message goes again');
+      return undefined;
+    }
+    if (outcome?.dead === true) {
+      this.#deadLettered++;
+      const topic = row.responseTopic ?? row.topic;
+      this.#log.warn(
+        { id: row.id, topic, class: row.class, reason, attempts: outcome.attempts, deadLetters: outcome.total },
+        'the broker refused an outbox message for good: moved to the dead letters, its topic flows again',
+      );
+      this.#dropReadAhead();
+      try {
+        this.#onDeadLetter?.({ id: row.id, topic, reason, total: outcome.total });
+      } catch (error) {
+        this.#log.error({ err: error }, 'the dead-letter listener failed');
+      }
+      this.#schedule();
+    }
+    return outcome;
+  }
+
+  /** Holds back one destination for `delayMs`; its messages are left out of outbox reads meanwhile. */
+  #hold(destination: Destination, delayMs: number): void {
+    const key = destinationKey(destination);
+    if (this.#waiting.has(key) || this.#state !== 'running') return;
+    const timer = setTimeout(() => {
+      this.#waiting.delete(key);
+      // From the oldest row again, so the topic's waiting messages go before its later ones.
+      this.#dropReadAhead();
+      this.notify();
+    }, delayMs);
+    this.#waiting.set(key, { destination, timer });
     this.#dropReadAhead();
-    this.#settled();
+    this.#schedule();
+  }
+
+  #retryDelay(attempts: number): number {
+    const initialMs = this.#retryOptions.initialMs ?? 1_000;
+    const maxMs = this.#retryOptions.maxMs ?? 60_000;
+    const jitter = this.#retryOptions.jitter ?? 0.2;
+    const random = this.#retryOptions.random ?? Math.random;
+    const base = Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(attempts - 1, 0), 52));
+    return Math.round(base * (1 + jitter * (2 * random() - 1)));
   }
 
   #settled(): void {
     if (this.#inFlight.size > 0) return;
-    if (this.#state === 'stopping') {
-      this.#onEmpty?.();
-      return;
-    }
-    if (this.#held && this.#retryTimer === undefined && this.#state === 'running') {
-      const delayMs = this.#retry.next();
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.#held = false;
-        this.notify();
-      }, delayMs);
-    }
+    if (this.#state === 'stopping') this.#onEmpty?.();
   }
 
   #flushAcks(): void {
@@ -322,4 +465,12 @@ export class OutboxDrain {
     const code = typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'UNKNOWN';
     this.#lastError = { code, message: (error as Error).message ?? String(error), at: this.#clock.now() };
   }
+}
+
+function destinationOf(row: OutboxDelivery): Destination {
+  return row.responseTopic === undefined ? { kind: 'topic', topic: row.topic } : { kind: 'response', topic: row.responseTopic };
+}
+
+function destinationKey(destination: Destination): string {
+  return `${destination.kind}:${destination.topic}`;
 }

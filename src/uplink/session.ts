@@ -332,6 +332,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     client.on('connect', (connack) => this.#onConnect(link, connack));
     client.on('error', (error) => {
       link.lastError = error.message;
+      // mqtt.js reports a packet it cannot parse (e.g. a PUBACK reason code MQTT 5 does not define, which Mosquitto 2.0
+      // sends for an oversized message) and keeps reading a byte stream that is now out of step, answering nothing
+      // until the keepalive gives up. Drop the connection instead: the reconnect starts clean, and the outbox drain
+      // finds the message that caused it.
+      if (link.up && !link.closed) {
+        this.#log.warn({ err: error }, 'protocol error on the MQTT connection; dropping it');
+        client.end(true);
+      }
     });
     client.on('disconnect', (packet) => {
       link.lastError = `the broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0})`;
@@ -397,7 +405,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.#cancelReconnect = this.#schedule(delayMs, () => this.#dial());
   }
 
-  /** Publishes the retained online status again, now, when something it carries changed (e.g. `storage`). */
+  /** Publishes the retained online status again, now, when something it carries changed (`storage`, `health`). */
   refreshStatus(): void {
     if (this.connected) void this.#publishBirth();
   }

@@ -15,14 +15,29 @@ export interface BirthInfo {
   readonly buses: readonly BusStatus[];
   /** `full` while the gateway's disk is full (readings held in memory, not stored); absent means ok. */
   readonly storage?: 'ok' | 'full';
+  /** Problems the station should act on; left out while there are none. */
+  readonly health?: GatewayHealth;
+}
+
+/** What is wrong with the gateway itself, as opposed to its meters and buses. */
+export interface GatewayHealth {
+  /** Messages the broker refused for ever, held in the store's dead letters (check the broker's ACL and size limit). */
+  readonly deadLetters: number;
 }
 
 /** The retained payload of `<prefix>/<gatewayId>/status`. */
 export type GatewayStatus = ({ readonly state: 'online' } & BirthInfo) | { readonly state: 'offline'; readonly reason?: 'shutdown' };
 
 export function onlineStatus(info: BirthInfo): GatewayStatus {
-  const status = { state: 'online' as const, version: info.version, startedAt: info.startedAt, buses: info.buses };
-  return info.storage === undefined ? status : { ...status, storage: info.storage };
+  const status: { -readonly [K in keyof BirthInfo]: BirthInfo[K] } & { state: 'online' } = {
+    state: 'online',
+    version: info.version,
+    startedAt: info.startedAt,
+    buses: info.buses,
+  };
+  if (info.storage !== undefined) status.storage = info.storage;
+  if (info.health !== undefined && info.health.deadLetters > 0) status.health = info.health;
+  return status;
 }
 
 /** The last will: the broker publishes it when the connection dies without a DISCONNECT (crash, power, network). */

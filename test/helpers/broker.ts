@@ -57,6 +57,7 @@ export function testMqttSettings(url: string, overrides: Partial<MqttSettings> =
     protocolVersion: 4,
     inflight: 32,
     reconnectMaxDelayMs: 30_000,
+    deadLetterAfter: 5,
     ...overrides,
   };
 }
