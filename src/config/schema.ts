@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBrokerUrl } from './broker-url.js';
 import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
+import { parseCustomerNo } from '../values/index.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -59,7 +60,11 @@ export const meterSchema = z.strictObject({
   /** Customer number the meter checks on every load (prepaid meters bound to an account), 1 to 12 digits. */
   customerNo: z
     .string()
-    .regex(/^\d{1,12}$/, 'a customer number is 1 to 12 digits')
+    .superRefine((value, ctx) => {
+      // The rule every door uses (src/values), so a number the config takes is one a top-up may carry.
+      const parsed = parseCustomerNo(value);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `a customer number ${parsed.reason}` });
+    })
     .optional(),
   tags: z.array(z.string()).default([]),
 });
