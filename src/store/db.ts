@@ -332,16 +332,22 @@ export class Store {
   close(): void {
     const db = this.#connection.db;
     if (!db.open) return;
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    const values = Object.fromEntries(
-      db
-        .prepare<[], { stream: string; value: number }>('SELECT stream, value FROM sequences')
-        .all()
-        .map((row) => [row.stream, row.value]),
-    );
+    let values: Record<string, number> | undefined;
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      values = Object.fromEntries(
+        db
+          .prepare<[], { stream: string; value: number }>('SELECT stream, value FROM sequences')
+          .all()
+          .map((row) => [row.stream, row.value]),
+      );
+    } catch (error) {
+      // A full disk can refuse the checkpoint: the WAL stays beside the file and is recovered at the next open.
+      this.#connection.logger.warn({ err: error }, 'the WAL could not be folded into the database at close; it is kept for the next open');
+    }
     db.close();
     // SQLite deletes the WAL when the last connection closes: only then are these the final values.
-    if (existsSync(`${this.#connection.path}-wal`)) return;
+    if (values === undefined || existsSync(`${this.#connection.path}-wal`)) return;
     try {
       this.#connection.seqGuard.markClosed(values);
     } catch (error) {
