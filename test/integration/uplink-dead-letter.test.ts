@@ -18,13 +18,15 @@ import { eventually, testMqttSettings, uniqueId, watchTopics, type TopicWatcher 
 import { startRefusingAedes, startRefusingMosquitto, type RefusingBroker } from '../helpers/refusing-broker.js';
 import { capturingLogger } from './commands-harness.js';
 
-/** Anonymous clients may publish a gateway's status, readings and states, and read everything: not `forbidden/…`. */
+/** Anonymous clients may publish what a gateway publishes, and read everything: not `forbidden/…`. */
 const ACL = [
   'topic readwrite meterd/+/status',
   'topic readwrite meterd/+/meters/#',
   'topic readwrite meterd/+/buses/#',
   'topic readwrite meterd/+/cmd/#',
   'topic readwrite meterd/+/hsm/#',
+  'topic readwrite meterd/+/reports/#',
+  'topic readwrite meterd/+/alerts/#',
   'topic read meterd/#',
 ];
 
