@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
+import { COMMAND_REPLAY_WINDOW_MS } from '../store/commands.js';
 import { pseudoFileSystemProblem } from './data-dir.js';
 import { durationProblem, parseDuration } from './duration.js';
 import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
@@ -72,6 +73,8 @@ export interface GatewayConfig {
     /** MQTT 5 response topics are used only below this prefix; undefined: replies go to cmd/<command>/result. */
     readonly responseTopicPrefix?: string;
     readonly maxPayloadBytes: number;
+    /** Records of finished commands are deleted after this, never inside the replay window. */
+    readonly keepForMs: number;
   };
   readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
   readonly profileDirs: readonly string[];
@@ -219,6 +222,23 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       );
     }
     return prefix;
+  };
+
+  // A shorter keep would forget a request the broker may still deliver, or a station still retry, and run it twice.
+  const commandsKeepForMs = () => {
+    const keepFor = raw.commands?.keepFor ?? '30d';
+    const ms = parseDuration(keepFor);
+    if (ms === undefined) {
+      at(['commands', 'keepFor'], durationProblem(keepFor, COMMAND_REPLAY_WINDOW_MS));
+      return COMMAND_REPLAY_WINDOW_MS;
+    }
+    if (ms < COMMAND_REPLAY_WINDOW_MS) {
+      at(
+        ['commands', 'keepFor'],
+        `"${keepFor}" is shorter than the replay window of 2d: a command the broker kept for an offline gateway, or a station's retry, must still find its record; use at least 2d (default 30d)`,
+      );
+    }
+    return Math.max(ms, COMMAND_REPLAY_WINDOW_MS);
   };
 
   // Above an hour a gateway would sit out most of a short broker outage; below a second it would hammer the broker.
@@ -383,6 +403,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       allowUnsigned: raw.commands?.allowUnsigned ?? false,
       responseTopicPrefix: responseTopicPrefix(),
       maxPayloadBytes: raw.commands?.maxPayloadBytes ?? 16384,
+      keepForMs: commandsKeepForMs(),
     },
     credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),

@@ -181,6 +181,11 @@ export const configSchema = z.strictObject({
         )
         .optional(),
       maxPayloadBytes: z.number().int().min(256).default(16384),
+      /**
+       * How long the record of a finished command is kept (a request id seen again within it is answered from the
+       * record and never runs twice). At least 2d, the replay window; default 30d.
+       */
+      keepFor: duration.default('30d'),
     })
     .optional(),
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),

@@ -88,6 +88,7 @@ async function composeGateway(
     logger: log,
     telemetryRetentionDays: config.storage.retentionDays,
     maxBytes: config.storage.maxBytes,
+    commandsKeepForMs: config.commands.keepForMs,
   });
   opened.push({ what: 'store', close: () => store.close() });
 
@@ -333,6 +334,8 @@ function busStatus(b: OpenedBus): BusStatus {
 export function enforceStoreLimits(store: Store, log: Logger): void {
   try {
     const r = store.enforceLimits();
+    if (r.prunedCommands > 0)
+      log.info({ prunedCommands: r.prunedCommands }, 'deleted the records of old finished commands (commands.keepFor)');
     if (r.overCap)
       log.error(
         { usedBytes: r.usedBytes },

@@ -1,6 +1,16 @@
 import type { Connection, Tx } from './connection.js';
 import { StoreError } from './errors.js';
 
+const DAY_MS = 86_400_000;
+
+/**
+ * How long a finished command's record must stay at least, so that a request seen again is answered from it and never
+ * runs twice: the broker keeps QoS 1 commands for an offline gateway up to a day (MQTT 5 session expiry), a signed
+ * request is valid ±5 minutes around its `ts`, and a station retries for a while. No prune ever reaches inside it,
+ * whatever `commands.keepFor` says.
+ */
+export const COMMAND_REPLAY_WINDOW_MS = 2 * DAY_MS;
+
 /** `accepted` while the handler runs (or until a restart resumes it); the other three are final. */
 export const COMMAND_STATUSES = ['accepted', 'done', 'rejected', 'failed'] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
@@ -158,4 +168,21 @@ function toRecord(row: CommandRow): CommandRecord {
     receivedAt: row.received_at,
     finishedAt: row.finished_at,
   };
+}
+
+/**
+ * Deletes the records of finished commands received before `before` (epoch ms), keeping every one still inside the
+ * replay window (`COMMAND_REPLAY_WINDOW_MS`, whatever `before` says), every command still `accepted` (a restart resumes
+ * it), and every request whose `expiresAt` has not passed `before` (until then the station may still send it, and it
+ * must be answered from the record). A request id seen again after its record went is a new request: the station keeps
+ * to `commands.keepFor` or sets `expiresAt` (docs/mqtt-api.md). Returns how many went.
+ */
+export function pruneCommands(connection: Connection, before: number): number {
+  const cutoff = Math.min(before, connection.clock.now() - COMMAND_REPLAY_WINDOW_MS);
+  return connection
+    .statement<[number, number]>(
+      `DELETE FROM commands WHERE status <> 'accepted' AND received_at < ?
+         AND coalesce(unixepoch(json_extract(request_json, '$.expiresAt'), 'subsec') * 1000, 0) < ?`,
+    )
+    .run(cutoff, cutoff).changes;
 }

@@ -26,6 +26,11 @@ export interface StoreOptions {
   /** Disk cap for live data plus WAL; above it enforceLimits() drops the oldest telemetry. No cap by default. */
   readonly maxBytes?: number;
   /**
+   * enforceLimits() deletes the records of finished station commands older than this (never inside the replay
+   * window, `COMMAND_REPLAY_WINDOW_MS`). Default 30 days.
+   */
+  readonly commandsKeepForMs?: number;
+  /**
    * Run `PRAGMA quick_check` at open and refuse a damaged file (STORE_CORRUPT). Default true: a damaged page found
    * only when a station command needs it leaves the station without an answer.
    */
@@ -64,6 +69,7 @@ export interface StoreSettings {
 }
 
 const DEFAULT_RETENTION_DAYS = 90;
+const DEFAULT_COMMANDS_KEEP_MS = 30 * 86_400_000;
 // Another process (the CLI beside the daemon) may hold the write lock briefly; wait rather than fail.
 const BUSY_TIMEOUT_MS = 5_000;
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
@@ -79,6 +85,8 @@ const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 export function openStore(options: StoreOptions): Store {
   const retentionDays = options.telemetryRetentionDays ?? DEFAULT_RETENTION_DAYS;
   if (!(retentionDays > 0) || !Number.isFinite(retentionDays)) throw new TypeError('telemetryRetentionDays is not greater than 0');
+  const keepCommandsMs = options.commandsKeepForMs ?? DEFAULT_COMMANDS_KEEP_MS;
+  if (!(keepCommandsMs > 0) || !Number.isFinite(keepCommandsMs)) throw new TypeError('commandsKeepForMs is not greater than 0');
   if (options.maxBytes !== undefined && !(Number.isSafeInteger(options.maxBytes) && options.maxBytes > 0)) {
     throw new TypeError('maxBytes is not a positive whole number of bytes');
   }
@@ -128,7 +136,7 @@ export function openStore(options: StoreOptions): Store {
     return new Store(
       new Connection(db, options.path, options.clock, logger, guard),
       to,
-      { telemetryRetentionDays: retentionDays, maxBytes: options.maxBytes },
+      { telemetryRetentionDays: retentionDays, maxBytes: options.maxBytes, commandsKeepForMs: keepCommandsMs },
       rewinds,
     );
   } catch (error) {
@@ -224,7 +232,10 @@ export class Store {
     }
   }
 
-  /** Deletes readings past the retention window and, over the disk cap, the oldest telemetry. Call it periodically. */
+  /**
+   * Deletes readings past the retention window, finished command records past `commandsKeepForMs` and, over the disk
+   * cap, the oldest telemetry. Call it periodically.
+   */
   enforceLimits(): LimitsResult {
     const db = this.#open();
     if (db.inTransaction) throw new StoreError('STORE_TX_MISUSE', 'enforceLimits cannot run inside a transaction: it checkpoints the WAL');

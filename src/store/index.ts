@@ -49,6 +49,7 @@ export {
   findCommand,
   openCommands,
   listCommands,
+  COMMAND_REPLAY_WINDOW_MS,
   COMMAND_STATUSES,
   type CommandRecord,
   type CommandStatus,

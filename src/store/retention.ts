@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { pruneCommands } from './commands.js';
 import type { Connection } from './connection.js';
 
 export interface LimitsPolicy {
@@ -6,6 +7,11 @@ export interface LimitsPolicy {
   readonly telemetryRetentionDays: number;
   /** Live data plus WAL above this drops the oldest telemetry; undefined means no cap. */
   readonly maxBytes: number | undefined;
+  /**
+   * Records of finished station commands received before now − this are deleted, never inside the replay window
+   * (commands.ts `pruneCommands`). Undefined keeps them all.
+   */
+  readonly commandsKeepForMs?: number;
 }
 
 export interface LimitsResult {
@@ -17,6 +23,8 @@ export interface LimitsResult {
   readonly usedBytes: number;
   /** Still above maxBytes with no telemetry left to drop: the rest is data the store never drops. */
   readonly overCap: boolean;
+  /** Records of finished station commands deleted by age. */
+  readonly prunedCommands: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -41,6 +49,8 @@ export function enforceLimits(connection: Connection, policy: LimitsPolicy): Lim
     prunedReadings += deleted;
     if (deleted < MAX_BATCH) break;
   }
+  const prunedCommands =
+    policy.commandsKeepForMs === undefined ? 0 : pruneCommands(connection, connection.clock.now() - policy.commandsKeepForMs);
 
   let usage = measure(connection);
   let prunedTelemetry = 0;
@@ -76,7 +86,7 @@ export function enforceLimits(connection: Connection, policy: LimitsPolicy): Lim
     }
   }
   const usedBytes = usage.dataBytes + usage.walBytes;
-  return { prunedTelemetry, prunedReadings, usedBytes, overCap: maxBytes !== undefined && usedBytes > maxBytes };
+  return { prunedTelemetry, prunedReadings, usedBytes, overCap: maxBytes !== undefined && usedBytes > maxBytes, prunedCommands };
 }
 
 interface Usage {

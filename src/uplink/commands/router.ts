@@ -41,7 +41,7 @@ export interface CommandRouterOptions {
    * power run without one (`allowUnsigned`), where MQTT 5 response topics may point (`responseTopicPrefix`), and the
    * payload size limit.
    */
-  readonly settings: GatewayConfig['commands'];
+  readonly settings: Omit<GatewayConfig['commands'], 'keepForMs'>;
   /** How far a signed request's `ts` may be from the gateway's clock. Default 5 minutes. */
   readonly signatureWindowMs?: number;
   readonly clock?: Clock;
