@@ -2,7 +2,7 @@
 // by the milliseconds written in the file named by CLOCK_SHIFT_FILE, read at start and again on SIGUSR2. Timers and
 // performance.now() are left alone, so the process sees exactly what an NTP step or `date -s` does to it, while the
 // machine's clock, and every other process on it, stay untouched.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const file = process.env.CLOCK_SHIFT_FILE;
 const RealDate = Date;
@@ -32,3 +32,23 @@ class ShiftedDate extends RealDate {
   }
 }
 globalThis.Date = ShiftedDate;
+
+// With LOOP_GAP_FILE set, the longest time the event loop went without running a 100 ms timer since the last SIGUSR2,
+// in ms, is kept in that file: how long a clock step (and not the start-up before it) blocked the process.
+const gapFile = process.env.LOOP_GAP_FILE;
+if (gapFile) {
+  let last = performance.now();
+  let longest = 0;
+  process.on('SIGUSR2', () => {
+    longest = 0;
+    writeFileSync(gapFile, '0');
+  });
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > longest) {
+      longest = now - last;
+      writeFileSync(gapFile, String(Math.round(longest)));
+    }
+    last = now;
+  }, 100).unref();
+}
