@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
+import { systemClock } from '../../src/clock.js';
+import { enqueue, openStore } from '../../src/store/index.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 
@@ -56,6 +58,21 @@ describe('meterd doctor', () => {
     expect(r.lines.at(-1)).toMatch(/^all \d+ checks passed$/);
     expect(r.lines).toContain(
       'PASS  station commands that move money or cut power are refused: no commands.hmacKey is set, so only read and card-read run; set a key to allow top-ups and relay commands',
+    );
+  });
+
+  it('warns, without failing, when the store holds messages the broker refused for good', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meterd-doctor-dead-'));
+    const path = join(dir, 'meterd.yaml');
+    writeFileSync(path, `gateway: { id: gw-doctor-dead, dataDir: ./data }\nmqtt: { url: "${broker.url}", protocolVersion: 4 }\n`);
+    const store = openStore({ path: join(dir, 'data', 'meterd.db'), clock: systemClock });
+    const { id } = store.transaction((tx) => enqueue(tx, { topic: 'alerts/x', class: 'alert', payload: {} }));
+    store.outbox.refused(id, 'Not authorized (reason code 135)', { deadAfter: 1 });
+    store.close();
+    const r = await doctor(path);
+    expect(r.error).toBeUndefined();
+    expect(r.lines).toContain(
+      'WARN  messages the broker refused for good: 1 dead letter(s) kept in the store: check the broker ACL for this gateway and its message size limit',
     );
   });
 

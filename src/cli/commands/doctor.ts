@@ -122,12 +122,21 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
           const store = openStore({ path: dbPath, clock: systemClock });
           const r = store.integrityCheck();
           const pending = store.outbox.counts();
+          const deadLetters = store.deadLetters.count();
           store.close();
           report({
             ok: r.ok,
             what: `database ${dbPath} integrity`,
             detail: r.ok ? `ok, ${pending.total} message(s) waiting for the broker` : r.messages.join('; '),
           });
+          if (deadLetters > 0) {
+            report({
+              ok: true,
+              warn: true,
+              what: 'messages the broker refused for good',
+              detail: `${deadLetters} dead letter(s) kept in the store: check the broker ACL for this gateway and its message size limit`,
+            });
+          }
         } catch (err) {
           report({ ok: false, what: `database ${dbPath}`, detail: (err as Error).message });
         }
