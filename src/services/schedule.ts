@@ -1,5 +1,27 @@
 /** Offset of a time zone from UTC at an instant, in ms (positive east of Greenwich). */
 export function zoneOffsetMs(epochMs: number, timeZone: string): number {
+  // Intl formatting costs tens of microseconds and start-up asks for thousands of meters' schedules at once, so an
+  // offset is kept per zone and 15-minute window when it is the same at both ends of the window: an offset cannot
+  // change and change back within 15 minutes, so it then holds for the whole window. A window holding a transition
+  // is computed exactly on every call.
+  const window = Math.floor(epochMs / OFFSET_WINDOW_MS);
+  const key = `${timeZone}|${window}`;
+  const cached = offsetCache.get(key);
+  if (cached !== undefined) return cached ?? exactOffsetMs(epochMs, timeZone);
+  const start = exactOffsetMs(window * OFFSET_WINDOW_MS, timeZone);
+  const end = exactOffsetMs((window + 1) * OFFSET_WINDOW_MS - 1000, timeZone);
+  if (offsetCache.size >= OFFSET_CACHE_MAX) offsetCache.clear();
+  offsetCache.set(key, start === end ? start : null);
+  return start === end ? start : exactOffsetMs(epochMs, timeZone);
+}
+
+const OFFSET_WINDOW_MS = 15 * 60_000;
+const OFFSET_CACHE_MAX = 4096;
+/** Offset per `zone|window`; null marks a window that holds a transition. */
+const offsetCache = new Map<string, number | null>();
+
+/** Offset of a time zone from UTC at an instant, in ms, asked of Intl every time. */
+export function exactOffsetMs(epochMs: number, timeZone: string): number {
   const parts = formatterFor(timeZone).formatToParts(new Date(epochMs));
   const get = (t: string) => Number(parts.find((p) => p.type === t)!.value);
   const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
