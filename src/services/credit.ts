@@ -2,6 +2,7 @@ import { realTimers, wait, type Clock, type Timers } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
 import { MeterdError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
 import {
   enqueue,
   FINAL_STATES,
@@ -343,19 +344,19 @@ export class CreditService {
 }
 
 function amountOf(req: TopUpRequest, unit: 'money' | 'energy'): number {
+  // The doors (MQTT schema, CLI, card counter) parse with the same rules; this is the last line for any caller.
   if (unit === 'energy') {
     if (req.energyKwh === undefined)
       throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a kWh wallet: give energyKwh, not amountFen`);
-    const hundredths = Math.round(req.energyKwh * 100);
-    if (Math.abs(hundredths - req.energyKwh * 100) > 1e-6 || hundredths <= 0)
-      throw new CreditError('INVALID_AMOUNT', `energyKwh ${req.energyKwh} must be positive with at most two decimals`);
-    return hundredths;
+    const hundredths = centiKwhFromNumber(req.energyKwh);
+    if (!hundredths.ok) throw new CreditError('INVALID_AMOUNT', `energyKwh ${req.energyKwh} ${hundredths.reason}`);
+    return hundredths.value;
   }
   if (req.amountFen === undefined)
     throw new CreditError('UNIT_MISMATCH', `meter ${req.meterId} has a money wallet: give amountFen, not energyKwh`);
-  if (!Number.isSafeInteger(req.amountFen) || req.amountFen <= 0)
-    throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} must be a positive whole number of fen`);
-  return req.amountFen;
+  const fen = fenFromNumber(req.amountFen);
+  if (!fen.ok) throw new CreditError('INVALID_AMOUNT', `amountFen ${req.amountFen} ${fen.reason}`);
+  return fen.value;
 }
 
 /** The station's identity-authentication data kept with the request, when it has the right shape. */

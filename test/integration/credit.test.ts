@@ -196,6 +196,24 @@ describe('credit: purchased energy lands exactly once', () => {
     expect(store.ledger.get('r-7')).toBeNull();
   });
 
+  it('an amount outside the shared limits is refused by the service itself, whichever door it came by, before anything is recorded', async () => {
+    const cases: [string, Record<string, number>, RegExp][] = [
+      ['room-1', { energyKwh: 12.345 }, /at most two decimals/],
+      ['room-1', { energyKwh: 20_000 }, /at most 10000 kWh|at most 10,000/],
+      ['room-1', { energyKwh: -1 }, /above 0/],
+      ['room-2', { amountFen: 1e308 }, /at most 10000000 fen/],
+      ['room-2', { amountFen: 1.5 }, /whole number of fen/],
+    ];
+    for (const [i, [meterId, amount, message]] of cases.entries()) {
+      const requestId = `r-limit-${i}`;
+      await expect(service.topUp({ requestId, meterId, channel: 'remote', ...amount })).rejects.toMatchObject({
+        code: 'INVALID_AMOUNT',
+        message: expect.stringMatching(message),
+      });
+      expect(store.ledger.get(requestId)).toBeNull();
+    }
+  });
+
   it('a Modbus dormitory meter takes credit by its register write, verified by its counter', async () => {
     const r = await service.topUp({ requestId: 'r-8', meterId: 'dorm-1', channel: 'operator', energyKwh: 12.5 });
     expect(r.entry).toMatchObject({
