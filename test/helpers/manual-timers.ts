@@ -36,6 +36,12 @@ export class ManualTimers implements Timers {
     return this.#timers.length;
   }
 
+  /** Moves time without firing any timer: a blocked event loop (the timers fire late at the next `advance`). */
+  stall(ms: number): void {
+    this.#now += ms;
+  }
+
+  /** Moves time forward, firing due timers in order and letting the work they start run its promises. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;
     for (;;) {

@@ -1,42 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { writeUntilKilled } from '../helpers/store-writer.js';
 import { openStore } from '../../src/store/index.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WRITER = join(ROOT, 'test/fixtures/store-writer.ts');
 /** As in the writer: readings and telemetry messages per cycle. */
 const METERS = 20;
 
 const dir = mkdtempSync(join(tmpdir(), 'meterd-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Runs the writer until it has printed `cycles` more committed cycles, then SIGKILLs it; returns what it printed. */
-function writeUntilKilled(path: string, cycles: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const printed: number[] = [];
-    let pending = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (pending + chunk).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) printed.push(Number(line));
-      if (printed.length >= cycles && child.exitCode === null && !child.killed) child.kill('SIGKILL');
-    });
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve(printed);
-      else reject(new Error(`writer exited with code ${code} before it was killed: ${stderr}`));
-    });
-  });
-}
 
 describe('a writer killed with SIGKILL mid-write', () => {
   it('leaves an intact database holding every cycle it reported, with seq contiguous from 1', async () => {

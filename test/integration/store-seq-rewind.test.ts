@@ -1,46 +1,21 @@
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { enqueue, openStore, type Store } from '../../src/store/index.js';
+import { writeUntilKilled } from '../helpers/store-writer.js';
 
 // `seq` after a lost WAL: real SIGKILLs of a writer process (test/fixtures/store-writer.ts), then the WAL removed as a
 // cleanup script or a `.db`-only backup would. A gap is honest; a reused number is a reading the station drops.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WRITER = join(ROOT, 'test/fixtures/store-writer.ts');
 /** As in the writer: readings (and seq numbers) per cycle. */
 const METERS = 20;
 
 const dir = mkdtempSync(join(tmpdir(), 'meterd-seq-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function writeUntilKilled(path: string, cycles: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const printed: number[] = [];
-    let pending = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (pending + chunk).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) printed.push(Number(line));
-      if (printed.length >= cycles && child.exitCode === null && !child.killed) child.kill('SIGKILL');
-    });
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve(printed);
-      else reject(new Error(`writer exited with code ${code} before it was killed: ${stderr}`));
-    });
-  });
-}
 
 function capture(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];

@@ -1,51 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BusArbiter } from '../../src/bus/arbiter.js';
-import type { Timers } from '../../src/clock.js';
 import { BusError } from '../../src/bus/errors.js';
 import type { Priority } from '../../src/bus/types.js';
-
-/** Time that moves only when the test says so; due timers fire in order as it passes. */
-class ManualTimers implements Timers {
-  #now = 0;
-  #timers: Array<{ due: number; fn: () => void; id: number }> = [];
-  #nextId = 1;
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.push({ due: this.#now + ms, fn, id });
-    return id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#timers = this.#timers.filter((t) => t.id !== handle);
-  }
-
-  get pending(): number {
-    return this.#timers.length;
-  }
-
-  /** Moves time forward, firing due timers and letting the jobs they start run their microtasks. */
-  async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
-    for (;;) {
-      await settle();
-      const due = this.#timers.filter((t) => t.due <= target).sort((a, b) => a.due - b.due)[0];
-      if (!due) break;
-      this.#timers = this.#timers.filter((t) => t !== due);
-      this.#now = Math.max(this.#now, due.due);
-      due.fn();
-    }
-    this.#now = target;
-    await settle();
-  }
-}
-
-/** Lets every promise chain that is ready run to completion. */
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+import { ManualTimers, settle } from '../helpers/manual-timers.js';
 
 /** A job the test finishes by hand, recording when it started. */
 function gate<T = string>(value?: T) {
