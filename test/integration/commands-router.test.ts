@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BusError } from '../../src/bus/errors.js';
 import { eventually, startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { connectStation, gate, RecordingHandlers, startGateway, type Station, type TestGateway } from './commands-harness.js';
 
@@ -78,9 +79,10 @@ describe('a valid command', () => {
     }
   });
 
-  it('ends failed with the handler’s error and what is known, or failed INTERNAL when the handler throws', async () => {
+  it('ends failed with the handler’s error and what is known, with a thrown gateway error’s code, or failed INTERNAL when the handler throws anything else', async () => {
     const handlers = new RecordingHandlers(async (call) => {
       if (call.cmd.requestId === 'r-throws') throw new Error('the bus arbiter is closed');
+      if (call.cmd.requestId === 'r-bus-down') throw new BusError('BUS_DOWN', 'bus1 lost its port /dev/ttyUSB0');
       return {
         status: 'failed',
         error: { code: 'METER_TIMEOUT', message: 'no answer; settled by reading the meter' },
@@ -90,7 +92,8 @@ describe('a valid command', () => {
     const { station } = await setUp({ handlers });
     await station.send('topup', topup('r-timeout'));
     await station.send('topup', topup('r-throws'));
-    await station.waitForReplies(4, 'two accepted and two failed');
+    await station.send('topup', topup('r-bus-down'));
+    await station.waitForReplies(6, 'three accepted and three failed');
 
     expect(station.repliesFor('r-timeout').map((r) => r.reply)[1]).toEqual({
       requestId: 'r-timeout',
@@ -102,6 +105,12 @@ describe('a valid command', () => {
       requestId: 'r-throws',
       status: 'failed',
       error: { code: 'INTERNAL', message: 'the bus arbiter is closed' },
+    });
+    // A named gateway error keeps its code: the station learns the bus is down, not that the gateway broke.
+    expect(station.repliesFor('r-bus-down').map((r) => r.reply)[1]).toEqual({
+      requestId: 'r-bus-down',
+      status: 'failed',
+      error: { code: 'BUS_DOWN', message: 'bus1 lost its port /dev/ttyUSB0' },
     });
   });
 });

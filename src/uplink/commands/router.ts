@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../clock.js';
 import type { GatewayConfig } from '../../config/load.js';
+import { isMeterdError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
   enqueue,
@@ -566,6 +567,12 @@ export class CommandRouter {
       if (ctx.signal.aborted && this.#state !== 'running') {
         log.info('command interrupted by shutdown; it stays accepted and resumes at the next start');
         return undefined;
+      }
+      // A named gateway error (the bus is down, the meter did not answer) is a fact the station can act on: it keeps
+      // its code and is no fault of the gateway. Anything else is a defect: INTERNAL, logged with its stack.
+      if (isMeterdError(error)) {
+        log.warn({ code: error.code, reason: error.message }, 'command failed');
+        return { status: 'failed', error: { code: error.code, message: error.message } };
       }
       log.error({ err: error }, 'command handler failed');
       return { status: 'failed', error: { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) } };
