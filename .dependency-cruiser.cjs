@@ -50,6 +50,17 @@ module.exports = {
       to: { path: '^src/store/|(^|/)node_modules/better-sqlite3/', dependencyTypesNot: ['type-only'] },
     },
     {
+      name: 'control-is-a-door',
+      comment:
+        'The control socket is a door like MQTT: it hands frames to the command router the daemon gives it, and touches no bus, store or service itself.',
+      severity: 'error',
+      from: { path: '^src/control/' },
+      to: {
+        path: '^src/(bus|devices|store|services|cards|daemon|cli|sim|web|uplink|profiles)/|(^|/)node_modules/(better-sqlite3|mqtt|serialport)/',
+        dependencyTypesNot: ['type-only'],
+      },
+    },
+    {
       name: 'no-circular',
       comment: 'A cycle between modules hides which one owns a rule.',
       severity: 'warn',

@@ -13,9 +13,13 @@ export interface BusCliOptions {
   retries: number;
 }
 
-export function addBusOptions(cmd: Command): Command {
+/** The line options; `--port` is checked by parseBusOptions, so a command may also take a configured meter instead. */
+export function addBusOptions(
+  cmd: Command,
+  portHelp = 'serial port (/dev/ttyUSB0) or tcp://host:port for a serial-over-Ethernet converter',
+): Command {
   return cmd
-    .requiredOption('--port <path>', 'serial port (/dev/ttyUSB0) or tcp://host:port for a serial-over-Ethernet converter')
+    .option('--port <path>', portHelp)
     .option('--baud <rate>', 'baud rate', '2400')
     .addOption(new Option('--parity <parity>', 'parity').choices(['even', 'none', 'odd']).default('even'))
     .addOption(new Option('--data-bits <n>', 'data bits').choices(['7', '8']).default('8'))
@@ -25,6 +29,8 @@ export function addBusOptions(cmd: Command): Command {
 }
 
 export function parseBusOptions(o: Record<string, unknown>): BusCliOptions {
+  if (typeof o.port !== 'string' || o.port === '')
+    throw usageError('give --port PATH (/dev/ttyUSB0 or tcp://host:port), or -c FILE --meter ID for a configured meter');
   const baudRate = positiveInt(o.baud, '--baud');
   const retries = nonNegativeInt(o.retries, '--retries');
   return {

@@ -48,6 +48,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
   report: async () => (await import('./commands/report.js')).registerReportCommand,
   ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
+  status: async () => (await import('./commands/status.js')).registerStatusCommand,
 };
 
 /**

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { parseAddress, parsePassword, type Address, type Password } from '../../protocols/dlt645/index.js';
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
@@ -77,6 +77,8 @@ export interface GatewayConfig {
     readonly keepForMs: number;
   };
   readonly credit: { readonly closeRelayAfterTopup: boolean; readonly hsmTimeoutMs?: number };
+  /** The local control socket: absolute path (`control.socket`, default `<dataDir>/meterd.sock`). */
+  readonly control: { readonly socketPath: string };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
   readonly encoders: readonly {
@@ -361,6 +363,16 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
   if (!pw.ok) at(['credentials', 'dlt645', 'password'], pw.error.message);
 
   const dataDir = abs(raw.gateway.dataDir);
+  // A Unix socket's path fits in sockaddr_un.sun_path: 108 bytes with the NUL on Linux.
+  const controlSocketPath = () => {
+    const path = raw.control?.socket === undefined ? join(dataDir, 'meterd.sock') : abs(raw.control.socket);
+    if (Buffer.byteLength(path) > 107)
+      at(
+        raw.control?.socket === undefined ? ['gateway', 'dataDir'] : ['control', 'socket'],
+        `the control socket ${path} is longer than 107 bytes, the limit of a Unix socket path: choose a shorter path (control.socket)`,
+      );
+    return path;
+  };
   const pseudo = pseudoFileSystemProblem(dataDir);
   if (pseudo !== undefined) at(['gateway', 'dataDir'], `${dataDir} ${pseudo}`);
 
@@ -406,6 +418,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       keepForMs: commandsKeepForMs(),
     },
     credit: { closeRelayAfterTopup: raw.credit.closeRelayAfterTopup, hsmTimeoutMs: hsmTimeoutMs() },
+    control: { socketPath: controlSocketPath() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
     encoders: raw.encoders.map((e, i) => ({

@@ -188,6 +188,13 @@ export const configSchema = z.strictObject({
       keepFor: duration.default('30d'),
     })
     .optional(),
+  /** The local control socket the `meterd` CLI talks to the running daemon through (docs/control-socket.md). */
+  control: z
+    .strictObject({
+      /** Path of the Unix socket; default `<dataDir>/meterd.sock`. Mode 0660: the service user and its group. */
+      socket: z.string().min(1).optional(),
+    })
+    .optional(),
   profiles: z.strictObject({ dirs: z.array(z.string()).default([]) }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).optional(),
   /** Sections owned by later features; kept so configs written for them still load. */

@@ -51,11 +51,12 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
           {
             requestId: cmd.requestId,
             meterId: cmd.meter,
-            channel: 'remote',
+            // A technician's load through the control socket is the counter's kind of load, by a named operator.
+            channel: ctx.origin === 'socket' ? 'operator' : 'remote',
             ...(cmd.energyKwh !== undefined ? { energyKwh: cmd.energyKwh } : { amountFen: cmd.amountFen }),
             purchaseCount: cmd.purchaseCount,
             customerNo: cmd.customerNo ?? d.meters.get(cmd.meter)?.customerNo,
-            operator: 'station',
+            operator: ctx.operator ?? 'station',
             // ESAM meters: the station's ciphertext for identity authentication; MACs come from the encryption machine.
             ...(cmd.esam ? { esam: cmd.esam } : {}),
           },

@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
+import { ControlServer, type DaemonStatus } from '../control/index.js';
 import { RelayService } from '../services/relay.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
@@ -91,6 +92,11 @@ async function composeGateway(
     commandsKeepForMs: config.commands.keepForMs,
   });
   opened.push({ what: 'store', close: () => store.close() });
+  // Claimed right after the store: a second daemon for this data directory is refused here (DAEMON_RUNNING), and the
+  // CLI finds this one as soon as it exists (frames are answered DAEMON_STARTING until the router runs).
+  const control = new ControlServer({ path: config.control.socketPath, logger: log });
+  await control.start();
+  opened.push({ what: 'control socket', close: () => control.stop() });
 
   const buses: OpenedBus[] = [];
   const targets: PollTarget[] = [];
@@ -261,6 +267,43 @@ async function composeGateway(
   await router.start();
   opened.push({ what: 'books', close: () => books.stop() });
   books.start();
+  const startedMono = timers.now();
+  const daemonStatus = (): DaemonStatus => {
+    const polled = poller.stats();
+    const counts = store.outbox.counts();
+    const memory = process.memoryUsage();
+    const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+    return {
+      version: VERSION,
+      gatewayId: config.gateway.id,
+      pid: process.pid,
+      startedAt,
+      uptimeSeconds: Math.round((timers.now() - startedMono) / 1000),
+      broker: { url: redactUrl(config.mqtt.url), connected: session.connected },
+      buses: buses.map((b) => {
+        const st = b.bus.stats();
+        return {
+          id: b.config.id,
+          state: st.state,
+          utilisation: Math.round(st.utilisation * 1000) / 1000,
+          queued: Object.values(st.queued).reduce((a, b) => a + b, 0),
+          skippedPolls: st.skipped,
+        };
+      }),
+      meters: { total: targets.length, online: polled.online, offline: polled.offline, unreachable: polled.unreachable },
+      outbox: {
+        depth: counts.total,
+        oldestAgeSeconds: counts.oldestCreatedAt === null ? null : Math.max(0, Math.round((clock.now() - counts.oldestCreatedAt) / 1000)),
+        deadLetters: gatewayHealth(store, log)?.deadLetters ?? 0,
+      },
+      commands: { running: router.stats().running },
+      // Filled by the alerts and allowance features when they are composed in here.
+      alerts: { active: 0 },
+      batches: { inProgress: 0 },
+      memoryMiB: { rss: mib(memory.rss), heapUsed: mib(memory.heapUsed), external: mib(memory.external) },
+    };
+  };
+  control.serve({ submit: (command, request, sender) => router.submit(command, request, sender), status: daemonStatus });
   const health = gatewayHealth(store, log);
   if (health !== undefined && health.deadLetters > 0) {
     log.warn(
@@ -304,6 +347,8 @@ async function composeGateway(
         stopWatchingStorage();
         books.stop();
         await router.stop({ timeoutMs: 5000 });
+        // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
+        await control.stop();
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
         await drain.stop({ timeoutMs: 5000 });

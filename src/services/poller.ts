@@ -91,6 +91,8 @@ export interface PollerStats {
   unstored: number;
   online: number;
   offline: number;
+  /** Meters whose bus has been down for `offlineAfter` poll slots: not their fault, but not read either. */
+  unreachable: number;
   perBus: Record<string, { polls: number; failures: number; skipped: number }>;
 }
 
@@ -158,6 +160,7 @@ export class Poller {
     unstored: 0,
     online: 0,
     offline: 0,
+    unreachable: 0,
     perBus: {},
   };
 
@@ -215,11 +218,13 @@ export class Poller {
   stats(): PollerStats {
     let online = 0;
     let offline = 0;
+    let unreachable = 0;
     for (const h of this.health.values()) {
       if (h.online === true) online++;
       if (h.online === false) offline++;
+      if (h.unreachable) unreachable++;
     }
-    return { ...this.counters, online, offline, perBus: structuredClone(this.counters.perBus) };
+    return { ...this.counters, online, offline, unreachable, perBus: structuredClone(this.counters.perBus) };
   }
 
   /** Poll one meter's points now (a `read` command or a technician's request goes through the same store path). */

@@ -30,11 +30,17 @@ export interface CommandRecord {
   /** Where the first request asked for its replies (MQTT 5); null for `cmd/<command>/result`. */
   readonly responseTopic: string | null;
   readonly correlationData: Buffer | null;
+  /** `mqtt` for the station's requests; `socket` for the local CLI's, whose replies never go to the broker. */
+  readonly origin: CommandOrigin;
+  /** Who sent it through the control socket (the OS user or `--operator`); null for MQTT requests. */
+  readonly operator: string | null;
   /** Epoch ms. */
   readonly receivedAt: number;
   /** Epoch ms when it became final; null while accepted. */
   readonly finishedAt: number | null;
 }
+
+export type CommandOrigin = 'mqtt' | 'socket';
 
 export interface NewCommandRecord {
   readonly requestId: string;
@@ -43,6 +49,9 @@ export interface NewCommandRecord {
   readonly requestJson: string;
   readonly responseTopic?: string;
   readonly correlationData?: Buffer;
+  /** Default `mqtt`. */
+  readonly origin?: CommandOrigin;
+  readonly operator?: string;
   readonly receivedAt: number;
 }
 
@@ -72,6 +81,8 @@ interface CommandRow {
   error_message: string | null;
   response_topic: string | null;
   correlation_data: Buffer | null;
+  origin: CommandOrigin;
+  operator: string | null;
   received_at: number;
   finished_at: number | null;
 }
@@ -97,8 +108,9 @@ export function recordAcceptedCommand(tx: Tx, input: NewCommandRecord): { record
   const existing = byRequestId(c, input.requestId);
   if (existing !== null) return { record: existing, created: false };
   c.statement(
-    `INSERT INTO commands (request_id, command, meter_id, status, request_json, response_topic, correlation_data, received_at)
-     VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)`,
+    `INSERT INTO commands (request_id, command, meter_id, status, request_json, response_topic, correlation_data,
+                           origin, operator, received_at)
+     VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?)`,
   ).run(
     input.requestId,
     input.command,
@@ -106,6 +118,8 @@ export function recordAcceptedCommand(tx: Tx, input: NewCommandRecord): { record
     input.requestJson,
     input.responseTopic ?? null,
     input.correlationData ?? null,
+    input.origin ?? 'mqtt',
+    input.operator ?? null,
     input.receivedAt,
   );
   return { record: byRequestId(c, input.requestId)!, created: true };
@@ -165,6 +179,8 @@ function toRecord(row: CommandRow): CommandRecord {
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     responseTopic: row.response_topic,
     correlationData: row.correlation_data,
+    origin: row.origin,
+    operator: row.operator,
     receivedAt: row.received_at,
     finishedAt: row.finished_at,
   };

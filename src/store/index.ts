@@ -53,6 +53,7 @@ export {
   COMMAND_STATUSES,
   type CommandRecord,
   type CommandStatus,
+  type CommandOrigin,
   type NewCommandRecord,
   type CommandFinish,
   type CommandQuery,

@@ -172,6 +172,15 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_time ON dead_letters (dead_at);
 `;
 
+/**
+ * Commands that came through the local control socket (the `meterd` CLI beside the daemon): their replies go back on
+ * the socket, not to the broker, also when a restart resumes them; and who sent them (the OS user or `--operator`).
+ */
+const V6_COMMAND_ORIGIN = `
+ALTER TABLE commands ADD COLUMN origin TEXT NOT NULL DEFAULT 'mqtt' CHECK (origin IN ('mqtt', 'socket'));
+ALTER TABLE commands ADD COLUMN operator TEXT;
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
@@ -179,6 +188,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'station commands, reply routing in the outbox', up: V3_COMMANDS },
   { version: 4, name: 'published books reports', up: V4_BOOKS },
   { version: 5, name: 'outbox refusals and dead letters', up: V5_DEAD_LETTERS },
+  { version: 6, name: 'command origin and operator', up: V6_COMMAND_ORIGIN },
 ];
 
 export interface MigrationResult {

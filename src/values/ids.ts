@@ -29,3 +29,18 @@ export function parseCustomerNo(value: unknown): Parsed<string> {
     return refused(`must be 1 to ${MAX_CUSTOMER_NO_DIGITS} decimal digits, not ${JSON.stringify(value.slice(0, 40))}`);
   return ok(value);
 }
+
+/** An operator's name (a cashier, a technician, an OS user) as recorded with what they did. */
+export const MAX_OPERATOR_LENGTH = 64;
+
+/** An operator's name: 1 to 64 characters, no control characters (it goes into logs and the books one line each). */
+export function parseOperatorName(value: unknown): Parsed<string> {
+  if (typeof value !== 'string') return refused('must be the name of who sends it');
+  if (value.length === 0) return refused('cannot be empty');
+  if (value.length > MAX_OPERATOR_LENGTH) return refused(`is longer than ${MAX_OPERATOR_LENGTH} characters`);
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (code < 0x20 || code === 0x7f) return refused('cannot hold control characters');
+  }
+  return ok(value);
+}

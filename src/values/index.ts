@@ -10,5 +10,12 @@ export {
   parseKwhText,
   parseYuanText,
 } from './credit.js';
-export { MAX_CUSTOMER_NO_DIGITS, MAX_REQUEST_ID_LENGTH, parseCustomerNo, parseRequestId } from './ids.js';
+export {
+  MAX_CUSTOMER_NO_DIGITS,
+  MAX_OPERATOR_LENGTH,
+  MAX_REQUEST_ID_LENGTH,
+  parseCustomerNo,
+  parseOperatorName,
+  parseRequestId,
+} from './ids.js';
 export { ok, type Parsed, refused } from './result.js';

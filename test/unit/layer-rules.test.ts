@@ -37,6 +37,7 @@ describe('layer rules', () => {
   it('bite on a tree that breaks each of them, and let the sim command import the simulator', async () => {
     const probe = fileURLToPath(new URL('../fixtures/layer-probe/', import.meta.url));
     expect(await violations(probe, ['src', 'protocols'])).toEqual([
+      'control-is-a-door: src/control/server.js -> src/store/db.js',
       'nothing-depends-on-the-simulators: src/services/uses-sim-and-uplink.js -> src/sim/meter.js',
       'only-store-touches-sqlite: src/daemon/opens-sqlite-and-mqtt.js -> node_modules/better-sqlite3',
       'only-uplink-publishes: src/daemon/opens-sqlite-and-mqtt.js -> node_modules/mqtt',

@@ -6,7 +6,10 @@ import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder/
 import { silentLogger, type Logger } from '../../log.js';
 import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
+import { randomUUID } from 'node:crypto';
 import { parseKwhText, parseYuanText } from '../../values/index.js';
+import { resultOf, sendToDaemon } from '../daemon-client.js';
+import { DIRECT_HELP, routeCommand, type CommandRoute } from '../daemon-route.js';
 import { usageError } from '../errors.js';
 
 /** What `meterd card` needs from the rest of meterd: the books (the ledger owner supplies them), and optional context. */
@@ -25,7 +28,10 @@ export interface CardCommandDeps {
 }
 
 interface CommonOptions {
-  port: string;
+  port?: string;
+  config?: string;
+  counter?: string;
+  direct?: boolean;
   encoder: string;
   layout: string;
   psc?: string;
@@ -52,19 +58,23 @@ export function registerCardCommand(program: Command, io: { out: (line: string) 
       'after',
       `
 Examples:
+  meterd card read -c /etc/meterd/meterd.yaml                  # the config's encoder, through the running daemon
+  meterd card sell -c /etc/meterd/meterd.yaml --meter room-101 --kwh 20 --operator alice
   meterd card read --port /dev/ttyUSB0
   meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice
   meterd card reissue --port /dev/ttyUSB0 --meter 000012345678
   meterd card check --port tcp://10.0.0.9:4001 --encoder generic-stx --any-meter
   meterd card clear --port /dev/ttyUSB0 --meter 000012345678 --yes
 
+card read and card sell with a config (-c or METERD_CONFIG) whose daemon runs go through the daemon: its encoder
+(--counter ID of the config's encoders, default the first), its books, the same checks as the station's card-sell.
 The PSC comes from --psc, else METERD_CARD_PSC, else the layout. meterd never presents a PSC twice on its own, and
 refuses when the card has fewer than 3 attempts left unless --force is given.`,
     );
 
   const common = (cmd: Command): Command =>
     cmd
-      .requiredOption('--port <path>', 'encoder serial port (/dev/ttyUSB0) or tcp://host:port')
+      .option('--port <path>', 'encoder serial port (/dev/ttyUSB0) or tcp://host:port')
       .option('--encoder <profile>', 'encoder profile id (device-profiles/encoders) or YAML path', 'star-st102')
       .option('--layout <layout>', 'card layout id (device-profiles/cards) or YAML path', 'sle4442-dorm')
       .option('--psc <hex>', "the cards' PSC, 6 hex digits (default: METERD_CARD_PSC, else the layout's)")
@@ -74,8 +84,28 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
 
   common(card.command('read').description('show what a card carries: role, meter and customer, purchase, the meter write-back'))
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  meterd card read --port /dev/ttyUSB0 --json\n')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): read through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon reads with")
+    .option('--direct', DIRECT_HELP)
+    .addHelpText(
+      'after',
+      '\nExample:\n  meterd card read --port /dev/ttyUSB0 --json\n  meterd card read -c /etc/meterd/meterd.yaml --counter counter-1\n',
+    )
     .action(async (opts: CommonOptions & { json?: boolean }) => {
+      const route = await daemonRoute(opts);
+      if (route !== undefined) {
+        const reply = await sendToDaemon(route.config, 'card-read', {
+          requestId: `cli-card-read-${randomUUID()}`,
+          ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+        });
+        const reading = resultOf('card-read', reply) as unknown as CardReading;
+        if (opts.json) io.out(JSON.stringify(reading));
+        else {
+          const layout = loadCardLayout(reading.layout, [BUILTIN_CARD_LAYOUTS_DIR, ...(deps.layoutDirs ?? [])]);
+          for (const line of describeReading(reading, layout)) io.out(line);
+        }
+        return;
+      }
       await withEncoder(opts, deps, async (encoder, layout) => {
         const reading = await counter.read(encoder, layout);
         if (opts.json) io.out(JSON.stringify(readingJson(reading)));
@@ -88,15 +118,51 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
       .command('sell')
       .description('sell energy onto a customer card: checks, writes count = books + 1, verifies every byte, then records the sale'),
   )
-    .requiredOption('--meter <id>', 'the meter the card belongs to, 12 digits')
+    .requiredOption('--meter <id>', 'the meter the card belongs to, 12 digits (through the daemon: its id or number in the config)')
     .option('--kwh <kWh>', 'energy to sell (layouts in 0.01 kWh), e.g. 20 or 12.5')
     .option('--amount <yuan>', 'money to load (layouts in fen), e.g. 50 or 12.30')
     .requiredOption('--operator <name>', 'the cashier taking the money')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): sell through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon sells with")
+    .option('--direct', DIRECT_HELP)
     .addHelpText(
       'after',
       '\nExamples:\n  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice\n  meterd card sell --port /dev/ttyUSB0 --layout my-money-card --meter 000012345678 --amount 50 --operator bob\n',
     )
     .action(async (opts: CommonOptions & { meter: string; kwh?: string; amount?: string; operator: string }) => {
+      const route = await daemonRoute(opts);
+      if (route !== undefined) {
+        const meter = route.config.meters.find(
+          (m) => m.id === opts.meter || (/^\d{1,12}$/.test(opts.meter) && m.address === opts.meter.padStart(12, '0')),
+        );
+        if (meter === undefined) throw usageError(`no meter "${opts.meter}" in ${route.configPath} (give its id or its 12-digit number)`);
+        if ((opts.kwh === undefined) === (opts.amount === undefined)) throw usageError('give exactly one of --kwh N or --amount Y');
+        const parsed = opts.kwh !== undefined ? parseKwhText(opts.kwh) : parseYuanText(opts.amount!);
+        if (!parsed.ok) throw usageError(`${opts.kwh !== undefined ? '--kwh' : '--amount'} ${parsed.reason}`);
+        const reply = await sendToDaemon(
+          route.config,
+          'card-sell',
+          {
+            requestId: `cli-card-sell-${randomUUID()}`,
+            meter: meter.id,
+            ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+            ...(opts.kwh !== undefined ? { energyKwh: parsed.value / 100 } : { amountFen: parsed.value }),
+            operator: opts.operator,
+          },
+          { operator: opts.operator },
+        );
+        const sale = resultOf('card-sell', reply) as {
+          amount: number;
+          unit: AmountUnit;
+          meterNumber: string;
+          purchaseCount: number;
+          operator: string;
+        };
+        io.out(
+          `sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator} (through the daemon)`,
+        );
+        return;
+      }
       const meterNumber = meterOption(opts.meter);
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
         const amount = amountOption(opts, layout.amountUnit);
@@ -170,6 +236,24 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
   return card;
 }
 
+/**
+ * The running daemon's route for a card command with a config (-c or METERD_CONFIG); undefined for the direct path
+ * (no config, no daemon, or a --port the daemon does not hold). The daemon's own encoder port is refused with
+ * --port, and --direct while the daemon runs (routeCommand).
+ */
+async function daemonRoute(opts: CommonOptions): Promise<CommandRoute | undefined> {
+  if (opts.config === undefined && !process.env.METERD_CONFIG) return undefined;
+  const route = await routeCommand(opts);
+  if (route === undefined || route.daemon === null) return undefined;
+  if (opts.port === undefined) return route;
+  const held = route.config.encoders.find((e) => e.port === opts.port);
+  if (held !== undefined)
+    throw usageError(
+      `the daemon of ${route.configPath} holds ${opts.port} (encoder ${held.id}): leave out --port to go through it (--counter ${held.id})`,
+    );
+  return undefined;
+}
+
 async function withEncoder(
   opts: CommonOptions,
   deps: CardCommandDeps,
@@ -180,9 +264,11 @@ async function withEncoder(
   const pscText = opts.psc ?? (deps.env ?? process.env).METERD_CARD_PSC;
   const psc = pscText === undefined ? layout.psc : fromHex(pscText);
   if (psc?.length !== 3) throw usageError(`${opts.psc !== undefined ? '--psc' : 'METERD_CARD_PSC'} must be 6 hex digits, e.g. FFFFFF`);
+  if (opts.port === undefined) throw usageError('give --port PATH of the encoder, or -c FILE of a running daemon');
   const waitS = Number(opts.wait);
   if (!Number.isFinite(waitS) || waitS < 0 || waitS > 3600) throw usageError('--wait is a number of seconds from 0 to 3600');
-  const encoder = new SerialCardEncoder({ id: 'counter', port: opts.port, profile, logger: deps.logger ?? silentLogger });
+  const port = opts.port;
+  const encoder = new SerialCardEncoder({ id: 'counter', port, profile, logger: deps.logger ?? silentLogger });
   await encoder.open();
   try {
     if (waitS > 0) await encoder.waitForCard(waitS * 1000);

@@ -8,7 +8,12 @@ import { ModbusMeter } from '../../devices/modbus-meter.js';
 import type { PointValue } from '../../devices/point-value.js';
 import { BUILTIN_PROFILES_DIR, loadProfiles } from '../../profiles/registry.js';
 import type { DeviceProfile, PointSpec } from '../../profiles/types.js';
+import { randomUUID } from 'node:crypto';
+import type { MeterConfig } from '../../config/index.js';
+import { meterDrivers, openConfiguredBus } from '../../daemon/meters.js';
 import { addBusOptions, addressOption, parseBusOptions } from '../bus-options.js';
+import { defaultOperator, resultOf, sendToDaemon } from '../daemon-client.js';
+import { configuredMeter, DIRECT_HELP, routeCommand, type CommandRoute } from '../daemon-route.js';
 import { meterOn, withDlt645Bus } from '../dlt645-session.js';
 import { CliError, usageError } from '../errors.js';
 
@@ -39,20 +44,33 @@ export function registerReadCommand(program: Command, io: { out: (line: string) 
     )
     .option('--di <identifier>', 'data identifier, 8 hex digits (4 for --edition 1997) (repeatable)', collect)
     .option('--edition <year>', 'DL/T 645 edition: 2007 or 1997', '2007')
-    .option('--json', 'print a JSON list of { address, point, di, value, unit }');
+    .option('--json', 'print a JSON list of { address, point, di, value, unit }')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): with --meter, or to go through its running daemon')
+    .option('--meter <id>', 'a meter of the config, read through its profile (through the daemon when one runs)')
+    .option('--operator <name>', 'who reads, recorded by the daemon (default: your user name)')
+    .option('--direct', DIRECT_HELP);
   addBusOptions(cmd).addHelpText(
     'after',
     `
 Examples:
+  meterd read -c /etc/meterd/meterd.yaml --meter room-101 --point voltage.a --point energy.active.import
+  meterd read -c /etc/meterd/meterd.yaml --meter room-101 --point all --json
   meterd read --port /dev/ttyUSB0 --addr 000012345678 --point energy.active.import --point voltage.a
   meterd read --port tcp://10.0.0.7:8899 --addr 12345678 --di 00900200 --json
   meterd read --port /dev/ttyUSB1 --baud 1200 --edition 1997 --addr 1 --di 9010
   meterd read --port /dev/ttyUSB2 --baud 9600 --parity none --profile eastron-sdm630 --unit 1 --point all
   meterd read --port tcp://10.0.0.9:502 --modbus-tcp --profile chint-dtsu666 --unit 3 --point voltage.a --json
 
+With a config (-c or METERD_CONFIG) whose daemon runs, a configured meter (--meter, or the --port and --addr of
+one) is read through the daemon: its bus arbiter puts the read before routine polls, and polling goes on.
+Without a daemon the port is opened directly. --di reads of raw identifiers need the port: --direct.
 Exit code 0 when every point was read; 1 when any failed (timeout, or the meter's named error).`,
   );
   cmd.action(async (opts: Record<string, unknown>) => {
+    const wantsConfig = opts.meter !== undefined || opts.config !== undefined || opts.direct === true;
+    const route = wantsConfig || process.env.METERD_CONFIG ? await routeCommand(opts as { config?: string; direct?: boolean }) : undefined;
+    const meter = configuredMeter(route, opts);
+    if (route !== undefined && meter !== undefined) return readConfiguredMeter(route, meter, opts, io);
     const bus = parseBusOptions(opts);
     if (opts.profile !== undefined) return readWithProfile(opts, bus, io);
     if (opts.addr === undefined) throw usageError('give --addr ADDRESS (DL/T 645), or --profile ID with --addr or --unit');
@@ -85,6 +103,56 @@ Exit code 0 when every point was read; 1 when any failed (timeout, or the meter'
         `${failed.length} of ${rows.length} point(s) could not be read`,
       );
   });
+}
+
+/** A configured meter's points by their profile names: through the daemon when one runs, else on its port directly. */
+async function readConfiguredMeter(
+  route: CommandRoute,
+  meter: MeterConfig,
+  opts: Record<string, unknown>,
+  io: { out: (line: string) => void },
+) {
+  if (opts.di !== undefined)
+    throw usageError('--di reads a raw identifier on the port: use --point names with --meter, or --port with --direct');
+  const asked = (opts.point as string[] | undefined) ?? [];
+  if (asked.length === 0) throw usageError('say what to read: --point NAME (repeatable) or --point all');
+  const profile = meter.profile;
+  const names = asked.includes('all') ? [...profile.points.keys()] : asked;
+  for (const n of names)
+    if (!profile.points.has(n))
+      throw usageError(`meter ${meter.id} (${profile.id}) has no point "${n}"; it has: ${[...profile.points.keys()].join(', ')}`);
+  let values: Record<string, PointValue>;
+  if (route.daemon !== null) {
+    const reply = await sendToDaemon(
+      route.config,
+      'read',
+      { requestId: `cli-read-${randomUUID()}`, meter: meter.id, points: names },
+      { operator: typeof opts.operator === 'string' ? opts.operator : defaultOperator() },
+    );
+    values = resultOf('read', reply).values as Record<string, PointValue>;
+  } else {
+    const opened = await openConfiguredBus(route.config.buses.find((b) => b.id === meter.busId)!, { waitForPort: false });
+    try {
+      values = Object.fromEntries(await meterDrivers(meter, opened, route.config).reader.read(names, { priority: 'operator' }));
+    } finally {
+      await opened.bus.close();
+    }
+  }
+  const rows: ReadRow[] = names.map((n) => {
+    const v = values[n] ?? { error: 'MISSING', message: 'no value in the reply' };
+    const source = sourceOf(profile, profile.points.get(n)!);
+    return 'v' in v
+      ? { address: meter.id, point: n, di: source, value: v.v, unit: v.unit }
+      : { address: meter.id, point: n, di: source, error: `${v.error}${v.message ? `: ${v.message}` : ''}` };
+  });
+  if (opts.json) io.out(JSON.stringify(rows));
+  else printTable(rows, io.out);
+  const failed = rows.filter((r) => r.error);
+  if (failed.length > 0)
+    throw new CliError(
+      failed.length === rows.length ? 'READ_FAILED' : 'READ_PARTIAL',
+      `${failed.length} of ${rows.length} point(s) could not be read`,
+    );
 }
 
 function resolveTargets(points: string[], dis: string[], edition: Edition): { point: string | null; di: string }[] {

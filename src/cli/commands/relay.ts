@@ -1,6 +1,9 @@
 import { Option, type Command } from 'commander';
 import { meterTimeOf, parseOperatorCode, parsePassword, type RemoteAction } from '../../../protocols/dlt645/index.js';
+import { randomUUID } from 'node:crypto';
 import { addBusOptions, addressOption, parseBusOptions } from '../bus-options.js';
+import { defaultOperator, resultOf, sendToDaemon } from '../daemon-client.js';
+import { busOptionsOf, configuredMeter, DIRECT_HELP, routeCommand } from '../daemon-route.js';
 import { meterOn, withDlt645Bus } from '../dlt645-session.js';
 import { CliError, usageError } from '../errors.js';
 
@@ -13,7 +16,10 @@ export function registerRelayCommand(program: Command, io: { out: (line: string)
   const cmd = program
     .command('relay')
     .description("trip or close a meter's relay (DL/T 645 0x1C) and confirm it from status word 3")
-    .requiredOption('--addr <address>', 'meter address, 12 digits')
+    .option('--addr <address>', 'meter address, 12 digits')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): with --meter, or to go through its running daemon')
+    .option('--meter <id>', 'a meter of the config (through the daemon when one runs)')
+    .option('--direct', DIRECT_HELP)
     .addOption(new Option('--action <action>', 'what to do').choices(['trip', 'close']).makeOptionMandatory())
     .addOption(
       new Option('--close-mode <mode>', 'direct: close now (1C); allowed: the customer presses the button (1B)')
@@ -21,21 +27,48 @@ export function registerRelayCommand(program: Command, io: { out: (line: string)
         .default('direct'),
     )
     .option('--password <PPPPPPPP>', 'password level and password as 8 hex digits, e.g. 02000000 = level 02, password 000000', '02000000')
-    .option('--operator <CCCCCCCC>', 'operator code recorded by the meter, 8 hex digits', '00000000')
+    .option(
+      '--operator <CCCCCCCC>',
+      "operator code recorded by the meter, 8 hex digits (through the daemon: the config's credentials, and the name recorded is your user name)",
+      '00000000',
+    )
     .option('--valid <minutes>', 'the command expires this many minutes from now, so a stale one never runs', '60');
   addBusOptions(cmd).addHelpText(
     'after',
     `
 Examples:
+  meterd relay -c /etc/meterd/meterd.yaml --meter room-101 --action trip
   meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action trip
   meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action close --password 02123456 --operator 00000001
 
+With a config whose daemon runs, a configured meter (--meter, or the --port and --addr of one) is switched through
+the daemon: its arbiter, its relay service (a trip never cuts a meter that a top-up is loading), its record.
+Without a daemon the port is opened directly.
 The command is sent once (never repeated blindly); the result is read back from status word 3.
 Exit code 0 when the relay is confirmed in the asked state; 1 when the meter refused (its named error) or did not move.`,
   );
   cmd.action(async (opts: Record<string, unknown>) => {
-    const bus = parseBusOptions(opts);
-    const address = addressOption(opts.addr);
+    const wantsConfig = opts.meter !== undefined || opts.config !== undefined || opts.direct === true;
+    const route = wantsConfig || process.env.METERD_CONFIG ? await routeCommand(opts as { config?: string; direct?: boolean }) : undefined;
+    const meter = configuredMeter(route, opts);
+    if (route?.daemon != null && meter !== undefined) {
+      if (opts.closeMode === 'allowed')
+        throw usageError('--close-mode allowed is not a daemon command: the daemon closes directly (or stop it and use --direct)');
+      const reply = await sendToDaemon(
+        route.config,
+        'relay',
+        { requestId: `cli-relay-${randomUUID()}`, meter: meter.id, action: opts.action === 'trip' ? 'trip' : 'close' },
+        { operator: defaultOperator() },
+      );
+      const result = resultOf('relay', reply);
+      io.out(`meter ${meter.id}: relay ${String(result.relay)}, confirmed by the daemon${result.note ? ` (${String(result.note)})` : ''}`);
+      return;
+    }
+    if (meter !== undefined && route !== undefined && meter.address === undefined)
+      throw usageError(`meter ${meter.id} is not a DL/T 645 meter; without the daemon, relay works on DL/T 645 meters only`);
+    const bus = meter !== undefined && route !== undefined ? busOptionsOf(route.config, meter) : parseBusOptions(opts);
+    if (meter === undefined && opts.addr === undefined) throw usageError('give --addr ADDRESS, or -c FILE --meter ID');
+    const address = meter?.address ?? addressOption(opts.addr);
     const pw = parsePassword(String(opts.password));
     if (!pw.ok) throw usageError(`--password: ${pw.error.message}`);
     const op = parseOperatorCode(String(opts.operator));

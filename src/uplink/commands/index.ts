@@ -1,5 +1,12 @@
 /** Station commands over MQTT: schemas, signatures, the router, and the handler interface the services implement. */
-export { CommandRouter, type CommandRouterOptions, type CommandRouterStats, type CommandSession } from './router.js';
+export {
+  CommandRouter,
+  type CommandRouterOptions,
+  type CommandRouterStats,
+  type CommandSession,
+  type LocalSender,
+  type LocalSubmission,
+} from './router.js';
 export type {
   CommandContext,
   CommandError,

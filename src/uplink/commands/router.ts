@@ -61,10 +61,32 @@ export interface CommandRouterStats {
   readonly running: number;
 }
 
-/** Where a reply goes: the request's MQTT 5 response topic with its correlation data, or `cmd/<command>/result`. */
+/**
+ * Where a reply goes: the request's MQTT 5 response topic with its correlation data, or `cmd/<command>/result`; or,
+ * for a request of the local control socket (`socket`), back to the waiting client and never to the broker.
+ */
 interface ReplyRoute {
   readonly responseTopic?: string;
   readonly correlationData?: Buffer;
+  readonly socket?: true;
+}
+
+const SOCKET_ROUTE: ReplyRoute = { socket: true };
+
+/** Who sent a request that came through the local control socket. */
+export interface LocalSender {
+  /** Recorded with the command; the CLI's `--operator`, default the OS user name. */
+  readonly operator: string;
+}
+
+/**
+ * The router's answer to a local request: the first reply at once (`accepted`, or a final one when the request was
+ * refused or answered from an earlier record), and the final one when the handler has finished. `final` resolves
+ * `accepted` when the gateway stopped before the handler finished: the command resumes at the next start.
+ */
+export interface LocalSubmission {
+  readonly first: CommandReply;
+  readonly final: Promise<CommandReply>;
 }
 
 interface Rejection {
@@ -87,6 +109,8 @@ interface RunningCommand {
   readonly controller: AbortController;
   /** Reply routes of duplicates that arrived while it ran and asked elsewhere than the first: they get the outcome too. */
   readonly extraRoutes: ReplyRoute[];
+  /** Local clients waiting for the outcome (the first request's, and duplicates' that came through the socket). */
+  readonly waiters: ((reply: CommandReply) => void)[];
   finished: Promise<void>;
 }
 
@@ -222,7 +246,7 @@ export class CommandRouter {
     const receivedAt = this.#clock.now();
     const name = this.#session.topics.relative(message.topic)?.split('/')[1] ?? '';
     const requested = this.#requestedRoute(message, name);
-    const screened = this.#screen(message, name, receivedAt);
+    const screened = this.#screen(message.payload, name, receivedAt, 'mqtt');
     if (!screened.ok) {
       const { requestId, rejection, authenticated } = screened;
       // A sender refused for want of authenticity does not choose where the gateway publishes.
@@ -235,7 +259,7 @@ export class CommandRouter {
     const log = this.#log.child({ requestId: request.requestId, command: request.command });
     let verdict: Verdict;
     try {
-      verdict = this.#store.transaction((tx) => this.#decide(tx, request, requested, receivedAt), { durable: true });
+      verdict = this.#store.transaction((tx) => this.#decide(tx, request, requested, receivedAt, undefined), { durable: true });
     } catch (error) {
       // Nothing was recorded and no handler runs; the station must still hear it, or it retries for ever.
       log.error({ err: error }, 'the store could not record the command; answering failed INTERNAL directly');
@@ -269,11 +293,80 @@ export class CommandRouter {
     }
   };
 
-  /** The checks that need no database, in order. */
+  /**
+   * A request of the local control socket, through the same checks, record, de-duplication, handlers and outcome
+   * record as an MQTT one; only the signature is not asked for (the socket's file mode decides who may connect), the
+   * sender is recorded as `operator`, and the replies come back here instead of going to the broker.
+   *
+   * ```ts
+   * const { first, final } = router.submit('read', { requestId: 'cli-1', meter: 'room-101', points: ['voltage.a'] },
+   *   { operator: 'alice' });
+   * // first: { requestId: 'cli-1', status: 'accepted' }; await final: { …, status: 'done', result: { values: … } }
+   * ```
+   */
+  submit(command: string, request: unknown, sender: LocalSender): LocalSubmission {
+    this.#stats.received++;
+    const receivedAt = this.#clock.now();
+    const final = (reply: CommandReply): LocalSubmission => ({ first: reply, final: Promise.resolve(reply) });
+    let payload: Buffer;
+    try {
+      payload = Buffer.from(JSON.stringify(request) ?? 'null', 'utf8');
+    } catch (error) {
+      this.#stats.rejected++;
+      return final({
+        requestId: null,
+        status: 'rejected',
+        error: { code: 'NOT_JSON', message: `the request is not JSON: ${errorText(error)}` },
+      });
+    }
+    const screened = this.#screen(payload, command, receivedAt, 'socket');
+    const log = this.#log.child({ command: command.slice(0, 64), origin: 'socket', operator: sender.operator });
+    if (!screened.ok) {
+      this.#stats.rejected++;
+      this.#logRejection(log.child({ requestId: screened.requestId }), screened.rejection);
+      return final({ requestId: screened.requestId, status: 'rejected', error: screened.rejection });
+    }
+    const request_ = screened.request;
+    let verdict: Verdict;
+    try {
+      verdict = this.#store.transaction((tx) => this.#decide(tx, request_, SOCKET_ROUTE, receivedAt, sender), { durable: true });
+    } catch (error) {
+      log.error({ err: error, requestId: request_.requestId }, 'the store could not record the command; answering failed INTERNAL');
+      return final({
+        requestId: request_.requestId,
+        status: 'failed',
+        error: { code: 'INTERNAL', message: `the gateway could not record the request (${errorText(error)}); nothing was done` },
+      });
+    }
+    switch (verdict.kind) {
+      case 'rejected':
+        this.#stats.rejected++;
+        this.#logRejection(log.child({ requestId: request_.requestId }), verdict.rejection);
+        return final({ requestId: request_.requestId, status: 'rejected', error: verdict.rejection });
+      case 'duplicate': {
+        this.#stats.duplicates++;
+        const reply = replyOf(verdict.record);
+        const running = this.#running.get(verdict.record.requestId);
+        if (reply.status !== 'accepted' || running === undefined) return final(reply);
+        return { first: reply, final: new Promise((resolve) => running.waiters.push(resolve)) };
+      }
+      case 'accepted': {
+        this.#stats.accepted++;
+        log.info({ requestId: request_.requestId, meter: verdict.record.meterId }, 'command accepted');
+        const accepted: CommandReply = { requestId: request_.requestId, status: 'accepted' };
+        if (this.#state !== 'running') return final(accepted);
+        const job = this.#run(verdict.record, verdict.parsed, false);
+        return { first: accepted, final: new Promise((resolve) => job.waiters.push(resolve)) };
+      }
+    }
+  }
+
+  /** The checks that need no database, in order. A socket request skips the signature (`door`). */
   #screen(
-    message: InboundMessage,
+    raw: Buffer,
     name: string,
     now: number,
+    door: 'mqtt' | 'socket',
   ): { ok: false; rejection: Rejection; requestId: string | null; authenticated: boolean } | { ok: true; request: Screened } {
     const reject = (code: CommandRejectionCode, text: string, requestId: string | null = null, field?: string, authenticated = false) => ({
       ok: false as const,
@@ -281,15 +374,13 @@ export class CommandRouter {
       requestId,
       authenticated,
     });
-    if (message.payload.length > this.#maxPayloadBytes) {
-      return reject(
-        'PAYLOAD_TOO_LARGE',
-        `the payload is ${message.payload.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`,
-      );
+    if (raw.length > this.#maxPayloadBytes) {
+      return reject('PAYLOAD_TOO_LARGE', `the payload is ${raw.length} bytes; commands.maxPayloadBytes allows ${this.#maxPayloadBytes}`);
     }
+    const signed = door === 'mqtt' && this.#auth.mode === 'signed';
     let text: string;
     try {
-      text = UTF8.decode(message.payload);
+      text = UTF8.decode(raw);
     } catch (error) {
       return reject('NOT_JSON', `the payload is not UTF-8 JSON: ${(error as Error).message}`);
     }
@@ -325,9 +416,9 @@ export class CommandRouter {
         requestId,
       );
     }
-    const refusal = unsignedRefusal(this.#auth, name);
+    const refusal = door === 'mqtt' ? unsignedRefusal(this.#auth, name) : undefined;
     if (refusal !== undefined) return reject('UNSIGNED', refusal, requestId, 'signature');
-    if (this.#auth.mode === 'signed') {
+    if (signed) {
       if (fields.signature === undefined) {
         return reject(
           'UNSIGNED',
@@ -343,9 +434,9 @@ export class CommandRouter {
     // request of known fields, types and sizes is walked further. With a key, `ts` and `signature` are the
     // authenticity check's to judge (a malformed signature is BAD_SIGNATURE); without one the schema checks their form.
     const { signature: _signature, ts: _ts, ...content } = fields;
-    const parsed = parseCommand(name, this.#auth.mode === 'signed' ? content : fields);
+    const parsed = parseCommand(name, signed ? content : fields);
     if (!parsed.ok) return reject('INVALID_FIELD', parsed.problem.message, requestId, parsed.problem.field);
-    if (this.#auth.mode === 'signed') {
+    if (signed) {
       const key = this.#auth.key;
       if (typeof fields.signature !== 'string' || !signatureMatches(fields, key, fields.signature)) {
         return reject(
@@ -376,7 +467,7 @@ export class CommandRouter {
   }
 
   /** The checks against the record, then meter and expiry; records and replies in the caller's commit. */
-  #decide(tx: Tx, request: Screened, route: ReplyRoute, now: number): Verdict {
+  #decide(tx: Tx, request: Screened, route: ReplyRoute, now: number, sender: LocalSender | undefined): Verdict {
     const { requestId, command } = request;
     const existing = findCommand(tx, requestId);
     if (existing !== null) {
@@ -393,6 +484,7 @@ export class CommandRouter {
       if (
         existing.status === 'accepted' &&
         running !== undefined &&
+        route.socket !== true &&
         !sameRoute(route, routeOf(existing)) &&
         !running.extraRoutes.some((r) => sameRoute(r, route))
       ) {
@@ -425,6 +517,7 @@ export class CommandRouter {
       requestJson: request.content,
       responseTopic: route.responseTopic,
       correlationData: route.correlationData,
+      ...(sender === undefined ? {} : { origin: 'socket' as const, operator: sender.operator }),
       receivedAt: now,
     });
     this.#enqueueReply(tx, command, route, { requestId, status: 'accepted' });
@@ -486,6 +579,8 @@ export class CommandRouter {
   }
 
   #enqueueReply(tx: Tx, command: string, route: ReplyRoute, reply: CommandReply): void {
+    // A socket request's replies go back on the socket; the station never sees them.
+    if (route.socket === true) return;
     enqueue(tx, {
       topic: `cmd/${command}/result`,
       class: 'reply',
@@ -534,13 +629,13 @@ export class CommandRouter {
           message: `the ${name} command was interrupted by a restart and its record could not be read back to resume it`,
         },
       },
-      [],
+      undefined,
     );
   }
 
-  #run(record: CommandRecord, parsed: ParsedCommand, resumed: boolean): void {
+  #run(record: CommandRecord, parsed: ParsedCommand, resumed: boolean): RunningCommand {
     const controller = new AbortController();
-    const job: RunningCommand = { controller, extraRoutes: [], finished: Promise.resolve() };
+    const job: RunningCommand = { controller, extraRoutes: [], waiters: [], finished: Promise.resolve() };
     this.#running.set(record.requestId, job);
     const ctx: CommandContext = {
       requestId: record.requestId,
@@ -548,12 +643,19 @@ export class CommandRouter {
       receivedAt: record.receivedAt,
       signal: controller.signal,
       resumed,
+      origin: record.origin,
+      ...(record.operator === null ? {} : { operator: record.operator }),
     };
     job.finished = this.#execute(parsed, ctx)
       .then((outcome) => {
-        if (outcome !== undefined) this.#finish(record, outcome, job.extraRoutes);
+        if (outcome !== undefined) this.#finish(record, outcome, job);
       })
-      .finally(() => this.#running.delete(record.requestId));
+      .finally(() => {
+        this.#running.delete(record.requestId);
+        // Interrupted by a stop: still accepted, it resumes at the next start; a waiting client hears just that.
+        for (const wake of job.waiters.splice(0)) wake({ requestId: record.requestId, status: 'accepted' });
+      });
+    return job;
   }
 
   /** Runs the handler; undefined when it gave up because the router is stopping (the command stays accepted). */
@@ -591,24 +693,30 @@ export class CommandRouter {
     return outcome as CommandOutcome;
   }
 
-  #finish(record: CommandRecord, outcome: CommandOutcome, extraRoutes: readonly ReplyRoute[]): void {
+  #finish(record: CommandRecord, outcome: CommandOutcome, job: RunningCommand | undefined): void {
     const log = this.#log.child({ requestId: record.requestId, command: record.command });
+    const extraRoutes = job?.extraRoutes ?? [];
+    const wake = (reply: CommandReply) => {
+      for (const w of job?.waiters.splice(0) ?? []) w(reply);
+    };
     const commit = (final: CommandOutcome) =>
       this.#store.transaction(
         (tx) => {
           const finished = finishCommand(tx, record.requestId, final);
           for (const route of [routeOf(record), ...extraRoutes]) this.#enqueueReply(tx, record.command, route, replyOf(finished));
+          return finished;
         },
         { durable: true },
       );
+    let finished: CommandRecord;
     try {
       try {
-        commit(outcome);
+        finished = commit(outcome);
       } catch (error) {
         if (!(error instanceof TypeError)) throw error;
         // JSON.stringify refused the result (a BigInt, a cycle): the command still needs a final answer.
         log.error({ err: error }, 'the command result is not JSON');
-        commit({
+        finished = commit({
           status: 'failed',
           error: { code: 'INTERNAL', message: `the ${record.command} result could not be stored as JSON: ${error.message}` },
         });
@@ -620,9 +728,11 @@ export class CommandRouter {
       const reply: CommandReply = { requestId: record.requestId, status: outcome.status };
       const full =
         outcome.status === 'done' ? { ...reply, result: outcome.result } : { ...reply, error: outcome.error, result: outcome.result };
-      for (const route of [routeOf(record), ...extraRoutes]) this.#replyDirect(record.command, route, log, full);
+      for (const route of [routeOf(record), ...extraRoutes]) if (route.socket !== true) this.#replyDirect(record.command, route, log, full);
+      wake(full);
       return;
     }
+    wake(replyOf(finished));
     this.#drain.notify();
     if (outcome.status === 'done') log.info('command done');
     else log.warn({ status: outcome.status, code: outcome.error.code, reason: outcome.error.message }, `command ${outcome.status}`);
@@ -665,6 +775,7 @@ function replyOf(record: CommandRecord): CommandReply {
 }
 
 function routeOf(record: CommandRecord): ReplyRoute {
+  if (record.origin === 'socket') return SOCKET_ROUTE;
   if (record.responseTopic === null) return {};
   return record.correlationData === null
     ? { responseTopic: record.responseTopic }
@@ -672,6 +783,7 @@ function routeOf(record: CommandRecord): ReplyRoute {
 }
 
 function sameRoute(a: ReplyRoute, b: ReplyRoute): boolean {
+  if (a.socket !== b.socket) return false;
   if (a.responseTopic !== b.responseTopic) return false;
   if (a.correlationData === undefined || b.correlationData === undefined) return a.correlationData === b.correlationData;
   return a.correlationData.equals(b.correlationData);

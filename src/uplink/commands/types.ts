@@ -43,6 +43,10 @@ export interface CommandContext {
    * repeat an action blindly. It must also check `expiresAt` itself, which may have passed in the meantime.
    */
   readonly resumed: boolean;
+  /** `mqtt` for the station's requests, `socket` for the local CLI's (authenticated by the socket's file mode). */
+  readonly origin: 'mqtt' | 'socket';
+  /** Who sent a socket request (`--operator`, default the OS user); undefined for MQTT. */
+  readonly operator?: string;
 }
 
 /**
