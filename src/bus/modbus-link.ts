@@ -1,12 +1,6 @@
 import { EventEmitter } from 'node:events';
 import ModbusSerial from 'modbus-serial';
-import {
-  classifyModbusError,
-  MAX_READ_BITS,
-  MAX_READ_REGISTERS,
-  MAX_WRITE_REGISTERS,
-  type ExceptionName,
-} from '../../protocols/modbus/index.js';
+import { classifyModbusError, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS } from '../../protocols/modbus/index.js';
 import { realTimers, type Clock, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BusArbiter, type ArbiterStats } from './arbiter.js';
@@ -16,7 +10,6 @@ import { hangupAwareBinding, resolveSerialPath } from './serial-device.js';
 import { responseTimeoutMs } from './timing.js';
 import { parsePortSpec, type PortSpec } from './transport.js';
 import { describeLine, type LineSettings, type Priority } from './types.js';
-import { MeterdError } from '../errors.js';
 
 const ModbusRTU = ModbusSerial.default;
 type ModbusClient = InstanceType<typeof ModbusRTU>;
@@ -25,42 +18,8 @@ export type ModbusProtocol = 'modbus-rtu' | 'modbus-tcp';
 export type ModbusRegisterTable = 'holding' | 'input';
 export type ModbusBitTable = 'coil' | 'discrete';
 
-export type ModbusErrorCode =
-  /** The meter answered with an exception response: it understood the request and refused it. */
-  | 'MODBUS_EXCEPTION'
-  /** A reply arrived but was unusable (bad CRC, wrong length, another unit's reply), after every retry. */
-  | 'MODBUS_BAD_REPLY';
-
-/**
- * The meter's own refusal (an exception response) or an unusable reply. Never a timeout: a timeout is a
- * `BusError` with code BUS_TIMEOUT, because the two mean different things for a write (refused vs. unknown).
- */
-export class ModbusError extends MeterdError<ModbusErrorCode> {
-  override readonly name = 'ModbusError';
-  readonly unit: number;
-  readonly functionCode: number;
-  /** For MODBUS_EXCEPTION: ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, … */
-  readonly exception: ExceptionName | undefined;
-  /** For MODBUS_EXCEPTION: the code on the wire (2 for ILLEGAL_DATA_ADDRESS). */
-  readonly exceptionCode: number | undefined;
-
-  constructor(
-    code: ModbusErrorCode,
-    message: string,
-    details: { unit: number; functionCode: number; exception?: ExceptionName; exceptionCode?: number },
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options);
-    this.unit = details.unit;
-    this.functionCode = details.functionCode;
-    this.exception = details.exception;
-    this.exceptionCode = details.exceptionCode;
-  }
-}
-
-export function isModbusError(err: unknown, code?: ModbusErrorCode): err is ModbusError {
-  return err instanceof ModbusError && (code === undefined || err.code === code);
-}
+export { isModbusError, ModbusError, type ModbusErrorCode } from './modbus-errors.js';
+import { ModbusError } from './modbus-errors.js';
 
 export interface ModbusReadOptions {
   /** Reply deadline for one attempt. Default: from the line speed and the request size (see `turnaroundMs`). */

@@ -27,6 +27,12 @@ export interface HandlerDeps {
   clock: Clock;
 }
 
+/** card-read and card-sell on a gateway whose config names no encoder: refused as the card counter refuses them. */
+export const withoutCardCounter: HandlerDeps['cards'] = {
+  cardRead: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+  cardSell: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+};
+
 /**
  * The MQTT commands, served by the services: the router validates, authenticates and de-duplicates; these only
  * translate a command into a service call and its outcome into a reply. Services know nothing of MQTT.

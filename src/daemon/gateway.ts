@@ -2,7 +2,7 @@ import { ensureDataDir } from '../config/data-dir.js';
 import { join } from 'node:path';
 import { realTimers, repeat, systemClock, type Clock, type Timers } from '../clock.js';
 import { redactUrl } from '../config/broker-url.js';
-import type { GatewayConfig } from '../config/index.js';
+import type { GatewayConfig, MeterConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
@@ -10,8 +10,7 @@ import { ControlServer, type DaemonStatus } from '../control/index.js';
 import { RelayService } from '../services/relay.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
-import { cardCommandHandlers } from './card-handlers.js';
-import { gatewayCommandHandlers } from './command-handlers.js';
+import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
 import { BooksPublisher } from '../services/books/index.js';
@@ -137,7 +136,7 @@ async function composeGateway(
     targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
-    meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: new Set(m.profile.points.keys()) });
+    meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: pointNamesOf(m.profile) });
   }
 
   const drain = new OutboxDrain({
@@ -181,7 +180,8 @@ async function composeGateway(
       poller,
       meters: meterFacts,
       buses,
-      cards: cardCommandHandlers(config, store, log),
+      // The card stack (encoder drivers, layouts) is loaded only when the config names an encoder.
+      cards: config.encoders.length > 0 ? (await import('./card-handlers.js')).cardCommandHandlers(config, store, log) : withoutCardCounter,
       closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
       clock,
     }),
@@ -358,6 +358,15 @@ async function composeGateway(
         log.info('gateway stopped');
       })()),
   };
+}
+
+const pointNames = new WeakMap<MeterConfig['profile'], ReadonlySet<string>>();
+
+/** A profile's point names, one set per profile shared by its meters (2,000 meters, a handful of models). */
+function pointNamesOf(profile: MeterConfig['profile']): ReadonlySet<string> {
+  let names = pointNames.get(profile);
+  if (names === undefined) pointNames.set(profile, (names = new Set(profile.points.keys())));
+  return names;
 }
 
 /** The store's dead letters for the retained status; a store that cannot say is logged and left out. */

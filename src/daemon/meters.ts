@@ -1,6 +1,6 @@
 import { Dlt645Decoder, type Frame } from '../../protocols/dlt645/index.js';
 import { openBus, responseTimeoutMs, type FrameBus } from '../bus/index.js';
-import { openModbusLink, type ModbusLink } from '../bus/modbus-link.js';
+import type { ModbusLink } from '../bus/modbus-link.js';
 import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
 import { dlt645CreditPort, modbusCreditPort, type CreditPort } from '../devices/credit-port.js';
 import { Dlt645Meter } from '../devices/dlt645-meter.js';
@@ -30,6 +30,8 @@ export async function openConfiguredBus(b: BusConfig, opts: { logger?: Logger; w
     waitForPort: opts.waitForPort,
   };
   if (b.protocol === 'dlt645') return { config: b, kind: 'dlt645', bus: await openBus<Frame>({ ...common, decoder: new Dlt645Decoder() }) };
+  // modbus-serial is loaded only by a gateway that has a Modbus bus (issue 18: load only what `run` uses).
+  const { openModbusLink } = await import('../bus/modbus-link.js');
   return { config: b, kind: 'modbus', bus: await openModbusLink({ ...common, protocol: b.protocol, readRetries: b.retries }) };
 }
 

@@ -9,7 +9,7 @@ import {
   type RegisterValue,
 } from '../../protocols/modbus/index.js';
 import type { ModbusBitTable, ModbusReadOptions, ModbusRegisterTable, ModbusWriteOptions } from '../bus/modbus-link.js';
-import { isModbusError } from '../bus/modbus-link.js';
+import { isModbusError } from '../bus/modbus-errors.js';
 import type { Priority } from '../bus/types.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { DerivedPoint, DeviceProfile, ModbusPoint } from '../profiles/types.js';

@@ -168,6 +168,9 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       reconnectPeriod: 0,
       resubscribe: false,
       queueQoSZero: false,
+      // mqtt-packet's default pre-builds a Buffer for each of the 65,536 packet ids: 6 MB of heap on a gateway that
+      // publishes a few messages a second (issue 18). Built per packet instead.
+      writeCache: false,
       connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       will: { topic: this.topics.status, payload: Buffer.from(JSON.stringify(OFFLINE_WILL)), qos: 1, retain: true },
       properties:
