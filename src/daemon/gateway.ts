@@ -364,8 +364,10 @@ const pointNames = new WeakMap<MeterConfig['profile'], ReadonlySet<string>>();
 
 /** A profile's point names, one set per profile shared by its meters (2,000 meters, a handful of models). */
 function pointNamesOf(profile: MeterConfig['profile']): ReadonlySet<string> {
-  let names = pointNames.get(profile);
-  if (names === undefined) pointNames.set(profile, (names = new Set(profile.points.keys())));
+  const known = pointNames.get(profile);
+  if (known !== undefined) return known;
+  const names = new Set(profile.points.keys());
+  pointNames.set(profile, names);
   return names;
 }
 
