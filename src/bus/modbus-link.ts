@@ -549,7 +549,7 @@ export class ModbusLink extends EventEmitter<{ state: [BusStateEvent] }> {
     if (this.#spec.kind === 'serial') {
       const path = this.#spec.path;
       if (/cannot lock port|resource temporarily unavailable/i.test(text))
-        hint = `another program holds it (another meterd, minicom, a Modbus tool?); find it with: fuser -v ${path}`;
+        hint = `another program holds it (the meterd daemon? then give the command its config, -c FILE, and it goes through the daemon; or minicom, a Modbus tool); find it with: fuser -v ${path}`;
       else if (/no such file or directory/i.test(text))
         hint = 'the device does not exist: is the USB adapter plugged in? List adapters with: ls -l /dev/serial/by-id';
       else if (/permission denied/i.test(text)) hint = `no permission: add the service user to the dialout group, or check: ls -l ${path}`;

@@ -149,7 +149,7 @@ export class SerialTransport extends EventEmitter implements ByteTransport {
     const text = err.message;
     let hint: string;
     if (/cannot lock port|resource temporarily unavailable/i.test(text)) {
-      hint = `another program holds it (another meterd, minicom, a Modbus tool?); find it with: fuser -v ${this.#path}`;
+      hint = `another program holds it (the meterd daemon? then give the command its config, -c FILE, and it goes through the daemon; or minicom, a Modbus tool); find it with: fuser -v ${this.#path}`;
     } else if (/no such file or directory/i.test(text)) {
       hint = 'the device does not exist: is the USB adapter plugged in? List adapters with: ls -l /dev/serial/by-id';
     } else if (/permission denied/i.test(text)) {
