@@ -7,6 +7,7 @@ import { COMMAND_REPLAY_WINDOW_MS } from '../store/commands.js';
 import { pseudoFileSystemProblem } from './data-dir.js';
 import { durationProblem, parseDuration } from './duration.js';
 import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
+import { districtIssues, type DistrictConfig, type LinelossSettings } from './lineloss.js';
 import { configSchema, type secret } from './schema.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 import { MeterdError } from '../errors.js';
@@ -58,7 +59,9 @@ export interface GatewayConfig {
   };
   readonly buses: readonly BusConfig[];
   readonly meters: readonly MeterConfig[];
-  readonly districts: readonly { id: string; name?: string; supplyMeter?: string; ctRatio: number; ptRatio: number }[];
+  readonly districts: readonly DistrictConfig[];
+  /** When districts' daily freezes are read and how long missing ones are recalled (docs/lineloss.md). */
+  readonly lineloss: LinelossSettings;
   readonly polling: {
     readonly intervalsMs: Readonly<Record<string, number>>;
     readonly offlineAfter: number;
@@ -344,10 +347,7 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     };
   });
 
-  raw.districts.forEach((d, i) => {
-    if (d.supplyMeter !== undefined && !raw.meters.some((m) => m.id === d.supplyMeter))
-      at(['districts', i, 'supplyMeter'], `no meter "${d.supplyMeter}"`);
-  });
+  for (const issue of districtIssues(raw.districts, raw.meters, busIds, envs.profiles)) at(issue.path, issue.message);
 
   const groupNames = new Set(meters.flatMap((m) => m.profile.groups.map((g) => g.name)));
   const intervalsMs: Record<string, number> = {};
@@ -400,7 +400,19 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
     },
     buses,
     meters,
-    districts: raw.districts,
+    districts: raw.districts.map((d) => ({
+      id: d.id,
+      name: d.name,
+      supplyMeter: d.supplyMeter,
+      ctRatio: d.ctRatio,
+      ptRatio: d.ptRatio,
+      lineloss: d.lineloss,
+    })),
+    lineloss: {
+      readAt: raw.lineloss.readAt,
+      recallDays: raw.lineloss.recallDays,
+      recallEveryMs: durationAt(raw.lineloss.recallEvery, ['lineloss', 'recallEvery'], 60_000),
+    },
     polling: {
       intervalsMs,
       offlineAfter: raw.polling.offlineAfter,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBrokerUrl } from './broker-url.js';
 import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
+import { districtLinelossSchema, linelossSchema } from './lineloss.js';
 import { parseCustomerNo } from '../values/index.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
@@ -115,9 +116,13 @@ export const configSchema = z.strictObject({
         supplyMeter: topicSafeId.optional(),
         ctRatio: z.number().positive().default(1),
         ptRatio: z.number().positive().default(1),
+        /** Line-loss thresholds (docs/lineloss.md). */
+        lineloss: districtLinelossSchema,
       }),
     )
     .default([]),
+  /** When the districts' daily freezes are read and how long missing ones are recalled (docs/lineloss.md). */
+  lineloss: linelossSchema,
   polling: z
     .strictObject({
       /** Override a profile group's interval by group name: { instant: 10s }. */

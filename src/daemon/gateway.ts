@@ -11,6 +11,8 @@ import { RelayService } from '../services/relay.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
 import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
+import { linelossService } from './lineloss.js';
+import type { LinelossService } from '../services/lineloss/index.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
 import { BooksPublisher } from '../services/books/index.js';
@@ -37,6 +39,8 @@ export interface Gateway {
   readonly poller: Poller;
   readonly credit: CreditService;
   readonly relays: RelayService;
+  /** The districts' line-loss job (docs/lineloss.md). */
+  readonly lineloss: LinelossService;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
@@ -202,6 +206,9 @@ async function composeGateway(
     onCommitted: () => drain.notify(),
   });
 
+  // Each district's line loss from the meters' daily freezes, after config.lineloss.readAt, once per day.
+  const lineloss = linelossService(config, { store, clock, timers, logger: log, drivers: meterFacts, onCommitted: () => drain.notify() });
+
   enforceStoreLimits(store, log);
   const limitsTimer = repeat(timers, 10 * 60_000, () => enforceStoreLimits(store, log));
   // Each bus's load, skipped polls and errors, retained, so the station sees a bus that cannot keep up; and on every
@@ -267,6 +274,8 @@ async function composeGateway(
   await router.start();
   opened.push({ what: 'books', close: () => books.stop() });
   books.start();
+  opened.push({ what: 'line loss', close: () => lineloss.stop() });
+  lineloss.start();
   const startedMono = timers.now();
   const daemonStatus = (): DaemonStatus => {
     const polled = poller.stats();
@@ -329,6 +338,7 @@ async function composeGateway(
     poller,
     credit,
     relays,
+    lineloss,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),
@@ -346,6 +356,8 @@ async function composeGateway(
         settleTimer.stop();
         stopWatchingStorage();
         books.stop();
+        // Its reads in flight end now; what was read is kept and the day is computed at the next start.
+        await lineloss.stop();
         await router.stop({ timeoutMs: 5000 });
         // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
         await control.stop();

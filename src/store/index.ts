@@ -69,3 +69,23 @@ export {
   type CounterWindow,
   type ReportKind,
 } from './books.js';
+export {
+  upsertFreeze,
+  freezesAt,
+  findFigure,
+  saveFigure,
+  listFigures,
+  lastFigureDate,
+  incompleteDays,
+  saveMemberDays,
+  memberDays,
+  activeLinelossAlert,
+  raiseLinelossAlert,
+  clearLinelossAlert,
+  pruneLineloss,
+  type StoredFreeze,
+  type StoredFigure,
+  type StoredLinelossAlert,
+  type LinelossClass,
+  type LinelossPeriodKind,
+} from './lineloss.js';

@@ -181,6 +181,54 @@ ALTER TABLE commands ADD COLUMN origin TEXT NOT NULL DEFAULT 'mqtt' CHECK (origi
 ALTER TABLE commands ADD COLUMN operator TEXT;
 `;
 
+/**
+ * Line loss per transformer district (docs/lineloss.md): the meters' daily freezes as read (a failed read is no row,
+ * never a zero), each district's daily and monthly figures with their revision (the station keeps the newest), each
+ * member's consumption per day (what explains a jump), and the district's line-loss alert.
+ */
+const V7_LINELOSS = `
+CREATE TABLE lineloss_freezes (
+  meter_id     TEXT    NOT NULL,
+  -- The local date whose 00:00 this freeze should carry; frozen_at is what the meter said (a day off is kept, unused).
+  boundary     TEXT    NOT NULL,
+  frozen_at    TEXT    NOT NULL,
+  -- Forward (and, where read, reverse) active energy total in 0.01 kWh, as the register shows it.
+  import_centi INTEGER NOT NULL CHECK (import_centi >= 0),
+  export_centi INTEGER CHECK (export_centi >= 0),
+  read_at      INTEGER NOT NULL,
+  PRIMARY KEY (meter_id, boundary)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX lineloss_freezes_by_boundary ON lineloss_freezes (boundary);
+
+CREATE TABLE lineloss_figures (
+  district     TEXT    NOT NULL,
+  kind         TEXT    NOT NULL CHECK (kind IN ('daily', 'monthly')),
+  period       TEXT    NOT NULL,
+  revision     INTEGER NOT NULL CHECK (revision >= 1),
+  class        TEXT    NOT NULL CHECK (class IN ('qualified', 'high', 'negative', 'not-computable')),
+  -- The figure as published (without ts).
+  figure_json  TEXT    NOT NULL,
+  computed_at  INTEGER NOT NULL,
+  PRIMARY KEY (district, kind, period)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE lineloss_member_days (
+  district     TEXT    NOT NULL,
+  date         TEXT    NOT NULL,
+  meter_id     TEXT    NOT NULL,
+  kwh_centi    INTEGER NOT NULL,
+  PRIMARY KEY (district, date, meter_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE lineloss_alerts (
+  district     TEXT    PRIMARY KEY,
+  alert_id     TEXT    NOT NULL,
+  kind         TEXT    NOT NULL CHECK (kind IN ('line-loss-high', 'line-loss-negative')),
+  raised_at    INTEGER NOT NULL,
+  since_date   TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
@@ -189,6 +237,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'published books reports', up: V4_BOOKS },
   { version: 5, name: 'outbox refusals and dead letters', up: V5_DEAD_LETTERS },
   { version: 6, name: 'command origin and operator', up: V6_COMMAND_ORIGIN },
+  { version: 7, name: 'line loss: freezes, figures, member days, alerts', up: V7_LINELOSS },
 ];
 
 export interface MigrationResult {

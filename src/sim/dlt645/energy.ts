@@ -5,6 +5,8 @@ import { meterTimeAt, nextMidnight } from './time.js';
 import type { Wallet } from './wallet.js';
 
 const DAY_MS = 86_400_000;
+/** An XXXXXX.XX kWh register holds 999999.99 at most and then counts on from 0: 10^6 kWh in Wh. */
+export const REGISTER_MODULUS_WH = 1e9;
 /** Daily freezes a meter keeps (05060001..0506003E, docs/reference/dlt645.md § Freezes). */
 export const MAX_FREEZES = 62;
 
@@ -12,6 +14,19 @@ export interface DailyFreeze {
   readonly at: MeterTime;
   /** Forward active energy total and tariffs 1-4, in 0.01 kWh. */
   readonly energy: readonly number[];
+}
+
+/**
+ * Metering faults a test switches on (line-loss scenarios, docs/lineloss.md): what the meter registers, not what
+ * flows. The load (`powerKw`) keeps flowing through the line either way.
+ */
+export interface MeteringFaults {
+  /** Phases whose voltage or current the meter lost: it registers only the other phases' share. Default 0. */
+  readonly lostPhases?: number;
+  /** The customer's load goes around the meter: it registers nothing. Default false. */
+  readonly bypass?: boolean;
+  /** Freezes are stamped this many days off their real midnight (a meter whose calendar is wrong). Default 0. */
+  readonly freezeStampDays?: number;
 }
 
 export interface EnergyModelOptions {
@@ -40,6 +55,7 @@ export class EnergyModel {
   priceE4: number;
   /** Most recent first. */
   freezes: DailyFreeze[] = [];
+  faults: Required<MeteringFaults> = { lostPhases: 0, bypass: false, freezeStampDays: 0 };
   readonly #kind: MeterKind;
   readonly #phases: 1 | 3;
   readonly #relay: Relay;
@@ -83,7 +99,7 @@ export class EnergyModel {
   /** Freezes the energy registers at meter time `clockMs`, most recent first. */
   dailyFreeze(clockMs: number): void {
     const energy = this.importWh.map((wh) => Math.floor(wh / 10));
-    this.freezes.unshift({ at: meterTimeAt(clockMs), energy });
+    this.freezes.unshift({ at: meterTimeAt(clockMs + this.faults.freezeStampDays * DAY_MS), energy });
     if (this.freezes.length > MAX_FREEZES) this.freezes.length = MAX_FREEZES;
   }
 
@@ -110,10 +126,11 @@ export class EnergyModel {
   #accrue(from: number, to: number): void {
     const p = this.effectivePowerKw();
     if (p === 0 || to <= from) return;
-    const kwh = (Math.abs(p) * (to - from)) / 3_600_000;
+    const flowing = (Math.abs(p) * (to - from)) / 3_600_000;
+    // What the meter registers of what flows: nothing when bypassed, the healthy phases' share after a phase loss.
+    const kwh = this.faults.bypass ? 0 : (flowing * (this.#phases - Math.min(this.faults.lostPhases, this.#phases))) / this.#phases;
     if (p < 0) {
-      this.exportWh[0]! += kwh * 1000;
-      this.exportWh[1]! += kwh * 1000;
+      addWrapped(this.exportWh, kwh * 1000);
       return;
     }
     const w = this.#wallet;
@@ -133,8 +150,15 @@ export class EnergyModel {
   }
 
   #addImport(kwh: number): void {
-    this.importWh[0]! += kwh * 1000;
-    this.importWh[1]! += kwh * 1000;
+    addWrapped(this.importWh, kwh * 1000);
+  }
+}
+
+/** Adds to the total and tariff 1 registers, which roll over from 999999.99 kWh to 0 as a real register does. */
+function addWrapped(registers: number[], wh: number): void {
+  for (const k of [0, 1]) {
+    registers[k]! += wh;
+    if (registers[k]! >= REGISTER_MODULUS_WH) registers[k]! -= REGISTER_MODULUS_WH;
   }
 }
 

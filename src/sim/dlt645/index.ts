@@ -8,6 +8,7 @@ import type { SimulatorSpec } from './spec.js';
 
 export { SimulatedBus, type AttachedTransport, type BusFaults, type BusStats, type SimulatedBusOptions } from './bus.js';
 export { SimulatedMeter, type MeterSnapshot, type SimulatedMeterOptions } from './meter.js';
+export type { MeteringFaults } from './energy.js';
 export { PlainSecurity, type CreditLoad, type SecurityModule } from './security.js';
 export {
   checkMeterSpec,

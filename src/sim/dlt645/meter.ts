@@ -11,7 +11,7 @@ import {
   type Frame,
 } from '../../../protocols/dlt645/index.js';
 import { encodeDigitsOrFf } from './bytes.js';
-import { centi, EnergyModel } from './energy.js';
+import { centi, EnergyModel, type MeteringFaults } from './energy.js';
 import { demandClear, eventClear, meterClear } from './handlers/clear.js';
 import { ReadHandler } from './handlers/read.js';
 import { cardLoad, securityAuth } from './handlers/recharge.js';
@@ -215,6 +215,19 @@ export class SimulatedMeter {
     this.advance(nowMs);
     if (this.#m.wallet?.exhausted) return false;
     return this.#m.relay.pressButton();
+  }
+
+  /**
+   * Metering faults from host time `nowMs` on (consumption before it is registered as it was): a lost phase, a
+   * bypass, freezes stamped days off. Fields left out keep their setting.
+   */
+  setMeteringFaults(faults: MeteringFaults, nowMs: number): void {
+    const f = { ...this.#m.energy.faults, ...Object.fromEntries(Object.entries(faults).filter(([, v]) => v !== undefined)) };
+    if (!Number.isInteger(f.lostPhases) || f.lostPhases < 0 || f.lostPhases > this.phases)
+      throw new TypeError(`lostPhases is a whole number from 0 to ${this.phases}`);
+    if (!Number.isInteger(f.freezeStampDays)) throw new TypeError('freezeStampDays is a whole number of days');
+    this.advance(nowMs);
+    this.#m.energy.faults = f;
   }
 
   /** Someone opened the meter cover (event 03300D00). */
