@@ -60,7 +60,7 @@ interface Running {
 }
 
 /**
- * Decides which job has the bus: exactly one at a time, operator > credit > alarm > poll, first come first served
+ * Decides which job has the bus: exactly one at a time, operator > credit > alarm > batch > poll, first come first served
  * within a priority, with `gapMs` of quiet between jobs. Owns nothing but order: a job is any async function, so
  * DL/T 645 exchanges and Modbus client calls can share one arbiter when they share one wire.
  *
@@ -79,7 +79,7 @@ export class BusArbiter {
 
   readonly #timers: Timers;
   readonly #log: Logger;
-  readonly #queues: Record<Priority, Entry[]> = { operator: [], credit: [], alarm: [], poll: [] };
+  readonly #queues: Record<Priority, Entry[]> = { operator: [], credit: [], alarm: [], batch: [], poll: [] };
   readonly #createdAt: number;
   #running: Running | undefined;
   #lastEnd: number | undefined;
@@ -181,6 +181,7 @@ export class BusArbiter {
         operator: this.#queues.operator.length,
         credit: this.#queues.credit.length,
         alarm: this.#queues.alarm.length,
+        batch: this.#queues.batch.length,
         poll: this.#queues.poll.length,
       },
       running: running && { label: running.entry.label, priority: running.entry.priority, forMs: Math.round(now - running.startedAt) },

@@ -117,7 +117,7 @@ const RETRYABLE_REPLY = new Set(['CRC_ERROR', 'BAD_REPLY_LENGTH', 'UNEXPECTED_RE
 
 /**
  * One Modbus bus (an RS-485 line on a serial port or behind a converter, or a Modbus TCP connection) behind a
- * `BusArbiter`: one request on the wire at a time, operator > credit > alarm > poll, a quiet gap between jobs and
+ * `BusArbiter`: one request on the wire at a time, operator > credit > alarm > batch > poll, a quiet gap between jobs and
  * a bounded poll queue. A timeout is BUS_TIMEOUT (reads are re-sent, writes never); an exception response is a
  * `ModbusError` MODBUS_EXCEPTION with its name, never re-sent. When the port or connection is lost, the job in
  * flight and every queued job fail with BUS_DOWN and the link reopens in the background with capped backoff.

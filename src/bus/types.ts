@@ -1,8 +1,11 @@
-/** Who is waiting for the bus, in the order they are served: a technician's command first, routine polls last. */
-export type Priority = 'operator' | 'credit' | 'alarm' | 'poll';
+/**
+ * Who is waiting for the bus, in the order they are served: a technician's command first, routine polls last;
+ * `batch` is the rows of a scheduled batch (allowances), behind every single request and ahead of polling.
+ */
+export type Priority = 'operator' | 'credit' | 'alarm' | 'batch' | 'poll';
 
 /** Every priority, highest first. */
-export const PRIORITIES: readonly Priority[] = ['operator', 'credit', 'alarm', 'poll'];
+export const PRIORITIES: readonly Priority[] = ['operator', 'credit', 'alarm', 'batch', 'poll'];
 
 /** How bytes are framed on the RS-485 line; DL/T 645 meters are usually 2400 8E1. */
 export interface LineSettings {

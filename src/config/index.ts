@@ -5,6 +5,7 @@ import { ConfigError, parseConfigSource, readConfigText, type GatewayConfig } fr
 import { YamlSource } from './yaml-source.js';
 
 export * from './load.js';
+export { allowanceTargets, isCalendarDate, type AllowanceConfig, type AllowanceRoundConfig } from './allowances.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 

@@ -9,6 +9,7 @@ import { durationProblem, parseDuration } from './duration.js';
 import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 import { districtIssues, type DistrictConfig, type LinelossSettings } from './lineloss.js';
 import { configSchema, type secret } from './schema.js';
+import { resolveAllowances, type AllowanceConfig } from './allowances.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 import { MeterdError } from '../errors.js';
 
@@ -91,6 +92,10 @@ export interface GatewayConfig {
     readonly layout: string;
     readonly psc?: string;
   }[];
+  /** Free electricity allowances (docs/allowances.md). */
+  readonly allowances: readonly AllowanceConfig[];
+  /** What `config check` prints and the daemon logs but does not refuse: a tag that selects nothing, … */
+  readonly warnings: readonly SourceIssue[];
 }
 
 export class ConfigError extends MeterdError<'CONFIG_INVALID'> {
@@ -129,7 +134,8 @@ export function parseConfigSource(
   const parsed = configSchema.safeParse(src.toJS() ?? {});
   if (!parsed.success) return { ok: false, issues: src.zodIssues(parsed.error) };
   const issues: SourceIssue[] = [];
-  const config = resolveConfig(parsed.data, src, src.file, envs, issues);
+  const warnings: SourceIssue[] = [];
+  const config = resolveConfig(parsed.data, src, src.file, envs, issues, warnings);
   return issues.length > 0 ? { ok: false, issues } : { ok: true, config };
 }
 
@@ -181,7 +187,14 @@ function countIssues(src: YamlSource): SourceIssue[] {
   return issues;
 }
 
-function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvironment, issues: SourceIssue[]): GatewayConfig {
+function resolveConfig(
+  raw: Raw,
+  src: YamlSource,
+  file: string,
+  envs: ConfigEnvironment,
+  issues: SourceIssue[],
+  warnings: SourceIssue[],
+): GatewayConfig {
   const at = (path: PropertyKey[], message: string) => issues.push(src.issue(path, message));
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
@@ -440,6 +453,15 @@ function resolveConfig(raw: Raw, src: YamlSource, file: string, envs: ConfigEnvi
       layout: e.layout,
       psc: readSecret(e.psc, ['encoders', i, 'psc']),
     })),
+    allowances: resolveAllowances(
+      raw.allowances,
+      meters.map((m) => ({ ...m, creditUnit: m.profile.credit?.unit })),
+      districtIds,
+      (path, message) => src.issue(path, message),
+      issues,
+      warnings,
+    ),
+    warnings,
   };
 }
 

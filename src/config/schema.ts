@@ -3,6 +3,7 @@ import { parseBrokerUrl } from './broker-url.js';
 import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
 import { districtLinelossSchema, linelossSchema } from './lineloss.js';
 import { parseCustomerNo } from '../values/index.js';
+import { allowanceSchema } from './allowances.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -219,7 +220,8 @@ export const configSchema = z.strictObject({
       }),
     )
     .default([]),
-  allowances: z.record(z.string(), z.unknown()).optional(),
+  /** Free electricity for groups of meters on the dates of a term calendar (docs/allowances.md). */
+  allowances: z.array(allowanceSchema).default([]),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

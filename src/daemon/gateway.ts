@@ -10,12 +10,14 @@ import { ControlServer, type DaemonStatus } from '../control/index.js';
 import { RelayService } from '../services/relay.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
+import { composeAllowances } from './allowances.js';
 import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
 import { linelossService } from './lineloss.js';
 import type { LinelossService } from '../services/lineloss/index.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
 import { BooksPublisher } from '../services/books/index.js';
+import type { AllowanceService } from '../services/allowances/index.js';
 import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
 import { enqueue, openStore, type Store } from '../store/index.js';
@@ -41,6 +43,7 @@ export interface Gateway {
   readonly relays: RelayService;
   /** The districts' line-loss job (docs/lineloss.md). */
   readonly lineloss: LinelossService;
+  readonly allowances: AllowanceService;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
@@ -173,6 +176,8 @@ async function composeGateway(
   const settleTimer = repeat(timers, 60_000, settle);
   opened.push({ what: 'settle timer', close: () => settleTimer.stop() });
   void waitForBuses(buses, 5000, timers).then(settle);
+  const allowances = composeAllowances(config, { store, clock, timers, logger: log, credit, relays, onCommitted: () => drain.notify() });
+  for (const w of config.warnings) log.warn({ file: w.file, line: w.line, field: w.path }, w.message);
 
   const router = new CommandRouter({
     session,
@@ -233,7 +238,10 @@ async function composeGateway(
       last = e.state;
       publishBuses(b);
       // Offline meters of a bus that is back are probed now, not at their slow probe minutes later.
-      if (e.state === 'up' && wasDown) poller.busRecovered(b.config.id);
+      if (e.state === 'up' && wasDown) {
+        poller.busRecovered(b.config.id);
+        allowances.wakeAll();
+      }
     });
   }
   // Every meter's state is retained at the broker; at start, and whenever the broker kept no session (a restart
@@ -276,6 +284,8 @@ async function composeGateway(
   books.start();
   opened.push({ what: 'line loss', close: () => lineloss.stop() });
   lineloss.start();
+  opened.push({ what: 'allowances', close: () => allowances.stop() });
+  allowances.start();
   const startedMono = timers.now();
   const daemonStatus = (): DaemonStatus => {
     const polled = poller.stats();
@@ -308,7 +318,7 @@ async function composeGateway(
       commands: { running: router.stats().running },
       // Filled by the alerts and allowance features when they are composed in here.
       alerts: { active: 0 },
-      batches: { inProgress: 0 },
+      batches: { inProgress: allowances.inProgress() },
       memoryMiB: { rss: mib(memory.rss), heapUsed: mib(memory.heapUsed), external: mib(memory.external) },
     };
   };
@@ -339,6 +349,7 @@ async function composeGateway(
     credit,
     relays,
     lineloss,
+    allowances,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),
@@ -358,6 +369,8 @@ async function composeGateway(
         books.stop();
         // Its reads in flight end now; what was read is kept and the day is computed at the next start.
         await lineloss.stop();
+        // Before the router and the buses: the row in flight ends, or stays for the ledger to settle at the next start.
+        await allowances.stop();
         await router.stop({ timeoutMs: 5000 });
         // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
         await control.stop();

@@ -27,6 +27,8 @@ export interface TopUpRequest {
   readonly operator?: string;
   /** ESAM meters: the station's identity-authentication data (ciphertext1, random1, diversifier, hex) for the first try. */
   readonly esam?: CreditLoad['esam'];
+  /** `batch` for the rows of a batch (allowances): behind every single top-up on the bus. Default `credit`. */
+  readonly priority?: 'credit' | 'batch';
 }
 
 /** What a caller (MQTT command, CLI) learns: the ledger entry as it now stands. */
@@ -73,7 +75,10 @@ export interface SettlePolicy {
 
 const SETTLE_POLICY: SettlePolicy = { tries: 10, pauseMs: 3000 };
 
-const PRIORITY: Priority = 'credit';
+/** The bus priority of a load, kept with its request so a load settled after a restart keeps it. */
+function priorityOf(entry: LedgerEntry): Priority {
+  return entry.request.priority === 'batch' ? 'batch' : 'credit';
+}
 
 /**
  * Loads purchased credit onto meters exactly once. The ledger row (keyed by the station's request id) is committed
@@ -203,7 +208,7 @@ export class CreditService {
   private async load(entry: LedgerEntry, port: CreditPort, expectedCount: number | undefined, signal?: AbortSignal): Promise<LedgerEntry> {
     let before: Wallet;
     try {
-      before = await port.readWallet({ priority: PRIORITY, signal });
+      before = await port.readWallet({ priority: priorityOf(entry), signal });
     } catch (err) {
       // Nothing was sent: a definite failure, safe to retry with a new request.
       return this.move(entry, 'failed', {
@@ -237,7 +242,7 @@ export class CreditService {
     const esam = esamOf(entry.request);
     const outcome = await port.load(
       { purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined, ...(esam ? { esam } : {}) },
-      { priority: PRIORITY, signal },
+      { priority: priorityOf(entry), signal },
     );
     const verifying = this.move(entry, 'verifying', { detail: describe(outcome) });
     return this.verify(verifying, port, outcome, signal);
@@ -247,7 +252,7 @@ export class CreditService {
   private async verify(entry: LedgerEntry, port: CreditPort, outcome: LoadOutcome | undefined, signal?: AbortSignal): Promise<LedgerEntry> {
     let after: Wallet;
     try {
-      after = await port.readWallet({ priority: PRIORITY, signal });
+      after = await port.readWallet({ priority: priorityOf(entry), signal });
     } catch (err) {
       // The load may have landed: leave the entry open for settlement; never call it failed or applied by guessing.
       this.log.warn({ meter: entry.meterId, requestId: entry.requestId }, 'load not verified yet: the meter did not answer the read-back');

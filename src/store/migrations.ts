@@ -229,6 +229,73 @@ CREATE TABLE lineloss_alerts (
 ) STRICT, WITHOUT ROWID;
 `;
 
+/**
+ * Free electricity allowances: the plan of each round (one row per meter under a unique key, with a snapshot of the
+ * amount and the meter's identity), the rounds planned, and every move of a row (docs/allowances.md).
+ */
+const V8_ALLOWANCES = `
+CREATE TABLE allowance_rounds (
+  allowance    TEXT    NOT NULL,
+  term         TEXT    NOT NULL,
+  round        TEXT    NOT NULL,
+  due_at       INTEGER NOT NULL,
+  deadline_at  INTEGER NOT NULL,
+  planned_at   INTEGER NOT NULL,
+  late_on_plan INTEGER NOT NULL CHECK (late_on_plan IN (0, 1)),
+  completed_at INTEGER,
+  PRIMARY KEY (allowance, term, round)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE allowance_rows (
+  id              INTEGER PRIMARY KEY,
+  allowance       TEXT    NOT NULL,
+  term            TEXT    NOT NULL,
+  round           TEXT    NOT NULL,
+  meter_id        TEXT    NOT NULL,
+  bus_id          TEXT    NOT NULL,
+  address         TEXT,
+  customer_no     TEXT,
+  unit            TEXT    NOT NULL CHECK (unit IN ('money', 'energy')),
+  amount          INTEGER NOT NULL CHECK (amount > 0),
+  state           TEXT    NOT NULL CHECK (state IN ('planned', 'pending', 'applied', 'needs-attention', 'expired', 'cancelled')),
+  -- The ledger load this row is on (its request id is derived from the key and this number).
+  attempt         INTEGER NOT NULL DEFAULT 1,
+  next_attempt_at INTEGER,
+  deadline_at     INTEGER NOT NULL,
+  reason_code     TEXT,
+  reason          TEXT,
+  created_by      TEXT    NOT NULL,
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  final_at        INTEGER,
+  UNIQUE (allowance, term, round, meter_id)
+) STRICT;
+-- Each bus's worker picks its next row by state and retry time.
+CREATE INDEX allowance_rows_by_bus ON allowance_rows (bus_id, state, next_attempt_at);
+
+CREATE TABLE allowance_events (
+  id     INTEGER PRIMARY KEY,
+  row_id INTEGER NOT NULL REFERENCES allowance_rows (id),
+  at     INTEGER NOT NULL,
+  state  TEXT    NOT NULL,
+  detail TEXT
+) STRICT;
+CREATE INDEX allowance_events_by_row ON allowance_events (row_id);
+
+-- A person's carry-over: the allowance of a row is added to the meter's row of a later round, once that is planned.
+CREATE TABLE allowance_carry (
+  allowance    TEXT    NOT NULL,
+  term         TEXT    NOT NULL,
+  round        TEXT    NOT NULL,
+  meter_id     TEXT    NOT NULL,
+  from_row_id  INTEGER NOT NULL UNIQUE REFERENCES allowance_rows (id),
+  amount       INTEGER NOT NULL CHECK (amount > 0),
+  applied      INTEGER NOT NULL DEFAULT 0 CHECK (applied IN (0, 1)),
+  created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX allowance_carry_by_round ON allowance_carry (allowance, term, round);
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
@@ -238,6 +305,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'outbox refusals and dead letters', up: V5_DEAD_LETTERS },
   { version: 6, name: 'command origin and operator', up: V6_COMMAND_ORIGIN },
   { version: 7, name: 'line loss: freezes, figures, member days, alerts', up: V7_LINELOSS },
+  { version: 8, name: 'allowance plans', up: V8_ALLOWANCES },
 ];
 
 export interface MigrationResult {

@@ -28,7 +28,7 @@ function gate<T = string>(value?: T) {
 }
 
 describe('BusArbiter', () => {
-  it('serves waiting jobs strictly by priority (operator, credit, alarm, poll), first come first served within one', async () => {
+  it('serves waiting jobs strictly by priority (operator, credit, alarm, batch, poll), first come first served within one', async () => {
     const arbiter = new BusArbiter({ gapMs: 0 });
     const order: string[] = [];
     const first = gate();
@@ -38,18 +38,19 @@ describe('BusArbiter', () => {
       ['poll', 'poll-1'],
       ['alarm', 'alarm-1'],
       ['poll', 'poll-2'],
+      ['batch', 'batch-1'],
       ['credit', 'credit-1'],
       ['operator', 'operator-1'],
       ['alarm', 'alarm-2'],
       ['operator', 'operator-2'],
     ];
     const all = queued.map(([priority, label]) => arbiter.run(priority, async () => void order.push(label), { label }));
-    expect(arbiter.stats().queued).toEqual({ operator: 2, credit: 1, alarm: 2, poll: 2 });
+    expect(arbiter.stats().queued).toEqual({ operator: 2, credit: 1, alarm: 2, batch: 1, poll: 2 });
 
     first.release();
     await Promise.all([running, ...all]);
 
-    expect(order).toEqual(['operator-1', 'operator-2', 'credit-1', 'alarm-1', 'alarm-2', 'poll-1', 'poll-2']);
+    expect(order).toEqual(['operator-1', 'operator-2', 'credit-1', 'alarm-1', 'alarm-2', 'batch-1', 'poll-1', 'poll-2']);
   });
 
   it('runs exactly one job at a time', async () => {
@@ -165,7 +166,7 @@ describe('BusArbiter', () => {
     for (const priority of ['operator', 'credit', 'alarm'] as const) {
       for (let i = 0; i < 5; i++) jobs.push(arbiter.run(priority, async () => priority));
     }
-    expect(arbiter.stats().queued).toEqual({ operator: 5, credit: 5, alarm: 5, poll: 1 });
+    expect(arbiter.stats().queued).toEqual({ operator: 5, credit: 5, alarm: 5, batch: 0, poll: 1 });
     busy.release();
     await Promise.all([running, ...jobs]);
     expect(arbiter.stats()).toMatchObject({ completed: 17, skipped: 0 });
@@ -244,7 +245,7 @@ describe('BusArbiter', () => {
     expect(busy.signal?.aborted).toBe(false);
     busy.release();
     await expect(running).resolves.toBe('finished');
-    expect(arbiter.stats()).toMatchObject({ completed: 1, cancelled: 3, queued: { operator: 0, credit: 0, alarm: 0, poll: 0 } });
+    expect(arbiter.stats()).toMatchObject({ completed: 1, cancelled: 3, queued: { operator: 0, credit: 0, alarm: 0, batch: 0, poll: 0 } });
   });
 
   it('abortRunning aborts the running job with the given reason', async () => {

@@ -14,8 +14,9 @@ export function registerConfigCommand(program: Command, io: { out: (line: string
     .action((opts: { config: string }) => {
       try {
         const c = loadGatewayConfig(opts.config);
+        for (const w of c.warnings) io.out(`warning: ${formatIssue(w)}`);
         io.out(
-          `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s), broker ${redactUrl(c.mqtt.url)}, data in ${c.gateway.dataDir}`,
+          `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s)${c.allowances.length > 0 ? `, ${c.allowances.length} allowance(s)` : ''}, broker ${redactUrl(c.mqtt.url)}, data in ${c.gateway.dataDir}`,
         );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;

@@ -1,0 +1,11 @@
+export {
+  AllowanceError,
+  AllowanceService,
+  type AllowanceErrorCode,
+  type AllowanceMeter,
+  type AllowanceServiceOptions,
+  type PlannedLoad,
+  type ResolveAction,
+  type RoundStatus,
+} from './service.js';
+export { allowanceRequestId, dueRounds, retryDelayMs, roundDueAt, roundSchedule, type RoundSchedule } from './rounds.js';
