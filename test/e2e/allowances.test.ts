@@ -1,0 +1,225 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { type Dlt645Simulator, type MeterSpec, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
+import { allowanceRows, openStore, type AllowanceRow, type Store } from '../../src/store/index.js';
+import { startTestBroker, uniqueId, type TestBroker } from '../helpers/broker.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+
+// A small campus on two simulated buses, driven through the real `meterd` process: a round runs by itself, a SIGKILL
+// mid-batch and a restart finish it, and the meters' own purchase counters prove that nobody was loaded twice.
+
+const BUSES = 2;
+const ROOMS_PER_BUS = 12;
+const OFFICES_PER_BUS = 3;
+const AMOUNT_FEN = 1500;
+
+interface Room {
+  readonly id: string;
+  readonly bus: number;
+  readonly address: string;
+  readonly customerNo: string;
+  readonly dorm: boolean;
+}
+
+const rooms: Room[] = [];
+for (let b = 0; b < BUSES; b++) {
+  for (let i = 0; i < ROOMS_PER_BUS + OFFICES_PER_BUS; i++) {
+    const n = b * 100 + i + 1;
+    const dorm = i < ROOMS_PER_BUS;
+    rooms.push({
+      id: `${dorm ? 'room' : 'office'}-${n}`,
+      bus: b,
+      address: String(n).padStart(12, '0'),
+      customerNo: String(880000000000 + n),
+      dorm,
+    });
+  }
+}
+const dorms = rooms.filter((r) => r.dorm);
+// Silent when the round starts, back after the restart (more than 10 % of the dorm rooms).
+const silent = [dorms[1]!, dorms[5]!, dorms[ROOMS_PER_BUS + 2]!];
+// Its customer number in the config is not the meter's: the meter refuses the load; the row is parked.
+const wrongCustomer = dorms[3]!;
+// Holds more than its hoarding limit allows after the allowance: refused once, parked, never retried.
+const hoarder = dorms[ROOMS_PER_BUS + 4]!;
+// Replaced while it was silent: the config names a new customer number at the restart; the row is parked.
+const replaced = silent[2]!;
+
+let broker: TestBroker;
+const sims: Dlt645Simulator[] = [];
+let daemon: DaemonProcess | undefined;
+let dir: string | undefined;
+const gw = uniqueId('gw-allow');
+const today = new Date().toISOString().slice(0, 10);
+
+function spec(r: Room): MeterSpec {
+  return {
+    address: r.address,
+    kind: 'money',
+    balance: r === hoarder ? 95 : 20,
+    hoardingLimit: r === hoarder ? 100 : 0,
+    purchaseCount: 7,
+    customerNumber: r.customerNo,
+  };
+}
+
+function config(opts: { replacedCustomer?: string } = {}): string {
+  const customer = (r: Room) =>
+    r === wrongCustomer ? '990000000001' : r === replaced && opts.replacedCustomer ? opts.replacedCustomer : r.customerNo;
+  return `gateway: { id: ${gw}, dataDir: ./data, timeZone: UTC }
+mqtt: { url: "${broker.url}", protocolVersion: 4 }
+buses:
+${sims.map((s, b) => `  - { id: bus${b}, port: "tcp://127.0.0.1:${s.address!.tcpPort}", gap: 5ms, timeout: 300ms, retries: 0 }`).join('\n')}
+meters:
+${rooms
+  .map(
+    (r) =>
+      `  - { id: ${r.id}, bus: bus${r.bus}, address: "${r.address}", customerNo: "${customer(r)}", profile: dlt645-2007-single-phase-prepaid-money, tags: [${r.dorm ? 'dorm' : 'office'}] }`,
+  )
+  .join('\n')}
+polling:
+  intervals: { instant: 10m, energy: 10m, status: 10m, credit: 10m }
+allowances:
+  - id: dorm-free
+    meters: { tags: [dorm] }
+    amountFen: ${AMOUNT_FEN}
+    at: "00:00"
+    deadline: 1d
+    retry: 1s
+    terms:
+      - id: term-1
+        rounds:
+          - { id: r1, date: "${today}" }
+`;
+}
+
+const meter = (r: Room) => sims[r.bus]!.meters.get(r.address)!.snapshot();
+const KEY = { allowance: 'dorm-free', term: 'term-1', round: 'r1' };
+
+function withStore<T>(fn: (store: Store) => T): T {
+  const store = openStore({ path: join(dir!, 'data', 'meterd.db'), clock: systemClock, checkAtOpen: false });
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
+const planRows = (): AllowanceRow[] => withStore((s) => s.transaction((tx) => allowanceRows(tx, KEY)));
+const ledger = () => withStore((s) => s.ledger.list());
+
+async function until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`gave up waiting for ${what}; daemon log:\n${daemon?.stderr().split('\n').slice(-20).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  for (let b = 0; b < BUSES; b++) {
+    // Each reply waits 25 ms, so a batch lasts long enough to be killed in the middle of it.
+    sims.push(
+      await startDlt645Simulator({ tcpPort: 0, spec: { meters: rooms.filter((r) => r.bus === b).map(spec) }, faults: { delayMs: 25 } }),
+    );
+  }
+  for (const r of silent) sims[r.bus]!.bus.setFaults({ silent: true }, r.address);
+});
+
+afterAll(async () => {
+  if (daemon && daemon.child.exitCode === null) {
+    daemon.child.kill('SIGKILL');
+    await daemon.exited();
+  }
+  await Promise.all(sims.map((s) => s.close()));
+  await broker?.close();
+});
+
+describe('a dormitory allowance round with the meterd process', { timeout: 180_000 }, () => {
+  it('runs by itself, survives a SIGKILL mid-batch, loads every reachable dorm meter exactly once and parks the refusals', async () => {
+    const before = new Map(rooms.map((r) => [r.id, meter(r)]));
+    daemon = startDaemon(config(), { logLevel: 'info' });
+    dir = daemon.dir;
+
+    // Killed while the batch is under way: some rooms loaded, others not yet.
+    await until(
+      () => {
+        try {
+          const applied = planRows().filter((r) => r.state === 'applied').length;
+          return applied >= 4 && applied < dorms.length - silent.length - 3;
+        } catch {
+          return false;
+        }
+      },
+      'a batch under way',
+      60_000,
+    );
+    daemon.child.kill('SIGKILL');
+    await daemon.exited();
+    const appliedAtKill = planRows().filter((r) => r.state === 'applied').length;
+    expect(appliedAtKill).toBeGreaterThan(0);
+
+    // Restarted with the silent meters still silent; one of them was replaced meanwhile, and the config says so.
+    daemon = startDaemon(config({ replacedCustomer: '770000000001' }), { dir, logLevel: 'info' });
+    const silentIds = new Set(silent.filter((r) => r !== replaced).map((r) => r.id));
+    await until(
+      () =>
+        planRows().every((r) =>
+          silentIds.has(r.meterId) ? r.state === 'pending' && r.attempt > 1 : r.state === 'applied' || r.state === 'needs-attention',
+        ),
+      'every reachable room done and the silent ones tried and waiting',
+      120_000,
+    );
+    for (const r of silent) sims[r.bus]!.bus.setFaults({ silent: false }, r.address);
+
+    await until(() => planRows().every((r) => r.state !== 'planned' && r.state !== 'pending'), 'the round to complete', 120_000);
+    const rows = new Map(planRows().map((r) => [r.meterId, r]));
+
+    // One row per dorm meter, none for the offices.
+    expect([...rows.keys()].sort()).toEqual(dorms.map((r) => r.id).sort());
+    const parked = [wrongCustomer, hoarder, replaced];
+    for (const r of dorms) {
+      const row = rows.get(r.id)!;
+      const was = before.get(r.id)!;
+      const now = meter(r);
+      if (parked.includes(r)) {
+        expect(row.state, r.id).toBe('needs-attention');
+        expect(now.purchaseCount, r.id).toBe(was.purchaseCount);
+        expect(now.balance, r.id).toBe(was.balance);
+      } else {
+        expect(row.state, r.id).toBe('applied');
+        // The meter's own counter moved by exactly one, and its balance by exactly one allowance.
+        expect(now.purchaseCount, r.id).toBe(was.purchaseCount! + 1);
+        expect(now.balance, r.id).toBe(was.balance! + AMOUNT_FEN);
+      }
+    }
+    expect(rows.get(wrongCustomer.id)!.reasonCode).toBe('CUSTOMER_MISMATCH');
+    expect(rows.get(hoarder.id)!.reasonCode).toBe('OVER_HOARDING_LIMIT');
+    expect(rows.get(replaced.id)!.reasonCode).toBe('METER_CHANGED');
+    for (const r of rooms.filter((x) => !x.dorm)) {
+      expect(meter(r).purchaseCount, r.id).toBe(before.get(r.id)!.purchaseCount);
+      expect(meter(r).balance, r.id).toBe(before.get(r.id)!.balance);
+    }
+
+    // The ledger: one applied allowance load per loaded room, all of channel allowance by operator system; the hoarder
+    // was asked once.
+    const loads = ledger().filter((e) => e.channel === 'allowance');
+    const applied = loads.filter((e) => e.state === 'applied');
+    expect(applied.map((e) => e.meterId).sort()).toEqual(
+      dorms
+        .filter((r) => !parked.includes(r))
+        .map((r) => r.id)
+        .sort(),
+    );
+    expect(new Set(applied.map((e) => e.meterId)).size).toBe(applied.length);
+    expect(loads.every((e) => e.operator === 'system' && e.amount === AMOUNT_FEN)).toBe(true);
+    expect(loads.filter((e) => e.meterId === hoarder.id).map((e) => e.state)).toEqual(['rejected']);
+    // The silent rooms were tried, found unreachable, and loaded after they came back.
+    for (const r of silent.filter((x) => x !== replaced)) {
+      expect(loads.filter((e) => e.meterId === r.id).map((e) => e.state)).toContain('failed');
+      expect(rows.get(r.id)!.attempt).toBeGreaterThan(1);
+    }
+  });
+});
