@@ -146,6 +146,21 @@ export class CreditService {
     return { entry, fresh: first.fresh };
   }
 
+  /**
+   * Whether a meter answers a read of its wallet now, without recording anything: a batch asks before it opens a new
+   * ledger entry for a meter that did not answer last time, so an offline meter costs one entry, not one per retry.
+   */
+  async reachable(meterId: string, priority: Priority, signal?: AbortSignal): Promise<boolean> {
+    const port = this.opts.ports.get(meterId);
+    if (!port) return false;
+    try {
+      await port.readWallet({ priority, signal });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** True when a load with this request id was ever recorded. */
   known(requestId: string): boolean {
     return this.opts.store.ledger.get(requestId) !== null;

@@ -47,6 +47,8 @@ export interface AllowanceRow extends AllowanceRoundKey {
   readonly state: AllowanceRowState;
   /** Which load of the ledger this row is on: a new attempt only after the previous one ended without loading. */
   readonly attempt: number;
+  /** Tries since the row last moved forward (the backoff doubles with it). */
+  readonly tries: number;
   readonly nextAttemptAt: number | null;
   readonly deadlineAt: number;
   readonly reasonCode: string | null;
@@ -68,6 +70,7 @@ export interface NewAllowanceRow {
 
 export interface AllowanceRowPatch {
   readonly attempt?: number;
+  readonly tries?: number;
   readonly nextAttemptAt?: number | null;
   readonly deadlineAt?: number;
   readonly reasonCode?: string | null;
@@ -102,6 +105,7 @@ interface RowRow {
   amount: number;
   state: AllowanceRowState;
   attempt: number;
+  tries: number;
   next_attempt_at: number | null;
   deadline_at: number;
   reason_code: string | null;
@@ -280,11 +284,12 @@ export function moveAllowanceRow(
     throw new StoreError('STORE_INVALID_VALUE', `allowance row ${id} (${current.meterId}) cannot go from ${current.state} to ${state}`);
   const now = c.clock.now();
   c.statement(
-    `UPDATE allowance_rows SET state = ?, attempt = ?, next_attempt_at = ?, deadline_at = ?, reason_code = ?, reason = ?,
+    `UPDATE allowance_rows SET state = ?, attempt = ?, tries = ?, next_attempt_at = ?, deadline_at = ?, reason_code = ?, reason = ?,
        updated_at = ?, final_at = ? WHERE id = ?`,
   ).run(
     state,
     patch.attempt ?? current.attempt,
+    patch.tries ?? current.tries,
     patch.nextAttemptAt === undefined ? current.nextAttemptAt : patch.nextAttemptAt,
     patch.deadlineAt ?? current.deadlineAt,
     patch.reasonCode === undefined ? current.reasonCode : patch.reasonCode,
@@ -458,6 +463,7 @@ function toRow(r: RowRow): AllowanceRow {
     amount: r.amount,
     state: r.state,
     attempt: r.attempt,
+    tries: r.tries,
     nextAttemptAt: r.next_attempt_at,
     deadlineAt: r.deadline_at,
     reasonCode: r.reason_code,

@@ -260,6 +260,8 @@ CREATE TABLE allowance_rows (
   state           TEXT    NOT NULL CHECK (state IN ('planned', 'pending', 'applied', 'needs-attention', 'expired', 'cancelled')),
   -- The ledger load this row is on (its request id is derived from the key and this number).
   attempt         INTEGER NOT NULL DEFAULT 1,
+  -- Tries since the row last moved forward: the retry backoff doubles with it.
+  tries           INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER,
   deadline_at     INTEGER NOT NULL,
   reason_code     TEXT,

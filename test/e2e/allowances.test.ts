@@ -167,9 +167,9 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
     await until(
       () =>
         planRows().every((r) =>
-          silentIds.has(r.meterId) ? r.state === 'pending' && r.attempt > 1 : r.state === 'applied' || r.state === 'needs-attention',
+          silentIds.has(r.meterId) ? r.state === 'pending' && r.tries >= 2 : r.state === 'applied' || r.state === 'needs-attention',
         ),
-      'every reachable room done and the silent ones tried and waiting',
+      'every reachable room done and the silent ones tried twice and waiting',
       120_000,
     );
     for (const r of silent) sims[r.bus]!.bus.setFaults({ silent: false }, r.address);
@@ -216,10 +216,11 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
     expect(new Set(applied.map((e) => e.meterId)).size).toBe(applied.length);
     expect(loads.every((e) => e.operator === 'system' && e.amount === AMOUNT_FEN)).toBe(true);
     expect(loads.filter((e) => e.meterId === hoarder.id).map((e) => e.state)).toEqual(['rejected']);
-    // The silent rooms were tried, found unreachable, and loaded after they came back.
+    // The silent rooms were tried, found unreachable, retried (asked before a new load was opened, so the books hold
+    // one failed load per room, not one per retry) and loaded after they came back.
     for (const r of silent.filter((x) => x !== replaced)) {
-      expect(loads.filter((e) => e.meterId === r.id).map((e) => e.state)).toContain('failed');
-      expect(rows.get(r.id)!.attempt).toBeGreaterThan(1);
+      expect(loads.filter((e) => e.meterId === r.id).map((e) => e.state)).toEqual(['failed', 'applied']);
+      expect(rows.get(r.id)!.attempt).toBe(2);
     }
   });
 });

@@ -66,6 +66,9 @@ function service(c: GatewayConfig, store: Store, clock: ManualClock): AllowanceS
       topUp: () => {
         throw new Error('the planner must not load');
       },
+      reachable: () => {
+        throw new Error('the planner must not read meters');
+      },
     },
   });
 }

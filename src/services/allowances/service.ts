@@ -71,7 +71,11 @@ export interface AllowanceServiceOptions {
   /** One worker per bus: the rows of a bus run one at a time. */
   readonly busIds: readonly string[];
   /** The credit service's loads (each row is an ordinary load with channel `allowance`). */
-  readonly credit: { topUp(req: TopUpRequest, signal?: AbortSignal): Promise<TopUpResult> };
+  readonly credit: {
+    topUp(req: TopUpRequest, signal?: AbortSignal): Promise<TopUpResult>;
+    /** Whether the meter answers now, recording nothing. */
+    reachable(meterId: string, priority: 'batch', signal?: AbortSignal): Promise<boolean>;
+  };
   /** After a row is applied (e.g. close a relay the empty meter had opened); its failure is logged, never the row's. */
   readonly afterApplied?: (row: AllowanceRow, entry: LedgerEntry, signal: AbortSignal) => Promise<unknown>;
   /** A row moved: progress may be published (the round's key; `completed` when the round has just completed). */
@@ -202,7 +206,7 @@ export class AllowanceService {
       (tx) => {
         let n = 0;
         for (const row of allowanceRows(tx, { ...key, states: ['pending'] })) {
-          moveAllowanceRow(tx, row.id, 'pending', { nextAttemptAt: null }, `run now by ${opts.by}`);
+          moveAllowanceRow(tx, row.id, 'pending', { nextAttemptAt: null, tries: 0 }, `run now by ${opts.by}`);
           n++;
         }
         if (opts.force) {
@@ -211,7 +215,14 @@ export class AllowanceService {
               tx,
               row.id,
               'pending',
-              { nextAttemptAt: null, deadlineAt: now + a.deadlineMs, reasonCode: null, reason: null },
+              {
+                attempt: this.nextAttempt(row),
+                tries: 0,
+                nextAttemptAt: null,
+                deadlineAt: now + a.deadlineMs,
+                reasonCode: null,
+                reason: null,
+              },
               `forced by ${opts.by}`,
             );
             n++;
@@ -254,7 +265,7 @@ export class AllowanceService {
             tx,
             row.id,
             'pending',
-            { attempt, nextAttemptAt: null, deadlineAt: now + a.deadlineMs, reasonCode: null, reason: null },
+            { attempt, tries: 0, nextAttemptAt: null, deadlineAt: now + a.deadlineMs, reasonCode: null, reason: null },
             `retry by ${by}`,
           );
           refreshAllowanceIdentity(tx, moved.id, meter.address ?? null, meter.customerNo ?? null);
@@ -442,6 +453,14 @@ export class AllowanceService {
       );
     }
     const requestId = allowanceRequestId(row);
+    // A meter that did not answer last time is asked before a new ledger entry is opened for it: a room offline for
+    // two weeks leaves one failed load in the books, not one per retry.
+    if (row.reasonCode === 'METER_UNREACHABLE' && this.opts.store.ledger.get(requestId) === null) {
+      if (!(await this.opts.credit.reachable(row.meterId, 'batch', signal))) {
+        if (signal.aborted) return;
+        return this.retry(row, false, 'METER_UNREACHABLE', `meter ${row.meterId} still does not answer`);
+      }
+    }
     let entry: LedgerEntry;
     try {
       ({ entry } = await this.opts.credit.topUp(
