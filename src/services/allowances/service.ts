@@ -518,11 +518,12 @@ export class AllowanceService {
       return;
     }
     const attempt = newAttempt ? row.attempt + 1 : row.attempt;
-    const next = now + retryDelayMs(a.retryMs, attempt);
+    const tries = row.tries + 1;
+    const next = now + retryDelayMs(a.retryMs, tries);
     this.move(
       row,
       'pending',
-      { attempt, nextAttemptAt: next, reasonCode: code, reason },
+      { attempt, tries, nextAttemptAt: next, reasonCode: code, reason },
       `${code}; next try ${new Date(next).toISOString()}`,
     );
   }
