@@ -10,7 +10,7 @@ mqtt: { url: "mqtt://127.0.0.1:1883" }
 buses:
   - { id: bus1, port: /dev/ttyUSB0 }
 districts:
-  - { id: d1 }
+  - { id: d1, supplyMeter: room-101 }
 meters:
   - { id: room-101, bus: bus1, address: "000012345678", profile: dlt645-2007-single-phase-prepaid-money, tags: [dorm], district: d1 }
   - { id: room-102, bus: bus1, address: "000012345679", profile: dlt645-2007-single-phase-prepaid, tags: [dorm] }
