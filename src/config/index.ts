@@ -7,6 +7,7 @@ import { YamlSource } from './yaml-source.js';
 export * from './load.js';
 export { allowanceTargets, isCalendarDate, type AllowanceConfig, type AllowanceRoundConfig } from './allowances.js';
 export { parseDuration, formatDuration } from './duration.js';
+export { thresholdsFor, DEFAULT_THRESHOLDS, type AlertsConfig, type AlertThresholds, type ClockConfig } from './alerts.js';
 export { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 
 /**

@@ -5,6 +5,7 @@ import { parseAddress, parsePassword, type Address, type Password } from '../../
 import type { DeviceProfile, LineSettings } from '../profiles/types.js';
 import { COMMAND_REPLAY_WINDOW_MS } from '../store/commands.js';
 import { pseudoFileSystemProblem } from './data-dir.js';
+import { resolveAlerts, type AlertsConfig, type ClockConfig } from './alerts.js';
 import { durationProblem, parseDuration } from './duration.js';
 import { LIMITS, MAX_CONFIG_BYTES } from './limits.js';
 import { districtIssues, type DistrictConfig, type LinelossSettings } from './lineloss.js';
@@ -85,6 +86,9 @@ export interface GatewayConfig {
   readonly control: { readonly socketPath: string };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
+  /** Meter-fault alert thresholds, with their per-tag, district and meter overrides. */
+  readonly alerts: AlertsConfig;
+  readonly clock: ClockConfig;
   readonly encoders: readonly {
     readonly id: string;
     readonly port: string;
@@ -446,6 +450,8 @@ function resolveConfig(
     control: { socketPath: controlSocketPath() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
+    alerts: resolveAlerts(raw.alerts, at),
+    clock: { sync: raw.clock?.sync ?? 'auto', settlementTimes: raw.clock?.settlementTimes ?? [] },
     encoders: raw.encoders.map((e, i) => ({
       id: e.id,
       port: e.port,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { alertsSchema, clockSchema } from './alerts.js';
 import { parseBrokerUrl } from './broker-url.js';
 import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
 import { districtLinelossSchema, linelossSchema } from './lineloss.js';
@@ -222,6 +223,10 @@ export const configSchema = z.strictObject({
     .default([]),
   /** Free electricity for groups of meters on the dates of a term calendar (docs/allowances.md). */
   allowances: z.array(allowanceSchema).default([]),
+  /** Meter-fault alert thresholds and severities (docs/alerts.md). */
+  alerts: alertsSchema.optional(),
+  /** Keeping meter clocks right (docs/alerts.md § Meter clocks). */
+  clock: clockSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
 import { creditMessage, CreditError, type CreditService } from '../services/credit.js';
+import { AlertsError, type AlertService } from '../services/alerts/service.js';
 import type { Poller } from '../services/poller.js';
 import type { RelayService } from '../services/relay.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
@@ -25,6 +26,8 @@ export interface HandlerDeps {
   closeRelayAfterTopup: boolean;
   /** Wall time for expiry checks, reply timestamps and the time broadcast. */
   clock: Clock;
+  /** Alert acknowledgements (alert-ack). */
+  alerts: Pick<AlertService, 'acknowledge'>;
 }
 
 /** card-read and card-sell on a gateway whose config names no encoder: refused as the card counter refuses them. */
@@ -41,6 +44,26 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
   return {
     cardSell: (cmd, ctx) => d.cards.cardSell(cmd, ctx),
     cardRead: (cmd, ctx) => d.cards.cardRead(cmd, ctx),
+    async alertAck(cmd, ctx): Promise<CommandOutcome> {
+      try {
+        // Through the socket the operator is the person at the CLI; over MQTT the station names its technician.
+        const r = d.alerts.acknowledge({ alertId: cmd.alertId, operator: cmd.operator ?? ctx.operator, note: cmd.note });
+        return {
+          status: 'done',
+          result: {
+            alertId: r.alert.alertId,
+            meter: r.alert.meterId,
+            kind: r.alert.kind,
+            state: r.alert.clearedAt === null ? 'raised' : 'cleared',
+            cleared: r.cleared,
+            notes: r.notes.map((n) => ({ at: new Date(n.at).toISOString(), operator: n.operator, action: n.action, note: n.note })),
+          },
+        };
+      } catch (err) {
+        if (err instanceof AlertsError) return { status: 'rejected', error: { code: err.code, message: err.message } };
+        throw err;
+      }
+    },
     async topup(cmd, ctx): Promise<CommandOutcome> {
       // A request that expired while the gateway was down is refused, unless its load had already started:
       // that one must be settled from the meter, never dropped.

@@ -8,6 +8,13 @@ import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { ControlServer, type DaemonStatus } from '../control/index.js';
 import { RelayService } from '../services/relay.js';
+import { meterTimeOf } from '../../protocols/dlt645/index.js';
+import { thresholdsFor } from '../config/index.js';
+import { sendBroadcastTime } from '../devices/dlt645-meter.js';
+import { meterModel } from '../services/alerts/model.js';
+import { AlertService, type ClockTrust } from '../services/alerts/service.js';
+import { ClockKeeper } from '../services/clock-keeper.js';
+import { RELEASE_FLOOR_MS, SystemClockTrust } from './clock-trust.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
 import { composeAllowances } from './allowances.js';
@@ -44,6 +51,8 @@ export interface Gateway {
   /** The districts' line-loss job (docs/lineloss.md). */
   readonly lineloss: LinelossService;
   readonly allowances: AllowanceService;
+  readonly alerts: AlertService;
+  readonly clockKeeper: ClockKeeper;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
@@ -54,7 +63,7 @@ export interface Gateway {
  * A start that fails part-way closes everything it had opened (newest first) before it rejects: an open port, broker
  * connection or timer would otherwise keep a half-started daemon alive, and systemd would never restart it.
  */
-export async function startGateway(config: GatewayConfig, opts: { logger: Logger; clock?: Clock; timers?: Timers }): Promise<Gateway> {
+export async function startGateway(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
   const opened: Opened[] = [];
   try {
     return await composeGateway(config, opts, opened);
@@ -71,17 +80,21 @@ export async function startGateway(config: GatewayConfig, opts: { logger: Logger
   }
 }
 
+export interface GatewayOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+  /** Whether the wall clock is right; default: systemd-timesyncd's verdict, else a floor (src/daemon/clock-trust.ts). */
+  readonly clockTrust?: ClockTrust;
+}
+
 /** Something start-up opened, and how to close it should a later step fail. */
 interface Opened {
   readonly what: string;
   close(): unknown;
 }
 
-async function composeGateway(
-  config: GatewayConfig,
-  opts: { logger: Logger; clock?: Clock; timers?: Timers },
-  opened: Opened[],
-): Promise<Gateway> {
+async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opened: Opened[]): Promise<Gateway> {
   const log = opts.logger.child({ gateway: config.gateway.id });
   const unsignedRisk = unsignedCommandsRisk(config.commands);
   if (unsignedRisk !== undefined) log.warn({ allowUnsigned: true }, unsignedRisk);
@@ -156,7 +169,66 @@ async function composeGateway(
     logger: log,
     clock,
   });
+  const clockTrust =
+    opts.clockTrust ?? new SystemClockTrust({ clock, floorMs: Math.max(RELEASE_FLOOR_MS, store.readings.newestTakenAt() ?? 0) });
+  if (!clockTrust.synced())
+    log.warn(
+      { wallClock: new Date(clock.now()).toISOString() },
+      "the gateway's clock is not known to be right yet: readings are flagged unsynced and no meter clock is set until it is",
+    );
+  const alerts = new AlertService({
+    store,
+    clock,
+    meters: config.meters.map((m) => ({ meterId: m.id, model: meterModel(m.profile, m.tags), settings: thresholdsFor(config.alerts, m) })),
+    clockTrust,
+    logger: log,
+    onCommitted: () => drain.notify(),
+  });
+  const clockKeeper = new ClockKeeper({
+    targets: config.meters.flatMap((m) => {
+      const dlt645 = meterFacts.get(m.id)?.dlt645;
+      const group = m.profile.groups.find((g) => g.points.includes('clock'));
+      if (!dlt645 || !group) return [];
+      return [
+        {
+          meterId: m.id,
+          busId: m.busId,
+          intervalMs: config.polling.intervalsMs[group.name] ?? group.intervalMs,
+          readClock: async () => {
+            const { meterClock } = await dlt645.clockSkewMs({ priority: 'alarm' });
+            return { meterClock, meterMs: new Date(meterClock).getTime() };
+          },
+        },
+      ];
+    }),
+    buses: new Map(
+      buses.flatMap((b) =>
+        b.kind === 'dlt645'
+          ? [
+              [
+                b.config.id,
+                { busId: b.config.id, broadcastTime: (at: number) => sendBroadcastTime(b.bus, meterTimeOf(new Date(at))) },
+              ] as const,
+            ]
+          : [],
+      ),
+    ),
+    alerts,
+    store,
+    clock,
+    timers,
+    timeZone: config.gateway.timeZone,
+    trust: clockTrust,
+    sync: config.clock.sync,
+    settlementTimes: config.clock.settlementTimes,
+    driftAlertMs: (id) => thresholdsFor(config.alerts, config.meters.find((m) => m.id === id)!).clockDriftMs,
+    logger: log,
+    onCommitted: () => drain.notify(),
+  });
   const poller = new Poller({
+    observer: alerts,
+    clockTrust,
+    onMeterOnline: (id) => clockKeeper.meterOnline(id),
     targets,
     store,
     clock,
@@ -193,6 +265,7 @@ async function composeGateway(
       cards: config.encoders.length > 0 ? (await import('./card-handlers.js')).cardCommandHandlers(config, store, log) : withoutCardCounter,
       closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
       clock,
+      alerts,
     }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,
@@ -209,6 +282,29 @@ async function composeGateway(
     meters: config.meters,
     logger: log,
     onCommitted: () => drain.notify(),
+    // A purchase counter ahead of the books (a load from outside this system) is an alert a person must look at.
+    onDayReport: (tx, report) => {
+      for (const m of report.reconciliation)
+        if (m.findings.some((f) => f.kind === 'outside-load'))
+          alerts.observe(
+            m.meterId,
+            [
+              {
+                kind: 'purchase-mismatch',
+                source: 'books',
+                bad: true,
+                pulse: true,
+                evidence: {
+                  date: report.period,
+                  opening: m.opening?.count ?? null,
+                  closing: m.closing?.count ?? null,
+                  booksLoads: m.booksLoads,
+                },
+              },
+            ],
+            tx,
+          );
+    },
   });
 
   // Each district's line loss from the meters' daily freezes, after config.lineloss.readAt, once per day.
@@ -274,6 +370,8 @@ async function composeGateway(
   drain.start();
   opened.push({ what: 'poller', close: () => poller.stop() });
   poller.start();
+  opened.push({ what: 'clock keeper', close: () => clockKeeper.stop() });
+  clockKeeper.start();
   publishStates();
   // Resumed commands and open loads are settled by reading meters: give the ports a moment to open first, so a
   // restart does not fail loads just because the adapter was still connecting.
@@ -316,8 +414,7 @@ async function composeGateway(
         deadLetters: gatewayHealth(store, log)?.deadLetters ?? 0,
       },
       commands: { running: router.stats().running },
-      // Filled by the alerts and allowance features when they are composed in here.
-      alerts: { active: 0 },
+      alerts: { active: alerts.activeCount() },
       batches: { inProgress: allowances.inProgress() },
       memoryMiB: { rss: mib(memory.rss), heapUsed: mib(memory.heapUsed), external: mib(memory.external) },
     };
@@ -350,6 +447,8 @@ async function composeGateway(
     relays,
     lineloss,
     allowances,
+    alerts,
+    clockKeeper,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),
@@ -374,6 +473,7 @@ async function composeGateway(
         await router.stop({ timeoutMs: 5000 });
         // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
         await control.stop();
+        await clockKeeper.stop();
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));
         await drain.stop({ timeoutMs: 5000 });

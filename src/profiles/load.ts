@@ -225,6 +225,9 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
       at(['relay', 'state'], `relay bits are out of range: ${s.point} has ${size} bits`);
   }
 
+  for (const point of Object.keys(raw.alerts?.counters ?? {}))
+    if (!declared.has(point)) at(['alerts', 'counters', point], `no point named "${point}" in this profile`);
+
   return {
     id: raw.id,
     name: raw.name,
@@ -242,6 +245,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     status,
     credit: raw.credit,
     relay: raw.relay,
+    ...(raw.alerts ? { alerts: { conditions: raw.alerts.conditions ?? {}, counters: raw.alerts.counters ?? {} } } : {}),
     source: file,
   };
 }

@@ -1,3 +1,4 @@
+import { ALERT_KINDS } from '../values/alert-kinds.js';
 import { z } from 'zod';
 
 /** Canonical point names: dotted lowercase words, an optional [N] index (frozen.daily.energy.active.import[1]). */
@@ -71,6 +72,8 @@ export const blockSchema = z.strictObject({
   /** The points in the block's item order; null for an item the profile does not use. */
   points: z.array(pointName.nullable()).min(2),
 });
+
+const alertKind = z.enum(ALERT_KINDS, { error: `an alert kind is one of ${ALERT_KINDS.join(', ')}` });
 
 const conditionName = z
   .string()
@@ -167,6 +170,16 @@ export const profileSchema = z.strictObject({
   status: z.record(pointName, z.record(z.string().regex(/^\d{1,2}$/, 'status bits are numbered 0..15'), conditionName)).optional(),
   credit: creditSchema.optional(),
   relay: relaySchema.optional(),
+  /**
+   * What the meter itself reports as a fault, for conditions and counters the built-in names do not cover: a status
+   * condition (`status:`) or an event counter point mapped to an alert kind, e.g. `counters: { events.kettle.count: malignant-load }`.
+   */
+  alerts: z
+    .strictObject({
+      conditions: z.record(conditionName, alertKind).optional(),
+      counters: z.record(pointName, alertKind).optional(),
+    })
+    .optional(),
 });
 
 export type RawProfile = z.infer<typeof profileSchema>;

@@ -1,3 +1,4 @@
+import type { AlertKind } from '../values/alert-kinds.js';
 import type { TimeLayout, ValueFormat } from '../../protocols/dlt645/index.js';
 import type { z } from 'zod';
 import type { creditSchema, modbusOrders, modbusTables, modbusTypes, relaySchema } from './schema.js';
@@ -80,6 +81,8 @@ export interface DeviceProfile {
   readonly groups: readonly PointGroup[];
   readonly blocks: readonly BlockRead[];
   readonly status: readonly StatusBit[];
+  /** Profile-specific conditions and counters that mean an alert kind (beside the built-in names). */
+  readonly alerts?: { readonly conditions: Readonly<Record<string, AlertKind>>; readonly counters: Readonly<Record<string, AlertKind>> };
   readonly credit?: CreditSpec;
   readonly relay?: RelaySpec;
   /** The file it came from, for error messages. */

@@ -25,6 +25,18 @@ export interface MeterReader {
   read(names: readonly string[], opts: { priority: Priority; signal?: AbortSignal }): Promise<Map<string, PointValue>>;
 }
 
+/**
+ * Sees every poll result inside the transaction that stores it (the alert detectors), so what it writes commits or
+ * rolls back with the reading.
+ */
+export interface PollObserver {
+  reading(tx: Tx, meterId: string, at: number, values: Readonly<Record<string, PointValue>>): void;
+  failure(tx: Tx, meterId: string, at: number, info: { failures: number; offline: boolean; code: string }): void;
+  batchEnd(tx: Tx): void;
+  /** The batch's transaction failed: forget what was observed in it. */
+  rolledBack(): void;
+}
+
 export interface PollTarget {
   readonly meterId: string;
   readonly busId: string;
@@ -50,6 +62,11 @@ export interface PollerOptions {
   timers?: Timers;
   /** Results are committed in one transaction per batch window (one fsync per poll cycle, not per reading). */
   batchMs?: number;
+  observer?: PollObserver;
+  /** A meter answered for the first time since start, or after being offline (after the commit that says so). */
+  onMeterOnline?: (meterId: string) => void;
+  /** Whether the wall clock is known to be right; readings taken while it is not are flagged `unsynced`. */
+  clockTrust?: { synced(): boolean };
 }
 
 interface Task {
@@ -141,6 +158,8 @@ export class Poller {
   private lastMono = 0;
   private ticks = 0;
   private readonly health = new Map<string, MeterHealth>();
+  /** Meters that answered since this poller started (the first answer after a start counts as coming online). */
+  private readonly answeredSinceStart = new Set<string>();
   private readonly pending: Outcome[] = [];
   private readonly running = new Set<Promise<void>>();
   private readonly abort = new AbortController();
@@ -447,6 +466,8 @@ export class Poller {
     let stored = 0;
     try {
       for (const o of batch) healthBefore.set(o.target.meterId, { ...this.healthOf(o.target.meterId) });
+      const observer = this.opts.observer;
+      const unsynced = this.opts.clockTrust?.synced() === false;
       store.transaction((tx) => {
         const readings: Reading[] = [];
         for (const o of batch) {
@@ -455,24 +476,30 @@ export class Poller {
             const values = Object.fromEntries(o.values);
             const answered =
               Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
-            readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values });
+            readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values, ...(unsynced ? { unsynced } : {}) });
             enqueue(tx, {
               topic: `meters/${o.target.meterId}/readings`,
               class: 'telemetry',
-              payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values },
+              payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values, ...(unsynced ? { unsynced } : {}) },
               seqStream: 'readings',
             });
-            if (answered) this.markGood(tx, o.target, h, o.takenAt, values);
+            if (answered) {
+              this.markGood(tx, o.target, h, o.takenAt, values);
+              observer?.reading(tx, o.target.meterId, o.takenAt, values);
+            }
           } else if (o.kind === 'failed') {
             this.markFailed(tx, o.target, h, o, o.code, o.message);
+            observer?.failure(tx, o.target.meterId, o.at, { failures: h.failures, offline: h.online === false, code: o.code });
           } else {
             this.markUnreachable(tx, o.target, h);
           }
         }
         if (readings.length > 0) insertReadings(tx, readings);
+        observer?.batchEnd(tx);
         stored = readings.length;
       });
     } catch (err) {
+      this.opts.observer?.rolledBack();
       for (const [meterId, before] of healthBefore) {
         const h = this.health.get(meterId)!;
         Object.assign(h, { ...before, inFlight: h.inFlight });
@@ -565,6 +592,12 @@ export class Poller {
       ...(balance ? { balance: h.balance } : {}),
     });
     if (wasOnline === false) this.log.info({ meter: target.meterId, bus: target.busId }, 'meter back online');
+    const firstSinceStart = !this.answeredSinceStart.has(target.meterId);
+    this.answeredSinceStart.add(target.meterId);
+    if ((wasOnline !== true || firstSinceStart) && this.opts.onMeterOnline) {
+      const notify = this.opts.onMeterOnline;
+      queueMicrotask(() => notify(target.meterId));
+    }
     if (changed) this.publishState(tx, target, h);
   }
 

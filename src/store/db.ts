@@ -1,3 +1,4 @@
+import { AlertStore } from './alerts.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -187,6 +188,8 @@ export class Store {
   readonly ledger: Ledger;
   /** Messages the broker refused for ever, out of the outbox. */
   readonly deadLetters: DeadLetters;
+  /** Meter-fault alerts, their repair notes, the detectors' memory and the clock broadcasts. */
+  readonly alerts: AlertStore;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -212,6 +215,7 @@ export class Store {
     this.meterStates = new MeterStates(connection);
     this.ledger = new Ledger(connection);
     this.deadLetters = new DeadLetters(connection);
+    this.alerts = new AlertStore(connection);
   }
 
   get path(): string {

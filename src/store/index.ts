@@ -24,6 +24,18 @@ export {
   type PeekOptions,
   type OutboxCounts,
 } from './outbox.js';
+export {
+  AlertStore,
+  insertAlert,
+  clearAlert,
+  updateAlert,
+  addAlertNote,
+  saveDetectorMemory,
+  recordClockSync,
+  type AlertRecord,
+  type AlertNote,
+  type ClockSyncRecord,
+} from './alerts.js';
 export { DeadLetters, type DeadLetter, type RefusalOutcome } from './dead-letters.js';
 export { upsertMeterState, MeterStates, type MeterStatePatch } from './meter-state.js';
 export type { LimitsResult } from './retention.js';

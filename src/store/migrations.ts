@@ -299,6 +299,52 @@ CREATE INDEX allowance_carry_by_round ON allowance_carry (allowance, term, round
 `;
 
 /** The schema, oldest first. Adding a table is appending one line here. */
+const V9_ALERTS = `
+-- One row per alert episode; at most one active episode per meter and kind.
+CREATE TABLE alerts (
+  id            TEXT    PRIMARY KEY,
+  meter_id      TEXT    NOT NULL,
+  kind          TEXT    NOT NULL,
+  severity      TEXT    NOT NULL CHECK (severity IN ('critical', 'warning', 'info')),
+  raised_at     INTEGER NOT NULL,
+  cleared_at    INTEGER,
+  cleared_by    TEXT,
+  evidence_json TEXT    NOT NULL,
+  unsynced      INTEGER NOT NULL DEFAULT 0 CHECK (unsynced IN (0, 1))
+) STRICT;
+CREATE UNIQUE INDEX alerts_one_active ON alerts (meter_id, kind) WHERE cleared_at IS NULL;
+CREATE INDEX alerts_by_meter ON alerts (meter_id, raised_at);
+CREATE INDEX alerts_by_time ON alerts (raised_at);
+-- The repair history of an alert (acknowledgements and notes); never edited.
+CREATE TABLE alert_notes (
+  id       INTEGER PRIMARY KEY,
+  alert_id TEXT    NOT NULL REFERENCES alerts (id),
+  at       INTEGER NOT NULL,
+  operator TEXT    NOT NULL,
+  action   TEXT    NOT NULL CHECK (action IN ('ack', 'note')),
+  note     TEXT
+) STRICT;
+CREATE INDEX alert_notes_by_alert ON alert_notes (alert_id, at);
+-- What the detectors remember of each meter (last accepted register, counters, windows), so a restart neither
+-- re-raises nor forgets.
+CREATE TABLE alert_detectors (
+  meter_id    TEXT    PRIMARY KEY,
+  memory_json TEXT    NOT NULL,
+  updated_at  INTEGER NOT NULL
+) STRICT;
+-- Broadcast time syncs the daemon sent: meters take one a day, so one per bus and local day.
+CREATE TABLE clock_syncs (
+  id          INTEGER PRIMARY KEY,
+  bus_id      TEXT    NOT NULL,
+  local_day   TEXT    NOT NULL,
+  at          INTEGER NOT NULL,
+  meters_json TEXT    NOT NULL,
+  UNIQUE (bus_id, local_day)
+) STRICT;
+-- Readings taken while the gateway's clock was not known to be right.
+ALTER TABLE readings ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0 CHECK (unsynced IN (0, 1));
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -308,6 +354,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'command origin and operator', up: V6_COMMAND_ORIGIN },
   { version: 7, name: 'line loss: freezes, figures, member days, alerts', up: V7_LINELOSS },
   { version: 8, name: 'allowance plans', up: V8_ALLOWANCES },
+  { version: 9, name: 'alerts, detector memory and clock syncs', up: V9_ALERTS },
 ];
 
 export interface MigrationResult {

@@ -7,23 +7,29 @@ interface ReadingRow {
   meter_id: string;
   taken_at: number;
   values_json: string;
+  unsynced: 0 | 1;
 }
 
-const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json) VALUES (?, ?, ?)';
-const COLUMNS = 'id, meter_id, taken_at, values_json';
+const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json, unsynced) VALUES (?, ?, ?, ?)';
+const COLUMNS = 'id, meter_id, taken_at, values_json, unsynced';
 
 /** Stores a poll cycle's readings; they commit or roll back with everything else in `tx`. */
 export function insertReadings(tx: Tx, readings: readonly Reading[]): void {
-  const insert = tx.connection.statement<[string, number, string]>(INSERT);
+  const insert = tx.connection.statement<[string, number, string, 0 | 1]>(INSERT);
   for (const reading of readings) {
     checkReading(reading);
-    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values));
+    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values), reading.unsynced === true ? 1 : 0);
   }
 }
 
 /** Past readings, for the CLI, fault detection and line loss. */
 export class ReadingHistory {
   constructor(private readonly connection: Connection) {}
+
+  /** The newest reading time of any meter (epoch ms), or null: no right clock is before it. */
+  newestTakenAt(): number | null {
+    return this.connection.statement<[], { t: number | null }>('SELECT max(taken_at) AS t FROM readings').get()?.t ?? null;
+  }
 
   /** The most recent reading of a meter by meter time, or null if it has none. */
   latest(meterId: string): StoredReading | null {
@@ -50,6 +56,7 @@ function toReading(row: ReadingRow): StoredReading {
     meterId: row.meter_id,
     takenAt: row.taken_at,
     values: JSON.parse(row.values_json) as Record<string, PointValue>,
+    ...(row.unsynced === 1 ? { unsynced: true } : {}),
   };
 }
 

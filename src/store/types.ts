@@ -17,6 +17,8 @@ export interface Reading {
   /** Time of the meter exchange (epoch ms), not the time it was stored. */
   readonly takenAt: number;
   readonly values: Readonly<Record<string, PointValue>>;
+  /** Taken while the gateway's clock was not known to be right (no NTP yet): `takenAt` may be wrong. */
+  readonly unsynced?: boolean;
 }
 
 export interface StoredReading extends Reading {

@@ -42,6 +42,7 @@ export class RecordingHandlers implements CommandHandlers {
   timeSync = (cmd: object, ctx: CommandContext) => this.#call('timeSync', cmd, ctx);
   cardSell = (cmd: object, ctx: CommandContext) => this.#call('cardSell', cmd, ctx);
   cardRead = (cmd: object, ctx: CommandContext) => this.#call('cardRead', cmd, ctx);
+  alertAck = (cmd: object, ctx: CommandContext) => this.#call('alertAck', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -1,9 +1,9 @@
 import { realTimers, type Clock, type Timers } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { enqueue, lastPublishedPeriod, markReportPublished, reportPublishedAt } from '../../store/index.js';
+import { enqueue, lastPublishedPeriod, markReportPublished, reportPublishedAt, type Tx } from '../../store/index.js';
 import { nextLocalTime } from '../schedule.js';
 import { addDays, BooksError, localDate, localDateTime, parseBooksDate, periodBounds } from './periods.js';
-import { Books, reportJson, type BooksOptions } from './report.js';
+import { Books, reportJson, type BooksOptions, type BooksReport } from './report.js';
 
 // Publishing each closed day's report once, at a local time after the day ends, through the outbox.
 
@@ -43,6 +43,8 @@ export interface BooksPublisherOptions extends BooksOptions {
   readonly earliestDate?: string;
   /** Paces the ticks on a monotonic clock; default Node's timers. */
   readonly timers?: Timers;
+  /** Sees each day's report inside the transaction that publishes it (the purchase-mismatch alert). */
+  readonly onDayReport?: (tx: Tx, report: BooksReport) => void;
 }
 
 export interface PublishResult {
@@ -103,6 +105,7 @@ export class BooksPublisher {
         if (before !== null) return { date, published: false, publishedAt: before };
         const report = this.books.reportIn(tx, { kind: 'daily', date });
         const { id } = enqueue(tx, { topic: DAILY_REPORT_TOPIC, class: 'report', payload: reportJson(report) });
+        this.opts.onDayReport?.(tx, report);
         markReportPublished(tx, 'daily', date, id);
         return { date, published: true, publishedAt: now };
       },

@@ -753,6 +753,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.cardSell(parsed.payload, ctx);
     case 'card-read':
       return handlers.cardRead(parsed.payload, ctx);
+    case 'alert-ack':
+      return handlers.alertAck(parsed.payload, ctx);
   }
 }
 

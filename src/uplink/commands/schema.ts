@@ -11,7 +11,7 @@ import {
 } from '../../values/index.js';
 
 /** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
-export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync', 'card-sell', 'card-read'] as const;
+export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync', 'card-sell', 'card-read', 'alert-ack'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /** Names kept for later commands; answered `UNSUPPORTED_COMMAND` until they are implemented. */
@@ -178,6 +178,20 @@ export const cardSellSchema = z
 /** Read the card in the counter's encoder. */
 export const cardReadSchema = z.strictObject({ ...common, encoder: encoderId });
 
+/** A technician acknowledges an alert and leaves a repair note (clears the kinds a person clears: cover-open, purchase-mismatch, malignant-load). */
+export const alertAckSchema = z.strictObject({
+  ...common,
+  alertId: z
+    .string({ error: 'must be an alert id (a string)' })
+    .min(1, 'cannot be empty')
+    .max(200, 'is longer than 200 characters')
+    .regex(/^[A-Za-z0-9._:-]+$/, 'must be an alert id as published on meters/<id>/alerts'),
+  /** The technician, recorded with the note. */
+  operator: z.string({ error: 'must be the technician name' }).min(1, 'cannot be empty').max(64, 'is longer than 64 characters'),
+  /** What was found and done (故障报修 record). */
+  note: z.string({ error: 'must be text' }).max(2000, 'is longer than 2000 characters').optional(),
+});
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -185,6 +199,7 @@ export const COMMAND_SCHEMAS = {
   'time-sync': timeSyncSchema,
   'card-sell': cardSellSchema,
   'card-read': cardReadSchema,
+  'alert-ack': alertAckSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -193,6 +208,7 @@ export type ReadCommand = z.output<typeof readSchema>;
 export type TimeSyncCommand = z.output<typeof timeSyncSchema>;
 export type CardSellCommand = z.output<typeof cardSellSchema>;
 export type CardReadCommand = z.output<typeof cardReadSchema>;
+export type AlertAckCommand = z.output<typeof alertAckSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -201,7 +217,8 @@ export type ParsedCommand =
   | { readonly command: 'read'; readonly payload: ReadCommand }
   | { readonly command: 'time-sync'; readonly payload: TimeSyncCommand }
   | { readonly command: 'card-sell'; readonly payload: CardSellCommand }
-  | { readonly command: 'card-read'; readonly payload: CardReadCommand };
+  | { readonly command: 'card-read'; readonly payload: CardReadCommand }
+  | { readonly command: 'alert-ack'; readonly payload: AlertAckCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

@@ -1,4 +1,12 @@
-import type { CardReadCommand, CardSellCommand, ReadCommand, RelayCommand, TimeSyncCommand, TopupCommand } from './schema.js';
+import type {
+  CardReadCommand,
+  AlertAckCommand,
+  CardSellCommand,
+  ReadCommand,
+  RelayCommand,
+  TimeSyncCommand,
+  TopupCommand,
+} from './schema.js';
 
 export type {
   CardReadCommand,
@@ -62,6 +70,7 @@ export interface CommandHandlers {
   timeSync(cmd: TimeSyncCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardSell(cmd: CardSellCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardRead(cmd: CardReadCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  alertAck(cmd: AlertAckCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';

@@ -1,0 +1,357 @@
+import type { PointValue } from '../../store/index.js';
+import type { AlertKind, Severity } from './kinds.js';
+
+/** Thresholds for one meter (config `alerts:` with its overrides applied). */
+export interface DetectorSettings {
+  /** Import energy unchanged this long while the power says it should have moved: energy-stuck. */
+  readonly stuckAfterMs: number;
+  /** The energy the power implies over the stuck window must reach this (kWh) before the register counts as stuck. */
+  readonly stuckMinKwh: number;
+  /** Δenergy ÷ (power × Δt) above this: energy-runaway, critical. */
+  readonly runawayFactor: number;
+  /** … above this (but not the runaway factor): energy-runaway as an over-difference warning. */
+  readonly overDifferenceFactor: number;
+  readonly clockDriftMs: number;
+  /** Prepaid balance under this (yuan on money meters, kWh on energy meters): balance-low. */
+  readonly balanceLow: number;
+  readonly nominalVoltage: number;
+  /** Share of the nominal voltage under which a phase with current flowing has lost voltage (0.6 = 60 %). */
+  readonly voltageLossShare: number;
+  /** Current (A) at or above which current counts as flowing. */
+  readonly currentFlowingA: number;
+  /** Commanded and actual relay may disagree this long (the meter's own switching delay). */
+  readonly relayDelayMs: number;
+  /** Good polls in a row that clear a self-clearing alert. */
+  readonly clearAfter: number;
+  readonly severity: Readonly<Record<AlertKind, Severity>>;
+}
+
+/** What a meter's profile (and its config tags) say about where a fault shows. Built once per meter. */
+export interface MeterModel {
+  /** Status-word bits that mean an alert kind, with the phase when the condition names one. */
+  readonly statusBits: readonly { point: string; bit: number; kind: AlertKind; phase?: string }[];
+  /** Event counters whose rise means an alert kind. */
+  readonly counters: readonly { point: string; kind: AlertKind }[];
+  /** The relay's actual and commanded bits, when the meter reports both. */
+  readonly relay?: { readonly point: string; readonly actualBit: number; readonly commandBit: number };
+  /** Tagged `pv`: export is expected, not reverse power. */
+  readonly pv: boolean;
+  /** Phases the meter measures (1 or 3). */
+  readonly phases: 1 | 3;
+  /** Energy registers wrap here (DL/T 645 XXXXXX.XX kWh: 1,000,000). */
+  readonly energyModulus: number;
+}
+
+/** One detector's verdict on one source of evidence in one reading. Never made from a value that is missing. */
+export interface Observation {
+  readonly kind: AlertKind;
+  /** Where the verdict comes from (a status bit, a register, the inference); each source clears on its own. */
+  readonly source: string;
+  readonly bad: boolean;
+  readonly evidence?: Readonly<Record<string, unknown>>;
+  /** Severity for this raise when it is not the kind's configured one (an over-difference is a warning). */
+  readonly severity?: Severity;
+  /** Bad verdicts in a row before a raise (current-mismatch waits for 3). */
+  readonly raiseAfter?: number;
+  /** Each bad verdict is a new event (a counter rose), not a state that lasts. */
+  readonly pulse?: boolean;
+}
+
+/** What the detectors remember of a meter between readings; JSON, kept in SQLite so a restart loses nothing. */
+export interface DetectorMemory {
+  /** The last accepted total import register (kWh) and its time. */
+  energy?: { kwh: number; at: number };
+  /** When the import register last moved, and the energy the power implies since then (kWh). */
+  stuck?: { since: number; impliedKwh: number };
+  /** The energy the power implies since the last energy reading (kWh), and whether that window is whole. */
+  implied?: { kwh: number; whole: boolean };
+  /** The last power sample (kW) and its time, integrated until the next. */
+  power?: { kw: number; at: number };
+  export?: number;
+  /** Last value of each event counter. */
+  counters?: Record<string, number>;
+  /** Since when the relay's commanded and actual bits disagree. */
+  relaySince?: number;
+}
+
+/** A power sample older than this is not carried forward: the meter was silent, the window is not whole. */
+const MAX_POWER_HOLD_MS = 10 * 60_000;
+/** Below this the power implies too little energy to judge a register by (a 0.01 kWh step is noise). */
+const MIN_IMPLIED_KWH = 0.01;
+
+/**
+ * Runs every detector over one answered reading and returns their verdicts; `memory` is updated in place.
+ * Pure: no clock, no I/O; `at` is the reading's time. Detectors judge only the values that are present.
+ */
+export function detect(
+  model: MeterModel,
+  settings: DetectorSettings,
+  memory: DetectorMemory,
+  at: number,
+  values: Readonly<Record<string, PointValue>>,
+): Observation[] {
+  const out: Observation[] = [];
+  statusBits(model, values, out);
+  counters(model, memory, values, out);
+  relay(model, settings, memory, at, values, out);
+  power(memory, at, values);
+  energy(model, settings, memory, at, values, out);
+  exportRise(model, memory, values, out);
+  phases(model, settings, values, out);
+  neutral(model, values, out);
+  balance(settings, values, out);
+  return out;
+}
+
+/** A numeric value of a point, or undefined when it is missing, failed or not a number. */
+export function num(values: Readonly<Record<string, PointValue>>, point: string): number | undefined {
+  const v = values[point];
+  return v !== undefined && 'v' in v && typeof v.v === 'number' && Number.isFinite(v.v) ? v.v : undefined;
+}
+
+function statusBits(model: MeterModel, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  for (const s of model.statusBits) {
+    const word = num(values, s.point);
+    if (word === undefined) continue;
+    const set = ((word >>> s.bit) & 1) === 1;
+    out.push({
+      kind: s.kind,
+      source: `${s.point}.${s.bit}`,
+      bad: set,
+      ...(set ? { evidence: { [s.point]: word, bit: s.bit, ...(s.phase ? { phase: s.phase } : {}) } } : {}),
+    });
+  }
+}
+
+function counters(model: MeterModel, memory: DetectorMemory, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  for (const c of model.counters) {
+    const now = num(values, c.point);
+    if (now === undefined) continue;
+    memory.counters ??= {};
+    const seen = memory.counters;
+    const before = seen[c.point];
+    seen[c.point] = now;
+    // The first look only learns the count; a count that fell was cleared at the meter (a new baseline).
+    if (before === undefined || now <= before) {
+      out.push({ kind: c.kind, source: c.point, bad: false, pulse: true });
+      continue;
+    }
+    out.push({ kind: c.kind, source: c.point, bad: true, pulse: true, evidence: { [c.point]: now, before } });
+  }
+}
+
+function relay(
+  model: MeterModel,
+  settings: DetectorSettings,
+  memory: DetectorMemory,
+  at: number,
+  values: Readonly<Record<string, PointValue>>,
+  out: Observation[],
+): void {
+  if (!model.relay) return;
+  const word = num(values, model.relay.point);
+  if (word === undefined) return;
+  const actualOpen = ((word >>> model.relay.actualBit) & 1) === 1;
+  const commandOpen = ((word >>> model.relay.commandBit) & 1) === 1;
+  if (actualOpen === commandOpen) {
+    delete memory.relaySince;
+    out.push({ kind: 'relay-mismatch', source: 'relay-bits', bad: false });
+    return;
+  }
+  memory.relaySince ??= at;
+  const forMs = at - memory.relaySince;
+  if (forMs < settings.relayDelayMs) return; // still inside the meter's switching delay: no verdict yet
+  out.push({
+    kind: 'relay-mismatch',
+    source: 'relay-bits',
+    bad: true,
+    evidence: { commanded: commandOpen ? 'open' : 'closed', actual: actualOpen ? 'open' : 'closed', forSeconds: Math.round(forMs / 1000) },
+  });
+}
+
+/** Integrates the power samples into the energy they imply, held from one sample to the next. */
+function power(memory: DetectorMemory, at: number, values: Readonly<Record<string, PointValue>>): void {
+  const kw = powerKw(values);
+  if (kw === undefined) return;
+  accrue(memory, at);
+  memory.power = { kw, at };
+}
+
+function accrue(memory: DetectorMemory, at: number): void {
+  const p = memory.power;
+  if (!p || at <= p.at) return;
+  memory.implied ??= { kwh: 0, whole: true };
+  const implied = memory.implied;
+  if (at - p.at > MAX_POWER_HOLD_MS) {
+    // No power known over the gap: nothing is implied for it, and the runaway window is not whole.
+    implied.whole = false;
+    memory.power = { kw: p.kw, at };
+    return;
+  }
+  const kwh = (Math.max(0, p.kw) * (at - p.at)) / 3_600_000;
+  implied.kwh += kwh;
+  if (memory.stuck) memory.stuck.impliedKwh += kwh;
+  memory.power = { kw: p.kw, at };
+}
+
+/** Total active power in kW, from a profile point in kW or W. */
+export function powerKw(values: Readonly<Record<string, PointValue>>): number | undefined {
+  const v = values['power.active'];
+  if (v === undefined || !('v' in v) || typeof v.v !== 'number' || !Number.isFinite(v.v)) return undefined;
+  return v.unit === 'W' ? v.v / 1000 : v.v;
+}
+
+function energy(
+  model: MeterModel,
+  settings: DetectorSettings,
+  memory: DetectorMemory,
+  at: number,
+  values: Readonly<Record<string, PointValue>>,
+  out: Observation[],
+): void {
+  const kwh = num(values, 'energy.active.import');
+  if (kwh === undefined) return;
+  accrue(memory, at);
+  const last = memory.energy;
+  const implied = memory.implied;
+  memory.implied = { kwh: 0, whole: memory.power !== undefined };
+  if (!last) {
+    memory.energy = { kwh, at };
+    memory.stuck = { since: at, impliedKwh: 0 };
+    return;
+  }
+  let delta = kwh - last.kwh;
+  // A drop of more than half the register's range is the register wrapping past 999999.99, not a decrease.
+  if (delta < 0 && -delta > model.energyModulus / 2) delta += model.energyModulus;
+  if (delta < 0) {
+    // Not accepted: the next reading is judged against the last good value, and nothing else is judged on this one.
+    out.push({
+      kind: 'energy-backwards',
+      source: 'energy.active.import',
+      bad: true,
+      evidence: { lastAcceptedKwh: last.kwh, lastAcceptedAt: new Date(last.at).toISOString(), readKwh: kwh },
+    });
+    return;
+  }
+  out.push({ kind: 'energy-backwards', source: 'energy.active.import', bad: false });
+  memory.energy = { kwh, at };
+
+  memory.stuck ??= { since: last.at, impliedKwh: 0 };
+  const stuck = memory.stuck;
+  if (delta > 0) {
+    memory.stuck = { since: at, impliedKwh: 0 };
+    out.push({ kind: 'energy-stuck', source: 'energy.active.import', bad: false });
+  } else if (at - stuck.since >= settings.stuckAfterMs && stuck.impliedKwh >= settings.stuckMinKwh) {
+    out.push({
+      kind: 'energy-stuck',
+      source: 'energy.active.import',
+      bad: true,
+      evidence: {
+        importKwh: kwh,
+        unchangedSince: new Date(stuck.since).toISOString(),
+        impliedKwh: round3(stuck.impliedKwh),
+        powerKw: memory.power?.kw,
+      },
+    });
+  }
+
+  // Runaway and over-difference: judged only on a whole window in which the power implies a measurable energy.
+  if (!implied?.whole || implied.kwh <= MIN_IMPLIED_KWH) return;
+  const ratio = delta / implied.kwh;
+  const evidence = {
+    deltaKwh: round3(delta),
+    impliedKwh: round3(implied.kwh),
+    ratio: round3(ratio),
+    minutes: Math.round((at - last.at) / 60_000),
+  };
+  if (ratio > settings.runawayFactor) out.push({ kind: 'energy-runaway', source: 'ratio', bad: true, evidence });
+  else if (ratio > settings.overDifferenceFactor)
+    out.push({
+      kind: 'energy-runaway',
+      source: 'ratio',
+      bad: true,
+      severity: 'warning',
+      evidence: { ...evidence, level: 'over-difference' },
+    });
+  else out.push({ kind: 'energy-runaway', source: 'ratio', bad: false });
+}
+
+function exportRise(model: MeterModel, memory: DetectorMemory, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  const kwh = num(values, 'energy.active.export');
+  if (kwh === undefined) return;
+  const before = memory.export;
+  memory.export = kwh;
+  if (before === undefined || model.pv) return;
+  let delta = kwh - before;
+  if (delta < 0 && -delta > model.energyModulus / 2) delta += model.energyModulus;
+  out.push({
+    kind: 'reverse-power',
+    source: 'energy.active.export',
+    bad: delta > 0,
+    ...(delta > 0 ? { evidence: { exportKwh: kwh, risenKwh: round3(delta) } } : {}),
+  });
+}
+
+function phases(model: MeterModel, settings: DetectorSettings, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  const names = model.phases === 3 ? ['a', 'b', 'c'] : ['a'];
+  const low = settings.nominalVoltage * settings.voltageLossShare;
+  const volts = names.map((p) => num(values, `voltage.${p}`));
+  const amps = names.map((p) => num(values, `current.${p}`));
+  names.forEach((phase, i) => {
+    const u = volts[i];
+    const a = amps[i];
+    if (u === undefined || a === undefined) return;
+    const flowing = Math.abs(a) >= settings.currentFlowingA;
+    out.push({
+      kind: 'voltage-loss',
+      source: `inferred.${phase}`,
+      bad: u < low && flowing,
+      ...(u < low && flowing ? { evidence: { phase, voltage: u, current: a, nominal: settings.nominalVoltage } } : {}),
+    });
+    if (model.phases !== 3) return;
+    // A phase without voltage or current beside a healthy one: the phase is broken (a single-phase meter without voltage does not answer).
+    const healthy = volts.some((v, k) => k !== i && v !== undefined && v >= settings.nominalVoltage * 0.8);
+    const broken = u < low && !flowing && healthy;
+    out.push({
+      kind: 'phase-break',
+      source: `inferred.${phase}`,
+      bad: broken,
+      ...(broken ? { evidence: { phase, voltage: u, current: a, nominal: settings.nominalVoltage } } : {}),
+    });
+  });
+}
+
+function neutral(model: MeterModel, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  if (model.phases !== 1) return;
+  const live = num(values, 'current.a');
+  const n = num(values, 'current.n');
+  if (live === undefined || n === undefined) return;
+  const diff = Math.abs(Math.abs(live) - Math.abs(n));
+  const limit = Math.max(0.5, 0.1 * Math.max(Math.abs(live), Math.abs(n)));
+  const bad = diff > limit;
+  out.push({
+    kind: 'current-mismatch',
+    source: 'current.n',
+    bad,
+    raiseAfter: 3,
+    ...(bad ? { evidence: { liveA: live, neutralA: n, differenceA: round3(diff), limitA: round3(limit) } } : {}),
+  });
+}
+
+function balance(settings: DetectorSettings, values: Readonly<Record<string, PointValue>>, out: Observation[]): void {
+  const money = num(values, 'credit.balance.money');
+  const energy = num(values, 'credit.balance.energy');
+  const b = money ?? energy;
+  if (b === undefined) return;
+  const bad = b < settings.balanceLow;
+  out.push({
+    kind: 'balance-low',
+    source: money !== undefined ? 'credit.balance.money' : 'credit.balance.energy',
+    bad,
+    ...(bad ? { evidence: { balance: b, unit: money !== undefined ? 'CNY' : 'kWh', threshold: settings.balanceLow } } : {}),
+  });
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

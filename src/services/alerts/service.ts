@@ -1,0 +1,339 @@
+import type { Clock } from '../../clock.js';
+import { MeterdError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import {
+  addAlertNote,
+  clearAlert,
+  enqueue,
+  insertAlert,
+  saveDetectorMemory,
+  updateAlert,
+  type AlertNote,
+  type AlertRecord,
+  type PointValue,
+  type Store,
+  type Tx,
+} from '../../store/index.js';
+import { detect, type DetectorMemory, type DetectorSettings, type MeterModel, type Observation } from './detectors.js';
+import { CLEARED_BY, type AlertKind, type Severity } from './kinds.js';
+
+/** A meter as the alert service sees it: its model (from the profile and tags) and its thresholds. */
+export interface AlertMeter {
+  readonly meterId: string;
+  readonly model: MeterModel;
+  readonly settings: DetectorSettings;
+}
+
+/** Whether the gateway's own wall clock is known to be right (NTP synchronised, or at least past a sane floor). */
+export interface ClockTrust {
+  synced(): boolean;
+}
+
+export const TRUSTED_CLOCK: ClockTrust = { synced: () => true };
+
+export interface AlertServiceOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly meters: readonly AlertMeter[];
+  readonly clockTrust?: ClockTrust;
+  readonly logger?: Logger;
+  /** Called after the service committed something of its own (an acknowledgement, a clock verdict), to wake the uplink. */
+  readonly onCommitted?: () => void;
+}
+
+export type AlertsErrorCode = 'ALERT_NOT_FOUND' | 'ALERT_NOT_ACKNOWLEDGEABLE';
+
+export class AlertsError extends MeterdError<AlertsErrorCode> {
+  override readonly name = 'AlertsError';
+}
+
+/** What a raise or clear looks like on `meters/<id>/alerts` (docs/mqtt-api.md § Alerts). */
+export interface AlertMessage {
+  readonly alertId: string;
+  readonly meter: string;
+  readonly kind: string;
+  readonly severity: string;
+  readonly state: 'raised' | 'cleared';
+  readonly ts: string;
+  readonly evidence: Readonly<Record<string, unknown>>;
+  readonly unsynced?: true;
+  readonly clearedBy?: string;
+}
+
+export const ACTIVE_ALERTS_TOPIC = 'alerts/active';
+
+/** One source's run of verdicts: whether it is bad now, and how many bad or good verdicts in a row it has had. */
+interface SourceState {
+  bad: boolean;
+  badRun: number;
+  goodRun: number;
+}
+
+interface MeterMemory extends DetectorMemory {
+  sources?: Record<string, SourceState>;
+}
+
+const SEVERITY_RANK: Record<string, number> = { info: 0, warning: 1, critical: 2 };
+
+/**
+ * Turns detector verdicts into alert episodes: one raise per episode however many polls see it, a clear after
+ * `clearAfter` good polls in a row (or a person's acknowledgement for the kinds that need one), each written to
+ * SQLite with its outbox message in the poll's own transaction, so a restart neither re-raises nor forgets.
+ */
+export class AlertService {
+  private readonly meters = new Map<string, AlertMeter>();
+  private readonly memories = new Map<string, MeterMemory>();
+  private readonly savedMemory = new Map<string, string>();
+  private readonly active = new Map<string, AlertRecord>();
+  private activeChanged = false;
+  private readonly log: Logger;
+  private readonly trust: ClockTrust;
+
+  constructor(private readonly opts: AlertServiceOptions) {
+    for (const m of opts.meters) this.meters.set(m.meterId, m);
+    this.log = (opts.logger ?? silentLogger).child({ component: 'alerts' });
+    this.trust = opts.clockTrust ?? TRUSTED_CLOCK;
+    this.load();
+  }
+
+  /** Active alerts, oldest first. */
+  list(): AlertRecord[] {
+    return [...this.active.values()].sort((a, b) => a.raisedAt - b.raisedAt);
+  }
+
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  /** An answered reading of a meter, inside the poll's transaction. */
+  reading(tx: Tx, meterId: string, at: number, values: Readonly<Record<string, PointValue>>): void {
+    const meter = this.meters.get(meterId);
+    if (!meter) return;
+    const memory = this.memoryOf(meterId);
+    const obs = detect(meter.model, meter.settings, memory, at, values);
+    obs.push({ kind: 'comm-loss', source: 'poll', bad: false });
+    this.apply(tx, meter, memory, at, obs);
+    this.saveMemory(tx, meterId, memory);
+  }
+
+  /** A failed poll of a meter (it did not answer), inside the poll's transaction. */
+  failure(tx: Tx, meterId: string, at: number, info: { failures: number; offline: boolean; code: string }): void {
+    const meter = this.meters.get(meterId);
+    if (!meter || !info.offline) return;
+    const memory = this.memoryOf(meterId);
+    this.apply(tx, meter, memory, at, [
+      { kind: 'comm-loss', source: 'poll', bad: true, evidence: { consecutiveFailures: info.failures, lastError: info.code } },
+    ]);
+    this.saveMemory(tx, meterId, memory);
+  }
+
+  /** A verdict from outside the poll (the clock keeper, the books, line loss), in its own transaction or the caller's. */
+  observe(meterId: string, obs: readonly Observation[], tx?: Tx): void {
+    const meter = this.meters.get(meterId);
+    if (!meter) return;
+    const run = (t: Tx) => {
+      const memory = this.memoryOf(meterId);
+      this.apply(t, meter, memory, this.opts.clock.now(), [...obs]);
+      this.saveMemory(t, meterId, memory);
+      this.batchEnd(t);
+    };
+    if (tx) {
+      run(tx);
+      return;
+    }
+    try {
+      this.opts.store.transaction(run);
+    } catch (err) {
+      this.rolledBack();
+      throw err;
+    }
+    this.opts.onCommitted?.();
+  }
+
+  /** After a batch of readings: the retained active set, when it changed. */
+  batchEnd(tx: Tx): void {
+    if (!this.activeChanged) return;
+    this.activeChanged = false;
+    enqueue(tx, {
+      topic: ACTIVE_ALERTS_TOPIC,
+      class: 'state',
+      retain: true,
+      payload: {
+        ts: new Date(this.opts.clock.now()).toISOString(),
+        alerts: this.list().map((a) => ({
+          alertId: a.alertId,
+          meter: a.meterId,
+          kind: a.kind,
+          severity: a.severity,
+          raisedAt: new Date(a.raisedAt).toISOString(),
+        })),
+      },
+    });
+  }
+
+  /** The poll's transaction failed: what this service changed in memory is reloaded from the store. */
+  rolledBack(): void {
+    this.load();
+  }
+
+  /**
+   * A technician acknowledges an alert and leaves a note. Kinds that clear by acknowledgement (cover-open,
+   * purchase-mismatch, malignant-load) are cleared; others keep running until their cause is gone, with the note kept.
+   */
+  acknowledge(req: { alertId: string; operator: string; note?: string }): { alert: AlertRecord; cleared: boolean; notes: AlertNote[] } {
+    const now = this.opts.clock.now();
+    let cleared = false;
+    try {
+      this.opts.store.transaction((tx) => {
+        const alert = this.opts.store.alerts.get(req.alertId);
+        if (!alert) throw new AlertsError('ALERT_NOT_FOUND', `no alert ${req.alertId}; list them with meterd alerts -c FILE --all`);
+        addAlertNote(tx, { alertId: alert.alertId, at: now, operator: req.operator, action: 'ack', note: req.note ?? null });
+        if (alert.clearedAt === null && CLEARED_BY[alert.kind as AlertKind] === 'ack') {
+          this.clear(tx, alert, now, req.operator);
+          cleared = true;
+        }
+        this.batchEnd(tx);
+      });
+    } catch (err) {
+      if (!(err instanceof AlertsError)) this.rolledBack();
+      throw err;
+    }
+    this.opts.onCommitted?.();
+    const alert = this.opts.store.alerts.get(req.alertId)!;
+    this.log.info({ alert: alert.alertId, meter: alert.meterId, kind: alert.kind, operator: req.operator, cleared }, 'alert acknowledged');
+    return { alert, cleared, notes: this.opts.store.alerts.notes(req.alertId) };
+  }
+
+  private apply(tx: Tx, meter: AlertMeter, memory: MeterMemory, at: number, observations: readonly Observation[]): void {
+    memory.sources ??= {};
+    const sources = memory.sources;
+    const clearAfter = meter.settings.clearAfter;
+    const touched = new Set<AlertKind>();
+    for (const o of observations) {
+      const key = `${o.kind}|${o.source}`;
+      sources[key] ??= { bad: false, badRun: 0, goodRun: 0 };
+      const s = sources[key];
+      touched.add(o.kind);
+      if (o.bad) {
+        const wasBad = s.bad;
+        s.badRun++;
+        s.goodRun = 0;
+        if (s.badRun < (o.raiseAfter ?? 1)) continue;
+        s.bad = true;
+        const current = this.active.get(activeKey(meter.meterId, o.kind));
+        if (current) {
+          this.escalate(tx, current, o, meter.settings);
+          continue;
+        }
+        // A kind a person clears is raised on a new event (a counter rose, a bit came on), not again while it lasts.
+        if (CLEARED_BY[o.kind] === 'ack' && wasBad && !o.pulse) continue;
+        this.raise(tx, meter, o, at);
+      } else {
+        s.badRun = 0;
+        if (!s.bad) continue;
+        if (++s.goodRun >= clearAfter) {
+          s.bad = false;
+          s.goodRun = 0;
+        }
+      }
+    }
+    for (const kind of touched) {
+      if (CLEARED_BY[kind] !== 'auto') continue;
+      const current = this.active.get(activeKey(meter.meterId, kind));
+      if (!current) continue;
+      const stillBad = Object.entries(sources).some(([key, s]) => s.bad && key.startsWith(`${kind}|`));
+      if (!stillBad) this.clear(tx, current, at, 'detector');
+    }
+  }
+
+  private raise(tx: Tx, meter: AlertMeter, o: Observation, at: number): void {
+    const severity = o.severity ?? meter.settings.severity[o.kind];
+    const unsynced = !this.trust.synced();
+    const record: AlertRecord = {
+      alertId: `${meter.meterId}:${o.kind}:${at}`,
+      meterId: meter.meterId,
+      kind: o.kind,
+      severity,
+      raisedAt: at,
+      clearedAt: null,
+      clearedBy: null,
+      evidence: { ...(o.evidence ?? {}), source: o.source },
+      unsynced,
+    };
+    insertAlert(tx, record);
+    this.active.set(activeKey(meter.meterId, o.kind), record);
+    this.activeChanged = true;
+    this.publish(tx, record, 'raised', at);
+    this.log.warn({ meter: meter.meterId, alert: record.alertId, kind: o.kind, severity, evidence: record.evidence }, 'alert raised');
+  }
+
+  /** An active alert seen worse than when it was raised takes the higher severity, once. */
+  private escalate(tx: Tx, current: AlertRecord, o: Observation, settings: DetectorSettings): void {
+    const severity: Severity = o.severity ?? settings.severity[o.kind];
+    if ((SEVERITY_RANK[severity] ?? 0) <= (SEVERITY_RANK[current.severity] ?? 0)) return;
+    const evidence = { ...(o.evidence ?? {}), source: o.source };
+    updateAlert(tx, current.alertId, severity, evidence);
+    const next: AlertRecord = { ...current, severity, evidence };
+    this.active.set(activeKey(current.meterId, current.kind), next);
+    this.activeChanged = true;
+    this.publish(tx, next, 'raised', this.opts.clock.now());
+  }
+
+  private clear(tx: Tx, alert: AlertRecord, at: number, by: string): void {
+    clearAlert(tx, alert.alertId, at, by);
+    this.active.delete(activeKey(alert.meterId, alert.kind));
+    this.activeChanged = true;
+    this.publish(tx, { ...alert, clearedAt: at, clearedBy: by }, 'cleared', at);
+    this.log.info({ meter: alert.meterId, alert: alert.alertId, kind: alert.kind, by }, 'alert cleared');
+  }
+
+  private publish(tx: Tx, a: AlertRecord, state: 'raised' | 'cleared', at: number): void {
+    const message: AlertMessage = {
+      alertId: a.alertId,
+      meter: a.meterId,
+      kind: a.kind,
+      severity: a.severity,
+      state,
+      ts: new Date(at).toISOString(),
+      evidence: a.evidence,
+      ...(a.unsynced ? { unsynced: true as const } : {}),
+      ...(state === 'cleared' && a.clearedBy ? { clearedBy: a.clearedBy } : {}),
+    };
+    enqueue(tx, { topic: `meters/${a.meterId}/alerts`, class: 'alert', payload: message });
+  }
+
+  private memoryOf(meterId: string): MeterMemory {
+    let m = this.memories.get(meterId);
+    if (!m) {
+      m = {};
+      this.memories.set(meterId, m);
+    }
+    return m;
+  }
+
+  private saveMemory(tx: Tx, meterId: string, memory: MeterMemory): void {
+    const json = JSON.stringify(memory);
+    if (this.savedMemory.get(meterId) === json) return;
+    saveDetectorMemory(tx, meterId, json);
+    this.savedMemory.set(meterId, json);
+  }
+
+  private load(): void {
+    this.active.clear();
+    this.memories.clear();
+    this.savedMemory.clear();
+    for (const a of this.opts.store.alerts.active()) this.active.set(activeKey(a.meterId, a.kind), a);
+    for (const [meterId, json] of this.opts.store.alerts.detectorMemories()) {
+      try {
+        this.memories.set(meterId, JSON.parse(json) as MeterMemory);
+        this.savedMemory.set(meterId, json);
+      } catch (err) {
+        this.log.warn({ meter: meterId, err }, 'detector memory unreadable: starting afresh for this meter');
+      }
+    }
+  }
+}
+
+function activeKey(meterId: string, kind: string): string {
+  return `${meterId}|${kind}`;
+}
