@@ -49,6 +49,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   report: async () => (await import('./commands/report.js')).registerReportCommand,
   ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
   status: async () => (await import('./commands/status.js')).registerStatusCommand,
+  alerts: async () => (await import('./commands/alerts.js')).registerAlertsCommand,
 };
 
 /**

@@ -35,6 +35,8 @@ export interface PollObserver {
   batchEnd(tx: Tx): void;
   /** The batch's transaction failed: forget what was observed in it. */
   rolledBack(): void;
+  /** The batch committed (before the uplink is woken): make durable what must be. */
+  committed?(): void;
 }
 
 export interface PollTarget {
@@ -509,6 +511,11 @@ export class Poller {
       return;
     }
     this.counters.readingsStored += stored;
+    try {
+      this.opts.observer?.committed?.();
+    } catch (err) {
+      this.log.error({ err }, 'what the poll committed could not be made durable now; it will be at the next checkpoint');
+    }
     if (this.storeFailing) {
       this.storeFailing = false;
       this.log.warn({ stored, unstored: this.counters.unstored }, 'the store takes poll results again');

@@ -356,6 +356,16 @@ export class Store {
     };
   }
 
+  /**
+   * Makes what was committed with `synchronous=NORMAL` durable now: a checkpoint syncs the WAL before it copies it.
+   * For a transaction that learned only inside itself that it must survive a power cut (a poll that raised an alert).
+   */
+  sync(): void {
+    const db = this.#open();
+    if (db.inTransaction) throw new StoreError('STORE_TX_MISUSE', 'sync cannot run inside a transaction');
+    db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
   /** Moves the WAL into the database file and closes. Safe to call twice. */
   close(): void {
     const db = this.#connection.db;

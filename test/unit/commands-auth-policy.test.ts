@@ -14,7 +14,8 @@ describe('the command authentication policy', () => {
     const policy = commandAuthPolicy({ allowUnsigned: false });
     const free = COMMAND_NAMES.filter((name) => unsignedRefusal(policy, name) === undefined);
     expect(free).toEqual(['read', 'card-read']);
-    expect(COMMAND_NAMES.filter(movesMoneyOrPower)).toEqual(['topup', 'relay', 'time-sync', 'card-sell']);
+    // Everything but the reads needs a signature: a forged alert-ack would hide a tamper alert.
+    expect(COMMAND_NAMES.filter(movesMoneyOrPower)).toEqual(['topup', 'relay', 'time-sync', 'card-sell', 'alert-ack']);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(
       COMMAND_NAMES.map(() => undefined),

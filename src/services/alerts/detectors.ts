@@ -55,18 +55,40 @@ export interface Observation {
   readonly raiseAfter?: number;
   /** Each bad verdict is a new event (a counter rose), not a state that lasts. */
   readonly pulse?: boolean;
+  /** Good verdicts in a row that end this source's fault, when not the configured `clearAfter`. */
+  readonly clearAfter?: number;
+}
+
+/** Bounds on the energy the power samples imply over a stretch of time (kWh), each segment between two samples taken at its lower and higher end. */
+interface Implied {
+  lower: number;
+  upper: number;
+  /** False when a gap without power samples lies in it: nothing is judged on it. */
+  whole: boolean;
+}
+
+/** An energy reading whose window waits for the power sample after it, so the last stretch is bounded on both sides. */
+interface PendingWindow {
+  at: number;
+  kwh: number;
+  delta: number;
+  minutes: number;
+  implied: Implied;
+  /** The register did not move: judge whether it should have. */
+  stuckCheck: boolean;
 }
 
 /** What the detectors remember of a meter between readings; JSON, kept in SQLite so a restart loses nothing. */
 export interface DetectorMemory {
   /** The last accepted total import register (kWh) and its time. */
   energy?: { kwh: number; at: number };
-  /** When the import register last moved, and the energy the power implies since then (kWh). */
-  stuck?: { since: number; impliedKwh: number };
-  /** The energy the power implies since the last energy reading (kWh), and whether that window is whole. */
-  implied?: { kwh: number; whole: boolean };
-  /** The last power sample (kW) and its time, integrated until the next. */
+  /** The last power sample (kW) and its time. */
   power?: { kw: number; at: number };
+  /** Implied energy since the last energy reading, over the segments closed by a power sample. */
+  window?: Implied;
+  /** When the import register last moved, and the least energy the power implies since then. */
+  stuck?: { since: number; lower: number; whole: boolean };
+  pending?: PendingWindow;
   export?: number;
   /** Last value of each event counter. */
   counters?: Record<string, number>;
@@ -74,8 +96,8 @@ export interface DetectorMemory {
   relaySince?: number;
 }
 
-/** A power sample older than this is not carried forward: the meter was silent, the window is not whole. */
-const MAX_POWER_HOLD_MS = 10 * 60_000;
+/** Power samples further apart than this bound nothing: the meter was silent, the stretch is not judged. */
+const MAX_POWER_GAP_MS = 10 * 60_000;
 /** Below this the power implies too little energy to judge a register by (a 0.01 kWh step is noise). */
 const MIN_IMPLIED_KWH = 0.01;
 
@@ -94,7 +116,7 @@ export function detect(
   statusBits(model, values, out);
   counters(model, memory, values, out);
   relay(model, settings, memory, at, values, out);
-  power(memory, at, values);
+  power(settings, memory, at, values, out);
   energy(model, settings, memory, at, values, out);
   exportRise(model, memory, values, out);
   phases(model, settings, values, out);
@@ -169,29 +191,43 @@ function relay(
   });
 }
 
-/** Integrates the power samples into the energy they imply, held from one sample to the next. */
-function power(memory: DetectorMemory, at: number, values: Readonly<Record<string, PointValue>>): void {
+/** A power sample closes the segment since the previous one: its bounds go to the windows, and a waiting energy window is judged. */
+function power(
+  settings: DetectorSettings,
+  memory: DetectorMemory,
+  at: number,
+  values: Readonly<Record<string, PointValue>>,
+  out: Observation[],
+): void {
   const kw = powerKw(values);
   if (kw === undefined) return;
-  accrue(memory, at);
+  const prev = memory.power;
   memory.power = { kw, at };
-}
-
-function accrue(memory: DetectorMemory, at: number): void {
-  const p = memory.power;
-  if (!p || at <= p.at) return;
-  memory.implied ??= { kwh: 0, whole: true };
-  const implied = memory.implied;
-  if (at - p.at > MAX_POWER_HOLD_MS) {
-    // No power known over the gap: nothing is implied for it, and the runaway window is not whole.
-    implied.whole = false;
-    memory.power = { kw: p.kw, at };
+  if (!prev || at <= prev.at) return;
+  memory.window ??= { lower: 0, upper: 0, whole: true };
+  const window = memory.window;
+  const stuck = memory.stuck;
+  const pending = memory.pending;
+  if (at - prev.at > MAX_POWER_GAP_MS) {
+    window.whole = false;
+    if (stuck) stuck.whole = false;
+    memory.pending = undefined;
     return;
   }
-  const kwh = (Math.max(0, p.kw) * (at - p.at)) / 3_600_000;
-  implied.kwh += kwh;
-  if (memory.stuck) memory.stuck.impliedKwh += kwh;
-  memory.power = { kw: p.kw, at };
+  const lo = Math.max(0, Math.min(prev.kw, kw)) / 3_600_000;
+  const hi = Math.max(0, prev.kw, kw) / 3_600_000;
+  // The part of the segment before a waiting energy reading belongs to its window.
+  const split = pending && pending.at > prev.at && pending.at <= at ? pending.at : prev.at;
+  if (pending && split === pending.at) {
+    pending.implied.lower += lo * (split - prev.at);
+    pending.implied.upper += hi * (split - prev.at);
+    if (stuck) stuck.lower += lo * (split - prev.at);
+    judge(settings, memory, pending, out);
+    memory.pending = undefined;
+  }
+  window.lower += lo * (at - split);
+  window.upper += hi * (at - split);
+  if (stuck) stuck.lower += lo * (at - split);
 }
 
 /** Total active power in kW, from a profile point in kW or W. */
@@ -211,13 +247,11 @@ function energy(
 ): void {
   const kwh = num(values, 'energy.active.import');
   if (kwh === undefined) return;
-  accrue(memory, at);
   const last = memory.energy;
-  const implied = memory.implied;
-  memory.implied = { kwh: 0, whole: memory.power !== undefined };
   if (!last) {
     memory.energy = { kwh, at };
-    memory.stuck = { since: at, impliedKwh: 0 };
+    memory.stuck = { since: at, lower: 0, whole: true };
+    memory.window = { lower: 0, upper: 0, whole: memory.power !== undefined };
     return;
   }
   let delta = kwh - last.kwh;
@@ -235,35 +269,46 @@ function energy(
   }
   out.push({ kind: 'energy-backwards', source: 'energy.active.import', bad: false });
   memory.energy = { kwh, at };
-
-  memory.stuck ??= { since: last.at, impliedKwh: 0 };
-  const stuck = memory.stuck;
+  const window = memory.window ?? { lower: 0, upper: 0, whole: false };
+  const pending: PendingWindow = {
+    at,
+    kwh,
+    delta,
+    minutes: Math.round((at - last.at) / 60_000),
+    implied: { ...window, whole: window.whole && memory.power !== undefined && at - memory.power.at <= MAX_POWER_GAP_MS },
+    stuckCheck: delta === 0,
+  };
+  memory.window = { lower: 0, upper: 0, whole: true };
   if (delta > 0) {
-    memory.stuck = { since: at, impliedKwh: 0 };
-    out.push({ kind: 'energy-stuck', source: 'energy.active.import', bad: false });
-  } else if (at - stuck.since >= settings.stuckAfterMs && stuck.impliedKwh >= settings.stuckMinKwh) {
+    memory.stuck = { since: at, lower: 0, whole: true };
+    // A register that moves is no longer stuck: firmware clears the stopped event on any change.
+    out.push({ kind: 'energy-stuck', source: 'energy.active.import', bad: false, clearAfter: 1 });
+  }
+  // Read with its power (one group): the window is closed now. Else the next power sample closes it.
+  if (memory.power?.at === at) judge(settings, memory, pending, out);
+  else memory.pending = pending;
+}
+
+/** Stuck and runaway over a closed window: the least implied energy for stuck, the most for runaway. */
+function judge(settings: DetectorSettings, memory: DetectorMemory, w: PendingWindow, out: Observation[]): void {
+  const stuck = memory.stuck;
+  if (w.stuckCheck && stuck?.whole && w.at - stuck.since >= settings.stuckAfterMs && stuck.lower >= settings.stuckMinKwh) {
     out.push({
       kind: 'energy-stuck',
       source: 'energy.active.import',
       bad: true,
       evidence: {
-        importKwh: kwh,
+        importKwh: w.kwh,
         unchangedSince: new Date(stuck.since).toISOString(),
-        impliedKwh: round3(stuck.impliedKwh),
+        impliedKwh: round3(stuck.lower),
         powerKw: memory.power?.kw,
       },
     });
   }
-
   // Runaway and over-difference: judged only on a whole window in which the power implies a measurable energy.
-  if (!implied?.whole || implied.kwh <= MIN_IMPLIED_KWH) return;
-  const ratio = delta / implied.kwh;
-  const evidence = {
-    deltaKwh: round3(delta),
-    impliedKwh: round3(implied.kwh),
-    ratio: round3(ratio),
-    minutes: Math.round((at - last.at) / 60_000),
-  };
+  if (!w.implied.whole || w.implied.upper <= MIN_IMPLIED_KWH) return;
+  const ratio = w.delta / w.implied.upper;
+  const evidence = { deltaKwh: round3(w.delta), impliedKwh: round3(w.implied.upper), ratio: round3(ratio), minutes: w.minutes };
   if (ratio > settings.runawayFactor) out.push({ kind: 'energy-runaway', source: 'ratio', bad: true, evidence });
   else if (ratio > settings.overDifferenceFactor)
     out.push({

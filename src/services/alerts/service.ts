@@ -86,6 +86,8 @@ export class AlertService {
   private readonly savedMemory = new Map<string, string>();
   private readonly active = new Map<string, AlertRecord>();
   private activeChanged = false;
+  /** A raise or clear was written with NORMAL sync in the poll's transaction: sync it before the uplink sends it. */
+  private needsSync = false;
   private readonly log: Logger;
   private readonly trust: ClockTrust;
 
@@ -142,11 +144,12 @@ export class AlertService {
       return;
     }
     try {
-      this.opts.store.transaction(run);
+      this.opts.store.transaction(run, { durable: true });
     } catch (err) {
       this.rolledBack();
       throw err;
     }
+    this.needsSync = false;
     this.opts.onCommitted?.();
   }
 
@@ -173,7 +176,18 @@ export class AlertService {
 
   /** The poll's transaction failed: what this service changed in memory is reloaded from the store. */
   rolledBack(): void {
+    this.needsSync = false;
     this.load();
+  }
+
+  /**
+   * The poll's transaction committed. An alert is a FULL-sync message (docs/durability.md): were a raise lost to a
+   * power cut after the station got it, the next poll would raise it again under a new id and the first would never clear.
+   */
+  committed(): void {
+    if (!this.needsSync) return;
+    this.needsSync = false;
+    this.opts.store.sync();
   }
 
   /**
@@ -184,20 +198,24 @@ export class AlertService {
     const now = this.opts.clock.now();
     let cleared = false;
     try {
-      this.opts.store.transaction((tx) => {
-        const alert = this.opts.store.alerts.get(req.alertId);
-        if (!alert) throw new AlertsError('ALERT_NOT_FOUND', `no alert ${req.alertId}; list them with meterd alerts -c FILE --all`);
-        addAlertNote(tx, { alertId: alert.alertId, at: now, operator: req.operator, action: 'ack', note: req.note ?? null });
-        if (alert.clearedAt === null && CLEARED_BY[alert.kind as AlertKind] === 'ack') {
-          this.clear(tx, alert, now, req.operator);
-          cleared = true;
-        }
-        this.batchEnd(tx);
-      });
+      this.opts.store.transaction(
+        (tx) => {
+          const alert = this.opts.store.alerts.get(req.alertId);
+          if (!alert) throw new AlertsError('ALERT_NOT_FOUND', `no alert ${req.alertId}; list them with meterd alerts -c FILE --all`);
+          addAlertNote(tx, { alertId: alert.alertId, at: now, operator: req.operator, action: 'ack', note: req.note ?? null });
+          if (alert.clearedAt === null && CLEARED_BY[alert.kind as AlertKind] === 'ack') {
+            this.clear(tx, alert, now, req.operator);
+            cleared = true;
+          }
+          this.batchEnd(tx);
+        },
+        { durable: true },
+      );
     } catch (err) {
       if (!(err instanceof AlertsError)) this.rolledBack();
       throw err;
     }
+    this.needsSync = false;
     this.opts.onCommitted?.();
     const alert = this.opts.store.alerts.get(req.alertId)!;
     this.log.info({ alert: alert.alertId, meter: alert.meterId, kind: alert.kind, operator: req.operator, cleared }, 'alert acknowledged');
@@ -231,7 +249,7 @@ export class AlertService {
       } else {
         s.badRun = 0;
         if (!s.bad) continue;
-        if (++s.goodRun >= clearAfter) {
+        if (++s.goodRun >= (o.clearAfter ?? clearAfter)) {
           s.bad = false;
           s.goodRun = 0;
         }
@@ -300,6 +318,7 @@ export class AlertService {
       ...(state === 'cleared' && a.clearedBy ? { clearedBy: a.clearedBy } : {}),
     };
     enqueue(tx, { topic: `meters/${a.meterId}/alerts`, class: 'alert', payload: message });
+    this.needsSync = true;
   }
 
   private memoryOf(meterId: string): MeterMemory {

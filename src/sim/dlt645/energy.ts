@@ -53,6 +53,13 @@ export class EnergyModel {
   frequency = 50;
   /** Price in 0.0001 yuan/kWh. */
   priceE4: number;
+  /**
+   * How much of the energy that flows the registers count: 1 for a sound meter, 0 for a stuck register, 8 for a
+   * meter running away (an injected fault; the wallet is charged for what the registers count).
+   */
+  meteringFactor = 1;
+  /** Neutral current as a share of the live current: 1 on a sound single-phase circuit, else a bypass or leakage. */
+  neutralShare = 1;
   /** Most recent first. */
   freezes: DailyFreeze[] = [];
   faults: Required<MeteringFaults> = { lostPhases: 0, bypass: false, freezeStampDays: 0 };
@@ -150,7 +157,7 @@ export class EnergyModel {
   }
 
   #addImport(kwh: number): void {
-    addWrapped(this.importWh, kwh * 1000);
+    addWrapped(this.importWh, kwh * 1000 * this.meteringFactor);
   }
 }
 

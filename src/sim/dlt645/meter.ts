@@ -230,6 +230,34 @@ export class SimulatedMeter {
     this.#m.energy.faults = f;
   }
 
+  /**
+   * Sets a register or a settable point at host time `nowMs`, as the spec's `registers` do (`voltage.a`, `status.word1`,
+   * `04000504`): how a test or the CLI injects a fault while the meter runs. Throws what is wrong.
+   */
+  seed(point: string, value: number | string, nowMs: number): void {
+    this.advance(nowMs);
+    seedPoint(this.#m, point, value);
+  }
+
+  /** Injects a metering fault from host time `nowMs`: 0 stops the registers, 8 makes them run 8 times too fast. */
+  setMeteringFactor(factor: number, nowMs: number): void {
+    if (!Number.isFinite(factor) || factor < 0) throw new TypeError('factor is not a number >= 0');
+    this.advance(nowMs);
+    this.#m.energy.meteringFactor = factor;
+  }
+
+  /** Neutral current as a share of the live current (1 = sound; 0.2 = most current returns another way: a bypass). */
+  setNeutralShare(share: number): void {
+    if (!Number.isFinite(share) || share < 0) throw new TypeError('share is not a number >= 0');
+    this.#m.energy.neutralShare = share;
+  }
+
+  /** Moves the meter's clock by `seconds` (its crystal drifted, or someone set it wrong). */
+  shiftClock(seconds: number, nowMs: number): void {
+    this.advance(nowMs);
+    this.#m.clock.offsetMs += seconds * 1000;
+  }
+
   /** Someone opened the meter cover (event 03300D00). */
   recordCoverOpen(nowMs: number): void {
     this.advance(nowMs);

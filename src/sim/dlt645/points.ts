@@ -101,6 +101,10 @@ export function bindPoints(m: MeterState): void {
     );
   });
   bind(
+    'current.n',
+    computed(() => e.phaseCurrent(0) * e.neutralShare, 'follows the live current; inject a mismatch with setNeutralShare'),
+  );
+  bind(
     'power.active',
     setting(
       () => e.effectivePowerKw(),
