@@ -47,6 +47,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
   report: async () => (await import('./commands/report.js')).registerReportCommand,
+  lineloss: async () => (await import('./commands/lineloss.js')).registerLinelossCommand,
   ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
   status: async () => (await import('./commands/status.js')).registerStatusCommand,
   alerts: async () => (await import('./commands/alerts.js')).registerAlertsCommand,

@@ -8,7 +8,7 @@ import { linelossService } from '../../src/daemon/lineloss.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from '../../src/daemon/meters.js';
 import type { Dlt645Meter } from '../../src/devices/dlt645-meter.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
-import type { LinelossService } from '../../src/services/lineloss/index.js';
+import { explainDay, type LinelossService } from '../../src/services/lineloss/index.js';
 import { startDlt645Simulator, type Dlt645Simulator, type MeterSpec } from '../../src/sim/dlt645/index.js';
 import { findFigure, openStore, type Store } from '../../src/store/index.js';
 
@@ -207,6 +207,11 @@ describe('line loss of simulated districts from their daily freezes', () => {
     expect(f.class).toBe('not-computable');
     expect(f.figure.missing).toEqual(['dday-2']);
     expect((f.figure.why as Record<string, string>)['dday-2']).toMatch(/is stamped 2026-11-2\d 00:00/);
+    // explain names it last, with the reason, after the members read.
+    expect(explainDay(store, 'dday', '2026-11-21')!.members).toEqual([
+      { meter: 'dday-1', kwh: 24, averageKwh: null, changeKwh: null },
+      { meter: 'dday-2', kwh: null, averageKwh: null, changeKwh: null, why: expect.stringMatching(/is stamped/) },
+    ]);
   });
 
   it('a supply meter that lost a phase gives a negative day', () => {
@@ -264,6 +269,8 @@ describe('line loss of simulated districts from their daily freezes', () => {
       state: 'raised',
       evidence: { alertAfterDays: 3, days: [{ date: '2026-11-22' }, { date: '2026-11-23' }, { date: '2026-11-24' }] },
     });
+    // explain puts the bypassed member first: 0 kWh against its 30 kWh of the day before the bypass.
+    expect(explainDay(store, 'dbypass', '2026-11-24')!.members[0]).toEqual({ meter: 'dbypass-2', kwh: 0, averageKwh: 10, changeKwh: -10 });
     // Each day once per district.
     expect(messages('lineloss/dq/daily').map((m) => m.date)).toEqual(['2026-11-21', '2026-11-22', '2026-11-23', '2026-11-24']);
   });

@@ -2,3 +2,4 @@
 export * from './compute.js';
 export * from './alerts.js';
 export * from './service.js';
+export * from './report.js';
