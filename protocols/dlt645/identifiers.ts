@@ -210,7 +210,7 @@ const PURCHASE_POINTS: Record<string, string> = { '02': 'credit.purchase.count',
 
 /**
  * Look up a data identifier (DL/T 645-2007 Appendix A; 1997 Appendix A). Families with an index byte are
- * generated: settlement periods (000100NN), purchase records (0333xxNN), daily freezes (050600NN, 050601NN),
+ * generated: settlement periods (000100NN), purchase records (0333xxNN), daily freezes (050600NN, 050601NN, 050602NN),
  * power-down records (031100NN). Unknown identifiers return undefined; callers still decode them as raw bytes.
  */
 export function findDataItem(di: string, edition: Edition = '2007'): DataItem | undefined {
@@ -240,6 +240,9 @@ export function findDataItem(di: string, edition: Edition = '2007'): DataItem | 
   if (head === '050600' && n >= 1 && n <= 0x3e) return { di: key, name: `daily freeze ${n}: freeze time`, format: time('YYMMDDhhmm') };
   if (head === '050601' && n >= 1 && n <= 0x3e) {
     return { di: key, name: `daily freeze ${n}: forward active energy (total, tariffs)`, format: repeat(ENERGY), unit: 'kWh' };
+  }
+  if (head === '050602' && n >= 1 && n <= 0x3e) {
+    return { di: key, name: `daily freeze ${n}: reverse active energy (total, tariffs)`, format: repeat(ENERGY), unit: 'kWh' };
   }
   if (head === '031100' && n >= 1 && n <= 0x0a) {
     const fields = [

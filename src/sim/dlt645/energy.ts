@@ -14,6 +14,8 @@ export interface DailyFreeze {
   readonly at: MeterTime;
   /** Forward active energy total and tariffs 1-4, in 0.01 kWh. */
   readonly energy: readonly number[];
+  /** Reverse active energy total and tariffs 1-4, in 0.01 kWh. */
+  readonly exported: readonly number[];
 }
 
 /**
@@ -106,7 +108,8 @@ export class EnergyModel {
   /** Freezes the energy registers at meter time `clockMs`, most recent first. */
   dailyFreeze(clockMs: number): void {
     const energy = this.importWh.map((wh) => Math.floor(wh / 10));
-    this.freezes.unshift({ at: meterTimeAt(clockMs + this.faults.freezeStampDays * DAY_MS), energy });
+    const exported = this.exportWh.map((wh) => Math.floor(wh / 10));
+    this.freezes.unshift({ at: meterTimeAt(clockMs + this.faults.freezeStampDays * DAY_MS), energy, exported });
     if (this.freezes.length > MAX_FREEZES) this.freezes.length = MAX_FREEZES;
   }
 

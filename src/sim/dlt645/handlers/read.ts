@@ -137,10 +137,11 @@ export class ReadHandler {
           return bcd(r?.cumulative ?? 0, 4);
       }
     }
-    if ((di.startsWith('050600') || di.startsWith('050601')) && n >= 1 && n <= MAX_FREEZES) {
+    if (/^05060[0-2]/.test(di) && n >= 1 && n <= MAX_FREEZES) {
       const f = m.energy.freezes[n - 1];
       if (!f) return undefined;
-      return di.startsWith('050600') ? encodeTime('YYMMDDhhmm', f.at) : concat(f.energy.map((e) => bcd(e, 4)));
+      if (di.startsWith('050600')) return encodeTime('YYMMDDhhmm', f.at);
+      return concat((di.startsWith('050601') ? f.energy : f.exported).map((e) => bcd(e, 4)));
     }
     return null;
   }
