@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseConfig } from '../../config/index.js';
@@ -6,7 +6,7 @@ import { formatIssue } from '../../config/yaml-source.js';
 import { startGateway, type Gateway } from '../../daemon/gateway.js';
 import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/registry.js';
-import { defaultMeters, startDlt645Simulator } from '../../sim/dlt645/index.js';
+import { defaultMeters, startDlt645Simulator, type MeterSpec } from '../../sim/dlt645/index.js';
 import { startModbusSimulator } from '../../sim/modbus/index.js';
 import { startEmbeddedBroker } from '../../uplink/index.js';
 import { CliError } from '../errors.js';
@@ -42,6 +42,13 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       const logger = createLogger(opts.logLevel as 'warn');
 
       const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(count) } });
+      // A transformer district on its own line, running for two months already: its daily freezes give
+      // `meterd lineloss` real days and a closed month on the first run.
+      const district = await startDlt645Simulator({
+        tcpPort: 0,
+        spec: { meters: DISTRICT_DEMO.map((m) => m.spec) },
+        switchedOnAt: twoMonthsAgo(),
+      });
       const profiles = loadProfiles();
       // One Modbus meter of each kind a dormitory gateway meets: a plain energy meter and a prepaid one.
       const modbus = await Promise.all(
@@ -55,16 +62,21 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         dataDir,
         brokerUrl: broker.url,
         simPort: sim.address!.tcpPort,
+        districtPort: district.address!.tcpPort,
         addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })),
         modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })),
       });
-      const parsed = parseConfig(yaml, resolve(dataDir, 'demo.yaml'), { env: {}, profiles });
+      const configPath = resolve(dataDir, 'demo.yaml');
+      const parsed = parseConfig(yaml, configPath, { env: {}, profiles });
       if (!parsed.ok) throw new CliError('CONFIG_INVALID', parsed.issues.map(formatIssue).join('\n'));
+      // Written out so the commands that read a config (meterd lineloss, report, doctor) work on the demo's data.
+      writeFileSync(configPath, yaml);
       let gateway: Gateway;
       try {
         gateway = await startGateway(parsed.config, { logger });
       } catch (err) {
         await sim.close();
+        await district.close();
         await Promise.all(modbus.map((m) => m.sim.close()));
         await broker.close();
         throw err;
@@ -80,6 +92,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       io.out(
         `read a meter:      npm run meterd -- read --port tcp://127.0.0.1:${sim.address!.tcpPort} --addr 1 --point energy.active.import`,
       );
+      io.out(`line loss:         npm run meterd -- lineloss -c ${configPath}   (district d1, two months of daily freezes)`);
       io.out(
         'commands:          UNSIGNED commands are accepted (commands.allowUnsigned: true): anyone who can reach the broker can top up and trip relays; a real gateway sets commands.hmacKey',
       );
@@ -112,6 +125,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       io.out(line());
       await gateway.stop();
       await sim.close();
+      await district.close();
       await Promise.all(modbus.map((m) => m.sim.close()));
       await broker.close();
       io.out('meterd demo stopped');
@@ -123,10 +137,42 @@ const MODBUS_DEMO = [
   { id: 'dorm-201', profile: 'modbus-dorm-prepaid', unit: 1 },
 ];
 
+/**
+ * District d1: a three-phase general meter behind CT 20 and five rooms. The general meter registers what the rooms
+ * draw plus 6.5 % lost on the way (3.0 kW on the primary side: 0.1502 kW on its secondary), so each day's rate comes out
+ * near 6 %: qualified.
+ */
+const DISTRICT_ROOMS_KW = [0.35, 0.62, 0.48, 1.1, 0.27];
+const DISTRICT_DEMO: { id: string; profile: string; spec: MeterSpec }[] = [
+  {
+    id: 'd1-general',
+    profile: 'dlt645-2007-three-phase',
+    spec: {
+      address: '000000000900',
+      kind: 'plain',
+      phases: 3,
+      powerKw: Number(((DISTRICT_ROOMS_KW.reduce((a, b) => a + b, 0) * 1.065) / 20).toFixed(4)),
+      registers: { 'energy.active.import': 1520.4, 'energy.active.import.t1': 1520.4 },
+    },
+  },
+  ...DISTRICT_ROOMS_KW.map((kw, i) => ({
+    id: `d1-room-${i + 1}`,
+    profile: 'dlt645-2007-single-phase-prepaid',
+    spec: { address: `00000000090${i + 1}`, kind: 'energy' as const, balance: 5000, powerKw: kw },
+  })),
+];
+
+/** Local midnight 61 days ago: the district's meters hold every freeze the gateway catches up on, last month whole. */
+function twoMonthsAgo(): number {
+  const d = new Date();
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate() - 61).getTime();
+}
+
 function demoConfig(o: {
   dataDir: string;
   brokerUrl: string;
   simPort: number;
+  districtPort: number;
   addresses: { address: string; customerNo: string }[];
   modbus: { id: string; profile: string; unit: number; port: number }[];
 }): string {
@@ -142,9 +188,15 @@ buses:
   - id: bus1
     port: tcp://127.0.0.1:${o.simPort}
 ${o.modbus.map((m, i) => `  - { id: bus${i + 2}, port: tcp://127.0.0.1:${m.port}, protocol: modbus-tcp }`).join('\n')}
+  - id: bus-d1
+    port: tcp://127.0.0.1:${o.districtPort}
+    gap: 5ms
+districts:
+  - { id: d1, name: Dormitory transformer, supplyMeter: d1-general, ctRatio: 20, lineloss: { target: 6 } }
 meters:
 ${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
 ${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile} }`).join('\n')}
+${DISTRICT_DEMO.map((m) => `  - { id: ${m.id}, bus: bus-d1, address: "${m.spec.address}", profile: ${m.profile}, district: d1 }`).join('\n')}
 polling:
   intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
 `;

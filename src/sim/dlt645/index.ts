@@ -34,6 +34,11 @@ export interface Dlt645SimulatorOptions {
   /** Faults for the whole bus from the start (e.g. a reply delay, noise). */
   readonly faults?: BusFaults;
   readonly security?: SecurityModule;
+  /**
+   * Host time the meters were switched on; default now. An earlier time gives them the history of a meter that has
+   * been running: registers grown at their load and a daily freeze at every midnight since (62 kept).
+   */
+  readonly switchedOnAt?: number;
 }
 
 export interface Dlt645Simulator {
@@ -60,7 +65,7 @@ export async function startDlt645Simulator(options: Dlt645SimulatorOptions): Pro
   }
   const logger = options.logger ?? silentLogger;
   const clock = options.clock;
-  const startMs = (clock ?? systemClock).now();
+  const startMs = options.switchedOnAt ?? (clock ?? systemClock).now();
   const meters = new Map<Address, SimulatedMeter>();
   for (const spec of options.spec.meters) {
     const meter = new SimulatedMeter(spec, { startMs, ...(options.security ? { security: options.security } : {}) });
