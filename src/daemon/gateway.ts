@@ -23,7 +23,7 @@ import { linelossService } from './lineloss.js';
 import type { LinelossService } from '../services/lineloss/index.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
 import type { Logger } from '../log.js';
-import { BooksPublisher } from '../services/books/index.js';
+import { BooksPublisher, periodLabel } from '../services/books/index.js';
 import type { AllowanceService } from '../services/allowances/index.js';
 import { CreditService } from '../services/credit.js';
 import { Poller, type PollTarget, type PollerStats } from '../services/poller.js';
@@ -295,7 +295,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
                 bad: true,
                 pulse: true,
                 evidence: {
-                  date: report.period,
+                  date: periodLabel(report.period),
                   opening: m.opening?.count ?? null,
                   closing: m.closing?.count ?? null,
                   booksLoads: m.booksLoads,

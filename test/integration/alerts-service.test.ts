@@ -144,3 +144,59 @@ describe('alert episodes', () => {
     expect(store.alerts.active()).toEqual([]);
   });
 });
+
+describe('alerts fed from outside the poll', () => {
+  it('a purchase counter ahead of the books (a load from outside this system) raises purchase-mismatch with the day report, cleared by a person', async () => {
+    const { BooksPublisher, periodLabel } = await import('../../src/services/books/index.js');
+    const { insertReadings } = await import('../../src/store/index.js');
+    const alerts = service();
+    const day = Date.UTC(2026, 11, 1);
+    store.transaction((tx) =>
+      insertReadings(tx, [
+        { meterId: 'room-101', takenAt: day + 2 * 3_600_000, values: { 'credit.purchase.count': v(3) } },
+        { meterId: 'room-101', takenAt: day + 20 * 3_600_000, values: { 'credit.purchase.count': v(4) } },
+      ]),
+    );
+    clock.set(Date.UTC(2026, 11, 2, 0, 10));
+    const publisher = new BooksPublisher({
+      store,
+      clock,
+      gateway: { id: 'gw-a', timeZone: 'UTC' },
+      meters: [{ id: 'room-101', address: '000000000101' }],
+      onDayReport: (tx, report) => {
+        for (const m of report.reconciliation)
+          if (m.findings.some((f) => f.kind === 'outside-load'))
+            alerts.observe(
+              m.meterId,
+              [{ kind: 'purchase-mismatch', source: 'books', bad: true, pulse: true, evidence: { date: periodLabel(report.period) } }],
+              tx,
+            );
+      },
+    });
+    publisher.publishDay('2026-12-01');
+    expect(alerts.list()).toEqual([
+      expect.objectContaining({ kind: 'purchase-mismatch', severity: 'critical', evidence: { date: '2026-12-01', source: 'books' } }),
+    ]);
+    // Publishing the same day again raises nothing more; a person clears it.
+    publisher.publishDay('2026-12-01');
+    expect(alertMessages().filter((m) => m.kind === 'purchase-mismatch')).toHaveLength(1);
+    alerts.acknowledge({ alertId: alerts.list()[0]!.alertId, operator: 'zhao', note: 'old test card used by the warden; logged' });
+    expect(alerts.activeCount()).toBe(0);
+  });
+
+  it('a profile feeds malignant-load (恶性负载) by a condition of its own, without code', () => {
+    const { meterModel: modelOf } = { meterModel };
+    const base = profiles.get('dlt645-2007-single-phase-prepaid-money')!;
+    const dorm = modelOf(
+      {
+        ...base,
+        status: [...base.status, { point: 'status.word1', bit: 12, condition: 'kettle-detected' }],
+        alerts: { conditions: { 'kettle-detected': 'malignant-load' }, counters: {} },
+      },
+      ['dorm'],
+    );
+    const alerts = new AlertService({ store, clock, meters: [{ meterId: 'room-101', model: dorm, settings: DEFAULT_THRESHOLDS }] });
+    poll(alerts, { 'status.word1': v(1 << 12) });
+    expect(alerts.list().map((a) => a.kind)).toEqual(['malignant-load']);
+  });
+});
