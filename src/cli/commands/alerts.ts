@@ -65,7 +65,9 @@ Kinds, thresholds and how each clears: docs/alerts.md.`,
     .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG)')
     .option('--operator <name>', 'who handled it (default: your user name)')
     .requiredOption('--note <text>', 'what was found and done')
-    .action(async (alertId: string, opts: { config?: string; operator?: string; note: string }) => {
+    .action(async (alertId: string, _local: unknown, cmd: Command) => {
+      // `-c` may come before or after `ack`: the parent command takes it when it comes first.
+      const opts = cmd.optsWithGlobals<{ config?: string; operator?: string; note: string }>();
       const config = loadConfigFile(configPathOf(opts.config));
       const operator = opts.operator ?? defaultOperator();
       const request = { requestId: `cli-alert-ack-${randomUUID()}`, alertId, operator, note: opts.note };
