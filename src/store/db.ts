@@ -1,4 +1,5 @@
 import { AlertStore } from './alerts.js';
+import { CustomerArchive } from './archive.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -190,6 +191,8 @@ export class Store {
   readonly deadLetters: DeadLetters;
   /** Meter-fault alerts, their repair notes, the detectors' memory and the clock broadcasts. */
   readonly alerts: AlertStore;
+  /** The customer archive and the card serials reported lost. */
+  readonly archive: CustomerArchive;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -216,6 +219,7 @@ export class Store {
     this.ledger = new Ledger(connection);
     this.deadLetters = new DeadLetters(connection);
     this.alerts = new AlertStore(connection);
+    this.archive = new CustomerArchive(connection);
   }
 
   get path(): string {

@@ -15,6 +15,8 @@ export type StoreErrorCode =
   | 'STORE_TX_MISUSE'
   /** A value that cannot be stored faithfully (NaN, a payload with its own seq, …). */
   | 'STORE_INVALID_VALUE'
+  /** A change the data refuses: a meter bound to another active customer. */
+  | 'STORE_CONFLICT'
   /** The store was used after close(). */
   | 'STORE_CLOSED';
 

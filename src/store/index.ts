@@ -43,10 +43,12 @@ export * from './types.js';
 export {
   openLedgerEntry,
   transitionLedger,
+  recordOpening,
   Ledger,
   FINAL_STATES,
   type LedgerEntry,
   type NewLedgerEntry,
+  type NewOpeningEntry,
   type LedgerTransition,
   type LedgerState,
   type LedgerChannel,
@@ -130,3 +132,14 @@ export {
   type AllowanceRowState,
   type NewAllowanceRow,
 } from './allowances.js';
+export {
+  CustomerArchive,
+  CUSTOMER_STATES,
+  recordLostCard,
+  saveCustomer,
+  type Customer,
+  type CustomerChange,
+  type CustomerFields,
+  type CustomerState,
+  type LostCard,
+} from './archive.js';

@@ -1,8 +1,9 @@
 import type { Connection, Tx } from './connection.js';
 import { StoreError } from './errors.js';
 
-export type LedgerChannel = 'remote' | 'operator' | 'card' | 'allowance';
-export type LedgerKind = 'load' | 'refund';
+/** `opening`: the count and balance a meter had when meterd took it over (docs/provisioning.md); never money taken. */
+export type LedgerChannel = 'remote' | 'operator' | 'card' | 'allowance' | 'opening';
+export type LedgerKind = 'load' | 'refund' | 'opening';
 export type CreditUnit = 'money' | 'energy';
 export type LedgerState = 'received' | 'writing' | 'verifying' | 'applied' | 'rejected' | 'failed';
 
@@ -134,6 +135,73 @@ export function openLedgerEntry(tx: Tx, input: NewLedgerEntry): { entry: LedgerE
       ).lastInsertRowid,
   );
   c.statement('INSERT INTO ledger_events (ledger_id, state, at, detail) VALUES (?, ?, ?, ?)').run(id, 'received', now, null);
+  return { entry: byId(c, id)!, created: true };
+}
+
+export interface NewOpeningEntry {
+  /** Names the meter as its other entries do: the card meter number (address) when it has one, else the config id. */
+  readonly meterId: string;
+  readonly unit: CreditUnit;
+  /** What the meter showed when it was taken over. */
+  readonly wallet: MeterWallet;
+  /** The last purchase's amount when it is known (a customer card shows it), else 0. */
+  readonly lastAmount: number;
+  readonly operator: string;
+  readonly customerNo?: string;
+  /** Where the figures came from: `remote-read` or `card`. */
+  readonly source: string;
+}
+
+/**
+ * Records the starting point of a meter's books (channel and kind `opening`): applied at once, keyed by meter and
+ * count, so recording the same opening again returns the first one (`created: false`).
+ */
+export function recordOpening(tx: Tx, input: NewOpeningEntry): { entry: LedgerEntry; created: boolean } {
+  const c = tx.connection;
+  if (!Number.isSafeInteger(input.lastAmount) || input.lastAmount < 0) {
+    throw new StoreError('STORE_INVALID_VALUE', `an opening's last purchase must be a whole number ≥ 0, got ${input.lastAmount}`);
+  }
+  if (!Number.isSafeInteger(input.wallet.count) || input.wallet.count < 0) {
+    throw new StoreError('STORE_INVALID_VALUE', `an opening's purchase count must be a whole number ≥ 0, got ${input.wallet.count}`);
+  }
+  const requestId = `opening-${input.meterId}-${input.wallet.count}`;
+  const existing = byRequestId(c, requestId);
+  if (existing) return { entry: existing, created: false };
+  const now = c.clock.now();
+  const w = input.wallet;
+  const id = Number(
+    c
+      .statement(
+        `INSERT INTO ledger (request_id, channel, kind, meter_id, unit, amount, state, purchase_count, before_count, before_balance,
+           before_overdraft, after_count, after_balance, after_overdraft, operator, customer_no, request_json, created_at, updated_at, final_at)
+         VALUES (?, 'opening', 'opening', ?, ?, ?, 'applied', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        requestId,
+        input.meterId,
+        input.unit,
+        input.lastAmount,
+        w.count,
+        w.count,
+        w.balance,
+        w.overdraft,
+        w.count,
+        w.balance,
+        w.overdraft,
+        input.operator,
+        input.customerNo ?? null,
+        JSON.stringify({ source: input.source }),
+        now,
+        now,
+        now,
+      ).lastInsertRowid,
+  );
+  c.statement('INSERT INTO ledger_events (ledger_id, state, at, detail) VALUES (?, ?, ?, ?)').run(
+    id,
+    'applied',
+    now,
+    `opening from ${input.source}: purchase count ${w.count}, balance ${w.balance}, by ${input.operator}`,
+  );
   return { entry: byId(c, id)!, created: true };
 }
 

@@ -298,7 +298,6 @@ CREATE TABLE allowance_carry (
 CREATE INDEX allowance_carry_by_round ON allowance_carry (allowance, term, round);
 `;
 
-/** The schema, oldest first. Adding a table is appending one line here. */
 const V9_ALERTS = `
 -- One row per alert episode; at most one active episode per meter and kind.
 CREATE TABLE alerts (
@@ -345,6 +344,83 @@ CREATE TABLE clock_syncs (
 ALTER TABLE readings ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0 CHECK (unsynced IN (0, 1));
 `;
 
+/**
+ * Provisioning (docs/provisioning.md): the customer archive with its history, the card serials reported lost, and
+ * opening entries in the ledger (channel and kind `opening`, amount 0 or the last purchase seen on a card): the
+ * count and balance a meter had when meterd took it over, the starting point of its books, never a sale.
+ */
+function v10Provisioning(db: Database.Database): void {
+  db.exec(`
+CREATE TABLE customers (
+  customer_no   TEXT    PRIMARY KEY,
+  name          TEXT    NOT NULL,
+  room          TEXT    NOT NULL,
+  -- The meter's DL/T 645 address (12 digits), as cards carry it; null until bound.
+  meter_address TEXT,
+  card_serial   TEXT,
+  state         TEXT    NOT NULL CHECK (state IN ('active', 'moved-out', 'closed')),
+  tags_json     TEXT    NOT NULL DEFAULT '[]',
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+-- One active customer per meter.
+CREATE UNIQUE INDEX customers_active_meter ON customers (meter_address) WHERE state = 'active' AND meter_address IS NOT NULL;
+-- Every change of a customer, never edited: who, when, what (field: [before, after]).
+CREATE TABLE customer_history (
+  id           INTEGER PRIMARY KEY,
+  customer_no  TEXT    NOT NULL REFERENCES customers (customer_no),
+  at           INTEGER NOT NULL,
+  operator     TEXT    NOT NULL,
+  action       TEXT    NOT NULL,
+  changes_json TEXT    NOT NULL
+) STRICT;
+CREATE INDEX customer_history_by_customer ON customer_history (customer_no, id);
+-- Card serials reported lost or broken (补卡): such a card presented later is refused.
+CREATE TABLE lost_cards (
+  card_serial   TEXT    PRIMARY KEY,
+  customer_no   TEXT,
+  meter_address TEXT    NOT NULL,
+  reason        TEXT    NOT NULL CHECK (reason IN ('lost', 'broken')),
+  replaced_by   TEXT,
+  operator      TEXT    NOT NULL,
+  at            INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`);
+  // SQLite cannot ALTER a CHECK; the documented way is to edit the stored CREATE TABLE text (it only widens here:
+  // every existing row still passes) and bump schema_version so every connection re-reads the schema.
+  const widen: [string, string][] = [
+    [
+      "channel          TEXT    NOT NULL CHECK (channel IN ('remote', 'operator', 'card', 'allowance'))",
+      "channel          TEXT    NOT NULL CHECK (channel IN ('remote', 'operator', 'card', 'allowance', 'opening'))",
+    ],
+    [
+      "kind             TEXT    NOT NULL CHECK (kind IN ('load', 'refund'))",
+      "kind             TEXT    NOT NULL CHECK (kind IN ('load', 'refund', 'opening'))",
+    ],
+    [
+      'amount           INTEGER NOT NULL CHECK (amount > 0)',
+      "amount           INTEGER NOT NULL CHECK (amount > 0 OR (kind = 'opening' AND amount >= 0))",
+    ],
+  ];
+  const sqlOf = db.prepare<[], string>("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'ledger'").pluck();
+  let sql = sqlOf.get() ?? '';
+  for (const [from, to] of widen) {
+    if (!sql.includes(from)) throw new Error(`the ledger table does not have the expected definition (${from})`);
+    sql = sql.replace(from, to);
+  }
+  const version = db.pragma('schema_version', { simple: true }) as number;
+  db.unsafeMode(true);
+  try {
+    db.pragma('writable_schema = ON');
+    db.prepare("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'ledger'").run(sql);
+    db.pragma(`schema_version = ${version + 1}`);
+    db.pragma('writable_schema = OFF');
+  } finally {
+    db.unsafeMode(false);
+  }
+}
+
+/** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -355,6 +431,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'line loss: freezes, figures, member days, alerts', up: V7_LINELOSS },
   { version: 8, name: 'allowance plans', up: V8_ALLOWANCES },
   { version: 9, name: 'alerts, detector memory and clock syncs', up: V9_ALERTS },
+  { version: 10, name: 'customer archive, lost cards, opening entries', up: v10Provisioning },
 ];
 
 export interface MigrationResult {

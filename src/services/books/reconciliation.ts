@@ -124,10 +124,16 @@ export class Reconciler {
   ): MeterReconciliation {
     const tz = this.timeZone;
     // Every load this meter ever had up to the period's end, under its id (remote) and its address (cards).
-    const history = this.directory
+    const entries = this.directory
       .keysOf(meter)
-      .flatMap((key) => this.opts.store.ledger.list({ meterId: key, until, limit: Number.MAX_SAFE_INTEGER }))
-      .filter((e) => e.kind === 'load');
+      .flatMap((key) => this.opts.store.ledger.list({ meterId: key, until, limit: Number.MAX_SAFE_INTEGER }));
+    const history = entries.filter((e) => e.kind === 'load');
+    // An opening entry (meterd adopt, a card meter's first visit) is where the books of this meter start: counter
+    // values before it are another system's history, not loads to explain.
+    const start = entries
+      .filter((e) => e.kind === 'opening' && e.state === 'applied' && e.after !== null)
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .at(-1);
     const observed: CounterPoint[] = [];
     const before = purchaseCounterBefore(tx, meter.id, since);
     if (before) observed.push({ ...before, source: 'reading' });
@@ -136,6 +142,10 @@ export class Reconciler {
     for (const e of history) {
       if (e.before) observed.push({ count: e.before.count, at: e.createdAt, source: 'ledger' });
       if (e.after) observed.push({ count: e.after.count, at: e.finalAt ?? e.updatedAt, source: 'ledger' });
+    }
+    if (start) {
+      for (let i = observed.length - 1; i >= 0; i--) if (observed[i]!.at < start.createdAt) observed.splice(i, 1);
+      observed.unshift({ count: start.after!.count, at: start.createdAt, source: 'ledger' });
     }
     const inPeriod = observed.filter((o) => o.at >= since && o.at < until).sort((a, b) => a.at - b.at);
     const prior = observed

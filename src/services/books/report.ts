@@ -155,7 +155,9 @@ export class Books {
     const asOf = this.opts.clock.now();
     const ledger = this.opts.store.ledger;
     const all = ledger.list({ since, until, limit: Number.MAX_SAFE_INTEGER });
-    const entries = filter.operator === undefined ? all : all.filter((e) => e.operator === filter.operator);
+    // Opening entries are where a meter's books start (docs/books.md § Opening entries): no money, not a load.
+    const moving = all.filter((e) => e.kind !== 'opening');
+    const entries = filter.operator === undefined ? moving : moving.filter((e) => e.operator === filter.operator);
 
     const statusOf = new Map<number, { status: LoadStatus; reason: string }>();
     for (const e of entries) if (e.kind === 'load') statusOf.set(e.id, this.loadStatus(tx, e, asOf));
