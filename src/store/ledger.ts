@@ -279,6 +279,16 @@ export class Ledger {
       .map(toEntry);
   }
 
+  /** The latest applied opening entry of each meter key made before `until`: where each meter's books start. */
+  openings(until = Number.MAX_SAFE_INTEGER): Map<string, { count: number; at: number }> {
+    const rows = this.connection
+      .statement<[number], { meter_id: string; after_count: number; created_at: number }>(
+        "SELECT meter_id, after_count, created_at FROM ledger WHERE kind = 'opening' AND state = 'applied' AND created_at < ? ORDER BY created_at, id",
+      )
+      .all(until);
+    return new Map(rows.map((r) => [r.meter_id, { count: r.after_count, at: r.created_at }]));
+  }
+
   /** The state history of one entry, oldest first. */
   events(id: number): { state: LedgerState; at: number; detail: string | null }[] {
     return this.connection

@@ -93,10 +93,11 @@ export class Reconciler {
       getOr(active, meter?.id ?? e.meterId, () => ({ meter, loads: [] })).loads.push(e);
     }
     for (const meter of this.opts.meters) if (!active.has(meter.id)) active.set(meter.id, { meter, loads: [] });
+    const openings = this.opts.store.ledger.openings(until);
 
     const out: MeterReconciliation[] = [];
     for (const [key, { meter, loads }] of active) {
-      if (meter && loads.length === 0 && this.counterStill(tx, meter, since, until)) continue;
+      if (meter && loads.length === 0 && this.counterStill(tx, meter, since, until, openings)) continue;
       const r = meter ? this.reconcileMeter(tx, meter, loads, since, until, asOf) : unconfigured(key, loads);
       // A configured meter with no loads is listed only when its counter moved (a load from outside) or went back.
       if (loads.length === 0 && (r.counterDelta === null || r.counterDelta === 0) && r.findings.every((f) => f.kind === 'no-readings'))
@@ -107,10 +108,24 @@ export class Reconciler {
   }
 
   /** True when the polls show a meter's counter did not move in the period (or were never read): a cheap skip of idle meters. */
-  private counterStill(tx: Tx, meter: BooksMeter, since: number, until: number): boolean {
+  private counterStill(
+    tx: Tx,
+    meter: BooksMeter,
+    since: number,
+    until: number,
+    openings: ReadonlyMap<string, { count: number; at: number }>,
+  ): boolean {
     const window = purchaseCounterWindow(tx, meter.id, since, until);
     if (!window) return true;
-    const opening = purchaseCounterBefore(tx, meter.id, since)?.count ?? window.first.count;
+    const before = purchaseCounterBefore(tx, meter.id, since);
+    const start = this.directory
+      .keysOf(meter)
+      .map((k) => openings.get(k))
+      .filter((o) => o !== undefined)
+      .sort((a, b) => a.at - b.at)
+      .at(-1);
+    // The books start at an opening entry made after the last reading before the period (or inside it).
+    const opening = start && start.at >= (before?.at ?? 0) ? start.count : (before?.count ?? window.first.count);
     return window.last.count === opening && window.highest.count === opening;
   }
 

@@ -55,7 +55,7 @@ export function openingKey(meter: { id: string; address?: string }): string {
 }
 
 /**
- * Going live on an existing installation (docs/provisioning.md § Adopting): reads each meter's purchase count and
+ * Going live on an existing installation (docs/provisioning.md § Adopting meters): reads each meter's purchase count and
  * balance and records an opening entry (channel `opening`, no money) so the books start where the meter stands. Safe
  * to run again: a meter the books already know at its count is left alone; one whose count moved since is reported
  * (a sale outside meterd, or a load the books missed), never silently re-adopted; a meter that does not answer is
