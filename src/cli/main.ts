@@ -53,6 +53,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   alerts: async () => (await import('./commands/alerts.js')).registerAlertsCommand,
   archive: async () => (await import('./commands/archive.js')).registerArchiveCommand,
   adopt: async () => (await import('./commands/adopt.js')).registerAdoptCommand,
+  allowance: async () => (await import('./commands/allowance.js')).registerAllowanceCommand,
 };
 
 /**

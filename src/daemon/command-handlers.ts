@@ -16,6 +16,8 @@ function expired(expiresAt: string | undefined, nowMs: number): boolean {
 export interface HandlerDeps {
   /** The counter's card operations (card-sell, card-read). */
   cards: Pick<CommandHandlers, 'cardSell' | 'cardRead'>;
+  /** allowance-run and allowance-resolve (allowance-handlers.ts). */
+  allowances: Pick<CommandHandlers, 'allowanceRun' | 'allowanceResolve'>;
   credit: CreditService;
   relays: RelayService;
   poller: Poller;
@@ -64,6 +66,8 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
         throw err;
       }
     },
+    allowanceRun: (cmd, ctx) => d.allowances.allowanceRun(cmd, ctx),
+    allowanceResolve: (cmd, ctx) => d.allowances.allowanceResolve(cmd, ctx),
     async topup(cmd, ctx): Promise<CommandOutcome> {
       // A request that expired while the gateway was down is refused, unless its load had already started:
       // that one must be settled from the meter, never dropped.

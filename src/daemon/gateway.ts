@@ -17,7 +17,7 @@ import { ClockKeeper } from '../services/clock-keeper.js';
 import { RELEASE_FLOOR_MS, SystemClockTrust } from './clock-trust.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
-import { composeAllowances } from './allowances.js';
+import { allowanceCommandHandlers, composeAllowances } from './allowances.js';
 import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
 import { linelossService } from './lineloss.js';
 import type { LinelossService } from '../services/lineloss/index.js';
@@ -264,6 +264,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       // The card stack (encoder drivers, layouts) is loaded only when the config names an encoder.
       cards: config.encoders.length > 0 ? (await import('./card-handlers.js')).cardCommandHandlers(config, store, log) : withoutCardCounter,
       closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
+      allowances: allowanceCommandHandlers(allowances),
       clock,
       alerts,
     }),

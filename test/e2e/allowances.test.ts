@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { type Dlt645Simulator, type MeterSpec, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { allowanceRows, openStore, type AllowanceRow, type Store } from '../../src/store/index.js';
-import { startTestBroker, uniqueId, type TestBroker } from '../helpers/broker.js';
+import mqtt, { type MqttClient } from 'mqtt';
+import { clearRetained, startTestBroker, uniqueId, type TestBroker, type TopicWatcher, watchTopics } from '../helpers/broker.js';
+import { runMeterd } from '../helpers/cli.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 
 // A small campus on two simulated buses, driven through the real `meterd` process: a round runs by itself, a SIGKILL
@@ -47,6 +49,8 @@ const hoarder = dorms[ROOMS_PER_BUS + 4]!;
 const replaced = silent[2]!;
 
 let broker: TestBroker;
+let watcher: TopicWatcher;
+let station: MqttClient;
 const sims: Dlt645Simulator[] = [];
 let daemon: DaemonProcess | undefined;
 let dir: string | undefined;
@@ -69,6 +73,7 @@ function config(opts: { replacedCustomer?: string } = {}): string {
     r === wrongCustomer ? '990000000001' : r === replaced && opts.replacedCustomer ? opts.replacedCustomer : r.customerNo;
   return `gateway: { id: ${gw}, dataDir: ./data, timeZone: UTC }
 mqtt: { url: "${broker.url}", protocolVersion: 4 }
+commands: { allowUnsigned: true }   # the station of this bench sends unsigned commands
 buses:
 ${sims.map((s, b) => `  - { id: bus${b}, port: "tcp://127.0.0.1:${s.address!.tcpPort}", gap: 5ms, timeout: 300ms, retries: 0 }`).join('\n')}
 meters:
@@ -126,6 +131,8 @@ beforeAll(async () => {
     );
   }
   for (const r of silent) sims[r.bus]!.bus.setFaults({ silent: true }, r.address);
+  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
+  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station') });
 });
 
 afterAll(async () => {
@@ -133,6 +140,9 @@ afterAll(async () => {
     daemon.child.kill('SIGKILL');
     await daemon.exited();
   }
+  await station?.endAsync();
+  await watcher?.close();
+  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/allowances/dorm-free`]);
   await Promise.all(sims.map((s) => s.close()));
   await broker?.close();
 });
@@ -156,6 +166,19 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
       'a batch under way',
       60_000,
     );
+    // The station sends "run now" twice while the automatic run is going: both are answered, nothing changes.
+    for (const requestId of ['run-1', 'run-2'])
+      await station.publishAsync(`meterd/${gw}/cmd/allowance-run`, JSON.stringify({ requestId, ...KEY }), { qos: 1 });
+    await watcher.waitFor(
+      () => replies('allowance-run').filter((r) => r.status === 'done').length === 2,
+      'two allowance-run replies',
+      20_000,
+    );
+    expect(
+      replies('allowance-run')
+        .filter((r) => r.status === 'done')
+        .map((r) => r.result.round),
+    ).toEqual(['r1', 'r1']);
     daemon.child.kill('SIGKILL');
     await daemon.exited();
     const appliedAtKill = planRows().filter((r) => r.state === 'applied').length;
@@ -203,6 +226,13 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
       expect(meter(r).balance, r.id).toBe(before.get(r.id)!.balance);
     }
 
+    // The station got one report with every dorm room, and the retained progress says complete.
+    await watcher.waitFor(() => watcher.json(`meterd/${gw}/allowances/dorm-free/report`).length > 0, 'the round report', 20_000);
+    const report = watcher.json<{ meters: { meter: string; state: string }[] }>(`meterd/${gw}/allowances/dorm-free/report`);
+    expect(report).toHaveLength(1);
+    expect(report[0]!.meters.map((m) => m.meter).sort()).toEqual(dorms.map((r) => r.id).sort());
+    expect(watcher.json(`meterd/${gw}/allowances/dorm-free`).at(-1)).toMatchObject({ complete: true, counts: { needsAttention: 3 } });
+
     // The ledger: one applied allowance load per loaded room, all of channel allowance by operator system; the hoarder
     // was asked once.
     const loads = ledger().filter((e) => e.channel === 'allowance');
@@ -222,5 +252,66 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
       expect(loads.filter((e) => e.meterId === r.id).map((e) => e.state)).toEqual(['failed', 'applied']);
       expect(rows.get(r.id)!.attempt).toBe(2);
     }
+
+    // A person decides through the CLI, which goes through the daemon: the hoarder is cancelled; the room whose
+    // customer number differs is retried, refused once more, and parked again (no loop).
+    const cli = (args: string[]) => runMeterd(['allowance', ...args, '-c', daemon!.configPath], { cwd: dir! });
+    const cancel = await cli([
+      'resolve',
+      '--allowance',
+      'dorm-free',
+      '--term',
+      'term-1',
+      '--round',
+      'r1',
+      '--meter',
+      hoarder.id,
+      '--action',
+      'cancel',
+    ]);
+    expect(cancel.stdout + cancel.stderr).toContain(`${hoarder.id} in dorm-free term-1/r1: cancel → cancelled`);
+    const retry = await cli([
+      'resolve',
+      '--allowance',
+      'dorm-free',
+      '--term',
+      'term-1',
+      '--round',
+      'r1',
+      '--meter',
+      wrongCustomer.id,
+      '--action',
+      'retry',
+    ]);
+    expect(retry.status, retry.stderr).toBe(0);
+    await until(
+      () => planRows().find((r) => r.meterId === wrongCustomer.id)?.state === 'needs-attention',
+      'the retried row parked again',
+      30_000,
+    );
+    expect(
+      ledger()
+        .filter((e) => e.meterId === wrongCustomer.id)
+        .map((e) => [e.state, e.error?.code]),
+    ).toEqual([
+      ['rejected', 'CUSTOMER_MISMATCH'],
+      ['rejected', 'CUSTOMER_MISMATCH'],
+    ]);
+    const status = await cli(['status', '--json']);
+    const shown = JSON.parse(status.stdout) as {
+      rounds: { counts: Record<string, number>; complete: boolean }[];
+      attention: { meter: string }[];
+    };
+    expect(shown.rounds[0]).toMatchObject({ complete: true, counts: { applied: dorms.length - 3, needsAttention: 2, cancelled: 1 } });
+    expect(shown.attention.map((a) => a.meter).sort()).toEqual([wrongCustomer.id, replaced.id].sort());
   });
 });
+
+interface Reply {
+  requestId: string;
+  status: string;
+  result: Record<string, unknown>;
+}
+function replies(command: string): Reply[] {
+  return watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`);
+}

@@ -43,6 +43,8 @@ export class RecordingHandlers implements CommandHandlers {
   cardSell = (cmd: object, ctx: CommandContext) => this.#call('cardSell', cmd, ctx);
   cardRead = (cmd: object, ctx: CommandContext) => this.#call('cardRead', cmd, ctx);
   alertAck = (cmd: object, ctx: CommandContext) => this.#call('alertAck', cmd, ctx);
+  allowanceRun = (cmd: object, ctx: CommandContext) => this.#call('allowanceRun', cmd, ctx);
+  allowanceResolve = (cmd: object, ctx: CommandContext) => this.#call('allowanceResolve', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -158,6 +158,34 @@ describe('allowance planner', () => {
     expect(rows(store)).toHaveLength(2);
   });
 
+  it('rows nobody reached before the deadline expire at the next tick; the round completes and its report is queued once', async () => {
+    const { clock, store, service: s } = setup(R1_DUE + 1000);
+    s.planDue();
+    clock.set(R1_DUE + 14 * DAY + 1);
+    s.start();
+    await s.stop();
+    expect(rows(store).map((r) => [r.state, r.reasonCode])).toEqual([
+      ['expired', 'EXPIRED'],
+      ['expired', 'EXPIRED'],
+    ]);
+    const out = store.outbox.peek({ limit: 100 });
+    const reports = out.filter((m) => m.topic === 'allowances/dorm-free/report');
+    expect(reports).toHaveLength(1);
+    expect(JSON.parse(reports[0]!.payload)).toMatchObject({
+      round: 'r1',
+      complete: true,
+      counts: { expired: 2, planned: 0 },
+      meters: [
+        { meter: 'room-101', state: 'expired', reason: { code: 'EXPIRED' } },
+        { meter: 'room-102', state: 'expired', reason: { code: 'EXPIRED' } },
+      ],
+    });
+    // The retained progress (state class, one per topic waiting in the outbox) says complete.
+    const progress = out.filter((m) => m.topic === 'allowances/dorm-free');
+    expect(progress).toHaveLength(1);
+    expect(JSON.parse(progress[0]!.payload)).toMatchObject({ complete: true, counts: { expired: 2 } });
+  });
+
   it('a person decides on expired rows: cancel closes one, carry-over adds its amount to the next round', () => {
     const { clock, store, service: s } = setup(R1_DUE + 20 * DAY);
     s.planDue();

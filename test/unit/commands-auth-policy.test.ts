@@ -15,7 +15,15 @@ describe('the command authentication policy', () => {
     const free = COMMAND_NAMES.filter((name) => unsignedRefusal(policy, name) === undefined);
     expect(free).toEqual(['read', 'card-read']);
     // Everything but the reads needs a signature: a forged alert-ack would hide a tamper alert.
-    expect(COMMAND_NAMES.filter(movesMoneyOrPower)).toEqual(['topup', 'relay', 'time-sync', 'card-sell', 'alert-ack']);
+    expect(COMMAND_NAMES.filter(movesMoneyOrPower)).toEqual([
+      'topup',
+      'relay',
+      'time-sync',
+      'card-sell',
+      'alert-ack',
+      'allowance-run',
+      'allowance-resolve',
+    ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(
       COMMAND_NAMES.map(() => undefined),

@@ -9,6 +9,7 @@ import { loadProfiles } from '../../profiles/registry.js';
 import { defaultMeters, startDlt645Simulator, type MeterSpec } from '../../sim/dlt645/index.js';
 import { startModbusSimulator } from '../../sim/modbus/index.js';
 import { startEmbeddedBroker } from '../../uplink/index.js';
+import { localDate } from '../../services/books/periods.js';
 import { CliError } from '../errors.js';
 
 interface DemoOptions {
@@ -65,6 +66,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         districtPort: district.address!.tcpPort,
         addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })),
         modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })),
+        today: localDate(Date.now(), Intl.DateTimeFormat().resolvedOptions().timeZone),
       });
       const configPath = resolve(dataDir, 'demo.yaml');
       const parsed = parseConfig(yaml, configPath, { env: {}, profiles });
@@ -96,13 +98,18 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       io.out(
         'commands:          UNSIGNED commands are accepted (commands.allowUnsigned: true): anyone who can reach the broker can top up and trip relays; a real gateway sets commands.hmacKey',
       );
+      io.out(`allowance:         dorm-free gives each dorm room 15.00 yuan today, once (progress on meterd/demo/allowances/dorm-free)`);
       io.out('Ctrl-C stops everything.');
 
       const tty = process.stdout.isTTY === true;
       const line = () => {
         const s = gateway.status();
         const bus = s.buses.map((b) => `${b.id} ${b.state} ${Math.round(b.utilisation * 100)}% busy`).join(', ');
-        return `meters online ${s.poller.online}/${s.meters} · readings stored ${s.poller.readingsStored} · published ${s.uplink.acked} · pending ${s.uplink.pending} · ${s.uplink.connected ? 'broker connected' : 'broker DISCONNECTED'} · ${bus}`;
+        const round = gateway.allowances.status()[0];
+        const allowance = round
+          ? ` · allowance ${round.counts.applied}/${Object.values(round.counts).reduce((a, b) => a + b, 0)} loaded${round.complete ? ' (complete)' : ''}`
+          : '';
+        return `meters online ${s.poller.online}/${s.meters}${allowance} · readings stored ${s.poller.readingsStored} · published ${s.uplink.acked} · pending ${s.uplink.pending} · ${s.uplink.connected ? 'broker connected' : 'broker DISCONNECTED'} · ${bus}`;
       };
       let ticks = 0;
       const timer = setInterval(() => {
@@ -175,6 +182,8 @@ function demoConfig(o: {
   districtPort: number;
   addresses: { address: string; customerNo: string }[];
   modbus: { id: string; profile: string; unit: number; port: number }[];
+  /** Local date of the demo's allowance round: today, so it is due at once. */
+  today: string;
 }): string {
   return `gateway:
   id: demo
@@ -194,10 +203,22 @@ ${o.modbus.map((m, i) => `  - { id: bus${i + 2}, port: tcp://127.0.0.1:${m.port}
 districts:
   - { id: d1, name: Dormitory transformer, supplyMeter: d1-general, ctRatio: 20, lineloss: { target: 6 } }
 meters:
-${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money, tags: [dorm] }`).join('\n')}
 ${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile} }`).join('\n')}
 ${DISTRICT_DEMO.map((m) => `  - { id: ${m.id}, bus: bus-d1, address: "${m.spec.address}", profile: ${m.profile}, district: d1 }`).join('\n')}
 polling:
   intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
+# Free electricity for the dorm rooms (docs/allowances.md): today's round is due at once, so the batch runs and
+# completes in the first seconds; watch meterd/demo/allowances/dorm-free and \`meterd allowance status\`.
+allowances:
+  - id: dorm-free
+    meters: { tags: [dorm] }
+    amountFen: 1500
+    at: "00:00"
+    deadline: 1d
+    terms:
+      - id: demo
+        rounds:
+          - { id: r-${o.today}, date: "${o.today}" }
 `;
 }

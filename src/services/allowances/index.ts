@@ -1,6 +1,7 @@
 export {
   AllowanceError,
   AllowanceService,
+  previewRound,
   type AllowanceErrorCode,
   type AllowanceMeter,
   type AllowanceServiceOptions,
@@ -9,3 +10,4 @@ export {
   type RoundStatus,
 } from './service.js';
 export { allowanceRequestId, dueRounds, retryDelayMs, roundDueAt, roundSchedule, type RoundSchedule } from './rounds.js';
+export { allowanceReportTopic, allowanceTopic, countsMessage, progressMessage, reportMessage } from './messages.js';

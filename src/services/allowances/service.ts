@@ -10,6 +10,7 @@ import {
   allowanceRows,
   carryAllowanceRow,
   completeAllowanceRound,
+  enqueue,
   FINAL_STATES,
   moveAllowanceRow,
   nextAllowanceRetryAt,
@@ -31,6 +32,7 @@ import {
   type Tx,
 } from '../../store/index.js';
 import { CreditError, type TopUpRequest, type TopUpResult } from '../credit.js';
+import { allowanceReportTopic, allowanceTopic, progressMessage, reportMessage } from './messages.js';
 import { allowanceRequestId, dueRounds, retryDelayMs, roundDueAt, roundLabel } from './rounds.js';
 
 /** What the allowance service knows of a configured meter. */
@@ -78,8 +80,10 @@ export interface AllowanceServiceOptions {
   };
   /** After a row is applied (e.g. close a relay the empty meter had opened); its failure is logged, never the row's. */
   readonly afterApplied?: (row: AllowanceRow, entry: LedgerEntry, signal: AbortSignal) => Promise<unknown>;
-  /** A row moved: progress may be published (the round's key; `completed` when the round has just completed). */
-  readonly onChange?: (key: AllowanceRoundKey, completed: boolean) => void;
+  /** Wakes the uplink after progress or a report was enqueued. */
+  readonly onCommitted?: () => void;
+  /** Progress of a running round is published at most this often (a completed round at once). Default 5 s. */
+  readonly progressEveryMs?: number;
   /** How often the calendar and the deadlines are looked at, on the monotonic timers. Default 60 s. */
   readonly tickMs?: number;
 }
@@ -124,6 +128,9 @@ export class AllowanceService {
   /** The row each bus's worker is on, so the deadline sweep leaves it to the worker. */
   private readonly current = new Map<string, number>();
   private readonly workers: Promise<void>[] = [];
+  /** Progress waiting for its throttle window, and when each round's progress last went out (monotonic ms). */
+  private readonly progressTimers = new Map<string, unknown>();
+  private readonly lastProgress = new Map<string, number>();
   private abort = new AbortController();
   private ticker: { stop(): void } | undefined;
   private running = false;
@@ -141,6 +148,8 @@ export class AllowanceService {
     this.running = true;
     this.abort = new AbortController();
     this.tick();
+    // The retained progress of every round still running, as it stands after the restart.
+    for (const key of this.opts.store.transaction((tx) => openAllowanceRounds(tx))) this.changed(key, false);
     this.ticker = repeat(this.timers, this.opts.tickMs ?? 60_000, () => this.tick());
     for (const busId of this.opts.busIds) this.workers.push(this.work(busId, this.abort.signal));
   }
@@ -150,6 +159,10 @@ export class AllowanceService {
     if (!this.running) return;
     this.running = false;
     this.ticker?.stop();
+    for (const [label, handle] of this.progressTimers) {
+      this.timers.clearTimeout(handle);
+      this.progressTimers.delete(label);
+    }
     this.abort.abort(new Error('the gateway is stopping'));
     for (const wake of this.wakers.values()) wake();
     await Promise.allSettled(this.workers.splice(0));
@@ -177,16 +190,7 @@ export class AllowanceService {
 
   /** The meters a round would load, from the config as it is now; nothing is written. */
   preview(key: AllowanceRoundKey): PlannedLoad[] {
-    const a = this.allowance(key);
-    return allowanceTargets(a, this.opts.meters).map((m) => ({
-      meter: m.id,
-      bus: m.busId,
-      ...(m.address !== undefined ? { address: m.address } : {}),
-      ...(m.customerNo !== undefined ? { customerNo: m.customerNo } : {}),
-      unit: a.unit,
-      amount: a.amount,
-      unitMatches: m.creditUnit === a.unit,
-    }));
+    return previewRound(this.opts.allowances, this.opts.meters, key);
   }
 
   /**
@@ -195,7 +199,8 @@ export class AllowanceService {
    * keyed. `force` also reopens rows that expired (a round first seen after its deadline, or meters that stayed
    * offline), with a fresh deadline.
    */
-  runNow(key: AllowanceRoundKey, opts: { by: string; force?: boolean }): RoundStatus {
+  runNow(of: AllowanceRoundKey, opts: { by: string; force?: boolean }): RoundStatus {
+    const key = keyOf(of);
     const a = this.allowance(key);
     const now = this.opts.clock.now();
     if (this.opts.store.transaction((tx) => allowanceRound(tx, key)) === null) {
@@ -235,7 +240,7 @@ export class AllowanceService {
     );
     this.log.info({ round: roundLabel(key), by: opts.by, force: opts.force === true, rows: touched }, 'allowance round run now');
     this.wakeAll();
-    this.opts.onChange?.(key, false);
+    this.changed(key, false);
     return this.roundStatus(key)!;
   }
 
@@ -243,7 +248,8 @@ export class AllowanceService {
    * A person's decision on an expired or parked row: `retry` (take the meter as the config now describes it and load
    * it again), `carry-over` (give it with the next round of the allowance instead) or `cancel`.
    */
-  resolve(key: AllowanceRoundKey, meterId: string, action: ResolveAction, by: string): AllowanceRow {
+  resolve(of: AllowanceRoundKey, meterId: string, action: ResolveAction, by: string): AllowanceRow {
+    const key = keyOf(of);
     const a = this.allowance(key);
     const now = this.opts.clock.now();
     const result = this.opts.store.transaction(
@@ -315,7 +321,7 @@ export class AllowanceService {
       const planned = this.planDue();
       this.expireOverdue();
       if (planned.length > 0) {
-        for (const k of planned) this.opts.onChange?.(k, false);
+        for (const k of planned) this.changed(k, false);
         this.wakeAll();
       }
     } catch (err) {
@@ -561,7 +567,7 @@ export class AllowanceService {
     const completed = this.opts.store.transaction(
       (tx) => {
         moveAllowanceRow(tx, row.id, state, patch, detail);
-        return OPEN_ALLOWANCE_STATES.includes(state) ? false : completeIfDone(tx, row);
+        return OPEN_ALLOWANCE_STATES.includes(state) ? false : this.completeIfDone(tx, row);
       },
       { durable: true },
     );
@@ -570,14 +576,75 @@ export class AllowanceService {
       `allowance ${state}`,
     );
     if (completed) this.log.info({ round: roundLabel(row) }, 'allowance round complete');
-    this.opts.onChange?.(row, completed);
+    this.changed(row, completed);
   }
 
   /** After a plan or a person's decision: the round may have become complete. */
   private afterMove(key: AllowanceRoundKey): void {
-    const completed = this.opts.store.transaction((tx) => completeIfDone(tx, key), { durable: true });
+    const completed = this.opts.store.transaction((tx) => this.completeIfDone(tx, key), { durable: true });
     if (completed) this.log.info({ round: roundLabel(key) }, 'allowance round complete');
-    this.opts.onChange?.(key, completed);
+    this.changed(key, completed);
+  }
+
+  /**
+   * Marks a round complete when nothing is planned or pending, with its report and final progress in the same commit:
+   * each completion is reported exactly once (a round a person reopens completes, and reports, again).
+   */
+  private completeIfDone(tx: Tx, of: AllowanceRoundKey): boolean {
+    const key = keyOf(of);
+    const counts = allowanceCounts(tx, key);
+    if (counts.planned + counts.pending > 0 || !completeAllowanceRound(tx, key)) return false;
+    const round = allowanceRound(tx, key)!;
+    const now = this.opts.clock.now();
+    enqueue(tx, {
+      topic: allowanceReportTopic(key.allowance),
+      class: 'report',
+      payload: reportMessage(round, counts, allowanceRows(tx, key), now),
+    });
+    enqueue(tx, { topic: allowanceTopic(key.allowance), class: 'state', retain: true, payload: progressMessage(round, counts, now) });
+    return true;
+  }
+
+  /** A row moved: the round's progress goes out now, or at the end of the throttle window (its counts then). */
+  private changed(key: AllowanceRoundKey, completed: boolean): void {
+    const label = roundLabel(key);
+    const timer = this.progressTimers.get(label);
+    if (completed) {
+      if (timer !== undefined) this.timers.clearTimeout(timer);
+      this.progressTimers.delete(label);
+      this.lastProgress.set(label, this.timers.now());
+      this.opts.onCommitted?.();
+      return;
+    }
+    if (timer !== undefined) return;
+    const every = this.opts.progressEveryMs ?? 5000;
+    const wait = Math.max(0, (this.lastProgress.get(label) ?? -Infinity) + every - this.timers.now());
+    if (wait === 0) return this.publishProgress(key);
+    const handle = this.timers.setTimeout(() => {
+      this.progressTimers.delete(label);
+      this.publishProgress(key);
+    }, wait);
+    (handle as { unref?: () => void }).unref?.();
+    this.progressTimers.set(label, handle);
+  }
+
+  private publishProgress(key: AllowanceRoundKey): void {
+    this.lastProgress.set(roundLabel(key), this.timers.now());
+    try {
+      this.opts.store.transaction((tx) => {
+        const round = allowanceRound(tx, key);
+        if (!round) return;
+        enqueue(tx, {
+          topic: allowanceTopic(key.allowance),
+          class: 'state',
+          retain: true,
+          payload: progressMessage(round, allowanceCounts(tx, key), this.opts.clock.now()),
+        });
+      });
+      this.opts.onCommitted?.();
+    } catch (err) {
+      this.log.error({ err, round: roundLabel(key) }, 'allowance progress could not be stored');
+    }
   }
 
   private allowance(key: Pick<AllowanceRoundKey, 'allowance'> & Partial<AllowanceRoundKey>): AllowanceConfig {
@@ -595,12 +662,33 @@ export class AllowanceService {
   }
 }
 
+/** The meters a round would load, from the config as it is now (`meterd allowance plan --dry-run`). Pure. */
+export function previewRound(
+  allowances: readonly AllowanceConfig[],
+  meters: readonly AllowanceMeter[],
+  key: AllowanceRoundKey,
+): PlannedLoad[] {
+  const a = allowances.find((x) => x.id === key.allowance);
+  if (!a) throw new AllowanceError('UNKNOWN_ALLOWANCE', `no allowance "${key.allowance}" in the config`);
+  if (!a.terms.find((t) => t.id === key.term)?.rounds.some((r) => r.id === key.round))
+    throw new AllowanceError('UNKNOWN_ALLOWANCE', `allowance ${key.allowance} has no round ${key.term}/${key.round} in the config`);
+  return allowanceTargets(a, meters).map((m) => ({
+    meter: m.id,
+    bus: m.busId,
+    ...(m.address !== undefined ? { address: m.address } : {}),
+    ...(m.customerNo !== undefined ? { customerNo: m.customerNo } : {}),
+    unit: a.unit,
+    amount: a.amount,
+    unitMatches: m.creditUnit === a.unit,
+  }));
+}
+
+/** Only the key of a round: a row or a command carries more fields, which a query must not take as filters. */
+function keyOf(k: AllowanceRoundKey): AllowanceRoundKey {
+  return { allowance: k.allowance, term: k.term, round: k.round };
+}
+
 function withCounts(tx: Tx, r: AllowanceRound): RoundStatus {
   const counts = allowanceCounts(tx, r);
   return { ...r, counts, complete: counts.planned + counts.pending === 0 };
-}
-
-function completeIfDone(tx: Tx, key: AllowanceRoundKey): boolean {
-  const c = allowanceCounts(tx, key);
-  return c.planned + c.pending === 0 && completeAllowanceRound(tx, key);
 }

@@ -499,7 +499,13 @@ export class CommandRouter {
       return { kind: 'rejected', rejection };
     };
     const meter = 'meter' in parsed.payload ? parsed.payload.meter : undefined;
-    if (meter !== undefined && !(command === 'time-sync' && meter === 'all') && !this.#meterExists(meter)) {
+    // An allowance row may name a meter removed from the config since its plan: the service answers for it.
+    if (
+      meter !== undefined &&
+      !(command === 'time-sync' && meter === 'all') &&
+      command !== 'allowance-resolve' &&
+      !this.#meterExists(meter)
+    ) {
       return reject({ code: 'UNKNOWN_METER', message: `meter ${meter} is not configured on this gateway`, field: 'meter' });
     }
     const expiresAt = parsed.payload.expiresAt;
@@ -755,6 +761,10 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.cardRead(parsed.payload, ctx);
     case 'alert-ack':
       return handlers.alertAck(parsed.payload, ctx);
+    case 'allowance-run':
+      return handlers.allowanceRun(parsed.payload, ctx);
+    case 'allowance-resolve':
+      return handlers.allowanceResolve(parsed.payload, ctx);
   }
 }
 

@@ -11,7 +11,17 @@ import {
 } from '../../values/index.js';
 
 /** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
-export const COMMAND_NAMES = ['topup', 'relay', 'read', 'time-sync', 'card-sell', 'card-read', 'alert-ack'] as const;
+export const COMMAND_NAMES = [
+  'topup',
+  'relay',
+  'read',
+  'time-sync',
+  'card-sell',
+  'card-read',
+  'alert-ack',
+  'allowance-run',
+  'allowance-resolve',
+] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /** Names kept for later commands; answered `UNSUPPORTED_COMMAND` until they are implemented. */
@@ -192,6 +202,34 @@ export const alertAckSchema = z.strictObject({
   note: z.string({ error: 'must be text' }).max(2000, 'is longer than 2000 characters').optional(),
 });
 
+/** An allowance, term or round id of the gateway config (topic-safe, as there). */
+const allowanceId = (what: string) =>
+  z
+    .string({ error: `must be ${what} id (a string)` })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, `must be ${what} id from the gateway config: letters, digits, dot, dash and underscore`);
+
+const allowanceRound = {
+  allowance: allowanceId('an allowance'),
+  term: allowanceId('a term'),
+  round: allowanceId('a round'),
+};
+
+/** Start a round of an allowance now: plan it if it is not planned, then run its planned and pending rows at once. */
+export const allowanceRunSchema = z.strictObject({
+  ...common,
+  ...allowanceRound,
+  /** Also reopen the round's expired rows with a fresh deadline (a round first seen after its deadline, offline meters). */
+  force: z.boolean({ error: 'must be true or false' }).optional(),
+});
+
+/** A person's decision on an expired or parked row of a round. */
+export const allowanceResolveSchema = z.strictObject({
+  ...common,
+  ...allowanceRound,
+  meter: meterId,
+  action: z.enum(['retry', 'carry-over', 'cancel'], { error: 'must be "retry", "carry-over" or "cancel"' }),
+});
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -200,6 +238,8 @@ export const COMMAND_SCHEMAS = {
   'card-sell': cardSellSchema,
   'card-read': cardReadSchema,
   'alert-ack': alertAckSchema,
+  'allowance-run': allowanceRunSchema,
+  'allowance-resolve': allowanceResolveSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -209,6 +249,8 @@ export type TimeSyncCommand = z.output<typeof timeSyncSchema>;
 export type CardSellCommand = z.output<typeof cardSellSchema>;
 export type CardReadCommand = z.output<typeof cardReadSchema>;
 export type AlertAckCommand = z.output<typeof alertAckSchema>;
+export type AllowanceRunCommand = z.output<typeof allowanceRunSchema>;
+export type AllowanceResolveCommand = z.output<typeof allowanceResolveSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -218,7 +260,9 @@ export type ParsedCommand =
   | { readonly command: 'time-sync'; readonly payload: TimeSyncCommand }
   | { readonly command: 'card-sell'; readonly payload: CardSellCommand }
   | { readonly command: 'card-read'; readonly payload: CardReadCommand }
-  | { readonly command: 'alert-ack'; readonly payload: AlertAckCommand };
+  | { readonly command: 'alert-ack'; readonly payload: AlertAckCommand }
+  | { readonly command: 'allowance-run'; readonly payload: AllowanceRunCommand }
+  | { readonly command: 'allowance-resolve'; readonly payload: AllowanceResolveCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

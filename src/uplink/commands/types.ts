@@ -1,6 +1,8 @@
 import type {
-  CardReadCommand,
   AlertAckCommand,
+  AllowanceResolveCommand,
+  AllowanceRunCommand,
+  CardReadCommand,
   CardSellCommand,
   ReadCommand,
   RelayCommand,
@@ -9,6 +11,8 @@ import type {
 } from './schema.js';
 
 export type {
+  AllowanceResolveCommand,
+  AllowanceRunCommand,
   CardReadCommand,
   CardSellCommand,
   CommandName,
@@ -71,6 +75,8 @@ export interface CommandHandlers {
   cardSell(cmd: CardSellCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardRead(cmd: CardReadCommand, ctx: CommandContext): Promise<CommandOutcome>;
   alertAck(cmd: AlertAckCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  allowanceRun(cmd: AllowanceRunCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  allowanceResolve(cmd: AllowanceResolveCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
