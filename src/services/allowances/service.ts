@@ -619,7 +619,10 @@ export class AllowanceService {
     if (timer !== undefined) return;
     const every = this.opts.progressEveryMs ?? 5000;
     const wait = Math.max(0, (this.lastProgress.get(label) ?? -Infinity) + every - this.timers.now());
-    if (wait === 0) return this.publishProgress(key);
+    if (wait === 0) {
+      this.publishProgress(key);
+      return;
+    }
     const handle = this.timers.setTimeout(() => {
       this.progressTimers.delete(label);
       this.publishProgress(key);
