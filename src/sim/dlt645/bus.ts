@@ -26,6 +26,11 @@ export interface SimulatedBusOptions {
   readonly faults?: BusFaults;
   /** Serial settings when attaching a port path. Default 2400 (the pty ignores it, a real adapter does not). */
   readonly baudRate?: number;
+  /**
+   * Hold each reply as long as a real line would: the request's and the reply's bytes at `baudRate` (11 bits a byte,
+   * 8E1) plus the meter's turnaround. For benchmarks over TCP or a pty, which are far faster than RS-485.
+   */
+  readonly emulateLine?: { readonly turnaroundMs: number; readonly bitsPerByte?: number };
 }
 
 /** Where a line was attached: a serial device, or a TCP listener (port as bound, useful with port 0). */
@@ -41,6 +46,8 @@ export interface BusStats {
   readonly corrupted: number;
   /** Bytes the request decoder threw away (noise, broken frames). */
   readonly discardedBytes: number;
+  /** Bytes of every request heard and reply sent, preambles included: what the line carried. */
+  readonly lineBytes: number;
   /** Per meter, by its current address: requests addressed to it (wildcard and broadcast included) and replies sent. */
   readonly meters: Readonly<Record<Address, { readonly requests: number; readonly replies: number }>>;
 }
@@ -77,7 +84,8 @@ export class SimulatedBus {
   private busFaults: BusFaults;
   private busDrop = 0;
   private busCorrupt = 0;
-  private totals = { requests: 0, replies: 0, dropped: 0, corrupted: 0, discardedBytes: 0 };
+  private totals = { requests: 0, replies: 0, dropped: 0, corrupted: 0, discardedBytes: 0, lineBytes: 0 };
+  private readonly emulateLine: { readonly turnaroundMs: number; readonly byteMs: number } | undefined;
   private readonly streams = new Set<Duplex>();
   private readonly servers = new Set<Server>();
   private readonly ports = new Set<SerialPort>();
@@ -89,6 +97,10 @@ export class SimulatedBus {
     this.clock = options.clock ?? systemClock;
     this.baudRate = options.baudRate ?? 2400;
     this.busFaults = checkFaults(options.faults ?? {});
+    this.emulateLine = options.emulateLine && {
+      turnaroundMs: options.emulateLine.turnaroundMs,
+      byteMs: ((options.emulateLine.bitsPerByte ?? 11) * 1000) / this.baudRate,
+    };
     for (const m of meters) this.add(m);
   }
 
@@ -210,6 +222,7 @@ export class SimulatedBus {
     // A reply on the line is not a request: our own echo, or another meter's answer.
     if (frame.control & DIR_REPLY) return;
     this.totals.requests++;
+    this.totals.lineBytes += raw.length;
     const now = this.clock.now();
     const heard = this.heardBy(frame.address);
     // Write address (0x15 in 2007, 0x0A in 1997) may change who answers to what.
@@ -230,7 +243,7 @@ export class SimulatedBus {
         this.log.error({ meter: meter.address, err: (err as Error).message }, 'simulated meter failed on a request');
         continue;
       }
-      for (const reply of replies) this.send(stream, meter, line, reply, faults);
+      for (const reply of replies) this.send(stream, meter, line, reply, faults, raw.length);
     }
   }
 
@@ -243,7 +256,7 @@ export class SimulatedBus {
     return (this.byAddress.get(address) ?? []).filter((m) => m.hears(address));
   }
 
-  private send(stream: Duplex, meter: SimulatedMeter, line: MeterLine, reply: Frame, faults: BusFaults): void {
+  private send(stream: Duplex, meter: SimulatedMeter, line: MeterLine, reply: Frame, faults: BusFaults, requestBytes = 0): void {
     if (line.drop > 0 || this.busDrop > 0) {
       if (line.drop > 0) line.drop--;
       else this.busDrop--;
@@ -266,7 +279,9 @@ export class SimulatedBus {
     }
     line.replies++;
     this.totals.replies++;
-    const delay = faults.delayMs ?? meter.delayMs;
+    this.totals.lineBytes += bytes.length;
+    const onTheLine = this.emulateLine ? (requestBytes + bytes.length) * this.emulateLine.byteMs + this.emulateLine.turnaroundMs : 0;
+    const delay = (faults.delayMs ?? meter.delayMs) + onTheLine;
     if (delay <= 0) {
       write(stream, bytes);
       return;

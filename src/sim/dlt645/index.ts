@@ -34,6 +34,8 @@ export interface Dlt645SimulatorOptions {
   /** Faults for the whole bus from the start (e.g. a reply delay, noise). */
   readonly faults?: BusFaults;
   readonly security?: SecurityModule;
+  /** Hold replies as long as a real line at 2400 baud would, plus the meter's turnaround (benchmarks). */
+  readonly emulateLine?: { readonly turnaroundMs: number; readonly bitsPerByte?: number };
   /**
    * Host time the meters were switched on; default now. An earlier time gives them the history of a meter that has
    * been running: registers grown at their load and a daily freeze at every midnight since (62 kept).
@@ -75,6 +77,7 @@ export async function startDlt645Simulator(options: Dlt645SimulatorOptions): Pro
     logger,
     ...(clock ? { clock } : {}),
     ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.emulateLine ? { emulateLine: options.emulateLine } : {}),
   });
   try {
     let tcpPort: number | undefined;
