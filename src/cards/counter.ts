@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
 import type { Logger } from '../log.js';
 import type { CardLayout } from '../profiles/card-layout.js';
+import type { CardProvisioning } from './provisioning.js';
 import { readCard, type CardReading } from './read.js';
 import { reissueCard, sellCard, type CardSale, type SaleBooks, type SaleRecorder } from './sale.js';
 import { makeCheckCard, makeClearCard, type ServiceCardRequest } from './service-cards.js';
@@ -13,6 +14,8 @@ export interface CardCounterOptions {
   readonly books: SaleBooks;
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** The archive's side: lost cards refused, card meters adopted at their first visit (absent: neither). */
+  readonly provisioning?: CardProvisioning;
 }
 
 /** What the cashier gives for a sale; the purchase count comes from the books, never from the caller. */
@@ -23,6 +26,8 @@ export interface CounterSale {
   readonly operator: string;
   readonly psc: Uint8Array;
   readonly forcePsc?: boolean;
+  /** The operator confirms adopting a meter the books have never seen from the count on its card (first visit). */
+  readonly adopt?: boolean;
 }
 
 /**
@@ -47,7 +52,7 @@ export class CardCounter {
 
   /** The next purchase on the customer's card: the count is the books' last for the meter + 1 (see prepareSale). */
   async sell(encoder: CardEncoder, layout: CardLayout, sale: CounterSale): Promise<CardSale> {
-    const { recorder, books, clock, logger } = this.#opts;
+    const { recorder, books, clock, logger, provisioning } = this.#opts;
     const last = await books.lastSale(sale.meterNumber);
     return sellCard(
       encoder,
@@ -61,7 +66,18 @@ export class CardCounter {
         ...(sale.forcePsc ? { forcePsc: true } : {}),
       },
       recorder,
-      { ...(clock ? { clock } : {}), ...(logger ? { logger } : {}) },
+      {
+        ...(clock ? { clock } : {}),
+        ...(logger ? { logger } : {}),
+        ...(provisioning
+          ? {
+              prepare: async (card: CardReading, booksCount: number) => {
+                provisioning.refuseLost(card);
+                return provisioning.adoptAtFirstVisit(card, layout.amountUnit, booksCount, sale.adopt === true, sale.operator);
+              },
+            }
+          : {}),
+      },
     );
   }
 
@@ -71,6 +87,7 @@ export class CardCounter {
     layout: CardLayout,
     request: { meterNumber: string; psc: Uint8Array; forcePsc?: boolean },
   ): Promise<{ count: number; amount: number }> {
+    if (this.#opts.provisioning) this.#opts.provisioning.refuseLost(await readCard(encoder, layout));
     const last = await this.#opts.books.lastSale(request.meterNumber);
     if (!last)
       throw new CardError(

@@ -18,3 +18,11 @@ export {
 } from './sale.js';
 export { makeCheckCard, makeClearCard, type ServiceCardRequest } from './service-cards.js';
 export { rewriteCard, type RewriteOptions, type RewritePlan } from './write.js';
+export {
+  CardProvisioning,
+  type CardHealth,
+  type OpenCardRequest,
+  type OpenedCard,
+  type ReplaceCardRequest,
+  type ReplacedCard,
+} from './provisioning.js';

@@ -164,13 +164,19 @@ export async function sellCard(
   layout: CardLayout,
   request: SaleRequest,
   recorder: SaleRecorder,
-  opts: { clock?: Clock; logger?: Logger } = {},
+  opts: {
+    clock?: Clock;
+    logger?: Logger;
+    /** Sees the card before the sale is decided: refuses a lost card, adopts a meter at its first visit (the books' count to sell from). */
+    prepare?: (card: CardReading, booksCount: number) => Promise<number>;
+  } = {},
 ): Promise<CardSale> {
   const log = (opts.logger ?? silentLogger).child({ encoder: encoder.id, meter: request.meterNumber });
   checkAmount(layout, request.amount);
   if (request.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'a sale needs the operator who takes the money');
   const card = await readCard(encoder, layout);
-  const check = prepareSale(card, request);
+  const booksCount = opts.prepare ? await opts.prepare(card, request.booksCount) : request.booksCount;
+  const check = prepareSale(card, { ...request, booksCount });
   if (!check.ok) {
     log.info({ event: 'card-sale-refused', code: check.code }, check.message);
     throw new CardError(check.code, check.message);

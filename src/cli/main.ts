@@ -26,7 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   profile: async () => (await import('./commands/profile.js')).registerProfileCommand,
   sim: async () => (await import('./commands/sim.js')).registerSimCommand,
   card: async () => {
-    const [{ registerCardCommand }, { LedgerCardSales }, { openStore }, { systemClock }, { join }] = await Promise.all([
+    const [{ registerCardCommand }, { LedgerCardSales, CardProvisioning }, { openStore }, { systemClock }, { join }] = await Promise.all([
       import('./commands/card.js'),
       import('../cards/index.js'),
       import('../store/index.js'),
@@ -42,8 +42,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
     };
     const dir = await dataDir();
     let store: ReturnType<typeof openStore> | undefined;
-    const books = new LedgerCardSales(() => (store ??= openStore({ path: join(dir, 'meterd.db'), clock: systemClock })));
-    return (program, io) => registerCardCommand(program, io, { recorder: books, books });
+    const storeOf = () => (store ??= openStore({ path: join(dir, 'meterd.db'), clock: systemClock }));
+    const books = new LedgerCardSales(storeOf);
+    return (program, io) => registerCardCommand(program, io, { recorder: books, books, provisioning: new CardProvisioning(storeOf) });
   },
   topup: async () => (await import('./commands/topup.js')).registerTopupCommand,
   report: async () => (await import('./commands/report.js')).registerReportCommand,

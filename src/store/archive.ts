@@ -189,6 +189,12 @@ export class CustomerArchive {
       }));
   }
 
+  /** The highest numeric serial recorded lost (0 when none): new serials never reuse one. */
+  maxLostSerial(): number {
+    const rows = this.connection.statement<[], { card_serial: string }>('SELECT card_serial FROM lost_cards').all();
+    return rows.reduce((max, r) => (/^\d+$/.test(r.card_serial) ? Math.max(max, Number(r.card_serial)) : max), 0);
+  }
+
   lostCard(cardSerial: string): LostCard | null {
     return lostCardBySerial(this.connection, cardSerial);
   }

@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
 import { fromHex } from '../../../protocols/card/index.js';
-import { CardCounter, type CardReading, type SaleBooks, type SaleRecorder } from '../../cards/index.js';
+import { CardCounter, type CardProvisioning, type CardReading, type SaleBooks, type SaleRecorder } from '../../cards/index.js';
 import type { Clock } from '../../clock.js';
 import { SerialCardEncoder, type CardEncoder } from '../../devices/card-encoder/index.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
 import { randomUUID } from 'node:crypto';
-import { parseKwhText, parseYuanText } from '../../values/index.js';
+import { parseCustomerNo, parseKwhText, parseYuanText } from '../../values/index.js';
 import { resultOf, sendToDaemon } from '../daemon-client.js';
 import { DIRECT_HELP, routeCommand, type CommandRoute } from '../daemon-route.js';
-import { usageError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 
 /** What `meterd card` needs from the rest of meterd: the books (the ledger owner supplies them), and optional context. */
 export interface CardCommandDeps {
@@ -18,6 +18,8 @@ export interface CardCommandDeps {
   readonly recorder: SaleRecorder;
   /** The last purchase per meter, for the next count and for re-issue. */
   readonly books: SaleBooks;
+  /** The archive's side (open, replace, health, lost cards, first-visit adoption); absent: those commands refuse. */
+  readonly provisioning?: CardProvisioning;
   readonly logger?: Logger;
   readonly clock?: Clock;
   /** Extra folders searched (after the shipped ones) for `--encoder ID` and `--layout ID`. */
@@ -48,6 +50,7 @@ export function registerCardCommand(program: Command, io: { out: (line: string) 
   const counter = new CardCounter({
     recorder: deps.recorder,
     books: deps.books,
+    ...(deps.provisioning ? { provisioning: deps.provisioning } : {}),
     ...(deps.clock ? { clock: deps.clock } : {}),
     ...(deps.logger ? { logger: deps.logger } : {}),
   });
@@ -122,6 +125,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .option('--kwh <kWh>', 'energy to sell (layouts in 0.01 kWh), e.g. 20 or 12.5')
     .option('--amount <yuan>', 'money to load (layouts in fen), e.g. 50 or 12.30')
     .requiredOption('--operator <name>', 'the cashier taking the money')
+    .option('--adopt', "confirm: a meter the books have never seen is adopted from its card's count (its first visit)")
     .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): sell through its running daemon')
     .option('--counter <id>', "the config's encoder (encoders[].id) the daemon sells with")
     .option('--direct', DIRECT_HELP)
@@ -129,7 +133,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
       'after',
       '\nExamples:\n  meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice\n  meterd card sell --port /dev/ttyUSB0 --layout my-money-card --meter 000012345678 --amount 50 --operator bob\n',
     )
-    .action(async (opts: CommonOptions & { meter: string; kwh?: string; amount?: string; operator: string }) => {
+    .action(async (opts: CommonOptions & { meter: string; kwh?: string; amount?: string; operator: string; adopt?: boolean }) => {
       const route = await daemonRoute(opts);
       if (route !== undefined) {
         const meter = route.config.meters.find(
@@ -148,6 +152,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
             ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
             ...(opts.kwh !== undefined ? { energyKwh: parsed.value / 100 } : { amountFen: parsed.value }),
             operator: opts.operator,
+            ...(opts.adopt ? { adopt: true } : {}),
           },
           { operator: opts.operator },
         );
@@ -172,6 +177,7 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
           operator: opts.operator,
           psc,
           ...(opts.force ? { forcePsc: true } : {}),
+          ...(opts.adopt ? { adopt: true } : {}),
         });
         io.out(
           `sold ${formatAmount(sale.amount, sale.unit)} to meter ${sale.meterNumber}: purchase count ${sale.purchaseCount}, card verified, recorded for ${sale.operator}`,
@@ -233,7 +239,131 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
       });
     });
 
+  const provisioning = (): CardProvisioning => {
+    if (!deps.provisioning) throw usageError('this command needs the gateway books: set METERD_CONFIG (or METERD_DATA_DIR)');
+    return deps.provisioning;
+  };
+
+  common(card.command('open').description('open an account on a blank card (开户): meter, customer, serial, optionally a first purchase'))
+    .requiredOption('--meter <number>', 'the meter the card is for, 12 digits')
+    .requiredOption('--customer <number>', 'customer number, up to 12 digits')
+    .option('--name <name>', 'the customer name, when the customer is not in the archive yet')
+    .option('--room <room>', 'the room or address, when the customer is not in the archive yet')
+    .option('--serial <n>', 'card serial (default: the next free one)')
+    .option('--kwh <kWh>', 'a first purchase of energy (layouts in 0.01 kWh)')
+    .option('--amount <yuan>', 'a first purchase of money (layouts in fen)')
+    .requiredOption('--operator <name>', 'who opens the card (and takes the money of a first purchase)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  meterd card open --port /dev/ttyUSB0 --meter 000012345678 --customer 880000000042 --operator alice\n  meterd card open --port /dev/ttyUSB0 --meter 000012345679 --customer 880000000043 --name "Wang Li" --room 3-201 --kwh 20 --operator alice\n',
+    )
+    .action(
+      async (
+        opts: CommonOptions & {
+          meter: string;
+          customer: string;
+          name?: string;
+          room?: string;
+          serial?: string;
+          kwh?: string;
+          amount?: string;
+          operator: string;
+          json?: boolean;
+        },
+      ) => {
+        const meterNumber = meterOption(opts.meter);
+        const customerNo = customerOption(opts.customer);
+        const serial = serialOption(opts.serial);
+        await withEncoder(opts, deps, async (encoder, layout, psc) => {
+          const first = opts.kwh === undefined && opts.amount === undefined ? undefined : amountOption(opts, layout.amountUnit);
+          const r = await provisioning().openCard(encoder, layout, {
+            meterNumber,
+            customerNo,
+            ...(opts.name !== undefined ? { name: opts.name } : {}),
+            ...(opts.room !== undefined ? { room: opts.room } : {}),
+            ...(serial !== undefined ? { cardSerial: serial } : {}),
+            ...(first !== undefined ? { firstAmount: first } : {}),
+            operator: opts.operator,
+            psc,
+            ...(opts.force ? { forcePsc: true } : {}),
+          });
+          if (opts.json) return io.out(JSON.stringify(r));
+          io.out(
+            `card ${r.cardSerial} opened for customer ${r.customerNo} on meter ${r.meterNumber}: ${r.sale ? `first purchase ${r.purchaseCount} of ${formatAmount(r.amount, layout.amountUnit)} sold and recorded for ${opts.operator}` : 'no purchase on it (no money taken)'}; card verified`,
+          );
+        });
+      },
+    );
+
+  common(
+    card.command('replace').description('replace a lost or broken card (补卡) on a blank card: the last purchase again, never a new sale'),
+  )
+    .requiredOption('--customer <number>', 'the customer whose card is replaced')
+    .option('--reason <reason>', 'lost or broken', 'lost')
+    .option('--serial <n>', 'the new card serial (default: the next free one)')
+    .requiredOption('--operator <name>', 'who replaces it')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  meterd card replace --port /dev/ttyUSB0 --customer 880000000042 --reason lost --operator alice\n')
+    .action(async (opts: CommonOptions & { customer: string; reason: string; serial?: string; operator: string; json?: boolean }) => {
+      const customerNo = customerOption(opts.customer);
+      if (opts.reason !== 'lost' && opts.reason !== 'broken') throw usageError('--reason is lost or broken');
+      const serial = serialOption(opts.serial);
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        const r = await provisioning().replaceCard(encoder, layout, {
+          customerNo,
+          reason: opts.reason as 'lost' | 'broken',
+          ...(serial !== undefined ? { cardSerial: serial } : {}),
+          operator: opts.operator,
+          psc,
+          ...(opts.force ? { forcePsc: true } : {}),
+        });
+        if (opts.json) return io.out(JSON.stringify(r));
+        io.out(
+          `card ${r.cardSerial} replaces ${r.oldSerial ?? '(no card on record)'} for customer ${r.customerNo} on meter ${r.meterNumber}: purchase ${r.purchaseCount} (${formatAmount(r.amount, layout.amountUnit)}) again, not a new sale${r.oldSerial ? `; card ${r.oldSerial} is refused from now on` : ''}`,
+        );
+      });
+    });
+
+  common(
+    card
+      .command('health')
+      .description('card maintenance: ATR, PSC attempts left, layout, and whether it agrees with the archive and the books'),
+  )
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExample:\n  meterd card health --port /dev/ttyUSB0\n\nExit code 0 when healthy; 1 with the findings, each saying what to do.\n',
+    )
+    .action(async (opts: CommonOptions & { json?: boolean }) => {
+      await withEncoder(opts, deps, async (encoder, layout) => {
+        const h = await provisioning().health(encoder, layout);
+        if (opts.json) io.out(JSON.stringify(h));
+        else {
+          io.out(
+            `card: ${h.kind} (ATR ${h.atr}), PSC attempts left ${h.pscAttemptsLeft}${h.blank ? ', blank' : `, meter ${h.meterNumber}, serial ${h.cardSerial ?? '-'}, purchase ${h.purchaseCount}${h.booksCount !== undefined ? ` (books ${h.booksCount})` : ''}`}`,
+          );
+          for (const f of h.findings) io.out(`finding: ${f}`);
+          if (h.ok) io.out('healthy: the card, the archive and the books agree');
+        }
+        if (!h.ok) throw new CliError('CARD_UNHEALTHY', `${h.findings.length} finding(s) on this card: see above`);
+      });
+    });
+
   return card;
+}
+
+function customerOption(text: string): string {
+  const p = parseCustomerNo(text);
+  if (!p.ok) throw usageError(`--customer ${p.reason}`);
+  return p.value;
+}
+
+function serialOption(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1)
+    throw usageError(`--serial must be a card serial number from 1 to 999999999, not "${text}"`);
+  return Number(text);
 }
 
 /**

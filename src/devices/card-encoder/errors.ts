@@ -36,6 +36,13 @@ export type CardErrorCode =
   | 'CARD_SWAPPED'
   | 'SALE_NOT_RECORDED'
   | 'NOTHING_TO_REISSUE'
+  // provisioning (docs/provisioning.md): opening, replacing, adopting at the first visit
+  | 'CARD_REPORTED_LOST'
+  | 'ADOPTION_NEEDED'
+  | 'CARD_NOT_BLANK'
+  | 'UNKNOWN_CUSTOMER'
+  | 'CUSTOMER_HAS_CARD'
+  | 'ARCHIVE_CONFLICT'
   // the counter as the gateway runs it: a station request the gateway config cannot serve
   | 'UNKNOWN_ENCODER'
   | 'CONFIG_INVALID'

@@ -1,0 +1,464 @@
+import { readRecord } from '../../protocols/card/index.js';
+import { systemClock, type Clock } from '../clock.js';
+import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
+import { silentLogger, type Logger } from '../log.js';
+import { USER_ROLES, type CardLayout } from '../profiles/card-layout.js';
+import { type Customer, type LostCard, recordLostCard, recordOpening, saveCustomer, StoreError, type Store } from '../store/index.js';
+import { LedgerCardSales } from './ledger-sales.js';
+import { readCard, readRecordBytes, type CardReading } from './read.js';
+import type { CardSale } from './sale.js';
+import { rewriteCard } from './write.js';
+
+// Provisioning at the counter (docs/provisioning.md § Opening a card, § Replacing a lost card, § Card health): a blank
+// card becomes a customer's card, a lost one is replaced with the last purchase, a card's health is checked against
+// the archive and the books, and a card meter's first visit adopts it from its card.
+
+export interface OpenCardRequest {
+  /** 12 digits, the meter's DL/T 645 address. */
+  readonly meterNumber: string;
+  readonly customerNo: string;
+  /** Name and room, when the customer is not in the archive yet (a new customer). */
+  readonly name?: string;
+  readonly room?: string;
+  /** Default: the next serial after every one the archive has seen. */
+  readonly cardSerial?: number;
+  /** A first purchase, in the layout's unit; none: the card is opened empty (no money taken). */
+  readonly firstAmount?: number;
+  readonly operator: string;
+  readonly psc: Uint8Array;
+  readonly forcePsc?: boolean;
+}
+
+export interface OpenedCard {
+  readonly meterNumber: string;
+  readonly customerNo: string;
+  readonly cardSerial: number;
+  readonly purchaseCount: number;
+  readonly amount: number;
+  /** The sale recorded for the first purchase, when there was one. */
+  readonly sale?: CardSale;
+  /** True when this card started the meter's books (an opening entry at count 0). */
+  readonly openedBooks: boolean;
+}
+
+export interface ReplaceCardRequest {
+  readonly customerNo: string;
+  readonly reason: 'lost' | 'broken';
+  readonly cardSerial?: number;
+  readonly operator: string;
+  readonly psc: Uint8Array;
+  readonly forcePsc?: boolean;
+}
+
+export interface ReplacedCard {
+  readonly meterNumber: string;
+  readonly customerNo: string;
+  readonly cardSerial: number;
+  /** The serial now recorded lost (null when the archive had none for the customer). */
+  readonly oldSerial: string | null;
+  readonly purchaseCount: number;
+  readonly amount: number;
+}
+
+export interface CardHealth {
+  readonly atr: string;
+  readonly kind: string;
+  readonly pscAttemptsLeft: number;
+  readonly blank: boolean;
+  readonly layoutValid: boolean;
+  readonly meterNumber?: string;
+  readonly customerNumber?: string;
+  readonly cardSerial?: string;
+  readonly purchaseCount?: number;
+  readonly booksCount?: number;
+  /** Plain sentences: what is wrong and what to do. Empty: healthy. */
+  readonly findings: readonly string[];
+  readonly ok: boolean;
+}
+
+/** The card serials, customers and books the counter's provisioning works with (the gateway's store). */
+export class CardProvisioning {
+  readonly #store: () => Store;
+  readonly #sales: LedgerCardSales;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+
+  constructor(store: () => Store, opts: { clock?: Clock; logger?: Logger } = {}) {
+    this.#store = store;
+    this.#sales = new LedgerCardSales(store);
+    this.#clock = opts.clock ?? systemClock;
+    this.#log = (opts.logger ?? silentLogger).child({ component: 'card-provisioning' });
+  }
+
+  /** CARD_REPORTED_LOST when the card's serial was reported lost or broken: a replaced card is never sold onto again. */
+  refuseLost(card: CardReading): void {
+    if (card.cardSerial === undefined) return;
+    const lost = this.#store().archive.lostCard(String(card.cardSerial));
+    if (lost) throw lostError(lost);
+  }
+
+  /**
+   * A card meter at its first visit (adopted from its customer's card): when the books have nothing of the meter and
+   * the card shows purchases, the count and last purchase on the card become the meter's opening entry, confirmed by
+   * the operator (`confirm`). Without confirmation ADOPTION_NEEDED says how to confirm. Returns the books' count to
+   * sell from: unchanged when the meter has history (a disagreement then still refuses, in prepareSale).
+   */
+  async adoptAtFirstVisit(
+    card: CardReading,
+    layoutUnit: 'fen' | '0.01kWh',
+    booksCount: number,
+    confirm: boolean,
+    operator: string,
+  ): Promise<number> {
+    if (booksCount > 0 || (await this.#sales.lastSale(card.meterNumber)) !== undefined) return booksCount;
+    const onCard = card.valid && card.role !== 'unknown' && USER_ROLES.includes(card.role) ? card.purchase.count : 0;
+    const count = Math.max(onCard, card.writeBack?.purchaseCount ?? 0);
+    if (count === 0) return booksCount;
+    if (!confirm)
+      throw new CardError(
+        'ADOPTION_NEEDED',
+        `meter ${card.meterNumber} has no history in the books and this card shows purchase ${count}: if this is the meter's first visit, confirm its adoption from the card (card sell --adopt, or adopt: true in card-sell) and the sale goes on at ${count + 1}`,
+      );
+    this.#store().transaction(
+      (tx) =>
+        recordOpening(tx, {
+          meterId: card.meterNumber,
+          unit: layoutUnit === 'fen' ? 'money' : 'energy',
+          wallet: { count, balance: card.writeBack?.balance ?? 0, overdraft: 0 },
+          lastAmount: onCard === count ? card.purchase.amount : 0,
+          operator,
+          ...(card.customerNumber ? { customerNo: card.customerNumber } : {}),
+          source: 'card',
+        }),
+      { durable: true },
+    );
+    this.#log.info({ meter: card.meterNumber, count, operator }, 'card meter adopted at its first visit');
+    return count;
+  }
+
+  /**
+   * Opens an account on a blank card (开户): the identity (meter, customer, serial), the purchase area as an opening
+   * card (count = the books' + 1 with a first purchase, else the books' count and nothing), every byte read back and
+   * the card read again through the layout; then the archive (customer bound to meter and card) and the books (an
+   * opening entry when the meter had none, a sale only when money was taken).
+   */
+  async openCard(encoder: CardEncoder, layout: CardLayout, req: OpenCardRequest): Promise<OpenedCard> {
+    if (req.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'opening a card needs the operator who opens it');
+    const store = this.#store();
+    const customer = store.archive.get(req.customerNo);
+    if (!customer && (req.name === undefined || req.room === undefined))
+      throw new CardError(
+        'UNKNOWN_CUSTOMER',
+        `customer ${req.customerNo} is not in the archive: give the name and room to add them (--name, --room), or import the archive first`,
+      );
+    if (customer?.cardSerial && customer.state === 'active' && !store.archive.lostCard(customer.cardSerial))
+      throw new CardError(
+        'CUSTOMER_HAS_CARD',
+        `customer ${req.customerNo} already has card ${customer.cardSerial}; if it is lost or broken, replace it (card replace), which keeps the last purchase`,
+      );
+    const holder = store.archive.byMeter(req.meterNumber);
+    if (holder && holder.customerNo !== req.customerNo)
+      throw new CardError(
+        'ARCHIVE_CONFLICT',
+        `meter ${req.meterNumber} is bound to active customer ${holder.customerNo}; move that customer out first (meterd archive move-out ${holder.customerNo})`,
+      );
+    const last = await this.#sales.lastSale(req.meterNumber);
+    const booksCount = last?.count ?? 0;
+    const count = req.firstAmount !== undefined ? booksCount + 1 : booksCount;
+    const amount = req.firstAmount ?? 0;
+    const serial = req.cardSerial ?? this.nextSerial();
+    await this.#writeBlank(encoder, layout, {
+      meterNumber: req.meterNumber,
+      customerNo: req.customerNo,
+      serial,
+      role: 'opening',
+      count,
+      amount,
+      psc: req.psc,
+      ...(req.forcePsc ? { forcePsc: true } : {}),
+    });
+    const openedBooks = last === undefined;
+    store.transaction(
+      (tx) => {
+        if (openedBooks)
+          recordOpening(tx, {
+            meterId: req.meterNumber,
+            unit: layout.amountUnit === 'fen' ? 'money' : 'energy',
+            wallet: { count: 0, balance: 0, overdraft: 0 },
+            lastAmount: 0,
+            operator: req.operator,
+            customerNo: req.customerNo,
+            source: 'card-open',
+          });
+        archive(() =>
+          saveCustomer(
+            tx,
+            req.customerNo,
+            {
+              ...(customer ? {} : { name: req.name!, room: req.room! }),
+              meterAddress: req.meterNumber,
+              cardSerial: String(serial),
+              state: 'active',
+            },
+            { operator: req.operator, action: 'open-card' },
+          ),
+        );
+      },
+      { durable: true },
+    );
+    let sale: CardSale | undefined;
+    if (req.firstAmount !== undefined) {
+      sale = {
+        channel: 'card',
+        meterNumber: req.meterNumber,
+        customerNumber: req.customerNo,
+        cardSerial: serial,
+        purchaseCount: count,
+        amount,
+        unit: layout.amountUnit,
+        operator: req.operator,
+        encoder: encoder.id,
+        layout: layout.id,
+        at: new Date(this.#clock.now()).toISOString(),
+      };
+      await this.#sales.record(sale);
+    }
+    this.#log.info({ meter: req.meterNumber, customer: req.customerNo, serial, count, amount }, 'card opened');
+    await encoder.beep(100).catch(() => undefined);
+    return {
+      meterNumber: req.meterNumber,
+      customerNo: req.customerNo,
+      cardSerial: serial,
+      purchaseCount: count,
+      amount,
+      openedBooks,
+      ...(sale ? { sale } : {}),
+    };
+  }
+
+  /**
+   * Replaces a lost or broken card (补卡) on a blank card: the customer's meter and number, a new serial, and the
+   * books' last purchase (same count, same amount) as a replacement card; never a new sale. The old serial is recorded
+   * lost, so that card is refused if it comes back.
+   */
+  async replaceCard(encoder: CardEncoder, layout: CardLayout, req: ReplaceCardRequest): Promise<ReplacedCard> {
+    if (req.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'replacing a card needs the operator who does it');
+    const store = this.#store();
+    const customer = store.archive.get(req.customerNo);
+    if (!customer)
+      throw new CardError(
+        'UNKNOWN_CUSTOMER',
+        `customer ${req.customerNo} is not in the archive; see meterd archive list, or open a card for them`,
+      );
+    if (customer.state !== 'active' || customer.meterAddress === null)
+      throw new CardError(
+        'UNKNOWN_CUSTOMER',
+        `customer ${req.customerNo} is ${customer.state}${customer.meterAddress === null ? ' and bound to no meter' : ''}: a replacement card is for an active customer with a meter (meterd archive reactivate, or open a card)`,
+      );
+    const last = await this.#sales.lastSale(customer.meterAddress);
+    const serial = req.cardSerial ?? this.nextSerial();
+    const count = last?.count ?? 0;
+    const amount = last?.amount ?? 0;
+    await this.#writeBlank(encoder, layout, {
+      meterNumber: customer.meterAddress,
+      customerNo: customer.customerNo,
+      serial,
+      role: 'replacement',
+      count,
+      amount,
+      psc: req.psc,
+      ...(req.forcePsc ? { forcePsc: true } : {}),
+    });
+    const oldSerial = customer.cardSerial;
+    store.transaction(
+      (tx) => {
+        if (oldSerial !== null)
+          recordLostCard(tx, {
+            cardSerial: oldSerial,
+            customerNo: customer.customerNo,
+            meterAddress: customer.meterAddress!,
+            reason: req.reason,
+            replacedBy: String(serial),
+            operator: req.operator,
+          });
+        saveCustomer(
+          tx,
+          customer.customerNo,
+          { cardSerial: String(serial) },
+          { operator: req.operator, action: `replace-card (${req.reason})` },
+        );
+      },
+      { durable: true },
+    );
+    this.#log.info({ meter: customer.meterAddress, customer: customer.customerNo, serial, oldSerial, count }, 'card replaced');
+    await encoder.beep(100).catch(() => undefined);
+    return {
+      meterNumber: customer.meterAddress,
+      customerNo: customer.customerNo,
+      cardSerial: serial,
+      oldSerial,
+      purchaseCount: count,
+      amount,
+    };
+  }
+
+  /** 购电卡常规性维护: what the card is, whether a meter would take it, and whether it agrees with the archive and the books. */
+  async health(encoder: CardEncoder, layout: CardLayout): Promise<CardHealth> {
+    const { atr, kind } = await encoder.powerUp(layout.card);
+    const atrHex = Buffer.from(atr).toString('hex').toUpperCase();
+    const attempts = await encoder.pscAttemptsLeft();
+    const findings: string[] = [];
+    if (attempts < 3) findings.push(`only ${attempts} PSC attempt(s) left: write this card only with the right PSC, or replace it`);
+    const image = readRecord(layout, await readRecordBytes(encoder, layout));
+    if (image.ok && image.value.areas.identity?.blank)
+      return {
+        atr: atrHex,
+        kind,
+        pscAttemptsLeft: attempts,
+        blank: true,
+        layoutValid: false,
+        findings: [...findings, 'the card is blank: open it for a customer (card open)'],
+        ok: false,
+      };
+    let card: CardReading;
+    try {
+      card = await readCard(encoder, layout);
+    } catch (err) {
+      const message = (err as Error).message;
+      return {
+        atr: atrHex,
+        kind,
+        pscAttemptsLeft: attempts,
+        blank: false,
+        layoutValid: false,
+        findings: [...findings, message],
+        ok: false,
+      };
+    }
+    for (const p of card.problems) findings.push(p);
+    const serial = card.cardSerial === undefined ? undefined : String(card.cardSerial);
+    const store = this.#store();
+    const lost = serial === undefined ? null : store.archive.lostCard(serial);
+    if (lost) findings.push(lostError(lost).message);
+    const customer: Customer | null = store.archive.byMeter(card.meterNumber);
+    if (USER_ROLES.includes(card.role as never)) {
+      if (!customer)
+        findings.push(`meter ${card.meterNumber} has no active customer in the archive: import the archive or open the account`);
+      else {
+        if (card.customerNumber !== undefined && card.customerNumber.replace(/^0+/, '') !== customer.customerNo.replace(/^0+/, ''))
+          findings.push(
+            `the card names customer ${card.customerNumber}, the archive binds meter ${card.meterNumber} to ${customer.customerNo}`,
+          );
+        if (!lost && serial !== undefined && customer.cardSerial !== null && customer.cardSerial !== serial)
+          findings.push(`the archive gives customer ${customer.customerNo} card ${customer.cardSerial}, not ${serial}`);
+      }
+    }
+    const last = await this.#sales.lastSale(card.meterNumber);
+    if (USER_ROLES.includes(card.role as never) && last !== undefined && card.valid) {
+      if (card.purchase.count < last.count)
+        findings.push(`the books have purchase ${last.count}, the card carries ${card.purchase.count}: re-issue it (card reissue)`);
+      if (card.purchase.count > last.count)
+        findings.push(
+          `the card carries purchase ${card.purchase.count}, newer than the books' ${last.count}: a sale the books do not know; reconcile`,
+        );
+    }
+    if (!card.valid && USER_ROLES.includes(card.role as never) && last !== undefined)
+      findings.push(`the card is not valid for the meter: rewrite the books' last purchase onto it (card reissue)`);
+    return {
+      atr: atrHex,
+      kind,
+      pscAttemptsLeft: attempts,
+      blank: false,
+      layoutValid: card.identityOk,
+      meterNumber: card.meterNumber,
+      ...(card.customerNumber !== undefined ? { customerNumber: card.customerNumber } : {}),
+      ...(serial !== undefined ? { cardSerial: serial } : {}),
+      purchaseCount: card.purchase.count,
+      ...(last !== undefined ? { booksCount: last.count } : {}),
+      findings,
+      ok: findings.length === 0,
+    };
+  }
+
+  /** The next card serial: one past every serial the archive has given or recorded lost. */
+  nextSerial(): number {
+    const store = this.#store();
+    let max = 0;
+    for (const c of store.archive.list())
+      if (c.cardSerial !== null && /^\d+$/.test(c.cardSerial)) max = Math.max(max, Number(c.cardSerial));
+    return Math.max(max, store.archive.maxLostSerial()) + 1;
+  }
+
+  async #writeBlank(
+    encoder: CardEncoder,
+    layout: CardLayout,
+    w: {
+      meterNumber: string;
+      customerNo: string;
+      serial: number;
+      role: 'opening' | 'replacement';
+      count: number;
+      amount: number;
+      psc: Uint8Array;
+      forcePsc?: boolean;
+    },
+  ): Promise<void> {
+    await encoder.powerUp(layout.card);
+    const image = readRecord(layout, await readRecordBytes(encoder, layout));
+    if (!image.ok || !image.value.areas.identity?.blank) {
+      const meter = image.ok ? String(image.value.values.meterNumber ?? '?') : '?';
+      throw new CardError(
+        'CARD_NOT_BLANK',
+        `this card is already issued (meter ${meter}); put a blank card in the encoder — a customer's card is never overwritten by opening or replacing`,
+      );
+    }
+    const customerNumber = w.customerNo.padStart(12, '0');
+    await rewriteCard(
+      encoder,
+      layout,
+      {
+        identity: {
+          magic: layout.magic,
+          ...(layout.version !== undefined ? { version: layout.version } : {}),
+          meterNumber: w.meterNumber,
+          customerNumber,
+          cardSerial: w.serial,
+        },
+        purchase: { role: layout.roles[w.role], purchaseCount: w.count, purchaseAmount: w.amount },
+        clearWriteBack: true,
+      },
+      { psc: w.psc, ...(w.forcePsc ? { forcePsc: true } : {}) },
+    );
+    // Read back through the layout: what a meter will see.
+    const back = await readCard(encoder, layout);
+    const wrong =
+      !back.valid ||
+      back.role !== w.role ||
+      back.meterNumber !== w.meterNumber ||
+      back.customerNumber !== customerNumber ||
+      Number(back.cardSerial) !== w.serial ||
+      back.purchase.count !== w.count ||
+      back.purchase.amount !== w.amount;
+    if (wrong)
+      throw new CardError(
+        'WRITE_VERIFY_FAILED',
+        `the card does not read back as written (${back.problems.join('; ') || 'a field differs'}); take it out and use another blank card`,
+      );
+  }
+}
+
+function lostError(lost: LostCard): CardError {
+  return new CardError(
+    'CARD_REPORTED_LOST',
+    `card ${lost.cardSerial} was reported ${lost.reason} on ${new Date(lost.at).toISOString().slice(0, 10)}${lost.replacedBy ? ` and replaced by card ${lost.replacedBy}` : ''}: keep it, and serve the customer on the replacement card`,
+  );
+}
+
+function archive<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'STORE_CONFLICT') throw new CardError('ARCHIVE_CONFLICT', err.message);
+    throw err;
+  }
+}

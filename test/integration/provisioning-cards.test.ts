@@ -1,0 +1,207 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CardProvisioning, LedgerCardSales } from '../../src/cards/index.js';
+import { registerCardCommand } from '../../src/cli/commands/card.js';
+import { errorLine } from '../../src/cli/errors.js';
+import { systemClock } from '../../src/clock.js';
+import { loadCardLayout } from '../../src/profiles/card-layout.js';
+import { cards, insertIntoMeter, SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { createPtyPair, type PtyPair } from '../helpers/pty.js';
+
+// The counter's provisioning on the simulated encoder with virtual SLE4442 cards and the real books: a blank card
+// opened for a customer and sold onto, replaced after a loss (the old serial refused), a card meter adopted at its
+// first visit, and the card health check.
+
+const layout = loadCardLayout('sle4442-dorm');
+const METER = '000000000301';
+const CUSTOMER = '880000000301';
+let pty: PtyPair;
+let encoder: SimulatedEncoder;
+let store: Store;
+
+beforeAll(async () => {
+  pty = await createPtyPair();
+  encoder = new SimulatedEncoder({ framing: 'star' });
+  await encoder.attach(pty.b);
+  store = openStore({ path: join(mkdtempSync(join(tmpdir(), 'meterd-provcards-')), 'meterd.db'), clock: systemClock });
+});
+afterAll(async () => {
+  store?.close();
+  await encoder?.close();
+  await pty?.close();
+});
+
+/** `meterd card ARGS` in-process against the simulated encoder and the test's books; the printed lines, or the error line. */
+async function card(...args: string[]): Promise<{ out: string[]; error?: string }> {
+  const out: string[] = [];
+  const books = new LedgerCardSales(() => store);
+  const program = new Command('meterd').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: () => undefined });
+  registerCardCommand(
+    program,
+    { out: (l) => out.push(l) },
+    { recorder: books, books, provisioning: new CardProvisioning(() => store), env: {} },
+  );
+  try {
+    await program.parseAsync(['card', ...args, '--port', pty.a], { from: 'user' });
+    return { out };
+  } catch (err) {
+    return { out, error: errorLine(err) };
+  }
+}
+
+/** The customer inserts the card in the meter at home: it loads the purchase and writes its state back. */
+function insertAtHome(c: VirtualSle4442, meter: { purchaseCount: number; balance: number }) {
+  return insertIntoMeter(c, layout, { meterNumber: METER, ...meter });
+}
+
+describe('opening, selling, replacing: one customer card from blank to lost', () => {
+  let first: VirtualSle4442;
+  let replacement: VirtualSle4442;
+
+  it('opens an account on a blank card with a first purchase: verified, an opening entry and one sale in the books', async () => {
+    first = cards.blank();
+    encoder.insert(first);
+    const r = await card(
+      'open',
+      '--meter',
+      METER,
+      '--customer',
+      CUSTOMER,
+      '--name',
+      'Wang Li',
+      '--room',
+      '3-301',
+      '--kwh',
+      '20',
+      '--operator',
+      'alice',
+      '--json',
+    );
+    expect(r.error).toBeUndefined();
+    const opened = JSON.parse(r.out[0]!) as { cardSerial: number; purchaseCount: number; openedBooks: boolean };
+    expect(opened).toMatchObject({ cardSerial: 1, purchaseCount: 1, openedBooks: true });
+    encoder.remove();
+
+    const entries = store.ledger.list({ meterId: METER });
+    expect(entries.map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([
+      ['opening', 0, 0],
+      ['card', 1, 2000],
+    ]);
+    expect(store.archive.get(CUSTOMER)).toMatchObject({ meterAddress: METER, cardSerial: '1', state: 'active', name: 'Wang Li' });
+    expect(store.archive.history(CUSTOMER).map((h) => h.action)).toEqual(['open-card']);
+
+    // The meter takes the opening card as its first purchase.
+    expect(insertAtHome(first, { purchaseCount: 0, balance: 0 }).outcome).toBe('loaded');
+  });
+
+  it('a blank card is never opened twice for the same customer, and an issued card is never overwritten', async () => {
+    encoder.insert(cards.blank());
+    expect((await card('open', '--meter', METER, '--customer', CUSTOMER, '--operator', 'alice')).error).toBe(
+      `meterd: CUSTOMER_HAS_CARD: customer ${CUSTOMER} already has card 1; if it is lost or broken, replace it (card replace), which keeps the last purchase`,
+    );
+    encoder.remove();
+    encoder.insert(first);
+    expect(
+      (await card('open', '--meter', '000000000399', '--customer', '880000000399', '--name', 'X', '--room', 'Y', '--operator', 'alice'))
+        .error,
+    ).toMatch(/^meterd: CARD_NOT_BLANK: this card is already issued \(meter 000000000301\); put a blank card in the encoder/);
+    encoder.remove();
+  });
+
+  it('sells onto the opened card at books + 1', async () => {
+    encoder.insert(first);
+    const r = await card('sell', '--meter', METER, '--kwh', '15', '--operator', 'bob');
+    expect(r.error).toBeUndefined();
+    expect(r.out[0]).toContain('purchase count 2');
+    encoder.remove();
+  });
+
+  it('replaces the card after a loss: the last purchase again on a new serial, no new sale; the old serial is recorded lost', async () => {
+    const salesBefore = store.ledger.list({ meterId: METER }).length;
+    replacement = cards.blank();
+    encoder.insert(replacement);
+    const r = await card('replace', '--customer', CUSTOMER, '--reason', 'lost', '--operator', 'carol', '--json');
+    expect(r.error).toBeUndefined();
+    expect(JSON.parse(r.out[0]!)).toMatchObject({ cardSerial: 2, oldSerial: '1', purchaseCount: 2, amount: 1500 });
+    encoder.remove();
+    expect(store.ledger.list({ meterId: METER })).toHaveLength(salesBefore);
+    expect(store.archive.lostCard('1')).toMatchObject({ reason: 'lost', replacedBy: '2', operator: 'carol' });
+    expect(store.archive.get(CUSTOMER)?.cardSerial).toBe('2');
+    // The purchase the customer had not loaded yet is not lost with the card: the meter loads it from the replacement.
+    expect(insertAtHome(replacement, { purchaseCount: 1, balance: 2000 }).outcome).toBe('loaded');
+  });
+
+  it('the lost card, found and presented later, is refused with the reason and what to do', async () => {
+    encoder.insert(first);
+    const r = await card('sell', '--meter', METER, '--kwh', '5', '--operator', 'bob');
+    expect(r.error).toMatch(
+      /^meterd: CARD_REPORTED_LOST: card 1 was reported lost on \d{4}-\d{2}-\d{2} and replaced by card 2: keep it, and serve the customer on the replacement card$/,
+    );
+    const health = await card('health', '--json');
+    expect(health.error).toMatch(/CARD_UNHEALTHY/);
+    expect((JSON.parse(health.out[0]!) as { findings: string[] }).findings[0]).toMatch(/^card 1 was reported lost/);
+    encoder.remove();
+  });
+
+  it('the replacement card sells on, and its health check finds the card, the archive and the books in agreement', async () => {
+    encoder.insert(replacement);
+    expect((await card('sell', '--meter', METER, '--kwh', '10', '--operator', 'bob')).out[0]).toContain('purchase count 3');
+    encoder.remove();
+    expect(insertAtHome(replacement, { purchaseCount: 2, balance: 3500 }).outcome).toBe('loaded');
+    encoder.insert(replacement);
+    const h = await card('health');
+    expect(h.error).toBeUndefined();
+    expect(h.out.at(-1)).toBe('healthy: the card, the archive and the books agree');
+    encoder.remove();
+  });
+});
+
+describe('a card meter adopted at its first visit', () => {
+  const OLD_METER = '000000000302';
+  const oldCard = () =>
+    cards.ours(layout, {
+      meterNumber: OLD_METER,
+      customerNumber: '000000000302',
+      cardSerial: 77,
+      purchaseCount: 5,
+      purchaseAmount: 3000,
+      writeBack: { balance: 1250, purchaseCount: 5 },
+    });
+
+  it('offers the adoption instead of a dead end, and with --adopt sells at the card count + 1', async () => {
+    const c = oldCard();
+    encoder.insert(c);
+    const refused = await card('sell', '--meter', OLD_METER, '--kwh', '10', '--operator', 'bob');
+    expect(refused.error).toBe(
+      `meterd: ADOPTION_NEEDED: meter ${OLD_METER} has no history in the books and this card shows purchase 5: if this is the meter's first visit, confirm its adoption from the card (card sell --adopt, or adopt: true in card-sell) and the sale goes on at 6`,
+    );
+    expect(store.ledger.list({ meterId: OLD_METER })).toEqual([]);
+    const sold = await card('sell', '--meter', OLD_METER, '--kwh', '10', '--operator', 'bob', '--adopt');
+    expect(sold.error).toBeUndefined();
+    expect(sold.out[0]).toContain('purchase count 6');
+    encoder.remove();
+    expect(store.ledger.list({ meterId: OLD_METER }).map((e) => [e.channel, e.purchaseCount, e.amount, e.operator])).toEqual([
+      ['opening', 5, 3000, 'bob'],
+      ['card', 6, 1000, 'bob'],
+    ]);
+  });
+
+  it('a meter with history that disagrees still refuses, as before', async () => {
+    const c = cards.ours(layout, {
+      meterNumber: OLD_METER,
+      customerNumber: '000000000302',
+      cardSerial: 77,
+      purchaseCount: 9,
+      purchaseAmount: 3000,
+      writeBack: { balance: 1250, purchaseCount: 9 },
+    });
+    encoder.insert(c);
+    const r = await card('sell', '--meter', OLD_METER, '--kwh', '10', '--operator', 'bob', '--adopt');
+    expect(r.error).toMatch(/^meterd: CARD_COUNT_MISMATCH: meter 000000000302 reports 9 purchases but the books have 6/);
+    encoder.remove();
+  });
+});
