@@ -6,6 +6,7 @@ import { BUILTIN_CARD_LAYOUTS_DIR, type CardLayout, loadCardLayout } from '../pr
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../profiles/encoder-profile.js';
 import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
 import { CardCounter } from './counter.js';
+import type { CardProvisioning, OpenedCard, ReplacedCard } from './provisioning.js';
 import type { CardReading } from './read.js';
 import type { CardSale, SaleBooks, SaleRecorder } from './sale.js';
 
@@ -15,6 +16,8 @@ export interface GatewayCardCounterOptions {
   /** The meters of the gateway config: a card meter is one with a DL/T 645 meter number (its address). */
   readonly meters: readonly { readonly id: string; readonly address?: string }[];
   readonly books: SaleRecorder & SaleBooks;
+  /** Lost cards, first-visit adoption, opening and replacing cards (the gateway's store). */
+  readonly provisioning?: CardProvisioning;
   readonly logger?: Logger;
 }
 
@@ -24,6 +27,29 @@ export interface StationCardSale {
   readonly encoder?: string;
   readonly energyKwh?: number;
   readonly amountFen?: number;
+  readonly operator: string;
+  /** Confirms adopting a card meter the books have never seen, from its card (first visit). */
+  readonly adopt?: boolean;
+}
+
+/** card-open as the station asks for it: the meter by config id, a first purchase in kWh or fen, whichever the layout carries. */
+export interface StationCardOpen {
+  readonly meter: string;
+  readonly encoder?: string;
+  readonly customerNo: string;
+  readonly name?: string;
+  readonly room?: string;
+  readonly cardSerial?: number;
+  readonly energyKwh?: number;
+  readonly amountFen?: number;
+  readonly operator: string;
+}
+
+export interface StationCardReplace {
+  readonly encoder?: string;
+  readonly customerNo: string;
+  readonly reason: 'lost' | 'broken';
+  readonly cardSerial?: number;
   readonly operator: string;
 }
 
@@ -39,7 +65,12 @@ export class GatewayCardCounter {
 
   constructor(opts: GatewayCardCounterOptions) {
     this.#opts = opts;
-    this.#counter = new CardCounter({ recorder: opts.books, books: opts.books, ...(opts.logger ? { logger: opts.logger } : {}) });
+    this.#counter = new CardCounter({
+      recorder: opts.books,
+      books: opts.books,
+      ...(opts.provisioning ? { provisioning: opts.provisioning } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
   }
 
   read(encoderId: string | undefined): Promise<CardReading> {
@@ -58,8 +89,61 @@ export class GatewayCardCounter {
           'UNIT_MISMATCH',
           `this card layout carries ${unit === 'fen' ? 'money: give amountFen' : 'energy: give energyKwh'}`,
         );
-      return this.#counter.sell(encoder, layout, { meterNumber, amount: amount.value, operator: request.operator, psc });
+      return this.#counter.sell(encoder, layout, {
+        meterNumber,
+        amount: amount.value,
+        operator: request.operator,
+        psc,
+        ...(request.adopt ? { adopt: true } : {}),
+      });
     });
+  }
+
+  open(request: StationCardOpen): Promise<OpenedCard> {
+    const provisioning = this.#provisioning();
+    const meterNumber = this.#opts.meters.find((m) => m.id === request.meter)?.address;
+    if (!meterNumber) throw new CardError('NOT_A_CARD_METER', `meter ${request.meter} has no DL/T 645 meter number to open cards for`);
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) => {
+      let firstAmount: number | undefined;
+      if (request.energyKwh !== undefined || request.amountFen !== undefined) {
+        const amount = layout.amountUnit === '0.01kWh' ? centiKwhFromNumber(request.energyKwh) : fenFromNumber(request.amountFen);
+        if (!amount.ok)
+          throw new CardError(
+            'UNIT_MISMATCH',
+            `this card layout carries ${layout.amountUnit === 'fen' ? 'money: give amountFen' : 'energy: give energyKwh'}`,
+          );
+        firstAmount = amount.value;
+      }
+      return provisioning.openCard(encoder, layout, {
+        meterNumber,
+        customerNo: request.customerNo,
+        ...(request.name !== undefined ? { name: request.name } : {}),
+        ...(request.room !== undefined ? { room: request.room } : {}),
+        ...(request.cardSerial !== undefined ? { cardSerial: request.cardSerial } : {}),
+        ...(firstAmount !== undefined ? { firstAmount } : {}),
+        operator: request.operator,
+        psc,
+      });
+    });
+  }
+
+  replace(request: StationCardReplace): Promise<ReplacedCard> {
+    const provisioning = this.#provisioning();
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) =>
+      provisioning.replaceCard(encoder, layout, {
+        customerNo: request.customerNo,
+        reason: request.reason,
+        ...(request.cardSerial !== undefined ? { cardSerial: request.cardSerial } : {}),
+        operator: request.operator,
+        psc,
+      }),
+    );
+  }
+
+  #provisioning(): CardProvisioning {
+    if (!this.#opts.provisioning)
+      throw new CardError('CONFIG_INVALID', 'this counter has no customer archive to open or replace cards with');
+    return this.#opts.provisioning;
   }
 
   async #withEncoder<T>(id: string | undefined, fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<T>): Promise<T> {

@@ -1,6 +1,12 @@
 // The counter service: card workflows (read, sell, re-issue, service cards) on an encoder, and the books they use.
 export { CardCounter, type CardCounterOptions, type CounterSale } from './counter.js';
-export { GatewayCardCounter, type GatewayCardCounterOptions, type StationCardSale } from './gateway-counter.js';
+export {
+  GatewayCardCounter,
+  type GatewayCardCounterOptions,
+  type StationCardOpen,
+  type StationCardReplace,
+  type StationCardSale,
+} from './gateway-counter.js';
 export { LedgerCardSales } from './ledger-sales.js';
 export { readCard, readRecordBytes, type CardReading, type CardWriteBack } from './read.js';
 export {

@@ -1,16 +1,17 @@
-import { GatewayCardCounter, LedgerCardSales } from '../cards/index.js';
+import { CardProvisioning, GatewayCardCounter, LedgerCardSales } from '../cards/index.js';
 import type { GatewayConfig } from '../config/index.js';
 import { isCardError } from '../devices/card-encoder/index.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
-import type { CardReadCommand, CardSellCommand, CommandOutcome } from '../uplink/commands/types.js';
+import type { CardOpenCommand, CardReadCommand, CardReplaceCommand, CardSellCommand, CommandOutcome } from '../uplink/commands/types.js';
 
-/** card-read and card-sell over MQTT: each command is one call of the gateway's card counter (src/cards). */
+/** card-read, card-sell, card-open and card-replace over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
 export function cardCommandHandlers(config: GatewayConfig, store: Store, logger: Logger) {
   const counter = new GatewayCardCounter({
     encoders: config.encoders,
     meters: config.meters,
     books: new LedgerCardSales(() => store),
+    provisioning: new CardProvisioning(() => store, { logger }),
     logger,
   });
   return {
@@ -26,6 +27,22 @@ export function cardCommandHandlers(config: GatewayConfig, store: Store, logger:
       try {
         const sale = await counter.sell(cmd);
         return { status: 'done', result: { ...sale } };
+      } catch (err) {
+        return outcomeOf(err);
+      }
+    },
+    async cardOpen(cmd: CardOpenCommand): Promise<CommandOutcome> {
+      try {
+        const opened = await counter.open(cmd);
+        return { status: 'done', result: JSON.parse(JSON.stringify(opened)) as Record<string, unknown> };
+      } catch (err) {
+        return outcomeOf(err);
+      }
+    },
+    async cardReplace(cmd: CardReplaceCommand): Promise<CommandOutcome> {
+      try {
+        const replaced = await counter.replace(cmd);
+        return { status: 'done', result: { ...replaced } };
       } catch (err) {
         return outcomeOf(err);
       }

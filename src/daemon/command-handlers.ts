@@ -15,7 +15,7 @@ function expired(expiresAt: string | undefined, nowMs: number): boolean {
 
 export interface HandlerDeps {
   /** The counter's card operations (card-sell, card-read). */
-  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead'>;
+  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace'>;
   /** allowance-run and allowance-resolve (allowance-handlers.ts). */
   allowances: Pick<CommandHandlers, 'allowanceRun' | 'allowanceResolve'>;
   credit: CreditService;
@@ -36,6 +36,8 @@ export interface HandlerDeps {
 export const withoutCardCounter: HandlerDeps['cards'] = {
   cardRead: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
   cardSell: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+  cardOpen: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+  cardReplace: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
 };
 
 /**
@@ -46,6 +48,8 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
   return {
     cardSell: (cmd, ctx) => d.cards.cardSell(cmd, ctx),
     cardRead: (cmd, ctx) => d.cards.cardRead(cmd, ctx),
+    cardOpen: (cmd, ctx) => d.cards.cardOpen(cmd, ctx),
+    cardReplace: (cmd, ctx) => d.cards.cardReplace(cmd, ctx),
     async alertAck(cmd, ctx): Promise<CommandOutcome> {
       try {
         // Through the socket the operator is the person at the CLI; over MQTT the station names its technician.

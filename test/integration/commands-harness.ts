@@ -45,6 +45,8 @@ export class RecordingHandlers implements CommandHandlers {
   alertAck = (cmd: object, ctx: CommandContext) => this.#call('alertAck', cmd, ctx);
   allowanceRun = (cmd: object, ctx: CommandContext) => this.#call('allowanceRun', cmd, ctx);
   allowanceResolve = (cmd: object, ctx: CommandContext) => this.#call('allowanceResolve', cmd, ctx);
+  cardOpen = (cmd: object, ctx: CommandContext) => this.#call('cardOpen', cmd, ctx);
+  cardReplace = (cmd: object, ctx: CommandContext) => this.#call('cardReplace', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

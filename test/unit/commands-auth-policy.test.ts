@@ -23,6 +23,8 @@ describe('the command authentication policy', () => {
       'alert-ack',
       'allowance-run',
       'allowance-resolve',
+      'card-open',
+      'card-replace',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

@@ -254,6 +254,9 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .option('--amount <yuan>', 'a first purchase of money (layouts in fen)')
     .requiredOption('--operator <name>', 'who opens the card (and takes the money of a first purchase)')
     .option('--json', 'print JSON')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): open through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon writes with")
+    .option('--direct', DIRECT_HELP)
     .addHelpText(
       'after',
       '\nExamples:\n  meterd card open --port /dev/ttyUSB0 --meter 000012345678 --customer 880000000042 --operator alice\n  meterd card open --port /dev/ttyUSB0 --meter 000012345679 --customer 880000000043 --name "Wang Li" --room 3-201 --kwh 20 --operator alice\n',
@@ -272,9 +275,37 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
           json?: boolean;
         },
       ) => {
-        const meterNumber = meterOption(opts.meter);
         const customerNo = customerOption(opts.customer);
         const serial = serialOption(opts.serial);
+        const route = await daemonRoute(opts);
+        if (route !== undefined) {
+          const meter = configMeter(route, opts.meter);
+          const first = daemonAmount(opts);
+          const reply = await sendToDaemon(
+            route.config,
+            'card-open',
+            {
+              requestId: `cli-card-open-${randomUUID()}`,
+              meter: meter.id,
+              customerNo,
+              ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+              ...(opts.name !== undefined ? { name: opts.name } : {}),
+              ...(opts.room !== undefined ? { room: opts.room } : {}),
+              ...(serial !== undefined ? { cardSerial: serial } : {}),
+              ...first,
+              operator: opts.operator,
+            },
+            { operator: opts.operator },
+          );
+          const r = resultOf('card-open', reply);
+          io.out(
+            opts.json
+              ? JSON.stringify(r)
+              : `card ${String(r.cardSerial)} opened for customer ${String(r.customerNo)} on meter ${String(r.meterNumber)}: purchase count ${String(r.purchaseCount)}${r.sale ? ', first purchase sold and recorded' : ', no money taken'}; card verified (through the daemon)`,
+          );
+          return;
+        }
+        const meterNumber = meterOption(opts.meter);
         await withEncoder(opts, deps, async (encoder, layout, psc) => {
           const first = opts.kwh === undefined && opts.amount === undefined ? undefined : amountOption(opts, layout.amountUnit);
           const r = await provisioning().openCard(encoder, layout, {
@@ -304,11 +335,37 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     .option('--serial <n>', 'the new card serial (default: the next free one)')
     .requiredOption('--operator <name>', 'who replaces it')
     .option('--json', 'print JSON')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): replace through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon writes with")
+    .option('--direct', DIRECT_HELP)
     .addHelpText('after', '\nExample:\n  meterd card replace --port /dev/ttyUSB0 --customer 880000000042 --reason lost --operator alice\n')
     .action(async (opts: CommonOptions & { customer: string; reason: string; serial?: string; operator: string; json?: boolean }) => {
       const customerNo = customerOption(opts.customer);
       if (opts.reason !== 'lost' && opts.reason !== 'broken') throw usageError('--reason is lost or broken');
       const serial = serialOption(opts.serial);
+      const route = await daemonRoute(opts);
+      if (route !== undefined) {
+        const reply = await sendToDaemon(
+          route.config,
+          'card-replace',
+          {
+            requestId: `cli-card-replace-${randomUUID()}`,
+            customerNo,
+            reason: opts.reason as 'lost' | 'broken',
+            ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+            ...(serial !== undefined ? { cardSerial: serial } : {}),
+            operator: opts.operator,
+          },
+          { operator: opts.operator },
+        );
+        const r = resultOf('card-replace', reply);
+        io.out(
+          opts.json
+            ? JSON.stringify(r)
+            : `card ${String(r.cardSerial)} replaces ${String(r.oldSerial ?? '(no card on record)')} for customer ${String(r.customerNo)}: purchase ${String(r.purchaseCount)} again, not a new sale (through the daemon)`,
+        );
+        return;
+      }
       await withEncoder(opts, deps, async (encoder, layout, psc) => {
         const r = await provisioning().replaceCard(encoder, layout, {
           customerNo,
@@ -351,6 +408,29 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
     });
 
   return card;
+}
+
+/** The configured meter a card command names by id or by its 12-digit number. */
+function configMeter(route: CommandRoute, text: string): { id: string } {
+  const meter = route.config.meters.find((m) => m.id === text || (/^\d{1,12}$/.test(text) && m.address === text.padStart(12, '0')));
+  if (meter === undefined) throw usageError(`no meter "${text}" in ${route.configPath} (give its id or its 12-digit number)`);
+  return meter;
+}
+
+/** --kwh / --amount for the daemon's request (its encoder's layout decides which one fits). */
+function daemonAmount(opts: { kwh?: string; amount?: string }): { energyKwh?: number; amountFen?: number } {
+  if (opts.kwh !== undefined && opts.amount !== undefined) throw usageError('give at most one of --kwh N or --amount Y');
+  if (opts.kwh !== undefined) {
+    const p = parseKwhText(opts.kwh);
+    if (!p.ok) throw usageError(`--kwh ${p.reason}`);
+    return { energyKwh: p.value / 100 };
+  }
+  if (opts.amount !== undefined) {
+    const p = parseYuanText(opts.amount);
+    if (!p.ok) throw usageError(`--amount ${p.reason}`);
+    return { amountFen: p.value };
+  }
+  return {};
 }
 
 function customerOption(text: string): string {

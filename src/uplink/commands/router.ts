@@ -763,6 +763,10 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.alertAck(parsed.payload, ctx);
     case 'allowance-run':
       return handlers.allowanceRun(parsed.payload, ctx);
+    case 'card-open':
+      return handlers.cardOpen(parsed.payload, ctx);
+    case 'card-replace':
+      return handlers.cardReplace(parsed.payload, ctx);
     case 'allowance-resolve':
       return handlers.allowanceResolve(parsed.payload, ctx);
   }

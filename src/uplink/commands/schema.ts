@@ -21,6 +21,8 @@ export const COMMAND_NAMES = [
   'alert-ack',
   'allowance-run',
   'allowance-resolve',
+  'card-open',
+  'card-replace',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -174,6 +176,8 @@ export const cardSellSchema = z
     amountFen: amountFen.optional(),
     /** The cashier selling, recorded in the books. */
     operator: z.string({ error: 'must be the cashier name' }).min(1, 'cannot be empty').max(64, 'is longer than 64 characters'),
+    /** The operator confirms adopting a card meter the books have never seen from the count on its card (its first visit). */
+    adopt: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .superRefine((value, ctx) => {
     if ((value.energyKwh === undefined) === (value.amountFen === undefined)) {
@@ -230,6 +234,52 @@ export const allowanceResolveSchema = z.strictObject({
   action: z.enum(['retry', 'carry-over', 'cancel'], { error: 'must be "retry", "carry-over" or "cancel"' }),
 });
 
+const customerNo = z.string({ error: 'must be a string of digits' }).superRefine(by(parseCustomerNo));
+const cardSerial = z
+  .number({ error: 'must be a card serial number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(999_999_999, 'must be at most 999999999');
+const personText = (what: string) =>
+  z
+    .string({ error: `must be the ${what} (a string)` })
+    .min(1, 'cannot be empty')
+    .max(64, 'is longer than 64 characters');
+
+/** Open an account on the blank card in the counter's encoder (开户), optionally with a first purchase. */
+export const cardOpenSchema = z
+  .strictObject({
+    ...common,
+    meter: meterId,
+    encoder: encoderId,
+    customerNo,
+    /** For a customer not in the archive yet. */
+    name: personText('customer name').optional(),
+    room: personText('room or address').optional(),
+    cardSerial: cardSerial.optional(),
+    energyKwh: energyKwh.optional(),
+    amountFen: amountFen.optional(),
+    operator: personText('operator name'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.energyKwh !== undefined && value.amountFen !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['amountFen'],
+        message: 'cannot be given together with energyKwh: give one of them, or neither',
+      });
+  });
+
+/** Replace a customer's lost or broken card with the blank card in the encoder (补卡): the last purchase again. */
+export const cardReplaceSchema = z.strictObject({
+  ...common,
+  encoder: encoderId,
+  customerNo,
+  reason: z.enum(['lost', 'broken'], { error: 'must be "lost" or "broken"' }),
+  cardSerial: cardSerial.optional(),
+  operator: personText('operator name'),
+});
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -240,6 +290,8 @@ export const COMMAND_SCHEMAS = {
   'alert-ack': alertAckSchema,
   'allowance-run': allowanceRunSchema,
   'allowance-resolve': allowanceResolveSchema,
+  'card-open': cardOpenSchema,
+  'card-replace': cardReplaceSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -251,6 +303,8 @@ export type CardReadCommand = z.output<typeof cardReadSchema>;
 export type AlertAckCommand = z.output<typeof alertAckSchema>;
 export type AllowanceRunCommand = z.output<typeof allowanceRunSchema>;
 export type AllowanceResolveCommand = z.output<typeof allowanceResolveSchema>;
+export type CardOpenCommand = z.output<typeof cardOpenSchema>;
+export type CardReplaceCommand = z.output<typeof cardReplaceSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -262,7 +316,9 @@ export type ParsedCommand =
   | { readonly command: 'card-read'; readonly payload: CardReadCommand }
   | { readonly command: 'alert-ack'; readonly payload: AlertAckCommand }
   | { readonly command: 'allowance-run'; readonly payload: AllowanceRunCommand }
-  | { readonly command: 'allowance-resolve'; readonly payload: AllowanceResolveCommand };
+  | { readonly command: 'allowance-resolve'; readonly payload: AllowanceResolveCommand }
+  | { readonly command: 'card-open'; readonly payload: CardOpenCommand }
+  | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

@@ -2,7 +2,9 @@ import type {
   AlertAckCommand,
   AllowanceResolveCommand,
   AllowanceRunCommand,
+  CardOpenCommand,
   CardReadCommand,
+  CardReplaceCommand,
   CardSellCommand,
   ReadCommand,
   RelayCommand,
@@ -13,7 +15,9 @@ import type {
 export type {
   AllowanceResolveCommand,
   AllowanceRunCommand,
+  CardOpenCommand,
   CardReadCommand,
+  CardReplaceCommand,
   CardSellCommand,
   CommandName,
   ParsedCommand,
@@ -76,6 +80,8 @@ export interface CommandHandlers {
   cardRead(cmd: CardReadCommand, ctx: CommandContext): Promise<CommandOutcome>;
   alertAck(cmd: AlertAckCommand, ctx: CommandContext): Promise<CommandOutcome>;
   allowanceRun(cmd: AllowanceRunCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardOpen(cmd: CardOpenCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardReplace(cmd: CardReplaceCommand, ctx: CommandContext): Promise<CommandOutcome>;
   allowanceResolve(cmd: AllowanceResolveCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 

@@ -1,0 +1,142 @@
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
+import { cards, SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';
+import { openStore } from '../../src/store/index.js';
+import { commandSignature } from '../../src/uplink/commands/signature.js';
+import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import { runMeterd } from '../helpers/cli.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { createPtyPair, type PtyPair } from '../helpers/pty.js';
+
+// card-open and card-replace are commands like the others: validated and signed over MQTT (the station drives the
+// counter remotely), and the same command through the control socket (meterd card open|replace -c FILE).
+
+const METER = '000000000501';
+const CUSTOMER = '880000000501';
+const KEY = 'provisioning-test-key';
+let broker: TestBroker;
+let sim: Dlt645Simulator;
+let pty: PtyPair;
+let encoder: SimulatedEncoder;
+let watcher: TopicWatcher;
+let station: MqttClient;
+let daemon: DaemonProcess;
+let gw: string;
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: METER, kind: 'energy', purchaseCount: 0 }] } });
+  pty = await createPtyPair();
+  encoder = new SimulatedEncoder({ framing: 'star' });
+  await encoder.attach(pty.b);
+  gw = uniqueId('gw-prov');
+  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
+  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station') });
+  daemon = startDaemon(
+    `gateway: { id: ${gw}, dataDir: ./data }
+mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+commands: { hmacKey: "${KEY}" }
+buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
+meters: [{ id: room-501, bus: bus1, address: "${METER}", profile: dlt645-2007-single-phase-prepaid }]
+encoders: [{ id: counter-1, port: "${pty.a}" }]
+`,
+  );
+  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
+}, 60_000);
+afterAll(async () => {
+  daemon?.child.kill('SIGTERM');
+  await daemon?.exited();
+  await station?.endAsync();
+  await watcher?.close();
+  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/meters/room-501/state`]);
+  await encoder?.close();
+  await pty?.close();
+  await sim?.close();
+  await broker?.close();
+});
+
+type Reply = {
+  requestId: string;
+  status: string;
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string; field?: string };
+};
+const replies = (command: string, requestId: string) =>
+  watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`).filter((r) => r.requestId === requestId);
+
+async function send(command: string, request: Record<string, unknown>, sign = true): Promise<Reply> {
+  const body = sign ? { ...request, ts: new Date().toISOString() } : request;
+  const payload = sign ? { ...body, signature: commandSignature(body, KEY) } : body;
+  await station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
+  const id = String(request.requestId);
+  await watcher.waitFor(() => replies(command, id).some((r) => r.status !== 'accepted'), `the ${command} result`, 20_000);
+  return replies(command, id).at(-1)!;
+}
+
+describe('card-open and card-replace over MQTT and the control socket', { timeout: 90_000 }, () => {
+  let first: VirtualSle4442;
+
+  it('an unsigned card-open and one with a bad field are refused before the encoder is touched', async () => {
+    first = cards.blank();
+    encoder.insert(first);
+    const unsigned = await send('card-open', { requestId: 'co-0', meter: 'room-501', customerNo: CUSTOMER, operator: 'alice' }, false);
+    expect(unsigned).toMatchObject({ status: 'rejected', error: { code: 'UNSIGNED' } });
+    const bad = await send('card-open', { requestId: 'co-1', meter: 'room-501', customerNo: '88A', operator: 'alice' });
+    expect(bad).toMatchObject({ status: 'rejected', error: { field: 'customerNo' } });
+  });
+
+  it('a signed card-open opens the blank card with a first purchase and records it', async () => {
+    const r = await send('card-open', {
+      requestId: 'co-2',
+      meter: 'room-501',
+      customerNo: CUSTOMER,
+      name: 'Zhou Yi',
+      room: '5-501',
+      energyKwh: 20,
+      operator: 'alice',
+    });
+    expect(r, JSON.stringify(r)).toMatchObject({
+      status: 'done',
+      result: { meterNumber: METER, customerNo: CUSTOMER, cardSerial: 1, purchaseCount: 1, amount: 2000, openedBooks: true },
+    });
+    encoder.remove();
+  });
+
+  it('meterd card replace through the daemon writes the last purchase onto a blank card; the old card is then refused', async () => {
+    encoder.insert(cards.blank());
+    const r = await runMeterd(
+      ['card', 'replace', '-c', daemon.configPath, '--customer', CUSTOMER, '--reason', 'lost', '--operator', 'carol', '--json'],
+      {
+        cwd: daemon.dir,
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ cardSerial: 2, oldSerial: '1', purchaseCount: 1, amount: 2000 });
+    encoder.remove();
+
+    encoder.insert(first);
+    const sell = await send('card-sell', { requestId: 'cs-1', meter: 'room-501', energyKwh: 5, operator: 'bob' });
+    expect(sell).toMatchObject({ status: 'rejected', error: { code: 'CARD_REPORTED_LOST' } });
+    expect(sell.error!.message).toMatch(
+      /^card 1 was reported lost on .* and replaced by card 2: keep it, and serve the customer on the replacement card$/,
+    );
+    encoder.remove();
+
+    const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
+    try {
+      expect(store.ledger.list({ meterId: METER }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([
+        ['opening', 0, 0],
+        ['card', 1, 2000],
+      ]);
+      expect(store.archive.history(CUSTOMER).map((h) => [h.operator, h.action])).toEqual([
+        ['alice', 'open-card'],
+        ['carol', 'replace-card (lost)'],
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+});
