@@ -55,6 +55,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   archive: async () => (await import('./commands/archive.js')).registerArchiveCommand,
   adopt: async () => (await import('./commands/adopt.js')).registerAdoptCommand,
   allowance: async () => (await import('./commands/allowance.js')).registerAllowanceCommand,
+  user: async () => (await import('./commands/user.js')).registerUserCommand,
 };
 
 /**

@@ -34,3 +34,4 @@ export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process
   return r.config;
 }
 export { parseBrokerUrl, redactUrl, BROKER_PROTOCOLS, type BrokerAddress } from './broker-url.js';
+export { isLocalAddress, parseListen, type ListenAddress, type WebConfig } from './web.js';

@@ -13,6 +13,7 @@ import { configSchema, type secret } from './schema.js';
 import { resolveAllowances, type AllowanceConfig } from './allowances.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 import { MeterdError } from '../errors.js';
+import { resolveWeb, type WebConfig } from './web.js';
 
 export type BusProtocol = 'dlt645' | 'modbus-rtu' | 'modbus-tcp';
 
@@ -98,6 +99,8 @@ export interface GatewayConfig {
   }[];
   /** Free electricity allowances (docs/allowances.md). */
   readonly allowances: readonly AllowanceConfig[];
+  /** The local web console (docs/web-console.md). */
+  readonly web: WebConfig;
   /** What `config check` prints and the daemon logs but does not refuse: a tag that selects nothing, … */
   readonly warnings: readonly SourceIssue[];
 }
@@ -467,6 +470,7 @@ function resolveConfig(
       issues,
       warnings,
     ),
+    web: resolveWeb(raw.web, at, abs),
     warnings,
   };
 }

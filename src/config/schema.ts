@@ -5,6 +5,7 @@ import { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from './limits.js';
 import { districtLinelossSchema, linelossSchema } from './lineloss.js';
 import { parseCustomerNo } from '../values/index.js';
 import { allowanceSchema } from './allowances.js';
+import { webSchema } from './web.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -227,6 +228,8 @@ export const configSchema = z.strictObject({
   alerts: alertsSchema.optional(),
   /** Keeping meter clocks right (docs/alerts.md § Meter clocks). */
   clock: clockSchema.optional(),
+  /** The local web console (docs/web-console.md). */
+  web: webSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

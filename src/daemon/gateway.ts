@@ -6,7 +6,7 @@ import type { GatewayConfig, MeterConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
-import { ControlServer, type DaemonStatus } from '../control/index.js';
+import { ControlServer, type ControlDesk, type DaemonStatus } from '../control/index.js';
 import { RelayService } from '../services/relay.js';
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { thresholdsFor } from '../config/index.js';
@@ -53,6 +53,8 @@ export interface Gateway {
   readonly allowances: AllowanceService;
   readonly alerts: AlertService;
   readonly clockKeeper: ClockKeeper;
+  /** The command router's local door and the daemon's status, as the control socket and the web console use them. */
+  readonly desk: ControlDesk;
   status(): GatewayStatusView;
   /** Finish the bus exchange in flight, stop polling, flush what was read, deliver what can be delivered, close. */
   stop(): Promise<void>;
@@ -420,7 +422,8 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       memoryMiB: { rss: mib(memory.rss), heapUsed: mib(memory.heapUsed), external: mib(memory.external) },
     };
   };
-  control.serve({ submit: (command, request, sender) => router.submit(command, request, sender), status: daemonStatus });
+  const desk: ControlDesk = { submit: (command, request, sender) => router.submit(command, request, sender), status: daemonStatus };
+  control.serve(desk);
   const health = gatewayHealth(store, log);
   if (health !== undefined && health.deadLetters > 0) {
     log.warn(
@@ -450,6 +453,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     allowances,
     alerts,
     clockKeeper,
+    desk,
     status: () => ({
       meters: targets.length,
       poller: poller.stats(),

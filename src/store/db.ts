@@ -1,5 +1,6 @@
 import { AlertStore } from './alerts.js';
 import { CustomerArchive } from './archive.js';
+import { UserStore } from './users.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -193,6 +194,8 @@ export class Store {
   readonly alerts: AlertStore;
   /** The customer archive and the card serials reported lost. */
   readonly archive: CustomerArchive;
+  /** The web console's users (name, role, password hash, lock-out). */
+  readonly users: UserStore;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -220,6 +223,7 @@ export class Store {
     this.deadLetters = new DeadLetters(connection);
     this.alerts = new AlertStore(connection);
     this.archive = new CustomerArchive(connection);
+    this.users = new UserStore(connection);
   }
 
   get path(): string {

@@ -143,3 +143,4 @@ export {
   type CustomerState,
   type LostCard,
 } from './archive.js';
+export { UserStore, USER_ROLES, type UserRecord, type UserRole } from './users.js';

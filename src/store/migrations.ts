@@ -420,6 +420,20 @@ CREATE TABLE lost_cards (
   }
 }
 
+const V11_USERS = `
+-- The people who sign in to the web console. Passwords only as scrypt hashes; failed sign-ins and the lock-out are
+-- kept here so a restart does not reset them.
+CREATE TABLE users (
+  name          TEXT    PRIMARY KEY,
+  role          TEXT    NOT NULL CHECK (role IN ('cashier', 'technician', 'admin')),
+  password_hash TEXT    NOT NULL,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  failed_count  INTEGER NOT NULL DEFAULT 0,
+  locked_until  INTEGER
+) STRICT;
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
@@ -432,6 +446,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'allowance plans', up: V8_ALLOWANCES },
   { version: 9, name: 'alerts, detector memory and clock syncs', up: V9_ALERTS },
   { version: 10, name: 'customer archive, lost cards, opening entries', up: v10Provisioning },
+  { version: 11, name: 'web console users', up: V11_USERS },
 ];
 
 export interface MigrationResult {

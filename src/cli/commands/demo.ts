@@ -3,7 +3,11 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
+import { randomBytes } from 'node:crypto';
+import { realTimers, systemClock } from '../../clock.js';
+import { consoleBackend } from '../../daemon/console.js';
 import { startGateway, type Gateway } from '../../daemon/gateway.js';
+import { startWebConsole, type WebConsole } from '../../web/server.js';
 import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/registry.js';
 import { defaultMeters, startDlt645Simulator, type MeterSpec } from '../../sim/dlt645/index.js';
@@ -17,6 +21,7 @@ interface DemoOptions {
   data: string;
   brokerPort: string;
   logLevel: string;
+  webPort: string;
 }
 
 /**
@@ -31,6 +36,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
     .option('--data <dir>', 'where the SQLite database goes', './data')
     .option('--broker-port <port>', 'embedded broker port (a free one is used when it is taken; 0 = any)', '1883')
     .option('--log-level <level>', 'gateway log level (logs go to stderr)', 'warn')
+    .option('--web-port <port>', 'web console port on 127.0.0.1 (a free one is used when it is taken; 0 = any)', '8080')
     .addHelpText(
       'after',
       '\nExample:\n  npm start                      # same as: meterd demo\n  meterd demo --meters 20 --broker-port 0\n',
@@ -84,6 +90,26 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         throw err;
       }
 
+      // The demo's console users get new passwords at every start: printed below, never a fixed default.
+      const backend = consoleBackend(gateway, systemClock);
+      const logins: { name: string; role: 'cashier' | 'technician' | 'admin'; password: string }[] = [
+        { name: 'cashier', role: 'cashier', password: randomBytes(6).toString('base64url') },
+        { name: 'tech', role: 'technician', password: randomBytes(6).toString('base64url') },
+        { name: 'admin', role: 'admin', password: randomBytes(6).toString('base64url') },
+      ];
+      for (const l of logins) {
+        if (backend.users.get(l.name) === null) await backend.users.add(l.name, l.role, l.password);
+        else await backend.users.setPassword(l.name, l.password);
+      }
+      const webOpts = { web: parsed.config.web, backend, logger, clock: systemClock, timers: realTimers };
+      const webPort = Number(opts.webPort);
+      let web: WebConsole;
+      try {
+        web = await startWebConsole({ ...webOpts, web: { ...webOpts.web, listen: { host: '127.0.0.1', port: webPort } } });
+      } catch {
+        web = await startWebConsole({ ...webOpts, web: { ...webOpts.web, listen: { host: '127.0.0.1', port: 0 } } });
+      }
+
       const port = new URL(broker.url).port;
       io.out(
         `meterd demo: ${count} simulated DL/T 645 meters on tcp://127.0.0.1:${sim.address!.tcpPort}, ${modbus.length} Modbus meters (${modbus.map((m) => `${m.profile} on tcp://127.0.0.1:${m.sim.port}`).join(', ')}),`,
@@ -99,6 +125,8 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         'commands:          UNSIGNED commands are accepted (commands.allowUnsigned: true): anyone who can reach the broker can top up and trip relays; a real gateway sets commands.hmacKey',
       );
       io.out(`allowance:         dorm-free gives each dorm room 15.00 yuan today, once (progress on meterd/demo/allowances/dorm-free)`);
+      io.out(`web console:       ${web.url}`);
+      io.out(`       logins:     ${logins.map((l) => `${l.name} / ${l.password} (${l.role})`).join(', ')}`);
       io.out('Ctrl-C stops everything.');
 
       const tty = process.stdout.isTTY === true;
@@ -130,6 +158,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       clearInterval(timer);
       if (tty) process.stdout.write('\n');
       io.out(line());
+      await web.close();
       await gateway.stop();
       await sim.close();
       await district.close();

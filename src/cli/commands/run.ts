@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { ConfigError, loadGatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
+import { realTimers, systemClock } from '../../clock.js';
+import { serveConsole } from '../../daemon/console.js';
 import { startGateway } from '../../daemon/gateway.js';
 import { installLastResort } from '../../daemon/last-resort.js';
 import { createLogger } from '../../log.js';
@@ -42,6 +44,13 @@ A second signal exits at once.`,
         setTimeout(() => process.exit(1), 3000).unref();
         throw err;
       }
+      let web: Awaited<ReturnType<typeof serveConsole>>;
+      try {
+        web = await serveConsole(gateway, { logger, clock: systemClock, timers: realTimers });
+      } catch (err) {
+        await gateway.stop();
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals) => {
@@ -52,7 +61,10 @@ A second signal exits at once.`,
             process.exit(130);
           }
           logger.info({ signal: sig }, 'stopping (send the signal again to exit at once)');
-          gateway.stop().then(resolve, (err: unknown) => {
+          Promise.resolve(web?.close())
+            .catch((err: unknown) => logger.warn({ err }, 'web console did not close cleanly'))
+            .then(() => gateway.stop())
+            .then(resolve, (err: unknown) => {
             logger.error({ err }, 'error while stopping');
             resolve();
           });

@@ -133,6 +133,8 @@ export const relaySchema = z.strictObject({
   meter: meterId,
   /** `trip` cuts the supply (relay open), `close` restores it. */
   action: z.enum(['trip', 'close'], { error: 'must be "trip" or "close"' }),
+  /** Why (the console asks for it): kept in the command record with the operator. */
+  reason: z.string({ error: 'must be text' }).max(200, 'is longer than 200 characters').optional(),
 });
 
 export const readSchema = z.strictObject({

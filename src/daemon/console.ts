@@ -1,0 +1,137 @@
+import type { Clock, Timers } from '../clock.js';
+import type { Logger } from '../log.js';
+import { Books, type BooksReport, localDate } from '../services/books/index.js';
+import { UserService } from '../services/users.js';
+import type { PointValue } from '../store/index.js';
+import type { ChartPoint, ConsoleBackend, MeterRow } from '../web/backend.js';
+import { startWebConsole, type WebConsole } from '../web/server.js';
+import type { Gateway } from './gateway.js';
+
+const MAX_READ_POINTS = 64;
+/** How long the day's sales figure is reused: the overview asks every second, the books answer in milliseconds. */
+const SALES_CACHE_MS = 5_000;
+
+/**
+ * The console's view of a running gateway: the services and the store's read side behind the small interface the
+ * web layer knows (src/web/backend.ts). Reads only; every action goes through the router's local door (`desk`).
+ */
+export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
+  const { config, store } = gateway;
+  const users = new UserService({ store, clock });
+  const books = new Books({ store, clock, gateway: config.gateway, meters: config.meters });
+  const byId = new Map(config.meters.map((m) => [m.id, m]));
+  let sales: { at: number; value: ReturnType<ConsoleBackend['salesToday']> } | undefined;
+
+  const row = (id: string, activeByMeter: Map<string, number>): MeterRow | null => {
+    const m = byId.get(id);
+    if (m === undefined) return null;
+    const s = store.meterStates.get(id);
+    return rowOf(m, s, activeByMeter.get(id) ?? 0);
+  };
+  const activeCounts = () => {
+    const counts = new Map<string, number>();
+    for (const a of store.alerts.active()) counts.set(a.meterId, (counts.get(a.meterId) ?? 0) + 1);
+    return counts;
+  };
+
+  return {
+    gatewayId: config.gateway.id,
+    timeZone: config.gateway.timeZone,
+    status: () => gateway.desk.status(),
+    submit: (command, request, sender) => gateway.desk.submit(command, request, sender),
+    users,
+    meters: () => {
+      const states = new Map(store.meterStates.list().map((s) => [s.meterId, s]));
+      const active = activeCounts();
+      return config.meters.map((m) => rowOf(m, states.get(m.id) ?? null, active.get(m.id) ?? 0));
+    },
+    meter: (id) => row(id, activeCounts()),
+    readPoints: (id) => {
+      const m = byId.get(id);
+      if (m === undefined) return [];
+      return [...new Set(m.profile.groups.filter((g) => g.name !== 'daily').flatMap((g) => g.points))].slice(0, MAX_READ_POINTS);
+    },
+    readings: (id, sinceMs) => store.readings.since(id, sinceMs, 5_000).map(chartPoint),
+    ledger: (id, limit) => store.ledger.list({ meterId: id }).slice(-limit).reverse(),
+    salesToday: () => {
+      const now = clock.now();
+      if (sales !== undefined && now - sales.at < SALES_CACHE_MS) return sales.value;
+      const report: BooksReport = books.report({ kind: 'daily', date: localDate(now, config.gateway.timeZone) });
+      let moneyFen = 0;
+      let energyCentiKwh = 0;
+      let loads = 0;
+      for (const t of report.totals) {
+        loads += t.cash.sales.count;
+        if (t.unit === 'money') moneyFen += t.cash.net;
+        else energyCentiKwh += t.cash.net;
+      }
+      sales = { at: now, value: { loads, moneyFen, energyCentiKwh } };
+      return sales.value;
+    },
+    alerts: () => ({ active: store.alerts.active(), history: store.alerts.history({ limit: 500 }) }),
+    alertNotes: (alertId) => store.alerts.notes(alertId),
+  };
+}
+
+function rowOf(
+  m: Gateway['config']['meters'][number],
+  s: ReturnType<Gateway['store']['meterStates']['get']>,
+  activeAlerts: number,
+): MeterRow {
+  return {
+    id: m.id,
+    bus: m.busId,
+    customerNo: m.customerNo ?? null,
+    district: m.district ?? null,
+    profile: m.profile.id,
+    creditUnit: m.profile.credit?.unit ?? null,
+    online: s?.online ?? false,
+    relay: s?.relayState ?? null,
+    balance: s?.balance ?? null,
+    lastGoodReadAt: s?.lastGoodReadAt ?? null,
+    activeAlerts,
+    can: {
+      relay: m.profile.relay !== undefined,
+      topup: m.profile.credit !== undefined,
+      timeSync: m.profile.protocol.startsWith('dlt645') && m.address !== undefined,
+    },
+  };
+}
+
+function num(v: PointValue | undefined): number | null {
+  return v !== undefined && 'v' in v && typeof v.v === 'number' ? v.v : null;
+}
+
+function chartPoint(r: { takenAt: number; values: Readonly<Record<string, PointValue>> }): ChartPoint {
+  const v = r.values;
+  return {
+    t: r.takenAt,
+    energyKwh: num(v['energy.active.import']),
+    balance: num(v['credit.balance.money']) ?? num(v['credit.balance.energy']),
+    voltage: num(v['voltage.a']),
+  };
+}
+
+export interface ServeConsoleOptions {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly timers: Timers;
+}
+
+/**
+ * Starts the console for `meterd run` and the demo. A console that cannot listen (the port is taken) is logged and
+ * left out: the gateway's metering does not depend on a web page. Refused outright: a non-local address with no
+ * user, which would put a sign-in page nobody can pass on the network.
+ */
+export async function serveConsole(gateway: Gateway, opts: ServeConsoleOptions): Promise<WebConsole | undefined> {
+  const web = gateway.config.web;
+  if (web.listen === null && web.metrics === null) return undefined;
+  const backend = consoleBackend(gateway, opts.clock);
+  try {
+    return await startWebConsole({ web, backend, logger: opts.logger, clock: opts.clock, timers: opts.timers });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'WEB_NO_USERS') throw err;
+    opts.logger.error({ err, listen: web.listen }, 'the web console could not start; the gateway runs without it (see web.listen)');
+    return undefined;
+  }
+}

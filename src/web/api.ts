@@ -1,0 +1,193 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { parsePassword, parseUserName, parseUserRole } from '../services/users.js';
+import type { CommandReply } from '../uplink/commands/types.js';
+import { type Parsed, parseKwhText, parseRequestId, parseYuanText } from '../values/index.js';
+import { overviewOf, SESSION_COOKIE, type ApiContext } from './server.js';
+import type { Session } from './sessions.js';
+
+const CASHIER = ['cashier'] as const;
+const TECHNICIAN = ['technician'] as const;
+const ADMIN = ['admin'] as const;
+const MAX_CHART_DAYS = 31;
+
+type Body = Record<string, unknown>;
+
+/** A refusal at the edge: the field and a sentence, nothing done. */
+function invalid(reply: FastifyReply, field: string, reason: string) {
+  return reply.code(422).send({ error: { code: 'INVALID', field, message: `${field} ${reason}` } });
+}
+
+function bodyOf(raw: unknown): Body {
+  return raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Body) : {};
+}
+
+/** HTTP status of a command reply: the body is the reply itself, with its sentence. */
+function statusOf(reply: CommandReply): number {
+  switch (reply.status) {
+    case 'done':
+      return 200;
+    case 'accepted':
+      return 202;
+    case 'rejected':
+      return 422;
+    default:
+      return 502;
+  }
+}
+
+export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
+  const { backend } = ctx;
+  const me = (s: Session) => ({ user: s.user, role: s.role, csrf: s.csrf, gatewayId: backend.gatewayId, timeZone: backend.timeZone });
+
+  app.get('/api/session', { config: { public: true } }, (req, reply) => {
+    const s = ctx.sessions.touch(req.cookies[SESSION_COOKIE]);
+    if (s === undefined)
+      return reply
+        .code(401)
+        .send({ error: { code: 'SIGNED_OUT', message: 'not signed in' }, users: backend.users.count(), gatewayId: backend.gatewayId });
+    return me(s);
+  });
+
+  app.post('/api/session', { config: { public: true } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const name = typeof b.name === 'string' ? b.name : '';
+    const password = typeof b.password === 'string' ? b.password : '';
+    const r = await backend.users.signIn(name, password);
+    if (!r.ok) {
+      if (r.reason === 'locked') {
+        ctx.log.warn({ user: name, until: new Date(r.until).toISOString() }, 'console sign-in refused: locked out');
+        const minutes = Math.max(1, Math.ceil((r.until - ctx.clock.now()) / 60_000));
+        return reply.code(429).send({
+          error: {
+            code: 'LOCKED',
+            until: r.until,
+            message: `too many wrong passwords: ${name} is locked for ${minutes} min; an admin can set a new password (meterd user passwd ${name})`,
+          },
+        });
+      }
+      ctx.log.warn({ user: name }, 'console sign-in refused: wrong name or password');
+      return reply.code(401).send({
+        error: {
+          code: 'WRONG_PASSWORD',
+          triesLeft: r.triesLeft,
+          message:
+            r.triesLeft === null || r.triesLeft > 2
+              ? 'wrong user name or password'
+              : `wrong user name or password: ${r.triesLeft} more wrong tries lock the account`,
+        },
+      });
+    }
+    const s = ctx.sessions.open(r.user.name, r.user.role);
+    ctx.log.info({ user: s.user, role: s.role }, 'console sign-in');
+    void reply.setCookie(SESSION_COOKIE, s.token, { httpOnly: true, sameSite: 'strict', path: '/', secure: ctx.secureCookie });
+    return me(s);
+  });
+
+  app.delete('/api/session', (req, reply) => {
+    ctx.sessions.close(req.cookies[SESSION_COOKIE]);
+    void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return { signedOut: true };
+  });
+
+  app.get('/api/overview', () => overviewOf(backend));
+  app.get('/api/meters', () => backend.meters());
+
+  app.get<{ Params: { id: string } }>('/api/meters/:id', (req, reply) => {
+    const meter = backend.meter(req.params.id);
+    if (meter === null) return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
+    return { meter, ledger: backend.ledger(meter.id, 50) };
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { days?: string } }>('/api/meters/:id/readings', (req, reply) => {
+    if (backend.meter(req.params.id) === null)
+      return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
+    const days = Math.min(MAX_CHART_DAYS, Math.max(1, Number.parseInt(req.query.days ?? '7', 10) || 7));
+    return backend.readings(req.params.id, ctx.clock.now() - days * 86_400_000);
+  });
+
+  /** A meter action: the request id the browser made for this click (a retry is de-duplicated by the router). */
+  const action = (
+    path: string,
+    roles: readonly ('cashier' | 'technician' | 'admin')[],
+    command: string,
+    build: (id: string, b: Body, reply: FastifyReply) => Record<string, unknown> | undefined,
+  ) =>
+    app.post<{ Params: { id: string } }>(path, { config: { roles } }, async (req, reply) => {
+      const b = bodyOf(req.body);
+      const requestId = parseRequestId(b.requestId);
+      if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+      if (backend.meter(req.params.id) === null)
+        return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
+      const request = build(req.params.id, b, reply);
+      if (request === undefined) return reply;
+      const r = await ctx.run(command, { requestId: requestId.value, ...request }, req.session!);
+      return reply.code(statusOf(r)).send(r);
+    });
+
+  action('/api/meters/:id/topup', CASHIER, 'topup', (meter, b, reply) => {
+    const amount = typeof b.amount === 'string' ? b.amount.trim() : String(b.amount ?? '');
+    if (b.unit === 'energy') {
+      const kwh: Parsed<number> = parseKwhText(amount);
+      if (!kwh.ok) return void invalid(reply, 'amount', kwh.reason);
+      return { meter, energyKwh: kwh.value / 100 };
+    }
+    if (b.unit !== 'money') return void invalid(reply, 'unit', 'must be money or energy');
+    const fen = parseYuanText(amount);
+    if (!fen.ok) return void invalid(reply, 'amount', fen.reason);
+    return { meter, amountFen: fen.value };
+  });
+
+  action('/api/meters/:id/relay', TECHNICIAN, 'relay', (meter, b, reply) => {
+    if (b.action !== 'trip' && b.action !== 'close') return void invalid(reply, 'action', 'must be trip or close');
+    const reason = typeof b.reason === 'string' ? b.reason.trim() : '';
+    if (reason.length < 3) return void invalid(reply, 'reason', 'must say why (at least 3 characters): it is kept with the command');
+    if (reason.length > 200) return void invalid(reply, 'reason', 'is longer than 200 characters');
+    return { meter, action: b.action, reason };
+  });
+
+  action('/api/meters/:id/read', TECHNICIAN, 'read', (meter) => ({ meter, points: backend.readPoints(meter) }));
+  action('/api/meters/:id/time-sync', TECHNICIAN, 'time-sync', (meter) => ({ meter }));
+
+  app.get('/api/alerts', () => backend.alerts());
+  app.get<{ Params: { id: string } }>('/api/alerts/:id/notes', (req) => backend.alertNotes(req.params.id));
+  app.post<{ Params: { id: string } }>('/api/alerts/:id/ack', { config: { roles: TECHNICIAN } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const note = typeof b.note === 'string' ? b.note.trim() : '';
+    if (note.length === 0) return invalid(reply, 'note', 'must say what was found and done (the repair note)');
+    const session = req.session!;
+    const r = await ctx.run('alert-ack', { requestId: requestId.value, alertId: req.params.id, operator: session.user, note }, session);
+    return reply.code(statusOf(r)).send(r);
+  });
+
+  app.get('/api/users', { config: { roles: ADMIN } }, () => backend.users.list());
+  app.post('/api/users', { config: { roles: ADMIN } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const name = parseUserName(b.name);
+    if (!name.ok) return invalid(reply, 'name', name.reason);
+    const role = parseUserRole(b.role);
+    if (!role.ok) return invalid(reply, 'role', role.reason);
+    const password = parsePassword(b.password);
+    if (!password.ok) return invalid(reply, 'password', password.reason);
+    try {
+      await backend.users.add(name.value, role.value, password.value);
+    } catch (err) {
+      return reply.code(409).send({ error: { code: (err as { code?: string }).code ?? 'USER', message: (err as Error).message } });
+    }
+    ctx.log.info({ user: name.value, role: role.value, by: req.session!.user }, 'console user added');
+    return reply.code(201).send(backend.users.get(name.value));
+  });
+  app.delete<{ Params: { name: string } }>('/api/users/:name', { config: { roles: ADMIN } }, (req, reply) => {
+    if (req.params.name === req.session!.user)
+      return reply.code(409).send({ error: { code: 'SELF', message: 'you cannot remove yourself; sign in as another admin' } });
+    try {
+      backend.users.remove(req.params.name);
+    } catch (err) {
+      return reply.code(404).send({ error: { code: 'USER_NOT_FOUND', message: (err as Error).message } });
+    }
+    ctx.sessions.closeUser(req.params.name);
+    ctx.log.info({ user: req.params.name, by: req.session!.user }, 'console user removed');
+    return { removed: req.params.name };
+  });
+}

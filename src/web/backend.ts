@@ -1,0 +1,69 @@
+import type { DaemonStatus } from '../control/index.js';
+import type { PublicUser, SignInResult, UserRole } from '../services/users.js';
+import type { AlertNote, AlertRecord, LedgerEntry, MeterBalance, RelayState } from '../store/index.js';
+import type { LocalSender, LocalSubmission } from '../uplink/commands/router.js';
+
+/** One line of the meters table, and the head of a meter's page. */
+export interface MeterRow {
+  readonly id: string;
+  readonly bus: string;
+  readonly customerNo: string | null;
+  readonly district: string | null;
+  readonly profile: string;
+  /** What the meter counts credit in; null for a meter without prepayment. */
+  readonly creditUnit: 'money' | 'energy' | null;
+  readonly online: boolean;
+  readonly relay: RelayState | null;
+  readonly balance: MeterBalance | null;
+  readonly lastGoodReadAt: number | null;
+  readonly activeAlerts: number;
+  /** Whether the meter can be tripped, read, time-synced (its profile has the means). */
+  readonly can: { readonly relay: boolean; readonly topup: boolean; readonly timeSync: boolean };
+}
+
+/** A point of a meter's charts: register energy, balance and voltage from its readings (null where not read). */
+export interface ChartPoint {
+  readonly t: number;
+  readonly energyKwh: number | null;
+  readonly balance: number | null;
+  readonly voltage: number | null;
+}
+
+export interface SalesToday {
+  readonly loads: number;
+  readonly moneyFen: number;
+  readonly energyCentiKwh: number;
+}
+
+/** The users as the console sees them (src/services/users.ts). */
+export interface UserDirectory {
+  signIn(name: string, password: string): Promise<SignInResult>;
+  count(): number;
+  list(): PublicUser[];
+  get(name: string): PublicUser | null;
+  add(name: string, role: UserRole, password: string): Promise<void>;
+  remove(name: string): void;
+  setPassword(name: string, password: string): Promise<void>;
+}
+
+/**
+ * Everything the console reads and does, built by the composition root (src/daemon/console.ts) from the services and
+ * the store's read side: the web layer holds no SQL and no bytes. Actions go through `submit`, the command router's
+ * local door: the MQTT commands' schemas, exactly-once record and handlers, with the signed-in user as the operator.
+ */
+export interface ConsoleBackend {
+  readonly gatewayId: string;
+  readonly timeZone: string;
+  status(): DaemonStatus;
+  submit(command: string, request: unknown, sender: LocalSender): LocalSubmission;
+  readonly users: UserDirectory;
+  meters(): MeterRow[];
+  meter(id: string): MeterRow | null;
+  /** The point names a "read now" asks for (the meter's polled points, at most 64). */
+  readPoints(id: string): string[];
+  readings(id: string, sinceMs: number): ChartPoint[];
+  ledger(id: string, limit: number): LedgerEntry[];
+  salesToday(): SalesToday;
+  alerts(): { readonly active: AlertRecord[]; readonly history: AlertRecord[] };
+  alertNotes(alertId: string): AlertNote[];
+}

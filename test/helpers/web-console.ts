@@ -1,0 +1,113 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { realTimers, systemClock } from '../../src/clock.js';
+import { loadGatewayConfig } from '../../src/config/index.js';
+import { consoleBackend } from '../../src/daemon/console.js';
+import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
+import { silentLogger } from '../../src/log.js';
+import type { UserRole } from '../../src/services/users.js';
+import { defaultMeters, startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
+import { startWebConsole, type WebConsole } from '../../src/web/server.js';
+import { startTestBroker, uniqueId, type TestBroker } from './broker.js';
+
+/** A gateway on simulated prepaid meters with its web console on a free port, and users of each role. */
+export interface ConsoleRig {
+  readonly url: string;
+  readonly gateway: Gateway;
+  readonly sim: Dlt645Simulator;
+  /** Passwords by user name: `cashier`, `tech`, `admin`. */
+  readonly passwords: Readonly<Record<string, string>>;
+  close(): Promise<void>;
+}
+
+export const RIG_USERS: readonly { name: string; role: UserRole }[] = [
+  { name: 'cashier', role: 'cashier' },
+  { name: 'tech', role: 'technician' },
+  { name: 'admin', role: 'admin' },
+];
+
+export async function startConsoleRig(opts: { meters?: number; sessionIdle?: string } = {}): Promise<ConsoleRig> {
+  const broker: TestBroker = await startTestBroker();
+  const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(opts.meters ?? 3) } });
+  const dir = mkdtempSync(join(tmpdir(), 'meterd-web-'));
+  const file = join(dir, 'meterd.yaml');
+  const addresses = [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber }));
+  writeFileSync(
+    file,
+    `gateway: { id: ${uniqueId('gw-web')}, dataDir: ./data }
+mqtt: { url: "${broker.url}", protocolVersion: 4 }
+buses:
+  - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", timeout: 300ms, retries: 0, gap: 0ms }
+meters:
+${addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+polling:
+  intervals: { instant: 1s, status: 1s, credit: 1s, energy: 5s }
+  offlineAfter: 1
+  offlineProbe: 2s
+web:
+  listen: 127.0.0.1:0
+  sessionIdle: ${opts.sessionIdle ?? '30m'}
+`,
+  );
+  const config = loadGatewayConfig(file, {});
+  const gateway = await startGateway(config, { logger: silentLogger });
+  const backend = consoleBackend(gateway, systemClock);
+  const passwords: Record<string, string> = {};
+  for (const u of RIG_USERS) {
+    passwords[u.name] = `pw-${u.name}-${uniqueId('x')}`;
+    await backend.users.add(u.name, u.role, passwords[u.name]!);
+  }
+  const web: WebConsole = await startWebConsole({ web: config.web, backend, logger: silentLogger, clock: systemClock, timers: realTimers });
+  return {
+    url: web.url!,
+    gateway,
+    sim,
+    passwords,
+    close: async () => {
+      await web.close();
+      await gateway.stop();
+      await sim.close();
+      await broker.close();
+    },
+  };
+}
+
+/** A signed-in HTTP client of the console: the session cookie and the CSRF token, as the page keeps them. */
+export class ConsoleClient {
+  cookie = '';
+  csrf = '';
+
+  constructor(readonly base: string) {}
+
+  async signIn(name: string, password: string): Promise<Response> {
+    const res = await this.request('POST', '/api/session', { name, password });
+    const set = res.headers.get('set-cookie');
+    if (set) this.cookie = set.split(';')[0]!;
+    if (res.ok) this.csrf = ((await res.clone().json()) as { csrf: string }).csrf;
+    return res;
+  }
+
+  request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+    const h: Record<string, string> = { ...headers };
+    if (this.cookie) h.cookie = this.cookie;
+    if (body !== undefined) h['content-type'] = 'application/json';
+    if (method !== 'GET' && this.csrf && !('x-csrf-token' in headers)) h['x-csrf-token'] = this.csrf;
+    return fetch(new URL(path, this.base), { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
+  async json<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await this.request(method, path, body);
+    return { status: res.status, body: (await res.json()) as T };
+  }
+}
+
+export async function eventually<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
