@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { parsePassword, parseUserName, parseUserRole } from '../services/users.js';
 import type { CommandReply } from '../uplink/commands/types.js';
 import { type Parsed, parseKwhText, parseRequestId, parseYuanText } from '../values/index.js';
-import { overviewOf, SESSION_COOKIE, type ApiContext } from './server.js';
+import { overviewOf, SESSION_COOKIE, type ApiContext } from './context.js';
 import type { Session } from './sessions.js';
 
 const CASHIER = ['cashier'] as const;

@@ -13,9 +13,11 @@ import type { CommandReply } from '../uplink/commands/types.js';
 import { pageShell, STATIC_DIR, vendorFiles } from './assets.js';
 import type { ConsoleBackend, MeterRow } from './backend.js';
 import { registerApi } from './api.js';
+import { type ApiContext, overviewOf, SESSION_COOKIE } from './context.js';
 import { type Session, Sessions, sameToken } from './sessions.js';
 
-export const SESSION_COOKIE = 'meterd_session';
+export { SESSION_COOKIE };
+
 /** How long a web request waits for a command's final reply before it answers `accepted` (the command goes on). */
 export const COMMAND_WAIT_MS = 25_000;
 const TICK_MS = 1_000;
@@ -49,18 +51,6 @@ declare module 'fastify' {
     /** Reachable without a session (the sign-in itself). */
     public?: boolean;
   }
-}
-
-/** What the routes share: the backend, the sessions, and how to run a command through the router's local door. */
-export interface ApiContext {
-  readonly backend: ConsoleBackend;
-  readonly sessions: Sessions;
-  readonly clock: Clock;
-  readonly secureCookie: boolean;
-  readonly log: Logger;
-  run(command: string, request: Record<string, unknown>, session: Session): Promise<CommandReply>;
-  /** A request id for a command the console makes on its own (the browser sends its own for every action). */
-  newRequestId(): string;
 }
 
 /**
@@ -135,6 +125,7 @@ export async function startWebConsole(opts: WebConsoleOptions): Promise<WebConso
   });
 
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(shell.html));
+  app.get('/favicon.ico', (_req, reply) => reply.code(204).send());
   app.get<{ Params: { file: string } }>('/vendor/:file', (req, reply) => {
     const f = vendor.get(req.params.file);
     if (f === undefined) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such file' } });
@@ -255,22 +246,5 @@ function liveEvents(app: FastifyInstance, ctx: ApiContext, timers: Timers): { st
       for (const c of clients) c.res.end();
       clients.clear();
     },
-  };
-}
-
-export function overviewOf(backend: ConsoleBackend): Record<string, unknown> {
-  const s = backend.status();
-  return {
-    gatewayId: s.gatewayId,
-    version: s.version,
-    uptimeSeconds: Math.floor(s.uptimeSeconds / 60) * 60,
-    broker: s.broker,
-    buses: s.buses,
-    meters: s.meters,
-    outbox: s.outbox,
-    alerts: s.alerts,
-    batches: s.batches,
-    commands: s.commands,
-    sales: backend.salesToday(),
   };
 }

@@ -64,7 +64,9 @@ describe('signing in', () => {
     expect(answers).toEqual([401, 401, 401, 401, 429]);
     const locked = await c.signIn('lockme', 'right-password');
     expect(locked.status).toBe(429);
-    expect(((await locked.json()) as { error: { message: string } }).error.message).toMatch(/too many wrong passwords: lockme is locked for \d+ min/);
+    expect(((await locked.json()) as { error: { message: string } }).error.message).toMatch(
+      /too many wrong passwords: lockme is locked for \d+ min/,
+    );
     expect(c.cookie).toBe('');
   });
 });

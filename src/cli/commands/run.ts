@@ -65,9 +65,9 @@ A second signal exits at once.`,
             .catch((err: unknown) => logger.warn({ err }, 'web console did not close cleanly'))
             .then(() => gateway.stop())
             .then(resolve, (err: unknown) => {
-            logger.error({ err }, 'error while stopping');
-            resolve();
-          });
+              logger.error({ err }, 'error while stopping');
+              resolve();
+            });
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);

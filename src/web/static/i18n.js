@@ -179,6 +179,10 @@ export function setLang(next) {
   document.documentElement.lang = next === 'zh' ? 'zh-CN' : 'en';
 }
 
+export function gatewayTimeZone() {
+  return timeZone;
+}
+
 export function setTimeZone(tz) {
   timeZone = tz;
 }

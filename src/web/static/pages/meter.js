@@ -2,7 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, get, post, requestId } from '../api.js';
-import { balanceText, ledgerAmount, t, two, when, yuan, kwh } from '../i18n.js';
+import { balanceText, gatewayTimeZone, ledgerAmount, t, two, when, yuan, kwh } from '../i18n.js';
 import { setRows, useLive } from '../live.js';
 import { relayText } from './meters.js';
 
@@ -70,7 +70,12 @@ export function MeterPage({ id, me }) {
 
 function ActionDialog({ meter, dialog, setDialog, run }) {
   const first = useRef(null);
+  const ok = useRef(null);
   useEffect(() => first.current?.focus(), [dialog.kind]);
+  // Keyboard-first: Enter types the amount, Enter again confirms; the confirm button takes the focus in between.
+  useEffect(() => {
+    if (dialog.confirming) ok.current?.focus();
+  }, [dialog.confirming]);
   const cancel = () => setDialog(null);
   const onKey = (e) => {
     if (e.key === 'Escape') cancel();
@@ -92,7 +97,7 @@ function ActionDialog({ meter, dialog, setDialog, run }) {
       </label>
       ${dialog.confirming ? html`<p class="confirm">${t('confirmTopup', { amount: shown, meter: meter.id })}</p>` : null}
       ${dialog.error ? html`<p class="error" role="alert">${dialog.error}</p>` : null}
-      <button type="submit" id="dialog-ok">${dialog.confirming ? t('confirm') : t('topup')}</button>
+      <button type="submit" id="dialog-ok" ref=${ok}>${dialog.confirming ? t('confirm') : t('topup')}</button>
       <button type="button" onClick=${cancel}>${t('cancel')}</button>
     </form>`;
   }
@@ -149,8 +154,10 @@ function Chart({ title, points, field }) {
         title,
         width: Math.min(460, el.current.clientWidth || 460),
         height: 180,
+        // The gateway's time zone, not the browser's: the counter and the books count the same days.
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), gatewayTimeZone()),
         series: [{}, { label: title, stroke: '#1f6feb', value: (_u, v) => (v === null ? '—' : two(v)) }],
-        axes: [{}, { values: (_u, vals) => vals.map((v) => two(v)) }],
+        axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => two(v)) }],
       },
       [rows.map((p) => p.t / 1000), rows.map((p) => p[field])],
       el.current,
