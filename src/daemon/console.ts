@@ -1,9 +1,10 @@
 import type { Clock, Timers } from '../clock.js';
 import type { Logger } from '../log.js';
-import { Books, type BooksReport, localDate } from '../services/books/index.js';
+import { Books, type BooksReport, localDate, parseBooksDate, parseBooksMonth, reportCsv, reportJson } from '../services/books/index.js';
 import { UserService } from '../services/users.js';
-import type { PointValue } from '../store/index.js';
+import { commandCounts, type PointValue } from '../store/index.js';
 import type { ChartPoint, ConsoleBackend, MeterRow } from '../web/backend.js';
+import { startMetricsServer } from '../web/metrics.js';
 import { startWebConsole, type WebConsole } from '../web/server.js';
 import type { Gateway } from './gateway.js';
 
@@ -52,7 +53,13 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
       return [...new Set(m.profile.groups.filter((g) => g.name !== 'daily').flatMap((g) => g.points))].slice(0, MAX_READ_POINTS);
     },
     readings: (id, sinceMs) => store.readings.since(id, sinceMs, 5_000).map(chartPoint),
-    ledger: (id, limit) => store.ledger.list({ meterId: id }).slice(-limit).reverse(),
+    ledger: (id, limit) => {
+      // A meter's card sales are booked under its address (the card's meter number), its other loads under its id.
+      const address = byId.get(id)?.address;
+      const entries = store.ledger.list({ meterId: id });
+      if (address !== undefined && address !== id) entries.push(...store.ledger.list({ meterId: address }));
+      return entries.sort((a, b) => b.id - a.id).slice(0, limit);
+    },
     salesToday: () => {
       const now = clock.now();
       if (sales !== undefined && now - sales.at < SALES_CACHE_MS) return sales.value;
@@ -70,6 +77,48 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
     },
     alerts: () => ({ active: store.alerts.active(), history: store.alerts.history({ limit: 500 }) }),
     alertNotes: (alertId) => store.alerts.notes(alertId),
+    books: (kind, period, operator) => {
+      const p = kind === 'daily' ? { kind, date: parseBooksDate(period) } : { kind, month: parseBooksMonth(period) };
+      const report = books.report(p, operator === undefined ? {} : { operator });
+      return { json: reportJson(report), csv: reportCsv(report) };
+    },
+    meterByNumber: (meterNumber) => {
+      const m = config.meters.find((x) => x.address === meterNumber);
+      return m === undefined ? null : row(m.id, activeCounts());
+    },
+    // Card sales are booked under the card's meter number (the DL/T 645 address), as the card names the meter.
+    cardSaleId: (meterId, purchaseCount) =>
+      store.ledger
+        .list({ meterId: byId.get(meterId)?.address ?? meterId })
+        .filter((e) => e.channel === 'card' && e.purchaseCount === purchaseCount)
+        .at(-1)?.id ?? null,
+    metrics: () => {
+      const g = gateway.status();
+      const d = gateway.desk.status();
+      const alertsByKind: Record<string, number> = {};
+      for (const a of store.alerts.active()) alertsByKind[a.kind] = (alertsByKind[a.kind] ?? 0) + 1;
+      const allowanceRows: Record<string, number> = {};
+      for (const round of gateway.allowances.status())
+        if (!round.complete) for (const [state, n] of Object.entries(round.counts)) allowanceRows[state] = (allowanceRows[state] ?? 0) + n;
+      return {
+        buses: g.buses.map((b) => ({
+          id: b.id,
+          up: b.state === 'up',
+          utilisation: b.utilisation,
+          timeouts: b.timeouts,
+          retries: b.retries,
+          reconnects: b.reconnects,
+          skipped: b.skipped,
+        })),
+        brokerConnected: d.broker.connected,
+        outbox: d.outbox,
+        readingsStored: g.poller.readingsStored,
+        meters: { online: g.poller.online, offline: g.poller.offline, unreachable: g.poller.unreachable },
+        commands: store.transaction((tx) => commandCounts(tx)),
+        alertsByKind,
+        allowanceRows,
+      };
+    },
   };
 }
 
@@ -127,11 +176,29 @@ export async function serveConsole(gateway: Gateway, opts: ServeConsoleOptions):
   const web = gateway.config.web;
   if (web.listen === null && web.metrics === null) return undefined;
   const backend = consoleBackend(gateway, opts.clock);
-  try {
-    return await startWebConsole({ web, backend, logger: opts.logger, clock: opts.clock, timers: opts.timers });
-  } catch (err) {
-    if ((err as { code?: string }).code === 'WEB_NO_USERS') throw err;
-    opts.logger.error({ err, listen: web.listen }, 'the web console could not start; the gateway runs without it (see web.listen)');
-    return undefined;
+  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  if (web.metrics !== null) {
+    try {
+      metrics = await startMetricsServer(web.metrics, () => backend.metrics(), opts.logger);
+    } catch (err) {
+      opts.logger.error({ err, listen: web.metrics }, '/metrics could not start; the gateway runs without it (see web.metrics.listen)');
+    }
   }
+  let console_: WebConsole | undefined;
+  try {
+    console_ = await startWebConsole({ web, backend, logger: opts.logger, clock: opts.clock, timers: opts.timers });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'WEB_NO_USERS') {
+      await metrics?.close();
+      throw err;
+    }
+    opts.logger.error({ err, listen: web.listen }, 'the web console could not start; the gateway runs without it (see web.listen)');
+  }
+  return {
+    url: console_?.url,
+    close: async () => {
+      await console_?.close();
+      await metrics?.close();
+    },
+  };
 }

@@ -39,7 +39,7 @@ export interface GatewayStatusView {
   readonly meters: number;
   readonly poller: PollerStats;
   readonly uplink: DrainStats;
-  readonly buses: readonly (BusStatus & { utilisation: number; skipped: number })[];
+  readonly buses: readonly (BusStatus & { utilisation: number; skipped: number; timeouts: number; retries: number; reconnects: number })[];
 }
 
 export interface Gateway {
@@ -460,7 +460,14 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       uplink: drain.stats(),
       buses: buses.map((b) => {
         const s = b.bus.stats();
-        return { ...busStatus(b), utilisation: s.utilisation, skipped: s.skipped };
+        return {
+          ...busStatus(b),
+          utilisation: s.utilisation,
+          skipped: s.skipped,
+          timeouts: s.timeouts,
+          retries: s.retries,
+          reconnects: s.reconnects,
+        };
       }),
     }),
     stop: () =>

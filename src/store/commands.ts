@@ -202,3 +202,12 @@ export function pruneCommands(connection: Connection, before: number): number {
     )
     .run(cutoff, cutoff).changes;
 }
+
+/** How many command records there are by command and status (for /metrics). */
+export function commandCounts(tx: Tx): { command: string; status: CommandStatus; count: number }[] {
+  return tx.connection
+    .statement<[], { command: string; status: CommandStatus; count: number }>(
+      'SELECT command, status, count(*) AS count FROM commands GROUP BY command, status ORDER BY command, status',
+    )
+    .all();
+}

@@ -63,6 +63,7 @@ export {
   findCommand,
   openCommands,
   listCommands,
+  commandCounts,
   COMMAND_REPLAY_WINDOW_MS,
   COMMAND_STATUSES,
   type CommandRecord,

@@ -8,6 +8,7 @@ import type { Session } from './sessions.js';
 const CASHIER = ['cashier'] as const;
 const TECHNICIAN = ['technician'] as const;
 const ADMIN = ['admin'] as const;
+const BOOKS = ['cashier', 'admin'] as const;
 const MAX_CHART_DAYS = 31;
 
 type Body = Record<string, unknown>;
@@ -159,6 +160,98 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     const session = req.session!;
     const r = await ctx.run('alert-ack', { requestId: requestId.value, alertId: req.params.id, operator: session.user, note }, session);
     return reply.code(statusOf(r)).send(r);
+  });
+
+  const booksOf = (q: { kind?: string; period?: string; operator?: string }, reply: FastifyReply) => {
+    if (q.kind !== 'daily' && q.kind !== 'monthly') return void invalid(reply, 'kind', 'must be daily or monthly');
+    const operator = q.operator === undefined || q.operator === '' ? undefined : q.operator;
+    try {
+      return backend.books(q.kind, q.period ?? '', operator);
+    } catch (err) {
+      return void reply.code(422).send({ error: { code: (err as { code?: string }).code ?? 'INVALID', message: (err as Error).message } });
+    }
+  };
+  app.get<{ Querystring: { kind?: string; period?: string; operator?: string } }>(
+    '/api/books',
+    { config: { roles: BOOKS } },
+    (req, reply) => booksOf(req.query, reply)?.json ?? reply,
+  );
+  app.get<{ Querystring: { kind?: string; period?: string; operator?: string } }>(
+    '/api/books.csv',
+    { config: { roles: BOOKS } },
+    (req, reply) => {
+      const view = booksOf(req.query, reply);
+      if (view === undefined) return reply;
+      const name = `meterd-${backend.gatewayId}-${req.query.kind}-${req.query.period}${req.query.operator ? `-${req.query.operator}` : ''}.csv`;
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`)
+        .send(`\ufeff${view.csv.join('\r\n')}\r\n`);
+    },
+  );
+
+  // The counter: the card in the encoder, read and sold through the same commands the station sends.
+  app.post('/api/counter/read', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const encoder = typeof b.encoder === 'string' && b.encoder !== '' ? { encoder: b.encoder } : {};
+    const r = await ctx.run('card-read', { requestId: requestId.value, ...encoder }, req.session!);
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const { memory: _memory, ...card } = (r.result ?? {}) as Record<string, unknown>;
+    const meter = typeof card.meterNumber === 'string' ? backend.meterByNumber(card.meterNumber) : null;
+    const purchase = card.purchase as { unit?: string } | undefined;
+    return { ...card, meterId: meter?.id ?? null, unit: purchase?.unit === 'fen' ? 'money' : 'energy' };
+  });
+
+  app.post('/api/counter/sell', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const meter = typeof b.meter === 'string' ? backend.meter(b.meter) : null;
+    if (meter === null)
+      return invalid(reply, 'meter', 'is not a configured meter: this card belongs to a meter this gateway does not serve');
+    const amount = typeof b.amount === 'string' ? b.amount.trim() : String(b.amount ?? '');
+    let credit: Record<string, number>;
+    if (b.unit === 'energy') {
+      const kwh = parseKwhText(amount);
+      if (!kwh.ok) return invalid(reply, 'amount', kwh.reason);
+      credit = { energyKwh: kwh.value / 100 };
+    } else {
+      const fen = parseYuanText(amount);
+      if (!fen.ok) return invalid(reply, 'amount', fen.reason);
+      credit = { amountFen: fen.value };
+    }
+    const encoder = typeof b.encoder === 'string' && b.encoder !== '' ? { encoder: b.encoder } : {};
+    const session = req.session!;
+    const r = await ctx.run(
+      'card-sell',
+      { requestId: requestId.value, meter: meter.id, ...credit, operator: session.user, ...encoder },
+      session,
+    );
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const sale = (r.result ?? {}) as {
+      purchaseCount: number;
+      amount: number;
+      unit: string;
+      customerNumber?: string;
+      at: string;
+      operator: string;
+    };
+    const id = backend.cardSaleId(meter.id, sale.purchaseCount);
+    return {
+      ...r,
+      receipt: {
+        receiptNo: id === null ? `${meter.id}-${sale.purchaseCount}` : `R${String(id).padStart(8, '0')}`,
+        meter: meter.id,
+        customerNumber: sale.customerNumber ?? meter.customerNo,
+        amount: sale.amount,
+        unit: sale.unit === 'fen' ? 'money' : 'energy',
+        purchaseCount: sale.purchaseCount,
+        operator: sale.operator,
+        at: sale.at,
+      },
+    };
   });
 
   app.get('/api/users', { config: { roles: ADMIN } }, () => backend.users.list());

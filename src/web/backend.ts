@@ -29,6 +29,32 @@ export interface ChartPoint {
   readonly voltage: number | null;
 }
 
+/** What /metrics shows, taken at each scrape (src/web/metrics.ts, docs/metrics.md). */
+export interface MetricsSnapshot {
+  readonly buses: readonly {
+    readonly id: string;
+    readonly up: boolean;
+    readonly utilisation: number;
+    readonly timeouts: number;
+    readonly retries: number;
+    readonly reconnects: number;
+    readonly skipped: number;
+  }[];
+  readonly brokerConnected: boolean;
+  readonly outbox: { readonly depth: number; readonly oldestAgeSeconds: number | null; readonly deadLetters: number };
+  readonly readingsStored: number;
+  readonly meters: { readonly online: number; readonly offline: number; readonly unreachable: number };
+  readonly commands: readonly { readonly command: string; readonly status: string; readonly count: number }[];
+  readonly alertsByKind: Readonly<Record<string, number>>;
+  readonly allowanceRows: Readonly<Record<string, number>>;
+}
+
+/** A books report for the page (the JSON the station gets) and the same sums as CSV lines. */
+export interface BooksView {
+  readonly json: Record<string, unknown>;
+  readonly csv: readonly string[];
+}
+
 export interface SalesToday {
   readonly loads: number;
   readonly moneyFen: number;
@@ -66,4 +92,11 @@ export interface ConsoleBackend {
   salesToday(): SalesToday;
   alerts(): { readonly active: AlertRecord[]; readonly history: AlertRecord[] };
   alertNotes(alertId: string): AlertNote[];
+  /** The daily (YYYY-MM-DD) or monthly (YYYY-MM) books; a bad period throws a BooksError with a sentence. */
+  books(kind: 'daily' | 'monthly', period: string, operator?: string): BooksView;
+  /** The configured meter whose DL/T 645 address is a card's meter number. */
+  meterByNumber(meterNumber: string): MeterRow | null;
+  /** The ledger id of a card sale (the receipt number), once the books hold it. */
+  cardSaleId(meterId: string, purchaseCount: number): number | null;
+  metrics(): MetricsSnapshot;
 }

@@ -9,6 +9,8 @@ import { silentLogger } from '../../src/log.js';
 import type { UserRole } from '../../src/services/users.js';
 import { defaultMeters, startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { startWebConsole, type WebConsole } from '../../src/web/server.js';
+import { loadCardLayout } from '../../src/profiles/card-layout.js';
+import { cards, startEncoderSimulator } from '../../src/sim/encoder/index.js';
 import { startTestBroker, uniqueId, type TestBroker } from './broker.js';
 
 /** A gateway on simulated prepaid meters with its web console on a free port, and users of each role. */
@@ -16,6 +18,8 @@ export interface ConsoleRig {
   readonly url: string;
   readonly gateway: Gateway;
   readonly sim: Dlt645Simulator;
+  /** The counter's simulated encoder (with `card: true`), a customer card of room-101 in its slot. */
+  readonly encoder?: Awaited<ReturnType<typeof startEncoderSimulator>>;
   /** Passwords by user name: `cashier`, `tech`, `admin`. */
   readonly passwords: Readonly<Record<string, string>>;
   close(): Promise<void>;
@@ -27,12 +31,24 @@ export const RIG_USERS: readonly { name: string; role: UserRole }[] = [
   { name: 'admin', role: 'admin' },
 ];
 
-export async function startConsoleRig(opts: { meters?: number; sessionIdle?: string } = {}): Promise<ConsoleRig> {
+export async function startConsoleRig(opts: { meters?: number; sessionIdle?: string; card?: boolean } = {}): Promise<ConsoleRig> {
   const broker: TestBroker = await startTestBroker();
   const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(opts.meters ?? 3) } });
   const dir = mkdtempSync(join(tmpdir(), 'meterd-web-'));
   const file = join(dir, 'meterd.yaml');
   const addresses = [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber }));
+  const encoder = opts.card
+    ? await startEncoderSimulator({
+        framing: 'star',
+        tcpPort: 0,
+        card: cards.ours(loadCardLayout('sle4442-dorm'), {
+          meterNumber: addresses[0]!.address,
+          customerNumber: addresses[0]!.customerNo,
+          purchaseCount: 0,
+          writeBack: { balance: 0, purchaseCount: 0 },
+        }),
+      })
+    : undefined;
   writeFileSync(
     file,
     `gateway: { id: ${uniqueId('gw-web')}, dataDir: ./data }
@@ -48,7 +64,7 @@ polling:
 web:
   listen: 127.0.0.1:0
   sessionIdle: ${opts.sessionIdle ?? '30m'}
-`,
+${encoder ? `encoders:\n  - { id: counter-1, port: "tcp://127.0.0.1:${encoder.tcpPort}" }\n` : ''}`,
   );
   const config = loadGatewayConfig(file, {});
   const gateway = await startGateway(config, { logger: silentLogger });
@@ -63,10 +79,12 @@ web:
     url: web.url!,
     gateway,
     sim,
+    ...(encoder ? { encoder } : {}),
     passwords,
     close: async () => {
       await web.close();
       await gateway.stop();
+      await encoder?.close();
       await sim.close();
       await broker.close();
     },

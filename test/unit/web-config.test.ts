@@ -46,7 +46,9 @@ describe('web: in the config', () => {
     expect(problems('web: { listen: "8080:localhost" }\n')).toEqual([
       '3: web.listen: "8080:localhost" is not host:port (write e.g. 127.0.0.1:8080, 0.0.0.0:8443 or [::1]:8080)',
     ]);
-    expect(problems('web: { sessionIdle: 5s }\n')).toEqual(['3: web.sessionIdle: "5s" is not a duration from 1m to 7d (write e.g. 30m, 8h)']);
+    expect(problems('web: { sessionIdle: 5s }\n')).toEqual([
+      '3: web.sessionIdle: "5s" is not a duration from 1m to 7d (write e.g. 30m, 8h)',
+    ]);
     expect(problems('web: { metrics: { listen: "0.0.0.0:9464" } }\n')).toEqual([
       '3: web.metrics.listen: /metrics has no sign-in: it listens on this machine only (127.0.0.1:PORT or [::1]:PORT)',
     ]);

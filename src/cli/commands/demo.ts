@@ -12,6 +12,8 @@ import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/registry.js';
 import { defaultMeters, startDlt645Simulator, type MeterSpec } from '../../sim/dlt645/index.js';
 import { startModbusSimulator } from '../../sim/modbus/index.js';
+import { cards, startEncoderSimulator } from '../../sim/encoder/index.js';
+import { loadCardLayout } from '../../profiles/card-layout.js';
 import { startEmbeddedBroker } from '../../uplink/index.js';
 import { localDate } from '../../services/books/periods.js';
 import { CliError } from '../errors.js';
@@ -64,6 +66,18 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
           sim: await startModbusSimulator({ profile: profiles.get(m.profile)!, unit: m.unit, tcpPort: 0 }),
         })),
       );
+      // The counter's encoder, with a customer card of the first meter in its slot (never sold, never in the meter).
+      const first = [...sim.meters.values()][0]!;
+      const encoderSim = await startEncoderSimulator({
+        framing: 'star',
+        tcpPort: 0,
+        card: cards.ours(loadCardLayout('sle4442-dorm'), {
+          meterNumber: first.address,
+          customerNumber: first.snapshot().customerNumber,
+          purchaseCount: 0,
+          writeBack: { balance: 0, purchaseCount: 0 },
+        }),
+      });
       const broker = await startEmbeddedBroker({ port: Number(opts.brokerPort), logger });
       const yaml = demoConfig({
         dataDir,
@@ -73,6 +87,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         addresses: [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber })),
         modbus: modbus.map((m) => ({ ...m, port: m.sim.port! })),
         today: localDate(Date.now(), Intl.DateTimeFormat().resolvedOptions().timeZone),
+        encoderPort: encoderSim.tcpPort!,
       });
       const configPath = resolve(dataDir, 'demo.yaml');
       const parsed = parseConfig(yaml, configPath, { env: {}, profiles });
@@ -87,6 +102,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         await district.close();
         await Promise.all(modbus.map((m) => m.sim.close()));
         await broker.close();
+        await encoderSim.close();
         throw err;
       }
 
@@ -164,6 +180,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       await district.close();
       await Promise.all(modbus.map((m) => m.sim.close()));
       await broker.close();
+      await encoderSim.close();
       io.out('meterd demo stopped');
     });
 }
@@ -213,6 +230,7 @@ function demoConfig(o: {
   modbus: { id: string; profile: string; unit: number; port: number }[];
   /** Local date of the demo's allowance round: today, so it is due at once. */
   today: string;
+  encoderPort: number;
 }): string {
   return `gateway:
   id: demo
@@ -249,5 +267,7 @@ allowances:
       - id: demo
         rounds:
           - { id: r-${o.today}, date: "${o.today}" }
+encoders:
+  - { id: counter-1, port: "tcp://127.0.0.1:${o.encoderPort}" }
 `;
 }

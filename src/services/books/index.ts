@@ -1,6 +1,7 @@
 // The cashier's books: periods, the report, the purchase-counter reconciliation and the daily publisher.
 export * from './periods.js';
 export * from './publisher.js';
+export { reportCsv } from './csv.js';
 export {
   Books,
   formatUnits,

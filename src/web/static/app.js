@@ -10,6 +10,8 @@ import { MetersPage } from './pages/meters.js';
 import { MeterPage } from './pages/meter.js';
 import { AlertsPage } from './pages/alerts.js';
 import { UsersPage } from './pages/users.js';
+import { BooksPage } from './pages/books.js';
+import { CounterPage } from './pages/counter.js';
 
 function useHash() {
   const [hash, setHash] = useState(location.hash || '#/overview');
@@ -107,6 +109,8 @@ function App() {
   const nav = [
     ['overview', t('overview')],
     ['meters', t('meters')],
+    ...(me.role === 'cashier' ? [['counter', t('counter')]] : []),
+    ...(me.role === 'cashier' || me.role === 'admin' ? [['books', t('books')]] : []),
     ['alerts', t('alerts')],
     ...(me.role === 'admin' ? [['users', t('users')]] : []),
   ];
@@ -120,6 +124,12 @@ function App() {
       break;
     case 'alerts':
       body = html`<${AlertsPage} me=${me} />`;
+      break;
+    case 'counter':
+      body = html`<${CounterPage} me=${me} />`;
+      break;
+    case 'books':
+      body = html`<${BooksPage} me=${me} timeZone=${me.timeZone} />`;
       break;
     case 'users':
       body = html`<${UsersPage} me=${me} />`;
