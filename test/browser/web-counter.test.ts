@@ -40,8 +40,10 @@ describe('the counter and the books in a browser', { timeout: 60_000 }, () => {
     await page.waitForSelector('#counter-page');
     await page.keyboard.press('F2');
     await page.locator('#card-meter', { hasText: 'room-101' }).waitFor();
+    await page.locator('#sale-amount:focus').waitFor();
     await page.keyboard.type('15');
     await page.keyboard.press('Enter');
+    await page.locator('#sale-ok:focus').waitFor();
     expect(await page.textContent('#sale-confirm')).toBe('Sell 15 kWh onto the card of room-101?');
     await page.keyboard.press('Enter');
     await page.waitForSelector('#receipt');
@@ -59,8 +61,10 @@ describe('the counter and the books in a browser', { timeout: 60_000 }, () => {
   it('refuses a second sale on a card the meter has not taken yet, in a sentence with what to do', async () => {
     await page.keyboard.press('F2');
     await page.locator('#card-meter', { hasText: 'room-101' }).waitFor();
+    await page.locator('#sale-amount:focus').waitFor();
     await page.keyboard.type('5');
     await page.keyboard.press('Enter');
+    await page.locator('#sale-ok:focus').waitFor();
     await page.keyboard.press('Enter');
     await page.waitForSelector('#counter-error');
     const text = await page.textContent('#counter-error');
