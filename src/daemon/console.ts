@@ -1,3 +1,4 @@
+import { statfsSync } from 'node:fs';
 import type { Clock, Timers } from '../clock.js';
 import type { Logger } from '../log.js';
 import { Books, type BooksReport, localDate, parseBooksDate, parseBooksMonth, reportCsv, reportJson } from '../services/books/index.js';
@@ -92,6 +93,15 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
         .list({ meterId: byId.get(meterId)?.address ?? meterId })
         .filter((e) => e.channel === 'card' && e.purchaseCount === purchaseCount)
         .at(-1)?.id ?? null,
+    allowances: () => ({ rounds: gateway.allowances.status(), attention: gateway.allowances.attention() }),
+    disk: () => {
+      try {
+        const f = statfsSync(config.gateway.dataDir);
+        return { freeBytes: f.bavail * f.bsize, totalBytes: f.blocks * f.bsize };
+      } catch {
+        return null;
+      }
+    },
     metrics: () => {
       const g = gateway.status();
       const d = gateway.desk.status();

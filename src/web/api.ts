@@ -9,6 +9,7 @@ const CASHIER = ['cashier'] as const;
 const TECHNICIAN = ['technician'] as const;
 const ADMIN = ['admin'] as const;
 const BOOKS = ['cashier', 'admin'] as const;
+const ALLOWANCES = ['cashier', 'technician'] as const;
 const MAX_CHART_DAYS = 31;
 
 type Body = Record<string, unknown>;
@@ -252,6 +253,17 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
         at: sale.at,
       },
     };
+  });
+
+  app.get('/api/allowances', () => backend.allowances());
+  app.post('/api/allowances/resolve', { config: { roles: ALLOWANCES } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    // The router's schema checks the rest (allowance, term, round, meter, action) and words the refusals.
+    const { allowance, term, round, meter, action } = b;
+    const r = await ctx.run('allowance-resolve', { requestId: requestId.value, allowance, term, round, meter, action }, req.session!);
+    return reply.code(statusOf(r)).send(r);
   });
 
   app.get('/api/users', { config: { roles: ADMIN } }, () => backend.users.list());

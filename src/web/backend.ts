@@ -1,6 +1,7 @@
 import type { DaemonStatus } from '../control/index.js';
 import type { PublicUser, SignInResult, UserRole } from '../services/users.js';
-import type { AlertNote, AlertRecord, LedgerEntry, MeterBalance, RelayState } from '../store/index.js';
+import type { AlertNote, AlertRecord, AllowanceRow, LedgerEntry, MeterBalance, RelayState } from '../store/index.js';
+import type { RoundStatus } from '../services/allowances/index.js';
 import type { LocalSender, LocalSubmission } from '../uplink/commands/router.js';
 
 /** One line of the meters table, and the head of a meter's page. */
@@ -99,4 +100,8 @@ export interface ConsoleBackend {
   /** The ledger id of a card sale (the receipt number), once the books hold it. */
   cardSaleId(meterId: string, purchaseCount: number): number | null;
   metrics(): MetricsSnapshot;
+  /** Each planned allowance round with its counts, newest first, and the rows waiting for a person. */
+  allowances(): { readonly rounds: RoundStatus[]; readonly attention: AllowanceRow[] };
+  /** The data directory's file system: free and total bytes (null when it cannot be read). */
+  disk(): { readonly freeBytes: number; readonly totalBytes: number } | null;
 }

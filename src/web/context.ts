@@ -33,5 +33,6 @@ export function overviewOf(backend: ConsoleBackend): Record<string, unknown> {
     batches: s.batches,
     commands: s.commands,
     sales: backend.salesToday(),
+    disk: backend.disk(),
   };
 }

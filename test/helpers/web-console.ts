@@ -31,7 +31,9 @@ export const RIG_USERS: readonly { name: string; role: UserRole }[] = [
   { name: 'admin', role: 'admin' },
 ];
 
-export async function startConsoleRig(opts: { meters?: number; sessionIdle?: string; card?: boolean } = {}): Promise<ConsoleRig> {
+export async function startConsoleRig(
+  opts: { meters?: number; sessionIdle?: string; card?: boolean; allowance?: boolean } = {},
+): Promise<ConsoleRig> {
   const broker: TestBroker = await startTestBroker();
   const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(opts.meters ?? 3) } });
   const dir = mkdtempSync(join(tmpdir(), 'meterd-web-'));
@@ -56,7 +58,7 @@ mqtt: { url: "${broker.url}", protocolVersion: 4 }
 buses:
   - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", timeout: 300ms, retries: 0, gap: 0ms }
 meters:
-${addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money }`).join('\n')}
+${addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money${opts.allowance ? ', tags: [dorm]' : ''} }`).join('\n')}
 polling:
   intervals: { instant: 1s, status: 1s, credit: 1s, energy: 5s }
   offlineAfter: 1
@@ -64,7 +66,7 @@ polling:
 web:
   listen: 127.0.0.1:0
   sessionIdle: ${opts.sessionIdle ?? '30m'}
-${encoder ? `encoders:\n  - { id: counter-1, port: "tcp://127.0.0.1:${encoder.tcpPort}" }\n` : ''}`,
+${opts.allowance ? allowanceYaml() : ''}${encoder ? `encoders:\n  - { id: counter-1, port: "tcp://127.0.0.1:${encoder.tcpPort}" }\n` : ''}`,
   );
   const config = loadGatewayConfig(file, {});
   const gateway = await startGateway(config, { logger: silentLogger });
@@ -128,4 +130,20 @@ export async function eventually<T>(fn: () => T | Promise<T>, what: string, ms =
     if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A round of 15.00 yuan for the dorm meters, due today (local time), so it runs at start. */
+function allowanceYaml(): string {
+  const today = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+  return `allowances:
+  - id: dorm-free
+    meters: { tags: [dorm] }
+    amountFen: 1500
+    at: "00:00"
+    deadline: 1d
+    terms:
+      - id: t1
+        rounds:
+          - { id: r1, date: "${today}" }
+`;
 }

@@ -12,6 +12,7 @@ import { AlertsPage } from './pages/alerts.js';
 import { UsersPage } from './pages/users.js';
 import { BooksPage } from './pages/books.js';
 import { CounterPage } from './pages/counter.js';
+import { AllowancesPage } from './pages/allowances.js';
 
 function useHash() {
   const [hash, setHash] = useState(location.hash || '#/overview');
@@ -112,6 +113,7 @@ function App() {
     ...(me.role === 'cashier' ? [['counter', t('counter')]] : []),
     ...(me.role === 'cashier' || me.role === 'admin' ? [['books', t('books')]] : []),
     ['alerts', t('alerts')],
+    ['allowances', t('allowances')],
     ...(me.role === 'admin' ? [['users', t('users')]] : []),
   ];
   let body;
@@ -130,6 +132,9 @@ function App() {
       break;
     case 'books':
       body = html`<${BooksPage} me=${me} timeZone=${me.timeZone} />`;
+      break;
+    case 'allowances':
+      body = html`<${AllowancesPage} me=${me} />`;
       break;
     case 'users':
       body = html`<${UsersPage} me=${me} />`;

@@ -35,6 +35,15 @@ export function OverviewPage() {
         <p>${yuan(o.sales.moneyFen / 100)}</p>
         <small>${o.sales.energyCentiKwh > 0 ? `${kwh(o.sales.energyCentiKwh / 100)} · ` : ''}${o.sales.loads} ${t('loads')}</small>
       </div>
+      ${
+        o.disk
+          ? html`<div class=${`card ${o.disk.freeBytes < o.disk.totalBytes * 0.1 ? 'bad' : 'good'}`} id="ov-disk">
+            <h3>${t('disk')}</h3>
+            <p>${two(o.disk.freeBytes / 1073741824)} GiB ${t('free')}</p>
+            <small>${two((100 * o.disk.freeBytes) / o.disk.totalBytes)}% · ${two(o.disk.totalBytes / 1073741824)} GiB</small>
+          </div>`
+          : null
+      }
       <div class=${`card ${o.outbox.depth > 1000 || o.outbox.deadLetters > 0 ? 'warn' : ''}`} id="ov-outbox">
         <h3>${t('outbox')}</h3>
         <p>${o.outbox.depth}</p>
