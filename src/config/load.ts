@@ -44,7 +44,10 @@ export interface GatewayConfig {
   readonly source: string;
   readonly gateway: { readonly id: string; readonly dataDir: string; readonly timeZone: string };
   readonly mqtt: {
+    /** The first broker (of `brokers`): what status lines show when no connection says otherwise. */
     readonly url: string;
+    /** Every broker to try, in order, with its own credentials and TLS files (a cluster's nodes, or one broker). */
+    readonly brokers: readonly BrokerEndpoint[];
     readonly clientId: string;
     readonly username?: string;
     readonly password?: string;
@@ -87,6 +90,7 @@ export interface GatewayConfig {
   readonly control: { readonly socketPath: string };
   readonly profileDirs: readonly string[];
   readonly logLevel: string;
+  readonly uplink: { readonly recallMaxRange: number; readonly recallChunk: number };
   /** Meter-fault alert thresholds, with their per-tag, district and meter overrides. */
   readonly alerts: AlertsConfig;
   readonly clock: ClockConfig;
@@ -103,6 +107,16 @@ export interface GatewayConfig {
   readonly web: WebConfig;
   /** What `config check` prints and the daemon logs but does not refuse: a tag that selects nothing, … */
   readonly warnings: readonly SourceIssue[];
+}
+
+/** One broker node the gateway may connect to. */
+export interface BrokerEndpoint {
+  readonly url: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 export class ConfigError extends MeterdError<'CONFIG_INVALID'> {
@@ -382,6 +396,24 @@ function resolveConfig(
   const pw = parsePassword(pwText);
   if (!pw.ok) at(['credentials', 'dlt645', 'password'], pw.error.message);
 
+  // Entries without their own credentials or TLS files take the section's.
+  const brokers: BrokerEndpoint[] = (Array.isArray(raw.mqtt.url) ? raw.mqtt.url : [raw.mqtt.url]).map((entry, i) => {
+    const e = typeof entry === 'string' ? { url: entry } : entry;
+    const own = typeof entry === 'object';
+    const password =
+      own && e.password !== undefined
+        ? readSecret(e.password, ['mqtt', 'url', i, 'password'])
+        : readSecret(raw.mqtt.password, ['mqtt', 'password']);
+    const file = (v: string | undefined) => v && abs(v);
+    return {
+      url: e.url,
+      ...((own && e.username) || raw.mqtt.username ? { username: (own && e.username) || raw.mqtt.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(file((own && e.ca) || raw.mqtt.ca) ? { ca: file((own && e.ca) || raw.mqtt.ca) } : {}),
+      ...(file((own && e.cert) || raw.mqtt.cert) ? { cert: file((own && e.cert) || raw.mqtt.cert) } : {}),
+      ...(file((own && e.key) || raw.mqtt.key) ? { key: file((own && e.key) || raw.mqtt.key) } : {}),
+    };
+  });
   const dataDir = abs(raw.gateway.dataDir);
   // A Unix socket's path fits in sockaddr_un.sun_path: 108 bytes with the NUL on Linux.
   const controlSocketPath = () => {
@@ -404,7 +436,8 @@ function resolveConfig(
       timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     },
     mqtt: {
-      url: raw.mqtt.url,
+      url: brokers[0]!.url,
+      brokers,
       clientId: raw.mqtt.clientId ?? `meterd-${raw.gateway.id}`,
       username: raw.mqtt.username,
       password: readSecret(raw.mqtt.password, ['mqtt', 'password']),
@@ -453,6 +486,7 @@ function resolveConfig(
     control: { socketPath: controlSocketPath() },
     profileDirs: (raw.profiles?.dirs ?? []).map(abs),
     logLevel: raw.log?.level ?? 'info',
+    uplink: { recallMaxRange: raw.uplink?.recallMaxRange ?? 10_000, recallChunk: raw.uplink?.recallChunk ?? 200 },
     alerts: resolveAlerts(raw.alerts, at),
     clock: { sync: raw.clock?.sync ?? 'auto', settlementTimes: raw.clock?.settlementTimes ?? [] },
     encoders: raw.encoders.map((e, i) => ({

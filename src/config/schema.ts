@@ -22,6 +22,12 @@ export const secret = z.union([z.string(), z.strictObject({ env: z.string().min(
 
 const duration = z.union([z.string(), z.number()]);
 
+/** A broker URL checked the way the gateway will use it (broker-url.ts). */
+const brokerUrl = z.string().superRefine((url, ctx) => {
+  const checked = parseBrokerUrl(url);
+  if (!checked.ok) ctx.addIssue({ code: 'custom', message: checked.message });
+});
+
 export const busSchema = z.strictObject({
   id: topicSafeId,
   /** /dev/ttyUSB0, or tcp://host:port for a serial-over-Ethernet converter. */
@@ -82,10 +88,29 @@ export const configSchema = z.strictObject({
   }),
   mqtt: z.strictObject({
     /** mqtt://host:port, mqtts://, ws://host:port/path or wss://; host and port required (broker-url.ts). */
-    url: z.string().superRefine((url, ctx) => {
-      const checked = parseBrokerUrl(url);
-      if (!checked.ok) ctx.addIssue({ code: 'custom', message: checked.message });
-    }),
+    /**
+     * One broker, or the nodes of a broker cluster in order: the gateway connects to the first that answers and moves
+     * to the next on failure. An entry may carry its own credentials and TLS files.
+     */
+    url: z.union([
+      brokerUrl,
+      z
+        .array(
+          z.union([
+            brokerUrl,
+            z.strictObject({
+              url: brokerUrl,
+              username: z.string().optional(),
+              password: secret.optional(),
+              ca: z.string().optional(),
+              cert: z.string().optional(),
+              key: z.string().optional(),
+            }),
+          ]),
+        )
+        .min(1, 'name at least one broker url')
+        .max(16, 'at most 16 broker urls'),
+    ]),
     clientId: z.string().optional(),
     username: z.string().optional(),
     password: secret.optional(),
@@ -224,6 +249,15 @@ export const configSchema = z.strictObject({
     .default([]),
   /** Free electricity for groups of meters on the dates of a term calendar (docs/allowances.md). */
   allowances: z.array(allowanceSchema).default([]),
+  /** The station's recall of telemetry it missed (docs/mqtt-api.md § Recall). */
+  uplink: z
+    .strictObject({
+      /** The most `seq` numbers one recall request may ask for. */
+      recallMaxRange: z.number().int().min(1).max(1_000_000).default(10_000),
+      /** Recalled messages are queued in chunks of this many, only while the live backlog is small. */
+      recallChunk: z.number().int().min(1).max(10_000).default(200),
+    })
+    .optional(),
   /** Meter-fault alert thresholds and severities (docs/alerts.md). */
   alerts: alertsSchema.optional(),
   /** Keeping meter clocks right (docs/alerts.md § Meter clocks). */

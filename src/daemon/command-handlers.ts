@@ -4,7 +4,9 @@ import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
 import { creditMessage, CreditError, type CreditService } from '../services/credit.js';
 import { AlertsError, type AlertService } from '../services/alerts/service.js';
+import type { BooksPublisher } from '../services/books/index.js';
 import type { Poller } from '../services/poller.js';
+import type { RecallService } from '../services/recall.js';
 import type { RelayService } from '../services/relay.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
 import type { OpenedBus } from './meters.js';
@@ -30,6 +32,12 @@ export interface HandlerDeps {
   clock: Clock;
   /** Alert acknowledgements (alert-ack). */
   alerts: Pick<AlertService, 'acknowledge'>;
+  /** The station's recall of readings by seq and of daily reports by date. */
+  recall: {
+    readonly maxRange: number;
+    readings: Pick<RecallService, 'recall'>;
+    reports: Pick<BooksPublisher, 'recallDays'>;
+  };
 }
 
 /** card-read and card-sell on a gateway whose config names no encoder: refused as the card counter refuses them. */
@@ -50,6 +58,24 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     cardRead: (cmd, ctx) => d.cards.cardRead(cmd, ctx),
     cardOpen: (cmd, ctx) => d.cards.cardOpen(cmd, ctx),
     cardReplace: (cmd, ctx) => d.cards.cardReplace(cmd, ctx),
+    async recall(cmd): Promise<CommandOutcome> {
+      if (cmd.reports !== undefined) {
+        const r = d.recall.reports.recallDays(cmd.reports.from, cmd.reports.to);
+        return { status: 'done', result: { reports: r.republished, missing: r.missing } };
+      }
+      const fromSeq = cmd.fromSeq!;
+      const toSeq = cmd.toSeq!;
+      if (toSeq - fromSeq + 1 > d.recall.maxRange)
+        return {
+          status: 'rejected',
+          error: {
+            code: 'RECALL_RANGE_TOO_LARGE',
+            message: `a recall names at most ${d.recall.maxRange} seq numbers (uplink.recallMaxRange); this one names ${toSeq - fromSeq + 1}: split it`,
+          },
+        };
+      const plan = d.recall.readings.recall(cmd.requestId, fromSeq, toSeq);
+      return { status: 'done', result: { fromSeq, toSeq, found: plan.found, missing: plan.missing } };
+    },
     async alertAck(cmd, ctx): Promise<CommandOutcome> {
       try {
         // Through the socket the operator is the person at the CLI; over MQTT the station names its technician.

@@ -7,6 +7,7 @@ import type { CreditPort } from '../devices/credit-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { ControlServer, type ControlDesk, type DaemonStatus } from '../control/index.js';
+import { RecallService } from '../services/recall.js';
 import { RelayService } from '../services/relay.js';
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { thresholdsFor } from '../config/index.js';
@@ -253,6 +254,9 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
   const allowances = composeAllowances(config, { store, clock, timers, logger: log, credit, relays, onCommitted: () => drain.notify() });
   for (const w of config.warnings) log.warn({ file: w.file, line: w.line, field: w.path }, w.message);
 
+  // The station's recall (补召) of readings its broker lost, paced behind live telemetry.
+  const recall = new RecallService({ store, timers, chunk: config.uplink.recallChunk, logger: log, onCommitted: () => drain.notify() });
+  opened.push({ what: 'recall', close: () => recall.stop() });
   const router = new CommandRouter({
     session,
     store,
@@ -269,6 +273,12 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       allowances: allowanceCommandHandlers(allowances),
       clock,
       alerts,
+      recall: {
+        maxRange: config.uplink.recallMaxRange,
+        readings: recall,
+        // The books publisher is built below; a recall is only served once the router runs, after it.
+        reports: { recallDays: (from, to) => books.recallDays(from, to) },
+      },
     }),
     meterExists: (id) => meterFacts.has(id),
     settings: config.commands,
@@ -399,7 +409,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       pid: process.pid,
       startedAt,
       uptimeSeconds: Math.round((timers.now() - startedMono) / 1000),
-      broker: { url: redactUrl(config.mqtt.url), connected: session.connected },
+      broker: { url: session.brokerUrl, connected: session.connected },
       buses: buses.map((b) => {
         const st = b.bus.stats();
         return {
@@ -436,7 +446,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       version: VERSION,
       buses: buses.length,
       meters: targets.length,
-      broker: redactUrl(config.mqtt.url),
+      broker: config.mqtt.brokers.map((b) => redactUrl(b.url)).join(', '),
       dataDir: config.gateway.dataDir,
     },
     'gateway started',
@@ -485,6 +495,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
         await router.stop({ timeoutMs: 5000 });
         // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
         await control.stop();
+        recall.stop();
         await clockKeeper.stop();
         await poller.stop();
         await Promise.allSettled(buses.map((b) => b.bus.close()));

@@ -478,12 +478,18 @@ export class Poller {
             const values = Object.fromEntries(o.values);
             const answered =
               Object.values(values).some((v) => 'v' in v) || !Object.values(values).some((v) => 'error' in v && NO_ANSWER.has(v.error));
-            readings.push({ meterId: o.target.meterId, takenAt: o.takenAt, values, ...(unsynced ? { unsynced } : {}) });
-            enqueue(tx, {
+            const { seq } = enqueue(tx, {
               topic: `meters/${o.target.meterId}/readings`,
               class: 'telemetry',
               payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values, ...(unsynced ? { unsynced } : {}) },
               seqStream: 'readings',
+            });
+            readings.push({
+              meterId: o.target.meterId,
+              takenAt: o.takenAt,
+              values,
+              ...(unsynced ? { unsynced } : {}),
+              ...(seq !== null ? { seq } : {}),
             });
             if (answered) {
               this.markGood(tx, o.target, h, o.takenAt, values);

@@ -435,6 +435,13 @@ CREATE TABLE users (
 `;
 
 /** The schema, oldest first. Adding a table is appending one line here. */
+
+/** Readings keep the `seq` they were published with, so the station can recall a gap by its numbers (补召). */
+const V12_READING_SEQ = `
+ALTER TABLE readings ADD COLUMN seq INTEGER;
+CREATE INDEX readings_by_seq ON readings (seq) WHERE seq IS NOT NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -447,6 +454,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 9, name: 'alerts, detector memory and clock syncs', up: V9_ALERTS },
   { version: 10, name: 'customer archive, lost cards, opening entries', up: v10Provisioning },
   { version: 11, name: 'web console users', up: V11_USERS },
+  { version: 12, name: 'the seq of each reading, for recall', up: V12_READING_SEQ },
 ];
 
 export interface MigrationResult {

@@ -8,23 +8,40 @@ interface ReadingRow {
   taken_at: number;
   values_json: string;
   unsynced: 0 | 1;
+  seq: number | null;
 }
 
-const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json, unsynced) VALUES (?, ?, ?, ?)';
-const COLUMNS = 'id, meter_id, taken_at, values_json, unsynced';
+const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json, unsynced, seq) VALUES (?, ?, ?, ?, ?)';
+const COLUMNS = 'id, meter_id, taken_at, values_json, unsynced, seq';
 
 /** Stores a poll cycle's readings; they commit or roll back with everything else in `tx`. */
 export function insertReadings(tx: Tx, readings: readonly Reading[]): void {
-  const insert = tx.connection.statement<[string, number, string, 0 | 1]>(INSERT);
+  const insert = tx.connection.statement<[string, number, string, 0 | 1, number | null]>(INSERT);
   for (const reading of readings) {
     checkReading(reading);
-    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values), reading.unsynced === true ? 1 : 0);
+    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values), reading.unsynced === true ? 1 : 0, reading.seq ?? null);
   }
 }
 
 /** Past readings, for the CLI, fault detection and line loss. */
 export class ReadingHistory {
   constructor(private readonly connection: Connection) {}
+
+  /** The `seq` numbers stored between `fromSeq` and `toSeq`, ascending (the index alone answers it). */
+  seqsBetween(fromSeq: number, toSeq: number): number[] {
+    return this.connection
+      .statement<[number, number], number>('SELECT seq FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq')
+      .pluck()
+      .all(fromSeq, toSeq);
+  }
+
+  /** Readings published with a `seq` from `fromSeq` to `toSeq`, by seq; at most `limit`. */
+  bySeq(fromSeq: number, toSeq: number, limit = 10_000): StoredReading[] {
+    return this.connection
+      .statement<[number, number, number], ReadingRow>(`SELECT ${COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?`)
+      .all(fromSeq, toSeq, limit)
+      .map(toReading);
+  }
 
   /** The newest reading time of any meter (epoch ms), or null: no right clock is before it. */
   newestTakenAt(): number | null {
@@ -57,6 +74,7 @@ function toReading(row: ReadingRow): StoredReading {
     takenAt: row.taken_at,
     values: JSON.parse(row.values_json) as Record<string, PointValue>,
     ...(row.unsynced === 1 ? { unsynced: true } : {}),
+    ...(row.seq !== null ? { seq: row.seq } : {}),
   };
 }
 

@@ -19,6 +19,8 @@ export interface Reading {
   readonly values: Readonly<Record<string, PointValue>>;
   /** Taken while the gateway's clock was not known to be right (no NTP yet): `takenAt` may be wrong. */
   readonly unsynced?: boolean;
+  /** The `seq` it was published with on the `readings` stream (the station's recall asks by it). */
+  readonly seq?: number;
 }
 
 export interface StoredReading extends Reading {

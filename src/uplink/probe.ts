@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
+import type { BrokerEndpoint } from '../config/load.js';
 import type { MqttSettings } from './session.js';
 
 /**
@@ -7,21 +8,22 @@ import type { MqttSettings } from './session.js';
  * (`meterd doctor`) never makes the station think the gateway went offline. Resolves, or rejects with the
  * broker's reason (bad credentials, not authorised, refused, TLS).
  */
-export async function probeBroker(settings: MqttSettings, timeoutMs = 5000): Promise<void> {
+export async function probeBroker(settings: MqttSettings, timeoutMs = 5000, endpoint?: BrokerEndpoint): Promise<void> {
   const read = (p: string | undefined) => (p === undefined ? undefined : readFileSync(p));
+  const e = endpoint ?? settings;
   const client = await mqtt.connectAsync(
-    settings.url,
+    e.url,
     {
       clientId: `${settings.clientId}-doctor`,
-      username: settings.username,
-      password: settings.password,
+      username: e.username,
+      password: e.password,
       protocolVersion: settings.protocolVersion,
       clean: true,
       reconnectPeriod: 0,
       connectTimeout: timeoutMs,
-      ca: read(settings.ca),
-      cert: read(settings.cert),
-      key: read(settings.key),
+      ca: read(e.ca),
+      cert: read(e.cert),
+      key: read(e.key),
     },
     false,
   );

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import { systemClock, type Clock } from '../clock.js';
 import { parseBrokerUrl, redactUrl } from '../config/broker-url.js';
-import type { GatewayConfig } from '../config/load.js';
+import type { BrokerEndpoint, GatewayConfig } from '../config/load.js';
 import { silentLogger, type Logger } from '../log.js';
 import { ReconnectBackoff, type BackoffOptions } from './backoff.js';
 import { UplinkError } from './errors.js';
@@ -11,7 +11,8 @@ import { OFFLINE_SHUTDOWN, OFFLINE_WILL, onlineStatus, type BirthInfo } from './
 import { withTimeout } from './timeout.js';
 import { GatewayTopics, matchesFilter } from './topics.js';
 
-export type MqttSettings = GatewayConfig['mqtt'];
+/** The mqtt section; `brokers` may be left out for one broker at `url` (tests, tools). */
+export type MqttSettings = Omit<GatewayConfig['mqtt'], 'brokers'> & { readonly brokers?: readonly BrokerEndpoint[] };
 
 /** Runs `reconnect` after `delayMs`; returns a function that cancels it. Injected so tests can see the delays. */
 export type ReconnectScheduler = (delayMs: number, reconnect: () => void) => () => void;
@@ -77,6 +78,8 @@ const DEFAULT_STABLE_AFTER_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_SESSION_EXPIRY_S = 86_400;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** The pause before trying the next node of a cluster: the next node is another broker, not the one that just failed. */
+const FAILOVER_DELAY_MS = 100;
 
 const defaultScheduler: ReconnectScheduler = (delayMs, reconnect) => {
   const timer = setTimeout(reconnect, delayMs);
@@ -126,6 +129,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   readonly topics: GatewayTopics;
   readonly #settings: MqttSettings;
   readonly #clientOptions: IClientOptions;
+  readonly #endpoints: readonly BrokerEndpoint[];
+  /** The node dialled last (or connected now). */
+  #index = 0;
+  /** Nodes tried since the last connection that came up: a whole round of failures waits the backoff. */
+  #failedInRound = 0;
   readonly #birth: () => BirthInfo;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -142,15 +150,29 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   constructor(options: MqttSessionOptions) {
     super();
     const settings = options.mqtt;
-    const address = parseBrokerUrl(settings.url);
-    if (!address.ok) throw new TypeError(`mqtt url ${redactUrl(settings.url)}: ${address.message}`);
+    this.#endpoints =
+      settings.brokers !== undefined && settings.brokers.length > 0
+        ? settings.brokers
+        : [
+            {
+              url: settings.url,
+              username: settings.username,
+              password: settings.password,
+              ca: settings.ca,
+              cert: settings.cert,
+              key: settings.key,
+            },
+          ];
+    for (const e of this.#endpoints) {
+      const address = parseBrokerUrl(e.url);
+      if (!address.ok) throw new TypeError(`mqtt url ${redactUrl(e.url)}: ${address.message}`);
+    }
     if (settings.protocolVersion !== 4 && settings.protocolVersion !== 5) throw new TypeError('protocolVersion is not 4 or 5');
     this.topics = new GatewayTopics(settings.topicPrefix, options.gatewayId);
     this.#settings = settings;
     this.#birth = options.birth;
     this.#log = (options.logger ?? silentLogger).child({
       component: 'uplink',
-      broker: redactUrl(settings.url),
       clientId: settings.clientId,
     });
     this.#clock = options.clock ?? systemClock;
@@ -159,8 +181,6 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.#stableAfterMs = options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS;
     this.#clientOptions = {
       clientId: settings.clientId,
-      username: settings.username,
-      password: settings.password,
       keepalive: settings.keepalive,
       protocolVersion: settings.protocolVersion,
       // A persistent session keeps our subscriptions, and QoS 1 commands sent to us while offline, at the broker.
@@ -175,10 +195,20 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       will: { topic: this.topics.status, payload: Buffer.from(JSON.stringify(OFFLINE_WILL)), qos: 1, retain: true },
       properties:
         settings.protocolVersion === 5 ? { sessionExpiryInterval: options.sessionExpirySeconds ?? DEFAULT_SESSION_EXPIRY_S } : undefined,
-      ca: readTlsFile(settings.ca, 'ca'),
-      cert: readTlsFile(settings.cert, 'cert'),
-      key: readTlsFile(settings.key, 'key'),
     };
+    // Read now: a missing TLS file is a start-up error, not a reconnect loop.
+    this.#tls = this.#endpoints.map((e) => ({
+      ca: readTlsFile(e.ca, 'ca'),
+      cert: readTlsFile(e.cert, 'cert'),
+      key: readTlsFile(e.key, 'key'),
+    }));
+  }
+
+  readonly #tls: readonly { ca?: Buffer; cert?: Buffer; key?: Buffer }[];
+
+  /** The broker node connected to now, or dialled last (the password masked). */
+  get brokerUrl(): string {
+    return redactUrl(this.#endpoints[this.#index]!.url);
   }
 
   /** True between CONNACK and the loss of the connection (`connected` is emitted once subscriptions are renewed). */
@@ -217,8 +247,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         options.timeoutMs === undefined
           ? undefined
           : setTimeout(
-              () =>
-                done(new UplinkError('UPLINK_TIMEOUT', `no connection to ${redactUrl(this.#settings.url)} within ${options.timeoutMs} ms`)),
+              () => done(new UplinkError('UPLINK_TIMEOUT', `no connection to ${this.brokerUrl} within ${options.timeoutMs} ms`)),
               options.timeoutMs,
             );
       if (options.signal?.aborted) return onAbort();
@@ -235,9 +264,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
     const link = this.#link;
     if (link === undefined || !link.up) {
-      return Promise.reject(
-        new UplinkError('UPLINK_NOT_CONNECTED', `not connected to ${redactUrl(this.#settings.url)}; cannot publish ${topic}`),
-      );
+      return Promise.reject(new UplinkError('UPLINK_NOT_CONNECTED', `not connected to ${this.brokerUrl}; cannot publish ${topic}`));
     }
     const properties =
       options.correlationData !== undefined && this.#settings.protocolVersion === 5
@@ -318,7 +345,16 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   #dial(): void {
     this.#cancelReconnect = undefined;
     if (this.#closing) return;
-    const client = mqtt.connect(this.#settings.url, this.#clientOptions);
+    const endpoint = this.#endpoints[this.#index]!;
+    const tls = this.#tls[this.#index]!;
+    const client = mqtt.connect(endpoint.url, {
+      ...this.#clientOptions,
+      username: endpoint.username,
+      password: endpoint.password,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+    });
     const link: Link = {
       client,
       pending: new Set(),
@@ -357,8 +393,9 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     // A command reply or a PUBACK is one small packet: send it now, not after Nagle's ~40 ms wait for more.
     (link.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     link.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_RECEIVE_MAXIMUM;
+    this.#failedInRound = 0;
     this.#log.info(
-      { sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion },
+      { broker: this.brokerUrl, sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion },
       'connected to the MQTT broker',
     );
     void this.#publishBirth();
@@ -385,7 +422,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     link.up = false;
     const lost = new UplinkError(
       'UPLINK_CONNECTION_LOST',
-      `the connection to ${redactUrl(this.#settings.url)} closed before the broker answered${link.lastError ? ` (${link.lastError})` : ''}`,
+      `the connection to ${this.brokerUrl} closed before the broker answered${link.lastError ? ` (${link.lastError})` : ''}`,
     );
     for (const pending of link.pending) pending.reject(lost);
     link.pending.clear();
@@ -395,16 +432,23 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     if (this.#link === link) this.#link = undefined;
 
     const reason = this.#closing ? 'shutdown' : (link.lastError ?? (wasUp ? 'connection closed' : 'connection closed before CONNACK'));
+    const broker = this.brokerUrl;
     if (wasUp) {
-      if (this.#closing) this.#log.info('disconnected from the MQTT broker (shutdown)');
-      else this.#log.warn({ reason }, 'lost the MQTT connection');
+      if (this.#closing) this.#log.info({ broker }, 'disconnected from the MQTT broker (shutdown)');
+      else this.#log.warn({ broker, reason }, 'lost the MQTT connection');
       this.emit('disconnected', { reason });
     }
     if (this.#closing) return;
     if (wasUp && this.#clock.now() - link.connectedAt >= this.#stableAfterMs) this.#backoff.reset();
-    const delayMs = this.#backoff.next();
-    if (wasUp) this.#log.info({ delayMs, attempt: this.#backoff.attempts }, 'reconnecting to the MQTT broker');
-    else this.#log.warn({ delayMs, attempt: this.#backoff.attempts, reason }, 'cannot connect to the MQTT broker; trying again');
+    // A cluster is one broker: the next node is tried at once, and only a whole round of failures waits the backoff.
+    const n = this.#endpoints.length;
+    this.#failedInRound++;
+    this.#index = (this.#index + 1) % n;
+    const delayMs = n > 1 && this.#failedInRound % n !== 0 ? FAILOVER_DELAY_MS : this.#backoff.next();
+    const next = this.brokerUrl;
+    if (wasUp) this.#log.info({ broker: next, delayMs, attempt: this.#backoff.attempts }, 'reconnecting to the MQTT broker');
+    else
+      this.#log.warn({ broker, next, delayMs, attempt: this.#backoff.attempts, reason }, 'cannot connect to the MQTT broker; trying again');
     this.#cancelReconnect = this.#schedule(delayMs, () => this.#dial());
   }
 

@@ -47,6 +47,7 @@ export class RecordingHandlers implements CommandHandlers {
   allowanceResolve = (cmd: object, ctx: CommandContext) => this.#call('allowanceResolve', cmd, ctx);
   cardOpen = (cmd: object, ctx: CommandContext) => this.#call('cardOpen', cmd, ctx);
   cardReplace = (cmd: object, ctx: CommandContext) => this.#call('cardReplace', cmd, ctx);
+  recall = (cmd: object, ctx: CommandContext) => this.#call('recall', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -25,6 +25,7 @@ describe('the command authentication policy', () => {
       'allowance-resolve',
       'card-open',
       'card-replace',
+      'recall',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

@@ -104,15 +104,18 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
         await bus.close();
       }
 
-      try {
-        await probeBroker(config.mqtt);
-        report({ ok: true, what: `broker ${redactUrl(config.mqtt.url)} accepts the credentials` });
-      } catch (err) {
-        report({
-          ok: false,
-          what: `broker ${redactUrl(config.mqtt.url)} accepts the credentials`,
-          detail: (err as Error).message,
-        });
+      // Every node of a cluster: the gateway moves to any of them when the one it uses goes.
+      for (const endpoint of config.mqtt.brokers) {
+        try {
+          await probeBroker(config.mqtt, 5000, endpoint);
+          report({ ok: true, what: `broker ${redactUrl(endpoint.url)} accepts the credentials` });
+        } catch (err) {
+          report({
+            ok: false,
+            what: `broker ${redactUrl(endpoint.url)} accepts the credentials`,
+            detail: (err as Error).message,
+          });
+        }
       }
 
       const dbPath = join(config.gateway.dataDir, 'meterd.db');

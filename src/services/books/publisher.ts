@@ -119,6 +119,35 @@ export class BooksPublisher {
   }
 
   /**
+   * Republishes the daily reports of `from..to` (the station's recall), each with `"recalled": true`, computed from the
+   * books as they stand now. Days not closed yet, or before the gateway's first date, are returned as missing.
+   */
+  recallDays(from: string, to: string): { republished: string[]; missing: string[] } {
+    parseBooksDate(from);
+    parseBooksDate(to);
+    const tz = this.opts.gateway.timeZone;
+    const today = localDate(this.opts.clock.now(), tz);
+    const republished: string[] = [];
+    const missing: string[] = [];
+    this.opts.store.transaction(
+      (tx) => {
+        for (let date = from; date <= to; date = addDays(date, 1)) {
+          if (date >= today || date < this.earliestDate) {
+            missing.push(date);
+            continue;
+          }
+          const report = this.books.reportIn(tx, { kind: 'daily', date });
+          enqueue(tx, { topic: DAILY_REPORT_TOPIC, class: 'report', payload: { ...reportJson(report), recalled: true } });
+          republished.push(date);
+        }
+      },
+      { durable: true },
+    );
+    if (republished.length > 0) this.opts.onCommitted?.();
+    return { republished, missing };
+  }
+
+  /**
    * Publish every closed day not published yet: from the day after the last published one (at most `catchUpDays`
    * back; only yesterday on a gateway that never published; never before the earliest date) up to `upTo` (default
    * yesterday). Returns the dates published now.

@@ -4,7 +4,8 @@ import type { CommandName } from './schema.js';
  * Commands whose only effect is to read: a forged one costs a slot on the bus, never money, energy or supply. Every
  * other command (top-up, relay trip/close, card sale, time-sync, and any command added later) changes a meter or the
  * books, and is run unsigned only when the config says so. A list of the harmless ones rather than of the dangerous
- * ones, so a new command is refused unsigned until someone decides otherwise.
+ * ones, so a new command is refused unsigned until someone decides otherwise. `recall` reads too, but one forged
+ * request can make the gateway send 10,000 messages: it is signed like the rest.
  */
 export const READ_ONLY_COMMANDS: readonly CommandName[] = ['read', 'card-read'];
 

@@ -769,6 +769,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.cardReplace(parsed.payload, ctx);
     case 'allowance-resolve':
       return handlers.allowanceResolve(parsed.payload, ctx);
+    case 'recall':
+      return handlers.recall(parsed.payload, ctx);
   }
 }
 

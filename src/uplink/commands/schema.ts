@@ -23,6 +23,7 @@ export const COMMAND_NAMES = [
   'allowance-resolve',
   'card-open',
   'card-replace',
+  'recall',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -235,6 +236,51 @@ export const allowanceResolveSchema = z.strictObject({
   meter: meterId,
   action: z.enum(['retry', 'carry-over', 'cancel'], { error: 'must be "retry", "carry-over" or "cancel"' }),
 });
+/** The largest seq range one recall may name, whatever the config says (the config's `uplink.recallMaxRange` is lower). */
+export const MAX_RECALL_RANGE = 1_000_000;
+/** Daily reports one recall may ask for. */
+export const MAX_RECALL_DAYS = 62;
+
+const seqNumber = z
+  .number({ error: 'must be a seq number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(Number.MAX_SAFE_INTEGER, 'is too large');
+const reportDate = z.string({ error: 'must be a date' }).regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
+
+/** The station asks again for readings (by seq) or daily reports (by date) its broker lost (补召). */
+export const recallSchema = z
+  .strictObject({
+    ...common,
+    fromSeq: seqNumber.optional(),
+    toSeq: seqNumber.optional(),
+    reports: z.strictObject({ from: reportDate, to: reportDate }).optional(),
+  })
+  .superRefine((value, ctx) => {
+    const bySeq = value.fromSeq !== undefined || value.toSeq !== undefined;
+    if (bySeq === (value.reports !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fromSeq'],
+        message: 'give either fromSeq and toSeq (readings) or reports: { from, to } (daily reports)',
+      });
+      return;
+    }
+    if (bySeq) {
+      if (value.fromSeq === undefined || value.toSeq === undefined)
+        ctx.addIssue({ code: 'custom', path: [value.fromSeq === undefined ? 'fromSeq' : 'toSeq'], message: 'give both fromSeq and toSeq' });
+      else if (value.toSeq < value.fromSeq) ctx.addIssue({ code: 'custom', path: ['toSeq'], message: 'must be at least fromSeq' });
+      else if (value.toSeq - value.fromSeq + 1 > MAX_RECALL_RANGE)
+        ctx.addIssue({ code: 'custom', path: ['toSeq'], message: `a recall names at most ${MAX_RECALL_RANGE} seq numbers` });
+      return;
+    }
+    const { from, to } = value.reports!;
+    const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+    if (!Number.isFinite(days)) ctx.addIssue({ code: 'custom', path: ['reports'], message: 'from and to must be dates on the calendar' });
+    else if (days < 1) ctx.addIssue({ code: 'custom', path: ['reports', 'to'], message: 'must be on or after from' });
+    else if (days > MAX_RECALL_DAYS)
+      ctx.addIssue({ code: 'custom', path: ['reports', 'to'], message: `a recall names at most ${MAX_RECALL_DAYS} days of reports` });
+  });
 
 const customerNo = z.string({ error: 'must be a string of digits' }).superRefine(by(parseCustomerNo));
 const cardSerial = z
@@ -294,6 +340,7 @@ export const COMMAND_SCHEMAS = {
   'allowance-resolve': allowanceResolveSchema,
   'card-open': cardOpenSchema,
   'card-replace': cardReplaceSchema,
+  recall: recallSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -307,6 +354,7 @@ export type AllowanceRunCommand = z.output<typeof allowanceRunSchema>;
 export type AllowanceResolveCommand = z.output<typeof allowanceResolveSchema>;
 export type CardOpenCommand = z.output<typeof cardOpenSchema>;
 export type CardReplaceCommand = z.output<typeof cardReplaceSchema>;
+export type RecallCommand = z.output<typeof recallSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -320,7 +368,8 @@ export type ParsedCommand =
   | { readonly command: 'allowance-run'; readonly payload: AllowanceRunCommand }
   | { readonly command: 'allowance-resolve'; readonly payload: AllowanceResolveCommand }
   | { readonly command: 'card-open'; readonly payload: CardOpenCommand }
-  | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand };
+  | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand }
+  | { readonly command: 'recall'; readonly payload: RecallCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

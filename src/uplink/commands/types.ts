@@ -5,6 +5,7 @@ import type {
   CardOpenCommand,
   CardReadCommand,
   CardReplaceCommand,
+  RecallCommand,
   CardSellCommand,
   ReadCommand,
   RelayCommand,
@@ -83,6 +84,7 @@ export interface CommandHandlers {
   cardOpen(cmd: CardOpenCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardReplace(cmd: CardReplaceCommand, ctx: CommandContext): Promise<CommandOutcome>;
   allowanceResolve(cmd: AllowanceResolveCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  recall(cmd: RecallCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
