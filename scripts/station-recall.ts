@@ -2,7 +2,7 @@
  * An example station consumer that never keeps a gap: it tracks the `seq` of each gateway's readings, and asks the
  * gateway to recall (补召) every gap that stays open longer than a few seconds (a message may just be late). Gaps come
  * from the broker side (a node lost with a subscriber's queue, a broker restarted without persistence); the gateway
- * still holds the readings in its SQLite history. docs/mqtt-api.md § Recall describes the contract.
+ * still holds the readings in its SQLite history. docs/mqtt-api.md § recall describes the contract.
  *
  *   npx tsx scripts/station-recall.ts --url mqtt://broker:1883 [--gateway ID] [--from-seq 1] [--hmac-key-file F]
  *

@@ -249,7 +249,7 @@ export const configSchema = z.strictObject({
     .default([]),
   /** Free electricity for groups of meters on the dates of a term calendar (docs/allowances.md). */
   allowances: z.array(allowanceSchema).default([]),
-  /** The station's recall of telemetry it missed (docs/mqtt-api.md § Recall). */
+  /** The station's recall of telemetry it missed (docs/mqtt-api.md § recall). */
   uplink: z
     .strictObject({
       /** The most `seq` numbers one recall request may ask for. */
