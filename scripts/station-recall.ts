@@ -92,6 +92,11 @@ export class RecallingStation {
     return out;
   }
 
+  /** The gateways seen so far. */
+  gatewayIds(): string[] {
+    return [...this.streams.keys()];
+  }
+
   /** How many distinct seq numbers of `gatewayId` arrived. */
   count(gatewayId: string): number {
     return this.streams.get(gatewayId)?.seen.size ?? 0;
@@ -169,7 +174,7 @@ async function main(): Promise<void> {
   });
   await station.start();
   setInterval(() => {
-    for (const id of station['streams'].keys())
+    for (const id of station.gatewayIds())
       process.stdout.write(`${id}: ${station.count(id)} readings, gaps ${JSON.stringify(station.gaps(id))}\n`);
   }, 5000);
 }
