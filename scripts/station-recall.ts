@@ -49,14 +49,16 @@ export class RecallingStation {
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly prefix: string;
+  readonly clientId: string;
 
   constructor(private readonly opts: StationOptions) {
     this.prefix = opts.prefix ?? 'meterd';
+    this.clientId = opts.clientId ?? `station-${randomUUID().slice(0, 8)}`;
   }
 
   async start(): Promise<void> {
     this.client = await mqtt.connectAsync(this.opts.url, {
-      clientId: this.opts.clientId ?? `station-${randomUUID().slice(0, 8)}`,
+      clientId: this.clientId,
       protocolVersion: this.opts.protocolVersion ?? 4,
       clean: false,
       reconnectPeriod: 1000,
@@ -70,9 +72,12 @@ export class RecallingStation {
     this.timer = setInterval(() => this.askForGaps(Date.now()), 500);
   }
 
+  /** Disconnects, keeping what was seen: `start()` again resumes the same persistent session. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     await this.client?.endAsync();
+    this.client = undefined;
   }
 
   /** The seq numbers of `gatewayId` missing between the first tracked and the newest seen, as inclusive ranges. */

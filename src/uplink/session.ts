@@ -78,6 +78,10 @@ const DEFAULT_STABLE_AFTER_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_SESSION_EXPIRY_S = 86_400;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** A connection the broker closes within this of accepting it was refused in all but name. */
+const QUICK_DROP_MS = 2_000;
+/** Quick drops in a row after which the gateway gives up its old session. */
+const QUICK_DROPS_FOR_NEW_SESSION = 3;
 /** The pause before trying the next node of a cluster: the next node is another broker, not the one that just failed. */
 const FAILOVER_DELAY_MS = 100;
 
@@ -132,8 +136,12 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   readonly #endpoints: readonly BrokerEndpoint[];
   /** The node dialled last (or connected now). */
   #index = 0;
-  /** Nodes tried since the last connection that came up: a whole round of failures waits the backoff. */
+  /** Nodes tried since the last connection that held: a whole round of failures waits the backoff. */
   #failedInRound = 0;
+  /** Connections in a row that the broker closed right after accepting them. */
+  #quickDrops = 0;
+  /** Sessions given up because their broker node is gone: the client id then carries `-r<n>`. */
+  #sessionsAbandoned = 0;
   readonly #birth: () => BirthInfo;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -205,6 +213,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   }
 
   readonly #tls: readonly { ca?: Buffer; cert?: Buffer; key?: Buffer }[];
+
+  /** The client id of the session: `mqtt.clientId`, with `-r<n>` once a session was given up to a lost node. */
+  get clientId(): string {
+    return this.#sessionsAbandoned === 0 ? this.#settings.clientId : `${this.#settings.clientId}-r${this.#sessionsAbandoned}`;
+  }
 
   /** The broker node connected to now, or dialled last (the password masked). */
   get brokerUrl(): string {
@@ -349,6 +362,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     const tls = this.#tls[this.#index]!;
     const client = mqtt.connect(endpoint.url, {
       ...this.#clientOptions,
+      clientId: this.clientId,
       username: endpoint.username,
       password: endpoint.password,
       ca: tls.ca,
@@ -393,7 +407,6 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     // A command reply or a PUBACK is one small packet: send it now, not after Nagle's ~40 ms wait for more.
     (link.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     link.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_RECEIVE_MAXIMUM;
-    this.#failedInRound = 0;
     this.#log.info(
       { broker: this.brokerUrl, sessionPresent: connack.sessionPresent, protocolVersion: this.#settings.protocolVersion },
       'connected to the MQTT broker',
@@ -439,7 +452,24 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       this.emit('disconnected', { reason });
     }
     if (this.#closing) return;
-    if (wasUp && this.#clock.now() - link.connectedAt >= this.#stableAfterMs) this.#backoff.reset();
+    const heldMs = wasUp ? this.#clock.now() - link.connectedAt : 0;
+    if (wasUp && heldMs >= this.#stableAfterMs) {
+      this.#backoff.reset();
+      this.#failedInRound = 0;
+    }
+    if (wasUp && heldMs >= QUICK_DROP_MS) this.#quickDrops = 0;
+    // Accepted, then closed at once, on every node in turn: a clustered broker whose copy of our session lives on a
+    // node that is down (RabbitMQ keeps an MQTT session's queue on one node and refuses the session elsewhere, clean
+    // or not, while that node is away). Waiting for that node is what a gateway must not do; a session under another
+    // client id starts on a node that is up.
+    if (wasUp && heldMs < QUICK_DROP_MS && ++this.#quickDrops >= Math.max(QUICK_DROPS_FOR_NEW_SESSION, this.#endpoints.length)) {
+      this.#quickDrops = 0;
+      this.#sessionsAbandoned++;
+      this.#log.warn(
+        { broker, clientId: this.clientId },
+        'the broker keeps closing the connection right after accepting it (our session is on a node that is down): continuing with a new session under this client id; commands queued in the old session are not received, subscriptions are made again, the outbox sends what was not acknowledged',
+      );
+    }
     // A cluster is one broker: the next node is tried at once, and only a whole round of failures waits the backoff.
     const n = this.#endpoints.length;
     this.#failedInRound++;
