@@ -458,11 +458,16 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       this.#failedInRound = 0;
     }
     if (wasUp && heldMs >= QUICK_DROP_MS) this.#quickDrops = 0;
-    // Accepted, then closed at once, on every node in turn: a clustered broker whose copy of our session lives on a
+    // Accepted, then closed at once, on every node of a cluster in turn: a clustered broker whose copy of our session lives on a
     // node that is down (RabbitMQ keeps an MQTT session's queue on one node and refuses the session elsewhere, clean
     // or not, while that node is away). Waiting for that node is what a gateway must not do; a session under another
     // client id starts on a node that is up.
-    if (wasUp && heldMs < QUICK_DROP_MS && ++this.#quickDrops >= Math.max(QUICK_DROPS_FOR_NEW_SESSION, this.#endpoints.length)) {
+    if (
+      this.#endpoints.length > 1 &&
+      wasUp &&
+      heldMs < QUICK_DROP_MS &&
+      ++this.#quickDrops >= Math.max(QUICK_DROPS_FOR_NEW_SESSION, this.#endpoints.length)
+    ) {
       this.#quickDrops = 0;
       this.#sessionsAbandoned++;
       this.#log.warn(
