@@ -94,3 +94,23 @@ describe('the recall request', () => {
     expect(parse({ reports: { from: '2026-10-01', to: '2026-12-31' } }).error?.issues[0]?.message).toMatch(/at most 62 days/);
   });
 });
+
+describe('recall of daily reports by date', () => {
+  it('publishes each closed day again, marked recalled, and names the days that are not closed yet', async () => {
+    const { BooksPublisher } = await import('../../src/services/books/index.js');
+    clock.set(Date.UTC(2026, 11, 3, 10, 0));
+    const publisher = new BooksPublisher({ store, clock, gateway: { id: 'gw-r', timeZone: 'UTC' }, meters: [{ id: 'm0' }] });
+    expect(publisher.recallDays('2026-12-01', '2026-12-03')).toEqual({
+      republished: ['2026-12-01', '2026-12-02'],
+      missing: ['2026-12-03'],
+    });
+    const reports = store.outbox
+      .peek({ limit: 100 })
+      .filter((m) => m.topic === 'reports/daily')
+      .map((m) => JSON.parse(m.payload) as { period: string; recalled?: boolean });
+    expect(reports.map((r) => [r.period, r.recalled])).toEqual([
+      ['2026-12-01', true],
+      ['2026-12-02', true],
+    ]);
+  });
+});
