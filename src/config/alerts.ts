@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ALERT_KINDS, DEFAULT_SEVERITY, SEVERITIES, type AlertKind, type Severity } from '../values/alert-kinds.js';
+import { ALERT_KINDS, DEFAULT_SEVERITY, SEVERITIES, type AlertKind, type AlertThresholds, type Severity } from '../values/alert-kinds.js';
 import { durationProblem, parseDuration } from './duration.js';
 
 const duration = z.union([z.string(), z.number()]);
@@ -54,21 +54,8 @@ export const clockSchema = z.strictObject({
   settlementTimes: z.array(hhmm).default([]),
 });
 
-/** Resolved thresholds, durations in ms (the alert service's DetectorSettings). */
-export interface AlertThresholds {
-  readonly stuckAfterMs: number;
-  readonly stuckMinKwh: number;
-  readonly runawayFactor: number;
-  readonly overDifferenceFactor: number;
-  readonly clockDriftMs: number;
-  readonly balanceLow: number;
-  readonly nominalVoltage: number;
-  readonly voltageLossShare: number;
-  readonly currentFlowingA: number;
-  readonly relayDelayMs: number;
-  readonly clearAfter: number;
-  readonly severity: Readonly<Record<AlertKind, Severity>>;
-}
+/** Resolved thresholds, durations in ms: one type with the detectors' settings (src/values). */
+export type { AlertThresholds };
 
 export interface AlertsConfig {
   readonly defaults: AlertThresholds;

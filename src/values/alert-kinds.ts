@@ -95,3 +95,28 @@ export const COUNTER_KINDS: Readonly<Record<string, AlertKind>> = {
 export function isAlertKind(text: string): text is AlertKind {
   return (ALERT_KINDS as readonly string[]).includes(text);
 }
+
+/** Detector thresholds of one meter, durations in ms: what config `alerts:` resolves to and the detectors take. */
+export interface AlertThresholds {
+  /** Import energy unchanged this long while the power says it should have moved: energy-stuck. */
+  readonly stuckAfterMs: number;
+  /** The least energy the power implies over the stuck window (kWh) before the register counts as stuck. */
+  readonly stuckMinKwh: number;
+  /** Δenergy ÷ (power × Δt) above this: energy-runaway, critical. */
+  readonly runawayFactor: number;
+  /** … above this (but not the runaway factor): energy-runaway as an over-difference warning. */
+  readonly overDifferenceFactor: number;
+  readonly clockDriftMs: number;
+  /** Prepaid balance under this (yuan on money meters, kWh on energy meters): balance-low. */
+  readonly balanceLow: number;
+  readonly nominalVoltage: number;
+  /** Share of the nominal voltage under which a phase with current flowing has lost voltage (0.6 = 60 %). */
+  readonly voltageLossShare: number;
+  /** Current (A) at or above which current counts as flowing. */
+  readonly currentFlowingA: number;
+  /** Commanded and actual relay may disagree this long (the meter's own switching delay). */
+  readonly relayDelayMs: number;
+  /** Good polls in a row that clear a self-clearing alert. */
+  readonly clearAfter: number;
+  readonly severity: Readonly<Record<AlertKind, Severity>>;
+}

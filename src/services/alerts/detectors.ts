@@ -1,30 +1,8 @@
 import type { PointValue } from '../../store/index.js';
-import type { AlertKind, Severity } from './kinds.js';
+import type { AlertKind, AlertThresholds, Severity } from './kinds.js';
 
-/** Thresholds for one meter (config `alerts:` with its overrides applied). */
-export interface DetectorSettings {
-  /** Import energy unchanged this long while the power says it should have moved: energy-stuck. */
-  readonly stuckAfterMs: number;
-  /** The energy the power implies over the stuck window must reach this (kWh) before the register counts as stuck. */
-  readonly stuckMinKwh: number;
-  /** Δenergy ÷ (power × Δt) above this: energy-runaway, critical. */
-  readonly runawayFactor: number;
-  /** … above this (but not the runaway factor): energy-runaway as an over-difference warning. */
-  readonly overDifferenceFactor: number;
-  readonly clockDriftMs: number;
-  /** Prepaid balance under this (yuan on money meters, kWh on energy meters): balance-low. */
-  readonly balanceLow: number;
-  readonly nominalVoltage: number;
-  /** Share of the nominal voltage under which a phase with current flowing has lost voltage (0.6 = 60 %). */
-  readonly voltageLossShare: number;
-  /** Current (A) at or above which current counts as flowing. */
-  readonly currentFlowingA: number;
-  /** Commanded and actual relay may disagree this long (the meter's own switching delay). */
-  readonly relayDelayMs: number;
-  /** Good polls in a row that clear a self-clearing alert. */
-  readonly clearAfter: number;
-  readonly severity: Readonly<Record<AlertKind, Severity>>;
-}
+/** Thresholds for one meter (config `alerts:` with its overrides applied): one type, shared with the config. */
+export type DetectorSettings = AlertThresholds;
 
 /** What a meter's profile (and its config tags) say about where a fault shows. Built once per meter. */
 export interface MeterModel {
