@@ -321,7 +321,15 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
   });
 
   // Each district's line loss from the meters' daily freezes, after config.lineloss.readAt, once per day.
-  const lineloss = linelossService(config, { store, clock, timers, logger: log, drivers: meterFacts, onCommitted: () => drain.notify() });
+  const lineloss = linelossService(config, {
+    store,
+    clock,
+    timers,
+    logger: log,
+    drivers: meterFacts,
+    onCommitted: () => drain.notify(),
+    alerts,
+  });
 
   enforceStoreLimits(store, log);
   const limitsTimer = repeat(timers, 10 * 60_000, () => enforceStoreLimits(store, log));

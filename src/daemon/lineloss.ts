@@ -4,7 +4,30 @@ import { dlt645DailyFreezes } from '../devices/dlt645-freezes.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { Logger } from '../log.js';
 import { LinelossService, type DistrictShape, type LinelossMeter } from '../services/lineloss/index.js';
-import type { Store } from '../store/index.js';
+import type { AlertService } from '../services/alerts/service.js';
+import type { LinelossAlert } from '../services/lineloss/alerts.js';
+import type { Store, Tx } from '../store/index.js';
+
+/**
+ * The line-loss job decides when a district's alert starts and ends (after `alertAfterDays` abnormal days, at the next
+ * qualified day); the alerts service makes it an episode like any other: raised once, cleared once, in alerts/active.
+ */
+export function linelossAlertsSink(alerts: Pick<AlertService, 'observe'>): (tx: Tx, alert: LinelossAlert) => void {
+  return (tx, a) =>
+    alerts.observe(
+      a.meter,
+      [
+        {
+          kind: a.kind,
+          source: `lineloss.${a.district}`,
+          bad: a.state === 'raised',
+          clearAfter: 1,
+          ...(a.state === 'raised' ? { evidence: { district: a.district, ...a.evidence } } : {}),
+        },
+      ],
+      tx,
+    );
+}
 
 /** The districts as the line-loss computation sees them: members are the meters naming the district, less its supply meter. */
 export function districtShapes(config: Pick<GatewayConfig, 'districts' | 'meters'>): DistrictShape[] {
@@ -34,6 +57,8 @@ export function linelossService(
     logger: Logger;
     drivers: ReadonlyMap<string, { busId: string; dlt645?: Dlt645Meter }>;
     onCommitted: () => void;
+    /** The gateway's alerts: a district's line-loss alert is raised and cleared there, on its supply meter. */
+    alerts?: Pick<AlertService, 'observe'>;
   },
 ): LinelossService {
   const districts = districtShapes(config);
@@ -59,5 +84,6 @@ export function linelossService(
     settings: config.lineloss,
     retentionDays: config.storage.retentionDays,
     onCommitted: parts.onCommitted,
+    ...(parts.alerts ? { alertSink: linelossAlertsSink(parts.alerts) } : {}),
   });
 }

@@ -200,3 +200,34 @@ describe('alerts fed from outside the poll', () => {
     expect(alerts.list().map((a) => a.kind)).toEqual(['malignant-load']);
   });
 });
+
+describe('line-loss alerts through the alerts service', () => {
+  it('a district alert raised by the line-loss job is an episode on its supply meter, in the active set, cleared at the qualified day', async () => {
+    const { linelossAlertsSink } = await import('../../src/daemon/lineloss.js');
+    const alerts = service();
+    const sink = linelossAlertsSink(alerts);
+    const base = {
+      alertId: 'lineloss-d1-high-2026-11-28',
+      meter: 'room-101',
+      district: 'd1',
+      kind: 'line-loss-high' as const,
+      severity: 'warning' as const,
+    };
+    store.transaction((tx) => sink(tx, { ...base, state: 'raised', ts: '2026-12-01T00:20:00Z', evidence: { alertAfterDays: 3 } }));
+    expect(alerts.list()).toEqual([
+      expect.objectContaining({
+        meterId: 'room-101',
+        kind: 'line-loss-high',
+        evidence: expect.objectContaining({ district: 'd1', alertAfterDays: 3 }),
+      }),
+    ]);
+    const active = store.outbox
+      .peek({ limit: 100 })
+      .filter((m) => m.topic === ACTIVE_ALERTS_TOPIC)
+      .at(-1)!;
+    expect(JSON.parse(active.payload).alerts.map((a: { kind: string }) => a.kind)).toEqual(['line-loss-high']);
+    store.transaction((tx) => sink(tx, { ...base, state: 'cleared', ts: '2026-12-02T00:20:00Z', evidence: { why: 'qualified again' } }));
+    expect(alerts.activeCount()).toBe(0);
+    expect(alertMessages().map((m) => `${m.kind}:${m.state}`)).toEqual(['line-loss-high:raised', 'line-loss-high:cleared']);
+  });
+});

@@ -23,7 +23,7 @@ import {
 } from '../../store/index.js';
 import { addDays, localDate } from '../books/periods.js';
 import { nextLocalTime } from '../schedule.js';
-import { publishLinelossAlert, type LinelossAlertKind } from './alerts.js';
+import { publishLinelossAlert, type LinelossAlert, type LinelossAlertKind } from './alerts.js';
 import { computeFigure, contributors, expectedFreezeTime, type DistrictShape, type LinelossFigure } from './compute.js';
 
 // The daemon's line-loss job: after each midnight it reads every district meter's daily freezes, computes each
@@ -62,6 +62,11 @@ export interface LinelossServiceOptions {
   /** Wakes the uplink after something was enqueued. */
   readonly onCommitted?: () => void;
   readonly earliestDate?: string;
+  /**
+   * Where a district's alert goes: the gateway's alerts service (meters/<supply>/alerts and alerts/active) when it
+   * is composed in; else the line-loss feature's own message in the same shape (`publishLinelossAlert`).
+   */
+  readonly alertSink?: (tx: Tx, alert: LinelossAlert) => void;
 }
 
 /** What one run did, for logs and tests. */
@@ -452,7 +457,7 @@ export class LinelossService {
     const clear = (why: string) => {
       if (active === null) return;
       clearLinelossAlert(tx, d.id);
-      publishLinelossAlert(tx, {
+      (this.opts.alertSink ?? publishLinelossAlert)(tx, {
         alertId: active.alertId,
         meter: d.supplyMeter,
         district: d.id,
@@ -480,7 +485,7 @@ export class LinelossService {
     const sinceDate = run[0]!.period;
     const alertId = `lineloss-${d.id}-${kind.slice('line-loss-'.length)}-${sinceDate}`;
     raiseLinelossAlert(tx, { district: d.id, alertId, kind, raisedAt: now, sinceDate });
-    publishLinelossAlert(tx, {
+    (this.opts.alertSink ?? publishLinelossAlert)(tx, {
       alertId,
       meter: d.supplyMeter,
       district: d.id,
