@@ -18,6 +18,7 @@ import {
   saveMemberDays,
   upsertFreeze,
   type StoredFigure,
+  type StoredFreeze,
   type Store,
   type Tx,
 } from '../../store/index.js';
@@ -318,38 +319,45 @@ export class LinelossService {
     outcomes.set(meterId, seen);
     const source = this.opts.meters.get(meterId)?.freezes;
     if (source === undefined) return;
-    for (let i = 0; i < boundaries.length; i++) {
-      const b = boundaries[i]!;
-      if (seen.has(b)) continue;
-      const n = daysBetween(b, today) + 1;
-      if (n < 1 || n > FREEZE_HORIZON) continue;
-      try {
-        const r = await source.read(n, { priority: 'poll', signal });
-        result.reads++;
-        if (r.kind === 'none') {
-          // Newest first: every later boundary is older, and gone too.
-          for (const rest of boundaries.slice(i)) seen.set(rest, 'none');
-          return;
-        }
-        seen.set(b, 'freeze');
-        const readAt = this.opts.clock.now();
-        this.opts.store.transaction((tx) =>
-          upsertFreeze(tx, {
+    // A meter's freezes are stored together when its reads end (one commit per meter, not per freeze): a stop or a
+    // crash in between loses only reads, which the next run makes again.
+    const got: StoredFreeze[] = [];
+    try {
+      for (let i = 0; i < boundaries.length; i++) {
+        const b = boundaries[i]!;
+        if (seen.has(b)) continue;
+        const n = daysBetween(b, today) + 1;
+        if (n < 1 || n > FREEZE_HORIZON) continue;
+        try {
+          const r = await source.read(n, { priority: 'poll', signal });
+          result.reads++;
+          if (r.kind === 'none') {
+            // Newest first: every later boundary is older, and gone too.
+            for (const rest of boundaries.slice(i)) seen.set(rest, 'none');
+            return;
+          }
+          seen.set(b, 'freeze');
+          got.push({
             meterId,
             boundary: b,
             frozenAt: r.frozenAt,
             importCenti: r.importCenti,
             ...(r.exportCenti !== undefined ? { exportCenti: r.exportCenti } : {}),
-            readAt,
-          }),
-        );
-      } catch (err) {
-        if (signal.aborted) return;
-        for (const rest of boundaries.slice(i)) seen.set(rest, 'silent');
-        result.silent.push(meterId);
-        this.log.debug({ meter: meterId, err: (err as Error).message }, 'meter did not answer for its daily freezes');
-        return;
+            readAt: this.opts.clock.now(),
+          });
+        } catch (err) {
+          if (signal.aborted) return;
+          for (const rest of boundaries.slice(i)) seen.set(rest, 'silent');
+          result.silent.push(meterId);
+          this.log.debug({ meter: meterId, err: (err as Error).message }, 'meter did not answer for its daily freezes');
+          return;
+        }
       }
+    } finally {
+      if (got.length > 0)
+        this.opts.store.transaction((tx) => {
+          for (const f of got) upsertFreeze(tx, f);
+        });
     }
   }
 
