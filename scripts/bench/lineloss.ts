@@ -98,9 +98,8 @@ async function serviceMonth(stored: boolean): Promise<{ ms: number; reads: numbe
     if (stored)
       store.transaction((tx) => {
         for (const id of ids)
-          boundaries.forEach((b, k) =>
-            upsertFreeze(tx, { meterId: id, boundary: b, frozenAt: `${b}T00:00`, importCenti: registerAt(id, k), readAt: clock.now() }),
-          );
+          for (const [k, b] of boundaries.entries())
+            upsertFreeze(tx, { meterId: id, boundary: b, frozenAt: `${b}T00:00`, importCenti: registerAt(id, k), readAt: clock.now() });
       });
     const meters = new Map<string, LinelossMeter>();
     for (const id of ids) {
