@@ -27,13 +27,17 @@ const BYTE_MS = (11 * 1000) / BAUD;
 const sim = await startDlt645Simulator({
   tcpPort: 0,
   spec: {
-    meters: Array.from({ length: METERS }, (_, i) => ({
-      address: String(i + 1).padStart(12, '0'),
-      kind: 'money' as const,
-      balance: 40,
-      purchaseCount: 3,
-      customerNumber: String(880000000000 + i),
-    })),
+    meters: [
+      ...Array.from({ length: METERS }, (_, i) => ({
+        address: String(i + 1).padStart(12, '0'),
+        kind: 'money' as const,
+        balance: 40,
+        purchaseCount: 3,
+        customerNumber: String(880000000000 + i),
+      })),
+      // The cashier's meter, not in the batch.
+      { address: '000000009999', kind: 'money' as const, balance: 40, purchaseCount: 3, customerNumber: '889999999999' },
+    ],
   },
   emulateLine: { turnaroundMs: TURNAROUND_MS },
 });
@@ -46,6 +50,7 @@ mqtt: { url: "${broker.url}", protocolVersion: 4 }
 buses:
   - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", baudRate: ${BAUD}, parity: even }
 meters:
+  - { id: office-1, bus: bus1, address: "000000009999", customerNo: "889999999999", profile: dlt645-2007-single-phase-prepaid-money }
 ${Array.from({ length: METERS }, (_, i) => `  - { id: room-${i + 1}, bus: bus1, address: "${String(i + 1).padStart(12, '0')}", customerNo: "${880000000000 + i}", profile: dlt645-2007-single-phase-prepaid-money, tags: [dorm] }`).join('\n')}
 polling:
   intervals: { instant: 1h, energy: 1h, status: 1h, credit: 1h, daily: 1d }
@@ -60,16 +65,38 @@ const gw = await startGateway(loadGatewayConfig(join(dir, 'meterd.yaml'), {}), {
 // Polls are spread over their hour-long intervals, so the batch has the line almost to itself; a poll that falls in
 // it counts towards the line's bytes too, which only makes the measured share look lower.
 await new Promise((r) => setTimeout(r, 3000));
+// A cashier's top-up on the idle bus, then one in the middle of the batch: the difference is its wait for the batch.
+const topup = async (requestId: string) => {
+  const t = performance.now();
+  const { entry } = await gw.credit.topUp({
+    requestId,
+    meterId: 'office-1',
+    channel: 'operator',
+    amountFen: 100,
+    operator: 'bench',
+    customerNo: '889999999999',
+  });
+  if (entry.state !== 'applied') throw new Error(`top-up ${requestId} ${entry.state}`);
+  return performance.now() - t;
+};
+const idle0 = sim.bus.stats();
+const idleTopupMs = await topup('cash-idle');
+const cashierBytes = sim.bus.stats().lineBytes - idle0.lineBytes;
+const cashierExchanges = sim.bus.stats().requests - idle0.requests;
 const bytes0 = sim.bus.stats().lineBytes;
 const requests0 = sim.bus.stats().requests;
 const t0 = performance.now();
 gw.allowances.runNow({ allowance: 'dorm-free', term: 't1', round: 'r1' }, { by: 'bench' });
+while ((gw.allowances.roundStatus({ allowance: 'dorm-free', term: 't1', round: 'r1' })?.counts.applied ?? 0) < 3)
+  await new Promise((r) => setTimeout(r, 20));
+const busyTopupMs = await topup('cash-busy');
 while (gw.allowances.roundStatus({ allowance: 'dorm-free', term: 't1', round: 'r1' })?.complete !== true)
   await new Promise((r) => setTimeout(r, 50));
 const ms = performance.now() - t0;
 const status = gw.allowances.roundStatus({ allowance: 'dorm-free', term: 't1', round: 'r1' })!;
-const lineBytes = sim.bus.stats().lineBytes - bytes0;
-const exchanges = sim.bus.stats().requests - requests0;
+// The cashier's exchanges are not the batch's.
+const lineBytes = sim.bus.stats().lineBytes - bytes0 - cashierBytes;
+const exchanges = sim.bus.stats().requests - requests0 - cashierExchanges;
 const lineMs = lineBytes * BYTE_MS + exchanges * TURNAROUND_MS;
 const measured = (METERS / ms) * 60_000;
 const theoretical = (METERS / lineMs) * 60_000;
@@ -80,6 +107,10 @@ console.log(
 );
 console.log(
   `  what the line allows for those frames: ${theoretical.toFixed(1)} rows/min (${(lineMs / METERS).toFixed(0)} ms of bytes and turnaround a row); the gateway reaches ${((measured / theoretical) * 100).toFixed(0)} %`,
+);
+const exchangeMs = lineMs / exchanges;
+console.log(
+  `  a cashier's top-up (${cashierExchanges} exchanges) on the idle bus: ${idleTopupMs.toFixed(0)} ms; during the batch: ${busyTopupMs.toFixed(0)} ms, a difference of ${(busyTopupMs - idleTopupMs).toFixed(0)} ms, ${((busyTopupMs - idleTopupMs) / exchangeMs).toFixed(1)} batch exchanges of ${exchangeMs.toFixed(0)} ms (the arbiter bounds its wait by the one exchange in flight; a few tens of ms is noise)`,
 );
 await gw.stop();
 await sim.close();
