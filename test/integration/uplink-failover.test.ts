@@ -28,12 +28,12 @@ async function startNode(): Promise<Node> {
     const child: ChildProcess = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
     const failed = new Promise<never>((_, reject) => child.once('error', reject));
     await Promise.race([failed, connects(url)]);
+    const exited = new Promise((r) => child.once('exit', r));
     return {
       url,
+      // Idempotent: a node stopped by the test is stopped again by afterAll (a killed child has a signalCode, not an exitCode).
       stop: async () => {
-        if (child.exitCode !== null) return;
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await exited;
       },
     };
