@@ -19,3 +19,4 @@ export {
   parseRequestId,
 } from './ids.js';
 export { ok, type Parsed, refused } from './result.js';
+export { csvField } from './csv.js';

@@ -8,6 +8,8 @@ import { explainDay, linelossSeries, type Explanation, type LinelossSeries } fro
 import { openStore, type Store, type StoredFigure } from '../../store/index.js';
 import { loadConfigFile } from '../config-file.js';
 import { CliError, usageError } from '../errors.js';
+import { columns } from '../table.js';
+import { csvField } from '../../values/index.js';
 
 export interface LinelossCommandDeps {
   /** Default systemClock: decides "this month". */
@@ -236,19 +238,4 @@ export function explainTable(e: Explanation): string[] {
   }
   out.push(...columns(rows, [false, true, true, true, false]));
   return out;
-}
-
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
-  const widths: number[] = [];
-  for (const r of rows) for (const [i, cell] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
-  return rows.map((r) =>
-    r
-      .map((cell, i) => (i === r.length - 1 && !right[i] ? cell : right[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
 }

@@ -24,6 +24,7 @@ import {
 import { openStore } from '../../store/index.js';
 import { loadConfigFile } from '../config-file.js';
 import { CliError, usageError } from '../errors.js';
+import { columns } from '../table.js';
 
 export interface ReportCommandDeps {
   /** Default systemClock; decides "today", "this month" and how far confirmations are known. */
@@ -231,15 +232,4 @@ function name(operator: string | null): string {
 
 function signed(n: number): string {
   return n > 0 ? `+${n}` : String(n);
-}
-
-function columns(rows: readonly string[][], right: readonly boolean[]): string[] {
-  const widths: number[] = [];
-  for (const r of rows) for (const [i, cell] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
-  return rows.map((r) =>
-    r
-      .map((cell, i) => (i === r.length - 1 && !right[i] ? cell : right[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
 }

@@ -1,3 +1,4 @@
+import { csvField } from '../../values/csv.js';
 import { periodLabel } from './periods.js';
 import { formatUnits, LOAD_STATUSES, unitLabel, type BooksReport, type BooksSum } from './report.js';
 
@@ -51,8 +52,4 @@ export function reportCsv(r: BooksReport): string[] {
     ...r.byChannel.map((c) => row('channel', '', c.channel, c)),
     ...r.totals.map((t) => row('total', '', '', t)),
   ];
-}
-
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseCustomerNo } from '../../values/index.js';
+import { csvField, parseCustomerNo } from '../../values/index.js';
 
 // A station's existing customer archive as CSV (docs/provisioning.md § The customer archive): one header line naming
 // the columns, then one customer per line. Parsed whole before anything is imported, every bad line named.
@@ -146,12 +146,8 @@ export function archiveCsv(
   customers: readonly { customerNo: string; name: string; room: string; meterAddress: string | null; tags: readonly string[] }[],
 ): string {
   const out = [ARCHIVE_COLUMNS.join(',')];
-  for (const c of customers) out.push([c.customerNo, c.name, c.room, c.meterAddress ?? '', c.tags.join(';')].map(quote).join(','));
+  for (const c of customers) out.push([c.customerNo, c.name, c.room, c.meterAddress ?? '', c.tags.join(';')].map(csvField).join(','));
   return `${out.join('\n')}\n`;
-}
-
-function quote(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
 /** Physical lines with their numbers; a quoted field may span lines (it keeps the number of the line it starts on). */
