@@ -1,7 +1,17 @@
 import { statfsSync } from 'node:fs';
 import type { Clock, Timers } from '../clock.js';
 import type { Logger } from '../log.js';
-import { Books, type BooksReport, localDate, parseBooksDate, parseBooksMonth, reportCsv, reportJson } from '../services/books/index.js';
+import {
+  addDays,
+  Books,
+  type BooksReport,
+  localDate,
+  parseBooksDate,
+  parseBooksMonth,
+  reportCsv,
+  reportJson,
+} from '../services/books/index.js';
+import { explainDay, linelossSeries } from '../services/lineloss/index.js';
 import { UserService } from '../services/users.js';
 import { commandCounts, type PointValue } from '../store/index.js';
 import type { ChartPoint, ConsoleBackend, MeterRow } from '../web/backend.js';
@@ -93,6 +103,44 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
         .list({ meterId: byId.get(meterId)?.address ?? meterId })
         .filter((e) => e.channel === 'card' && e.purchaseCount === purchaseCount)
         .at(-1)?.id ?? null,
+    districts: () =>
+      config.districts.flatMap((d) =>
+        d.supplyMeter === undefined
+          ? []
+          : [
+              {
+                id: d.id,
+                name: d.name ?? null,
+                supplyMeter: d.supplyMeter,
+                members: config.meters.filter((m) => m.district === d.id && m.id !== d.supplyMeter).length,
+                qualified: d.lineloss.qualified,
+                target: d.lineloss.target ?? null,
+              },
+            ],
+      ),
+    lineloss: (district, month) => {
+      let m: string;
+      if (month !== undefined) m = parseBooksMonth(month);
+      else {
+        const today = localDate(clock.now(), config.gateway.timeZone);
+        const latest = linelossSeries(store, { district, from: addDays(today, -62), to: today }).days.at(-1);
+        m = (latest?.period ?? today).slice(0, 7);
+      }
+      const from = `${m}-01`;
+      // The last day of the month: the 28th plus a week is in the next month; its first, less a day.
+      const to = addDays(`${addDays(`${m}-28`, 7).slice(0, 7)}-01`, -1);
+      const s = linelossSeries(store, { district, from, to });
+      return {
+        district,
+        month: m,
+        days: s.days.map((f) => f.figure),
+        monthFigure: s.months.find((f) => f.period === m)?.figure ?? null,
+      };
+    },
+    linelossDay: (district, date) => {
+      const e = explainDay(store, district, parseBooksDate(date));
+      return e === null ? null : { figure: e.figure.figure, members: e.members };
+    },
     allowances: () => ({ rounds: gateway.allowances.status(), attention: gateway.allowances.attention() }),
     disk: () => {
       try {

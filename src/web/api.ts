@@ -255,6 +255,42 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     };
   });
 
+  // Line loss per transformer district: read-only, for every role (the station's monthly meeting asks anyone).
+  app.get('/api/lineloss', () => ({ districts: backend.districts() }));
+  const knownDistrict = (id: string, reply: FastifyReply) => {
+    if (backend.districts().some((d) => d.id === id)) return true;
+    void reply.code(404).send({
+      error: { code: 'UNKNOWN_DISTRICT', message: `there is no district ${id} with a supply meter in this gateway's config` },
+    });
+    return false;
+  };
+  app.get<{ Params: { district: string }; Querystring: { month?: string } }>('/api/lineloss/:district', (req, reply) => {
+    if (!knownDistrict(req.params.district, reply)) return reply;
+    const month = req.query.month === undefined || req.query.month === '' ? undefined : req.query.month;
+    try {
+      return backend.lineloss(req.params.district, month);
+    } catch (err) {
+      return reply.code(422).send({ error: { code: 'INVALID', field: 'month', message: (err as Error).message } });
+    }
+  });
+  app.get<{ Params: { district: string; date: string } }>('/api/lineloss/:district/days/:date', (req, reply) => {
+    if (!knownDistrict(req.params.district, reply)) return reply;
+    let day: ReturnType<typeof backend.linelossDay>;
+    try {
+      day = backend.linelossDay(req.params.district, req.params.date);
+    } catch (err) {
+      return reply.code(422).send({ error: { code: 'INVALID', field: 'date', message: (err as Error).message } });
+    }
+    if (day === null)
+      return reply.code(404).send({
+        error: {
+          code: 'NO_FIGURE',
+          message: `no figure for district ${req.params.district} on ${req.params.date}: the day has not been computed (yet)`,
+        },
+      });
+    return day;
+  });
+
   app.get('/api/allowances', () => backend.allowances());
   app.post('/api/allowances/resolve', { config: { roles: ALLOWANCES } }, async (req, reply) => {
     const b = bodyOf(req.body);

@@ -2,6 +2,7 @@ import type { DaemonStatus } from '../control/index.js';
 import type { PublicUser, SignInResult, UserRole } from '../services/users.js';
 import type { AlertNote, AlertRecord, AllowanceRow, LedgerEntry, MeterBalance, RelayState } from '../store/index.js';
 import type { RoundStatus } from '../services/allowances/index.js';
+import type { ExplainedMember } from '../services/lineloss/index.js';
 import type { LocalSender, LocalSubmission } from '../uplink/commands/router.js';
 
 /** One line of the meters table, and the head of a meter's page. */
@@ -62,6 +63,32 @@ export interface SalesToday {
   readonly energyCentiKwh: number;
 }
 
+/** A transformer district as the line-loss page lists it (docs/lineloss.md). */
+export interface DistrictView {
+  readonly id: string;
+  readonly name: string | null;
+  readonly supplyMeter: string;
+  readonly members: number;
+  /** The qualified band in %: below it negative, above it high. */
+  readonly qualified: readonly [number, number];
+  readonly target: number | null;
+}
+
+/** A district's line loss over a month: each day's figure and the month's, as published on MQTT (without ts). */
+export interface LinelossMonth {
+  readonly district: string;
+  /** 'YYYY-MM'. */
+  readonly month: string;
+  readonly days: readonly Record<string, unknown>[];
+  readonly monthFigure: Record<string, unknown> | null;
+}
+
+/** The members behind one district's day (`meterd lineloss explain`). */
+export interface LinelossDayView {
+  readonly figure: Record<string, unknown>;
+  readonly members: readonly ExplainedMember[];
+}
+
 /** The users as the console sees them (src/services/users.ts). */
 export interface UserDirectory {
   signIn(name: string, password: string): Promise<SignInResult>;
@@ -102,6 +129,15 @@ export interface ConsoleBackend {
   metrics(): MetricsSnapshot;
   /** Each planned allowance round with its counts, newest first, and the rows waiting for a person. */
   allowances(): { readonly rounds: RoundStatus[]; readonly attention: AllowanceRow[] };
+  /** The districts whose line loss is computed (those with a supply meter). */
+  districts(): DistrictView[];
+  /**
+   * A district's days and figure of a month ('YYYY-MM'; a bad month throws a BooksError with a sentence); without a
+   * month, the month of its latest daily figure (the current month before the first one).
+   */
+  lineloss(district: string, month?: string): LinelossMonth;
+  /** The explanation of a district's day, or null when that day was not computed. */
+  linelossDay(district: string, date: string): LinelossDayView | null;
   /** The data directory's file system: free and total bytes (null when it cannot be read). */
   disk(): { readonly freeBytes: number; readonly totalBytes: number } | null;
 }

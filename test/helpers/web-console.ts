@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { realTimers, systemClock } from '../../src/clock.js';
+import { realTimers, systemClock, type Clock } from '../../src/clock.js';
 import { loadGatewayConfig } from '../../src/config/index.js';
 import { consoleBackend } from '../../src/daemon/console.js';
 import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
@@ -31,14 +31,48 @@ export const RIG_USERS: readonly { name: string; role: UserRole }[] = [
   { name: 'admin', role: 'admin' },
 ];
 
+/**
+ * A transformer district beside the rig's meters: supply meter `d1-general` (000000000901, three-phase, 0.125 kW, CT
+ * 20: 60 kWh a day) and members `d1-a` (000000000902, 1 kW) and `d1-b` (000000000903, 1.25 kW): 10 % a day as they
+ * start. The simulator and the gateway run on `clock`; the meters were switched on at `switchedOnAt` (their oldest
+ * freeze is the next midnight); `history` changes their loads and faults in the past before the gateway starts.
+ */
+export interface RigDistrict {
+  readonly clock: Clock;
+  readonly switchedOnAt: number;
+  readonly history?: (sim: Dlt645Simulator) => void;
+}
+
+export const DISTRICT_METERS = { supply: '000000000901', a: '000000000902', b: '000000000903' } as const;
+
 export async function startConsoleRig(
-  opts: { meters?: number; sessionIdle?: string; card?: boolean; allowance?: boolean } = {},
+  opts: { meters?: number; sessionIdle?: string; card?: boolean; allowance?: boolean; district?: RigDistrict } = {},
 ): Promise<ConsoleRig> {
   const broker: TestBroker = await startTestBroker();
-  const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(opts.meters ?? 3) } });
+  const district = opts.district;
+  const sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: {
+      meters: [
+        ...defaultMeters(opts.meters ?? 3),
+        ...(district
+          ? [
+              { address: DISTRICT_METERS.supply, kind: 'plain' as const, phases: 3 as const, powerKw: 0.125 },
+              { address: DISTRICT_METERS.a, kind: 'plain' as const, powerKw: 1 },
+              { address: DISTRICT_METERS.b, kind: 'plain' as const, powerKw: 1.25 },
+            ]
+          : []),
+      ],
+    },
+    ...(district ? { clock: district.clock, switchedOnAt: district.switchedOnAt } : {}),
+  });
+  district?.history?.(sim);
+  const gatewayClock = district?.clock ?? systemClock;
   const dir = mkdtempSync(join(tmpdir(), 'meterd-web-'));
   const file = join(dir, 'meterd.yaml');
-  const addresses = [...sim.meters.values()].map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber }));
+  const addresses = [...sim.meters.values()]
+    .filter((m) => !Object.values(DISTRICT_METERS).includes(m.address as never))
+    .map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber }));
   const encoder = opts.card
     ? await startEncoderSimulator({
         framing: 'star',
@@ -53,24 +87,24 @@ export async function startConsoleRig(
     : undefined;
   writeFileSync(
     file,
-    `gateway: { id: ${uniqueId('gw-web')}, dataDir: ./data }
+    `gateway: { id: ${uniqueId('gw-web')}, dataDir: ./data${district ? `, timeZone: ${Intl.DateTimeFormat().resolvedOptions().timeZone}` : ''} }
 mqtt: { url: "${broker.url}", protocolVersion: 4 }
 buses:
   - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", timeout: 300ms, retries: 0, gap: 0ms }
 meters:
 ${addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money${opts.allowance ? ', tags: [dorm]' : ''} }`).join('\n')}
-polling:
+${district ? districtMeterLines() : ''}polling:
   intervals: { instant: 1s, status: 1s, credit: 1s, energy: 5s }
   offlineAfter: 1
   offlineProbe: 2s
-web:
+${district ? DISTRICT_YAML : ''}web:
   listen: 127.0.0.1:0
   sessionIdle: ${opts.sessionIdle ?? '30m'}
 ${opts.allowance ? allowanceYaml() : ''}${encoder ? `encoders:\n  - { id: counter-1, port: "tcp://127.0.0.1:${encoder.tcpPort}" }\n` : ''}`,
   );
   const config = loadGatewayConfig(file, {});
-  const gateway = await startGateway(config, { logger: silentLogger });
-  const backend = consoleBackend(gateway, systemClock);
+  const gateway = await startGateway(config, { logger: silentLogger, clock: gatewayClock });
+  const backend = consoleBackend(gateway, gatewayClock);
   const passwords: Record<string, string> = {};
   for (const u of RIG_USERS) {
     passwords[u.name] = `pw-${u.name}-${uniqueId('x')}`;
@@ -130,6 +164,22 @@ export async function eventually<T>(fn: () => T | Promise<T>, what: string, ms =
     if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// readAt 00:00: yesterday is due whatever the hour, so the test does not depend on when it runs.
+const DISTRICT_YAML = `districts:
+  - { id: d1, name: North dorms transformer, supplyMeter: d1-general, ctRatio: 20 }
+lineloss: { readAt: "00:00" }
+`;
+
+function districtMeterLines(): string {
+  const { supply, a, b } = DISTRICT_METERS;
+  return [
+    `  - { id: d1-general, bus: bus1, address: "${supply}", profile: dlt645-2007-three-phase, district: d1 }`,
+    `  - { id: d1-a, bus: bus1, address: "${a}", profile: dlt645-2007-single-phase-prepaid, district: d1 }`,
+    `  - { id: d1-b, bus: bus1, address: "${b}", profile: dlt645-2007-single-phase-prepaid, district: d1 }`,
+    '',
+  ].join('\n');
 }
 
 /** A round of 15.00 yuan for the dorm meters, due today (local time), so it runs at start. */

@@ -13,6 +13,7 @@ import { UsersPage } from './pages/users.js';
 import { BooksPage } from './pages/books.js';
 import { CounterPage } from './pages/counter.js';
 import { AllowancesPage } from './pages/allowances.js';
+import { LinelossPage } from './pages/lineloss.js';
 
 function useHash() {
   const [hash, setHash] = useState(location.hash || '#/overview');
@@ -114,6 +115,7 @@ function App() {
     ...(me.role === 'cashier' || me.role === 'admin' ? [['books', t('books')]] : []),
     ['alerts', t('alerts')],
     ['allowances', t('allowances')],
+    ['lineloss', t('lineloss')],
     ...(me.role === 'admin' ? [['users', t('users')]] : []),
   ];
   let body;
@@ -135,6 +137,9 @@ function App() {
       break;
     case 'allowances':
       body = html`<${AllowancesPage} me=${me} />`;
+      break;
+    case 'lineloss':
+      body = html`<${LinelossPage} />`;
       break;
     case 'users':
       body = html`<${UsersPage} me=${me} />`;
