@@ -6,7 +6,7 @@ import { BUILTIN_CARD_LAYOUTS_DIR, type CardLayout, loadCardLayout } from '../pr
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../profiles/encoder-profile.js';
 import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
 import { CardCounter } from './counter.js';
-import type { CardProvisioning, OpenedCard, ReplacedCard } from './provisioning.js';
+import type { CardProvisioning, OpenedCard, ReplacedCard, RewrittenCard } from './provisioning.js';
 import type { CardReading } from './read.js';
 import type { CardSale, SaleBooks, SaleRecorder } from './sale.js';
 
@@ -50,6 +50,13 @@ export interface StationCardReplace {
   readonly customerNo: string;
   readonly reason: 'lost' | 'broken';
   readonly cardSerial?: number;
+  readonly operator: string;
+}
+
+export interface StationCardRewrite {
+  readonly encoder?: string;
+  readonly customerNo?: string;
+  readonly meter?: string;
   readonly operator: string;
 }
 
@@ -134,6 +141,24 @@ export class GatewayCardCounter {
         customerNo: request.customerNo,
         reason: request.reason,
         ...(request.cardSerial !== undefined ? { cardSerial: request.cardSerial } : {}),
+        operator: request.operator,
+        psc,
+      }),
+    );
+  }
+
+  /** card-rewrite: the damaged card in the encoder rewritten from the books; the meter by config id, if named. */
+  rewrite(request: StationCardRewrite): Promise<RewrittenCard> {
+    const provisioning = this.#provisioning();
+    let meterNumber: string | undefined;
+    if (request.meter !== undefined) {
+      meterNumber = this.#opts.meters.find((m) => m.id === request.meter)?.address;
+      if (!meterNumber) throw new CardError('NOT_A_CARD_METER', `meter ${request.meter} has no DL/T 645 meter number to rewrite cards for`);
+    }
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) =>
+      provisioning.rewriteCard(encoder, layout, {
+        ...(request.customerNo !== undefined ? { customerNo: request.customerNo } : {}),
+        ...(meterNumber !== undefined ? { meterNumber } : {}),
         operator: request.operator,
         psc,
       }),

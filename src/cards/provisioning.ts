@@ -1,9 +1,18 @@
-import { readRecord } from '../../protocols/card/index.js';
+import { decodeField, readRecord } from '../../protocols/card/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import { CardError, type CardEncoder } from '../devices/card-encoder/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { USER_ROLES, type CardLayout } from '../profiles/card-layout.js';
-import { type Customer, type LostCard, recordLostCard, recordOpening, saveCustomer, StoreError, type Store } from '../store/index.js';
+import {
+  type Customer,
+  type LostCard,
+  noteCustomer,
+  recordLostCard,
+  recordOpening,
+  saveCustomer,
+  StoreError,
+  type Store,
+} from '../store/index.js';
 import { LedgerCardSales } from './ledger-sales.js';
 import { readCard, readRecordBytes, type CardReading } from './read.js';
 import type { CardSale } from './sale.js';
@@ -58,6 +67,27 @@ export interface ReplacedCard {
   readonly oldSerial: string | null;
   readonly purchaseCount: number;
   readonly amount: number;
+}
+
+export interface RewriteCardRequest {
+  /** Whose card it is, when its serial cannot be read or is not in the archive (the operator names the customer). */
+  readonly customerNo?: string;
+  /** Or the meter the card is for: its active customer in the archive. */
+  readonly meterNumber?: string;
+  readonly operator: string;
+  readonly psc: Uint8Array;
+  readonly forcePsc?: boolean;
+}
+
+export interface RewrittenCard {
+  readonly meterNumber: string;
+  readonly customerNo: string;
+  readonly cardSerial: string;
+  readonly role: 'opening' | 'replacement';
+  readonly purchaseCount: number;
+  readonly amount: number;
+  /** What was wrong with the card before (the read's findings). */
+  readonly problems: readonly string[];
 }
 
 export interface CardHealth {
@@ -302,6 +332,141 @@ export class CardProvisioning {
     };
   }
 
+  /**
+   * Rewrites a damaged card from the books (购电卡常规性维护): the identity the archive has for the customer (meter,
+   * customer number, the card's serial) and the books' last purchase for the meter (same count, same amount; a
+   * replacement card, or an opening card while the books are at 0), every byte read back; never a new sale. The card is
+   * known by its serial in the archive, or by the customer or meter the operator names. Refused when the books do not
+   * know the card (CARD_UNKNOWN), it is blank (open it), another system's, reported lost, or ahead of the books.
+   */
+  async rewriteCard(encoder: CardEncoder, layout: CardLayout, req: RewriteCardRequest): Promise<RewrittenCard> {
+    if (req.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'rewriting a card needs the operator who does it');
+    await encoder.powerUp(layout.card);
+    const memory = await readRecordBytes(encoder, layout);
+    const image = readRecord(layout, memory);
+    if (!image.ok) throw new CardError('CARD_DAMAGED', image.error.message);
+    const identity = image.value.areas.identity!;
+    if (identity.blank)
+      throw new CardError('CARD_NOT_ISSUED', 'this card is blank: it was never issued; open it for a customer (card open) instead');
+    const values = image.value.values;
+    // An intact identity area of another system is not ours to write; a damaged one may be ours with broken bytes.
+    if (identity.checksumOk && (values.magic !== layout.magic || (layout.version !== undefined && values.version !== layout.version)))
+      throw new CardError(
+        'NOT_OUR_CARD',
+        `this card carries another system's marker (${typeof values.magic === 'string' ? `"${values.magic}"` : 'unreadable'}) in an intact identity area; meterd will not write it`,
+      );
+    const field = layout.fields.get('cardSerial');
+    const read = field ? decodeField(field, memory.subarray(field.offset, field.offset + field.length)) : undefined;
+    const serialOnCard = read?.ok && read.value !== null && read.value !== 0 ? String(read.value) : undefined;
+    const store = this.#store();
+    if (serialOnCard !== undefined) {
+      const lost = store.archive.lostCard(serialOnCard);
+      if (lost) throw lostError(lost);
+    }
+    const bySerial = serialOnCard !== undefined ? store.archive.byCardSerial(serialOnCard) : null;
+    // A PSC presented to another system's card spends one of its three attempts: write only a card that still shows
+    // our marker or a serial the archive gave.
+    if (values.magic !== layout.magic && !bySerial)
+      throw new CardError(
+        'NOT_OUR_CARD',
+        "this card shows neither this system's marker nor a serial the archive knows: it may be another system's card, and meterd will not present its PSC to it",
+      );
+    let customer: Customer | null = bySerial;
+    if (req.customerNo !== undefined || req.meterNumber !== undefined) {
+      const named = req.customerNo !== undefined ? store.archive.get(req.customerNo) : store.archive.byMeter(req.meterNumber!);
+      if (!named)
+        throw new CardError(
+          'CARD_UNKNOWN',
+          req.customerNo !== undefined
+            ? `customer ${req.customerNo} is not in the archive: the books do not know this card; import the archive or open a card`
+            : `meter ${req.meterNumber} has no active customer in the archive: the books do not know this card; import the archive or open a card`,
+        );
+      if (req.customerNo !== undefined && req.meterNumber !== undefined && named.meterAddress !== req.meterNumber)
+        throw new CardError(
+          'CARD_UNKNOWN',
+          `customer ${named.customerNo} is bound to meter ${named.meterAddress ?? '(none)'}, not ${req.meterNumber}`,
+        );
+      if (bySerial && bySerial.customerNo !== named.customerNo)
+        throw new CardError(
+          'ARCHIVE_CONFLICT',
+          `this card's serial ${serialOnCard} is customer ${bySerial.customerNo}'s card, not customer ${named.customerNo}'s: rewrite it for its own customer, or take the right card`,
+        );
+      customer = named;
+    }
+    if (!customer)
+      throw new CardError(
+        'CARD_UNKNOWN',
+        serialOnCard === undefined
+          ? "the card's serial cannot be read and no customer was named: the books cannot tell whose card this is; name the customer (--customer N) if you know it"
+          : `the books do not know card ${serialOnCard}: no customer in the archive has it; name the customer (--customer N) if it is theirs, or open a new card`,
+      );
+    if (customer.state !== 'active' || customer.meterAddress === null || customer.cardSerial === null)
+      throw new CardError(
+        'CARD_UNKNOWN',
+        `customer ${customer.customerNo} is ${customer.state}${customer.meterAddress === null ? ', bound to no meter' : ''}${customer.cardSerial === null ? ', with no card on record' : ''}: a card is rewritten only for an active customer with a meter and a card (open one instead)`,
+      );
+    const meterNumber = customer.meterAddress;
+    const last = await this.#sales.lastSale(meterNumber);
+    if (!last)
+      throw new CardError(
+        'NOTHING_TO_REWRITE',
+        `the books have nothing for meter ${meterNumber} (no opening, no sale): adopt the meter or open the account first`,
+      );
+    const wbCount = values.wbPurchaseCount;
+    if (
+      image.value.areas.writeBack?.checksumOk &&
+      !image.value.areas.writeBack.blank &&
+      typeof wbCount === 'number' &&
+      wbCount > last.count
+    )
+      throw new CardError(
+        'CARD_COUNT_MISMATCH',
+        `the meter wrote back purchase count ${wbCount} on this card, ahead of the books' ${last.count}: a load the books do not know; reconcile before rewriting`,
+      );
+    const problems = describeDamage(image.value);
+    const role = last.count === 0 ? 'opening' : 'replacement';
+    await this.#writeAndVerify(encoder, layout, {
+      meterNumber,
+      customerNo: customer.customerNo,
+      serial: Number(customer.cardSerial),
+      role,
+      count: last.count,
+      amount: last.amount,
+      psc: req.psc,
+      ...(req.forcePsc ? { forcePsc: true } : {}),
+    });
+    store.transaction(
+      (tx) =>
+        archive(() =>
+          noteCustomer(
+            tx,
+            customer.customerNo,
+            { operator: req.operator, action: 'rewrite-card' },
+            {
+              cardSerial: [serialOnCard ?? null, customer.cardSerial],
+              purchaseOnCard: [typeof values.purchaseCount === 'number' ? values.purchaseCount : null, last.count],
+              ...(problems.length > 0 ? { damage: [problems.join('; '), null] } : {}),
+            },
+          ),
+        ),
+      { durable: true },
+    );
+    this.#log.info(
+      { meter: meterNumber, customer: customer.customerNo, serial: customer.cardSerial, count: last.count },
+      'card rewritten from the books',
+    );
+    await encoder.beep(100).catch(() => undefined);
+    return {
+      meterNumber,
+      customerNo: customer.customerNo,
+      cardSerial: customer.cardSerial,
+      role,
+      purchaseCount: last.count,
+      amount: last.amount,
+      problems,
+    };
+  }
+
   /** 购电卡常规性维护: what the card is, whether a meter would take it, and whether it agrees with the archive and the books. */
   async health(encoder: CardEncoder, layout: CardLayout): Promise<CardHealth> {
     const { atr, kind } = await encoder.powerUp(layout.card);
@@ -325,13 +490,22 @@ export class CardProvisioning {
       card = await readCard(encoder, layout);
     } catch (err) {
       const message = (err as Error).message;
+      const damaged = image.ok && image.value.areas.identity?.checksumOk === false;
       return {
         atr: atrHex,
         kind,
         pscAttemptsLeft: attempts,
         blank: false,
         layoutValid: false,
-        findings: [...findings, message],
+        findings: [
+          ...findings,
+          message,
+          ...(damaged
+            ? [
+                "the identity area is damaged: if this is a customer's card, rewrite it from the books (card rewrite; name the customer with --customer when its serial is unreadable)",
+              ]
+            : []),
+        ],
         ok: false,
       };
     }
@@ -363,7 +537,7 @@ export class CardProvisioning {
         );
     }
     if (!card.valid && USER_ROLES.includes(card.role as never) && last !== undefined)
-      findings.push(`the card is not valid for the meter: rewrite the books' last purchase onto it (card reissue)`);
+      findings.push(`the card is not valid for the meter: rewrite it from the books (card rewrite)`);
     return {
       atr: atrHex,
       kind,
@@ -412,6 +586,24 @@ export class CardProvisioning {
         `this card is already issued (meter ${meter}); put a blank card in the encoder — a customer's card is never overwritten by opening or replacing`,
       );
     }
+    await this.#writeAndVerify(encoder, layout, w);
+  }
+
+  /** Identity and purchase area written in the fail-closed order, the write-back erased, then read through the layout. */
+  async #writeAndVerify(
+    encoder: CardEncoder,
+    layout: CardLayout,
+    w: {
+      meterNumber: string;
+      customerNo: string;
+      serial: number;
+      role: 'opening' | 'replacement';
+      count: number;
+      amount: number;
+      psc: Uint8Array;
+      forcePsc?: boolean;
+    },
+  ): Promise<void> {
     const customerNumber = w.customerNo.padStart(12, '0');
     await rewriteCard(
       encoder,
@@ -445,6 +637,18 @@ export class CardProvisioning {
         `the card does not read back as written (${back.problems.join('; ') || 'a field differs'}); take it out and use another blank card`,
       );
   }
+}
+
+/** What a read of the record finds wrong, in words (for the history and the operator). */
+function describeDamage(image: import('../../protocols/card/index.js').RecordImage): string[] {
+  const out: string[] = [];
+  const { identity, purchase } = image.areas;
+  if (identity && !identity.checksumOk) out.push('identity area checksum wrong');
+  if (purchase && !purchase.checksumOk) out.push('purchase area checksum wrong');
+  if (purchase?.checksumOk && purchase.backupMatches === false) out.push('purchase backup differs');
+  if (!image.validFlag) out.push('valid flag not set');
+  for (const [name, why] of Object.entries(image.fieldErrors)) out.push(`field ${name}: ${why}`);
+  return out;
 }
 
 function lostError(lost: LostCard): CardError {

@@ -3,9 +3,16 @@ import type { GatewayConfig } from '../config/index.js';
 import { isCardError } from '../devices/card-encoder/index.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
-import type { CardOpenCommand, CardReadCommand, CardReplaceCommand, CardSellCommand, CommandOutcome } from '../uplink/commands/types.js';
+import type {
+  CardOpenCommand,
+  CardReadCommand,
+  CardReplaceCommand,
+  CardRewriteCommand,
+  CardSellCommand,
+  CommandOutcome,
+} from '../uplink/commands/types.js';
 
-/** card-read, card-sell, card-open and card-replace over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
+/** card-read, card-sell, card-open, card-replace and card-rewrite over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
 export function cardCommandHandlers(config: GatewayConfig, store: Store, logger: Logger) {
   const counter = new GatewayCardCounter({
     encoders: config.encoders,
@@ -43,6 +50,14 @@ export function cardCommandHandlers(config: GatewayConfig, store: Store, logger:
       try {
         const replaced = await counter.replace(cmd);
         return { status: 'done', result: { ...replaced } };
+      } catch (err) {
+        return outcomeOf(err);
+      }
+    },
+    async cardRewrite(cmd: CardRewriteCommand): Promise<CommandOutcome> {
+      try {
+        const rewritten = await counter.rewrite(cmd);
+        return { status: 'done', result: JSON.parse(JSON.stringify(rewritten)) as Record<string, unknown> };
       } catch (err) {
         return outcomeOf(err);
       }

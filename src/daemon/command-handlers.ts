@@ -17,7 +17,7 @@ function expired(expiresAt: string | undefined, nowMs: number): boolean {
 
 export interface HandlerDeps {
   /** The counter's card operations (card-sell, card-read). */
-  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace'>;
+  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace' | 'cardRewrite'>;
   /** allowance-run and allowance-resolve (allowance-handlers.ts). */
   allowances: Pick<CommandHandlers, 'allowanceRun' | 'allowanceResolve'>;
   credit: CreditService;
@@ -46,6 +46,7 @@ export const withoutCardCounter: HandlerDeps['cards'] = {
   cardSell: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
   cardOpen: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
   cardReplace: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+  cardRewrite: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
 };
 
 /**
@@ -58,6 +59,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     cardRead: (cmd, ctx) => d.cards.cardRead(cmd, ctx),
     cardOpen: (cmd, ctx) => d.cards.cardOpen(cmd, ctx),
     cardReplace: (cmd, ctx) => d.cards.cardReplace(cmd, ctx),
+    cardRewrite: (cmd, ctx) => d.cards.cardRewrite(cmd, ctx),
     async recall(cmd): Promise<CommandOutcome> {
       if (cmd.reports !== undefined) {
         const r = d.recall.reports.recallDays(cmd.reports.from, cmd.reports.to);

@@ -141,6 +141,27 @@ function checkMeterFree(c: Connection, customerNo: string, f: CustomerFields): v
     );
 }
 
+/**
+ * A history line for something done to a customer that changes none of their fields (a card rewritten from the
+ * books, a parameter card, a meter's account opened): what was done, as `[before, after]` pairs the caller names.
+ */
+export function noteCustomer(
+  tx: Tx,
+  customerNo: string,
+  who: { operator: string; action: string },
+  changes: Readonly<Record<string, readonly [unknown, unknown]>>,
+): void {
+  const c = tx.connection;
+  if (!customerByNo(c, customerNo)) throw new StoreError('STORE_CONFLICT', `customer ${customerNo} is not in the archive`);
+  c.statement('INSERT INTO customer_history (customer_no, at, operator, action, changes_json) VALUES (?, ?, ?, ?, ?)').run(
+    customerNo,
+    c.clock.now(),
+    who.operator,
+    who.action,
+    JSON.stringify(changes),
+  );
+}
+
 /** Records a card serial as lost or broken (idempotent: the first report stands). */
 export function recordLostCard(tx: Tx, card: Omit<LostCard, 'at'>): LostCard {
   const c = tx.connection;
@@ -164,6 +185,14 @@ export class CustomerArchive {
     const row = this.connection
       .statement<[string], CustomerRow>("SELECT * FROM customers WHERE meter_address = ? AND state = 'active'")
       .get(meterAddress);
+    return row ? toCustomer(row) : null;
+  }
+
+  /** The customer whose card in use has this serial (any state), if any. */
+  byCardSerial(cardSerial: string): Customer | null {
+    const row = this.connection
+      .statement<[string], CustomerRow>('SELECT * FROM customers WHERE card_serial = ? ORDER BY updated_at DESC')
+      .get(cardSerial);
     return row ? toCustomer(row) : null;
   }
 

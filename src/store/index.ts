@@ -137,6 +137,7 @@ export {
   CustomerArchive,
   CUSTOMER_STATES,
   recordLostCard,
+  noteCustomer,
   saveCustomer,
   type Customer,
   type CustomerChange,

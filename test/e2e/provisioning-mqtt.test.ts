@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
+import { loadCardLayout } from '../../src/profiles/card-layout.js';
 import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { cards, SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';
 import { openStore } from '../../src/store/index.js';
@@ -134,6 +135,62 @@ describe('card-open and card-replace over MQTT and the control socket', { timeou
       expect(store.archive.history(CUSTOMER).map((h) => [h.operator, h.action])).toEqual([
         ['alice', 'open-card'],
         ['carol', 'replace-card (lost)'],
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a damaged card is rewritten from the books through the daemon (meterd card rewrite -c) and over MQTT (card-rewrite, signed)', async () => {
+    const layout = loadCardLayout('sle4442-dorm');
+    const damaged = cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: CUSTOMER,
+      cardSerial: 2,
+      purchaseCount: 1,
+      purchaseAmount: 2000,
+    });
+    damaged.main[0x46] = damaged.main[0x46]! ^ 0xff; // the purchase amount, its checksum no longer holds
+    encoder.insert(damaged);
+    const r = await runMeterd(['card', 'rewrite', '-c', daemon.configPath, '--operator', 'dave', '--json'], { cwd: daemon.dir });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      cardSerial: '2',
+      customerNo: CUSTOMER,
+      purchaseCount: 1,
+      amount: 2000,
+      role: 'replacement',
+    });
+    encoder.remove();
+
+    const unreadable = cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: CUSTOMER,
+      cardSerial: 9,
+      purchaseCount: 1,
+      purchaseAmount: 2000,
+    });
+    unreadable.main.fill(0xee, 0x31, 0x35);
+    encoder.insert(unreadable);
+    const unsigned = await send('card-rewrite', { requestId: 'cw-0', meter: 'room-501', operator: 'erin' }, false);
+    expect(unsigned).toMatchObject({ status: 'rejected', error: { code: 'UNSIGNED' } });
+    const unknown = await send('card-rewrite', { requestId: 'cw-1', operator: 'erin' });
+    expect(unknown).toMatchObject({ status: 'rejected', error: { code: 'CARD_UNKNOWN' } });
+    const done = await send('card-rewrite', { requestId: 'cw-2', meter: 'room-501', operator: 'erin' });
+    expect(done, JSON.stringify(done)).toMatchObject({ status: 'done', result: { cardSerial: '2', purchaseCount: 1, amount: 2000 } });
+    encoder.remove();
+
+    const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
+    try {
+      expect(store.ledger.list({ meterId: METER }).map((e) => e.channel)).toEqual(['opening', 'card']);
+      expect(
+        store.archive
+          .history(CUSTOMER)
+          .slice(-2)
+          .map((h) => [h.operator, h.action]),
+      ).toEqual([
+        ['dave', 'rewrite-card'],
+        ['erin', 'rewrite-card'],
       ]);
     } finally {
       store.close();

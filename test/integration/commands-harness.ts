@@ -48,6 +48,7 @@ export class RecordingHandlers implements CommandHandlers {
   cardOpen = (cmd: object, ctx: CommandContext) => this.#call('cardOpen', cmd, ctx);
   cardReplace = (cmd: object, ctx: CommandContext) => this.#call('cardReplace', cmd, ctx);
   recall = (cmd: object, ctx: CommandContext) => this.#call('recall', cmd, ctx);
+  cardRewrite = (cmd: object, ctx: CommandContext) => this.#call('cardRewrite', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -205,3 +205,106 @@ describe('a card meter adopted at its first visit', () => {
     encoder.remove();
   });
 });
+
+describe('rewriting a damaged card from the books', () => {
+  const M = '000000000303';
+  const C = '880000000303';
+  let c: VirtualSle4442;
+
+  it('a damaged card whose serial the archive knows is rewritten with the last purchase: no sale, a history line', async () => {
+    c = cards.blank();
+    encoder.insert(c);
+    const opened = await card(
+      'open',
+      '--meter',
+      M,
+      '--customer',
+      C,
+      '--name',
+      'Li Na',
+      '--room',
+      '3-303',
+      '--kwh',
+      '10',
+      '--operator',
+      'alice',
+      '--json',
+    );
+    expect(opened.error).toBeUndefined();
+    encoder.remove();
+    expect(insertIntoMeter(c, layout, { meterNumber: M, purchaseCount: 0, balance: 0 }).outcome).toBe('loaded');
+    encoder.insert(c);
+    expect((await card('sell', '--meter', M, '--kwh', '5', '--operator', 'bob')).error).toBeUndefined();
+    encoder.remove();
+    const serial = store.archive.get(C)!.cardSerial!;
+    // Static on the card: the marker and the purchase area are garbage now; the serial bytes survived.
+    c.main[0x21] = c.main[0x21]! ^ 0x5a;
+    c.main[0x45] = c.main[0x45]! ^ 0xff;
+    encoder.insert(c);
+    const health = await card('health', '--json');
+    expect(health.error).toMatch(/CARD_UNHEALTHY/);
+    expect((JSON.parse(health.out[0]!) as { findings: string[] }).findings.join(' | ')).toMatch(/rewrite it from the books \(card rewrite/);
+    const ledgerBefore = store.ledger.list({ meterId: M }).map((e) => [e.channel, e.purchaseCount, e.amount]);
+
+    const r = await card('rewrite', '--operator', 'dave', '--json');
+    expect(r.error).toBeUndefined();
+    const rewritten = JSON.parse(r.out[0]!) as Record<string, unknown>;
+    expect(rewritten).toMatchObject({
+      meterNumber: M,
+      customerNo: C,
+      cardSerial: serial,
+      role: 'replacement',
+      purchaseCount: 2,
+      amount: 500,
+    });
+    expect(rewritten.problems).toEqual(expect.arrayContaining(['identity area checksum wrong', 'purchase area checksum wrong']));
+    expect(store.ledger.list({ meterId: M }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual(ledgerBefore);
+    const last = store.archive.history(C).at(-1)!;
+    expect(last).toMatchObject({ operator: 'dave', action: 'rewrite-card' });
+    expect(last.changes.cardSerial).toEqual([serial, serial]);
+    expect(last.changes.purchaseOnCard?.[1]).toBe(2);
+    const after = await card('health');
+    expect(after.error).toBeUndefined();
+    expect(after.out.at(-1)).toBe('healthy: the card, the archive and the books agree');
+    encoder.remove();
+    // The meter had loaded purchase 1 only: it takes purchase 2 from the rewritten card.
+    expect(insertIntoMeter(c, layout, { meterNumber: M, purchaseCount: 1, balance: 1000 }).outcome).toBe('loaded');
+  });
+
+  it('a card whose serial is unreadable is refused until the operator names the customer', async () => {
+    const serial = store.archive.get(C)!.cardSerial!;
+    c.main.fill(0xee, 0x2b, 0x35); // customer number and serial: not BCD, and a serial the archive has never given
+    encoder.insert(c);
+    const refused = await card('rewrite', '--operator', 'dave');
+    expect(refused.error).toBe(
+      `meterd: CARD_UNKNOWN: the books do not know card ${0xeeeeeeee}: no customer in the archive has it; name the customer (--customer N) if it is theirs, or open a new card`,
+    );
+    expect((await card('rewrite', '--customer', '880000000399', '--operator', 'dave')).error).toBe(
+      'meterd: CARD_UNKNOWN: customer 880000000399 is not in the archive: the books do not know this card; import the archive or open a card',
+    );
+    const r = await card('rewrite', '--customer', C, '--operator', 'dave', '--json');
+    expect(r.error).toBeUndefined();
+    expect(JSON.parse(r.out[0]!)).toMatchObject({ customerNo: C, cardSerial: serial, purchaseCount: 2 });
+    encoder.remove();
+  });
+
+  it('a blank card, another system’s card and a lost card are never rewritten', async () => {
+    encoder.insert(cards.blank());
+    expect((await card('rewrite', '--customer', C, '--operator', 'dave')).error).toMatch(/^meterd: CARD_NOT_ISSUED: this card is blank/);
+    encoder.remove();
+    encoder.insert(cards.foreign());
+    expect((await card('rewrite', '--customer', C, '--operator', 'dave')).error).toMatch(/^meterd: NOT_OUR_CARD: /);
+    encoder.remove();
+    const lost = cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: CUSTOMER,
+      cardSerial: 1,
+      purchaseCount: 1,
+      purchaseAmount: 2000,
+    });
+    lost.main[0x21] = lost.main[0x21]! ^ 0x5a;
+    encoder.insert(lost);
+    expect((await card('rewrite', '--operator', 'dave')).error).toMatch(/^meterd: CARD_REPORTED_LOST: card 1 was reported lost/);
+    encoder.remove();
+  });
+});

@@ -26,6 +26,7 @@ describe('the command authentication policy', () => {
       'card-open',
       'card-replace',
       'recall',
+      'card-rewrite',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

@@ -66,6 +66,7 @@ Examples:
   meterd card read --port /dev/ttyUSB0
   meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice
   meterd card reissue --port /dev/ttyUSB0 --meter 000012345678
+  meterd card rewrite --port /dev/ttyUSB0 --operator alice     # a damaged card, from the books
   meterd card check --port tcp://10.0.0.9:4001 --encoder generic-stx --any-meter
   meterd card clear --port /dev/ttyUSB0 --meter 000012345678 --yes
 
@@ -378,6 +379,72 @@ refuses when the card has fewer than 3 attempts left unless --force is given.`,
         if (opts.json) return io.out(JSON.stringify(r));
         io.out(
           `card ${r.cardSerial} replaces ${r.oldSerial ?? '(no card on record)'} for customer ${r.customerNo} on meter ${r.meterNumber}: purchase ${r.purchaseCount} (${formatAmount(r.amount, layout.amountUnit)}) again, not a new sale${r.oldSerial ? `; card ${r.oldSerial} is refused from now on` : ''}`,
+        );
+      });
+    });
+
+  common(
+    card
+      .command('rewrite')
+      .description("rewrite a damaged card from the books: the archive's identity and the books' last purchase, never a new sale"),
+  )
+    .option('--customer <number>', 'whose card it is, when its serial cannot be read or the archive does not know it')
+    .option('--meter <id>', 'or the meter whose active customer it is (12 digits; through the daemon: its id or number)')
+    .requiredOption('--operator <name>', 'who rewrites it')
+    .option('--json', 'print JSON')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): rewrite through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon writes with")
+    .option('--direct', DIRECT_HELP)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  meterd card rewrite --port /dev/ttyUSB0 --operator alice                  # the card's serial names the customer
+  meterd card rewrite --port /dev/ttyUSB0 --customer 880000000042 --operator alice
+  meterd card rewrite -c /etc/meterd/meterd.yaml --meter room-101 --operator alice
+
+card health tells when a card needs it. The card gets the customer's meter, number and card serial from the archive
+and the books' last purchase for the meter (same count, same amount) as a replacement card; nothing is sold and the
+customer's history notes the rewrite. Refused when the books do not know the card (CARD_UNKNOWN).
+`,
+    )
+    .action(async (opts: CommonOptions & { customer?: string; meter?: string; operator: string; json?: boolean }) => {
+      const customerNo = opts.customer === undefined ? undefined : customerOption(opts.customer);
+      const route = await daemonRoute(opts);
+      if (route !== undefined) {
+        const meter = opts.meter === undefined ? undefined : configMeter(route, opts.meter);
+        const reply = await sendToDaemon(
+          route.config,
+          'card-rewrite',
+          {
+            requestId: `cli-card-rewrite-${randomUUID()}`,
+            ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+            ...(customerNo !== undefined ? { customerNo } : {}),
+            ...(meter !== undefined ? { meter: meter.id } : {}),
+            operator: opts.operator,
+          },
+          { operator: opts.operator },
+        );
+        const r = resultOf('card-rewrite', reply);
+        io.out(
+          opts.json
+            ? JSON.stringify(r)
+            : `card ${String(r.cardSerial)} of customer ${String(r.customerNo)} rewritten from the books: meter ${String(r.meterNumber)}, purchase ${String(r.purchaseCount)} again, not a new sale; card verified (through the daemon)`,
+        );
+        return;
+      }
+      const meterNumber = opts.meter === undefined ? undefined : meterOption(opts.meter);
+      await withEncoder(opts, deps, async (encoder, layout, psc) => {
+        const r = await provisioning().rewriteCard(encoder, layout, {
+          ...(customerNo !== undefined ? { customerNo } : {}),
+          ...(meterNumber !== undefined ? { meterNumber } : {}),
+          operator: opts.operator,
+          psc,
+          ...(opts.force ? { forcePsc: true } : {}),
+        });
+        if (opts.json) return io.out(JSON.stringify(r));
+        io.out(
+          `card ${r.cardSerial} of customer ${r.customerNo} rewritten from the books: meter ${r.meterNumber}, purchase ${r.purchaseCount} (${formatAmount(r.amount, layout.amountUnit)}) again, not a new sale; card verified${r.problems.length > 0 ? ` (was: ${r.problems.join('; ')})` : ''}`,
         );
       });
     });

@@ -43,6 +43,11 @@ export type CardErrorCode =
   | 'UNKNOWN_CUSTOMER'
   | 'CUSTOMER_HAS_CARD'
   | 'ARCHIVE_CONFLICT'
+  // rewriting a damaged card from the books, parameter cards
+  | 'CARD_NOT_ISSUED'
+  | 'CARD_UNKNOWN'
+  | 'NOTHING_TO_REWRITE'
+  | 'NO_PARAMETER_AREA'
   // the counter as the gateway runs it: a station request the gateway config cannot serve
   | 'UNKNOWN_ENCODER'
   | 'CONFIG_INVALID'

@@ -771,6 +771,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.allowanceResolve(parsed.payload, ctx);
     case 'recall':
       return handlers.recall(parsed.payload, ctx);
+    case 'card-rewrite':
+      return handlers.cardRewrite(parsed.payload, ctx);
   }
 }
 

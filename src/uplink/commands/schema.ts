@@ -24,6 +24,7 @@ export const COMMAND_NAMES = [
   'card-open',
   'card-replace',
   'recall',
+  'card-rewrite',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -328,6 +329,17 @@ export const cardReplaceSchema = z.strictObject({
   operator: personText('operator name'),
 });
 
+/** Rewrite the damaged customer card in the encoder from the books (the card's serial in the archive, or the customer or meter named). */
+export const cardRewriteSchema = z.strictObject({
+  ...common,
+  encoder: encoderId,
+  /** Whose card it is, when its serial cannot be read or the archive does not know it. */
+  customerNo: customerNo.optional(),
+  /** Or the meter (config id) whose active customer it is. */
+  meter: meterId.optional(),
+  operator: personText('operator name'),
+});
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -341,6 +353,7 @@ export const COMMAND_SCHEMAS = {
   'card-open': cardOpenSchema,
   'card-replace': cardReplaceSchema,
   recall: recallSchema,
+  'card-rewrite': cardRewriteSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -355,6 +368,7 @@ export type AllowanceResolveCommand = z.output<typeof allowanceResolveSchema>;
 export type CardOpenCommand = z.output<typeof cardOpenSchema>;
 export type CardReplaceCommand = z.output<typeof cardReplaceSchema>;
 export type RecallCommand = z.output<typeof recallSchema>;
+export type CardRewriteCommand = z.output<typeof cardRewriteSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -369,7 +383,8 @@ export type ParsedCommand =
   | { readonly command: 'allowance-resolve'; readonly payload: AllowanceResolveCommand }
   | { readonly command: 'card-open'; readonly payload: CardOpenCommand }
   | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand }
-  | { readonly command: 'recall'; readonly payload: RecallCommand };
+  | { readonly command: 'recall'; readonly payload: RecallCommand }
+  | { readonly command: 'card-rewrite'; readonly payload: CardRewriteCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

@@ -5,6 +5,7 @@ import type {
   CardOpenCommand,
   CardReadCommand,
   CardReplaceCommand,
+  CardRewriteCommand,
   RecallCommand,
   CardSellCommand,
   ReadCommand,
@@ -19,6 +20,7 @@ export type {
   CardOpenCommand,
   CardReadCommand,
   CardReplaceCommand,
+  CardRewriteCommand,
   CardSellCommand,
   CommandName,
   ParsedCommand,
@@ -85,6 +87,7 @@ export interface CommandHandlers {
   cardReplace(cmd: CardReplaceCommand, ctx: CommandContext): Promise<CommandOutcome>;
   allowanceResolve(cmd: AllowanceResolveCommand, ctx: CommandContext): Promise<CommandOutcome>;
   recall(cmd: RecallCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardRewrite(cmd: CardRewriteCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
