@@ -4,7 +4,8 @@ import { CardError, type CardEncoder, SerialCardEncoder } from '../devices/card-
 import { silentLogger, type Logger } from '../log.js';
 import { BUILTIN_CARD_LAYOUTS_DIR, type CardLayout, loadCardLayout } from '../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../profiles/encoder-profile.js';
-import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
+import { centiKwhFromNumber, checkParameterLimits, fenFromNumber, limitFromNumber, priceFromNumber } from '../values/index.js';
+import type { ParameterCardRecord } from '../store/index.js';
 import { CardCounter } from './counter.js';
 import type { CardProvisioning, OpenedCard, ReplacedCard, RewrittenCard } from './provisioning.js';
 import type { CardReading } from './read.js';
@@ -50,6 +51,18 @@ export interface StationCardReplace {
   readonly customerNo: string;
   readonly reason: 'lost' | 'broken';
   readonly cardSerial?: number;
+  readonly operator: string;
+}
+
+/** card-param as the station asks for it: price in yuan per kWh, the limits in kWh or yuan (the layout's unit). */
+export interface StationCardParam {
+  readonly encoder?: string;
+  readonly meter?: string;
+  readonly priceYuan: number;
+  readonly alarm1: number;
+  readonly alarm2: number;
+  readonly overdraft: number;
+  readonly hoarding: number;
   readonly operator: string;
 }
 
@@ -163,6 +176,39 @@ export class GatewayCardCounter {
         psc,
       }),
     );
+  }
+
+  /** card-param: a parameter card on the card in the encoder; the limits in the layout's unit (kWh or yuan). */
+  param(request: StationCardParam): Promise<ParameterCardRecord> {
+    const provisioning = this.#provisioning();
+    let meterNumber: string | undefined;
+    if (request.meter !== undefined) {
+      meterNumber = this.#opts.meters.find((m) => m.id === request.meter)?.address;
+      if (!meterNumber)
+        throw new CardError('NOT_A_CARD_METER', `meter ${request.meter} has no DL/T 645 meter number to write a parameter card for`);
+    }
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) => {
+      const price = priceFromNumber(request.priceYuan);
+      if (!price.ok) throw new CardError('VALUE_INVALID', `priceYuan ${price.reason}`);
+      const limits: Record<'alarm1' | 'alarm2' | 'overdraft' | 'hoarding', number> = { alarm1: 0, alarm2: 0, overdraft: 0, hoarding: 0 };
+      for (const key of ['alarm1', 'alarm2', 'overdraft', 'hoarding'] as const) {
+        const v = limitFromNumber(request[key], layout.amountUnit);
+        if (!v.ok)
+          throw new CardError(
+            'VALUE_INVALID',
+            `${key} ${v.reason} (this card layout counts ${layout.amountUnit === 'fen' ? 'yuan' : 'kWh'})`,
+          );
+        limits[key] = v.value;
+      }
+      const bad = checkParameterLimits(limits);
+      if (bad) throw new CardError('VALUE_INVALID', `${bad.field} ${bad.reason}`);
+      return provisioning.writeParameterCard(encoder, layout, {
+        values: { price: price.value, ...limits },
+        ...(meterNumber !== undefined ? { meterNumber } : {}),
+        operator: request.operator,
+        psc,
+      });
+    });
   }
 
   #provisioning(): CardProvisioning {

@@ -4,11 +4,14 @@ export {
   GatewayCardCounter,
   type GatewayCardCounterOptions,
   type StationCardOpen,
+  type StationCardParam,
   type StationCardReplace,
+  type StationCardRewrite,
   type StationCardSale,
 } from './gateway-counter.js';
 export { LedgerCardSales } from './ledger-sales.js';
-export { readCard, readRecordBytes, type CardReading, type CardWriteBack } from './read.js';
+export { readCard, readRecordBytes, type CardParameters, type CardReading, type CardWriteBack } from './read.js';
+export { makeParameterCard, type ParameterCardRequest, type ParameterValues } from './parameter-card.js';
 export {
   prepareSale,
   reissueCard,
@@ -30,5 +33,8 @@ export {
   type OpenCardRequest,
   type OpenedCard,
   type ReplaceCardRequest,
+  type ParameterCardWrite,
   type ReplacedCard,
+  type RewriteCardRequest,
+  type RewrittenCard,
 } from './provisioning.js';

@@ -9,11 +9,14 @@ import {
   noteCustomer,
   recordLostCard,
   recordOpening,
+  recordParameterCard,
+  type ParameterCardRecord,
   saveCustomer,
   StoreError,
   type Store,
 } from '../store/index.js';
 import { LedgerCardSales } from './ledger-sales.js';
+import { makeParameterCard, type ParameterValues } from './parameter-card.js';
 import { readCard, readRecordBytes, type CardReading } from './read.js';
 import type { CardSale } from './sale.js';
 import { rewriteCard } from './write.js';
@@ -88,6 +91,15 @@ export interface RewrittenCard {
   readonly amount: number;
   /** What was wrong with the card before (the read's findings). */
   readonly problems: readonly string[];
+}
+
+export interface ParameterCardWrite {
+  readonly values: ParameterValues;
+  /** The one meter the card is for; absent: every meter of the system. */
+  readonly meterNumber?: string;
+  readonly operator: string;
+  readonly psc: Uint8Array;
+  readonly forcePsc?: boolean;
 }
 
 export interface CardHealth {
@@ -465,6 +477,48 @@ export class CardProvisioning {
       amount: last.amount,
       problems,
     };
+  }
+
+  /**
+   * Writes a parameter card (参数卡) and records it with the operator once it reads back as written; a card for one
+   * meter also leaves a `parameter-card` line in the history of the meter's active customer.
+   */
+  async writeParameterCard(encoder: CardEncoder, layout: CardLayout, req: ParameterCardWrite): Promise<ParameterCardRecord> {
+    if (req.operator.trim() === '') throw new CardError('OPERATOR_MISSING', 'a parameter card needs the operator who writes it');
+    const back = await makeParameterCard(encoder, layout, {
+      values: req.values,
+      ...(req.meterNumber !== undefined ? { meterNumber: req.meterNumber } : {}),
+      cardSerial: this.nextSerial(),
+      psc: req.psc,
+      ...(req.forcePsc ? { forcePsc: true } : {}),
+    });
+    const store = this.#store();
+    const record = store.transaction(
+      (tx) => {
+        const rec = recordParameterCard(tx, {
+          operator: req.operator,
+          meterAddress: req.meterNumber ?? null,
+          cardSerial: back.cardSerial === undefined ? null : String(back.cardSerial),
+          layout: layout.id,
+          encoder: encoder.id,
+          unit: layout.amountUnit,
+          ...req.values,
+        });
+        const customer = req.meterNumber !== undefined ? store.archive.byMeter(req.meterNumber) : null;
+        if (customer)
+          noteCustomer(
+            tx,
+            customer.customerNo,
+            { operator: req.operator, action: 'parameter-card' },
+            { parameters: [null, { ...req.values }] },
+          );
+        return rec;
+      },
+      { durable: true },
+    );
+    this.#log.info({ meter: req.meterNumber ?? 'all', operator: req.operator, ...req.values }, 'parameter card written');
+    await encoder.beep(100).catch(() => undefined);
+    return record;
   }
 
   /** 购电卡常规性维护: what the card is, whether a meter would take it, and whether it agrees with the archive and the books. */

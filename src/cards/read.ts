@@ -14,6 +14,17 @@ export interface CardWriteBack {
   readonly time: string | null;
 }
 
+/** What a parameter card carries (docs/reference/cards.md § Parameter area): price in 0.0001 yuan/kWh, limits in the layout's unit. */
+export interface CardParameters {
+  readonly price: number;
+  readonly alarm1: number;
+  readonly alarm2: number;
+  readonly overdraft: number;
+  readonly hoarding: number;
+  /** The parameter area's checksum holds. */
+  readonly ok: boolean;
+}
+
 /** Everything `card read` shows, judged against the layout. */
 export interface CardReading {
   readonly kind: CardKind;
@@ -25,6 +36,8 @@ export interface CardReading {
   readonly customerNumber?: string;
   readonly cardSerial?: number | string;
   readonly purchase: { readonly count: number; readonly amount: number; readonly unit: AmountUnit };
+  /** A parameter card's values (role parameter, on a layout with a parameter area). */
+  readonly parameters?: CardParameters;
   /** Absent when the card was never inserted in a meter (or the area is damaged: see problems). */
   readonly writeBack?: CardWriteBack;
   /** The valid flag is set and the purchase area, its checksum and its backup agree: a meter would accept it. */
@@ -69,7 +82,14 @@ export async function readCard(encoder: CardEncoder, layout: CardLayout): Promis
   const role = roleOfCode(layout, roleCode) ?? 'unknown';
   if (role === 'unknown' && image.validFlag) problems.push(`role code ${roleCode} is not one of the layout's`);
   const writeBack = readWriteBack(layout, image, problems);
-  const valid = image.validFlag && identity.checksumOk && purchase.checksumOk && purchase.backupMatches === true && role !== 'unknown';
+  const parameters = role === 'parameter' ? readParameters(layout, image, problems) : undefined;
+  const valid =
+    image.validFlag &&
+    identity.checksumOk &&
+    purchase.checksumOk &&
+    purchase.backupMatches === true &&
+    role !== 'unknown' &&
+    (parameters === undefined || parameters.ok);
   return {
     kind,
     atr: toHex(atr),
@@ -80,6 +100,7 @@ export async function readCard(encoder: CardEncoder, layout: CardLayout): Promis
     ...(typeof v.customerNumber === 'string' ? { customerNumber: v.customerNumber } : {}),
     ...(typeof v.cardSerial === 'number' || typeof v.cardSerial === 'string' ? { cardSerial: v.cardSerial } : {}),
     purchase: { count: Number(v.purchaseCount ?? 0), amount: Number(v.purchaseAmount ?? 0), unit: layout.amountUnit },
+    ...(parameters ? { parameters } : {}),
     ...(writeBack ? { writeBack } : {}),
     valid,
     identityOk: identity.checksumOk,
@@ -133,5 +154,23 @@ function readWriteBack(layout: CardLayout, image: RecordImage, problems: string[
     purchaseCount: Number(v.wbPurchaseCount ?? 0),
     events,
     time: typeof v.wbTime === 'string' ? v.wbTime : null,
+  };
+}
+
+function readParameters(layout: CardLayout, image: RecordImage, problems: string[]): CardParameters | undefined {
+  const area = image.areas.parameter;
+  if (!layout.hasParameters || !area) {
+    problems.push(`a parameter card, but layout ${layout.id} has no parameter area to read it with`);
+    return undefined;
+  }
+  if (!area.checksumOk) problems.push('parameter area checksum is wrong: a meter would refuse the parameters');
+  const v = image.values;
+  return {
+    price: Number(v.paramPrice ?? 0),
+    alarm1: Number(v.paramAlarm1 ?? 0),
+    alarm2: Number(v.paramAlarm2 ?? 0),
+    overdraft: Number(v.paramOverdraft ?? 0),
+    hoarding: Number(v.paramHoarding ?? 0),
+    ok: area.checksumOk,
   };
 }

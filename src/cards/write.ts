@@ -15,6 +15,8 @@ export interface RewriteOptions {
 export interface RewritePlan {
   readonly identity?: Readonly<Record<string, FieldValue>>;
   readonly purchase?: Readonly<Record<string, FieldValue>>;
+  /** A parameter card's values (the layout's parameter area). */
+  readonly parameter?: Readonly<Record<string, FieldValue>>;
   /** Erase the meter's write-back (service cards start empty, so what the meter writes is all that is there). */
   readonly clearWriteBack?: boolean;
 }
@@ -41,6 +43,7 @@ export async function rewriteCard(encoder: CardEncoder, layout: CardLayout, plan
   const areas: [CardAreaName, Readonly<Record<string, FieldValue>> | undefined][] = [
     ['identity', plan.identity],
     ['purchase', plan.purchase],
+    ['parameter', plan.parameter],
   ];
   for (const [name, values] of areas) {
     if (!values) continue;

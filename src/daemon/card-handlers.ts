@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
 import type {
   CardOpenCommand,
+  CardParamCommand,
   CardReadCommand,
   CardReplaceCommand,
   CardRewriteCommand,
@@ -12,7 +13,7 @@ import type {
   CommandOutcome,
 } from '../uplink/commands/types.js';
 
-/** card-read, card-sell, card-open, card-replace and card-rewrite over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
+/** card-read, card-sell, card-open, card-replace, card-rewrite and card-param over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
 export function cardCommandHandlers(config: GatewayConfig, store: Store, logger: Logger) {
   const counter = new GatewayCardCounter({
     encoders: config.encoders,
@@ -50,6 +51,14 @@ export function cardCommandHandlers(config: GatewayConfig, store: Store, logger:
       try {
         const replaced = await counter.replace(cmd);
         return { status: 'done', result: { ...replaced } };
+      } catch (err) {
+        return outcomeOf(err);
+      }
+    },
+    async cardParam(cmd: CardParamCommand): Promise<CommandOutcome> {
+      try {
+        const written = await counter.param(cmd);
+        return { status: 'done', result: { ...written } };
       } catch (err) {
         return outcomeOf(err);
       }

@@ -17,7 +17,7 @@ function expired(expiresAt: string | undefined, nowMs: number): boolean {
 
 export interface HandlerDeps {
   /** The counter's card operations (card-sell, card-read). */
-  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace' | 'cardRewrite'>;
+  cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace' | 'cardRewrite' | 'cardParam'>;
   /** allowance-run and allowance-resolve (allowance-handlers.ts). */
   allowances: Pick<CommandHandlers, 'allowanceRun' | 'allowanceResolve'>;
   credit: CreditService;
@@ -47,6 +47,7 @@ export const withoutCardCounter: HandlerDeps['cards'] = {
   cardOpen: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
   cardReplace: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
   cardRewrite: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
+  cardParam: async () => ({ status: 'rejected', error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders' } }),
 };
 
 /**
@@ -60,6 +61,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     cardOpen: (cmd, ctx) => d.cards.cardOpen(cmd, ctx),
     cardReplace: (cmd, ctx) => d.cards.cardReplace(cmd, ctx),
     cardRewrite: (cmd, ctx) => d.cards.cardRewrite(cmd, ctx),
+    cardParam: (cmd, ctx) => d.cards.cardParam(cmd, ctx),
     async recall(cmd): Promise<CommandOutcome> {
       if (cmd.reports !== undefined) {
         const r = d.recall.reports.recallDays(cmd.reports.from, cmd.reports.to);

@@ -42,9 +42,23 @@ export type CardFieldName =
   | 'wbBalance'
   | 'wbPurchaseCount'
   | 'wbEvents'
-  | 'wbTime';
+  | 'wbTime'
+  | 'paramPrice'
+  | 'paramAlarm1'
+  | 'paramAlarm2'
+  | 'paramOverdraft'
+  | 'paramHoarding';
 
-export type CardAreaName = 'identity' | 'purchase' | 'writeBack';
+export type CardAreaName = 'identity' | 'purchase' | 'writeBack' | 'parameter';
+
+/** The parameter area's fields, by the name the workflows use (docs/reference/cards.md § Parameter area). */
+export const PARAMETER_FIELDS = {
+  price: 'paramPrice',
+  alarm1: 'paramAlarm1',
+  alarm2: 'paramAlarm2',
+  overdraft: 'paramOverdraft',
+  hoarding: 'paramHoarding',
+} as const satisfies Record<string, CardFieldName>;
 
 /** A validated card layout: the record codec's view plus what the workflows need to know. */
 export interface CardLayout extends RecordLayout {
@@ -63,6 +77,8 @@ export interface CardLayout extends RecordLayout {
   readonly eventBits: ReadonlyMap<number, string>;
   readonly fields: ReadonlyMap<CardFieldName, LayoutField>;
   readonly hasWriteBack: boolean;
+  /** The layout has a parameter area: parameter cards (参数卡) can be written. */
+  readonly hasParameters: boolean;
   readonly source: string;
 }
 
@@ -81,6 +97,12 @@ const FIELD_RULES: Record<CardFieldName, { area: CardAreaName; formats: FieldFor
     wbPurchaseCount: { area: 'writeBack', formats: UINT, required: 'with-area' },
     wbEvents: { area: 'writeBack', formats: UINT, required: false },
     wbTime: { area: 'writeBack', formats: ['datetime'], required: false },
+    // The parameter area: price in 0.0001 yuan per kWh, the limits in the layout's amount unit.
+    paramPrice: { area: 'parameter', formats: UINT, required: 'with-area' },
+    paramAlarm1: { area: 'parameter', formats: UINT, required: 'with-area' },
+    paramAlarm2: { area: 'parameter', formats: UINT, required: 'with-area' },
+    paramOverdraft: { area: 'parameter', formats: UINT, required: 'with-area' },
+    paramHoarding: { area: 'parameter', formats: UINT, required: 'with-area' },
   };
 const FIELD_NAMES = Object.keys(FIELD_RULES) as [CardFieldName, ...CardFieldName[]];
 
@@ -113,7 +135,12 @@ const layoutSchema = z.strictObject({
     .string({ error: 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"' })
     .regex(/^[0-9A-Fa-f]{6}$/, 'the PSC is 6 hex digits in quotes, e.g. "FFFFFF"'),
   roles: z.strictObject({ opening: byte, purchase: byte, replacement: byte, check: byte, clear: byte, parameter: byte }),
-  areas: z.strictObject({ identity: areaSchema, purchase: areaSchema, writeBack: areaSchema.optional() }),
+  areas: z.strictObject({
+    identity: areaSchema,
+    purchase: areaSchema,
+    writeBack: areaSchema.optional(),
+    parameter: areaSchema.optional(),
+  }),
   valid: z.strictObject({ at: address, set: byte, clear: byte.default(0) }),
   fields: z.partialRecord(z.enum(FIELD_NAMES), fieldSchema),
   eventBits: z
@@ -152,7 +179,7 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
   };
 
   const areas: LayoutArea[] = [];
-  for (const name of ['identity', 'purchase', 'writeBack'] as const) {
+  for (const name of ['identity', 'purchase', 'writeBack', 'parameter'] as const) {
     const a = raw.areas[name];
     if (!a) continue;
     const path = ['areas', name];
@@ -254,6 +281,7 @@ export function parseCardLayout(text: string, file: string): { ok: true; layout:
       areas,
       valid: raw.valid,
       hasWriteBack: raw.areas.writeBack !== undefined,
+      hasParameters: raw.areas.parameter !== undefined,
       source: file,
     },
   };

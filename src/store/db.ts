@@ -1,5 +1,6 @@
 import { AlertStore } from './alerts.js';
 import { CustomerArchive } from './archive.js';
+import { ParameterCards } from './parameter-cards.js';
 import { UserStore } from './users.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
@@ -194,6 +195,8 @@ export class Store {
   readonly alerts: AlertStore;
   /** The customer archive and the card serials reported lost. */
   readonly archive: CustomerArchive;
+  /** The parameter cards written at the counter. */
+  readonly parameterCards: ParameterCards;
   /** The web console's users (name, role, password hash, lock-out). */
   readonly users: UserStore;
   readonly #connection: Connection;
@@ -223,6 +226,7 @@ export class Store {
     this.deadLetters = new DeadLetters(connection);
     this.alerts = new AlertStore(connection);
     this.archive = new CustomerArchive(connection);
+    this.parameterCards = new ParameterCards(connection);
     this.users = new UserStore(connection);
   }
 

@@ -145,4 +145,5 @@ export {
   type CustomerState,
   type LostCard,
 } from './archive.js';
+export { ParameterCards, recordParameterCard, type ParameterCardRecord } from './parameter-cards.js';
 export { UserStore, USER_ROLES, type UserRecord, type UserRole } from './users.js';

@@ -442,6 +442,31 @@ ALTER TABLE readings ADD COLUMN seq INTEGER;
 CREATE INDEX readings_by_seq ON readings (seq) WHERE seq IS NOT NULL;
 `;
 
+/**
+ * Parameter cards written at the counter (参数卡, docs/provisioning.md § Parameter cards): who wrote which values onto
+ * which card, for which meter (null: every meter of the system). Never edited.
+ */
+const V13_PARAMETER_CARDS = `
+CREATE TABLE parameter_cards (
+  id            INTEGER PRIMARY KEY,
+  at            INTEGER NOT NULL,
+  operator      TEXT    NOT NULL,
+  meter_address TEXT,
+  card_serial   TEXT,
+  layout        TEXT    NOT NULL,
+  encoder       TEXT    NOT NULL,
+  -- The layout's amount unit the limits count in: '0.01kWh' or 'fen'.
+  unit          TEXT    NOT NULL CHECK (unit IN ('0.01kWh', 'fen')),
+  -- 0.0001 yuan per kWh.
+  price         INTEGER NOT NULL CHECK (price > 0),
+  alarm1        INTEGER NOT NULL CHECK (alarm1 >= 0),
+  alarm2        INTEGER NOT NULL CHECK (alarm2 >= 0),
+  overdraft     INTEGER NOT NULL CHECK (overdraft >= 0),
+  hoarding      INTEGER NOT NULL CHECK (hoarding >= 0)
+) STRICT;
+CREATE INDEX parameter_cards_by_meter ON parameter_cards (meter_address, id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -455,6 +480,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 10, name: 'customer archive, lost cards, opening entries', up: v10Provisioning },
   { version: 11, name: 'web console users', up: V11_USERS },
   { version: 12, name: 'the seq of each reading, for recall', up: V12_READING_SEQ },
+  { version: 13, name: 'parameter cards', up: V13_PARAMETER_CARDS },
 ];
 
 export interface MigrationResult {

@@ -20,3 +20,14 @@ export {
 } from './ids.js';
 export { ok, type Parsed, refused } from './result.js';
 export { csvField } from './csv.js';
+export {
+  checkParameterLimits,
+  limitFromNumber,
+  type LimitUnit,
+  MAX_PRICE_YUAN_PER_KWH,
+  type ParameterLimits,
+  parseLimitText,
+  parsePriceText,
+  PRICE_UNITS_PER_YUAN,
+  priceFromNumber,
+} from './parameters.js';

@@ -196,4 +196,73 @@ describe('card-open and card-replace over MQTT and the control socket', { timeou
       store.close();
     }
   });
+
+  it('a parameter card over MQTT (card-param, signed) and through the daemon (meterd card param -c), read back and recorded', async () => {
+    const request = { requestId: 'cp-1', priceYuan: 0.5283, alarm1: 20, alarm2: 10, overdraft: 5, hoarding: 500, operator: 'frank' };
+    encoder.insert(cards.blank());
+    expect(await send('card-param', { ...request, requestId: 'cp-0' }, false)).toMatchObject({
+      status: 'rejected',
+      error: { code: 'UNSIGNED' },
+    });
+    expect(await send('card-param', { ...request, requestId: 'cp-00', alarm2: 21 })).toMatchObject({
+      status: 'rejected',
+      error: { code: 'INVALID_FIELD', field: 'alarm2' },
+    });
+    const done = await send('card-param', request);
+    expect(done, JSON.stringify(done)).toMatchObject({
+      status: 'done',
+      result: {
+        operator: 'frank',
+        meterAddress: null,
+        unit: '0.01kWh',
+        price: 5283,
+        alarm1: 2000,
+        alarm2: 1000,
+        overdraft: 500,
+        hoarding: 50_000,
+      },
+    });
+    const read = await send('card-read', { requestId: 'cp-read' });
+    expect(read.result).toMatchObject({ role: 'parameter', valid: true, parameters: { price: 5283, hoarding: 50_000 } });
+
+    const r = await runMeterd(
+      [
+        'card',
+        'param',
+        '-c',
+        daemon.configPath,
+        '--meter',
+        'room-501',
+        '--price',
+        '0.6',
+        '--alarm1',
+        '30',
+        '--alarm2',
+        '15',
+        '--overdraft',
+        '0',
+        '--hoarding',
+        '0',
+        '--operator',
+        'grace',
+      ],
+      { cwd: daemon.dir },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(
+      /^parameter card \d+ written for meter 000000000501: price 0\.6000 yuan\/kWh, alarm 1 30\.00 kWh, alarm 2 15\.00 kWh, overdraft 0\.00 kWh, hoarding no limit; read back and recorded for grace \(through the daemon\)/,
+    );
+    encoder.remove();
+
+    const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
+    try {
+      expect(store.parameterCards.list().map((p) => [p.operator, p.meterAddress, p.price])).toEqual([
+        ['frank', null, 5283],
+        ['grace', METER, 6000],
+      ]);
+      expect(store.archive.history(CUSTOMER).at(-1)).toMatchObject({ operator: 'grace', action: 'parameter-card' });
+    } finally {
+      store.close();
+    }
+  });
 });

@@ -49,6 +49,7 @@ export class RecordingHandlers implements CommandHandlers {
   cardReplace = (cmd: object, ctx: CommandContext) => this.#call('cardReplace', cmd, ctx);
   recall = (cmd: object, ctx: CommandContext) => this.#call('recall', cmd, ctx);
   cardRewrite = (cmd: object, ctx: CommandContext) => this.#call('cardRewrite', cmd, ctx);
+  cardParam = (cmd: object, ctx: CommandContext) => this.#call('cardParam', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -305,6 +305,142 @@ describe('rewriting a damaged card from the books', () => {
     lost.main[0x21] = lost.main[0x21]! ^ 0x5a;
     encoder.insert(lost);
     expect((await card('rewrite', '--operator', 'dave')).error).toMatch(/^meterd: CARD_REPORTED_LOST: card 1 was reported lost/);
+    encoder.remove();
+  });
+});
+
+describe('parameter cards (参数卡)', () => {
+  it('writes the price and limits onto a blank card, reads them back, and records them with the operator', async () => {
+    const c = cards.blank();
+    encoder.insert(c);
+    const r = await card(
+      'param',
+      ...[
+        '--price',
+        '0.5283',
+        '--alarm1',
+        '20',
+        '--alarm2',
+        '10',
+        '--overdraft',
+        '5',
+        '--hoarding',
+        '500',
+        '--operator',
+        'alice',
+        '--json',
+      ],
+    );
+    expect(r.error).toBeUndefined();
+    expect(JSON.parse(r.out[0]!)).toMatchObject({
+      operator: 'alice',
+      meterAddress: null,
+      unit: '0.01kWh',
+      price: 5283,
+      alarm1: 2000,
+      alarm2: 1000,
+      overdraft: 500,
+      hoarding: 50_000,
+    });
+    // On the card, where the layout puts them: 0.0001 yuan and 0.01 kWh, big-endian.
+    expect([...c.main.subarray(0x90, 0xa4)]).toEqual([
+      ...[0, 0, 0x14, 0xa3],
+      ...[0, 0, 0x07, 0xd0],
+      ...[0, 0, 0x03, 0xe8],
+      ...[0, 0, 0x01, 0xf4],
+      ...[0, 0, 0xc3, 0x50],
+    ]);
+    const read = await card('read', '--json');
+    expect(JSON.parse(read.out[0]!)).toMatchObject({
+      role: 'parameter',
+      valid: true,
+      meterNumber: '000000000000',
+      parameters: { price: 5283, alarm1: 2000, alarm2: 1000, overdraft: 500, hoarding: 50_000, ok: true },
+    });
+    expect((await card('read')).out).toContain(
+      'parameters: price 0.5283 yuan/kWh, alarm 1 20.00 kWh, alarm 2 10.00 kWh, overdraft 5.00 kWh, hoarding 500.00 kWh',
+    );
+    expect(store.parameterCards.list()).toHaveLength(1);
+
+    // The same card rewritten for one meter: its customer's history notes it.
+    const again = await card(
+      'param',
+      ...[
+        '--meter',
+        METER,
+        '--price',
+        '0.6',
+        '--alarm1',
+        '30',
+        '--alarm2',
+        '30',
+        '--overdraft',
+        '0',
+        '--hoarding',
+        '0',
+        '--operator',
+        'bob',
+      ],
+    );
+    expect(again.error).toBeUndefined();
+    expect(again.out[0]).toMatch(
+      /^parameter card \d+ written for meter 000000000301: price 0\.6000 yuan\/kWh, alarm 1 30\.00 kWh, alarm 2 30\.00 kWh, overdraft 0\.00 kWh, hoarding no limit; read back and recorded for bob$/,
+    );
+    expect(store.parameterCards.list({ meterAddress: METER }).map((p) => [p.operator, p.price])).toEqual([['bob', 6000]]);
+    expect(store.archive.history(CUSTOMER).at(-1)).toMatchObject({ operator: 'bob', action: 'parameter-card' });
+    encoder.remove();
+  });
+
+  it('refuses values that do not fit, and a customer card, before anything is written', async () => {
+    const args = (over: Record<string, string>) =>
+      Object.entries({ price: '0.5', alarm1: '20', alarm2: '10', overdraft: '5', hoarding: '500', ...over }).flatMap(([k, v]) => [
+        `--${k}`,
+        v,
+      ]);
+    const c = cards.blank();
+    encoder.insert(c);
+    expect((await card('param', ...args({ alarm2: '25' }), '--operator', 'alice')).error).toBe(
+      'meterd: USAGE: --alarm2 must be at most alarm1: alarm 2 is the second warning, at a lower balance',
+    );
+    expect((await card('param', ...args({ price: '0.52831' }), '--operator', 'alice')).error).toBe(
+      'meterd: USAGE: --price must have at most 4 decimals (0.0001 yuan)',
+    );
+    expect((await card('param', ...args({ hoarding: '20000' }), '--operator', 'alice')).error).toBe(
+      'meterd: USAGE: --hoarding must be at most 10000 kWh',
+    );
+    expect(c.presentations).toBe(0);
+    encoder.remove();
+    const customerCard = cards.ours(layout, {
+      meterNumber: METER,
+      customerNumber: CUSTOMER,
+      cardSerial: 2,
+      purchaseCount: 3,
+      purchaseAmount: 1000,
+    });
+    encoder.insert(customerCard);
+    expect((await card('param', ...args({}), '--operator', 'alice')).error).toBe(
+      "meterd: WRONG_CARD_ROLE: this is a customer's card (meter 000000000301); write a parameter card on a blank card or a service card",
+    );
+    expect(customerCard.presentations).toBe(0);
+    encoder.remove();
+  });
+
+  it('a layout without a parameter area says so', async () => {
+    const text = readFileSync(layout.source, 'utf8')
+      .replace(/^ {2}parameter: +#.*\n {4}from: 0x90[\s\S]*?at: 0xAF \}\n/m, '')
+      .replace(/^ {2}param[A-Z]\w*:.*\n/gm, '')
+      .replace('id: sle4442-dorm', 'id: sle4442-plain');
+    const dir = mkdtempSync(join(tmpdir(), 'meterd-layout-'));
+    writeFileSync(join(dir, 'sle4442-plain.yaml'), text);
+    encoder.insert(cards.blank());
+    const r = await card(
+      'param',
+      '--layout',
+      join(dir, 'sle4442-plain.yaml'),
+      ...['--price', '0.5', '--alarm1', '2', '--alarm2', '1'],
+      ...['--overdraft', '0', '--hoarding', '0', '--operator', 'alice'],
+    );
+    expect(r.error).toMatch(/^meterd: NO_PARAMETER_AREA: card layout sle4442-plain has no parameter area/);
     encoder.remove();
   });
 });

@@ -163,6 +163,17 @@ describe('card layout and encoder profile validation (file:line errors)', () => 
     expect(missing[0]!.message).toMatch(/missing field purchaseAmount/);
   });
 
+  it('the parameter area is data: its fields are required with it, must lie inside it, and the layout works without it', () => {
+    const missing = issuesOf(text.replace(/^ {2}paramHoarding:.*$/m, ''));
+    expect(missing[0]!.message).toBe('missing field paramHoarding (in the parameter area)');
+    const outside = issuesOf(text.replace('paramAlarm2:     { offset: 0x98', 'paramAlarm2:     { offset: 0xB0'));
+    expect(outside[0]).toMatchObject({ line: lineOf('paramAlarm2:'), path: 'fields.paramAlarm2.offset' });
+    expect(outside[0]!.message).toMatch(/not inside the parameter area/);
+    const without = text.replace(/^ {2}parameter: +#.*\n {4}from: 0x90[\s\S]*?at: 0xAF \}\n/m, '').replace(/^ {2}param[A-Z]\w*:.*\n/gm, '');
+    expect(parseCardLayout(without, file)).toMatchObject({ ok: true, layout: { hasParameters: false } });
+    expect(parseCardLayout(text, file)).toMatchObject({ ok: true, layout: { hasParameters: true } });
+  });
+
   it('an area the station rewrites may not sit in the protectable bytes 00H–1FH', () => {
     const issues = issuesOf(
       text

@@ -27,6 +27,7 @@ describe('the command authentication policy', () => {
       'card-replace',
       'recall',
       'card-rewrite',
+      'card-param',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

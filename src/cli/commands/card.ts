@@ -7,7 +7,16 @@ import { silentLogger, type Logger } from '../../log.js';
 import { loadCardLayout, BUILTIN_CARD_LAYOUTS_DIR, type AmountUnit, type CardLayout } from '../../profiles/card-layout.js';
 import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../../profiles/encoder-profile.js';
 import { randomUUID } from 'node:crypto';
-import { parseCustomerNo, parseKwhText, parseYuanText } from '../../values/index.js';
+import {
+  checkParameterLimits,
+  parseCustomerNo,
+  parseKwhText,
+  parseLimitText,
+  parsePriceText,
+  parseYuanText,
+  PRICE_UNITS_PER_YUAN,
+} from '../../values/index.js';
+import type { ParameterCardRecord } from '../../store/index.js';
 import { resultOf, sendToDaemon } from '../daemon-client.js';
 import { DIRECT_HELP, routeCommand, type CommandRoute } from '../daemon-route.js';
 import { CliError, usageError } from '../errors.js';
@@ -67,6 +76,7 @@ Examples:
   meterd card sell --port /dev/ttyUSB0 --meter 000012345678 --kwh 20 --operator alice
   meterd card reissue --port /dev/ttyUSB0 --meter 000012345678
   meterd card rewrite --port /dev/ttyUSB0 --operator alice     # a damaged card, from the books
+  meterd card param --port /dev/ttyUSB0 --price 0.5283 --alarm1 20 --alarm2 10 --overdraft 5 --hoarding 500 --operator alice
   meterd card check --port tcp://10.0.0.9:4001 --encoder generic-stx --any-meter
   meterd card clear --port /dev/ttyUSB0 --meter 000012345678 --yes
 
@@ -451,6 +461,100 @@ customer's history notes the rewrite. Refused when the books do not know the car
 
   common(
     card
+      .command('param')
+      .description(
+        'write a parameter card (参数卡): price, alarm thresholds 1 and 2, overdraft and hoarding limits; read back and recorded',
+      ),
+  )
+    .option('--meter <id>', 'the one meter the card is for (12 digits; through the daemon: its id or number); default every meter')
+    .requiredOption('--price <yuan>', 'price in yuan per kWh, up to 4 decimals, e.g. 0.5283')
+    .requiredOption('--alarm1 <n>', "first low-credit warning, in the layout's unit (kWh for energy cards, yuan for money cards)")
+    .requiredOption('--alarm2 <n>', 'second warning, at or below --alarm1')
+    .requiredOption('--overdraft <n>', 'how far below zero the meter lets the customer go (0: not at all)')
+    .requiredOption('--hoarding <n>', 'the most the meter may hold (0: no limit); above --alarm1')
+    .requiredOption('--operator <name>', 'who writes the card')
+    .option('--json', 'print JSON')
+    .option('-c, --config <file>', 'the gateway config (default $METERD_CONFIG): write through its running daemon')
+    .option('--counter <id>', "the config's encoder (encoders[].id) the daemon writes with")
+    .option('--direct', DIRECT_HELP)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  meterd card param -c /etc/meterd/meterd.yaml --price 0.5283 --alarm1 20 --alarm2 10 --overdraft 5 --hoarding 500 --operator alice
+  meterd card param --port /dev/ttyUSB0 --meter 000012345678 --price 0.6 --alarm1 30 --alarm2 15 --overdraft 0 --hoarding 0 --operator alice
+
+On a blank card or a service card (never a customer's card). The card is read back and every value compared, then
+recorded with the operator (meterd archive show N lists it for the customer of a one-meter card).
+`,
+    )
+    .action(
+      async (
+        opts: CommonOptions & {
+          meter?: string;
+          price: string;
+          alarm1: string;
+          alarm2: string;
+          overdraft: string;
+          hoarding: string;
+          operator: string;
+          json?: boolean;
+        },
+      ) => {
+        const price = parsePriceText(opts.price);
+        if (!price.ok) throw usageError(`--price ${price.reason}`);
+        const limitsIn = (unit: AmountUnit) => {
+          const out = { alarm1: 0, alarm2: 0, overdraft: 0, hoarding: 0 };
+          for (const key of ['alarm1', 'alarm2', 'overdraft', 'hoarding'] as const) {
+            const v = parseLimitText(opts[key], unit);
+            if (!v.ok) throw usageError(`--${key} ${v.reason}`);
+            out[key] = v.value;
+          }
+          const bad = checkParameterLimits(out);
+          if (bad) throw usageError(`--${bad.field} ${bad.reason}`);
+          return out;
+        };
+        const route = await daemonRoute(opts);
+        if (route !== undefined) {
+          const meter = opts.meter === undefined ? undefined : configMeter(route, opts.meter);
+          // Checked as money (the wider cap) here; the daemon's encoder layout decides the unit and its cap.
+          const l = limitsIn('fen');
+          const reply = await sendToDaemon(
+            route.config,
+            'card-param',
+            {
+              requestId: `cli-card-param-${randomUUID()}`,
+              ...(opts.counter === undefined ? {} : { encoder: opts.counter }),
+              ...(meter !== undefined ? { meter: meter.id } : {}),
+              priceYuan: price.value / PRICE_UNITS_PER_YUAN,
+              alarm1: l.alarm1 / 100,
+              alarm2: l.alarm2 / 100,
+              overdraft: l.overdraft / 100,
+              hoarding: l.hoarding / 100,
+              operator: opts.operator,
+            },
+            { operator: opts.operator },
+          );
+          const r = resultOf('card-param', reply) as unknown as ParameterCardRecord;
+          io.out(opts.json ? JSON.stringify(r) : describeParameterCard(r, ' (through the daemon)'));
+          return;
+        }
+        const meterNumber = opts.meter === undefined ? undefined : meterOption(opts.meter);
+        await withEncoder(opts, deps, async (encoder, layout, psc) => {
+          const r = await provisioning().writeParameterCard(encoder, layout, {
+            values: { price: price.value, ...limitsIn(layout.amountUnit) },
+            ...(meterNumber !== undefined ? { meterNumber } : {}),
+            operator: opts.operator,
+            psc,
+            ...(opts.force ? { forcePsc: true } : {}),
+          });
+          io.out(opts.json ? JSON.stringify(r) : describeParameterCard(r, ''));
+        });
+      },
+    );
+
+  common(
+    card
       .command('health')
       .description('card maintenance: ATR, PSC attempts left, layout, and whether it agrees with the archive and the books'),
   )
@@ -581,11 +685,22 @@ function formatAmount(units: number, unit: AmountUnit): string {
   return unit === 'fen' ? `${text} CNY` : `${text} kWh`;
 }
 
+function describeParameterCard(r: ParameterCardRecord, via: string): string {
+  const price = `${Math.floor(r.price / PRICE_UNITS_PER_YUAN)}.${String(r.price % PRICE_UNITS_PER_YUAN).padStart(4, '0')}`;
+  const f = (n: number) => formatAmount(n, r.unit);
+  return `parameter card ${r.cardSerial ?? ''} written for ${r.meterAddress === null ? 'every meter' : `meter ${r.meterAddress}`}: price ${price} yuan/kWh, alarm 1 ${f(r.alarm1)}, alarm 2 ${f(r.alarm2)}, overdraft ${f(r.overdraft)}, hoarding ${r.hoarding === 0 ? 'no limit' : f(r.hoarding)}; read back and recorded for ${r.operator}${via}`;
+}
+
 function describeReading(r: CardReading, layout: CardLayout): string[] {
   const lines = [
     `card: ${r.kind} (ATR ${r.atr}), layout ${r.layout}, ${r.valid ? 'valid' : 'NOT VALID for the meter'}`,
     `role: ${r.role}  meter: ${r.meterNumber}${r.customerNumber !== undefined ? `  customer: ${r.customerNumber}` : ''}${r.cardSerial !== undefined ? `  serial: ${r.cardSerial}` : ''}`,
     `purchase on card: count ${r.purchase.count}, ${formatAmount(r.purchase.amount, layout.amountUnit)}`,
+    ...(r.parameters
+      ? [
+          `parameters: price ${(r.parameters.price / PRICE_UNITS_PER_YUAN).toFixed(4)} yuan/kWh, alarm 1 ${formatAmount(r.parameters.alarm1, layout.amountUnit)}, alarm 2 ${formatAmount(r.parameters.alarm2, layout.amountUnit)}, overdraft ${formatAmount(r.parameters.overdraft, layout.amountUnit)}, hoarding ${r.parameters.hoarding === 0 ? 'no limit' : formatAmount(r.parameters.hoarding, layout.amountUnit)}`,
+        ]
+      : []),
     r.writeBack
       ? `meter write-back: balance ${formatAmount(r.writeBack.balance, layout.amountUnit)}, purchase count ${r.writeBack.purchaseCount}, events ${r.writeBack.events.length > 0 ? r.writeBack.events.join(' ') : 'none'}${r.writeBack.time ? `, at ${r.writeBack.time}` : ''}`
       : 'meter write-back: none (not inserted in a meter since it was written)',

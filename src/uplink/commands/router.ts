@@ -773,6 +773,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.recall(parsed.payload, ctx);
     case 'card-rewrite':
       return handlers.cardRewrite(parsed.payload, ctx);
+    case 'card-param':
+      return handlers.cardParam(parsed.payload, ctx);
   }
 }
 

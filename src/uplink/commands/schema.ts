@@ -6,8 +6,11 @@ import {
   MAX_ENERGY_KWH,
   MAX_REQUEST_ID_LENGTH,
   type Parsed,
+  checkParameterLimits,
+  limitFromNumber,
   parseCustomerNo,
   parseRequestId,
+  priceFromNumber,
 } from '../../values/index.js';
 
 /** Command names the router runs, as the last level of `<prefix>/<gatewayId>/cmd/<command>`. */
@@ -25,6 +28,7 @@ export const COMMAND_NAMES = [
   'card-replace',
   'recall',
   'card-rewrite',
+  'card-param',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -340,6 +344,37 @@ export const cardRewriteSchema = z.strictObject({
   operator: personText('operator name'),
 });
 
+/** A limit of a parameter card as a JSON number, in the layout's unit (kWh or yuan): 0 or more, at most 2 decimals. */
+const parameterLimit = z
+  .number({ error: 'must be a number (kWh or yuan, as the card layout counts)' })
+  .superRefine(by((v: number) => limitFromNumber(v, 'fen')));
+
+/** Write a parameter card (参数卡) on the card in the encoder: price, alarm thresholds 1 and 2, overdraft and hoarding limits. */
+export const cardParamSchema = z
+  .strictObject({
+    ...common,
+    encoder: encoderId,
+    /** The one meter (config id) the card is for; absent: every meter of the system. */
+    meter: meterId.optional(),
+    /** Yuan per kWh, at most 4 decimals. */
+    priceYuan: z.number({ error: 'must be a number of yuan per kWh' }).superRefine(by(priceFromNumber)),
+    alarm1: parameterLimit,
+    alarm2: parameterLimit,
+    overdraft: parameterLimit,
+    hoarding: parameterLimit,
+    operator: personText('operator name'),
+  })
+  .superRefine((value, ctx) => {
+    const hundredths = (n: number) => Math.round(n * 100);
+    const bad = checkParameterLimits({
+      alarm1: hundredths(value.alarm1),
+      alarm2: hundredths(value.alarm2),
+      overdraft: hundredths(value.overdraft),
+      hoarding: hundredths(value.hoarding),
+    });
+    if (bad) ctx.addIssue({ code: 'custom', path: [bad.field], message: bad.reason });
+  });
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -354,6 +389,7 @@ export const COMMAND_SCHEMAS = {
   'card-replace': cardReplaceSchema,
   recall: recallSchema,
   'card-rewrite': cardRewriteSchema,
+  'card-param': cardParamSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -369,6 +405,7 @@ export type CardOpenCommand = z.output<typeof cardOpenSchema>;
 export type CardReplaceCommand = z.output<typeof cardReplaceSchema>;
 export type RecallCommand = z.output<typeof recallSchema>;
 export type CardRewriteCommand = z.output<typeof cardRewriteSchema>;
+export type CardParamCommand = z.output<typeof cardParamSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -384,7 +421,8 @@ export type ParsedCommand =
   | { readonly command: 'card-open'; readonly payload: CardOpenCommand }
   | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand }
   | { readonly command: 'recall'; readonly payload: RecallCommand }
-  | { readonly command: 'card-rewrite'; readonly payload: CardRewriteCommand };
+  | { readonly command: 'card-rewrite'; readonly payload: CardRewriteCommand }
+  | { readonly command: 'card-param'; readonly payload: CardParamCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

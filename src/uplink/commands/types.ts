@@ -3,6 +3,7 @@ import type {
   AllowanceResolveCommand,
   AllowanceRunCommand,
   CardOpenCommand,
+  CardParamCommand,
   CardReadCommand,
   CardReplaceCommand,
   CardRewriteCommand,
@@ -18,6 +19,7 @@ export type {
   AllowanceResolveCommand,
   AllowanceRunCommand,
   CardOpenCommand,
+  CardParamCommand,
   CardReadCommand,
   CardReplaceCommand,
   CardRewriteCommand,
@@ -88,6 +90,7 @@ export interface CommandHandlers {
   allowanceResolve(cmd: AllowanceResolveCommand, ctx: CommandContext): Promise<CommandOutcome>;
   recall(cmd: RecallCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardRewrite(cmd: CardRewriteCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  cardParam(cmd: CardParamCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
