@@ -77,8 +77,8 @@ const OUTAGES = !args.values['no-outages'];
 const KEY = 'soak-key-0123456789abcdef';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-process.stdout.write('building (tsc -p tsconfig.build.json) so the daemon runs as deployed…\n');
-const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+process.stdout.write('building (npm run build) so the daemon runs as deployed…\n');
+const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) fail('the build failed; fix `npm run build` first');
 
 let sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(METERS, { powerKw: 0.5 }) } });

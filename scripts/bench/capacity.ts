@@ -30,7 +30,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const unit = readFileSync(join(root, 'scripts/install/meterd.service'), 'utf8');
 // The unit's Environment= lines, as systemd would pass them (NODE_ENV, NODE_OPTIONS, MALLOC_ARENA_MAX, …).
 const unitEnv = Object.fromEntries([...unit.matchAll(/^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm)].map((m) => [m[1]!, m[2]!] as const));
-const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) throw new Error('npm run build failed');
 
 const largest = Math.max(...SIZES.map((s) => s.meters));

@@ -15,7 +15,7 @@ import { startEmbeddedBroker } from '../../src/uplink/index.js';
 
 const COUNT = Number(process.argv[2] ?? 200);
 const root = fileURLToPath(new URL('../..', import.meta.url));
-if (spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+if (spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 
 const sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: defaultMeters(50, { powerKw: 0, kind: 'energy', balance: 100 }) } });
 const embedded = process.env.MQTT_URL ? undefined : await startEmbeddedBroker({ port: 0 });

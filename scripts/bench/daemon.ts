@@ -23,7 +23,7 @@ const url = process.env.MQTT_URL ?? embedded!.url;
 const addresses = [...sim.meters.keys()];
 const root = fileURLToPath(new URL('../..', import.meta.url));
 // Measured as deployed: the compiled build (no TypeScript loader) with the memory flags of meterd.service.
-const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) throw new Error('npm run build failed');
 const NODE_OPTIONS = '--max-semi-space-size=1 --v8-pool-size=1 --max-old-space-size=64';
 

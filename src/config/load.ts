@@ -13,6 +13,7 @@ import { configSchema, type secret } from './schema.js';
 import { resolveAllowances, type AllowanceConfig } from './allowances.js';
 import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 import { MeterdError } from '../errors.js';
+import { hostTimeZone, isTimeZone } from '../time-zone.js';
 import { resolveWeb, type WebConfig } from './web.js';
 
 export type BusProtocol = 'dlt645' | 'modbus-rtu' | 'modbus-tcp';
@@ -425,6 +426,8 @@ function resolveConfig(
       );
     return path;
   };
+  if (raw.gateway.timeZone !== undefined && !isTimeZone(raw.gateway.timeZone))
+    at(['gateway', 'timeZone'], `"${raw.gateway.timeZone}" is not a time zone: write an IANA name such as Asia/Shanghai or UTC`);
   const pseudo = pseudoFileSystemProblem(dataDir);
   if (pseudo !== undefined) at(['gateway', 'dataDir'], `${dataDir} ${pseudo}`);
 
@@ -433,7 +436,7 @@ function resolveConfig(
     gateway: {
       id: raw.gateway.id,
       dataDir,
-      timeZone: raw.gateway.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+      timeZone: raw.gateway.timeZone ?? hostTimeZone(),
     },
     mqtt: {
       url: brokers[0]!.url,

@@ -4,6 +4,8 @@
  */
 export interface DaemonStatus {
   readonly version: string;
+  /** `bundle`: the production build (what a gateway should run); `sources`: TypeScript through tsx, ~100 MB more. */
+  readonly build: 'bundle' | 'sources';
   readonly gatewayId: string;
   readonly pid: number;
   /** ISO time the gateway started. */

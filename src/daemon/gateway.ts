@@ -33,7 +33,7 @@ import { OutboxDrain, type DrainStats } from '../uplink/drain.js';
 import { MqttEncryptionMachine } from '../uplink/hsm.js';
 import { MqttSession } from '../uplink/session.js';
 import type { BusStatus, GatewayHealth } from '../uplink/status.js';
-import { VERSION } from './version.js';
+import { BUILD, VERSION } from './version.js';
 
 /** What `meterd run` (and the demo's status line) can see of a running gateway. */
 export interface GatewayStatusView {
@@ -413,6 +413,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
     return {
       version: VERSION,
+      build: BUILD,
       gatewayId: config.gateway.id,
       pid: process.pid,
       startedAt,

@@ -152,7 +152,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
   // Two Modbus points must not share a register: the profile would be lying about one of them.
   const modbus = [...points.values()]
     .filter((p): p is ModbusPoint => p.kind === 'modbus')
-    .sort((a, b) => a.table.localeCompare(b.table) || a.address - b.address);
+    .sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : a.address - b.address));
   for (let i = 1; i < modbus.length; i++) {
     const prev = modbus[i - 1]!;
     const cur = modbus[i]!;

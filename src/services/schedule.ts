@@ -1,3 +1,5 @@
+import { processTimeZone } from '../time-zone.js';
+
 /** Offset of a time zone from UTC at an instant, in ms (positive east of Greenwich). */
 export function zoneOffsetMs(epochMs: number, timeZone: string): number {
   // Intl formatting costs tens of microseconds and start-up asks for thousands of meters' schedules at once, so an
@@ -20,8 +22,15 @@ const OFFSET_CACHE_MAX = 4096;
 /** Offset per `zone|window`; null marks a window that holds a transition. */
 const offsetCache = new Map<string, number | null>();
 
-/** Offset of a time zone from UTC at an instant, in ms, asked of Intl every time. */
+/** Offset of a time zone from UTC at an instant, in ms: from Date in the daemon's own zone, else asked of Intl. */
 export function exactOffsetMs(epochMs: number, timeZone: string): number {
+  // `|| 0`: UTC would otherwise give -0.
+  if (timeZone === processTimeZone()) return -Math.round(new Date(epochMs).getTimezoneOffset() * 60) * 1000 || 0;
+  return intlOffsetMs(epochMs, timeZone);
+}
+
+/** Offset of a time zone from UTC at an instant, in ms, asked of Intl every time. */
+export function intlOffsetMs(epochMs: number, timeZone: string): number {
   const parts = formatterFor(timeZone).formatToParts(new Date(epochMs));
   const get = (t: string) => Number(parts.find((p) => p.type === t)!.value);
   const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));

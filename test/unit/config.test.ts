@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadGatewayConfig, parseDuration } from '../../src/config/index.js';
+import { hostTimeZone } from '../../src/time-zone.js';
 
 const minimal = `gateway:
   id: gw-demo
@@ -85,6 +86,17 @@ describe('gateway configuration', () => {
       const found = issues(minimal.replace('id: gw-demo', `id: "${id}"`));
       expect(found[0]).toMatchObject({ line: 2, path: 'gateway.id' });
     }
+  });
+
+  it('a time zone that does not exist is named with its line; without one the machine zone is used', () => {
+    const found = issues(minimal.replace('  dataDir: ./data\n', '  dataDir: ./data\n  timeZone: Asia/Beijing\n'));
+    expect(found[0]).toMatchObject({ line: 4, path: 'gateway.timeZone' });
+    expect(found[0]!.message).toMatch(/"Asia\/Beijing" is not a time zone: write an IANA name such as Asia\/Shanghai/);
+    expect(
+      loadGatewayConfig(write(minimal.replace('  dataDir: ./data\n', '  dataDir: ./data\n  timeZone: Asia/Calcutta\n')), {}).gateway
+        .timeZone,
+    ).toBe('Asia/Calcutta');
+    expect(loadGatewayConfig(write(minimal), {}).gateway.timeZone).toBe(hostTimeZone());
   });
 
   it('a DL/T 645 meter without an address, and a bad interval, are named with their lines', () => {

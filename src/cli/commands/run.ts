@@ -4,6 +4,7 @@ import { formatIssue } from '../../config/yaml-source.js';
 import { realTimers, systemClock } from '../../clock.js';
 import { serveConsole } from '../../daemon/console.js';
 import { startGateway } from '../../daemon/gateway.js';
+import { adoptProcessTimeZone } from '../../time-zone.js';
 import { installLastResort } from '../../daemon/last-resort.js';
 import { createLogger } from '../../log.js';
 import { CliError } from '../errors.js';
@@ -33,6 +34,8 @@ A second signal exits at once.`,
         for (const i of err.issues) io.out(formatIssue(i));
         throw new CliError('CONFIG_INVALID', `${err.issues.length} problem(s) in ${opts.config}; nothing was started`);
       }
+      // The daemon lives in its gateway's zone: offsets come from Date, not Intl (src/time-zone.ts says why).
+      adoptProcessTimeZone(config.gateway.timeZone);
       const logger = createLogger((opts.logLevel ?? config.logLevel) as 'info');
       installLastResort(logger);
       let gateway: Awaited<ReturnType<typeof startGateway>>;

@@ -69,7 +69,7 @@ export function statusLines(s: DaemonStatus): string[] {
     `commands ${s.commands.running} running`,
     `alerts   ${s.alerts.active} active`,
     `batches  ${s.batches.inProgress} in progress`,
-    `memory   ${s.memoryMiB.rss} MiB resident, heap ${s.memoryMiB.heapUsed} MiB`,
+    `memory   ${s.memoryMiB.rss} MiB resident, heap ${s.memoryMiB.heapUsed} MiB, running the ${s.build === 'bundle' ? 'production build' : 'TypeScript sources (npm run build and NODE_ENV=production for a gateway)'}`,
   ];
 }
 
