@@ -5,7 +5,7 @@ import type { BusConfig, GatewayConfig, MeterConfig } from '../config/index.js';
 import { dlt645CreditPort, modbusCreditPort, type CreditPort } from '../devices/credit-port.js';
 import { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { dlt645EsamCreditPort } from '../devices/esam-credit-port.js';
-import { Dlt645PointReader } from '../devices/dlt645-points.js';
+import { pointReaderOf } from '../devices/dlt645-points.js';
 import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
 import type { Clock, Timers } from '../clock.js';
@@ -96,7 +96,7 @@ export function meterDrivers(
     logger: log,
     ...(time.clock ? { clock: time.clock } : {}),
   });
-  const reader = new Dlt645PointReader(meter, m.profile);
+  const reader = pointReaderOf(meter, m.profile);
   const credit =
     method === 'dlt645-plain' || method === 'dlt645-write'
       ? dlt645CreditPort(meter, m.profile, config.credentials.dlt645)

@@ -13,7 +13,7 @@ import {
 import { encodeValue, removeScale } from '../../protocols/modbus/index.js';
 import type { DeviceProfile } from '../profiles/types.js';
 import type { Dlt645Meter, Priority } from './dlt645-meter.js';
-import { Dlt645PointReader } from './dlt645-points.js';
+import { pointReaderOf } from './dlt645-points.js';
 import { MeterError } from './errors.js';
 import type { ModbusMeter } from './modbus-meter.js';
 import type { PointValue } from './point-value.js';
@@ -108,7 +108,7 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
       `profile ${profile.id} has no DL/T 645 credit method this gateway can drive (${credit?.method ?? 'none'})`,
     );
   }
-  const reader = new Dlt645PointReader(meter, profile);
+  const reader = pointReaderOf(meter, profile);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
   return {
     unit: credit.unit,

@@ -4,13 +4,28 @@ import { MeterError } from './errors.js';
 import { pointValueOf, type PointValue } from './point-value.js';
 import { findDataItem, decodeValue } from '../../protocols/dlt645/index.js';
 
+const readers = new WeakMap<Dlt645Meter, Dlt645PointReader>();
+
+/**
+ * The point reader of a meter driver: one per meter, shared by polling, its credit port and its relay port, so a
+ * block the meter refused is known to all three (and a gateway of 2,000 meters holds 2,000 readers, not 6,000).
+ */
+export function pointReaderOf(meter: Dlt645Meter, profile: DeviceProfile): Dlt645PointReader {
+  const known = readers.get(meter);
+  if (known?.profile === profile) return known;
+  const reader = new Dlt645PointReader(meter, profile);
+  readers.set(meter, reader);
+  return reader;
+}
+
 /**
  * Reads a profile's points from one DL/T 645 meter with the fewest frames: block identifiers where the
  * profile lists them and the meter supports them, single identifiers otherwise. A meter that answers a
  * block with "no requested data" is remembered and asked item by item from then on.
  */
 export class Dlt645PointReader {
-  private readonly unsupportedBlocks = new Set<string>();
+  // Made at the first refusal: most meters never refuse a block, and a gateway holds thousands of readers.
+  private unsupportedBlocks: Set<string> | undefined;
 
   constructor(
     readonly meter: Dlt645Meter,
@@ -32,7 +47,7 @@ export class Dlt645PointReader {
     const raw = new Map<string, PointValue>();
 
     for (const block of this.profile.blocks) {
-      if (this.unsupportedBlocks.has(block.di)) continue;
+      if (this.unsupportedBlocks?.has(block.di)) continue;
       const members = block.points.filter((p): p is string => p !== null && wanted.has(p));
       if (members.length < 2) continue;
       try {
@@ -51,8 +66,9 @@ export class Dlt645PointReader {
           wanted.delete(p);
         });
       } catch (err) {
-        if (err instanceof MeterError && err.code === 'DLT645_ABNORMAL') this.unsupportedBlocks.add(block.di);
-        else throw err;
+        if (!(err instanceof MeterError && err.code === 'DLT645_ABNORMAL')) throw err;
+        this.unsupportedBlocks ??= new Set();
+        this.unsupportedBlocks.add(block.di);
       }
     }
 
@@ -72,7 +88,7 @@ export class Dlt645PointReader {
 
   /** Blocks this meter refused, so callers (and tests) can see the fallback happened. */
   get refusedBlocks(): readonly string[] {
-    return [...this.unsupportedBlocks];
+    return [...(this.unsupportedBlocks ?? [])];
   }
 
   private async readOne(spec: Dlt645Point, opts: { priority?: Priority; signal?: AbortSignal }): Promise<PointValue> {

@@ -20,7 +20,7 @@ import type { DeviceProfile } from '../profiles/types.js';
 import type { EncryptionMachine, IdentityData } from './encryption-machine.js';
 import { NO_REPLY, SERR_CODES, walletOf, type CreditLoad, type CreditPort, type LoadOutcome, type LoadRefusalCode } from './credit-port.js';
 import type { Dlt645Meter, Priority } from './dlt645-meter.js';
-import { Dlt645PointReader } from './dlt645-points.js';
+import { pointReaderOf } from './dlt645-points.js';
 import { MeterError } from './errors.js';
 
 export interface EsamCreditPortOptions {
@@ -67,7 +67,7 @@ export function dlt645EsamCreditPort(
   const credit = profile.credit;
   if (credit?.method !== 'dlt645-esam')
     throw new MeterError('CREDIT_UNSUPPORTED', `profile ${profile.id} has no dlt645-esam credit method`);
-  const reader = new Dlt645PointReader(meter, profile);
+  const reader = pointReaderOf(meter, profile);
   const points = [credit.readBack.count, credit.readBack.balance, ...(credit.readBack.overdraft ? [credit.readBack.overdraft] : [])];
   const hsmTimeoutMs = options.hsmTimeoutMs ?? 60_000;
   const timers = options.timers ?? realTimers;

@@ -2,7 +2,7 @@ import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { DeviceProfile } from '../profiles/types.js';
 import type { Dlt645Meter, Priority } from './dlt645-meter.js';
-import { Dlt645PointReader } from './dlt645-points.js';
+import { pointReaderOf } from './dlt645-points.js';
 import { MeterError } from './errors.js';
 import type { ModbusMeter } from './modbus-meter.js';
 
@@ -45,7 +45,7 @@ export function dlt645RelayPort(
   const relay = profile.relay;
   if (relay?.method !== 'dlt645-remote-control')
     throw new MeterError('RELAY_UNSUPPORTED', `profile ${profile.id} has no DL/T 645 relay control`);
-  const reader = new Dlt645PointReader(meter, profile);
+  const reader = pointReaderOf(meter, profile);
   return {
     closeMode: relay.close,
     async command(action, opts) {

@@ -67,6 +67,21 @@ describe('alert episodes', () => {
     expect(alerts.activeCount()).toBe(0);
   });
 
+  it('keep nothing of a source that is good again (a healthy meter keeps no sources), and raise again later', () => {
+    const alerts = service();
+    const stored = () => JSON.parse(new Map(store.alerts.detectorMemories()).get('room-101')!) as { sources?: Record<string, unknown> };
+    poll(alerts, { 'status.word1': v(0) });
+    expect(stored().sources).toBeUndefined();
+    poll(alerts, { 'status.word1': v(1 << 2) });
+    expect(Object.keys(stored().sources ?? {})).toEqual(['battery-low|status.word1.2']);
+    for (let i = 0; i < 3; i++) poll(alerts, { 'status.word1': v(0) });
+    expect(stored().sources).toBeUndefined();
+    poll(alerts, { 'status.word1': v(1 << 2) });
+    expect(alertMessages().map((m) => m.state)).toEqual(['raised', 'cleared', 'raised']);
+    // Meters of one profile share one model.
+    expect(meterModel(profiles.get('dlt645-2007-single-phase-prepaid-money')!, ['dorm'])).toBe(model);
+  });
+
   it('survive a restart: an active alert is neither raised again nor lost', () => {
     const first = service();
     poll(first, { 'status.word1': v(1 << 4) });

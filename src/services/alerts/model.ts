@@ -12,6 +12,18 @@ const NO_WRAP = Number.MAX_SAFE_INTEGER;
  * (built-in names, or the profile's own `alerts.conditions`), the event counters, the relay bits; and the tags.
  */
 export function meterModel(profile: DeviceProfile, tags: readonly string[]): MeterModel {
+  // Meters of one profile share one model (two with the pv tag): a campus of 2,000 meters has a handful of models.
+  const pv = tags.includes('pv');
+  const models = shared.get(profile) ?? new Map<boolean, MeterModel>();
+  shared.set(profile, models);
+  const model = models.get(pv) ?? buildModel(profile, pv);
+  models.set(pv, model);
+  return model;
+}
+
+const shared = new WeakMap<DeviceProfile, Map<boolean, MeterModel>>();
+
+function buildModel(profile: DeviceProfile, pv: boolean): MeterModel {
   const conditions: Record<string, AlertKind> = { ...CONDITION_KINDS, ...profile.alerts?.conditions };
   const statusBits: MeterModel['statusBits'][number][] = [];
   for (const s of profile.status) {
@@ -34,7 +46,7 @@ export function meterModel(profile: DeviceProfile, tags: readonly string[]): Met
     statusBits,
     counters,
     ...(state?.commandBit !== undefined ? { relay: { point: state.point, actualBit: state.actualBit, commandBit: state.commandBit } } : {}),
-    pv: tags.includes('pv'),
+    pv,
     phases: profile.points.has('voltage.b') || profile.points.has('current.b') ? 3 : 1,
     energyModulus: profile.protocol.startsWith('dlt645') ? DLT645_ENERGY_MODULUS : NO_WRAP,
   };
