@@ -64,9 +64,10 @@ export async function startRabbitCluster(size = 2): Promise<RabbitCluster> {
       RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
       RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
     };
-    const ctl = (...args: string[]) => run(`${BIN}/rabbitmqctl`, ['-n', name, ...args], { env, timeout: 120_000 });
+    const ctl = (...args: string[]) => run(`${BIN}/rabbitmqctl`, ['-n', name, ...args], { env, cwd: dir, timeout: 120_000 });
     const start = async () => {
-      await run(`${BIN}/rabbitmq-server`, ['-detached'], { env });
+      // The node's cwd is its own folder: Erlang writes crash dumps (MnesiaCore.*, erl_crash.dump) where it runs.
+      await run(`${BIN}/rabbitmq-server`, ['-detached'], { env, cwd: dir });
       // `wait` follows the pid file: await_startup alone fails at once while the new node is not yet known to epmd.
       await ctl('wait', join(dir, 'pid'), '--timeout', '90');
       await ctl('await_startup', '--timeout', '90');
@@ -94,7 +95,7 @@ export async function startRabbitCluster(size = 2): Promise<RabbitCluster> {
     const first = nodes[0]!.name;
     for (const node of nodes.slice(1)) {
       const env = { ...process.env, HOME: home };
-      const ctl = (...args: string[]) => run(`${BIN}/rabbitmqctl`, ['-n', node.name, ...args], { env, timeout: 120_000 });
+      const ctl = (...args: string[]) => run(`${BIN}/rabbitmqctl`, ['-n', node.name, ...args], { env, cwd: home, timeout: 120_000 });
       await ctl('stop_app');
       await ctl('join_cluster', first);
       await ctl('start_app');
