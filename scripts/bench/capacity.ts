@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultMeters, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { startEmbeddedBroker } from '../../src/uplink/index.js';
+import { unitLaunch } from '../install/unit.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const SIZES: readonly { meters: number; buses: number }[] = [
@@ -27,9 +28,8 @@ const SIZES: readonly { meters: number; buses: number }[] = [
 const TICKS_PER_SECOND = 100;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const unit = readFileSync(join(root, 'scripts/install/meterd.service'), 'utf8');
-// The unit's Environment= lines, as systemd would pass them (NODE_ENV, NODE_OPTIONS, MALLOC_ARENA_MAX, …).
-const unitEnv = Object.fromEntries([...unit.matchAll(/^Environment="?([A-Z_]+)=([^"\n]*)"?$/gm)].map((m) => [m[1]!, m[2]!] as const));
+// The unit's Environment= lines and Node flags, as systemd would pass them (NODE_ENV, NODE_OPTIONS, MALLOC_ARENA_MAX, …).
+const { env: unitEnv, nodeFlags: unitFlags } = unitLaunch(root);
 const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) throw new Error('npm run build failed');
 
@@ -99,11 +99,15 @@ ${addresses
 `,
   );
   const started = performance.now();
-  const child = spawn(process.execPath, [join(root, 'bin/meterd.js'), 'run', '-c', join(dir, 'meterd.yaml'), '--log-level', 'error'], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, ...unitEnv },
-  });
+  const child = spawn(
+    process.execPath,
+    [...unitFlags, join(root, 'bin/meterd.js'), 'run', '-c', join(dir, 'meterd.yaml'), '--log-level', 'error'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, ...unitEnv },
+    },
+  );
   const socket = join(dir, 'data', 'meterd.sock');
   while ((await status(socket)) === undefined) {
     if (performance.now() - started > 60_000) throw new Error(`the daemon with ${meters} meters did not answer within 60 s`);
@@ -146,7 +150,7 @@ const small = results.find((r) => r.meters === 10) ?? results[0];
 const big = results.at(-1);
 if (small && big && big.meters > small.meters)
   console.log(`growth: ${mb(((big.rss - small.rss) / (big.meters - small.meters)) * 1000)} MB per 1,000 meters`);
-console.log(`environment of the unit: ${JSON.stringify(unitEnv)}`);
+console.log(`environment of the unit: ${JSON.stringify(unitEnv)}; node flags of its ExecStart: ${unitFlags.join(' ') || 'none'}`);
 console.log('targets: 2 meters < 60 MB; 2,000 meters < 100 MB and < 10 % of one core; RSS flat (within 5 %)');
 await sim.close();
 await broker.close();

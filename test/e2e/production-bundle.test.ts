@@ -6,12 +6,15 @@ import { startTestBroker, uniqueId, watchTopics, type TestBroker } from '../help
 import { runMeterd } from '../helpers/cli.js';
 import { freePort } from '../helpers/free-port.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { unitLaunch } from '../../scripts/install/unit.js';
 
 // What a gateway runs after `npm run build` with NODE_ENV=production (scripts/install/meterd.service): the minified
 // bundle of dist/meterd. A bundle fails where the sources do not (a require esbuild could not follow, a file found
 // relative to a module that moved), so the daemon and the CLI are run from it for real.
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const production = { NODE_ENV: 'production' };
+// The daemon starts as systemd starts it: the unit's environment (NODE_ENV, memory flags) and Node's own flags.
+const unit = unitLaunch(ROOT);
 
 let broker: TestBroker;
 let sim: Dlt645Simulator;
@@ -48,7 +51,7 @@ meters:
 polling: { intervals: { instant: 2s } }
 web: { listen: "127.0.0.1:${webPort}" }
 `,
-      { env: production },
+      { env: unit.env, execArgv: unit.nodeFlags },
     );
     await watcher.waitFor(
       () => ['m1', 'm2'].every((m) => watcher.messages.some((x) => x.topic === `meterd/${gw}/meters/${m}/readings`)),
