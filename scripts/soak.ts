@@ -8,6 +8,10 @@
  *   npm run soak                          30 minutes, 1,000 meters, one sample a minute
  *   npm run soak -- --minutes 5 --sample 15
  *   MQTT_URL=mqtt://127.0.0.1:1883 npm run soak   (then no broker outages: the shared broker is not ours to stop)
+ *   npm run soak -- --meters 4 --every 1 --minutes 20 --no-outages   the one-house soak of issue 18 (~14 readings/s)
+ *
+ * The daemon starts as systemd starts it (the unit's environment and Node flags, scripts/install/unit.ts), plus
+ * --expose-gc and the probe.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,7 @@ import mqtt from 'mqtt';
 import { defaultMeters, startDlt645Simulator } from '../src/sim/dlt645/index.js';
 import { commandSignature } from '../src/uplink/commands/signature.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from '../src/uplink/index.js';
+import { unitLaunch } from './install/unit.js';
 
 const HELP = `npm run soak -- [options]
 
@@ -26,7 +31,8 @@ Runs the daemon under steady load and prints how its memory moves over time.
 
   --minutes <n>    how long to run (default 30)
   --sample <s>     seconds between samples (default 60)
-  --meters <n>     simulated meters, spread over 10 TCP buses (default 1000)
+  --meters <n>     simulated meters, spread over up to 10 TCP buses (default 1000)
+  --every <s>      poll every group of the profile every <s> seconds (default: instant 5 s, the rest 15 s)
   --max-slope <mb> fail (exit 1) when the live heap grows faster than this many MB per hour (default 2)
   --no-outages     no broker or bus outages, polling and commands only
   -h, --help       this text`;
@@ -51,6 +57,7 @@ function parseOptions() {
       minutes: { type: 'string' },
       sample: { type: 'string' },
       meters: { type: 'string' },
+      every: { type: 'string' },
       'max-slope': { type: 'string' },
       'no-outages': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -71,7 +78,8 @@ const MINUTES = positive('minutes', args.values.minutes, 30, 24 * 60);
 const SAMPLE_S = positive('sample', args.values.sample, 60, 3600);
 const METERS = Math.round(positive('meters', args.values.meters, 1000, 4000));
 const MAX_SLOPE = positive('max-slope', args.values['max-slope'], 2, 1000);
-const BUSES = 10;
+const EVERY_S = args.values.every === undefined ? undefined : positive('every', args.values.every, 1, 3600);
+const BUSES = Math.min(10, METERS);
 const EXTERNAL = process.env.MQTT_URL;
 const OUTAGES = !args.values['no-outages'];
 const KEY = 'soak-key-0123456789abcdef';
@@ -97,7 +105,7 @@ writeFileSync(
 mqtt: { url: "${url}", protocolVersion: ${EXTERNAL ? 5 : 4} }
 commands: { hmacKey: "${KEY}" }
 polling:
-  intervals: { instant: 5s, energy: 15s, status: 15s, credit: 15s }
+  intervals: ${EVERY_S === undefined ? '{ instant: 5s, energy: 15s, status: 15s, credit: 15s }' : `{ instant: ${EVERY_S}s, energy: ${EVERY_S}s, status: ${EVERY_S}s, credit: ${EVERY_S}s }`}
 buses:
 ${Array.from({ length: BUSES }, (_, b) => `  - { id: bus${b}, port: "tcp://127.0.0.1:${simPort}", gap: 0ms }`).join('\n')}
 meters:
@@ -105,14 +113,22 @@ ${addresses.map((a, i) => `  - { id: m${i}, bus: bus${i % BUSES}, address: "${a}
 `,
 );
 
-const NODE_OPTIONS = `--expose-gc --import ${JSON.stringify(join(root, 'scripts/soak-probe.mjs'))} --max-semi-space-size=1 --v8-pool-size=1`;
+const unit = unitLaunch(root);
+const NODE_OPTIONS = `${unit.env.NODE_OPTIONS ?? ''} --expose-gc --import ${JSON.stringify(join(root, 'scripts/soak-probe.mjs'))}`;
 const daemon: ChildProcess = spawn(
   process.execPath,
-  [join(root, 'bin/meterd.js'), 'run', '-c', join(dir, 'meterd.yaml'), '--log-level', 'error'],
+  [...unit.nodeFlags, join(root, 'bin/meterd.js'), 'run', '-c', join(dir, 'meterd.yaml'), '--log-level', 'error'],
   {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS, SOAK_PROBE_FILE: probeFile, SOAK_SAMPLE_MS: String(SAMPLE_S * 1000) },
+    env: {
+      ...process.env,
+      ...unit.env,
+      NODE_ENV: 'production',
+      NODE_OPTIONS,
+      SOAK_PROBE_FILE: probeFile,
+      SOAK_SAMPLE_MS: String(SAMPLE_S * 1000),
+    },
   },
 );
 let daemonExit: number | string | null | undefined;
@@ -252,6 +268,11 @@ process.stdout.write(
     `live heap ${mb(first.heapUsed)} → ${mb(last.heapUsed)} MB, slope ${heapSlope.toFixed(2)} MB/h; ` +
     `RSS ${mb(first.rss)} → ${mb(last.rss)} MB, slope ${rssSlope.toFixed(2)} MB/h; ` +
     `handles ${first.handles} → ${last.handles}, slope ${handleSlope.toFixed(1)}/h\n`,
+);
+const meanRss = (ss: Sample[]) => ss.reduce((sum, x) => sum + x.rss, 0) / ss.length;
+const fifth = Math.max(1, Math.floor(steady.length / 5));
+process.stdout.write(
+  `RSS of the last fifth against the first fifth of the steady state: ${(((meanRss(steady.slice(-fifth)) - meanRss(steady.slice(0, fifth))) / meanRss(steady.slice(0, fifth))) * 100).toFixed(1)} % (flat: within 5 %)\n`,
 );
 process.stdout.write(
   `station: ${readings} readings messages, ${replies} reply messages to ${sent} signed read commands; ${outages} outages\n`,
