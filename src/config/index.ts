@@ -35,3 +35,4 @@ export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process
 }
 export { parseBrokerUrl, redactUrl, BROKER_PROTOCOLS, type BrokerAddress } from './broker-url.js';
 export { isLocalAddress, parseListen, type ListenAddress, type WebConfig } from './web.js';
+export type { ProtectedWindow, SupplySettings } from './supply.js';

@@ -15,6 +15,7 @@ import { formatIssue, YamlSource, type SourceIssue } from './yaml-source.js';
 import { MeterdError } from '../errors.js';
 import { hostTimeZone, isTimeZone } from '../time-zone.js';
 import { resolveWeb, type WebConfig } from './web.js';
+import { resolveSupply, type SupplySettings } from './supply.js';
 
 export type BusProtocol = 'dlt645' | 'modbus-rtu' | 'modbus-tcp';
 
@@ -106,6 +107,8 @@ export interface GatewayConfig {
   readonly allowances: readonly AllowanceConfig[];
   /** The local web console (docs/web-console.md). */
   readonly web: WebConfig;
+  /** Notice period and protected windows of supply cuts (docs/lifecycle.md). */
+  readonly supply: SupplySettings;
   /** What `config check` prints and the daemon logs but does not refuse: a tag that selects nothing, … */
   readonly warnings: readonly SourceIssue[];
 }
@@ -508,6 +511,7 @@ function resolveConfig(
       warnings,
     ),
     web: resolveWeb(raw.web, at, abs),
+    supply: resolveSupply(raw.supply),
     warnings,
   };
 }

@@ -6,6 +6,7 @@ import { districtLinelossSchema, linelossSchema } from './lineloss.js';
 import { parseCustomerNo } from '../values/index.js';
 import { allowanceSchema } from './allowances.js';
 import { webSchema } from './web.js';
+import { supplySchema } from './supply.js';
 
 /** Ids become MQTT topic levels: no wildcards, no separators, not empty. */
 export const topicSafeId = z
@@ -264,6 +265,8 @@ export const configSchema = z.strictObject({
   clock: clockSchema.optional(),
   /** The local web console (docs/web-console.md). */
   web: webSchema.optional(),
+  /** Cut off and restore with a notice and a second person's approval (docs/lifecycle.md). */
+  supply: supplySchema,
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -1,6 +1,7 @@
 import { AlertStore } from './alerts.js';
 import { CustomerArchive } from './archive.js';
 import { ParameterCards } from './parameter-cards.js';
+import { SupplyBook } from './supply.js';
 import { UserStore } from './users.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
@@ -197,6 +198,8 @@ export class Store {
   readonly archive: CustomerArchive;
   /** The parameter cards written at the counter. */
   readonly parameterCards: ParameterCards;
+  /** Notices of supply cuts and the 停(送)电 record. */
+  readonly supply: SupplyBook;
   /** The web console's users (name, role, password hash, lock-out). */
   readonly users: UserStore;
   readonly #connection: Connection;
@@ -227,6 +230,7 @@ export class Store {
     this.alerts = new AlertStore(connection);
     this.archive = new CustomerArchive(connection);
     this.parameterCards = new ParameterCards(connection);
+    this.supply = new SupplyBook(connection);
     this.users = new UserStore(connection);
   }
 

@@ -147,3 +147,19 @@ export {
 } from './archive.js';
 export { ParameterCards, recordParameterCard, type ParameterCardRecord } from './parameter-cards.js';
 export { UserStore, USER_ROLES, type UserRecord, type UserRole } from './users.js';
+export {
+  SupplyBook,
+  SUPPLY_REASONS,
+  OPEN_NOTICE_STATES,
+  insertSupplyNotice,
+  updateSupplyNotice,
+  appendSupplyRecord,
+  type SupplyNotice,
+  type SupplyNoticePatch,
+  type SupplyNoticeState,
+  type SupplyReason,
+  type SupplyRecordLine,
+  type SupplyRecordQuery,
+  type SupplyStep,
+  type NewSupplyNotice,
+} from './supply.js';

@@ -467,6 +467,58 @@ CREATE TABLE parameter_cards (
 CREATE INDEX parameter_cards_by_meter ON parameter_cards (meter_address, id);
 `;
 
+/**
+ * The 停(送)电 record (docs/lifecycle.md): each notice of a cut with its approval, trip and restore, and every step of
+ * every cut and restore, plain relay commands included, in one book that is only appended to.
+ */
+const V14_SUPPLY = `
+CREATE TABLE supply_notices (
+  id                   INTEGER PRIMARY KEY,
+  meter_id             TEXT    NOT NULL,
+  reason               TEXT    NOT NULL CHECK (reason IN ('arrears', 'safety', 'customer-request', 'other')),
+  requested_by         TEXT    NOT NULL,
+  request_id           TEXT    NOT NULL,
+  note                 TEXT,
+  created_at           INTEGER NOT NULL,
+  earliest_at          INTEGER NOT NULL,
+  state                TEXT    NOT NULL CHECK (state IN ('notified', 'approved', 'tripping', 'cut', 'restoring', 'restored', 'cancelled')),
+  approved_by          TEXT,
+  approved_at          INTEGER,
+  trip_sent_at         INTEGER,
+  trip_confirmed_at    INTEGER,
+  -- A trip or restore that could not be confirmed waits until then; a trip held by a protected window, until its end.
+  next_try_at          INTEGER,
+  last_error           TEXT,
+  restore_requested_at INTEGER,
+  restored_by          TEXT,
+  restore_reason       TEXT,
+  restore_sent_at      INTEGER,
+  restored_at          INTEGER,
+  cancelled_at         INTEGER,
+  cancelled_by         TEXT,
+  updated_at           INTEGER NOT NULL
+) STRICT;
+-- One notice in progress per meter: a second would cut a meter already cut, or restore one twice.
+CREATE UNIQUE INDEX supply_notices_one_open ON supply_notices (meter_id)
+  WHERE state IN ('notified', 'approved', 'tripping', 'cut', 'restoring');
+CREATE INDEX supply_notices_by_state ON supply_notices (state, id);
+
+CREATE TABLE supply_record (
+  id          INTEGER PRIMARY KEY,
+  notice_id   INTEGER REFERENCES supply_notices (id),
+  meter_id    TEXT    NOT NULL,
+  at          INTEGER NOT NULL,
+  step        TEXT    NOT NULL,
+  operator    TEXT,
+  reason      TEXT,
+  request_id  TEXT,
+  detail_json TEXT
+) STRICT;
+CREATE INDEX supply_record_by_meter ON supply_record (meter_id, id);
+CREATE INDEX supply_record_by_time ON supply_record (at);
+CREATE INDEX supply_record_by_notice ON supply_record (notice_id, id) WHERE notice_id IS NOT NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -481,6 +533,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 11, name: 'web console users', up: V11_USERS },
   { version: 12, name: 'the seq of each reading, for recall', up: V12_READING_SEQ },
   { version: 13, name: 'parameter cards', up: V13_PARAMETER_CARDS },
+  { version: 14, name: 'supply notices and the cut and restore record', up: V14_SUPPLY },
 ];
 
 export interface MigrationResult {
