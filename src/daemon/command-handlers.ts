@@ -8,6 +8,7 @@ import type { BooksPublisher } from '../services/books/index.js';
 import type { Poller } from '../services/poller.js';
 import type { RecallService } from '../services/recall.js';
 import type { RelayService } from '../services/relay.js';
+import type { SupplyService } from '../services/supply/service.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
 import type { OpenedBus } from './meters.js';
 
@@ -20,6 +21,10 @@ export interface HandlerDeps {
   cards: Pick<CommandHandlers, 'cardSell' | 'cardRead' | 'cardOpen' | 'cardReplace' | 'cardRewrite' | 'cardParam'>;
   /** allowance-run and allowance-resolve (allowance-handlers.ts). */
   allowances: Pick<CommandHandlers, 'allowanceRun' | 'allowanceResolve'>;
+  /** supply-notice, -approve, -cancel, -restore (supply-handlers.ts). */
+  supplyCommands: Pick<CommandHandlers, 'supplyNotice' | 'supplyApprove' | 'supplyCancel' | 'supplyRestore'>;
+  /** The 停(送)电 record: plain relay commands are written into it; a meter cut under a notice is its relay. */
+  supply: Pick<SupplyService, 'recordRelay' | 'holdsRelay' | 'wake'>;
   credit: CreditService;
   relays: RelayService;
   poller: Poller;
@@ -102,6 +107,10 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     },
     allowanceRun: (cmd, ctx) => d.allowances.allowanceRun(cmd, ctx),
     allowanceResolve: (cmd, ctx) => d.allowances.allowanceResolve(cmd, ctx),
+    supplyNotice: (cmd, ctx) => d.supplyCommands.supplyNotice(cmd, ctx),
+    supplyApprove: (cmd, ctx) => d.supplyCommands.supplyApprove(cmd, ctx),
+    supplyCancel: (cmd, ctx) => d.supplyCommands.supplyCancel(cmd, ctx),
+    supplyRestore: (cmd, ctx) => d.supplyCommands.supplyRestore(cmd, ctx),
     async topup(cmd, ctx): Promise<CommandOutcome> {
       // A request that expired while the gateway was down is refused, unless its load had already started:
       // that one must be settled from the meter, never dropped.
@@ -131,10 +140,15 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
         );
         const result = creditMessage(entry, d.clock.now());
         if (entry.state === 'applied') {
+          // A meter cut under a supply notice is the supply service's to restore: an arrears cut once the arrears are
+          // cleared, a safety cut never because of money.
+          const heldBySupply = d.supply.holdsRelay(cmd.meter);
+          if (heldBySupply) d.supply.wake();
           // Some meters stay tripped after a remote recharge until the button is pressed or a close arrives.
-          const relay = d.closeRelayAfterTopup
-            ? await d.relays.closeIfOpen(cmd.meter, `${cmd.requestId}:after-topup`, ctx.signal)
-            : undefined;
+          const relay =
+            d.closeRelayAfterTopup && !heldBySupply
+              ? await d.relays.closeIfOpen(cmd.meter, `${cmd.requestId}:after-topup`, ctx.signal)
+              : undefined;
           return { status: 'done', result: relay ? { ...result, relay } : result };
         }
         if (entry.state === 'rejected')
@@ -162,6 +176,20 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
         { meterId: cmd.meter, action: cmd.action, requestedBy: cmd.requestId, receivedAt: ctx.receivedAt },
         ctx.signal,
       );
+      // Every relay command goes into the 停(送)电 record with its reason, whatever came of it.
+      d.supply.recordRelay({
+        requestId: cmd.requestId,
+        meterId: cmd.meter,
+        action: cmd.action,
+        operator: ctx.operator ?? 'station',
+        ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}),
+        result:
+          r.status === 'done'
+            ? { relay: r.state.open ? 'open' : 'closed', confirmed: true }
+            : r.status === 'cancelled'
+              ? { relay: 'unknown', confirmed: false, code: 'CANCELLED_BY_TOPUP', message: r.reason }
+              : { relay: r.state ? (r.state.open ? 'open' : 'closed') : 'unknown', confirmed: false, code: r.code, message: r.message },
+      });
       if (r.status === 'done')
         return {
           status: 'done',

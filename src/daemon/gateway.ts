@@ -9,6 +9,8 @@ import type { RelayPort } from '../devices/relay-port.js';
 import { ControlServer, type ControlDesk, type DaemonStatus } from '../control/index.js';
 import { RecallService } from '../services/recall.js';
 import { RelayService } from '../services/relay.js';
+import { SupplyService } from '../services/supply/service.js';
+import { supplyCommandHandlers } from './supply-handlers.js';
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { thresholdsFor } from '../config/index.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
@@ -49,6 +51,8 @@ export interface Gateway {
   readonly poller: Poller;
   readonly credit: CreditService;
   readonly relays: RelayService;
+  /** Cuts with notice and approval, restores, and the 停(送)电 record (docs/lifecycle.md). */
+  readonly supply: SupplyService;
   /** The districts' line-loss job (docs/lineloss.md). */
   readonly lineloss: LinelossService;
   readonly allowances: AllowanceService;
@@ -244,8 +248,29 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     onCommitted: () => drain.notify(),
   });
 
-  const credit = new CreditService({ store, clock, timers, ports: creditPorts, logger: log, onCommitted: () => drain.notify() });
+  // A load that clears the arrears of a meter cut for arrears queues its restore: the supply service looks at once.
+  const credit = new CreditService({
+    store,
+    clock,
+    timers,
+    ports: creditPorts,
+    logger: log,
+    onCommitted: () => {
+      drain.notify();
+      supply.wake();
+    },
+  });
   const relays = new RelayService({ store, clock, ports: relayPorts, logger: log, onCommitted: () => drain.notify() });
+  const supply = new SupplyService({
+    store,
+    clock,
+    timers,
+    relays,
+    settings: config.supply,
+    timeZone: config.gateway.timeZone,
+    logger: log,
+    onCommitted: () => drain.notify(),
+  });
   // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));
   const settleTimer = repeat(timers, 60_000, settle);
@@ -271,6 +296,8 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       cards: config.encoders.length > 0 ? (await import('./card-handlers.js')).cardCommandHandlers(config, store, log) : withoutCardCounter,
       closeRelayAfterTopup: config.credit.closeRelayAfterTopup,
       allowances: allowanceCommandHandlers(allowances),
+      supplyCommands: supplyCommandHandlers(supply, store),
+      supply,
       clock,
       alerts,
       recall: {
@@ -405,6 +432,9 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
   lineloss.start();
   opened.push({ what: 'allowances', close: () => allowances.stop() });
   allowances.start();
+  // Approved cuts and queued restores carry on from SQLite: a restart between approval and trip trips once.
+  opened.push({ what: 'supply', close: () => supply.stop() });
+  supply.start();
   const startedMono = timers.now();
   const daemonStatus = (): DaemonStatus => {
     const polled = poller.stats();
@@ -468,6 +498,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     poller,
     credit,
     relays,
+    supply,
     lineloss,
     allowances,
     alerts,
@@ -501,6 +532,8 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
         await lineloss.stop();
         // Before the router and the buses: the row in flight ends, or stays for the ledger to settle at the next start.
         await allowances.stop();
+        // The trip or restore in flight ends; its state in SQLite is confirmed from the meter at the next start.
+        await supply.stop();
         await router.stop({ timeoutMs: 5000 });
         // After the router: the clients of commands it stopped have heard `accepted` (they resume at the next start).
         await control.stop();

@@ -39,6 +39,18 @@ export class RelayService {
     this.log = (opts.logger ?? silentLogger).child({ component: 'relay' });
   }
 
+  /** Whether the meter's profile gives it a relay this service can switch. */
+  supports(meterId: string): boolean {
+    return this.opts.ports.has(meterId);
+  }
+
+  /** The relay as the meter reports it now (status word 3 on DL/T 645), without switching it. */
+  async readState(meterId: string, signal?: AbortSignal): Promise<RelayState> {
+    const port = this.opts.ports.get(meterId);
+    if (!port) throw new Error(`meter ${meterId} has no relay control in its profile`);
+    return port.readState({ priority: 'operator', signal });
+  }
+
   async switch(req: RelayRequest, signal?: AbortSignal): Promise<RelayResult> {
     const port = this.opts.ports.get(req.meterId);
     if (!port)

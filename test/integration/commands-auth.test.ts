@@ -39,6 +39,10 @@ const DANGEROUS: readonly { command: string; payload: (requestId: string) => Rec
   { command: 'relay', payload: (requestId) => ({ requestId, meter: 'room-101', action: 'close' }) },
   { command: 'card-sell', payload: (requestId) => ({ requestId, meter: 'room-101', amountFen: 500, operator: 'alice' }) },
   { command: 'time-sync', payload: (requestId) => ({ requestId, meter: 'all' }) },
+  { command: 'supply-notice', payload: (requestId) => ({ requestId, meter: 'room-101', reason: 'arrears', operator: 'alice' }) },
+  { command: 'supply-approve', payload: (requestId) => ({ requestId, noticeId: 1, operator: 'bob' }) },
+  { command: 'supply-cancel', payload: (requestId) => ({ requestId, noticeId: 1, operator: 'bob' }) },
+  { command: 'supply-restore', payload: (requestId) => ({ requestId, meter: 'room-101', operator: 'bob', reason: 'paid' }) },
 ];
 
 describe('without commands.hmacKey and without allowUnsigned (the default)', () => {

@@ -50,6 +50,10 @@ export class RecordingHandlers implements CommandHandlers {
   recall = (cmd: object, ctx: CommandContext) => this.#call('recall', cmd, ctx);
   cardRewrite = (cmd: object, ctx: CommandContext) => this.#call('cardRewrite', cmd, ctx);
   cardParam = (cmd: object, ctx: CommandContext) => this.#call('cardParam', cmd, ctx);
+  supplyNotice = (cmd: object, ctx: CommandContext) => this.#call('supplyNotice', cmd, ctx);
+  supplyApprove = (cmd: object, ctx: CommandContext) => this.#call('supplyApprove', cmd, ctx);
+  supplyCancel = (cmd: object, ctx: CommandContext) => this.#call('supplyCancel', cmd, ctx);
+  supplyRestore = (cmd: object, ctx: CommandContext) => this.#call('supplyRestore', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -28,6 +28,10 @@ describe('the command authentication policy', () => {
       'recall',
       'card-rewrite',
       'card-param',
+      'supply-notice',
+      'supply-approve',
+      'supply-cancel',
+      'supply-restore',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

@@ -775,6 +775,14 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.cardRewrite(parsed.payload, ctx);
     case 'card-param':
       return handlers.cardParam(parsed.payload, ctx);
+    case 'supply-notice':
+      return handlers.supplyNotice(parsed.payload, ctx);
+    case 'supply-approve':
+      return handlers.supplyApprove(parsed.payload, ctx);
+    case 'supply-cancel':
+      return handlers.supplyCancel(parsed.payload, ctx);
+    case 'supply-restore':
+      return handlers.supplyRestore(parsed.payload, ctx);
   }
 }
 

@@ -29,6 +29,10 @@ export const COMMAND_NAMES = [
   'recall',
   'card-rewrite',
   'card-param',
+  'supply-notice',
+  'supply-approve',
+  'supply-cancel',
+  'supply-restore',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -374,6 +378,38 @@ export const cardParamSchema = z
     });
     if (bad) ctx.addIssue({ code: 'custom', path: [bad.field], message: bad.reason });
   });
+/** A supply notice's id as `supply-notice` returned it. */
+const noticeId = z
+  .number({ error: 'must be a notice id (a number)' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(Number.MAX_SAFE_INTEGER, 'is too large');
+
+/** Give notice of a supply cut (停电通知): recorded with its earliest time; carried out only after a second person approves. */
+export const supplyNoticeSchema = z.strictObject({
+  ...common,
+  meter: meterId,
+  reason: z.enum(['arrears', 'safety', 'customer-request', 'other'], {
+    error: 'must be "arrears", "safety", "customer-request" or "other"',
+  }),
+  /** Who asks for the cut; the approver must be someone else. */
+  operator: personText('operator name'),
+  note: z.string({ error: 'must be text' }).max(2000, 'is longer than 2000 characters').optional(),
+});
+
+/** A second person approves a notice (停(限)电审批); the gateway cuts at or after its earliest time. */
+export const supplyApproveSchema = z.strictObject({ ...common, noticeId, operator: personText('approver name') });
+
+/** Cancel a notice not carried out yet. */
+export const supplyCancelSchema = z.strictObject({ ...common, noticeId, operator: personText('operator name') });
+
+/** Restore supply (复电): close the relay and confirm it; the meter's cut notice ends restored. */
+export const supplyRestoreSchema = z.strictObject({
+  ...common,
+  meter: meterId,
+  operator: personText('operator name'),
+  reason: z.string({ error: 'must be text' }).min(1, 'cannot be empty').max(200, 'is longer than 200 characters'),
+});
 
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
@@ -390,6 +426,10 @@ export const COMMAND_SCHEMAS = {
   recall: recallSchema,
   'card-rewrite': cardRewriteSchema,
   'card-param': cardParamSchema,
+  'supply-notice': supplyNoticeSchema,
+  'supply-approve': supplyApproveSchema,
+  'supply-cancel': supplyCancelSchema,
+  'supply-restore': supplyRestoreSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -406,6 +446,10 @@ export type CardReplaceCommand = z.output<typeof cardReplaceSchema>;
 export type RecallCommand = z.output<typeof recallSchema>;
 export type CardRewriteCommand = z.output<typeof cardRewriteSchema>;
 export type CardParamCommand = z.output<typeof cardParamSchema>;
+export type SupplyNoticeCommand = z.output<typeof supplyNoticeSchema>;
+export type SupplyApproveCommand = z.output<typeof supplyApproveSchema>;
+export type SupplyCancelCommand = z.output<typeof supplyCancelSchema>;
+export type SupplyRestoreCommand = z.output<typeof supplyRestoreSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -422,7 +466,11 @@ export type ParsedCommand =
   | { readonly command: 'card-replace'; readonly payload: CardReplaceCommand }
   | { readonly command: 'recall'; readonly payload: RecallCommand }
   | { readonly command: 'card-rewrite'; readonly payload: CardRewriteCommand }
-  | { readonly command: 'card-param'; readonly payload: CardParamCommand };
+  | { readonly command: 'card-param'; readonly payload: CardParamCommand }
+  | { readonly command: 'supply-notice'; readonly payload: SupplyNoticeCommand }
+  | { readonly command: 'supply-approve'; readonly payload: SupplyApproveCommand }
+  | { readonly command: 'supply-cancel'; readonly payload: SupplyCancelCommand }
+  | { readonly command: 'supply-restore'; readonly payload: SupplyRestoreCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

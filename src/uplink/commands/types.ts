@@ -9,6 +9,10 @@ import type {
   CardRewriteCommand,
   RecallCommand,
   CardSellCommand,
+  SupplyApproveCommand,
+  SupplyCancelCommand,
+  SupplyNoticeCommand,
+  SupplyRestoreCommand,
   ReadCommand,
   RelayCommand,
   TimeSyncCommand,
@@ -28,6 +32,10 @@ export type {
   ParsedCommand,
   ReadCommand,
   RelayCommand,
+  SupplyApproveCommand,
+  SupplyCancelCommand,
+  SupplyNoticeCommand,
+  SupplyRestoreCommand,
   TimeSyncCommand,
   TopupCommand,
 } from './schema.js';
@@ -91,6 +99,10 @@ export interface CommandHandlers {
   recall(cmd: RecallCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardRewrite(cmd: CardRewriteCommand, ctx: CommandContext): Promise<CommandOutcome>;
   cardParam(cmd: CardParamCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  supplyNotice(cmd: SupplyNoticeCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  supplyApprove(cmd: SupplyApproveCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  supplyCancel(cmd: SupplyCancelCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  supplyRestore(cmd: SupplyRestoreCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
