@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isCalendarDate } from './allowances.js';
 
 // `supply:` in the gateway config: the notice period before an approved cut, and the hours and dates when a cut is
-// never carried out (docs/lifecycle.md § Cut off and restore).
+// never carried out (docs/lifecycle.md § When a cut is not carried out).
 
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 const calendarDate = (what: string) =>
