@@ -52,6 +52,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
   status: async () => (await import('./commands/status.js')).registerStatusCommand,
   alerts: async () => (await import('./commands/alerts.js')).registerAlertsCommand,
+  supply: async () => (await import('./commands/supply.js')).registerSupplyCommand,
   archive: async () => (await import('./commands/archive.js')).registerArchiveCommand,
   adopt: async () => (await import('./commands/adopt.js')).registerAdoptCommand,
   allowance: async () => (await import('./commands/allowance.js')).registerAllowanceCommand,

@@ -1,9 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { registerReportCommand } from '../../src/cli/commands/report.js';
+import { registerSupplyCommand } from '../../src/cli/commands/supply.js';
 import { loadGatewayConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
 import { silentLogger } from '../../src/log.js';
@@ -256,5 +259,81 @@ describe('cut off and restore with approval', { timeout: 60_000 }, () => {
     expect(relayOpen(ROOMS.restart.address)).toBe(true);
     expect(tripCount(ROOMS.restart.address)).toBe(1);
     expect(steps(id)).toEqual(['notice', 'approve', 'trip-sent', 'trip-confirmed']);
+  });
+});
+
+/** Runs `meterd …` in process against the running gateway (its control socket) and store; returns its stdout lines. */
+async function cli(...args: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  const program = new Command('meterd').exitOverride();
+  registerSupplyCommand(program, { out: (l) => lines.push(l) });
+  registerReportCommand(program, { out: (l) => lines.push(l) }, { clock });
+  await program.parseAsync(['node', 'meterd', ...args]);
+  return lines;
+}
+
+describe('the record at the CLI and in the month’s books', { timeout: 60_000 }, () => {
+  it('meterd supply notice, approve, list and cancel go through the daemon; the requester cannot approve', async () => {
+    const [json] = await cli(
+      'supply',
+      'notice',
+      '-c',
+      file,
+      '--meter',
+      ROOMS.safety.id,
+      '--reason',
+      'other',
+      '--operator',
+      'zhang',
+      '--json',
+    );
+    const notice = JSON.parse(json!) as { noticeId: number; earliestAt: string; state: string };
+    expect(notice).toMatchObject({ state: 'notified', earliestAt: '2026-12-14T11:00:00.000Z' });
+    await expect(cli('supply', 'approve', '-c', file, '--notice', String(notice.noticeId), '--operator', 'zhang')).rejects.toMatchObject({
+      code: 'SAME_PERSON',
+    });
+    const approved = await cli('supply', 'approve', '-c', file, '--notice', String(notice.noticeId), '--operator', 'wang');
+    expect(approved[0]).toBe(`notice ${notice.noticeId} approved by wang: ${ROOMS.safety.id} is cut at 2026-12-14 11:00 (UTC) or later`);
+    const cancelled = await cli('supply', 'cancel', '-c', file, '--notice', String(notice.noticeId), '--operator', 'wang');
+    expect(cancelled).toEqual([`notice ${notice.noticeId} for ${ROOMS.safety.id} cancelled`]);
+
+    const record = (await cli('supply', 'list', '-c', file, '--notice', String(notice.noticeId), '--json')).map(
+      (l) => JSON.parse(l) as { step: string; operator: string },
+    );
+    expect(record.map((l) => [l.step, l.operator])).toEqual([
+      ['notice', 'zhang'],
+      ['approve', 'wang'],
+      ['cancel', 'wang'],
+    ]);
+    const open = (await cli('supply', 'list', '-c', file, '--open', '--json')).map(
+      (l) => JSON.parse(l) as { meter: string; state: string },
+    );
+    expect(open).toEqual([expect.objectContaining({ meter: ROOMS.restart.id, state: 'cut' })]);
+    const table = await cli('supply', 'list', '-c', file, '--meter', ROOMS.arrears.id);
+    expect(table[0]).toMatch(/^notice\s+meter\s+reason\s+state/);
+    expect(table[1]).toMatch(
+      /room-1\s+arrears\s+restored\s+zhang\s+wang\s+2026-12-08 10:00\s+2026-12-08 10:00\s+2026-12-08 10:00\s+gateway$/,
+    );
+  });
+
+  it("the month's books list every cut and restore, with who asked, approved and restored", async () => {
+    const [json] = await cli('report', 'monthly', '--month', '2026-12', '--format', 'json', '-c', file);
+    const supply = (JSON.parse(json!) as { supply: Record<string, unknown> & { lines: Record<string, unknown>[] } }).supply;
+    expect(supply).toMatchObject({ cuts: { arrears: 1, safety: 1, 'customer-request': 2 }, restores: 3, relayTrips: 0, relayCloses: 1 });
+    expect(supply.lines.map((l) => [l.local, l.meter, l.kind, l.reason, l.by, l.approvedBy])).toEqual([
+      ['2026-12-08 10:00', 'room-1', 'cut', 'arrears', 'zhang', 'wang'],
+      ['2026-12-08 10:00', 'room-1', 'restore', 'arrears', 'gateway', null],
+      ['2026-12-09 21:00', 'room-2', 'cut', 'safety', 'zhang', 'wang'],
+      ['2026-12-10 08:00', 'room-3', 'cut', 'customer-request', 'zhang', 'wang'],
+      ['2026-12-10 08:00', 'room-2', 'restore', 'safety', 'chen', null],
+      ['2026-12-10 08:00', 'room-3', 'restore', 'customer-request', 'chen', null],
+      ['2026-12-13 11:00', 'room-4', 'cut', 'customer-request', 'zhang', 'wang'],
+    ]);
+    const text = await cli('report', 'monthly', '--month', '2026-12', '-c', file);
+    expect(text).toContain(
+      'Supply cut off and restored: 4 cuts under a notice (arrears 1, safety 1, customer-request 2), 3 restored; plain relay commands: 0 trips, 1 close',
+    );
+    const daily = JSON.parse((await cli('report', 'daily', '--date', '2026-12-08', '--format', 'json', '-c', file))[0]!) as object;
+    expect(daily).not.toHaveProperty('supply');
   });
 });

@@ -32,12 +32,13 @@ export function registerRelayCommand(program: Command, io: { out: (line: string)
       "operator code recorded by the meter, 8 hex digits (through the daemon: the config's credentials, and the name recorded is your user name)",
       '00000000',
     )
-    .option('--valid <minutes>', 'the command expires this many minutes from now, so a stale one never runs', '60');
+    .option('--valid <minutes>', 'the command expires this many minutes from now, so a stale one never runs', '60')
+    .option('--reason <text>', 'why: written into the 停(送)电 record with your name (through the daemon)');
   addBusOptions(cmd).addHelpText(
     'after',
     `
 Examples:
-  meterd relay -c /etc/meterd/meterd.yaml --meter room-101 --action trip
+  meterd relay -c /etc/meterd/meterd.yaml --meter room-101 --action trip --reason "burnt socket, customer away"
   meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action trip
   meterd relay --port /dev/ttyUSB0 --addr 000012345678 --action close --password 02123456 --operator 00000001
 
@@ -57,7 +58,12 @@ Exit code 0 when the relay is confirmed in the asked state; 1 when the meter ref
       const reply = await sendToDaemon(
         route.config,
         'relay',
-        { requestId: `cli-relay-${randomUUID()}`, meter: meter.id, action: opts.action === 'trip' ? 'trip' : 'close' },
+        {
+          requestId: `cli-relay-${randomUUID()}`,
+          meter: meter.id,
+          action: opts.action === 'trip' ? 'trip' : 'close',
+          ...(typeof opts.reason === 'string' ? { reason: opts.reason } : {}),
+        },
         { operator: defaultOperator() },
       );
       const result = resultOf('relay', reply);

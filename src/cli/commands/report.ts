@@ -223,6 +223,37 @@ export function reportTable(r: BooksReport): string[] {
       for (const f of m.findings) out.push(`    - ${f.meaning}`);
     });
   }
+  if (r.supply !== null) out.push('', ...supplyTable(r));
+  return out;
+}
+
+/** The month's cuts and restores (停(送)电记录): counts, then each confirmed one with who asked, approved or restored. */
+function supplyTable(r: BooksReport): string[] {
+  const s = r.supply!;
+  const cuts = Object.entries(s.cuts);
+  const total = cuts.reduce((n, [, c]) => n + c, 0);
+  const out = [
+    `Supply cut off and restored: ${total} cut${total === 1 ? '' : 's'} under a notice${cuts.length > 0 ? ` (${cuts.map(([k, c]) => `${k} ${c}`).join(', ')})` : ''}, ${s.restores} restored; plain relay commands: ${s.relayTrips} trip${s.relayTrips === 1 ? '' : 's'}, ${s.relayCloses} close${s.relayCloses === 1 ? '' : 's'}`,
+  ];
+  if (s.lines.length === 0) return out;
+  const rows = [['time', 'meter', 'what', 'notice', 'reason', 'by', 'approved by', 'why']];
+  for (const l of s.lines)
+    rows.push([
+      localDateTime(l.at, r.timeZone),
+      l.meterId,
+      l.kind,
+      l.noticeId === null ? 'relay' : String(l.noticeId),
+      l.reason ?? '-',
+      l.by ?? '-',
+      l.approvedBy ?? '-',
+      l.why ?? '',
+    ]);
+  out.push(
+    ...columns(
+      rows,
+      rows[0]!.map(() => false),
+    ),
+  );
   return out;
 }
 

@@ -2,6 +2,7 @@
 export * from './periods.js';
 export * from './publisher.js';
 export { reportCsv } from './csv.js';
+export { supplyBooks, type SupplyBooks, type SupplyBooksLine } from './supply.js';
 export {
   Books,
   formatUnits,

@@ -10,6 +10,7 @@ import {
 } from '../../store/index.js';
 import { localDateTime, periodBounds, periodLabel, type BooksPeriod } from './periods.js';
 import { getOr, MeterDirectory, Reconciler, type BooksMeter, type MeterReconciliation } from './reconciliation.js';
+import { supplyBooks, type SupplyBooks } from './supply.js';
 
 // The cashier's report of a period: sums per operator and channel, where each load stands, the reconciliation.
 
@@ -102,6 +103,8 @@ export interface BooksReport {
   readonly unconfirmed: readonly UnconfirmedLoad[];
   /** Every meter with activity in the period, whatever the operator filter: a meter's counter knows no operators. */
   readonly reconciliation: readonly MeterReconciliation[];
+  /** Monthly books: the month's confirmed cuts and restores (停(送)电记录); null in daily books. */
+  readonly supply: SupplyBooks | null;
 }
 
 export interface BooksOptions {
@@ -235,6 +238,7 @@ export class Books {
       }),
       unconfirmed: unconfirmed.sort((a, b) => a.createdAt - b.createdAt),
       reconciliation: this.reconciler.reconcile(tx, all, since, until, asOf),
+      supply: period.kind === 'monthly' ? supplyBooks(this.opts.store, since, until) : null,
     };
   }
 
@@ -399,5 +403,25 @@ export function reportJson(r: BooksReport): Record<string, unknown> {
       status: m.status,
       findings: m.findings,
     })),
+    ...(r.supply !== null
+      ? {
+          supply: {
+            cuts: r.supply.cuts,
+            restores: r.supply.restores,
+            relayTrips: r.supply.relayTrips,
+            relayCloses: r.supply.relayCloses,
+            lines: r.supply.lines.map((l) => ({
+              ...time(l.at),
+              meter: l.meterId,
+              kind: l.kind,
+              noticeId: l.noticeId,
+              reason: l.reason,
+              by: l.by,
+              approvedBy: l.approvedBy,
+              why: l.why,
+            })),
+          },
+        }
+      : {}),
   };
 }
