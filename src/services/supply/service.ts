@@ -64,6 +64,9 @@ export interface SupplySwitchResult {
   readonly message?: string;
 }
 
+/** A step of a cut is on the disk before the relay moves: after a power cut the record still says what was sent. */
+const DURABLE = { durable: true } as const;
+
 const IN_PROGRESS: readonly SupplyNotice['state'][] = ['approved', 'tripping', 'restoring'];
 
 /**
@@ -117,7 +120,7 @@ export class SupplyService {
         detail: req.note ? { note: req.note } : null,
       });
       return n;
-    });
+    }, DURABLE);
     this.#committed();
     this.#log.info({ meter: req.meterId, noticeId: notice.id, reason: req.reason, operator: req.operator }, 'supply notice recorded');
     return notice;
@@ -138,7 +141,7 @@ export class SupplyService {
       const approved = updateSupplyNotice(tx, n.id, { state: 'approved', approvedBy: req.operator, approvedAt: now });
       this.#step(tx, approved, 'approve', { operator: req.operator, requestId: req.requestId });
       return approved;
-    });
+    }, DURABLE);
     this.#committed();
     this.#log.info({ meter: notice.meterId, noticeId: notice.id, operator: req.operator }, 'supply cut approved');
     this.wake();
@@ -160,7 +163,7 @@ export class SupplyService {
       const cancelled = updateSupplyNotice(tx, n.id, { state: 'cancelled', cancelledAt: now, cancelledBy: req.operator, nextTryAt: null });
       this.#step(tx, cancelled, 'cancel', { operator: req.operator, requestId: req.requestId });
       return cancelled;
-    });
+    }, DURABLE);
     this.#committed();
     this.#log.info({ meter: notice.meterId, noticeId: notice.id, operator: req.operator }, 'supply notice cancelled');
     return notice;
@@ -199,7 +202,7 @@ export class SupplyService {
         this.#step(tx, n, 'restore-sent', { operator: req.operator, reason: req.reason, requestId: req.requestId }, req.meterId);
         if (n !== null) return updateSupplyNotice(tx, n.id, { restoreSentAt: now });
         return null;
-      });
+      }, DURABLE);
       this.#committed();
       return this.#close(req.meterId, queued, { operator: req.operator, reason: req.reason, requestId: req.requestId }, signal);
     });
@@ -242,7 +245,7 @@ export class SupplyService {
         },
         r.meterId,
       );
-    });
+    }, DURABLE);
     this.#committed();
   }
 
@@ -322,7 +325,7 @@ export class SupplyService {
             this.opts.store.transaction((tx) => {
               const deferred = updateSupplyNotice(tx, n.id, { nextTryAt: until });
               this.#step(tx, deferred, 'trip-deferred', { detail: { window: w.text, until: new Date(until).toISOString() } });
-            });
+            }, DURABLE);
             this.#committed();
             this.#log.info({ meter: n.meterId, noticeId: n.id, window: w.text }, 'supply cut held by a protected window');
             continue;
@@ -337,7 +340,7 @@ export class SupplyService {
           const sent = this.opts.store.transaction((tx) => {
             this.#step(tx, n, 'restore-sent', { operator: n.restoredBy, reason: n.restoreReason });
             return updateSupplyNotice(tx, n.id, { restoreSentAt: this.opts.clock.now() });
-          });
+          }, DURABLE);
           this.#committed();
           await this.#close(n.meterId, sent, { operator: n.restoredBy, reason: n.restoreReason, requestId: null }, this.#abort.signal);
         });
@@ -369,7 +372,7 @@ export class SupplyService {
       const t = updateSupplyNotice(tx, n.id, { state: 'tripping', tripSentAt: sentAt, nextTryAt: null });
       this.#step(tx, t, 'trip-sent', { operator: t.approvedBy, reason: t.reason });
       return t;
-    });
+    }, DURABLE);
     this.#committed();
     // A cut for arrears dies when the customer paid after the notice; a safety cut is never cancelled by money.
     const r = await this.opts.relays.switch(
@@ -391,7 +394,7 @@ export class SupplyService {
       this.opts.store.transaction((tx) => {
         const c = updateSupplyNotice(tx, n.id, { state: 'cancelled', cancelledAt: now, cancelledBy: 'top-up', nextTryAt: null });
         this.#step(tx, c, 'trip-cancelled', { reason: r.reason });
-      });
+      }, DURABLE);
       this.#committed();
       return;
     }
@@ -402,7 +405,7 @@ export class SupplyService {
         lastError: `${r.code}: ${r.message}`,
       });
       this.#step(tx, f, 'trip-failed', { detail: { code: r.code, message: r.message } });
-    });
+    }, DURABLE);
     this.#committed();
     this.#log.warn({ meter: n.meterId, noticeId: n.id, code: r.code }, 'supply cut not confirmed; tried again later');
   }
@@ -412,7 +415,7 @@ export class SupplyService {
     this.opts.store.transaction((tx) => {
       const cut = updateSupplyNotice(tx, n.id, { state: 'cut', tripConfirmedAt: now, lastError: null });
       this.#step(tx, cut, 'trip-confirmed', { detail: { relay: 'open', ...(note ? { note } : {}) } });
-    });
+    }, DURABLE);
     this.#committed();
     this.#log.info({ meter: n.meterId, noticeId: n.id }, 'supply cut confirmed');
     // A load may have cleared the arrears while the trip was on its way.
@@ -456,7 +459,7 @@ export class SupplyService {
             });
       this.#step(tx, waiting, 'restore-failed', { ...who, detail: { code: result.code, message: result.message } }, meterId);
       return waiting;
-    });
+    }, DURABLE);
     this.#committed();
     if (result.confirmed) this.#log.info({ meter: meterId, noticeId: n?.id, operator: who.operator }, 'supply restored');
     else this.#log.warn({ meter: meterId, noticeId: n?.id, code: result.code }, 'supply restore not confirmed');
@@ -486,7 +489,7 @@ export class SupplyService {
           reason: q.restoreReason,
           detail: { load: last.requestId, balance: last.after!.balance, overdraft: last.after!.overdraft, unit: last.unit },
         });
-      });
+      }, DURABLE);
       this.#committed();
       this.#log.info({ meter: n.meterId, noticeId: n.id, load: last.requestId }, 'arrears cleared: restore queued');
     }
