@@ -7,7 +7,7 @@ import { BUILTIN_ENCODER_PROFILES_DIR, loadEncoderProfile } from '../profiles/en
 import { centiKwhFromNumber, checkParameterLimits, fenFromNumber, limitFromNumber, priceFromNumber } from '../values/index.js';
 import type { ParameterCardRecord } from '../store/index.js';
 import { CardCounter } from './counter.js';
-import type { CardProvisioning, OpenedCard, ReplacedCard, RewrittenCard } from './provisioning.js';
+import type { CardHealth, CardProvisioning, OpenedCard, ReplacedCard, RewrittenCard } from './provisioning.js';
 import type { CardReading } from './read.js';
 import type { CardSale, SaleBooks, SaleRecorder } from './sale.js';
 
@@ -211,6 +211,53 @@ export class GatewayCardCounter {
     });
   }
 
+  /** What the cards of an encoder count purchases in: its layout's unit. */
+  amountUnit(encoderId: string | undefined): 'fen' | '0.01kWh' {
+    return this.#encoderConfig(encoderId).layout.amountUnit;
+  }
+
+  /** 购电卡常规性维护 of the card in the slot: what it is, its PSC attempts, whether it agrees with the archive and the books. */
+  health(encoderId: string | undefined): Promise<CardHealth> {
+    const provisioning = this.#provisioning();
+    return this.#withEncoder(encoderId, (encoder, layout) => provisioning.health(encoder, layout));
+  }
+
+  /**
+   * The books' last purchase of a meter written again onto its customer card (same count, same amount): a card whose
+   * purchase was lost before the meter took it. Not a sale: nothing moves in the books.
+   */
+  reissue(request: {
+    meter: string;
+    encoder?: string;
+  }): Promise<{ meterNumber: string; count: number; amount: number; unit: 'fen' | '0.01kWh' }> {
+    const meterNumber = this.#meterNumber(request.meter, 're-issue cards for');
+    return this.#withEncoder(request.encoder, async (encoder, layout, psc) => {
+      const r = await this.#counter.reissue(encoder, layout, { meterNumber, psc });
+      return { meterNumber, ...r, unit: layout.amountUnit };
+    });
+  }
+
+  /** The card in the slot made a check (query) card: for its own meter, or with `anyMeter` for every meter of the system. */
+  checkCard(request: { encoder?: string; anyMeter?: boolean }): Promise<CardReading> {
+    return this.#withEncoder(request.encoder, (encoder, layout, psc) =>
+      this.#counter.makeCheckCard(encoder, layout, { psc, ...(request.anyMeter ? { anyMeter: true } : {}) }),
+    );
+  }
+
+  #encoderConfig(id: string | undefined): { cfg: GatewayConfig['encoders'][number]; layout: CardLayout } {
+    const { encoders } = this.#opts;
+    const cfg = id === undefined ? encoders[0] : encoders.find((e) => e.id === id);
+    if (!cfg)
+      throw new CardError('UNKNOWN_ENCODER', id ? `no encoder "${id}" in the gateway config` : 'the gateway config has no encoders');
+    return { cfg, layout: loadCardLayout(cfg.layout, [BUILTIN_CARD_LAYOUTS_DIR]) };
+  }
+
+  #meterNumber(meter: string, what: string): string {
+    const meterNumber = this.#opts.meters.find((m) => m.id === meter)?.address;
+    if (!meterNumber) throw new CardError('NOT_A_CARD_METER', `meter ${meter} has no DL/T 645 meter number to ${what}`);
+    return meterNumber;
+  }
+
   #provisioning(): CardProvisioning {
     if (!this.#opts.provisioning)
       throw new CardError('CONFIG_INVALID', 'this counter has no customer archive to open or replace cards with');
@@ -218,11 +265,7 @@ export class GatewayCardCounter {
   }
 
   async #withEncoder<T>(id: string | undefined, fn: (encoder: CardEncoder, layout: CardLayout, psc: Uint8Array) => Promise<T>): Promise<T> {
-    const { encoders } = this.#opts;
-    const cfg = id === undefined ? encoders[0] : encoders.find((e) => e.id === id);
-    if (!cfg)
-      throw new CardError('UNKNOWN_ENCODER', id ? `no encoder "${id}" in the gateway config` : 'the gateway config has no encoders');
-    const layout = loadCardLayout(cfg.layout, [BUILTIN_CARD_LAYOUTS_DIR]);
+    const { cfg, layout } = this.#encoderConfig(id);
     const psc = cfg.psc === undefined ? layout.psc : fromHex(cfg.psc);
     if (psc?.length !== 3) throw new CardError('CONFIG_INVALID', `encoder ${cfg.id}: psc must be 6 hex digits`);
     const encoder = new SerialCardEncoder({

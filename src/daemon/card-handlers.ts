@@ -13,15 +13,20 @@ import type {
   CommandOutcome,
 } from '../uplink/commands/types.js';
 
-/** card-read, card-sell, card-open, card-replace, card-rewrite and card-param over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
-export function cardCommandHandlers(config: GatewayConfig, store: Store, logger: Logger) {
-  const counter = new GatewayCardCounter({
+/** The gateway's card counter: its encoders, the books and the customer archive in its store. */
+export function gatewayCardCounter(config: GatewayConfig, store: Store, logger: Logger): GatewayCardCounter {
+  return new GatewayCardCounter({
     encoders: config.encoders,
     meters: config.meters,
     books: new LedgerCardSales(() => store),
     provisioning: new CardProvisioning(() => store, { logger }),
     logger,
   });
+}
+
+/** card-read, card-sell, card-open, card-replace, card-rewrite and card-param over MQTT and the control socket: each command is one call of the gateway's card counter (src/cards). */
+export function cardCommandHandlers(config: GatewayConfig, store: Store, logger: Logger) {
+  const counter = gatewayCardCounter(config, store, logger);
   return {
     async cardRead(cmd: CardReadCommand): Promise<CommandOutcome> {
       try {

@@ -1,6 +1,6 @@
 import { statfsSync } from 'node:fs';
 import type { Clock, Timers } from '../clock.js';
-import type { Logger } from '../log.js';
+import { silentLogger, type Logger } from '../log.js';
 import {
   addDays,
   Books,
@@ -14,7 +14,7 @@ import {
 import { explainDay, linelossSeries } from '../services/lineloss/index.js';
 import { UserService } from '../services/users.js';
 import { commandCounts, type PointValue } from '../store/index.js';
-import type { ChartPoint, ConsoleBackend, MeterRow } from '../web/backend.js';
+import type { ChartPoint, ConsoleBackend, CounterDesk, MeterRow } from '../web/backend.js';
 import { startMetricsServer } from '../web/metrics.js';
 import { startWebConsole, type WebConsole } from '../web/server.js';
 import type { Gateway } from './gateway.js';
@@ -27,7 +27,7 @@ const SALES_CACHE_MS = 5_000;
  * The console's view of a running gateway: the services and the store's read side behind the small interface the
  * web layer knows (src/web/backend.ts). Reads only; every action goes through the router's local door (`desk`).
  */
-export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
+export function consoleBackend(gateway: Gateway, clock: Clock, logger: Logger = silentLogger): ConsoleBackend {
   const { config, store } = gateway;
   const users = new UserService({ store, clock });
   const books = new Books({ store, clock, gateway: config.gateway, meters: config.meters });
@@ -52,6 +52,7 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
     status: () => gateway.desk.status(),
     submit: (command, request, sender) => gateway.desk.submit(command, request, sender),
     users,
+    counter: config.encoders.length === 0 ? null : counterDesk(gateway, logger),
     meters: () => {
       const states = new Map(store.meterStates.list().map((s) => [s.meterId, s]));
       const active = activeCounts();
@@ -180,6 +181,30 @@ export function consoleBackend(gateway: Gateway, clock: Clock): ConsoleBackend {
   };
 }
 
+/** The counter's card maintenance on the gateway's encoders (the card stack is loaded at first use, as the gateway does). */
+function counterDesk(gateway: Gateway, logger: Logger): CounterDesk {
+  let counter: Promise<import('../cards/index.js').GatewayCardCounter> | undefined;
+  const get = () => {
+    counter ??= import('./card-handlers.js').then((m) => m.gatewayCardCounter(gateway.config, gateway.store, logger));
+    return counter;
+  };
+  return {
+    unit: async (encoder) => ((await get()).amountUnit(encoder) === 'fen' ? 'money' : 'energy'),
+    health: async (encoder) => {
+      const h = await (await get()).health(encoder);
+      return { ...h, findings: [...h.findings] };
+    },
+    reissue: async (meter, encoder) => {
+      const r = await (await get()).reissue({ meter, ...(encoder ? { encoder } : {}) });
+      return { meterNumber: r.meterNumber, count: r.count, amount: r.amount, unit: r.unit === 'fen' ? 'money' : 'energy' };
+    },
+    checkCard: async (anyMeter, encoder) => {
+      const card = await (await get()).checkCard({ anyMeter, ...(encoder ? { encoder } : {}) });
+      return { meterNumber: card.meterNumber, role: card.role };
+    },
+  };
+}
+
 function rowOf(
   m: Gateway['config']['meters'][number],
   s: ReturnType<Gateway['store']['meterStates']['get']>,
@@ -233,7 +258,7 @@ export interface ServeConsoleOptions {
 export async function serveConsole(gateway: Gateway, opts: ServeConsoleOptions): Promise<WebConsole | undefined> {
   const web = gateway.config.web;
   if (web.listen === null && web.metrics === null) return undefined;
-  const backend = consoleBackend(gateway, opts.clock);
+  const backend = consoleBackend(gateway, opts.clock, opts.logger);
   let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   if (web.metrics !== null) {
     try {

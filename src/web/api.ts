@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { parsePassword, parseUserName, parseUserRole } from '../services/users.js';
 import type { CommandReply } from '../uplink/commands/types.js';
-import { type Parsed, parseKwhText, parseRequestId, parseYuanText } from '../values/index.js';
+import { type Parsed, parseCustomerNo, parseKwhText, parseRequestId, parseYuanText } from '../values/index.js';
 import { overviewOf, SESSION_COOKIE, type ApiContext } from './context.js';
 import type { Session } from './sessions.js';
 
@@ -289,6 +289,210 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
         },
       });
     return day;
+  });
+
+  // The counter's provisioning: an account opened on a blank card, a lost card replaced, through the station's
+  // commands; card health, re-issue and check cards (nothing moves in the books) through the counter desk.
+  const counterDesk = (reply: FastifyReply) => {
+    if (backend.counter === null)
+      void reply.code(422).send({
+        error: { code: 'UNKNOWN_ENCODER', message: 'the gateway config has no encoders: add the counter’s encoder under encoders:' },
+      });
+    return backend.counter;
+  };
+  /** A refusal of the encoder or the card rules: its code and its sentence; anything else is the gateway's failure. */
+  const cardRefused = (reply: FastifyReply, err: unknown) => {
+    const code = (err as { code?: string }).code;
+    if (typeof code !== 'string') throw err;
+    return reply.code(422).send({ error: { code, message: (err as Error).message } });
+  };
+  const encoderOf = (b: Body) => (typeof b.encoder === 'string' && b.encoder !== '' ? b.encoder : undefined);
+
+  app.get('/api/counter', { config: { roles: CASHIER } }, async (_req, reply) => {
+    const desk = counterDesk(reply);
+    if (desk === null) return reply;
+    try {
+      return { unit: await desk.unit() };
+    } catch (err) {
+      return cardRefused(reply, err);
+    }
+  });
+
+  app.post('/api/counter/open', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const meter = typeof b.meter === 'string' ? (backend.meter(b.meter.trim()) ?? backend.meterByNumber(b.meter.trim())) : null;
+    if (meter === null) return invalid(reply, 'meter', 'is not a meter of this gateway: give its id or its 12-digit number');
+    const customerNo = parseCustomerNo(typeof b.customerNo === 'string' ? b.customerNo.trim() : b.customerNo);
+    if (!customerNo.ok) return invalid(reply, 'customerNo', customerNo.reason);
+    const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
+    const person: Record<string, string> = {};
+    if (text(b.name) !== undefined) person.name = text(b.name)!;
+    if (text(b.room) !== undefined) person.room = text(b.room)!;
+    const serial = text(b.cardSerial);
+    if (serial !== undefined && !/^\d{1,9}$/.test(serial))
+      return invalid(reply, 'cardSerial', 'must be a whole number (up to 9 digits), or empty for the next free one');
+    let first: Record<string, number> = {};
+    const amount = text(typeof b.amount === 'number' ? String(b.amount) : b.amount);
+    if (amount !== undefined) {
+      if (b.unit === 'energy') {
+        const kwh = parseKwhText(amount);
+        if (!kwh.ok) return invalid(reply, 'amount', kwh.reason);
+        first = { energyKwh: kwh.value / 100 };
+      } else {
+        const fen = parseYuanText(amount);
+        if (!fen.ok) return invalid(reply, 'amount', fen.reason);
+        first = { amountFen: fen.value };
+      }
+    }
+    const session = req.session!;
+    const encoder = encoderOf(b);
+    const r = await ctx.run(
+      'card-open',
+      {
+        requestId: requestId.value,
+        meter: meter.id,
+        customerNo: customerNo.value,
+        ...person,
+        ...(serial !== undefined ? { cardSerial: Number(serial) } : {}),
+        ...first,
+        operator: session.user,
+        ...(encoder ? { encoder } : {}),
+      },
+      session,
+    );
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const opened = (r.result ?? {}) as {
+      cardSerial: number;
+      customerNo: string;
+      meterNumber: string;
+      purchaseCount: number;
+      amount: number;
+      sale?: { at: string };
+    };
+    const id = opened.sale ? backend.cardSaleId(meter.id, opened.purchaseCount) : null;
+    return {
+      ...r,
+      slip: {
+        kind: 'open',
+        receiptNo: id === null ? null : `R${String(id).padStart(8, '0')}`,
+        meter: meter.id,
+        meterNumber: opened.meterNumber,
+        customerNumber: opened.customerNo,
+        cardSerial: String(opened.cardSerial),
+        purchaseCount: opened.purchaseCount,
+        amount: opened.sale ? opened.amount : 0,
+        sale: opened.sale !== undefined,
+        unit: first.energyKwh !== undefined ? 'energy' : first.amountFen !== undefined ? 'money' : null,
+        operator: session.user,
+        at: opened.sale?.at ?? new Date(ctx.clock.now()).toISOString(),
+      },
+    };
+  });
+
+  app.post('/api/counter/replace', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const customerNo = parseCustomerNo(typeof b.customerNo === 'string' ? b.customerNo.trim() : b.customerNo);
+    if (!customerNo.ok) return invalid(reply, 'customerNo', customerNo.reason);
+    if (b.reason !== 'lost' && b.reason !== 'broken') return invalid(reply, 'reason', 'must be lost or broken');
+    const serial = typeof b.cardSerial === 'string' && b.cardSerial.trim() !== '' ? b.cardSerial.trim() : undefined;
+    if (serial !== undefined && !/^\d{1,9}$/.test(serial))
+      return invalid(reply, 'cardSerial', 'must be a whole number (up to 9 digits), or empty for the next free one');
+    const session = req.session!;
+    const encoder = encoderOf(b);
+    const r = await ctx.run(
+      'card-replace',
+      {
+        requestId: requestId.value,
+        customerNo: customerNo.value,
+        reason: b.reason,
+        ...(serial !== undefined ? { cardSerial: Number(serial) } : {}),
+        operator: session.user,
+        ...(encoder ? { encoder } : {}),
+      },
+      session,
+    );
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const replaced = (r.result ?? {}) as {
+      cardSerial: number;
+      oldSerial: string | null;
+      customerNo: string;
+      meterNumber: string;
+      purchaseCount: number;
+      amount: number;
+    };
+    const meter = backend.meterByNumber(replaced.meterNumber);
+    return {
+      ...r,
+      slip: {
+        kind: 'replace',
+        meter: meter?.id ?? replaced.meterNumber,
+        meterNumber: replaced.meterNumber,
+        customerNumber: replaced.customerNo,
+        cardSerial: String(replaced.cardSerial),
+        oldSerial: replaced.oldSerial,
+        reason: b.reason,
+        purchaseCount: replaced.purchaseCount,
+        amount: replaced.amount,
+        // The card's unit (the encoder's layout), which is not the meter's own credit unit on every installation.
+        unit: (await backend.counter?.unit(encoder).catch(() => null)) ?? null,
+        operator: session.user,
+        at: new Date(ctx.clock.now()).toISOString(),
+      },
+    };
+  });
+
+  app.post('/api/counter/health', { config: { roles: CASHIER } }, async (req, reply) => {
+    const desk = counterDesk(reply);
+    if (desk === null) return reply;
+    try {
+      return await desk.health(encoderOf(bodyOf(req.body)));
+    } catch (err) {
+      return cardRefused(reply, err);
+    }
+  });
+
+  app.post('/api/counter/reissue', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const desk = counterDesk(reply);
+    if (desk === null) return reply;
+    const meter = typeof b.meter === 'string' ? (backend.meter(b.meter.trim()) ?? backend.meterByNumber(b.meter.trim())) : null;
+    if (meter === null) return invalid(reply, 'meter', 'is not a meter of this gateway: give its id or its 12-digit number');
+    try {
+      const r = await desk.reissue(meter.id, encoderOf(b));
+      ctx.log.info({ meter: meter.id, purchaseCount: r.count, operator: req.session!.user }, 'card re-issued at the console');
+      return {
+        slip: {
+          kind: 'reissue',
+          meter: meter.id,
+          meterNumber: r.meterNumber,
+          customerNumber: meter.customerNo,
+          purchaseCount: r.count,
+          amount: r.amount,
+          unit: r.unit,
+          operator: req.session!.user,
+          at: new Date(ctx.clock.now()).toISOString(),
+        },
+      };
+    } catch (err) {
+      return cardRefused(reply, err);
+    }
+  });
+
+  app.post('/api/counter/check', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const desk = counterDesk(reply);
+    if (desk === null) return reply;
+    try {
+      const r = await desk.checkCard(b.anyMeter === true, encoderOf(b));
+      ctx.log.info({ meterNumber: r.meterNumber, operator: req.session!.user }, 'check card made at the console');
+      return { meterNumber: r.meterNumber, anyMeter: b.anyMeter === true, role: r.role };
+    } catch (err) {
+      return cardRefused(reply, err);
+    }
   });
 
   app.get('/api/allowances', () => backend.allowances());

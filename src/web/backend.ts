@@ -89,6 +89,34 @@ export interface LinelossDayView {
   readonly members: readonly ExplainedMember[];
 }
 
+/** What card health found (src/cards CardHealth): plain sentences in `findings`, each saying what to do. */
+export interface CardHealthView {
+  readonly atr: string;
+  readonly kind: string;
+  readonly pscAttemptsLeft: number;
+  readonly blank: boolean;
+  readonly meterNumber?: string;
+  readonly customerNumber?: string;
+  readonly cardSerial?: string;
+  readonly purchaseCount?: number;
+  readonly booksCount?: number;
+  readonly findings: readonly string[];
+  readonly ok: boolean;
+}
+
+/**
+ * The counter's card maintenance that moves neither money nor energy, so it needs no command record: card health,
+ * re-issuing the books' last purchase onto the customer's card, making a check card. A refusal throws the card
+ * stack's error (a `code` and a sentence).
+ */
+export interface CounterDesk {
+  /** What the encoder's cards count purchases in (its card layout's unit). */
+  unit(encoder?: string): Promise<'money' | 'energy'>;
+  health(encoder?: string): Promise<CardHealthView>;
+  reissue(meter: string, encoder?: string): Promise<{ meterNumber: string; count: number; amount: number; unit: 'money' | 'energy' }>;
+  checkCard(anyMeter: boolean, encoder?: string): Promise<{ meterNumber: string; role: string }>;
+}
+
 /** The users as the console sees them (src/services/users.ts). */
 export interface UserDirectory {
   signIn(name: string, password: string): Promise<SignInResult>;
@@ -111,6 +139,8 @@ export interface ConsoleBackend {
   status(): DaemonStatus;
   submit(command: string, request: unknown, sender: LocalSender): LocalSubmission;
   readonly users: UserDirectory;
+  /** null when the config names no encoder. */
+  readonly counter: CounterDesk | null;
   meters(): MeterRow[];
   meter(id: string): MeterRow | null;
   /** The point names a "read now" asks for (the meter's polled points, at most 64). */
