@@ -41,7 +41,8 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
   const { backend } = ctx;
   const me = (s: Session) => ({ user: s.user, role: s.role, csrf: s.csrf, gatewayId: backend.gatewayId, timeZone: backend.timeZone });
 
-  app.get('/api/session', { config: { public: true } }, (req, reply) => {
+  // The session's answers carry its CSRF token: sent uncompressed, so that no compressed size can leak it (BREACH).
+  app.get('/api/session', { config: { public: true }, compress: false }, (req, reply) => {
     const s = ctx.sessions.touch(req.cookies[SESSION_COOKIE]);
     if (s === undefined)
       return reply
@@ -50,7 +51,7 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     return me(s);
   });
 
-  app.post('/api/session', { config: { public: true } }, async (req, reply) => {
+  app.post('/api/session', { config: { public: true }, compress: false }, async (req, reply) => {
     const b = bodyOf(req.body);
     const name = typeof b.name === 'string' ? b.name : '';
     const password = typeof b.password === 'string' ? b.password : '';

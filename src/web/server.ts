@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import compress from '@fastify/compress';
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -77,6 +78,10 @@ export async function startWebConsole(opts: WebConsoleOptions): Promise<WebConso
   const vendor = vendorFiles();
 
   await app.register(cookie);
+  // Before the static files (the plugin's rule): the modules, the CSS and the JSON answers go out compressed to a
+  // browser that asks (brotli at the plugin's quality 4, else gzip), each answer as it is made; the live-update stream
+  // is hijacked and never compressed. Request bodies are small JSON: no inflating of compressed requests.
+  await app.register(compress, { global: true, encodings: ['br', 'gzip', 'deflate'], globalDecompression: false });
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');

@@ -182,4 +182,32 @@ describe('the console in a browser', { timeout: 60_000 }, () => {
     await page.click('#lang-switch');
     expect(await page.textContent('#nav-meters')).toBe('Meters');
   });
+
+  it('sends the modules, the styles and the JSON answers compressed to the browser, and the session answer (its CSRF token) plain', async () => {
+    const context = await browser.newContext({ locale: 'en-GB' });
+    contexts.push(context);
+    const page = await context.newPage();
+    const encodings = new Map<string, string>();
+    page.on('response', (res) => {
+      const path = new URL(res.url()).pathname;
+      encodings.set(`${res.request().method()} ${path}`, res.headers()['content-encoding'] ?? 'identity');
+    });
+    await page.goto(rig.url);
+    await page.fill('#signin-name', 'tech');
+    await page.fill('#signin-password', rig.passwords.tech!);
+    await page.press('#signin-password', 'Enter');
+    await page.click('#nav-meters');
+    await page.waitForSelector('tr[data-meter="room-103"]');
+    // Chromium asks for "gzip, deflate, br, zstd": the console answers br (answers under 1 KiB go as they are).
+    for (const key of [
+      'GET /app/app.js',
+      'GET /app/i18n.js',
+      'GET /app/style.css',
+      'GET /vendor/preact.mjs',
+      'GET /vendor/uplot.mjs',
+      'GET /api/meters',
+    ])
+      expect([key, encodings.get(key)]).toEqual([key, 'br']);
+    expect(encodings.get('POST /api/session')).toBe('identity');
+  });
 });
