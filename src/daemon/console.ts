@@ -52,6 +52,7 @@ export function consoleBackend(gateway: Gateway, clock: Clock, logger: Logger = 
     status: () => gateway.desk.status(),
     submit: (command, request, sender) => gateway.desk.submit(command, request, sender),
     users,
+    sessions: store.webSessions,
     counter: config.encoders.length === 0 ? null : counterDesk(gateway, logger),
     meters: () => {
       const states = new Map(store.meterStates.list().map((s) => [s.meterId, s]));

@@ -3,6 +3,7 @@ import { CustomerArchive } from './archive.js';
 import { ParameterCards } from './parameter-cards.js';
 import { SupplyBook } from './supply.js';
 import { UserStore } from './users.js';
+import { WebSessionStore } from './web-sessions.js';
 import { Ledger } from './ledger.js';
 import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -202,6 +203,8 @@ export class Store {
   readonly supply: SupplyBook;
   /** The web console's users (name, role, password hash, lock-out). */
   readonly users: UserStore;
+  /** The web console's signed-in sessions (hashed tokens). */
+  readonly webSessions: WebSessionStore;
   readonly #connection: Connection;
   readonly #policy: LimitsPolicy;
   readonly #runInTransaction: Database.Transaction<(fn: (tx: Tx) => unknown, tx: Tx) => unknown>;
@@ -232,6 +235,7 @@ export class Store {
     this.parameterCards = new ParameterCards(connection);
     this.supply = new SupplyBook(connection);
     this.users = new UserStore(connection);
+    this.webSessions = new WebSessionStore(connection);
   }
 
   get path(): string {

@@ -163,3 +163,4 @@ export {
   type SupplyStep,
   type NewSupplyNotice,
 } from './supply.js';
+export { WebSessionStore, type WebSessionRecord } from './web-sessions.js';

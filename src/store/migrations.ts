@@ -434,6 +434,22 @@ CREATE TABLE users (
 ) STRICT;
 `;
 
+/**
+ * The web console's sessions, so a restart of the daemon does not sign the counter out. The cookie token only as its
+ * SHA-256; a session goes with its user.
+ */
+const V15_WEB_SESSIONS = `
+CREATE TABLE web_sessions (
+  token_hash TEXT    PRIMARY KEY,
+  user_name  TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+  role       TEXT    NOT NULL CHECK (role IN ('cashier', 'technician', 'admin')),
+  csrf       TEXT    NOT NULL,
+  started_at INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_by_user ON web_sessions (user_name);
+`;
+
 /** The schema, oldest first. Adding a table is appending one line here. */
 
 /** Readings keep the `seq` they were published with, so the station can recall a gap by its numbers (补召). */
@@ -534,6 +550,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 12, name: 'the seq of each reading, for recall', up: V12_READING_SEQ },
   { version: 13, name: 'parameter cards', up: V13_PARAMETER_CARDS },
   { version: 14, name: 'supply notices and the cut and restore record', up: V14_SUPPLY },
+  { version: 15, name: 'web console sessions', up: V15_WEB_SESSIONS },
 ];
 
 export interface MigrationResult {

@@ -55,20 +55,23 @@ export class UserStore {
     return r.changes === 1;
   }
 
-  /** False when there is no such user. */
+  /** False when there is no such user. Its console sessions go with it (ON DELETE CASCADE). */
   remove(name: string): boolean {
     return this.connection.statement<[string]>('DELETE FROM users WHERE name = ?').run(name).changes === 1;
   }
 
-  /** A new password also lifts a lock-out. False when there is no such user. */
+  /** A new password also lifts a lock-out and ends the user's console sessions. False when there is no such user. */
   setPassword(name: string, passwordHash: string): boolean {
-    return (
-      this.connection
-        .statement<[string, number, string]>(
-          'UPDATE users SET password_hash = ?, updated_at = ?, failed_count = 0, locked_until = NULL WHERE name = ?',
-        )
-        .run(passwordHash, this.connection.clock.now(), name).changes === 1
-    );
+    return this.connection.db.transaction(() => {
+      const changed =
+        this.connection
+          .statement<[string, number, string]>(
+            'UPDATE users SET password_hash = ?, updated_at = ?, failed_count = 0, locked_until = NULL WHERE name = ?',
+          )
+          .run(passwordHash, this.connection.clock.now(), name).changes === 1;
+      this.connection.statement<[string]>('DELETE FROM web_sessions WHERE user_name = ?').run(name);
+      return changed;
+    })();
   }
 
   /** After a sign-in: the failure count and lock-out as the service decided them. */

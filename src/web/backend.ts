@@ -117,6 +117,26 @@ export interface CounterDesk {
   checkCard(anyMeter: boolean, encoder?: string): Promise<{ meterNumber: string; role: string }>;
 }
 
+/** A stored session (the cookie token only as its SHA-256), as src/web/sessions.ts keeps them. */
+export interface SessionRecord {
+  readonly tokenHash: string;
+  readonly user: string;
+  readonly role: UserRole;
+  readonly csrf: string;
+  readonly startedAt: number;
+  readonly lastSeen: number;
+}
+
+/** Where the console's sessions live: the gateway's database, so they outlive a restart of the daemon. */
+export interface SessionRecords {
+  add(s: SessionRecord): void;
+  get(tokenHash: string): SessionRecord | null;
+  touch(tokenHash: string, lastSeen: number): void;
+  remove(tokenHash: string): boolean;
+  removeUser(user: string): number;
+  removeExpired(lastSeenBefore: number, startedBefore: number): number;
+}
+
 /** The users as the console sees them (src/services/users.ts). */
 export interface UserDirectory {
   signIn(name: string, password: string): Promise<SignInResult>;
@@ -139,6 +159,7 @@ export interface ConsoleBackend {
   status(): DaemonStatus;
   submit(command: string, request: unknown, sender: LocalSender): LocalSubmission;
   readonly users: UserDirectory;
+  readonly sessions: SessionRecords;
   /** null when the config names no encoder. */
   readonly counter: CounterDesk | null;
   meters(): MeterRow[];

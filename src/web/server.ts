@@ -69,7 +69,7 @@ export async function startWebConsole(opts: WebConsoleOptions): Promise<WebConso
         'add one first (meterd user add NAME --role admin), or listen on 127.0.0.1',
     );
   if (web.listen === null) return { url: undefined, close: async () => {} };
-  const sessions = new Sessions({ clock: opts.clock, idleMs: web.sessionIdleMs });
+  const sessions = new Sessions({ clock: opts.clock, idleMs: web.sessionIdleMs, records: backend.sessions });
   const https = web.tls ? { key: readFileSync(web.tls.key), cert: readFileSync(web.tls.cert) } : null;
   const app: FastifyInstance = (
     https ? Fastify({ https, logger: false, bodyLimit: 32 * 1024 }) : Fastify({ logger: false, bodyLimit: 32 * 1024 })

@@ -1,79 +1,89 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { UserRole } from '../services/users.js';
+import type { SessionRecords } from './backend.js';
 
 export interface Session {
+  /** The cookie's value; only its hash is stored. */
   readonly token: string;
   readonly user: string;
   readonly role: UserRole;
   /** Sent back in the `x-csrf-token` header of every state-changing request. */
   readonly csrf: string;
   readonly startedAt: number;
-  lastSeen: number;
+  readonly lastSeen: number;
 }
 
 /** However active, a session ends after this: a shift, not a week. */
 export const MAX_SESSION_MS = 12 * 3_600_000;
+/**
+ * A request moves the stored last-seen time only when it is this much older: one write per session every 15 s at most,
+ * not one per request. The idle limit (at least a minute) can then come up to this much early.
+ */
+export const TOUCH_WRITE_MS = 15_000;
+
+/** The SHA-256 of a cookie token, the only form in which it is stored. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
 
 /**
- * Signed-in sessions, in memory: a restart of the daemon signs everyone out, which is what a counter PC left open
- * over a restart should see. A session ends after `idleMs` without a request, or MAX_SESSION_MS after sign-in.
+ * Signed-in sessions, kept in the gateway's database through `records` (hashed tokens), so a restart of the daemon
+ * does not sign the counter out. A session ends after `idleMs` without a request, MAX_SESSION_MS after sign-in, at
+ * sign-out, and when its user is removed or given a new password; its row is deleted then.
  */
 export class Sessions {
-  readonly #byToken = new Map<string, Session>();
-
-  constructor(private readonly opts: { readonly clock: Clock; readonly idleMs: number }) {}
+  constructor(private readonly opts: { readonly clock: Clock; readonly idleMs: number; readonly records: SessionRecords }) {
+    this.#sweep(opts.clock.now());
+  }
 
   open(user: string, role: UserRole): Session {
     const now = this.opts.clock.now();
     this.#sweep(now);
-    const session: Session = {
-      token: randomBytes(32).toString('base64url'),
-      user,
-      role,
-      csrf: randomBytes(24).toString('base64url'),
-      startedAt: now,
-      lastSeen: now,
-    };
-    this.#byToken.set(session.token, session);
-    return session;
+    const token = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(24).toString('base64url');
+    this.opts.records.add({ tokenHash: tokenHash(token), user, role, csrf, startedAt: now, lastSeen: now });
+    return { token, user, role, csrf, startedAt: now, lastSeen: now };
   }
 
-  /** The live session of a cookie, its idle time restarted; undefined when unknown or expired. */
+  /** The live session of a cookie, its idle time restarted; undefined when unknown or expired (an expired one is deleted). */
   touch(token: string | undefined): Session | undefined {
-    if (token === undefined) return undefined;
-    const s = this.#byToken.get(token);
+    const s = this.#live(token);
     if (s === undefined) return undefined;
     const now = this.opts.clock.now();
-    if (this.#expired(s, now)) {
-      this.#byToken.delete(token);
-      return undefined;
-    }
-    s.lastSeen = now;
-    return s;
+    if (now - s.lastSeen >= TOUCH_WRITE_MS) this.opts.records.touch(tokenHash(s.token), now);
+    return { ...s, lastSeen: now };
   }
 
   /** The live session of a cookie without restarting its idle time (the live-update stream must not keep it alive). */
   peek(token: string | undefined): Session | undefined {
-    const s = token === undefined ? undefined : this.#byToken.get(token);
-    return s === undefined || this.#expired(s, this.opts.clock.now()) ? undefined : s;
+    return this.#live(token);
   }
 
   close(token: string | undefined): void {
-    if (token !== undefined) this.#byToken.delete(token);
+    if (token !== undefined) this.opts.records.remove(tokenHash(token));
   }
 
   /** A user removed or given a new password is signed out everywhere. */
   closeUser(user: string): void {
-    for (const [token, s] of this.#byToken) if (s.user === user) this.#byToken.delete(token);
+    this.opts.records.removeUser(user);
   }
 
-  #expired(s: Session, now: number): boolean {
-    return now - s.lastSeen > this.opts.idleMs || now - s.startedAt > MAX_SESSION_MS;
+  #live(token: string | undefined): Session | undefined {
+    if (token === undefined || token === '') return undefined;
+    const hash = tokenHash(token);
+    const r = this.opts.records.get(hash);
+    if (r === null) return undefined;
+    const now = this.opts.clock.now();
+    if (now - r.lastSeen > this.opts.idleMs || now - r.startedAt > MAX_SESSION_MS) {
+      this.opts.records.remove(hash);
+      return undefined;
+    }
+    return { token, user: r.user, role: r.role, csrf: r.csrf, startedAt: r.startedAt, lastSeen: r.lastSeen };
   }
 
   #sweep(now: number): void {
-    for (const [token, s] of this.#byToken) if (this.#expired(s, now)) this.#byToken.delete(token);
+    this.opts.records.removeExpired(now - this.opts.idleMs, now - MAX_SESSION_MS);
   }
 }
 

@@ -15,13 +15,17 @@ import { startTestBroker, uniqueId, type TestBroker } from './broker.js';
 
 /** A gateway on simulated prepaid meters with its web console on a free port, and users of each role. */
 export interface ConsoleRig {
+  /** Changes at restart() (a new port). */
   readonly url: string;
+  /** Changes at restart(). */
   readonly gateway: Gateway;
   readonly sim: Dlt645Simulator;
   /** The counter's simulated encoder (with `card: true`), a customer card of room-101 in its slot. */
   readonly encoder?: Awaited<ReturnType<typeof startEncoderSimulator>>;
   /** Passwords by user name: `cashier`, `tech`, `admin`. */
   readonly passwords: Readonly<Record<string, string>>;
+  /** Stops the console and the gateway (its store closed) and starts them again on the same config and data. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -103,23 +107,44 @@ ${district ? DISTRICT_YAML : ''}web:
 ${opts.allowance ? allowanceYaml() : ''}${encoder ? `encoders:\n  - { id: counter-1, port: "tcp://127.0.0.1:${encoder.tcpPort}" }\n` : ''}`,
   );
   const config = loadGatewayConfig(file, {});
-  const gateway = await startGateway(config, { logger: silentLogger, clock: gatewayClock });
-  const backend = consoleBackend(gateway, gatewayClock);
+  const start = async () => {
+    const gateway = await startGateway(config, { logger: silentLogger, clock: gatewayClock });
+    const backend = consoleBackend(gateway, gatewayClock);
+    const web: WebConsole = await startWebConsole({
+      web: config.web,
+      backend,
+      logger: silentLogger,
+      clock: systemClock,
+      timers: realTimers,
+    });
+    return { gateway, backend, web };
+  };
+  let running = await start();
   const passwords: Record<string, string> = {};
   for (const u of RIG_USERS) {
     passwords[u.name] = `pw-${u.name}-${uniqueId('x')}`;
-    await backend.users.add(u.name, u.role, passwords[u.name]!);
+    await running.backend.users.add(u.name, u.role, passwords[u.name]!);
   }
-  const web: WebConsole = await startWebConsole({ web: config.web, backend, logger: silentLogger, clock: systemClock, timers: realTimers });
+  const stop = async () => {
+    await running.web.close();
+    await running.gateway.stop();
+  };
   return {
-    url: web.url!,
-    gateway,
+    get url() {
+      return running.web.url!;
+    },
+    get gateway() {
+      return running.gateway;
+    },
     sim,
     ...(encoder ? { encoder } : {}),
     passwords,
+    restart: async () => {
+      await stop();
+      running = await start();
+    },
     close: async () => {
-      await web.close();
-      await gateway.stop();
+      await stop();
       await encoder?.close();
       await sim.close();
       await broker.close();

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { LOCK_BASE_MS, LOCK_MAX_MS, UserService } from '../../src/services/users.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { MAX_SESSION_MS, Sessions, sameToken } from '../../src/web/sessions.js';
+import { MAX_SESSION_MS, Sessions, sameToken, tokenHash } from '../../src/web/sessions.js';
 
 let store: Store;
 let clock: ManualClock;
@@ -74,16 +74,24 @@ describe('console users', () => {
 });
 
 describe('console sessions', () => {
-  it('end after the idle time without a request, and after the longest shift however active', () => {
-    const sessions = new Sessions({ clock, idleMs: 30 * 60_000 });
+  beforeEach(async () => {
+    await users.add('wang', 'cashier', 'correct horse');
+    await users.add('li', 'technician', 'battery staple');
+  });
+  const rows = () => store.webSessions.count();
+
+  it('end after the idle time without a request, and after the longest shift however active; the expired row is deleted', () => {
+    const sessions = new Sessions({ clock, idleMs: 30 * 60_000, records: store.webSessions });
     const s = sessions.open('wang', 'cashier');
     clock.advance(29 * 60_000);
-    expect(sessions.touch(s.token)).toBe(s);
+    expect(sessions.touch(s.token)).toMatchObject({ user: 'wang', role: 'cashier', csrf: s.csrf });
     clock.advance(29 * 60_000);
-    expect(sessions.peek(s.token)).toBe(s);
+    expect(sessions.peek(s.token)).toMatchObject({ user: 'wang', csrf: s.csrf });
     clock.advance(2 * 60_000);
     // peek() did not restart the idle time: the live-update stream does not keep a session alive.
+    expect(rows()).toBe(1);
     expect(sessions.touch(s.token)).toBeUndefined();
+    expect(rows()).toBe(0);
 
     const busy = sessions.open('li', 'technician');
     for (let t = 0; t < MAX_SESSION_MS; t += 10 * 60_000) {
@@ -92,10 +100,39 @@ describe('console sessions', () => {
     }
     clock.advance(10 * 60_000);
     expect(sessions.touch(busy.token)).toBeUndefined();
+    expect(rows()).toBe(0);
+  });
+
+  it('keep the cookie token only as its SHA-256, and outlive the Sessions object (a restart of the daemon)', () => {
+    const before = new Sessions({ clock, idleMs: 30 * 60_000, records: store.webSessions });
+    const s = before.open('wang', 'cashier');
+    const stored = store.webSessions.get(tokenHash(s.token))!;
+    expect(stored).toMatchObject({ user: 'wang', role: 'cashier', csrf: s.csrf });
+    expect(JSON.stringify(stored)).not.toContain(s.token);
+    clock.advance(60_000);
+    const after = new Sessions({ clock, idleMs: 30 * 60_000, records: store.webSessions });
+    expect(after.touch(s.token)).toMatchObject({ user: 'wang', csrf: s.csrf, startedAt: s.startedAt });
+    expect(after.touch('not-a-token')).toBeUndefined();
+  });
+
+  it('end at sign-out, for a removed user and at a new password: their rows are deleted', async () => {
+    const sessions = new Sessions({ clock, idleMs: 60_000, records: store.webSessions });
+    const out = sessions.open('wang', 'cashier');
+    sessions.close(out.token);
+    expect(sessions.touch(out.token)).toBeUndefined();
+    expect(rows()).toBe(0);
+
+    const a = sessions.open('wang', 'cashier');
+    const b = sessions.open('li', 'technician');
+    await users.setPassword('wang', 'a new password');
+    expect(sessions.touch(a.token)).toBeUndefined();
+    users.remove('li');
+    expect(sessions.touch(b.token)).toBeUndefined();
+    expect(rows()).toBe(0);
   });
 
   it('are closed for a user everywhere, and compare CSRF tokens exactly', () => {
-    const sessions = new Sessions({ clock, idleMs: 60_000 });
+    const sessions = new Sessions({ clock, idleMs: 60_000, records: store.webSessions });
     const a = sessions.open('wang', 'cashier');
     const b = sessions.open('wang', 'cashier');
     sessions.closeUser('wang');
