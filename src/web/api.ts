@@ -446,6 +446,119 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     };
   });
 
+  app.post('/api/counter/rewrite', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const named: Record<string, string> = {};
+    const customerText = typeof b.customerNo === 'string' ? b.customerNo.trim() : '';
+    if (customerText !== '') {
+      const customerNo = parseCustomerNo(customerText);
+      if (!customerNo.ok) return invalid(reply, 'customerNo', customerNo.reason);
+      named.customerNo = customerNo.value;
+    }
+    const meterText = typeof b.meter === 'string' ? b.meter.trim() : '';
+    if (meterText !== '') {
+      const meter = backend.meter(meterText) ?? backend.meterByNumber(meterText);
+      if (meter === null)
+        return invalid(reply, 'meter', 'is not a meter of this gateway: give its id or its 12-digit number, or leave it empty');
+      named.meter = meter.id;
+    }
+    const session = req.session!;
+    const encoder = encoderOf(b);
+    const r = await ctx.run(
+      'card-rewrite',
+      { requestId: requestId.value, ...named, operator: session.user, ...(encoder ? { encoder } : {}) },
+      session,
+    );
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const rw = (r.result ?? {}) as {
+      meterNumber: string;
+      customerNo: string;
+      cardSerial: string;
+      purchaseCount: number;
+      amount: number;
+      problems?: string[];
+    };
+    return {
+      ...r,
+      slip: {
+        kind: 'rewrite',
+        meter: backend.meterByNumber(rw.meterNumber)?.id ?? rw.meterNumber,
+        meterNumber: rw.meterNumber,
+        customerNumber: rw.customerNo,
+        cardSerial: String(rw.cardSerial),
+        purchaseCount: rw.purchaseCount,
+        amount: rw.amount,
+        unit: (await backend.counter?.unit(encoder).catch(() => null)) ?? null,
+        problems: rw.problems ?? [],
+        operator: session.user,
+        at: new Date(ctx.clock.now()).toISOString(),
+      },
+    };
+  });
+
+  app.post('/api/counter/param', { config: { roles: CASHIER } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    const values: Record<string, number> = {};
+    for (const field of ['priceYuan', 'alarm1', 'alarm2', 'overdraft', 'hoarding'] as const) {
+      const text = typeof b[field] === 'string' ? (b[field] as string).trim() : String(b[field] ?? '');
+      // The digits only; the command's schema then applies the parameter card's own limits (src/values).
+      if (!/^\d{1,9}(\.\d{1,4})?$/.test(text)) return invalid(reply, field, 'must be a number such as 0.5288 or 20.00');
+      values[field] = Number(text);
+    }
+    const meterText = typeof b.meter === 'string' ? b.meter.trim() : '';
+    let meter: string | undefined;
+    if (meterText !== '') {
+      const m = backend.meter(meterText) ?? backend.meterByNumber(meterText);
+      if (m === null)
+        return invalid(
+          reply,
+          'meter',
+          'is not a meter of this gateway: give its id or its 12-digit number, or leave it empty for every meter',
+        );
+      meter = m.id;
+    }
+    const session = req.session!;
+    const encoder = encoderOf(b);
+    const r = await ctx.run(
+      'card-param',
+      { requestId: requestId.value, ...(meter ? { meter } : {}), ...values, operator: session.user, ...(encoder ? { encoder } : {}) },
+      session,
+    );
+    if (r.status !== 'done') return reply.code(statusOf(r)).send(r);
+    const p = (r.result ?? {}) as {
+      id: number;
+      at: number;
+      meterAddress: string | null;
+      cardSerial: string | null;
+      unit: string;
+      price: number;
+      alarm1: number;
+      alarm2: number;
+      overdraft: number;
+      hoarding: number;
+      operator: string;
+    };
+    return {
+      ...r,
+      slip: {
+        kind: 'param',
+        receiptNo: `P${String(p.id).padStart(8, '0')}`,
+        meter: p.meterAddress === null ? null : (backend.meterByNumber(p.meterAddress)?.id ?? p.meterAddress),
+        anyMeter: p.meterAddress === null,
+        cardSerial: p.cardSerial,
+        unit: p.unit === 'fen' ? 'money' : 'energy',
+        price: p.price,
+        limits: { alarm1: p.alarm1, alarm2: p.alarm2, overdraft: p.overdraft, hoarding: p.hoarding },
+        operator: p.operator,
+        at: new Date(p.at).toISOString(),
+      },
+    };
+  });
+
   app.post('/api/counter/health', { config: { roles: CASHIER } }, async (req, reply) => {
     const desk = counterDesk(reply);
     if (desk === null) return reply;

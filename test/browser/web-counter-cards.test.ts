@@ -17,6 +17,8 @@ let page: Page;
 const layout = loadCardLayout('sle4442-dorm');
 const meter = (id: string) => rig.gateway.config.meters.find((m) => m.id === id)!;
 const slot = () => rig.encoder!.encoder;
+let lost: VirtualCard;
+let replacement: VirtualCard;
 function swapCard(card: VirtualCard): VirtualCard | undefined {
   const old = slot().remove();
   slot().insert(card);
@@ -135,7 +137,7 @@ describe('the counter card work in a browser', { timeout: 60_000 }, () => {
 
   it('R replaces the lost card (card-replace): the last purchase again, no new sale, and the lost card is refused', async () => {
     const room102 = meter('room-102');
-    const lost = swapCard(cards.blank())!;
+    lost = swapCard(cards.blank())!;
     const opened = await page.textContent('#slip-serial');
     await task('r', 'replace');
     await page.keyboard.type(room102.customerNo!);
@@ -149,7 +151,7 @@ describe('the counter card work in a browser', { timeout: 60_000 }, () => {
     await screenshot(page, 'counter-replace');
 
     // The lost card still reads, but nothing is sold onto it.
-    swapCard(lost);
+    replacement = swapCard(lost)!;
     await page.keyboard.press('Escape');
     await page.keyboard.press('F2');
     await page.locator('#sale-amount:focus').waitFor();
@@ -158,10 +160,10 @@ describe('the counter card work in a browser', { timeout: 60_000 }, () => {
     await page.locator('#sale-ok:focus').waitFor();
     await page.keyboard.press('Enter');
     await page.waitForSelector('#counter-error');
-    const replacement = rig.gateway.store.archive.get(room102.customerNo!)?.cardSerial;
+    const newSerial = rig.gateway.store.archive.get(room102.customerNo!)?.cardSerial;
     expect(await page.textContent('#counter-error')).toMatch(
       new RegExp(
-        `card ${opened} was reported lost on .* and replaced by card ${replacement}: keep it[\\s\\S]*the customer uses the replacement card`,
+        `card ${opened} was reported lost on .* and replaced by card ${newSerial}: keep it[\\s\\S]*the customer uses the replacement card`,
       ),
     );
   });
@@ -175,5 +177,42 @@ describe('the counter card work in a browser', { timeout: 60_000 }, () => {
     expect(await page.textContent('#slip-meter')).toBe(room103.address);
     await page.keyboard.press('F2');
     await page.locator('#card-facts', { hasText: 'check' }).waitFor();
+  });
+
+  it('W rewrites the replacement card from the archive and the books (card-rewrite): the last purchase again, no sale', async () => {
+    const room102 = meter('room-102');
+    swapCard(replacement);
+    await task('w', 'rewrite');
+    await confirm(/^Rewrite the card of its owner from the books\?$/);
+    await page.waitForSelector('#slip[data-kind="rewrite"]');
+    expect(await page.textContent('#slip-serial')).toBe(rig.gateway.store.archive.get(room102.customerNo!)?.cardSerial);
+    expect(await page.textContent('#slip-count')).toBe('1');
+    expect(await page.textContent('#slip-amount')).toBe('20.00 kWh');
+    expect(rig.gateway.store.ledger.list({ meterId: room102.address! }).filter((e) => e.channel === 'card')).toHaveLength(1);
+  });
+
+  it('M writes a parameter card for every meter (card-param), recorded with the operator; limits out of order are refused', async () => {
+    swapCard(cards.blank());
+    await task('m', 'param');
+    const fill = async (values: string[]) => {
+      for (const [i, id] of ['#task-priceYuan', '#task-alarm1', '#task-alarm2', '#task-overdraft', '#task-hoarding'].entries())
+        await page.fill(id, values[i]!);
+      await page.focus('#task-hoarding');
+    };
+    await fill(['0.5288', '10', '20', '5', '500']);
+    await confirm(/^Write a parameter card for any meter of the system at 0\.5288 yuan\/kWh\?$/);
+    await page.waitForSelector('#counter-error');
+    expect(await page.textContent('#counter-error')).toMatch(/alarm/);
+    expect(rig.gateway.store.parameterCards.list()).toHaveLength(0);
+
+    await fill(['0.5288', '20', '10', '5', '500']);
+    await confirm(/0\.5288 yuan\/kWh/);
+    await page.waitForSelector('#slip[data-kind="param"]');
+    expect(await page.textContent('#slip-price')).toBe('0.5288');
+    expect(await page.textContent('#slip [data-limit="alarm1"]')).toBe('20.00 kWh');
+    const [record] = rig.gateway.store.parameterCards.list();
+    expect(record).toMatchObject({ operator: 'cashier', meterAddress: null, price: 5288, alarm1: 2000, alarm2: 1000 });
+    expect(await page.textContent('#slip-receipt-no')).toBe(`P${String(record!.id).padStart(8, '0')}`);
+    await screenshot(page, 'counter-param');
   });
 });

@@ -32,14 +32,18 @@ const NEXT = {
   CONFIG_INVALID: 'doConfig',
   NOT_A_CARD_METER: 'doConfig',
   UNIT_MISMATCH: 'doConfig',
+  CARD_NOT_ISSUED: 'doNotIssued',
+  CARD_UNKNOWN: 'doUnknownCard',
 };
 
 /** The counter's other tasks, each on one key (when no field has the focus) and a button. */
 const TASKS = [
   ['open', 'O'],
   ['replace', 'R'],
+  ['rewrite', 'W'],
   ['reissue', 'I'],
   ['check', 'K'],
+  ['param', 'M'],
   ['health', 'H'],
 ];
 
@@ -221,7 +225,7 @@ export function CounterPage({ me }) {
         </form>`
         : null
     }
-    ${task ? html`<${TaskForm} task=${task} setTask=${setTask} busy=${busy} lastMeter=${lastMeter} run=${runTask} />` : null}
+    ${task ? html`<${TaskForm} key=${task.name} task=${task} setTask=${setTask} busy=${busy} lastMeter=${lastMeter} run=${runTask} />` : null}
     ${health ? html`<${Health} h=${health} />` : null}
     ${receipt ? html`<${Receipt} r=${receipt} />` : null}
     ${slip ? html`<${Slip} s=${slip} />` : null}
@@ -237,7 +241,8 @@ function TaskForm({ task, setTask, busy, lastMeter, run }) {
   const ok = useRef(null);
   const [unit, setUnit] = useState(null);
   const [f, setF] = useState({
-    meter: lastMeter,
+    // Only the re-issue names the meter of the card read last; the rewrite and the parameter card name one only on purpose.
+    meter: task.name === 'reissue' ? lastMeter : '',
     customerNo: '',
     name: '',
     room: '',
@@ -245,12 +250,17 @@ function TaskForm({ task, setTask, busy, lastMeter, run }) {
     amount: '',
     reason: 'lost',
     anyMeter: false,
+    priceYuan: '',
+    alarm1: '',
+    alarm2: '',
+    overdraft: '',
+    hoarding: '',
   });
   const [confirming, setConfirming] = useState(false);
   // Focus in the layout effect, before the next key event: a cashier typing at once must not hit another task's key.
   useLayoutEffect(() => first.current?.focus(), [task.name]);
   useEffect(() => {
-    if (task.name === 'open')
+    if (task.name === 'open' || task.name === 'param')
       get('/api/counter')
         .then((r) => setUnit(r.unit))
         .catch(() => setUnit('money'));
@@ -265,6 +275,8 @@ function TaskForm({ task, setTask, busy, lastMeter, run }) {
       t(f.amount.trim() ? 'confirmOpenSale' : 'confirmOpen', { customer: f.customerNo, meter: f.meter, amount: `${f.amount} ${unitWord}` }),
     replace: () => t('confirmReplace', { customer: f.customerNo, reason: t(`reason-${f.reason}`) }),
     reissue: () => t('confirmReissue', { meter: f.meter }),
+    rewrite: () => t('confirmRewrite', { who: f.customerNo || f.meter || t('theCardsOwner') }),
+    param: () => t('confirmParam', { meter: f.meter || t('anyMeter'), price: f.priceYuan }),
     check: () => (f.anyMeter ? t('confirmCheckAny') : t('confirmCheck')),
   }[task.name];
   const submit = (e) => {
@@ -286,6 +298,17 @@ function TaskForm({ task, setTask, busy, lastMeter, run }) {
     else if (task.name === 'replace')
       run('/api/counter/replace', { ...id, customerNo: f.customerNo, reason: f.reason, cardSerial: f.cardSerial });
     else if (task.name === 'reissue') run('/api/counter/reissue', { meter: f.meter });
+    else if (task.name === 'rewrite') run('/api/counter/rewrite', { ...id, customerNo: f.customerNo, meter: f.meter });
+    else if (task.name === 'param')
+      run('/api/counter/param', {
+        ...id,
+        meter: f.meter,
+        priceYuan: f.priceYuan,
+        alarm1: f.alarm1,
+        alarm2: f.alarm2,
+        overdraft: f.overdraft,
+        hoarding: f.hoarding,
+      });
     else run('/api/counter/check', { anyMeter: f.anyMeter });
     setConfirming(false);
   };
@@ -306,6 +329,19 @@ function TaskForm({ task, setTask, busy, lastMeter, run }) {
         : null
     }
     ${task.name === 'reissue' ? field('meter', t('meter'), first) : null}
+    ${task.name === 'rewrite' ? [field('meter', t('meterOptional'), first), field('customerNo', t('customerOptional'), null, { inputmode: 'numeric' })] : null}
+    ${
+      task.name === 'param'
+        ? [
+            field('meter', t('meterOrAll'), first, { placeholder: t('anyMeter') }),
+            field('priceYuan', t('priceYuan'), null, { inputmode: 'decimal' }),
+            field('alarm1', `${t('alarm1')} (${unitWord})`, null, { inputmode: 'decimal' }),
+            field('alarm2', `${t('alarm2')} (${unitWord})`, null, { inputmode: 'decimal' }),
+            field('overdraft', `${t('overdraft')} (${unitWord})`, null, { inputmode: 'decimal' }),
+            field('hoarding', `${t('hoarding')} (${unitWord})`, null, { inputmode: 'decimal' }),
+          ]
+        : null
+    }
     ${
       task.name === 'check'
         ? html`<label class="inline"><input type="checkbox" id="task-anyMeter" ref=${first} checked=${f.anyMeter} disabled=${confirming || busy} onChange=${set('anyMeter')} /> ${t('anyMeter')}</label>`
@@ -349,7 +385,14 @@ function Slip({ s }) {
       ${s.cardSerial ? html`<dt>${t('cardSerial')}</dt><dd id="slip-serial">${s.cardSerial}</dd>` : null}
       ${s.kind === 'replace' ? html`<dt>${t('oldCard')}</dt><dd id="slip-old">${s.oldSerial ?? '—'} (${t(`reason-${s.reason}`)}, ${t('refusedFromNow')})</dd>` : null}
       ${s.purchaseCount !== undefined ? html`<dt>${t('count')}</dt><dd id="slip-count">${s.purchaseCount}</dd>` : null}
-      ${s.kind !== 'check' ? html`<dt>${t('amount')}</dt><dd id="slip-amount">${amount}</dd>` : null}
+      ${s.kind !== 'check' && s.kind !== 'param' ? html`<dt>${t('amount')}</dt><dd id="slip-amount">${amount}</dd>` : null}
+      ${
+        s.kind === 'param'
+          ? html`<dt>${t('priceYuan')}</dt><dd id="slip-price">${(s.price / 10000).toFixed(4)}</dd>
+        ${['alarm1', 'alarm2', 'overdraft', 'hoarding'].map((k) => html`<dt>${t(k)}</dt><dd data-limit=${k}>${two(s.limits[k] / 100)} ${unit}</dd>`)}`
+          : null
+      }
+      ${s.problems?.length ? html`<dt>${t('problemsBefore')}</dt><dd id="slip-problems">${s.problems.join('; ')}</dd>` : null}
       ${s.operator ? html`<dt>${t('operator')}</dt><dd>${s.operator}</dd>` : null}
       ${s.at ? html`<dt>${t('time')}</dt><dd>${when(Date.parse(s.at))}</dd>` : null}
     </dl>
