@@ -337,3 +337,29 @@ describe('the record at the CLI and in the month’s books', { timeout: 60_000 }
     expect(daily).not.toHaveProperty('supply');
   });
 });
+
+describe('a cut the meter does not confirm', { timeout: 60_000 }, () => {
+  it('is recorded trip-failed and sent again 5 minutes later, never before', async () => {
+    clock.set(utc('2026-12-14T12:00:00'));
+    const n = await command('supply-notice', { meter: ROOMS.night.id, reason: 'other', operator: 'zhang' });
+    const id = n.result!.noticeId as number;
+    expect(await command('supply-approve', { noticeId: id, operator: 'wang' })).toMatchObject({ status: 'done' });
+    sim.bus.setFaults({ silent: true }, ROOMS.night.address);
+    try {
+      await at('2026-12-15T12:00:00');
+      expect(gw.store.supply.notice(id)).toMatchObject({
+        state: 'approved',
+        nextTryAt: utc('2026-12-15T12:05:00'),
+        lastError: expect.stringMatching(/^RELAY_NOT_CONFIRMED: /),
+      });
+    } finally {
+      sim.bus.setFaults({ silent: false }, ROOMS.night.address);
+    }
+    await at('2026-12-15T12:04:59');
+    expect(relayOpen(ROOMS.night.address)).toBe(false);
+    await at('2026-12-15T12:05:00');
+    expect(relayOpen(ROOMS.night.address)).toBe(true);
+    expect(steps(id)).toEqual(['notice', 'approve', 'trip-sent', 'trip-failed', 'trip-sent', 'trip-confirmed']);
+    expect(gw.store.supply.notice(id)).toMatchObject({ state: 'cut', lastError: null });
+  });
+});
