@@ -12,7 +12,8 @@ import { clearRetained, startTestBroker, type TestBroker, uniqueId } from '../he
 // The issue's campus: 500 simulated meters on 5 buses, 450 dormitory rooms and 50 offices. A tenth of the rooms are
 // silent when the round starts and come back later. The round completes with every room loaded exactly once (the
 // meters' own purchase counters and balances say so) and no office touched. (The SIGKILL mid-batch is shown on a
-// smaller campus with the meterd process: test/e2e/allowances.test.ts.)
+// campus of this size with the meterd process in test/e2e/allowance-campus-kill.test.ts, with the refusals and the
+// commands on a smaller one in test/e2e/allowances.test.ts.)
 
 const BUSES = 5;
 const PER_BUS = 100;

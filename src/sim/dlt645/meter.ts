@@ -23,7 +23,7 @@ import { bindPoints, seedPoint } from './points.js';
 import { Relay, type RelayCommand, type TripCause } from './relay.js';
 import { EsamSecurity, PlainSecurity, type EsamStats, type SecurityModule } from './security.js';
 import { checkMeterSpec, type MeterKind, type MeterSpec } from './spec.js';
-import { Wallet, type LoadRefusal } from './wallet.js';
+import { Wallet, type LoadRefusal, type PurchaseRecord } from './wallet.js';
 
 type Addressing = 'unicast' | 'wildcard' | 'abbreviated' | 'broadcast';
 
@@ -268,6 +268,11 @@ export class SimulatedMeter {
   recordPowerDown(nowMs: number): void {
     this.advance(nowMs);
     this.#m.counters.powerDown++;
+  }
+
+  /** The loads the meter accepted, oldest first (the last ten, as record 0333xxNN keeps them): a test's proof of "loaded once". */
+  purchaseRecords(): readonly PurchaseRecord[] {
+    return [...(this.#m.wallet?.records ?? [])].reverse();
   }
 
   snapshot(): MeterSnapshot {
