@@ -504,7 +504,8 @@ function resolveConfig(
     })),
     allowances: resolveAllowances(
       raw.allowances,
-      meters.map((m) => ({ ...m, creditUnit: m.profile.credit?.unit })),
+      // An allowance goes to the free-energy registers when the profile has them: their unit is the one that must match.
+      meters.map((m) => ({ ...m, creditUnit: m.profile.subsidy?.unit ?? m.profile.credit?.unit })),
       districtIds,
       (path, message) => src.issue(path, message),
       issues,

@@ -34,7 +34,10 @@ export function composeAllowances(
   });
 }
 
-/** What the allowance service knows of each configured meter: its identity, tags, district and credit unit. */
+/**
+ * What the allowance service knows of each configured meter: its identity, tags, district and the unit an allowance is
+ * loaded in (the free-energy registers' when the profile has them, else the purchase wallet's).
+ */
 export function allowanceMeters(config: GatewayConfig): AllowanceMeter[] {
   return config.meters.map((m) => ({
     id: m.id,
@@ -43,7 +46,7 @@ export function allowanceMeters(config: GatewayConfig): AllowanceMeter[] {
     ...(m.customerNo !== undefined ? { customerNo: m.customerNo } : {}),
     tags: m.tags,
     ...(m.district !== undefined ? { district: m.district } : {}),
-    ...(m.profile.credit ? { creditUnit: m.profile.credit.unit } : {}),
+    ...(m.profile.subsidy || m.profile.credit ? { creditUnit: (m.profile.subsidy ?? m.profile.credit)!.unit } : {}),
   }));
 }
 

@@ -4,6 +4,7 @@ import { realTimers, repeat, systemClock, type Clock, type Timers } from '../clo
 import { redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig, MeterConfig } from '../config/index.js';
 import type { CreditPort } from '../devices/credit-port.js';
+import type { SubsidyPort } from '../devices/subsidy-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { ControlServer, type ControlDesk, type DaemonStatus } from '../control/index.js';
@@ -127,6 +128,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
   const buses: OpenedBus[] = [];
   const targets: PollTarget[] = [];
   const creditPorts = new Map<string, CreditPort>();
+  const subsidyPorts = new Map<string, SubsidyPort>();
   const relayPorts = new Map<string, RelayPort>();
   const meterFacts = new Map<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>();
   const session = new MqttSession({
@@ -162,6 +164,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     );
     targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
+    if (drivers.subsidy) subsidyPorts.set(m.id, drivers.subsidy);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
     meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: pointNamesOf(m.profile) });
   }
@@ -254,6 +257,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     clock,
     timers,
     ports: creditPorts,
+    subsidyPorts,
     logger: log,
     onCommitted: () => {
       drain.notify();

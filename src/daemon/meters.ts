@@ -8,6 +8,7 @@ import { dlt645EsamCreditPort } from '../devices/esam-credit-port.js';
 import { pointReaderOf } from '../devices/dlt645-points.js';
 import { dlt645RelayPort, modbusRelayPort, type RelayPort } from '../devices/relay-port.js';
 import { ModbusMeter } from '../devices/modbus-meter.js';
+import { modbusSubsidyPort, type SubsidyPort } from '../devices/subsidy-port.js';
 import type { Clock, Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EncryptionMachine } from '../devices/encryption-machine.js';
@@ -39,6 +40,8 @@ export interface MeterDrivers {
   readonly reader: MeterReader;
   /** Present when the meter's profile has a credit method this gateway drives. */
   readonly credit?: CreditPort;
+  /** Present when the meter's profile names free-energy registers (modbus-subsidy): allowances load there. */
+  readonly subsidy?: SubsidyPort;
   /** Present when the meter's profile has relay control. */
   readonly relay?: RelayPort;
   /** The DL/T 645 driver, for commands beyond reads (time). */
@@ -83,6 +86,7 @@ export function meterDrivers(
     return {
       reader: meter,
       credit: method === 'modbus-write' ? modbusCreditPort(meter, m.profile) : undefined,
+      subsidy: m.profile.subsidy?.method === 'modbus-subsidy' ? modbusSubsidyPort(meter, m.profile) : undefined,
       relay: m.profile.relay?.method === 'modbus-coil' ? modbusRelayPort(meter, m.profile) : undefined,
     };
   }

@@ -4,8 +4,16 @@ import { findDataItem, formatSize, layoutSize, parseFormatNotation, type ValueFo
 import { registerCount, typeFitsTable } from '../../protocols/modbus/index.js';
 import { parseDuration } from '../config/duration.js';
 import { formatIssue, YamlSource, type SourceIssue } from '../config/yaml-source.js';
-import { derivedPointSchema, dlt645PointSchema, lineSchema, modbusPointSchema, profileSchema, type RawProfile } from './schema.js';
-import type { DeviceProfile, ModbusPoint, PointGroup, PointSpec, StatusBit } from './types.js';
+import {
+  creditSchema,
+  derivedPointSchema,
+  dlt645PointSchema,
+  lineSchema,
+  modbusPointSchema,
+  profileSchema,
+  type RawProfile,
+} from './schema.js';
+import type { CreditSpec, DeviceProfile, ModbusPoint, PointGroup, PointSpec, StatusBit, SubsidySpec } from './types.js';
 import { MeterdError } from '../errors.js';
 
 /** A profile that failed validation: every issue with file and line. */
@@ -196,26 +204,59 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     }
   }
 
-  if (raw.credit) {
-    const c = raw.credit;
+  const { credit, subsidy } = creditMethods(raw, src, issues);
+  if (credit) {
+    const c = credit.spec;
+    const path = credit.path;
     if (c.method === 'modbus-write' && isDlt)
-      at(['credit', 'method'], `credit method modbus-write needs a Modbus profile, this one is ${raw.protocol}`);
+      at([...path, 'method'], `credit method modbus-write needs a Modbus profile, this one is ${raw.protocol}`);
     if (c.method !== 'modbus-write' && !isDlt)
-      at(['credit', 'method'], `credit method ${c.method} needs a DL/T 645 profile, this one is ${raw.protocol}`);
+      at([...path, 'method'], `credit method ${c.method} needs a DL/T 645 profile, this one is ${raw.protocol}`);
     for (const key of ['count', 'balance', 'overdraft'] as const) {
       const p = c.readBack[key];
-      if (p !== undefined && !declared.has(p)) at(['credit', 'readBack', key], `no point named "${p}" in this profile`);
+      if (p !== undefined && !declared.has(p)) at([...path, 'readBack', key], `no point named "${p}" in this profile`);
     }
     if (c.method === 'dlt645-write') {
       c.layout.forEach((f, k) => {
         if (!layoutSize([f]).ok)
           at(
-            ['credit', 'layout', k, 'format'],
+            [...path, 'layout', k, 'format'],
             `unknown format "${f.format}": expected a notation like NNNN, XXXXXX.XX, digits(6), or uint32le`,
           );
       });
-      if (!c.layout.some((f) => f.field === 'amount')) at(['credit', 'layout'], 'the layout has no amount field');
+      if (!c.layout.some((f) => f.field === 'amount')) at([...path, 'layout'], 'the layout has no amount field');
     }
+  }
+  if (subsidy) {
+    const c = subsidy.spec;
+    const path = subsidy.path;
+    if (isDlt) at([...path, 'method'], `credit method ${c.method} needs a Modbus profile, this one is ${raw.protocol}`);
+    const kwhPoint = (name: string, where: PropertyKey[], writable: boolean): void => {
+      const p = points.get(name);
+      if (!declared.has(name)) {
+        at(where, `no point named "${name}" in this profile`);
+        return;
+      }
+      if (p?.kind !== 'modbus') {
+        at(where, `"${name}" is not a Modbus register`);
+        return;
+      }
+      if (p.unit !== 'kWh') at(where, `"${name}" is in ${p.unit || 'no unit'}; a free-energy method reads and writes kWh`);
+      if (writable && p.table !== 'holding')
+        at(where, `"${name}" is a ${p.table} point; the meter can only take writes to holding registers`);
+    };
+    const seen = new Set<string>();
+    c.registers.forEach((r, k) => {
+      kwhPoint(r.point, [...path, 'registers', k, 'point'], true);
+      if (seen.has(r.point)) at([...path, 'registers', k, 'point'], `"${r.point}" is listed twice`);
+      seen.add(r.point);
+      if (credit && Object.values(credit.spec.readBack).includes(r.point))
+        at(
+          [...path, 'registers', k, 'point'],
+          `"${r.point}" is the purchase wallet of the other credit method, not a free-energy register`,
+        );
+    });
+    kwhPoint(c.consumed, [...path, 'consumed'], false);
   }
   if (raw.relay?.method === 'dlt645-remote-control') {
     const s = raw.relay.state;
@@ -243,11 +284,43 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     groups,
     blocks: (raw.blocks ?? []).map((b) => ({ di: b.di.toUpperCase(), points: b.points })),
     status,
-    credit: raw.credit,
+    ...(credit ? { credit: credit.spec } : {}),
+    ...(subsidy ? { subsidy: subsidy.spec } : {}),
     relay: raw.relay,
     ...(raw.alerts ? { alerts: { conditions: raw.alerts.conditions ?? {}, counters: raw.alerts.counters ?? {} } } : {}),
     source: file,
   };
+}
+
+/**
+ * The profile's credit methods, each checked by creditSchema where it stands: one method, or a list of at most one
+ * purchase method and one free-energy method.
+ */
+function creditMethods(
+  raw: RawProfile,
+  src: YamlSource,
+  issues: SourceIssue[],
+): { credit?: { spec: CreditSpec; path: PropertyKey[] }; subsidy?: { spec: SubsidySpec; path: PropertyKey[] } } {
+  if (raw.credit === undefined) return {};
+  const listed = Array.isArray(raw.credit);
+  const bodies = Array.isArray(raw.credit) ? raw.credit : [raw.credit];
+  const out: { credit?: { spec: CreditSpec; path: PropertyKey[] }; subsidy?: { spec: SubsidySpec; path: PropertyKey[] } } = {};
+  bodies.forEach((body, k) => {
+    const path: PropertyKey[] = listed ? ['credit', k] : ['credit'];
+    const r = creditSchema.safeParse(body);
+    if (!r.success) {
+      issues.push(...src.zodIssues(r.error, path));
+      return;
+    }
+    const spec = r.data;
+    if (spec.method === 'modbus-subsidy') {
+      if (out.subsidy) issues.push(src.issue([...path, 'method'], 'a profile has at most one free-energy method'));
+      else out.subsidy = { spec, path };
+    } else if (out.credit) {
+      issues.push(src.issue([...path, 'method'], `a profile has at most one purchase method (${out.credit.spec.method} is the other)`));
+    } else out.credit = { spec, path };
+  });
+  return out;
 }
 
 /** The format of the value a point finally yields (one item of a block, one field of a record), or why not. */

@@ -132,6 +132,22 @@ export const creditSchema = z.discriminatedUnion('method', [
       .min(1),
     readBack: readBackSchema,
   }),
+  z.strictObject({
+    /**
+     * The meter's own free-energy registers (剩余免费电量 / 补贴电量), written by allowances instead of a purchase. Each
+     * register is written with an absolute value (its value before + its share), so a repeated write adds nothing;
+     * the gateway commits the values before each write and decides by them (docs/allowances.md § Free-energy registers).
+     */
+    method: z.literal('modbus-subsidy'),
+    unit: z.literal('energy', { error: 'a free-energy register holds kWh: unit is energy' }),
+    /** One register per circuit on some meters (air conditioning, lighting): the point and its share of an allowance. */
+    registers: z
+      .array(z.strictObject({ point: pointName, share: z.number().int().min(1).max(100).default(1) }))
+      .min(1)
+      .max(8),
+    /** The meter's import energy (kWh), read with the registers: the most consumption could have taken from them. */
+    consumed: pointName,
+  }),
 ]);
 
 export const relaySchema = z.discriminatedUnion('method', [
@@ -168,7 +184,11 @@ export const profileSchema = z.strictObject({
   groups: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'a group name is lowercase, e.g. energy, instant, status'), groupSchema),
   blocks: z.array(blockSchema).optional(),
   status: z.record(pointName, z.record(z.string().regex(/^\d{1,2}$/, 'status bits are numbered 0..15'), conditionName)).optional(),
-  credit: creditSchema.optional(),
+  /**
+   * One credit method, or a list: a purchase method for top-ups and a free-energy method (modbus-subsidy) that
+   * allowances use instead. Each method is checked by creditSchema where it stands, for precise errors.
+   */
+  credit: z.union([z.array(z.record(z.string(), z.unknown())).min(1), z.record(z.string(), z.unknown())]).optional(),
   relay: relaySchema.optional(),
   /**
    * What the meter itself reports as a fault, for conditions and counters the built-in names do not cover: a status

@@ -67,7 +67,11 @@ export interface StatusBit {
   readonly condition: string;
 }
 
-export type CreditSpec = z.infer<typeof creditSchema>;
+export type AnyCreditSpec = z.infer<typeof creditSchema>;
+/** A method that loads purchased credit (top-ups, cards, and allowances on meters without a free-energy register). */
+export type CreditSpec = Exclude<AnyCreditSpec, { method: 'modbus-subsidy' }>;
+/** The meter's free-energy registers, written by allowances. */
+export type SubsidySpec = Extract<AnyCreditSpec, { method: 'modbus-subsidy' }>;
 export type RelaySpec = z.infer<typeof relaySchema>;
 
 /** A meter model as data (device-profiles/*.yaml), validated and resolved: every point has its format and unit. */
@@ -84,6 +88,8 @@ export interface DeviceProfile {
   /** Profile-specific conditions and counters that mean an alert kind (beside the built-in names). */
   readonly alerts?: { readonly conditions: Readonly<Record<string, AlertKind>>; readonly counters: Readonly<Record<string, AlertKind>> };
   readonly credit?: CreditSpec;
+  /** The free-energy registers allowances write instead of a purchase, when the meter keeps free energy apart. */
+  readonly subsidy?: SubsidySpec;
   readonly relay?: RelaySpec;
   /** The file it came from, for error messages. */
   readonly source: string;

@@ -1,12 +1,16 @@
 import { realTimers, wait, type Clock, type Timers } from '../clock.js';
 import type { CreditLoad, CreditPort, LoadOutcome, Wallet } from '../devices/credit-port.js';
+import type { SubsidyPort, SubsidyReading } from '../devices/subsidy-port.js';
 import { MeterdError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { centiKwhFromNumber, fenFromNumber } from '../values/index.js';
 import {
   enqueue,
   FINAL_STATES,
+  isSubsidyLoad,
   openLedgerEntry,
+  subsidyStateOf,
+  type SubsidyRegisterState,
   transitionLedger,
   type LedgerChannel,
   type LedgerEntry,
@@ -56,6 +60,8 @@ export interface CreditServiceOptions {
   clock: Clock;
   /** The credit port of each meter that takes credit, by meter id. */
   ports: ReadonlyMap<string, CreditPort>;
+  /** The free-energy registers of meters whose profile has them (modbus-subsidy): allowances load there instead. */
+  subsidyPorts?: ReadonlyMap<string, SubsidyPort>;
   logger?: Logger;
   /** Wakes the uplink after a commit that enqueued a message. */
   onCommitted?: () => void;
@@ -99,20 +105,23 @@ export class CreditService {
 
   /** Load credit onto a meter once per request id; a repeated id returns the first result and never writes again. */
   async topUp(req: TopUpRequest, signal?: AbortSignal): Promise<TopUpResult> {
+    // An allowance goes to the meter's free-energy registers when its profile names them; everything else is a purchase.
+    const subsidy = req.channel === 'allowance' ? this.opts.subsidyPorts?.get(req.meterId) : undefined;
     const port = this.opts.ports.get(req.meterId);
-    if (!port) throw new CreditError('METER_NOT_CREDITABLE', `meter ${req.meterId} has no credit method in its profile`);
-    const amount = amountOf(req, port.unit);
+    const unit = subsidy?.unit ?? port?.unit;
+    if (!unit) throw new CreditError('METER_NOT_CREDITABLE', `meter ${req.meterId} has no credit method in its profile`);
+    const amount = amountOf(req, unit);
     const { entry, created } = this.opts.store.transaction(
       (tx) =>
         openLedgerEntry(tx, {
           requestId: req.requestId,
           channel: req.channel,
           meterId: req.meterId,
-          unit: port.unit,
+          unit,
           amount,
           operator: req.operator,
           customerNo: req.customerNo,
-          request: { ...req },
+          request: { ...req, ...(subsidy ? { wallet: 'subsidy' } : {}) },
         }),
       { durable: true },
     );
@@ -126,9 +135,10 @@ export class CreditService {
       const inFlight = this.running.get(req.requestId);
       if (inFlight) return { entry: await inFlight, fresh: false };
       if (FINAL_STATES.includes(entry.state)) return { entry, fresh: false };
-      return { entry: await this.track(entry, () => this.settle(entry, port, signal)), fresh: false };
+      return { entry: await this.track(entry, () => this.settleAny(entry, signal)), fresh: false };
     }
-    return { entry: await this.track(entry, () => this.load(entry, port, req.purchaseCount, signal)), fresh: true };
+    if (subsidy) return { entry: await this.track(entry, () => this.loadSubsidy(entry, subsidy, signal)), fresh: true };
+    return { entry: await this.track(entry, () => this.load(entry, port!, req.purchaseCount, signal)), fresh: true };
   }
 
   /**
@@ -152,9 +162,11 @@ export class CreditService {
    */
   async reachable(meterId: string, priority: Priority, signal?: AbortSignal): Promise<boolean> {
     const port = this.opts.ports.get(meterId);
-    if (!port) return false;
+    const subsidy = this.opts.subsidyPorts?.get(meterId);
+    if (!port && !subsidy) return false;
     try {
-      await port.readWallet({ priority, signal });
+      if (port) await port.readWallet({ priority, signal });
+      else await subsidy!.read({ priority, signal });
       return true;
     } catch {
       return false;
@@ -172,9 +184,8 @@ export class CreditService {
     if (inFlight) return inFlight;
     const entry = this.opts.store.ledger.get(requestId);
     if (!entry || FINAL_STATES.includes(entry.state)) return entry;
-    const port = this.opts.ports.get(entry.meterId);
-    if (!port) return entry;
-    return this.track(entry, () => this.settle(entry, port, signal));
+    if (!this.hasPort(entry)) return entry;
+    return this.track(entry, () => this.settleAny(entry, signal));
   }
 
   /** Settle every entry a crash or an unreachable meter left open, by reading the meters. */
@@ -182,9 +193,8 @@ export class CreditService {
     const out: LedgerEntry[] = [];
     for (const entry of this.opts.store.ledger.open()) {
       if (this.running.has(entry.requestId)) continue;
-      const port = this.opts.ports.get(entry.meterId);
       try {
-        if (!port) {
+        if (!this.hasPort(entry)) {
           out.push(
             this.move(entry, 'failed', {
               error: { code: 'METER_NOT_CREDITABLE', message: `meter ${entry.meterId} is no longer configured for credit` },
@@ -192,7 +202,7 @@ export class CreditService {
           );
           continue;
         }
-        out.push(await this.track(entry, () => this.settle(entry, port, signal)));
+        out.push(await this.track(entry, () => this.settleAny(entry, signal)));
       } catch (err) {
         this.log.warn(
           { meter: entry.meterId, requestId: entry.requestId, err: (err as Error).message },
@@ -201,6 +211,138 @@ export class CreditService {
       }
     }
     return out;
+  }
+
+  /** The port an entry was opened for: the free-energy registers for a free-energy load, else the purchase wallet. */
+  private hasPort(entry: LedgerEntry): boolean {
+    return isSubsidyLoad(entry) ? this.opts.subsidyPorts?.has(entry.meterId) === true : this.opts.ports.has(entry.meterId);
+  }
+
+  /** Settle an open entry through the port it was opened for. */
+  private settleAny(entry: LedgerEntry, signal?: AbortSignal): Promise<LedgerEntry> {
+    if (isSubsidyLoad(entry)) {
+      const port = this.opts.subsidyPorts?.get(entry.meterId);
+      if (!port) throw new CreditError('METER_NOT_CREDITABLE', `meter ${entry.meterId} no longer has free-energy registers`);
+      return subsidyStateOf(entry) === null ? this.loadSubsidy(entry, port, signal) : this.verifySubsidy(entry, port, undefined, signal);
+    }
+    const port = this.opts.ports.get(entry.meterId);
+    if (!port) throw new CreditError('METER_NOT_CREDITABLE', `meter ${entry.meterId} has no credit method in its profile`);
+    return this.settle(entry, port, signal);
+  }
+
+  /**
+   * A free-energy load: read the registers and the import energy, commit each register's value and the absolute value
+   * it will be set to, write, read back, decide (docs/allowances.md § Free-energy registers). No purchase count: the
+   * write is absolute, so a repeat adds nothing, and the committed values say whether it landed.
+   */
+  private async loadSubsidy(entry: LedgerEntry, port: SubsidyPort, signal?: AbortSignal): Promise<LedgerEntry> {
+    let before: SubsidyReading;
+    try {
+      before = await port.read({ priority: priorityOf(entry), signal });
+    } catch (err) {
+      return this.move(entry, 'failed', {
+        error: { code: 'METER_UNREACHABLE', message: `could not read the meter before loading: ${(err as Error).message}` },
+      });
+    }
+    const parts = port.split(entry.amount);
+    const registers = port.names.map((name, i) => ({
+      name,
+      before: before.registers[i]!,
+      target: before.registers[i]! + parts[i]!,
+      consumedBefore: before.consumed,
+    }));
+    const writing = this.move(entry, 'writing', {
+      subsidy: { registers },
+      attempts: entry.attempts + 1,
+      detail: `free energy ${registers.map((r) => `${r.name} ${r.before} → ${r.target}`).join(', ')}`,
+    });
+    return this.writeSubsidy(
+      writing,
+      port,
+      registers.map((_, i) => i),
+      signal,
+    );
+  }
+
+  private async writeSubsidy(
+    entry: LedgerEntry,
+    port: SubsidyPort,
+    indices: readonly number[],
+    signal?: AbortSignal,
+  ): Promise<LedgerEntry> {
+    const state = subsidyStateOf(entry)!;
+    const outcome = await port.write(
+      indices.map((index) => ({ index, value: state.registers[index]!.target })),
+      { priority: priorityOf(entry), signal },
+    );
+    return this.verifySubsidy(this.move(entry, 'verifying', { detail: describe(outcome) }), port, outcome, signal);
+  }
+
+  /** Read the registers back and decide each one from its committed values: landed, not landed, or not decidable. */
+  private async verifySubsidy(
+    entry: LedgerEntry,
+    port: SubsidyPort,
+    outcome: LoadOutcome | undefined,
+    signal?: AbortSignal,
+  ): Promise<LedgerEntry> {
+    const state = subsidyStateOf(entry)!;
+    let now: SubsidyReading;
+    try {
+      now = await port.read({ priority: priorityOf(entry), signal });
+    } catch (err) {
+      this.log.warn(
+        { meter: entry.meterId, requestId: entry.requestId },
+        'free energy not verified yet: the meter did not answer the read-back',
+      );
+      return this.move(entry, 'verifying', {
+        error: {
+          code: 'UNSETTLED',
+          message: `the write may have reached the meter; its registers could not be read (${(err as Error).message}); it will be settled by reading the meter`,
+        },
+      });
+    }
+    const registers: SubsidyRegisterState[] = state.registers.map((r, i) => ({ ...r, after: now.registers[i]! }));
+    const verdicts = registers.map((r) => subsidyVerdict(r, now.consumed));
+    const subsidy = { registers };
+    const told = registers.map((r, i) => `${r.name} ${r.before} → ${r.after} (${verdicts[i]!.kind})`).join(', ');
+    const odd = verdicts.find((v) => v.kind === 'undecided' || v.kind === 'mismatch');
+    if (odd && 'code' in odd) {
+      // Never written again on a guess: a person reads the meter and decides (the allowance row is parked).
+      return this.move(entry, 'failed', { subsidy, error: { code: odd.code, message: odd.message }, detail: told });
+    }
+    const missing = verdicts.flatMap((v, i) => (v.kind === 'not-landed' ? [i] : []));
+    if (missing.length === 0) return this.move(entry, 'applied', { subsidy, error: null, detail: `free energy written: ${told}` });
+    const landedSome = missing.length < registers.length;
+    if (!landedSome && outcome?.kind === 'refused')
+      return this.move(entry, 'rejected', { subsidy, error: { code: outcome.code, message: outcome.message }, detail: told });
+    if (entry.attempts >= (this.opts.maxAttempts ?? 2)) {
+      return this.move(entry, 'failed', {
+        subsidy,
+        error: landedSome
+          ? {
+              code: 'SUBSIDY_PARTIAL',
+              message: `free energy reached ${registers.length - missing.length} of ${registers.length} registers after ${entry.attempts} attempt(s): ${told}`,
+            }
+          : {
+              code: outcome?.kind === 'unknown' ? outcome.code : 'NOT_LOADED',
+              message: `the free-energy registers did not rise after ${entry.attempts} attempt(s); nothing was loaded`,
+            },
+        detail: told,
+      });
+    }
+    // The registers that did not rise are written again from their value now, committed first, so a crash during this
+    // write is decided against the new values; the ones that rose keep theirs.
+    const again = registers.map((r, i) => {
+      if (!missing.includes(i)) return r;
+      const share = r.target - r.before;
+      return { name: r.name, before: r.after!, target: r.after! + share, consumedBefore: now.consumed };
+    });
+    const writing = this.move(entry, 'writing', {
+      subsidy: { registers: again },
+      attempts: entry.attempts + 1,
+      detail: `not risen: ${missing.map((i) => registers[i]!.name).join(', ')}; writing them again from their value now`,
+    });
+    return this.writeSubsidy(writing, port, missing, signal);
   }
 
   private track(entry: LedgerEntry, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
@@ -363,6 +505,50 @@ export class CreditService {
   }
 }
 
+type SubsidyVerdict =
+  | { readonly kind: 'landed' }
+  | { readonly kind: 'not-landed' }
+  | { readonly kind: 'undecided' | 'mismatch'; readonly code: string; readonly message: string };
+
+/**
+ * Whether an absolute write of a free-energy register landed, from its committed values and what the meter says now.
+ * Between the read and now the register can only have gone down, and by at most the energy the meter counted
+ * (`used`). Not landed: it is at or below its value before. Landed: it is within `used` below the value written.
+ * The two cannot overlap while `used` is less than the share; when it is not, nobody can tell, and the entry waits
+ * for a person. A register above the value written, or risen but not to it, had another writer.
+ */
+export function subsidyVerdict(r: SubsidyRegisterState, consumedNow: number): SubsidyVerdict {
+  const after = r.after!;
+  const used = consumedNow - r.consumedBefore;
+  const share = r.target - r.before;
+  if (used < 0)
+    return {
+      kind: 'mismatch',
+      code: 'SUBSIDY_MISMATCH',
+      message: `the meter's import energy went back (${r.consumedBefore} → ${consumedNow}): replaced or reset; ${r.name} is ${after}, written ${r.target}`,
+    };
+  if (after > r.target)
+    return {
+      kind: 'mismatch',
+      code: 'SUBSIDY_MISMATCH',
+      message: `${r.name} is ${after}, above the ${r.target} written: another system writes this register`,
+    };
+  if (after > r.before && after >= r.target - used) return { kind: 'landed' };
+  if (after <= r.before) {
+    if (used < share) return { kind: 'not-landed' };
+    return {
+      kind: 'undecided',
+      code: 'SUBSIDY_UNDECIDED',
+      message: `${r.name} is ${after}, not above its ${r.before} before; the meter counted ${used} used since, as much as the ${share} written, so the write may have landed and been used: read the meter and decide`,
+    };
+  }
+  return {
+    kind: 'mismatch',
+    code: 'SUBSIDY_MISMATCH',
+    message: `${r.name} rose from ${r.before} to ${after}, not to the ${r.target} written (at most ${used} used since): the meter changed the value, or another system wrote it`,
+  };
+}
+
 function amountOf(req: TopUpRequest, unit: 'money' | 'energy'): number {
   // The doors (MQTT schema, CLI, card counter) parse with the same rules; this is the last line for any caller.
   if (unit === 'energy') {
@@ -395,6 +581,8 @@ function describe(o: LoadOutcome): string {
 /** The credit result the station receives (meters/<id>/credit), in display units beside the exact integers. */
 export function creditMessage(e: LedgerEntry, nowMs: number): Record<string, unknown> {
   const unit = e.unit === 'money' ? 'CNY' : 'kWh';
+  // A free-energy load has no purchase count or wallet: the station sees each register instead.
+  const free = subsidyStateOf(e);
   return {
     requestId: e.requestId,
     meter: e.meterId,
@@ -404,6 +592,16 @@ export function creditMessage(e: LedgerEntry, nowMs: number): Record<string, unk
     purchaseCount: e.purchaseCount,
     before: e.before && { count: e.before.count, balance: e.before.balance / 100, overdraft: e.before.overdraft / 100 },
     after: e.after && { count: e.after.count, balance: e.after.balance / 100, overdraft: e.after.overdraft / 100 },
+    ...(free
+      ? {
+          freeEnergy: free.registers.map((r) => ({
+            register: r.name,
+            before: r.before / 100,
+            written: r.target / 100,
+            after: r.after === undefined ? null : r.after / 100,
+          })),
+        }
+      : {}),
     ...(e.error ? { error: e.error } : {}),
     ts: new Date(nowMs).toISOString(),
   };

@@ -61,6 +61,25 @@ export interface LedgerTransition {
   readonly error?: { code: string; message: string } | null;
   /** Free text for the event history (what the meter answered, why). */
   readonly detail?: string;
+  /** Free-energy loads: the register values committed before a write, kept in the entry's request as `subsidy`. */
+  readonly subsidy?: SubsidyState;
+}
+
+/**
+ * What a free-energy load (credit method modbus-subsidy) is decided against: for each register, its value read before
+ * its write, the absolute value written and the meter's import energy at that read, in ledger units (0.01 kWh).
+ */
+export interface SubsidyState {
+  readonly registers: readonly SubsidyRegisterState[];
+}
+
+export interface SubsidyRegisterState {
+  readonly name: string;
+  readonly before: number;
+  readonly target: number;
+  readonly consumedBefore: number;
+  /** The value read back last. */
+  readonly after?: number;
 }
 
 /** The only moves a load may make; anything else is a bug, refused loudly rather than recorded. */
@@ -237,6 +256,11 @@ export function transitionLedger(tx: Tx, id: number, state: LedgerState, t: Ledg
     FINAL_STATES.includes(state) ? now : null,
     id,
   );
+  if (t.subsidy !== undefined)
+    c.statement(`UPDATE ledger SET request_json = json_set(request_json, '$.subsidy', json(?)) WHERE id = ?`).run(
+      JSON.stringify(t.subsidy),
+      id,
+    );
   c.statement('INSERT INTO ledger_events (ledger_id, state, at, detail) VALUES (?, ?, ?, ?)').run(id, state, now, t.detail ?? null);
   return byId(c, id)!;
 }
@@ -336,4 +360,15 @@ function toEntry(r: LedgerRow): LedgerEntry {
     updatedAt: r.updated_at,
     finalAt: r.final_at,
   };
+}
+
+/** True for a load that went to the meter's free-energy registers: it does not move the purchase counter. */
+export function isSubsidyLoad(e: Pick<LedgerEntry, 'request'>): boolean {
+  return e.request.wallet === 'subsidy';
+}
+
+/** The committed register values of a free-energy load, or null before its first write. */
+export function subsidyStateOf(e: Pick<LedgerEntry, 'request'>): SubsidyState | null {
+  const s = e.request.subsidy as SubsidyState | undefined;
+  return s && Array.isArray(s.registers) && s.registers.length > 0 ? s : null;
 }

@@ -268,3 +268,37 @@ describe("reconciliation: each active meter's purchase counter over the day agai
     });
   });
 });
+
+describe("an allowance written to a meter's free-energy registers", () => {
+  it('is in the books under allowances, confirmed by its read-back, and outside the purchase-counter reconciliation', () => {
+    at('2026-11-20', '07:00');
+    counter('room-202', 5);
+    at('2026-11-20', '08:00');
+    store.transaction((tx) => {
+      const { entry } = openLedgerEntry(tx, {
+        requestId: 'allowance dorm-free/t1/r1/room-202 #1',
+        channel: 'allowance',
+        meterId: 'room-202',
+        unit: 'energy',
+        amount: 3000,
+        operator: 'system',
+        request: { wallet: 'subsidy' },
+      });
+      const registers = [{ name: 'credit.free.energy', before: 150, target: 3150, consumedBefore: 50_000 }];
+      transitionLedger(tx, entry.id, 'writing', { attempts: 1, subsidy: { registers } });
+      transitionLedger(tx, entry.id, 'verifying', {});
+      transitionLedger(tx, entry.id, 'applied', { subsidy: { registers: [{ ...registers[0]!, after: 3150 }] } });
+    });
+    at('2026-11-20', '22:00');
+    counter('room-202', 5);
+
+    const r = books.report({ kind: 'daily', date: '2026-11-20' });
+    const energy = r.totals.find((t) => t.unit === 'energy')!;
+    expect(energy.allowances).toEqual({ count: 1, amount: 3000 });
+    expect(energy.cash.sales).toEqual({ count: 0, amount: 0 });
+    expect(energy.states.applied).toEqual({ count: 1, amount: 3000 });
+    expect(r.unconfirmed).toEqual([]);
+    // The purchase counter did not move and the books have no purchase on it: nothing to reconcile, nothing to explain.
+    expect(r.reconciliation.filter((m) => m.meterId === 'room-202')).toEqual([]);
+  });
+});

@@ -54,6 +54,8 @@ const KNOWN: Record<string, number> = {
   'pt.ratio': 1.5,
   'credit.balance.energy': 87.65,
   'credit.purchase.count': 7,
+  'credit.free.energy.ac': 12.34,
+  'credit.free.energy.lighting': 5.6,
   // Bits 0 and 2: relay open, cover open.
   'status.word1': 5,
 };
@@ -66,14 +68,21 @@ function canonicalUnit(point: string): string {
   if (point === 'power.apparent') return 'kVA';
   if (point === 'power.reactive') return 'kvar';
   if (point === 'frequency') return 'Hz';
-  if (/^energy\.active/.test(point) || point === 'credit.balance.energy') return 'kWh';
+  if (/^energy\.active/.test(point) || point === 'credit.balance.energy' || /^credit\.free\.energy/.test(point)) return 'kWh';
   if (/^energy\.reactive/.test(point)) return 'kvarh';
   if (/^thd\./.test(point)) return '%';
   return '';
 }
 
 const profiles = loadProfiles();
-const MODBUS_PROFILES = ['eastron-sdm120', 'eastron-sdm630', 'chint-ddsu666', 'chint-dtsu666', 'modbus-dorm-prepaid'];
+const MODBUS_PROFILES = [
+  'eastron-sdm120',
+  'eastron-sdm630',
+  'chint-ddsu666',
+  'chint-dtsu666',
+  'modbus-dorm-prepaid',
+  'modbus-dorm-subsidy',
+];
 
 interface Rig {
   sim: ModbusSimulator;

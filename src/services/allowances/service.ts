@@ -111,7 +111,7 @@ export interface PlannedLoad {
 /** Rejections after which the meter is left alone until a person decides; others are retried until the deadline. */
 const RETRIED_REJECTIONS = new Set(['HSM_TIMEOUT', 'HSM_FAILED']);
 /** Failures that may have touched the meter's books in a way a retry must not guess about. */
-const PARKED_FAILURES = new Set(['COUNT_JUMPED', 'METER_NOT_CREDITABLE']);
+const PARKED_FAILURES = new Set(['COUNT_JUMPED', 'METER_NOT_CREDITABLE', 'SUBSIDY_UNDECIDED', 'SUBSIDY_MISMATCH', 'SUBSIDY_PARTIAL']);
 
 /**
  * Free electricity allowances: plans each round when it is due (also late, after downtime), then loads every row as an

@@ -1,4 +1,4 @@
-import { purchaseCounterBefore, purchaseCounterWindow, type LedgerEntry, type Store, type Tx } from '../../store/index.js';
+import { isSubsidyLoad, purchaseCounterBefore, purchaseCounterWindow, type LedgerEntry, type Store, type Tx } from '../../store/index.js';
 import { localDate, localDateTime } from './periods.js';
 
 // The purchase-counter reconciliation of the books: each active meter's counter over a period against the loads the
@@ -88,7 +88,8 @@ export class Reconciler {
   reconcile(tx: Tx, all: readonly LedgerEntry[], since: number, until: number, asOf: number): MeterReconciliation[] {
     const active = new Map<string, { meter: BooksMeter | null; loads: LedgerEntry[] }>();
     for (const e of all) {
-      if (e.kind !== 'load') continue;
+      // A free-energy load does not move the purchase counter: it is in the books, not in this reconciliation.
+      if (e.kind !== 'load' || isSubsidyLoad(e)) continue;
       const meter = this.directory.resolve(e.meterId);
       getOr(active, meter?.id ?? e.meterId, () => ({ meter, loads: [] })).loads.push(e);
     }
@@ -142,7 +143,7 @@ export class Reconciler {
     const entries = this.directory
       .keysOf(meter)
       .flatMap((key) => this.opts.store.ledger.list({ meterId: key, until, limit: Number.MAX_SAFE_INTEGER }));
-    const history = entries.filter((e) => e.kind === 'load');
+    const history = entries.filter((e) => e.kind === 'load' && !isSubsidyLoad(e));
     // An opening entry (meterd adopt, a card meter's first visit) is where the books of this meter start: counter
     // values before it are another system's history, not loads to explain.
     const start = entries

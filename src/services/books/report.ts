@@ -1,6 +1,8 @@
 import type { Clock } from '../../clock.js';
 import {
+  isSubsidyLoad,
   purchaseCounterWindow,
+  subsidyStateOf,
   type CreditUnit,
   type LedgerChannel,
   type LedgerEntry,
@@ -249,6 +251,12 @@ export class Books {
     }
     if (e.state !== 'applied') {
       return { status: 'unsettled', reason: `not settled yet (${e.state})${e.error ? `: ${e.error.code}: ${e.error.message}` : ''}` };
+    }
+    // A free-energy load is applied only once its registers were read back at the values written.
+    const free = subsidyStateOf(e);
+    if (isSubsidyLoad(e) && free) {
+      const read = free.registers.map((r) => `${r.name} at ${(r.after ?? r.target) / 100} kWh`).join(', ');
+      return { status: 'applied', reason: `read back: ${read}` };
     }
     if (e.after !== null && (e.purchaseCount === null || e.after.count >= e.purchaseCount)) {
       return { status: 'applied', reason: `read back: counter at ${e.after.count}` };

@@ -26,6 +26,13 @@ export type SimAnswer<T> =
 
 export type CreditOutcome = 'applied' | 'repeat' | 'refused';
 
+/** One FC16 request as the meter took it: where, what, and what it did with it. */
+export interface RegisterWrite {
+  readonly start: number;
+  readonly words: readonly number[];
+  readonly outcome: CreditOutcome | 'written' | 'exception';
+}
+
 export interface SimulatedModbusMeterOptions {
   /** Engineering values by point name; every other point starts at a plausible default. */
   readonly values?: Readonly<Record<string, number>>;
@@ -76,6 +83,7 @@ export class SimulatedModbusMeter {
   readonly #relay: { readonly address: number; readonly openValue: boolean } | undefined;
   readonly #threePhase: boolean;
   #credits: Record<CreditOutcome, number> = { applied: 0, repeat: 0, refused: 0 };
+  readonly #writes: RegisterWrite[] = [];
 
   constructor(profile: DeviceProfile, options: SimulatedModbusMeterOptions = {}) {
     if (!profile.protocol.startsWith('modbus'))
@@ -121,6 +129,30 @@ export class SimulatedModbusMeter {
   /** Credit loads seen so far, by outcome. */
   get credits(): Readonly<Record<CreditOutcome, number>> {
     return { ...this.#credits };
+  }
+
+  /** Every FC16 request, oldest first: a test's proof of how many times a register was written. */
+  writes(): readonly RegisterWrite[] {
+    return [...this.#writes];
+  }
+
+  /**
+   * The room uses `kwh`: the import register rises, the free-energy registers of a modbus-subsidy profile are spent
+   * first, in the profile's order, then the paid balance (down to 0), as dormitory meters do with free energy.
+   */
+  consume(kwh: number): void {
+    if (!(kwh > 0)) throw new RangeError(`consumption is a positive number of kWh, not ${kwh}`);
+    let left = Math.round(kwh * 100);
+    const take = (point: string): void => {
+      const have = Math.round(this.getValue(point) * 100);
+      const used = Math.min(have, left);
+      this.setValue(point, (have - used) / 100);
+      left -= used;
+    };
+    if (this.profile.points.has('energy.active.import'))
+      this.setValue('energy.active.import', (Math.round(this.getValue('energy.active.import') * 100) + Math.round(kwh * 100)) / 100);
+    for (const r of this.profile.subsidy?.registers ?? []) take(r.point);
+    if (this.profile.credit) take(this.profile.credit.readBack.balance);
   }
 
   /** Sets a point (or a bit point such as relay.state) in engineering units; a value the registers cannot hold is a RangeError. */
@@ -194,8 +226,17 @@ export class SimulatedModbusMeter {
     return refuse(ILLEGAL_FUNCTION, `FC06 to ${hex(address)}: this meter accepts register writes as FC16 only`);
   }
 
-  /** FC16: a credit load when it covers the credit registers, else a plain write to declared, writable registers. */
+  /**
+   * FC16: a credit load when it covers the credit registers, else a plain write to declared, writable registers (the
+   * free-energy registers of a modbus-subsidy profile among them: the meter takes the value written, as it is).
+   */
   writeRegisters(start: number, words: readonly number[]): SimAnswer<CreditOutcome | 'written'> {
+    const answer = this.#writeRegisters(start, words);
+    this.#writes.push({ start, words: [...words], outcome: answer.ok ? answer.value : 'exception' });
+    return answer;
+  }
+
+  #writeRegisters(start: number, words: readonly number[]): SimAnswer<CreditOutcome | 'written'> {
     const end = start + words.length;
     const credit = this.#credit;
     if (credit && start < credit.end && end > credit.start) {
