@@ -256,10 +256,11 @@ export class CreditService {
       attempts: entry.attempts + 1,
       detail: `free energy ${registers.map((r) => `${r.name} ${r.before} → ${r.target}`).join(', ')}`,
     });
+    // A register whose share rounds to nothing (a tiny amount over many circuits) is not written at all.
     return this.writeSubsidy(
       writing,
       port,
-      registers.map((_, i) => i),
+      registers.flatMap((r, i) => (r.target > r.before ? [i] : [])),
       signal,
     );
   }
@@ -533,6 +534,7 @@ export function subsidyVerdict(r: SubsidyRegisterState, consumedNow: number): Su
       code: 'SUBSIDY_MISMATCH',
       message: `${r.name} is ${after}, above the ${r.target} written: another system writes this register`,
     };
+  if (share === 0) return { kind: 'landed' };
   if (after > r.before && after >= r.target - used) return { kind: 'landed' };
   if (after <= r.before) {
     if (used < share) return { kind: 'not-landed' };

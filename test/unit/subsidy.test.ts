@@ -30,6 +30,10 @@ describe('whether an absolute write of a free-energy register landed', () => {
     expect(subsidyVerdict({ ...r, after: 1200 }, 100_300)).toEqual({ kind: 'not-landed' });
   });
 
+  it('a register whose share rounded to nothing is never written and counts as done', () => {
+    expect(subsidyVerdict({ ...r, target: 1500, after: 1400 }, 100_100)).toEqual({ kind: 'landed' });
+  });
+
   it('undecided: as much was used as the share, so a landed write may have been spent; a person decides', () => {
     const v = subsidyVerdict({ ...r, after: 1400 }, 103_100);
     expect(v).toMatchObject({ kind: 'undecided', code: 'SUBSIDY_UNDECIDED' });
