@@ -47,6 +47,7 @@ export function allowanceMeters(config: GatewayConfig): AllowanceMeter[] {
     tags: m.tags,
     ...(m.district !== undefined ? { district: m.district } : {}),
     ...(m.profile.subsidy || m.profile.credit ? { creditUnit: (m.profile.subsidy ?? m.profile.credit)!.unit } : {}),
+    ...(m.profile.subsidy ? { freeEnergy: m.profile.subsidy.registers } : {}),
   }));
 }
 

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
+import { formatIssue } from '../../src/config/yaml-source.js';
+import { allowanceMeters } from '../../src/daemon/allowances.js';
+import { previewRound } from '../../src/services/allowances/index.js';
 import { splitByShares } from '../../src/devices/subsidy-port.js';
 import { parseProfile } from '../../src/profiles/load.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
@@ -134,6 +138,55 @@ describe('a profile naming a purchase method and a free-energy method', () => {
     );
     expect(issuesOf(twoPurchases)).toEqual([
       { line: 20, path: 'credit.1.method', message: 'a profile has at most one purchase method (modbus-write is the other)' },
+    ]);
+  });
+});
+
+describe('a round planned over meters with and without free-energy registers', () => {
+  const config = (amount: string) =>
+    parseConfig(
+      `gateway: { id: gw-a, dataDir: ./data, timeZone: Asia/Shanghai }
+mqtt: { url: "mqtt://127.0.0.1:1883" }
+buses:
+  - { id: mb, port: /dev/ttyUSB1, protocol: modbus-rtu }
+meters:
+  - { id: room-1, bus: mb, unit: 1, profile: modbus-dorm-subsidy, tags: [dorm] }
+  - { id: room-2, bus: mb, unit: 2, profile: modbus-dorm-prepaid, tags: [dorm] }
+allowances:
+  - id: dorm-free
+    meters: { tags: [dorm] }
+    ${amount}
+    terms:
+      - id: t1
+        rounds:
+          - { id: r1, date: "2026-09-07" }
+`,
+      'meterd.yaml',
+      { env: {}, profiles: loadProfiles() },
+    );
+
+  it('the dry run says which meter gets free energy on which circuit, and which a purchase', () => {
+    const r = config('energyKwh: 30');
+    if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
+    const loads = previewRound(r.config.allowances, allowanceMeters(r.config), { allowance: 'dorm-free', term: 't1', round: 'r1' });
+    expect(loads.map((l) => [l.meter, l.unitMatches, l.freeEnergy])).toEqual([
+      [
+        'room-1',
+        true,
+        [
+          { register: 'credit.free.energy.ac', amount: 2000 },
+          { register: 'credit.free.energy.lighting', amount: 1000 },
+        ],
+      ],
+      ['room-2', true, undefined],
+    ]);
+  });
+
+  it('config check warns that a yuan allowance does not fit the kWh free-energy registers', () => {
+    const r = config('amountFen: 1500');
+    if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
+    expect(r.config.warnings.map(formatIssue)).toEqual([
+      expect.stringMatching(/allowances\.0\.amountFen: 2 targeted meter\(s\) take no money credit \(room-1, room-2\)/),
     ]);
   });
 });

@@ -125,7 +125,7 @@ export function registerAllowanceCommand(program: Command, io: { out: (line: str
         );
       for (const l of loads)
         io.out(
-          `${l.meter}  ${l.bus}  ${l.address ?? '-'}  customer ${l.customerNo ?? '-'}  ${(l.amount / 100).toFixed(2)} ${l.unit === 'money' ? 'CNY' : 'kWh'}${l.unitMatches ? '' : '  (the meter takes another unit: its row would be parked)'}`,
+          `${l.meter}  ${l.bus}  ${l.address ?? '-'}  customer ${l.customerNo ?? '-'}  ${(l.amount / 100).toFixed(2)} ${l.unit === 'money' ? 'CNY' : 'kWh'}${l.unitMatches ? '' : '  (the meter takes another unit: its row would be parked)'}${l.freeEnergy ? `  into free energy: ${l.freeEnergy.map((f) => `${f.register} ${(f.amount / 100).toFixed(2)}`).join(', ')}` : ''}`,
         );
       const total = loads.reduce((sum, l) => sum + l.amount, 0);
       io.out(`${loads.length} meter(s), ${(total / 100).toFixed(2)} ${loads[0]?.unit === 'energy' ? 'kWh' : 'CNY'} in all`);

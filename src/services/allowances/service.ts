@@ -31,6 +31,7 @@ import {
   type Store,
   type Tx,
 } from '../../store/index.js';
+import { splitByShares } from '../../devices/subsidy-port.js';
 import { CreditError, type TopUpRequest, type TopUpResult } from '../credit.js';
 import { allowanceReportTopic, allowanceTopic, progressMessage, reportMessage } from './messages.js';
 import { allowanceRequestId, dueRounds, retryDelayMs, roundDueAt, roundLabel } from './rounds.js';
@@ -45,6 +46,8 @@ export interface AllowanceMeter {
   readonly district?: string;
   /** The unit of the meter's credit method; undefined when its profile takes no credit. */
   readonly creditUnit?: 'money' | 'energy';
+  /** The free-energy registers an allowance is written to, with their shares, when the profile has them. */
+  readonly freeEnergy?: readonly { readonly point: string; readonly share: number }[];
 }
 
 export type AllowanceErrorCode =
@@ -106,6 +109,8 @@ export interface PlannedLoad {
   readonly amount: number;
   /** False when the meter's credit unit differs: its row would be parked, never converted. */
   readonly unitMatches: boolean;
+  /** Meters with free-energy registers: what each register would get (ledger units) instead of a purchase. */
+  readonly freeEnergy?: readonly { readonly register: string; readonly amount: number }[];
 }
 
 /** Rejections after which the meter is left alone until a person decides; others are retried until the deadline. */
@@ -683,7 +688,16 @@ export function previewRound(
     unit: a.unit,
     amount: a.amount,
     unitMatches: m.creditUnit === a.unit,
+    ...(m.freeEnergy && m.creditUnit === a.unit ? { freeEnergy: freeEnergyShares(m.freeEnergy, a.amount) } : {}),
   }));
+}
+
+function freeEnergyShares(registers: NonNullable<AllowanceMeter['freeEnergy']>, amount: number): PlannedLoad['freeEnergy'] {
+  const parts = splitByShares(
+    amount,
+    registers.map((r) => r.share),
+  );
+  return registers.map((r, i) => ({ register: r.point, amount: parts[i]! }));
 }
 
 /** Only the key of a round: a row or a command carries more fields, which a query must not take as filters. */
