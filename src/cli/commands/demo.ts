@@ -141,6 +141,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
         'commands:          UNSIGNED commands are accepted (commands.allowUnsigned: true): anyone who can reach the broker can top up and trip relays; a real gateway sets commands.hmacKey',
       );
       io.out(`allowance:         dorm-free gives each dorm room 15.00 yuan today, once (progress on meterd/demo/allowances/dorm-free)`);
+      io.out('                   dorm-free-kwh writes 10 kWh into the free-energy registers of dorm-201 (AC and lighting circuits)');
       io.out(`web console:       ${web.url}`);
       io.out(`       logins:     ${logins.map((l) => `${l.name} / ${l.password} (${l.role})`).join(', ')}`);
       io.out('Ctrl-C stops everything.');
@@ -149,7 +150,7 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
       const line = () => {
         const s = gateway.status();
         const bus = s.buses.map((b) => `${b.id} ${b.state} ${Math.round(b.utilisation * 100)}% busy`).join(', ');
-        const round = gateway.allowances.status()[0];
+        const round = gateway.allowances.status('dorm-free')[0];
         const allowance = round
           ? ` · allowance ${round.counts.applied}/${Object.values(round.counts).reduce((a, b) => a + b, 0)} loaded${round.complete ? ' (complete)' : ''}`
           : '';
@@ -186,8 +187,9 @@ export function registerDemoCommand(program: Command, io: { out: (line: string) 
 }
 
 const MODBUS_DEMO = [
-  { id: 'hall-meter', profile: 'eastron-sdm120', unit: 1 },
-  { id: 'dorm-201', profile: 'modbus-dorm-prepaid', unit: 1 },
+  { id: 'hall-meter', profile: 'eastron-sdm120', unit: 1, tags: [] },
+  // Keeps free energy apart per circuit: its allowance goes to those registers, its top-ups to the paid wallet.
+  { id: 'dorm-201', profile: 'modbus-dorm-subsidy', unit: 1, tags: ['dorm-kwh'] },
 ];
 
 /**
@@ -227,7 +229,7 @@ function demoConfig(o: {
   simPort: number;
   districtPort: number;
   addresses: { address: string; customerNo: string }[];
-  modbus: { id: string; profile: string; unit: number; port: number }[];
+  modbus: { id: string; profile: string; unit: number; port: number; tags: readonly string[] }[];
   /** Local date of the demo's allowance round: today, so it is due at once. */
   today: string;
   encoderPort: number;
@@ -251,7 +253,7 @@ districts:
   - { id: d1, name: Dormitory transformer, supplyMeter: d1-general, ctRatio: 20, lineloss: { target: 6 } }
 meters:
 ${o.addresses.map((a, i) => `  - { id: room-${101 + i}, bus: bus1, address: "${a.address}", customerNo: "${a.customerNo}", profile: dlt645-2007-single-phase-prepaid-money, tags: [dorm] }`).join('\n')}
-${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile} }`).join('\n')}
+${o.modbus.map((m, i) => `  - { id: ${m.id}, bus: bus${i + 2}, unit: ${m.unit}, profile: ${m.profile}, tags: [${m.tags.join(', ')}] }`).join('\n')}
 ${DISTRICT_DEMO.map((m) => `  - { id: ${m.id}, bus: bus-d1, address: "${m.spec.address}", profile: ${m.profile}, district: d1 }`).join('\n')}
 polling:
   intervals: { instant: 5s, energy: 15s, status: 10s, credit: 10s }
@@ -261,6 +263,16 @@ allowances:
   - id: dorm-free
     meters: { tags: [dorm] }
     amountFen: 1500
+    at: "00:00"
+    deadline: 1d
+    terms:
+      - id: demo
+        rounds:
+          - { id: r-${o.today}, date: "${o.today}" }
+  # The Modbus dorm room keeps free energy per circuit: 10 kWh, two thirds to air conditioning, one third to lighting.
+  - id: dorm-free-kwh
+    meters: { tags: [dorm-kwh] }
+    energyKwh: 10
     at: "00:00"
     deadline: 1d
     terms:
