@@ -136,7 +136,8 @@ export const creditSchema = z.discriminatedUnion('method', [
     /**
      * The meter's own free-energy registers (剩余免费电量 / 补贴电量), written by allowances instead of a purchase. Each
      * register is written with an absolute value (its value before + its share), so a repeated write adds nothing;
-     * the gateway commits the values before each write and decides by them (docs/allowances.md § Free-energy registers).
+     * the gateway commits the values before each write and decides by them
+     * (docs/allowances.md § Exactly once without a purchase counter).
      */
     method: z.literal('modbus-subsidy'),
     unit: z.literal('energy', { error: 'a free-energy register holds kWh: unit is energy' }),

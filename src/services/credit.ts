@@ -232,7 +232,7 @@ export class CreditService {
 
   /**
    * A free-energy load: read the registers and the import energy, commit each register's value and the absolute value
-   * it will be set to, write, read back, decide (docs/allowances.md § Free-energy registers). No purchase count: the
+   * it will be set to, write, read back, decide (docs/allowances.md § Exactly once without a purchase counter). No purchase count: the
    * write is absolute, so a repeat adds nothing, and the committed values say whether it landed.
    */
   private async loadSubsidy(entry: LedgerEntry, port: SubsidyPort, signal?: AbortSignal): Promise<LedgerEntry> {
