@@ -57,6 +57,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   adopt: async () => (await import('./commands/adopt.js')).registerAdoptCommand,
   allowance: async () => (await import('./commands/allowance.js')).registerAllowanceCommand,
   user: async () => (await import('./commands/user.js')).registerUserCommand,
+  meter: async () => (await import('./commands/meter.js')).registerMeterCommand,
 };
 
 /**

@@ -39,6 +39,10 @@ export interface MeterConfig {
   readonly district?: string;
   readonly customerNo?: string;
   readonly tags: readonly string[];
+  /** Years between periodic verifications: the meter's own, else its profile's (docs/lifecycle.md). */
+  readonly verificationYears: number;
+  /** The config line of its address (or of its entry), for messages that ask a person to change it. */
+  readonly line: number;
 }
 
 /** The gateway configuration, validated and resolved: paths absolute, secrets read, profiles attached. */
@@ -347,7 +351,18 @@ function resolveConfig(
     if (prior !== undefined)
       at(['meters', i], `meter ${m.id} has the same ${address ? 'address' : 'unit id'} as meters[${prior}] on bus ${m.bus}`);
     else addressesOnBus.set(key, i);
-    meters.push({ id: m.id, busId: m.bus, address, unit: m.unit, profile, district: m.district, customerNo: m.customerNo, tags: m.tags });
+    meters.push({
+      id: m.id,
+      busId: m.bus,
+      address,
+      unit: m.unit,
+      profile,
+      district: m.district,
+      customerNo: m.customerNo,
+      tags: m.tags,
+      verificationYears: m.verification?.periodYears ?? profile.verificationYears,
+      line: src.lineOf(['meters', i, m.address !== undefined ? 'address' : 'unit']),
+    });
   });
 
   const buses: BusConfig[] = raw.buses.map((b, i) => {

@@ -78,6 +78,8 @@ export const meterSchema = z.strictObject({
     })
     .optional(),
   tags: z.array(z.string()).default([]),
+  /** This meter's periodic verification period, over its profile's (docs/lifecycle.md). */
+  verification: z.strictObject({ periodYears: z.number().int('is a whole number of years').min(1).max(30) }).optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -25,6 +25,8 @@ export interface HandlerDeps {
   supplyCommands: Pick<CommandHandlers, 'supplyNotice' | 'supplyApprove' | 'supplyCancel' | 'supplyRestore'>;
   /** The 停(送)电 record: plain relay commands are written into it; a meter cut under a notice is its relay. */
   supply: Pick<SupplyService, 'recordRelay' | 'holdsRelay' | 'wake'>;
+  /** meter-replace (replacement.ts). */
+  replacement: Pick<CommandHandlers, 'meterReplace'>;
   credit: CreditService;
   relays: RelayService;
   poller: Poller;
@@ -67,6 +69,7 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
     cardReplace: (cmd, ctx) => d.cards.cardReplace(cmd, ctx),
     cardRewrite: (cmd, ctx) => d.cards.cardRewrite(cmd, ctx),
     cardParam: (cmd, ctx) => d.cards.cardParam(cmd, ctx),
+    meterReplace: (cmd, ctx) => d.replacement.meterReplace(cmd, ctx),
     async recall(cmd): Promise<CommandOutcome> {
       if (cmd.reports !== undefined) {
         const r = d.recall.reports.recallDays(cmd.reports.from, cmd.reports.to);

@@ -9,6 +9,10 @@ import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import { ControlServer, type ControlDesk, type DaemonStatus } from '../control/index.js';
 import { RecallService } from '../services/recall.js';
+import { startRegister } from '../services/lifecycle/register.js';
+import { BUILTIN_PROFILES_DIR, loadProfiles } from '../profiles/registry.js';
+import { PointDrivers, profileFinder } from './point-drivers.js';
+import { composeReplacement, replacementCommandHandlers } from './replacement.js';
 import { RelayService } from '../services/relay.js';
 import { SupplyService } from '../services/supply/service.js';
 import { supplyCommandHandlers } from './supply-handlers.js';
@@ -94,6 +98,8 @@ export interface GatewayOptions {
   readonly timers?: Timers;
   /** Whether the wall clock is right; default: systemd-timesyncd's verdict, else a floor (src/daemon/clock-trust.ts). */
   readonly clockTrust?: ClockTrust;
+  /** Crash tests only: a meter replacement waits after committing this step (docs/lifecycle.md, test/e2e/meter-replace). */
+  readonly replacementHoldAfter?: string;
 }
 
 /** Something start-up opened, and how to close it should a later step fail. */
@@ -102,23 +108,52 @@ interface Opened {
   close(): unknown;
 }
 
-async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opened: Opened[]): Promise<Gateway> {
-  const log = opts.logger.child({ gateway: config.gateway.id });
-  const unsignedRisk = unsignedCommandsRisk(config.commands);
+async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened: Opened[]): Promise<Gateway> {
+  const log = opts.logger.child({ gateway: given.gateway.id });
+  const unsignedRisk = unsignedCommandsRisk(given.commands);
   if (unsignedRisk !== undefined) log.warn({ allowUnsigned: true }, unsignedRisk);
   const clock = opts.clock ?? systemClock;
   const timers = opts.timers ?? realTimers;
   const startedAt = new Date(clock.now()).toISOString();
-  ensureDataDir(config.gateway.dataDir);
+  ensureDataDir(given.gateway.dataDir);
   const store = openStore({
-    path: join(config.gateway.dataDir, 'meterd.db'),
+    path: join(given.gateway.dataDir, 'meterd.db'),
     clock,
     logger: log,
-    telemetryRetentionDays: config.storage.retentionDays,
-    maxBytes: config.storage.maxBytes,
-    commandsKeepForMs: config.commands.keepForMs,
+    telemetryRetentionDays: given.storage.retentionDays,
+    maxBytes: given.storage.maxBytes,
+    commandsKeepForMs: given.commands.keepForMs,
   });
   opened.push({ what: 'store', close: () => store.close() });
+  // The meter register says which physical meter each point polls (docs/lifecycle.md); from here on every part sees
+  // the register's address, whatever the config line says (a disagreement is logged once, by startRegister).
+  const register = startRegister(store, given.meters, { clock, logger: log, configFile: given.source });
+  const profileById = profileFinder(given, (dirs) => loadProfiles([BUILTIN_PROFILES_DIR, ...dirs]));
+  // A replacement puts the new meter's entry in place here, so the parts that look a point up in this list (the card
+  // counter and the books, by meter number) see the new meter without a restart.
+  const meters: MeterConfig[] = [];
+  const config: GatewayConfig = {
+    ...given,
+    meters,
+  };
+  meters.push(
+    ...given.meters.map((m) => {
+      const where = register.points.get(m.id);
+      if (!where) return m;
+      const profile = where.profile === m.profile.id ? m.profile : profileById(where.profile);
+      if (!profile)
+        log.error(
+          { meter: m.id, profile: where.profile },
+          `the meter register names profile ${where.profile}, which is not installed: polling with ${m.profile.id}`,
+        );
+      return {
+        ...m,
+        ...(where.address !== undefined ? { address: where.address } : {}),
+        ...(where.unit !== undefined ? { unit: where.unit } : {}),
+        profile: profile ?? m.profile,
+      };
+    }),
+  );
   // Claimed right after the store: a second daemon for this data directory is refused here (DAEMON_RUNNING), and the
   // CLI finds this one as soon as it exists (frames are answered DAEMON_STARTING until the router runs).
   const control = new ControlServer({ path: config.control.socketPath, logger: log });
@@ -153,20 +188,26 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
     buses.push(bus);
     opened.push({ what: `bus ${b.id}`, close: () => bus.bus.close() });
   }
+  // Each point's drivers can be swapped for a new meter's by a replacement while every service keeps the same objects.
+  const pointDrivers = new Map<string, PointDrivers>();
   for (const m of config.meters) {
-    const drivers = meterDrivers(
-      m,
-      buses.find((b) => b.config.id === m.busId)!,
-      config,
-      log,
-      { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs },
-      { clock, timers },
+    const bus = buses.find((b) => b.config.id === m.busId)!;
+    const drivers = new PointDrivers(m, (meter) =>
+      meterDrivers(meter, bus, config, log, { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs }, { clock, timers }),
     );
-    targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader });
+    pointDrivers.set(m.id, drivers);
+    targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader, address: () => drivers.meter.address });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.subsidy) subsidyPorts.set(m.id, drivers.subsidy);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
-    meterFacts.set(m.id, { busId: m.busId, customerNo: m.customerNo, dlt645: drivers.dlt645, points: pointNamesOf(m.profile) });
+    meterFacts.set(m.id, {
+      busId: m.busId,
+      customerNo: m.customerNo,
+      get dlt645() {
+        return drivers.dlt645;
+      },
+      points: pointNamesOf(m.profile),
+    });
   }
 
   const drain = new OutboxDrain({
@@ -263,6 +304,8 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       drain.notify();
       supply.wake();
     },
+    // A point whose meter is being replaced takes no new load until the job has moved its credit (docs/lifecycle.md).
+    blocked: (meterId, channel) => replacement.blocksLoad(meterId, channel),
   });
   const relays = new RelayService({ store, clock, ports: relayPorts, logger: log, onCommitted: () => drain.notify() });
   const supply = new SupplyService({
@@ -281,6 +324,25 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
   opened.push({ what: 'settle timer', close: () => settleTimer.stop() });
   void waitForBuses(buses, 5000, timers).then(settle);
   const allowances = composeAllowances(config, { store, clock, timers, logger: log, credit, relays, onCommitted: () => drain.notify() });
+  const replacement = composeReplacement(config, {
+    store,
+    clock,
+    timers,
+    logger: log,
+    credit,
+    alerts,
+    allowances,
+    points: pointDrivers,
+    profile: profileById,
+    onCommitted: () => drain.notify(),
+    rebound: (meter) =>
+      meters.splice(
+        meters.findIndex((m) => m.id === meter.id),
+        1,
+        meter,
+      ),
+    ...(opts.replacementHoldAfter !== undefined ? { holdAfter: opts.replacementHoldAfter } : {}),
+  });
   for (const w of config.warnings) log.warn({ file: w.file, line: w.line, field: w.path }, w.message);
 
   // The station's recall (补召) of readings its broker lost, paced behind live telemetry.
@@ -302,6 +364,7 @@ async function composeGateway(config: GatewayConfig, opts: GatewayOptions, opene
       allowances: allowanceCommandHandlers(allowances),
       supplyCommands: supplyCommandHandlers(supply, store),
       supply,
+      replacement: replacementCommandHandlers(replacement),
       clock,
       alerts,
       recall: {

@@ -13,7 +13,9 @@ export type MeterErrorCode =
   | 'RELAY_UNSUPPORTED'
   | 'RELAY_STATE_UNREADABLE'
   | 'CREDIT_UNSUPPORTED'
-  | 'CREDIT_READBACK_FAILED';
+  | 'CREDIT_READBACK_FAILED'
+  /** The point's meter was replaced while this exchange was on the wire: what it read belongs to the old meter. */
+  | 'METER_REPLACED';
 
 /** A meter-level failure with a typed code a technician and the station can act on. */
 export class MeterError extends MeterdError<MeterErrorCode> {

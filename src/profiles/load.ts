@@ -287,6 +287,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     ...(credit ? { credit: credit.spec } : {}),
     ...(subsidy ? { subsidy: subsidy.spec } : {}),
     relay: raw.relay,
+    verificationYears: raw.verification?.periodYears ?? DEFAULT_VERIFICATION_YEARS,
     ...(raw.alerts ? { alerts: { conditions: raw.alerts.conditions ?? {}, counters: raw.alerts.counters ?? {} } } : {}),
     source: file,
   };
@@ -322,6 +323,9 @@ function creditMethods(
   });
   return out;
 }
+
+/** Years between periodic verifications when a profile does not say (docs/lifecycle.md § Periodic verification). */
+export const DEFAULT_VERIFICATION_YEARS = 8;
 
 /** The format of the value a point finally yields (one item of a block, one field of a record), or why not. */
 function elementFormat(

@@ -191,6 +191,8 @@ export const profileSchema = z.strictObject({
    */
   credit: z.union([z.array(z.record(z.string(), z.unknown())).min(1), z.record(z.string(), z.unknown())]).optional(),
   relay: relaySchema.optional(),
+  /** Periodic verification (周检/轮换): the years a meter of this model may serve before it is verified or rotated (default 8). */
+  verification: z.strictObject({ periodYears: z.number().int('is a whole number of years').min(1).max(30) }).optional(),
   /**
    * What the meter itself reports as a fault, for conditions and counters the built-in names do not cover: a status
    * condition (`status:`) or an event counter point mapped to an alert kind, e.g. `counters: { events.kettle.count: malignant-load }`.

@@ -91,6 +91,8 @@ export interface DeviceProfile {
   /** The free-energy registers allowances write instead of a purchase, when the meter keeps free energy apart. */
   readonly subsidy?: SubsidySpec;
   readonly relay?: RelaySpec;
+  /** Years between periodic verifications (周检/轮换) of a meter of this model; default 8 (docs/lifecycle.md). */
+  readonly verificationYears: number;
   /** The file it came from, for error messages. */
   readonly source: string;
 }

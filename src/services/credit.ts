@@ -48,7 +48,9 @@ export type CreditErrorCode =
   /** Energy given for a money wallet, or money for a kWh wallet. */
   | 'UNIT_MISMATCH'
   /** Not positive, or finer than 0.01 kWh / 1 fen. */
-  | 'INVALID_AMOUNT';
+  | 'INVALID_AMOUNT'
+  /** The point's meter is being replaced (docs/lifecycle.md): load again once the replacement has finished. */
+  | 'METER_BEING_REPLACED';
 
 /** A load refused before anything reached the meter. */
 export class CreditError extends MeterdError<CreditErrorCode> {
@@ -71,6 +73,8 @@ export interface CreditServiceOptions {
   balanceTolerance?: number;
   /** Paces the read-backs of `topUpSettled`; default Node's timers. */
   timers?: Timers;
+  /** Why a new load onto this meter must wait (a replacement running on it), or undefined. */
+  blocked?: (meterId: string, channel: LedgerChannel) => string | undefined;
 }
 
 /** How long `topUpSettled` keeps reading a meter that did not answer the read-back: 10 tries, 3 s apart. */
@@ -111,6 +115,9 @@ export class CreditService {
     const unit = subsidy?.unit ?? port?.unit;
     if (!unit) throw new CreditError('METER_NOT_CREDITABLE', `meter ${req.meterId} has no credit method in its profile`);
     const amount = amountOf(req, unit);
+    // A request seen before settles as always; only a new load waits for a replacement to finish.
+    const blocked = this.opts.store.ledger.get(req.requestId) === null ? this.opts.blocked?.(req.meterId, req.channel) : undefined;
+    if (blocked !== undefined) throw new CreditError('METER_BEING_REPLACED', blocked);
     const { entry, created } = this.opts.store.transaction(
       (tx) =>
         openLedgerEntry(tx, {

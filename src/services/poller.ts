@@ -44,6 +44,8 @@ export interface PollTarget {
   readonly busId: string;
   readonly profile: DeviceProfile;
   readonly reader: MeterReader;
+  /** The address of the physical meter serving the point now (a replacement changes it), carried in each reading. */
+  readonly address?: () => string | undefined;
 }
 
 export interface PollerOptions {
@@ -116,7 +118,7 @@ export interface PollerStats {
 }
 
 type Outcome =
-  | { kind: 'ok'; target: PollTarget; takenAt: number; values: Map<string, PointValue> }
+  | { kind: 'ok'; target: PollTarget; takenAt: number; values: Map<string, PointValue>; address?: string }
   | { kind: 'failed'; target: PollTarget; at: number; mono: number; code: string; message: string }
   | { kind: 'unreachable'; target: PollTarget };
 
@@ -254,7 +256,7 @@ export class Poller {
     if (!target) throw Object.assign(new Error(`no meter ${meterId}`), { code: 'UNKNOWN_METER' });
     const names = points ?? [...new Set(target.profile.groups.flatMap((g) => g.points))];
     const values = await target.reader.read(names, { priority, signal: this.abort.signal });
-    this.pending.push({ kind: 'ok', target, takenAt: this.opts.clock.now(), values });
+    this.pending.push({ kind: 'ok', target, takenAt: this.opts.clock.now(), values, address: target.address?.() });
     this.flush();
     return values;
   }
@@ -404,7 +406,7 @@ export class Poller {
     const p = target.reader
       .read(group.points, { priority: 'poll', signal: this.abort.signal })
       .then(
-        (values) => this.record({ kind: 'ok', target, takenAt: this.opts.clock.now(), values }),
+        (values) => this.record({ kind: 'ok', target, takenAt: this.opts.clock.now(), values, address: target.address?.() }),
         (err: unknown) => {
           const code = (err as { code?: string }).code ?? 'ERROR';
           if (code === 'BUS_BUSY_SKIPPED') {
@@ -481,13 +483,20 @@ export class Poller {
             const { seq } = enqueue(tx, {
               topic: `meters/${o.target.meterId}/readings`,
               class: 'telemetry',
-              payload: { meter: o.target.meterId, ts: new Date(o.takenAt).toISOString(), values, ...(unsynced ? { unsynced } : {}) },
+              payload: {
+                meter: o.target.meterId,
+                ...(o.address !== undefined ? { address: o.address } : {}),
+                ts: new Date(o.takenAt).toISOString(),
+                values,
+                ...(unsynced ? { unsynced } : {}),
+              },
               seqStream: 'readings',
             });
             readings.push({
               meterId: o.target.meterId,
               takenAt: o.takenAt,
               values,
+              ...(o.address !== undefined ? { address: o.address } : {}),
               ...(unsynced ? { unsynced } : {}),
               ...(seq !== null ? { seq } : {}),
             });

@@ -109,6 +109,7 @@ export class RecallService {
               payload: {
                 seq: r.seq,
                 meter: r.meterId,
+                ...(r.address !== undefined ? { address: r.address } : {}),
                 ts: new Date(r.takenAt).toISOString(),
                 values: r.values,
                 ...(r.unsynced ? { unsynced: true } : {}),

@@ -269,6 +269,13 @@ export function refreshAllowanceIdentity(tx: Tx, id: number, address: string | n
   tx.connection.statement('UPDATE allowance_rows SET address = ?, customer_no = ? WHERE id = ?').run(address, customerNo, id);
 }
 
+/** A replaced meter: the point's rows not applied yet (planned, pending) name the new meter's address from now on. */
+export function retargetAllowanceRows(tx: Tx, meterId: string, address: string): number {
+  return tx.connection
+    .statement("UPDATE allowance_rows SET address = ? WHERE meter_id = ? AND state IN ('planned', 'pending')")
+    .run(address, meterId).changes;
+}
+
 /** Moves a row, with an audit event; refuses a move its state does not allow. */
 export function moveAllowanceRow(
   tx: Tx,

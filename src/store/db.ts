@@ -17,6 +17,7 @@ import { MIGRATIONS, migrate } from './migrations.js';
 import { OutboxQueue } from './outbox.js';
 import { filesBeforeOpen, SeqGuard, type SeqRewind } from './seq-guard.js';
 import { ReadingHistory } from './readings.js';
+import { MeterRegister, ReplacementJobs } from './register.js';
 import { assertIntact, assertWritable, corruptError, isCorruptError, isReadOnlyError, readOnlyError } from './open-checks.js';
 import { enforceLimits, type LimitsPolicy, type LimitsResult } from './retention.js';
 import type { StoreClock } from './types.js';
@@ -203,6 +204,10 @@ export class Store {
   readonly supply: SupplyBook;
   /** The web console's users (name, role, password hash, lock-out). */
   readonly users: UserStore;
+  /** The meter register: which physical meter serves which point, and since when. */
+  readonly register: MeterRegister;
+  /** The meter-replace jobs and the step each stands at. */
+  readonly replacements: ReplacementJobs;
   /** The web console's signed-in sessions (hashed tokens). */
   readonly webSessions: WebSessionStore;
   readonly #connection: Connection;
@@ -235,6 +240,8 @@ export class Store {
     this.parameterCards = new ParameterCards(connection);
     this.supply = new SupplyBook(connection);
     this.users = new UserStore(connection);
+    this.register = new MeterRegister(connection);
+    this.replacements = new ReplacementJobs(connection);
     this.webSessions = new WebSessionStore(connection);
   }
 

@@ -127,6 +127,7 @@ export {
   overdueAllowanceRows,
   planAllowanceRound,
   refreshAllowanceIdentity,
+  retargetAllowanceRows,
   reopenAllowanceRound,
   type AllowanceCounts,
   type AllowanceRound,
@@ -150,6 +151,22 @@ export {
   type LostCard,
 } from './archive.js';
 export { ParameterCards, recordParameterCard, type ParameterCardRecord } from './parameter-cards.js';
+export {
+  installAsset,
+  removeAsset,
+  linkSuccessor,
+  openReplacement,
+  advanceReplacement,
+  findReplacement,
+  MeterRegister,
+  ReplacementJobs,
+  type AssetReading,
+  type AssetRemoval,
+  type MeterAsset,
+  type NewAsset,
+  type ReadingSource,
+  type ReplacementRecord,
+} from './register.js';
 export { UserStore, USER_ROLES, type UserRecord, type UserRole } from './users.js';
 export {
   SupplyBook,

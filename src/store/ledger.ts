@@ -1,8 +1,11 @@
 import type { Connection, Tx } from './connection.js';
 import { StoreError } from './errors.js';
 
-/** `opening`: the count and balance a meter had when meterd took it over (docs/provisioning.md); never money taken. */
-export type LedgerChannel = 'remote' | 'operator' | 'card' | 'allowance' | 'opening';
+/**
+ * `opening`: the count and balance a meter had when meterd took it over (docs/provisioning.md); never money taken.
+ * `transfer`: the credit of a replaced meter loaded onto its successor (docs/lifecycle.md); never money taken.
+ */
+export type LedgerChannel = 'remote' | 'operator' | 'card' | 'allowance' | 'opening' | 'transfer';
 export type LedgerKind = 'load' | 'refund' | 'opening';
 export type CreditUnit = 'money' | 'energy';
 export type LedgerState = 'received' | 'writing' | 'verifying' | 'applied' | 'rejected' | 'failed';

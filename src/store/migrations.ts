@@ -535,6 +535,85 @@ CREATE INDEX supply_record_by_time ON supply_record (at);
 CREATE INDEX supply_record_by_notice ON supply_record (notice_id, id) WHERE notice_id IS NOT NULL;
 `;
 
+/**
+ * The meter register (docs/lifecycle.md): each configured meter is a service point; the physical meter serving it is
+ * an asset bound to it for a period, with its readings at install and removal. At most one asset per point and one
+ * point per address at a time. A replacement (meter-replace) is one resumable job whose steps are recorded here.
+ * The ledger takes channel `transfer`: the credit of a removed meter loaded onto its successor, never a sale.
+ */
+function v16MeterRegister(db: Database.Database): void {
+  db.exec(`
+CREATE TABLE meter_assets (
+  id             INTEGER PRIMARY KEY,
+  point_id       TEXT    NOT NULL,
+  bus_id         TEXT    NOT NULL,
+  -- DL/T 645: the 12-digit address; Modbus: 'unit N'.
+  address        TEXT    NOT NULL,
+  asset_no       TEXT,
+  profile        TEXT    NOT NULL,
+  installed_at   INTEGER NOT NULL,
+  -- {importKwh, exportKwh, balance, overdraft, purchaseCount} in ledger units for money and energy wallets.
+  initial_json   TEXT,
+  initial_source TEXT    NOT NULL CHECK (initial_source IN ('config', 'read', 'manual')),
+  removed_at     INTEGER,
+  final_json     TEXT,
+  final_source   TEXT    CHECK (final_source IN ('read', 'manual')),
+  reason         TEXT,
+  operator       TEXT,
+  request_id     TEXT,
+  replaced_by    INTEGER REFERENCES meter_assets (id)
+) STRICT;
+CREATE UNIQUE INDEX meter_assets_one_per_point ON meter_assets (point_id) WHERE removed_at IS NULL;
+CREATE UNIQUE INDEX meter_assets_one_point_per_address ON meter_assets (bus_id, address) WHERE removed_at IS NULL;
+CREATE INDEX meter_assets_by_point ON meter_assets (point_id, id);
+
+-- One row per meter-replace request: where the job stands (the last step committed) and what it learned on the way.
+CREATE TABLE meter_replacements (
+  request_id   TEXT    PRIMARY KEY,
+  point_id     TEXT    NOT NULL,
+  step         TEXT    NOT NULL,
+  facts_json   TEXT    NOT NULL,
+  result_json  TEXT,
+  error_code   TEXT,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX meter_replacements_one_running ON meter_replacements (point_id) WHERE step NOT IN ('done', 'refused');
+
+-- The address of the physical meter a reading came from (DL/T 645), so a recalled reading is the one first published.
+ALTER TABLE readings ADD COLUMN address TEXT;
+`);
+  widenTable(db, 'ledger', [
+    [
+      "channel          TEXT    NOT NULL CHECK (channel IN ('remote', 'operator', 'card', 'allowance', 'opening'))",
+      "channel          TEXT    NOT NULL CHECK (channel IN ('remote', 'operator', 'card', 'allowance', 'opening', 'transfer'))",
+    ],
+  ]);
+}
+
+/**
+ * SQLite cannot ALTER a CHECK; the documented way is to edit the stored CREATE TABLE text (only ever widening: every
+ * existing row still passes) and bump schema_version so every connection re-reads the schema.
+ */
+function widenTable(db: Database.Database, table: string, widen: readonly [string, string][]): void {
+  const sqlOf = db.prepare<[string], string>("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?").pluck();
+  let sql = sqlOf.get(table) ?? '';
+  for (const [from, to] of widen) {
+    if (!sql.includes(from)) throw new Error(`the ${table} table does not have the expected definition (${from})`);
+    sql = sql.replace(from, to);
+  }
+  const version = db.pragma('schema_version', { simple: true }) as number;
+  db.unsafeMode(true);
+  try {
+    db.pragma('writable_schema = ON');
+    db.prepare("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?").run(sql, table);
+    db.pragma(`schema_version = ${version + 1}`);
+    db.pragma('writable_schema = OFF');
+  } finally {
+    db.unsafeMode(false);
+  }
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'readings, outbox, sequences, meter_state', up: V1_READINGS_OUTBOX },
   { version: 2, name: 'credit ledger', up: V2_LEDGER },
@@ -551,6 +630,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 13, name: 'parameter cards', up: V13_PARAMETER_CARDS },
   { version: 14, name: 'supply notices and the cut and restore record', up: V14_SUPPLY },
   { version: 15, name: 'web console sessions', up: V15_WEB_SESSIONS },
+  { version: 16, name: 'meter register: assets, replacements, transfer channel, reading address', up: v16MeterRegister },
 ];
 
 export interface MigrationResult {

@@ -9,17 +9,25 @@ interface ReadingRow {
   values_json: string;
   unsynced: 0 | 1;
   seq: number | null;
+  address: string | null;
 }
 
-const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json, unsynced, seq) VALUES (?, ?, ?, ?, ?)';
-const COLUMNS = 'id, meter_id, taken_at, values_json, unsynced, seq';
+const INSERT = 'INSERT INTO readings (meter_id, taken_at, values_json, unsynced, seq, address) VALUES (?, ?, ?, ?, ?, ?)';
+const COLUMNS = 'id, meter_id, taken_at, values_json, unsynced, seq, address';
 
 /** Stores a poll cycle's readings; they commit or roll back with everything else in `tx`. */
 export function insertReadings(tx: Tx, readings: readonly Reading[]): void {
-  const insert = tx.connection.statement<[string, number, string, 0 | 1, number | null]>(INSERT);
+  const insert = tx.connection.statement<[string, number, string, 0 | 1, number | null, string | null]>(INSERT);
   for (const reading of readings) {
     checkReading(reading);
-    insert.run(reading.meterId, reading.takenAt, JSON.stringify(reading.values), reading.unsynced === true ? 1 : 0, reading.seq ?? null);
+    insert.run(
+      reading.meterId,
+      reading.takenAt,
+      JSON.stringify(reading.values),
+      reading.unsynced === true ? 1 : 0,
+      reading.seq ?? null,
+      reading.address ?? null,
+    );
   }
 }
 
@@ -75,6 +83,7 @@ function toReading(row: ReadingRow): StoredReading {
     values: JSON.parse(row.values_json) as Record<string, PointValue>,
     ...(row.unsynced === 1 ? { unsynced: true } : {}),
     ...(row.seq !== null ? { seq: row.seq } : {}),
+    ...(row.address !== null ? { address: row.address } : {}),
   };
 }
 

@@ -21,6 +21,8 @@ export interface Reading {
   readonly unsynced?: boolean;
   /** The `seq` it was published with on the `readings` stream (the station's recall asks by it). */
   readonly seq?: number;
+  /** The address of the physical meter read (DL/T 645), as published (docs/lifecycle.md). */
+  readonly address?: string;
 }
 
 export interface StoredReading extends Reading {

@@ -377,7 +377,7 @@ describe('the daily books of a day with two operators, two channels, a refund an
       'TOTAL     all        CNY       4  358.50        1   20.00  338.50',
       'TOTAL     all        kWh       3  105.50        0    0.00  105.50',
       '',
-      'Cash (allowances are not cash)',
+      'Cash (allowances and transfers are not cash)',
       '  CNY: sales 4 = 358.50, refunds 1 = 20.00, net 338.50 CNY',
       '  kWh: sales 2 = 55.50, refunds 0 = 0.00, net 55.50 kWh; allowances 1 = 50.00 kWh',
       '',

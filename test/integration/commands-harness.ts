@@ -47,6 +47,7 @@ export class RecordingHandlers implements CommandHandlers {
   allowanceResolve = (cmd: object, ctx: CommandContext) => this.#call('allowanceResolve', cmd, ctx);
   cardOpen = (cmd: object, ctx: CommandContext) => this.#call('cardOpen', cmd, ctx);
   cardReplace = (cmd: object, ctx: CommandContext) => this.#call('cardReplace', cmd, ctx);
+  meterReplace = (cmd: object, ctx: CommandContext) => this.#call('meterReplace', cmd, ctx);
   recall = (cmd: object, ctx: CommandContext) => this.#call('recall', cmd, ctx);
   cardRewrite = (cmd: object, ctx: CommandContext) => this.#call('cardRewrite', cmd, ctx);
   cardParam = (cmd: object, ctx: CommandContext) => this.#call('cardParam', cmd, ctx);

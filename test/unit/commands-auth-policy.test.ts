@@ -32,6 +32,7 @@ describe('the command authentication policy', () => {
       'supply-approve',
       'supply-cancel',
       'supply-restore',
+      'meter-replace',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

@@ -215,3 +215,37 @@ describe('top contributors', () => {
     expect(contributors(today, previous, 1).map((c) => c.meter)).toEqual(['b']);
   });
 });
+
+describe('a day on which a member meter was replaced (docs/lifecycle.md)', () => {
+  it('counts old final − old start + new end − new initial, and stays computable', () => {
+    // room-102's meter was replaced during the day: the old one stood at 2000.00 at midnight and 2150.25 when it came
+    // down; the new one started at 0.50 and froze 148.40 at the next midnight. By hand: 150.25 + 147.90 = 298.15 kWh,
+    // the same as the day without a swap in the first test: supply 993.50, sales 911.82, loss 81.68, rate 8.22 %.
+    const w = day(
+      { 'd1-general': 1234.56, 'room-101': 100.0, 'room-102': 2000.0, 'room-103': 50.0 },
+      { 'd1-general': 1254.43, 'room-101': 412.4, 'room-102': 148.4, 'room-103': 351.27 },
+    );
+    const f = computeFigure(district(), { ...w, swaps: new Map([['room-102', [{ finalImportCenti: 215_025, initialImportCenti: 50 }]]]) });
+    expect(f).toMatchObject({ salesCenti: 91_182, lossCenti: 8_168, ratePct: 8.22, class: 'qualified', members: { read: 3 } });
+    expect(f.memberCenti.get('room-102')).toBe(29_815);
+  });
+
+  it('without the swap readings the new meter looks like a register going backwards: not computable, never guessed', () => {
+    const f = computeFigure(
+      district(),
+      day(
+        { 'd1-general': 1234.56, 'room-101': 100.0, 'room-102': 2000.0, 'room-103': 50.0 },
+        { 'd1-general': 1254.43, 'room-101': 412.4, 'room-102': 148.4, 'room-103': 351.27 },
+      ),
+    );
+    expect(f).toMatchObject({ class: 'not-computable', lossCenti: null });
+    expect(f.why['room-102']).toMatch(/went backwards/);
+  });
+
+  it('a stretch that goes backwards inside the swap is still refused', () => {
+    expect(meterDelta(fz(2000, DAY), fz(148.4, NEXT), DAY, NEXT, [{ finalImportCenti: 190_000, initialImportCenti: 50 }])).toMatchObject({
+      ok: false,
+      kind: 'backwards',
+    });
+  });
+});

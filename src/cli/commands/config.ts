@@ -3,6 +3,7 @@ import { redactUrl } from '../../config/broker-url.js';
 import { ConfigError, loadGatewayConfig } from '../../config/index.js';
 import { formatIssue } from '../../config/yaml-source.js';
 import { CliError } from '../errors.js';
+import { registerDisagreements } from '../register-check.js';
 
 export function registerConfigCommand(program: Command, io: { out: (line: string) => void }): void {
   const config = program.command('config').description('check a gateway configuration without starting anything');
@@ -15,6 +16,7 @@ export function registerConfigCommand(program: Command, io: { out: (line: string
       try {
         const c = loadGatewayConfig(opts.config);
         for (const w of c.warnings) io.out(`warning: ${formatIssue(w)}`);
+        for (const d of registerDisagreements(c)) io.out(`warning: ${c.source}:${d.line}: ${d.message}`);
         io.out(
           `${opts.config}: ok — gateway ${c.gateway.id}, ${c.buses.length} bus(es), ${c.meters.length} meter(s)${c.allowances.length > 0 ? `, ${c.allowances.length} allowance(s)` : ''}, broker ${redactUrl(c.mqtt.url)}, data in ${c.gateway.dataDir}`,
         );

@@ -12,6 +12,7 @@ import { Dlt645PointReader } from '../../devices/dlt645-points.js';
 import { openStore, walSizing } from '../../store/index.js';
 import { unsignedCommandsRisk } from '../../uplink/commands/auth-policy.js';
 import { probeBroker } from '../../uplink/probe.js';
+import { registerDisagreements } from '../register-check.js';
 import { CliError } from '../errors.js';
 
 interface Check {
@@ -132,6 +133,8 @@ export function registerDoctorCommand(program: Command, io: { out: (line: string
             what: `database ${dbPath} integrity`,
             detail: r.ok ? `ok, ${pending.total} message(s) waiting for the broker` : r.messages.join('; '),
           });
+          for (const d of registerDisagreements(config))
+            report({ ok: true, warn: true, what: `meter ${d.meterId} address in the config`, detail: d.message });
           if (deadLetters > 0) {
             report({
               ok: true,

@@ -161,12 +161,13 @@ export function reportTable(r: BooksReport): string[] {
     for (const t of r.totals) rows.push(row('TOTAL', 'all', t));
     out.push(...columns(rows, [false, false, false, true, true, true, true, true]));
     out.push('');
-    out.push('Cash (allowances are not cash)');
+    out.push('Cash (allowances and transfers are not cash)');
     for (const t of r.totals) {
       const u = unitLabel(t.unit);
       out.push(
         `  ${u}: sales ${t.cash.sales.count} = ${formatUnits(t.cash.sales.amount)}, refunds ${t.cash.refunds.count} = ${formatUnits(t.cash.refunds.amount)}, net ${formatUnits(t.cash.net)} ${u}` +
-          (t.allowances.count > 0 ? `; allowances ${t.allowances.count} = ${formatUnits(t.allowances.amount)} ${u}` : ''),
+          (t.allowances.count > 0 ? `; allowances ${t.allowances.count} = ${formatUnits(t.allowances.amount)} ${u}` : '') +
+          (t.transfers.count > 0 ? `; transfers from replaced meters ${t.transfers.count} = ${formatUnits(t.transfers.amount)} ${u}` : ''),
       );
     }
     out.push('');

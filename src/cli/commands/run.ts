@@ -40,7 +40,11 @@ A second signal exits at once.`,
       installLastResort(logger);
       let gateway: Awaited<ReturnType<typeof startGateway>>;
       try {
-        gateway = await startGateway(config, { logger });
+        gateway = await startGateway(config, {
+          logger,
+          // Crash tests only (test/e2e/meter-replace.test.ts): the replacement job waits after this step until killed.
+          ...(process.env.METERD_TEST_HOLD_REPLACEMENT ? { replacementHoldAfter: process.env.METERD_TEST_HOLD_REPLACEMENT } : {}),
+        });
       } catch (err) {
         // startGateway has closed what it opened. Should a handle it did not know of still hold the event loop, exit
         // anyway: a half-started daemon that stays alive is never restarted by systemd.

@@ -72,6 +72,8 @@ interface SourceState {
 
 interface MeterMemory extends DetectorMemory {
   sources?: Record<string, SourceState>;
+  /** When the point's meter was last replaced: readings taken before it belong to the old meter. */
+  replacedAt?: number;
 }
 
 const SEVERITY_RANK: Record<string, number> = { info: 0, warning: 1, critical: 2 };
@@ -113,6 +115,8 @@ export class AlertService {
     const meter = this.meters.get(meterId);
     if (!meter) return;
     const memory = this.memoryOf(meterId);
+    // The old meter's last reading, stored after the swap: not compared with the new meter's registers.
+    if (memory.replacedAt !== undefined && at < memory.replacedAt) return;
     const obs = detect(meter.model, meter.settings, memory, at, values);
     obs.push({ kind: 'comm-loss', source: 'poll', bad: false });
     this.apply(tx, meter, memory, at, obs);
@@ -328,6 +332,18 @@ export class AlertService {
     };
     enqueue(tx, { topic: `meters/${a.meterId}/alerts`, class: 'alert', payload: message });
     this.needsSync = true;
+  }
+
+  /**
+   * A new physical meter serves the point from `at` (docs/lifecycle.md): its registers start afresh, so the detectors
+   * forget the old meter's (energy-backwards and energy-stuck must not compare the two), and a reading taken before
+   * the swap that is committed after it is not judged. The state of open episodes is kept, so they still clear.
+   */
+  meterReplaced(tx: Tx, meterId: string, at: number): void {
+    const old = this.memoryOf(meterId);
+    const fresh: MeterMemory = { replacedAt: at, ...(old.sources ? { sources: old.sources } : {}) };
+    this.memories.set(meterId, fresh);
+    this.saveMemory(tx, meterId, fresh);
   }
 
   private memoryOf(meterId: string): MeterMemory {

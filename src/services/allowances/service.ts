@@ -16,6 +16,7 @@ import {
   nextAllowanceRetryAt,
   nextAllowanceRow,
   OPEN_ALLOWANCE_STATES,
+  retargetAllowanceRows,
   openAllowanceRounds,
   overdueAllowanceRows,
   planAllowanceRound,
@@ -128,6 +129,8 @@ export class AllowanceService {
   private readonly log: Logger;
   private readonly timers: Timers;
   private readonly meters: Map<string, AllowanceMeter>;
+  /** Meters a worker is loading a row onto now: a meter replacement waits for them. */
+  private readonly loadingMeters = new Set<string>();
   private readonly byId: Map<string, AllowanceConfig>;
   private readonly wakers = new Map<string, () => void>();
   /** The row each bus's worker is on, so the deadline sweep leaves it to the worker. */
@@ -174,6 +177,25 @@ export class AllowanceService {
   }
 
   /** Rounds with planned or pending rows. */
+  /** True while a row of this meter is being loaded: a meter replacement must not interleave with it. */
+  loading(meterId: string): boolean {
+    return this.loadingMeters.has(meterId);
+  }
+
+  /**
+   * The point's meter was replaced (docs/lifecycle.md): its rows not yet applied load onto the new meter, once (rows
+   * keep the address they were planned with, so they are moved to the new one in the swap's transaction).
+   */
+  meterReplaced(tx: Tx, meterId: string, address: string): void {
+    retargetAllowanceRows(tx, meterId, address);
+  }
+
+  /** After the swap committed: the point's identity as the workers check it before each row. */
+  meterRebound(meterId: string, address: string): void {
+    const m = this.meters.get(meterId);
+    if (m) this.meters.set(meterId, { ...m, address });
+  }
+
   inProgress(): number {
     return this.opts.store.transaction((tx) => openAllowanceRounds(tx)).length;
   }
@@ -408,6 +430,7 @@ export class AllowanceService {
         continue;
       }
       this.current.set(busId, row.id);
+      this.loadingMeters.add(row.meterId);
       try {
         await this.execute(row, signal);
       } catch (err) {
@@ -425,6 +448,7 @@ export class AllowanceService {
         }
       } finally {
         this.current.delete(busId);
+        this.loadingMeters.delete(row.meterId);
       }
     }
   }
@@ -488,6 +512,8 @@ export class AllowanceService {
         signal,
       ));
     } catch (err) {
+      // A replacement running on the meter: the row waits for it and loads onto the new meter.
+      if (err instanceof CreditError && err.code === 'METER_BEING_REPLACED') return this.retry(row, false, err.code, err.message);
       if (err instanceof CreditError) return this.park(row, err.code, err.message);
       if (signal.aborted) return;
       // The load may be open in the ledger: the same request id settles it next time; never a new attempt here.

@@ -70,6 +70,8 @@ export interface UnitTotal extends BooksSum {
   readonly cash: { readonly sales: Tally; readonly refunds: Tally; readonly net: number };
   /** Free allowances: loads on meters, never cash. */
   readonly allowances: Tally;
+  /** Credit moved from a replaced meter onto its successor (docs/lifecycle.md): loads on meters, never cash, never a sale. */
+  readonly transfers: Tally;
 }
 
 /** A load that is not (yet) confirmed by its meter, and why. */
@@ -123,7 +125,7 @@ export interface ReportFilter {
   readonly operator?: string;
 }
 
-const CHANNEL_ORDER: readonly LedgerChannel[] = ['remote', 'operator', 'card', 'allowance'];
+const CHANNEL_ORDER: readonly LedgerChannel[] = ['remote', 'operator', 'card', 'allowance', 'transfer'];
 const UNIT_ORDER: readonly CreditUnit[] = ['money', 'energy'];
 
 /**
@@ -170,7 +172,10 @@ export class Books {
     const lines = new Map<string, Acc & { operator: string | null; channel: LedgerChannel }>();
     const operators = new Map<string, Acc & { operator: string | null }>();
     const channels = new Map<string, Acc & { channel: LedgerChannel }>();
-    const totals = new Map<CreditUnit, Acc & { cashSales: MutableTally; cashRefunds: MutableTally; allowances: MutableTally }>();
+    const totals = new Map<
+      CreditUnit,
+      Acc & { cashSales: MutableTally; cashRefunds: MutableTally; allowances: MutableTally; transfers: MutableTally }
+    >();
     for (const e of entries) {
       const status = e.kind === 'load' ? statusOf.get(e.id)!.status : null;
       const line = getOr(lines, `${e.operator ?? ''}\u0000${e.channel}\u0000${e.unit}`, () => ({
@@ -180,10 +185,17 @@ export class Books {
       }));
       const op = getOr(operators, `${e.operator ?? ''}\u0000${e.unit}`, () => ({ ...acc(e.unit), operator: e.operator }));
       const ch = getOr(channels, `${e.channel}\u0000${e.unit}`, () => ({ ...acc(e.unit), channel: e.channel }));
-      const total = getOr(totals, e.unit, () => ({ ...acc(e.unit), cashSales: tally(), cashRefunds: tally(), allowances: tally() }));
+      const total = getOr(totals, e.unit, () => ({
+        ...acc(e.unit),
+        cashSales: tally(),
+        cashRefunds: tally(),
+        allowances: tally(),
+        transfers: tally(),
+      }));
       for (const a of [line, op, ch, total]) add(a, e, status);
       if (e.kind === 'refund') bump(total.cashRefunds, e.amount);
-      else if (status !== 'refused') bump(e.channel === 'allowance' ? total.allowances : total.cashSales, e.amount);
+      else if (status !== 'refused')
+        bump(e.channel === 'allowance' ? total.allowances : e.channel === 'transfer' ? total.transfers : total.cashSales, e.amount);
     }
 
     const unconfirmed: UnconfirmedLoad[] = [];
@@ -235,6 +247,7 @@ export class Books {
             ...finish(a),
             cash: { sales: { ...a.cashSales }, refunds: { ...a.cashRefunds }, net: a.cashSales.amount - a.cashRefunds.amount },
             allowances: { ...a.allowances },
+            transfers: { ...a.transfers },
           },
         ];
       }),
@@ -386,6 +399,7 @@ export function reportJson(r: BooksReport): Record<string, unknown> {
       ...sum(l),
       cash: { sales: t(l.cash.sales, l.unit), refunds: t(l.cash.refunds, l.unit), net: money(l.cash.net, l.unit) },
       allowances: t(l.allowances, l.unit),
+      transfers: t(l.transfers, l.unit),
     })),
     unconfirmed: r.unconfirmed.map((u) => ({
       requestId: u.requestId,

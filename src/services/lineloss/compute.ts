@@ -30,6 +30,17 @@ export interface FreezeValue {
   readonly exportCenti?: number;
 }
 
+/**
+ * A meter replaced inside the window (docs/lifecycle.md): the old meter's last register and the new meter's first,
+ * in 0.01 kWh, so the point's energy is old final − old start + new end − new initial.
+ */
+export interface MeterSwap {
+  readonly finalImportCenti: number;
+  readonly initialImportCenti: number;
+  readonly finalExportCenti?: number;
+  readonly initialExportCenti?: number;
+}
+
 export interface WindowInput {
   readonly kind: 'daily' | 'monthly';
   /** '2026-11-27' or '2026-11'. */
@@ -39,6 +50,8 @@ export interface WindowInput {
   readonly endBoundary: string;
   readonly start: ReadonlyMap<string, FreezeValue>;
   readonly end: ReadonlyMap<string, FreezeValue>;
+  /** Meters replaced inside the window, oldest swap first. */
+  readonly swaps?: ReadonlyMap<string, readonly MeterSwap[]>;
 }
 
 /** One meter's energy over the window, or why it has none. */
@@ -91,6 +104,7 @@ export function meterDelta(
   end: FreezeValue | undefined,
   startBoundary: string,
   endBoundary: string,
+  swaps: readonly MeterSwap[] = [],
 ): MeterDelta {
   if (start === undefined) return { ok: false, kind: 'missing', reason: `no freeze for ${startBoundary} 00:00` };
   if (end === undefined) return { ok: false, kind: 'missing', reason: `no freeze for ${endBoundary} 00:00` };
@@ -98,7 +112,11 @@ export function meterDelta(
     return { ok: false, kind: 'missing', reason: `the freeze for ${startBoundary} 00:00 is stamped ${start.frozenAt.replace('T', ' ')}` };
   if (end.frozenAt !== expectedFreezeTime(endBoundary))
     return { ok: false, kind: 'missing', reason: `the freeze for ${endBoundary} 00:00 is stamped ${end.frozenAt.replace('T', ' ')}` };
-  const imp = registerDelta(start.importCenti, end.importCenti);
+  const imp = swappedDelta(
+    start.importCenti,
+    end.importCenti,
+    swaps.map((w) => [w.finalImportCenti, w.initialImportCenti]),
+  );
   if (imp === undefined)
     return {
       ok: false,
@@ -106,7 +124,12 @@ export function meterDelta(
       reason: `forward energy went backwards (${kwhText(start.importCenti)} → ${kwhText(end.importCenti)} kWh): meter swapped or faulty`,
     };
   if (start.exportCenti === undefined || end.exportCenti === undefined) return { ok: true, importCenti: imp };
-  const exp = registerDelta(start.exportCenti, end.exportCenti);
+  if (swaps.some((w) => w.finalExportCenti === undefined || w.initialExportCenti === undefined)) return { ok: true, importCenti: imp };
+  const exp = swappedDelta(
+    start.exportCenti,
+    end.exportCenti,
+    swaps.map((w) => [w.finalExportCenti!, w.initialExportCenti!]),
+  );
   if (exp === undefined)
     return {
       ok: false,
@@ -114,6 +137,23 @@ export function meterDelta(
       reason: `reverse energy went backwards (${kwhText(start.exportCenti)} → ${kwhText(end.exportCenti)} kWh): meter swapped or faulty`,
     };
   return { ok: true, importCenti: imp, exportCenti: exp };
+}
+
+/**
+ * A register's movement over a window in which its meter was replaced: start → first old final, each new meter's
+ * initial → its final (or the window's end). Undefined when any stretch went backwards.
+ */
+function swappedDelta(startCenti: number, endCenti: number, swaps: readonly (readonly [number, number])[]): number | undefined {
+  let total = 0;
+  let from = startCenti;
+  for (const [finalCenti, initialCenti] of swaps) {
+    const d = registerDelta(from, finalCenti);
+    if (d === undefined) return undefined;
+    total += d;
+    from = initialCenti;
+  }
+  const last = registerDelta(from, endCenti);
+  return last === undefined ? undefined : total + last;
 }
 
 /** end − start of a register that counts modulo REGISTER_MODULUS_CENTI; undefined when it went backwards. */
@@ -141,7 +181,13 @@ export function classify(ratePct: number, band: readonly [number, number]): Excl
 export function computeFigure(d: DistrictShape, w: WindowInput): LinelossFigure {
   const why: Record<string, string> = {};
   const missing: string[] = [];
-  const supply = meterDelta(w.start.get(d.supplyMeter), w.end.get(d.supplyMeter), w.startBoundary, w.endBoundary);
+  const supply = meterDelta(
+    w.start.get(d.supplyMeter),
+    w.end.get(d.supplyMeter),
+    w.startBoundary,
+    w.endBoundary,
+    w.swaps?.get(d.supplyMeter),
+  );
   if (!supply.ok) {
     missing.push(d.supplyMeter);
     why[d.supplyMeter] = supply.reason;
@@ -151,7 +197,7 @@ export function computeFigure(d: DistrictShape, w: WindowInput): LinelossFigure 
   let pvCenti = 0;
   const backwards: string[] = [];
   for (const id of d.members) {
-    const m = meterDelta(w.start.get(id), w.end.get(id), w.startBoundary, w.endBoundary);
+    const m = meterDelta(w.start.get(id), w.end.get(id), w.startBoundary, w.endBoundary, w.swaps?.get(id));
     if (!m.ok) {
       why[id] = m.reason;
       if (m.kind === 'backwards') backwards.push(id);

@@ -22,10 +22,10 @@ import {
   type Store,
   type Tx,
 } from '../../store/index.js';
-import { addDays, localDate } from '../books/periods.js';
+import { addDays, localDate, periodBounds } from '../books/periods.js';
 import { nextLocalTime } from '../schedule.js';
 import { publishLinelossAlert, type LinelossAlert, type LinelossAlertKind } from './alerts.js';
-import { computeFigure, contributors, expectedFreezeTime, type DistrictShape, type LinelossFigure } from './compute.js';
+import { computeFigure, contributors, expectedFreezeTime, type DistrictShape, type LinelossFigure, type MeterSwap } from './compute.js';
 
 // The daemon's line-loss job: after each midnight it reads every district meter's daily freezes, computes each
 // district's day (and month, when one closed), stores it and hands it to the outbox once; days a start missed are
@@ -372,6 +372,7 @@ export class LinelossService {
           endBoundary: addDays(date, 1),
           start: freezesAt(tx, date),
           end: freezesAt(tx, addDays(date, 1)),
+          swaps: this.swapsIn(date, addDays(date, 1)),
         });
         const rev = this.save(tx, d, figure, () => this.dailyExtras(tx, d, figure));
         if (rev === undefined) return undefined;
@@ -390,6 +391,37 @@ export class LinelossService {
     this.opts.onCommitted?.();
   }
 
+  /**
+   * Meters replaced between two midnights (docs/lifecycle.md): the old meter's final and the new meter's initial
+   * register, from the meter register. A swap without both readings is left out, and the point's register then went
+   * backwards: not computable, never guessed.
+   */
+  private swapsIn(startBoundary: string, endBoundary: string): Map<string, MeterSwap[]> {
+    const tz = this.opts.timeZone;
+    const since = periodBounds({ kind: 'daily', date: startBoundary }, tz).since;
+    const until = periodBounds({ kind: 'daily', date: endBoundary }, tz).since;
+    const out = new Map<string, MeterSwap[]>();
+    for (const s of this.opts.store.register.swapsBetween(since, until)) {
+      const finalKwh = s.final?.importKwh;
+      const initialKwh = s.initial?.importKwh;
+      if (finalKwh === null || finalKwh === undefined || initialKwh === null || initialKwh === undefined) continue;
+      const exportCenti = (v: number | null | undefined) => (v === null || v === undefined ? undefined : Math.round(v * 100));
+      const finalExport = exportCenti(s.final?.exportKwh);
+      const initialExport = exportCenti(s.initial?.exportKwh);
+      out.set(s.pointId, [
+        ...(out.get(s.pointId) ?? []),
+        {
+          finalImportCenti: Math.round(finalKwh * 100),
+          initialImportCenti: Math.round(initialKwh * 100),
+          ...(finalExport !== undefined && initialExport !== undefined
+            ? { finalExportCenti: finalExport, initialExportCenti: initialExport }
+            : {}),
+        },
+      ]);
+    }
+    return out;
+  }
+
   private computeMonth(tx: Tx, d: DistrictShape, month: string): number | undefined {
     const start = `${month}-01`;
     const end = addDays(`${month}-28`, 7).slice(0, 7).concat('-01');
@@ -400,6 +432,7 @@ export class LinelossService {
       endBoundary: end,
       start: freezesAt(tx, start),
       end: freezesAt(tx, end),
+      swaps: this.swapsIn(start, end),
     });
     return this.save(tx, d, figure, () => {
       const days = listFigures(tx, { district: d.id, kind: 'daily', from: start, to: addDays(end, -1) });

@@ -783,6 +783,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.supplyCancel(parsed.payload, ctx);
     case 'supply-restore':
       return handlers.supplyRestore(parsed.payload, ctx);
+    case 'meter-replace':
+      return handlers.meterReplace(parsed.payload, ctx);
   }
 }
 

@@ -33,6 +33,7 @@ export const COMMAND_NAMES = [
   'supply-approve',
   'supply-cancel',
   'supply-restore',
+  'meter-replace',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -411,6 +412,51 @@ export const supplyRestoreSchema = z.strictObject({
   reason: z.string({ error: 'must be text' }).min(1, 'cannot be empty').max(200, 'is longer than 200 characters'),
 });
 
+/** A DL/T 645 meter address: 12 decimal digits (quote it: leading zeros matter). */
+const dlt645Address = z
+  .string({ error: "must be the new meter's 12-digit address (a string)" })
+  .regex(/^\d{12}$/, 'must be 12 decimal digits');
+/** A register or balance off a meter's display: at least 0, at most two decimals. */
+const displayed = (what: string) =>
+  z
+    .number({ error: `must be the ${what} (a number)` })
+    .min(0, 'cannot be negative')
+    .max(99_999_999.99, 'is larger than any meter register')
+    .refine((v) => Math.abs(Math.round(v * 100) - v * 100) < 1e-6, 'has at most two decimals');
+
+/**
+ * Replace a faulty meter (拆旧换新, docs/lifecycle.md): the point `meter` moves onto the meter at `newAddress`, its
+ * remaining credit with it. `final` is the old meter's display when it does not answer: balance in yuan (money
+ * wallets) or kWh (energy wallets).
+ */
+export const meterReplaceSchema = z.strictObject({
+  ...common,
+  meter: meterId,
+  newAddress: dlt645Address,
+  /** The new meter's profile when it is another model (same wallet kind); default the point's profile. */
+  newProfile: z
+    .string({ error: 'must be a profile id (a string)' })
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a profile id: lowercase letters, digits and dashes')
+    .max(64, 'is longer than 64 characters')
+    .optional(),
+  newAssetNo: z
+    .string({ error: 'must be the asset number (a string)' })
+    .min(1, 'cannot be empty')
+    .max(32, 'is longer than 32 characters')
+    .optional(),
+  operator: personText('technician name'),
+  reason: z.string({ error: 'must say why (a string)' }).min(1, 'cannot be empty').max(200, 'is longer than 200 characters'),
+  final: z
+    .strictObject({
+      importKwh: displayed('forward active energy in kWh'),
+      exportKwh: displayed('reverse active energy in kWh').optional(),
+      balance: displayed('remaining balance'),
+      overdraft: displayed('overdraft').optional(),
+      purchaseCount: z.number({ error: 'must be the purchase count (a number)' }).int('must be a whole number').min(0).max(0xffff_ffff),
+    })
+    .optional(),
+});
+
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
   relay: relaySchema,
@@ -430,6 +476,7 @@ export const COMMAND_SCHEMAS = {
   'supply-approve': supplyApproveSchema,
   'supply-cancel': supplyCancelSchema,
   'supply-restore': supplyRestoreSchema,
+  'meter-replace': meterReplaceSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -450,6 +497,7 @@ export type SupplyNoticeCommand = z.output<typeof supplyNoticeSchema>;
 export type SupplyApproveCommand = z.output<typeof supplyApproveSchema>;
 export type SupplyCancelCommand = z.output<typeof supplyCancelSchema>;
 export type SupplyRestoreCommand = z.output<typeof supplyRestoreSchema>;
+export type MeterReplaceCommand = z.output<typeof meterReplaceSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -470,7 +518,8 @@ export type ParsedCommand =
   | { readonly command: 'supply-notice'; readonly payload: SupplyNoticeCommand }
   | { readonly command: 'supply-approve'; readonly payload: SupplyApproveCommand }
   | { readonly command: 'supply-cancel'; readonly payload: SupplyCancelCommand }
-  | { readonly command: 'supply-restore'; readonly payload: SupplyRestoreCommand };
+  | { readonly command: 'supply-restore'; readonly payload: SupplyRestoreCommand }
+  | { readonly command: 'meter-replace'; readonly payload: MeterReplaceCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

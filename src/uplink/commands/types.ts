@@ -7,6 +7,7 @@ import type {
   CardReadCommand,
   CardReplaceCommand,
   CardRewriteCommand,
+  MeterReplaceCommand,
   RecallCommand,
   CardSellCommand,
   SupplyApproveCommand,
@@ -29,6 +30,7 @@ export type {
   CardRewriteCommand,
   CardSellCommand,
   CommandName,
+  MeterReplaceCommand,
   ParsedCommand,
   ReadCommand,
   RelayCommand,
@@ -103,6 +105,7 @@ export interface CommandHandlers {
   supplyApprove(cmd: SupplyApproveCommand, ctx: CommandContext): Promise<CommandOutcome>;
   supplyCancel(cmd: SupplyCancelCommand, ctx: CommandContext): Promise<CommandOutcome>;
   supplyRestore(cmd: SupplyRestoreCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  meterReplace(cmd: MeterReplaceCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';
