@@ -143,6 +143,8 @@ export function consoleBackend(gateway: Gateway, clock: Clock, logger: Logger = 
       const e = explainDay(store, district, parseBooksDate(date));
       return e === null ? null : { figure: e.figure.figure, members: e.members };
     },
+    supplyNotices: (meterId) => store.supply.list({ meterId, limit: 20 }).map((n) => ({ ...n })),
+    supplyNoticeMeter: (noticeId) => store.supply.notice(noticeId)?.meterId ?? null,
     allowances: () => ({ rounds: gateway.allowances.status(), attention: gateway.allowances.attention() }),
     disk: () => {
       try {

@@ -151,6 +151,51 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
   action('/api/meters/:id/read', TECHNICIAN, 'read', (meter) => ({ meter, points: backend.readPoints(meter) }));
   action('/api/meters/:id/time-sync', TECHNICIAN, 'time-sync', (meter) => ({ meter }));
 
+  // 停(限)电 with a second person's approval and 复电, through the station's supply commands (docs/lifecycle.md).
+  app.get<{ Params: { id: string } }>('/api/meters/:id/supply', (req, reply) => {
+    if (backend.meter(req.params.id) === null)
+      return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
+    return backend.supplyNotices(req.params.id);
+  });
+  const supplyCommand = (
+    path: string,
+    command: string,
+    build: (id: string, b: Body, reply: FastifyReply) => Record<string, unknown> | undefined,
+    byNotice = false,
+  ) =>
+    app.post<{ Params: { id: string } }>(path, { config: { roles: TECHNICIAN } }, async (req, reply) => {
+      const b = bodyOf(req.body);
+      const requestId = parseRequestId(b.requestId);
+      if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+      const known = byNotice
+        ? /^\d{1,12}$/.test(req.params.id) && backend.supplyNoticeMeter(Number(req.params.id)) !== null
+        : backend.meter(req.params.id) !== null;
+      if (!known)
+        return reply.code(404).send({
+          error: {
+            code: byNotice ? 'UNKNOWN_NOTICE' : 'UNKNOWN_METER',
+            message: `there is no ${byNotice ? 'notice' : 'meter'} ${req.params.id}`,
+          },
+        });
+      const request = build(req.params.id, b, reply);
+      if (request === undefined) return reply;
+      const session = req.session!;
+      const r = await ctx.run(command, { requestId: requestId.value, ...request, operator: session.user }, session);
+      return reply.code(statusOf(r)).send(r);
+    });
+  supplyCommand('/api/meters/:id/supply/notice', 'supply-notice', (meter, b) => ({
+    meter,
+    reason: b.reason,
+    ...(typeof b.note === 'string' && b.note.trim() !== '' ? { note: b.note.trim() } : {}),
+  }));
+  supplyCommand('/api/meters/:id/supply/restore', 'supply-restore', (meter, b, reply) => {
+    const reason = typeof b.reason === 'string' ? b.reason.trim() : '';
+    if (reason.length < 3) return void invalid(reply, 'reason', 'must say why (at least 3 characters): it is kept in the supply record');
+    return { meter, reason };
+  });
+  supplyCommand('/api/supply/:id/approve', 'supply-approve', (id) => ({ noticeId: Number(id) }), true);
+  supplyCommand('/api/supply/:id/cancel', 'supply-cancel', (id) => ({ noticeId: Number(id) }), true);
+
   app.get('/api/alerts', () => backend.alerts());
   app.get<{ Params: { id: string } }>('/api/alerts/:id/notes', (req) => backend.alertNotes(req.params.id));
   app.post<{ Params: { id: string } }>('/api/alerts/:id/ack', { config: { roles: TECHNICIAN } }, async (req, reply) => {

@@ -189,6 +189,10 @@ export interface ConsoleBackend {
   lineloss(district: string, month?: string): LinelossMonth;
   /** The explanation of a district's day, or null when that day was not computed. */
   linelossDay(district: string, date: string): LinelossDayView | null;
+  /** A meter's cut notices (停电通知) with their state, newest first (src/store/supply.ts, docs/lifecycle.md). */
+  supplyNotices(meterId: string): Record<string, unknown>[];
+  /** The meter a notice is for, or null when there is no such notice. */
+  supplyNoticeMeter(noticeId: number): string | null;
   /** The data directory's file system: free and total bytes (null when it cannot be read). */
   disk(): { readonly freeBytes: number; readonly totalBytes: number } | null;
 }

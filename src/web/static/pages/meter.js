@@ -62,6 +62,7 @@ export function MeterPage({ id, me }) {
     </div>
     ${result ? html`<p class=${result.ok ? 'ok' : 'error'} id="action-result" role="status">${result.text}</p>` : null}
     ${dialog ? html`<${ActionDialog} meter=${m} dialog=${dialog} setDialog=${setDialog} run=${run} />` : null}
+    <${Supply} id=${m.id} me=${me} />
     <${Charts} id=${m.id} />
     <h2>${t('ledger')}</h2>
     <${Ledger} entries=${detail?.ledger ?? []} />
@@ -165,4 +166,86 @@ function Chart({ title, points, field }) {
     return () => plot.destroy();
   }, [points, field]);
   return html`<div class="chart" ref=${el} data-chart=${field}></div>`;
+}
+
+const REASONS = ['arrears', 'safety', 'customer-request', 'other'];
+// Notices that can still be cancelled (a cut one ends by a restore).
+const OPEN_STATES = ['notified', 'approved'];
+
+/**
+ * 停(限)电 and 复电: a cut needs a notice and a second person's approval (the gateway cuts at or after the notice's
+ * earliest time); restoring closes the relay and ends the notice. The station's supply commands, through the router.
+ */
+function Supply({ id, me }) {
+  const [notices, setNotices] = useState(null);
+  const [form, setForm] = useState(null);
+  const [msg, setMsg] = useState(null);
+  const may = me.role === 'technician';
+  const load = () =>
+    get(`/api/meters/${encodeURIComponent(id)}/supply`)
+      .then(setNotices)
+      .catch(() => setNotices([]));
+  useEffect(() => {
+    load();
+  }, [id]);
+  const act = async (path, body) => {
+    setMsg(null);
+    try {
+      const r = await post(path, body);
+      setMsg({ ok: r.status === 'done', text: r.status === 'done' ? t('done') : t('running') });
+      setForm(null);
+    } catch (e) {
+      setMsg({ ok: false, text: e instanceof ApiError ? e.message : String(e) });
+    }
+    load();
+  };
+  if (notices === null) return null;
+  const submit = (e) => {
+    e.preventDefault();
+    if (!form.confirming) return setForm({ ...form, confirming: true });
+    if (form.kind === 'notice')
+      act(`/api/meters/${encodeURIComponent(id)}/supply/notice`, { requestId: form.requestId, reason: form.reason, note: form.note });
+    else act(`/api/meters/${encodeURIComponent(id)}/supply/restore`, { requestId: form.requestId, reason: form.reason });
+  };
+  return html`<section id="supply">
+    <h2>${t('supply')}</h2>
+    <div class="actions">
+      <button id="supply-notice" class="danger" disabled=${!may} onClick=${() => setForm({ kind: 'notice', requestId: requestId(), reason: 'arrears', note: '' })}>${t('supplyNotice')}</button>
+      <button id="supply-restore" disabled=${!may} onClick=${() => setForm({ kind: 'restore', requestId: requestId(), reason: '' })}>${t('supplyRestore')}</button>
+    </div>
+    ${
+      form
+        ? html`<form class="dialog" id="supply-form" onSubmit=${submit} onKeyDown=${(e) => e.key === 'Escape' && setForm(null)}>
+          ${
+            form.kind === 'notice'
+              ? html`<label>${t('reason')}<select id="supply-reason" value=${form.reason} disabled=${form.confirming} onChange=${(e) => setForm({ ...form, reason: e.target.value })}>
+                  ${REASONS.map((r) => html`<option value=${r}>${t(`supply-${r}`)}</option>`)}</select></label>
+                <label>${t('supplyNote')}<input id="supply-note" value=${form.note} disabled=${form.confirming} onInput=${(e) => setForm({ ...form, note: e.target.value })} /></label>`
+              : html`<label>${t('reason')}<input id="supply-restore-reason" value=${form.reason} disabled=${form.confirming} onInput=${(e) => setForm({ ...form, reason: e.target.value })} /></label>`
+          }
+          ${form.confirming ? html`<p class="confirm" id="supply-confirm">${t(form.kind === 'notice' ? 'confirmSupplyNotice' : 'confirmSupplyRestore', { meter: id })}</p>` : null}
+          <button type="submit" id="supply-ok">${form.confirming ? t('confirm') : t('next')}</button>
+          <button type="button" onClick=${() => setForm(null)}>${t('cancel')}</button>
+        </form>`
+        : null
+    }
+    ${msg ? html`<p class=${msg.ok ? 'ok' : 'error'} id="supply-result" role="status">${msg.text}</p>` : null}
+    ${
+      notices.length === 0
+        ? html`<p>${t('nothing')}</p>`
+        : html`<table class="grid" id="supply-notices"><thead><tr><th>#</th><th>${t('reason')}</th><th>${t('state')}</th><th>${t('requestedBy')}</th><th>${t('earliestCut')}</th><th>${t('approvedBy')}</th><th></th></tr></thead><tbody>
+          ${notices.map(
+            (n) => html`<tr data-notice=${n.id} data-state=${n.state}>
+              <td>${n.id}</td><td>${t(`supply-${n.reason}`)}</td><td data-field="state">${n.state}</td><td>${n.requestedBy}</td><td>${when(n.earliestAt)}</td><td>${n.approvedBy ?? ''}</td>
+              <td>${
+                OPEN_STATES.includes(n.state)
+                  ? html`${n.state === 'notified' ? html`<button data-act="approve" disabled=${!may || n.requestedBy === me.user} title=${n.requestedBy === me.user ? t('secondPerson') : ''} onClick=${() => act(`/api/supply/${n.id}/approve`, { requestId: requestId() })}>${t('approve')}</button>` : null}
+                    <button data-act="cancel" disabled=${!may} onClick=${() => act(`/api/supply/${n.id}/cancel`, { requestId: requestId() })}>${t('cancel')}</button>`
+                  : null
+              }</td>
+            </tr>`,
+          )}
+        </tbody></table>`
+    }
+  </section>`;
 }
