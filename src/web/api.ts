@@ -195,6 +195,53 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
   });
   supplyCommand('/api/supply/:id/approve', 'supply-approve', (id) => ({ noticeId: Number(id) }), true);
   supplyCommand('/api/supply/:id/cancel', 'supply-cancel', (id) => ({ noticeId: Number(id) }), true);
+  // 拆旧换新: the point moves onto the meter at newAddress, its credit with it, through the station's meter-replace.
+  app.post<{ Params: { id: string } }>('/api/meters/:id/replace', { config: { roles: TECHNICIAN } }, async (req, reply) => {
+    const b = bodyOf(req.body);
+    const requestId = parseRequestId(b.requestId);
+    if (!requestId.ok) return invalid(reply, 'requestId', requestId.reason);
+    if (backend.meter(req.params.id) === null)
+      return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
+    const text = (v: unknown) => (typeof v === 'string' ? v.trim() : typeof v === 'number' ? String(v) : '');
+    const newAddress = text(b.newAddress);
+    if (!/^\d{1,12}$/.test(newAddress))
+      return invalid(reply, 'newAddress', "must be the new meter's address: up to 12 digits, as on its nameplate");
+    const reason = text(b.reason);
+    if (reason.length < 3) return invalid(reply, 'reason', 'must say why (at least 3 characters): it is kept with the replacement');
+    const optional: Record<string, string> = {};
+    if (text(b.newProfile) !== '') optional.newProfile = text(b.newProfile);
+    if (text(b.newAssetNo) !== '') optional.newAssetNo = text(b.newAssetNo);
+    // The old meter's display, only when it does not answer; the router's schema checks each figure.
+    const finalFields = ['importKwh', 'balance', 'purchaseCount'] as const;
+    const given = finalFields.filter((k) => text((b.final as Body | undefined)?.[k]) !== '');
+    let final: Record<string, number> | undefined;
+    if (given.length > 0) {
+      const missing = finalFields.filter((k) => !given.includes(k));
+      if (missing.length > 0)
+        return invalid(reply, `final.${missing[0]}`, 'is needed with the other figures read off the old meter’s display');
+      final = {};
+      for (const k of finalFields) {
+        const v = text((b.final as Body)[k]);
+        if (!/^\d{1,9}(\.\d{1,2})?$/.test(v)) return invalid(reply, `final.${k}`, 'must be a number as the display shows it, e.g. 5123.40');
+        final[k] = Number(v);
+      }
+    }
+    const session = req.session!;
+    const r = await ctx.run(
+      'meter-replace',
+      {
+        requestId: requestId.value,
+        meter: req.params.id,
+        newAddress: newAddress.padStart(12, '0'),
+        ...optional,
+        operator: session.user,
+        reason,
+        ...(final ? { final } : {}),
+      },
+      session,
+    );
+    return reply.code(statusOf(r)).send(r);
+  });
 
   app.get('/api/alerts', () => backend.alerts());
   app.get<{ Params: { id: string } }>('/api/alerts/:id/notes', (req) => backend.alertNotes(req.params.id));

@@ -50,7 +50,15 @@ export interface RigDistrict {
 export const DISTRICT_METERS = { supply: '000000000901', a: '000000000902', b: '000000000903' } as const;
 
 export async function startConsoleRig(
-  opts: { meters?: number; sessionIdle?: string; card?: boolean; allowance?: boolean; district?: RigDistrict } = {},
+  opts: {
+    meters?: number;
+    /** Simulated meters on the bus that the config does not name (the new meter of a replacement). */
+    spareMeters?: number;
+    sessionIdle?: string;
+    card?: boolean;
+    allowance?: boolean;
+    district?: RigDistrict;
+  } = {},
 ): Promise<ConsoleRig> {
   const broker: TestBroker = await startTestBroker();
   const district = opts.district;
@@ -58,7 +66,7 @@ export async function startConsoleRig(
     tcpPort: 0,
     spec: {
       meters: [
-        ...defaultMeters(opts.meters ?? 3),
+        ...defaultMeters((opts.meters ?? 3) + (opts.spareMeters ?? 0)),
         ...(district
           ? [
               { address: DISTRICT_METERS.supply, kind: 'plain' as const, phases: 3 as const, powerKw: 0.125 },
@@ -76,6 +84,7 @@ export async function startConsoleRig(
   const file = join(dir, 'meterd.yaml');
   const addresses = [...sim.meters.values()]
     .filter((m) => !Object.values(DISTRICT_METERS).includes(m.address as never))
+    .slice(0, opts.meters ?? 3)
     .map((m) => ({ address: m.address, customerNo: m.snapshot().customerNumber }));
   const encoder = opts.card
     ? await startEncoderSimulator({

@@ -6,7 +6,7 @@ import { balanceText, gatewayTimeZone, ledgerAmount, t, two, when, yuan, kwh } f
 import { setRows, useLive } from '../live.js';
 import { relayText } from './meters.js';
 
-const ROLES = { topup: 'cashier', relay: 'technician', read: 'technician', 'time-sync': 'technician' };
+const ROLES = { topup: 'cashier', relay: 'technician', read: 'technician', 'time-sync': 'technician', replace: 'technician' };
 
 export function MeterPage({ id, me }) {
   const live = useLive();
@@ -33,7 +33,14 @@ export function MeterPage({ id, me }) {
     setResult(null);
     try {
       const r = await post(`/api/meters/${encodeURIComponent(id)}/${path}`, body);
-      setResult({ ok: r.status === 'done', text: r.status === 'done' ? t('done') : t('running'), reply: r });
+      const moved = path === 'replace' && r.status === 'done' ? r.result?.moved : undefined;
+      const text =
+        r.status !== 'done'
+          ? t('running')
+          : moved
+            ? t('replacedMoved', { address: body.newAddress, amount: moved.unit === 'kWh' ? kwh(moved.amount) : yuan(moved.amount) })
+            : t('done');
+      setResult({ ok: r.status === 'done', text, reply: r });
       setDialog(null);
       load();
     } catch (e) {
@@ -58,6 +65,7 @@ export function MeterPage({ id, me }) {
       ${m.can.relay ? html`<button id="act-trip" class="danger" disabled=${!may('relay')} title=${may('relay') ? '' : t('notAllowed')} onClick=${() => setDialog({ kind: 'trip', requestId: requestId(), reason: '' })}>${t('trip')}</button>` : null}
       ${m.can.relay ? html`<button id="act-close" disabled=${!may('relay')} title=${may('relay') ? '' : t('notAllowed')} onClick=${() => setDialog({ kind: 'close', requestId: requestId(), reason: '' })}>${t('close')}</button>` : null}
       <button id="act-read" disabled=${!may('read')} title=${may('read') ? '' : t('notAllowed')} onClick=${() => run('read', { requestId: requestId() })}>${t('readNow')}</button>
+      <button id="act-replace" disabled=${!may('replace')} title=${may('replace') ? '' : t('notAllowed')} onClick=${() => setDialog({ kind: 'replace', requestId: requestId(), newAddress: '', newAssetNo: '', newProfile: '', reason: '', importKwh: '', balance: '', purchaseCount: '' })}>${t('replaceMeter')}</button>
       ${m.can.timeSync ? html`<button id="act-time" disabled=${!may('time-sync')} title=${may('time-sync') ? '' : t('notAllowed')} onClick=${() => run('time-sync', { requestId: requestId() })}>${t('timeSync')}</button>` : null}
     </div>
     ${result ? html`<p class=${result.ok ? 'ok' : 'error'} id="action-result" role="status">${result.text}</p>` : null}
@@ -99,6 +107,39 @@ function ActionDialog({ meter, dialog, setDialog, run }) {
       ${dialog.confirming ? html`<p class="confirm">${t('confirmTopup', { amount: shown, meter: meter.id })}</p>` : null}
       ${dialog.error ? html`<p class="error" role="alert">${dialog.error}</p>` : null}
       <button type="submit" id="dialog-ok" ref=${ok}>${dialog.confirming ? t('confirm') : t('topup')}</button>
+      <button type="button" onClick=${cancel}>${t('cancel')}</button>
+    </form>`;
+  }
+  if (dialog.kind === 'replace') {
+    const set = (k) => (e) => setDialog({ ...dialog, [k]: e.target.value });
+    const submit = (e) => {
+      e.preventDefault();
+      if (!dialog.confirming) return setDialog({ ...dialog, confirming: true, error: '' });
+      run('replace', {
+        requestId: dialog.requestId,
+        newAddress: dialog.newAddress,
+        newAssetNo: dialog.newAssetNo,
+        newProfile: dialog.newProfile,
+        reason: dialog.reason,
+        final: { importKwh: dialog.importKwh, balance: dialog.balance, purchaseCount: dialog.purchaseCount },
+      });
+    };
+    const input = (k, label, ref, props = {}) =>
+      html`<label>${label}<input id=${`replace-${k}`} ref=${ref} value=${dialog[k]} disabled=${dialog.confirming} onInput=${set(k)} ...${props} /></label>`;
+    return html`<form class="dialog" id="dialog-replace" onSubmit=${submit} onKeyDown=${onKey}>
+      <p class="hint">${t('replaceHint')}</p>
+      ${input('newAddress', t('newAddress'), first, { inputmode: 'numeric' })}
+      ${input('newAssetNo', t('newAssetNo'), null)}
+      ${input('newProfile', t('newProfile'), null, { placeholder: meter.profile })}
+      ${input('reason', t('reason'), null, { placeholder: t('reasonHint') })}
+      <fieldset><legend>${t('finalIfSilent')}</legend>
+        ${input('importKwh', t('finalImport'), null, { inputmode: 'decimal' })}
+        ${input('balance', t('finalBalance'), null, { inputmode: 'decimal' })}
+        ${input('purchaseCount', t('count'), null, { inputmode: 'numeric' })}
+      </fieldset>
+      ${dialog.confirming ? html`<p class="confirm" id="replace-confirm">${t('confirmReplaceMeter', { meter: meter.id, address: dialog.newAddress })}</p>` : null}
+      ${dialog.error ? html`<p class="error" role="alert" id="replace-error">${dialog.error}</p>` : null}
+      <button type="submit" id="dialog-ok" ref=${ok}>${dialog.confirming ? t('confirm') : t('next')}</button>
       <button type="button" onClick=${cancel}>${t('cancel')}</button>
     </form>`;
   }
