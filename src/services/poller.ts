@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { realTimers, type Clock, type Timers } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { DeviceProfile, PointGroup } from '../profiles/types.js';
@@ -166,7 +167,9 @@ export class Poller {
   private readonly answeredSinceStart = new Set<string>();
   private readonly pending: Outcome[] = [];
   private readonly running = new Set<Promise<void>>();
-  private readonly abort = new AbortController();
+  // One signal for every poll of every bus: each queued poll listens on it (removed when it starts), so a gateway of
+  // 2,000 meters holds hundreds at once. Node's leak warning counts 10, which is no limit here.
+  private readonly abort = unlimitedAbortController();
   private readonly timers: Timers;
   private readonly log: Logger;
   private timer: unknown;
@@ -709,4 +712,10 @@ function balanceOf(values: Record<string, PointValue>): MeterBalance | undefined
     if (v && 'v' in v && typeof v.v === 'number') out[key] = v.v;
   }
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function unlimitedAbortController(): AbortController {
+  const c = new AbortController();
+  setMaxListeners(0, c.signal);
+  return c;
 }

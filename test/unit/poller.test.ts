@@ -59,6 +59,30 @@ describe('poller', () => {
     expect(readers[0]!.calls.map((c) => (c - t0) / 1000)).toEqual([0, 60]);
   });
 
+  it('lets every poll in flight listen on its stop signal without Node warning of a leak (20 buses at once)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const listening: AbortSignal[] = [];
+    const answers: (() => void)[] = [];
+    // As the bus arbiter does: a queued job listens on the caller's signal until it starts.
+    const reader: MeterReader = {
+      read: (names, opts) => {
+        opts.signal?.addEventListener('abort', () => undefined, { once: true });
+        if (opts.signal) listening.push(opts.signal);
+        return new Promise((resolve) => answers.push(() => resolve(new Map(names.map((n) => [n, { v: 0, unit: '' }])))));
+      },
+    };
+    start(Array.from({ length: 20 }, (_, i) => ({ meterId: `m${i}`, busId: `bus${i}`, profile: oneGroup, reader })));
+    await vi.advanceTimersByTimeAsync(100);
+    await new Promise((r) => process.nextTick(r));
+    process.off('warning', onWarning);
+    for (const answer of answers) answer();
+    expect(listening).toHaveLength(20);
+    expect(new Set(listening).size).toBe(1);
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('stores each reading with its read time and a readings message with seq in one transaction', async () => {
     const reader = new ScriptedReader();
     const t0 = Date.now();
