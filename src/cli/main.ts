@@ -55,6 +55,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   supply: async () => (await import('./commands/supply.js')).registerSupplyCommand,
   archive: async () => (await import('./commands/archive.js')).registerArchiveCommand,
   adopt: async () => (await import('./commands/adopt.js')).registerAdoptCommand,
+  account: async () => (await import('./commands/account.js')).registerAccountCommand,
   allowance: async () => (await import('./commands/allowance.js')).registerAllowanceCommand,
   user: async () => (await import('./commands/user.js')).registerUserCommand,
   meter: async () => (await import('./commands/meter.js')).registerMeterCommand,

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
 import { creditMessage, CreditError, type CreditService } from '../services/credit.js';
+import { ProvisioningError, type AccountOpening } from '../services/provisioning/index.js';
 import { AlertsError, type AlertService } from '../services/alerts/service.js';
 import type { BooksPublisher } from '../services/books/index.js';
 import type { Poller } from '../services/poller.js';
@@ -28,6 +29,8 @@ export interface HandlerDeps {
   /** meter-replace (replacement.ts). */
   replacement: Pick<CommandHandlers, 'meterReplace'>;
   credit: CreditService;
+  /** account-open: a remote meter's account opened (its customer number, or ESAM 070101FF). */
+  accounts: Pick<AccountOpening, 'open'>;
   relays: RelayService;
   poller: Poller;
   /** Config facts a handler needs about a meter: its bus, its default customer number, its DL/T 645 driver. */
@@ -105,6 +108,31 @@ export function gatewayCommandHandlers(d: HandlerDeps): CommandHandlers {
         };
       } catch (err) {
         if (err instanceof AlertsError) return { status: 'rejected', error: { code: err.code, message: err.message } };
+        throw err;
+      }
+    },
+    async accountOpen(cmd, ctx): Promise<CommandOutcome> {
+      try {
+        const opened = await d.accounts.open(
+          {
+            requestId: cmd.requestId,
+            meterId: cmd.meter,
+            customerNo: cmd.customerNo,
+            ...(cmd.name !== undefined ? { name: cmd.name } : {}),
+            ...(cmd.room !== undefined ? { room: cmd.room } : {}),
+            ...(cmd.energyKwh !== undefined ? { energyKwh: cmd.energyKwh } : {}),
+            ...(cmd.amountFen !== undefined ? { amountFen: cmd.amountFen } : {}),
+            operator: cmd.operator,
+          },
+          ctx.signal,
+        );
+        return { status: 'done', result: JSON.parse(JSON.stringify(opened)) as Record<string, unknown> };
+      } catch (err) {
+        // The station's to fix (archive, unit, a meter that refuses): rejected; a meter that does not answer: failed.
+        if (err instanceof ProvisioningError || err instanceof CreditError)
+          return { status: 'rejected', error: { code: err.code, message: err.message } };
+        const code = (err as { code?: string }).code;
+        if (code) return { status: 'failed', error: { code, message: (err as Error).message } };
         throw err;
       }
     },

@@ -4,6 +4,7 @@ import {
   encodeDigits,
   encodeLayout,
   encodeLoadPayload,
+  OPENING_DI,
   RECHARGE_DI,
   securityAuth,
   writeData,
@@ -31,6 +32,8 @@ export interface CreditLoad {
   /** Fen or 0.01 kWh. */
   readonly amount: number;
   readonly customerNo?: string;
+  /** Account opening (开户, 0x03 070101FF) instead of a recharge (070102FF): the meter's first load, which also sets its customer number. */
+  readonly opening?: boolean;
   /** ESAM meters: the station's identity-authentication data for this load (topup `esam`); else the encryption machine is asked. */
   readonly esam?: { readonly ciphertext: string; readonly random: string; readonly diversifier?: string };
 }
@@ -132,7 +135,7 @@ export function dlt645CreditPort(meter: Dlt645Meter, profile: DeviceProfile, aut
           mac2: none,
         });
         if (!payload.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the recharge: ${payload.error.message}` };
-        frame = securityAuth(meter.address, RECHARGE_DI, payload.value);
+        frame = securityAuth(meter.address, l.opening ? OPENING_DI : RECHARGE_DI, payload.value);
       } else {
         const body = encodeLayout(credit.layout, { purchaseCount: l.purchaseCount, amount: l.amount, customerNumber: l.customerNo ?? '0' });
         if (!body.ok) return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the payload: ${body.error.message}` };

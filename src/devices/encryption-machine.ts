@@ -22,6 +22,8 @@ export interface RechargeMacInput {
   readonly count: number;
   /** Customer number, up to 12 digits. */
   readonly customerNo: string;
+  /** Account opening (070101FF) rather than a recharge: the machine computes the opening's MACs (op `opening-macs`). */
+  readonly opening?: boolean;
 }
 
 /**

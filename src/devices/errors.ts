@@ -15,7 +15,10 @@ export type MeterErrorCode =
   | 'CREDIT_UNSUPPORTED'
   | 'CREDIT_READBACK_FAILED'
   /** The point's meter was replaced while this exchange was on the wire: what it read belongs to the old meter. */
-  | 'METER_REPLACED';
+  | 'METER_REPLACED'
+  | 'ACCOUNT_UNSUPPORTED'
+  | 'ACCOUNT_REFUSED'
+  | 'ACCOUNT_READBACK_FAILED';
 
 /** A meter-level failure with a typed code a technician and the station can act on. */
 export class MeterError extends MeterdError<MeterErrorCode> {

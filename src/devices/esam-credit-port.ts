@@ -8,6 +8,7 @@ import {
   fromHex,
   IDENTITY_DI,
   meterDiversifier,
+  OPENING_DI,
   RECHARGE_DI,
   securityAuth,
   toHex,
@@ -180,7 +181,15 @@ export function dlt645EsamCreditPort(
           const macs = await ask(
             (s) =>
               machine.rechargeMacs(
-                { address: meter.address, random2, esamSerial, amount: l.amount, count: l.purchaseCount, customerNo },
+                {
+                  address: meter.address,
+                  random2,
+                  esamSerial,
+                  amount: l.amount,
+                  count: l.purchaseCount,
+                  customerNo,
+                  ...(l.opening ? { opening: true } : {}),
+                },
                 s,
               ),
             opts.signal,
@@ -198,7 +207,11 @@ export function dlt645EsamCreditPort(
           if (!payload.ok)
             return { kind: 'refused', code: 'METER_REFUSED', message: `cannot build the recharge: ${payload.error.message}` };
           rechargeSent = true;
-          const r = await send(securityAuth(meter.address, RECHARGE_DI, payload.value), opts, `load count ${l.purchaseCount}`);
+          const r = await send(
+            securityAuth(meter.address, l.opening ? OPENING_DI : RECHARGE_DI, payload.value),
+            opts,
+            `${l.opening ? 'account opening' : 'load'} count ${l.purchaseCount}`,
+          );
           if (!('kind' in r)) return { kind: 'accepted' };
           last = r;
           if (r.kind === 'refused' && (r.code === 'MAC_FAILED' || r.code === 'AUTHENTICATION_FAILED')) continue;

@@ -266,6 +266,13 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
       at(['relay', 'state'], `relay bits are out of range: ${s.point} has ${size} bits`);
   }
 
+  if (raw.account?.method === 'dlt645-customer-number') {
+    if (!isDlt) at(['account', 'method'], `account method dlt645-customer-number needs a DL/T 645 profile, this one is ${raw.protocol}`);
+    if (!declared.has(raw.account.point)) at(['account', 'point'], `no point named "${raw.account.point}" in this profile`);
+  }
+  if (raw.account?.method === 'dlt645-esam-opening' && credit?.spec.method !== 'dlt645-esam')
+    at(['account', 'method'], 'ESAM account opening needs the dlt645-esam credit method (the same handshake as a recharge)');
+
   for (const point of Object.keys(raw.alerts?.counters ?? {}))
     if (!declared.has(point)) at(['alerts', 'counters', point], `no point named "${point}" in this profile`);
 
@@ -288,6 +295,7 @@ function resolve(raw: RawProfile, src: YamlSource, file: string, issues: SourceI
     ...(subsidy ? { subsidy: subsidy.spec } : {}),
     relay: raw.relay,
     verificationYears: raw.verification?.periodYears ?? DEFAULT_VERIFICATION_YEARS,
+    ...(raw.account ? { account: raw.account } : {}),
     ...(raw.alerts ? { alerts: { conditions: raw.alerts.conditions ?? {}, counters: raw.alerts.counters ?? {} } } : {}),
     source: file,
   };

@@ -173,6 +173,21 @@ export const relaySchema = z.discriminatedUnion('method', [
   }),
 ]);
 
+/**
+ * How an account is opened on the meter from the station (docs/provisioning.md § Opening an account on a remote meter):
+ * `dlt645-customer-number` writes the customer number to the point named (0x14, the point's DI) and reads it back;
+ * `dlt645-esam-opening` runs ESAM account opening (0x03 070101FF) with the station's encryption machine.
+ */
+export const accountSchema = z.discriminatedUnion('method', [
+  z.strictObject({
+    method: z.literal('dlt645-customer-number'),
+    point: pointName,
+    password: operatorSource.optional(),
+    operator: operatorSource.optional(),
+  }),
+  z.strictObject({ method: z.literal('dlt645-esam-opening') }),
+]);
+
 export const profileSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'the id is lowercase letters, digits and dashes, and equals the file name'),
   name: z.string().min(1),
@@ -193,6 +208,7 @@ export const profileSchema = z.strictObject({
   relay: relaySchema.optional(),
   /** Periodic verification (周检/轮换): the years a meter of this model may serve before it is verified or rotated (default 8). */
   verification: z.strictObject({ periodYears: z.number().int('is a whole number of years').min(1).max(30) }).optional(),
+  account: accountSchema.optional(),
   /**
    * What the meter itself reports as a fault, for conditions and counters the built-in names do not cover: a status
    * condition (`status:`) or an event counter point mapped to an alert kind, e.g. `counters: { events.kettle.count: malignant-load }`.

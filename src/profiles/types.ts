@@ -1,7 +1,7 @@
 import type { AlertKind } from '../values/alert-kinds.js';
 import type { TimeLayout, ValueFormat } from '../../protocols/dlt645/index.js';
 import type { z } from 'zod';
-import type { creditSchema, modbusOrders, modbusTables, modbusTypes, relaySchema } from './schema.js';
+import type { accountSchema, creditSchema, modbusOrders, modbusTables, modbusTypes, relaySchema } from './schema.js';
 
 export type Protocol = 'dlt645-2007' | 'dlt645-1997' | 'modbus-rtu' | 'modbus-tcp';
 export type ModbusType = (typeof modbusTypes)[number];
@@ -73,6 +73,7 @@ export type CreditSpec = Exclude<AnyCreditSpec, { method: 'modbus-subsidy' }>;
 /** The meter's free-energy registers, written by allowances. */
 export type SubsidySpec = Extract<AnyCreditSpec, { method: 'modbus-subsidy' }>;
 export type RelaySpec = z.infer<typeof relaySchema>;
+export type AccountSpec = z.infer<typeof accountSchema>;
 
 /** A meter model as data (device-profiles/*.yaml), validated and resolved: every point has its format and unit. */
 export interface DeviceProfile {
@@ -93,6 +94,8 @@ export interface DeviceProfile {
   readonly relay?: RelaySpec;
   /** Years between periodic verifications (周检/轮换) of a meter of this model; default 8 (docs/lifecycle.md). */
   readonly verificationYears: number;
+  /** How the station opens an account on the meter remotely (its customer number, or ESAM account opening). */
+  readonly account?: AccountSpec;
   /** The file it came from, for error messages. */
   readonly source: string;
 }

@@ -29,6 +29,8 @@ export interface TopUpRequest {
   readonly purchaseCount?: number;
   readonly customerNo?: string;
   readonly operator?: string;
+  /** Account opening (070101FF): the meter's first load, which also sets its customer number (docs/provisioning.md). */
+  readonly opening?: boolean;
   /** ESAM meters: the station's identity-authentication data (ciphertext1, random1, diversifier, hex) for the first try. */
   readonly esam?: CreditLoad['esam'];
   /** `batch` for the rows of a batch (allowances): behind every single top-up on the bus. Default `credit`. */
@@ -406,7 +408,14 @@ export class CreditService {
     const count = entry.purchaseCount!;
     const esam = esamOf(entry.request);
     const outcome = await port.load(
-      { purchaseCount: count, amount: entry.amount, customerNo: entry.customerNo ?? undefined, ...(esam ? { esam } : {}) },
+      {
+        purchaseCount: count,
+        amount: entry.amount,
+        customerNo: entry.customerNo ?? undefined,
+        ...(esam ? { esam } : {}),
+        // Kept with the request, so an opening settled or sent again after a restart is still an opening.
+        ...(entry.request.opening === true ? { opening: true } : {}),
+      },
       { priority: priorityOf(entry), signal },
     );
     const verifying = this.move(entry, 'verifying', { detail: describe(outcome) });

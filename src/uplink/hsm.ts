@@ -81,12 +81,13 @@ export class MqttEncryptionMachine implements EncryptionMachine {
   }
 
   async rechargeMacs(input: RechargeMacInput, signal?: AbortSignal): Promise<{ mac1: string; mac2: string }> {
-    const r = await this.request('recharge-macs', { ...input }, signal);
+    const { opening, ...fields } = input;
+    const r = await this.request(opening ? 'opening-macs' : 'recharge-macs', fields, signal);
     return { mac1: hexField(r, 'mac1', 4), mac2: hexField(r, 'mac2', 4) };
   }
 
   private async request(
-    op: 'identity' | 'recharge-macs',
+    op: 'identity' | 'recharge-macs' | 'opening-macs',
     body: Record<string, unknown>,
     signal: AbortSignal | undefined,
   ): Promise<Record<string, unknown>> {

@@ -55,6 +55,7 @@ export class RecordingHandlers implements CommandHandlers {
   supplyApprove = (cmd: object, ctx: CommandContext) => this.#call('supplyApprove', cmd, ctx);
   supplyCancel = (cmd: object, ctx: CommandContext) => this.#call('supplyCancel', cmd, ctx);
   supplyRestore = (cmd: object, ctx: CommandContext) => this.#call('supplyRestore', cmd, ctx);
+  accountOpen = (cmd: object, ctx: CommandContext) => this.#call('accountOpen', cmd, ctx);
   #call(handler: keyof CommandHandlers, cmd: object, ctx: CommandContext): Promise<CommandOutcome> {
     const call = { handler, cmd: cmd as Record<string, unknown>, ctx };
     this.calls.push(call);

@@ -33,6 +33,7 @@ describe('the command authentication policy', () => {
       'supply-cancel',
       'supply-restore',
       'meter-replace',
+      'account-open',
     ]);
     expect(unsignedRefusal(policy, 'topup')).toMatch(/commands\.hmacKey.*commands\.allowUnsigned/);
     expect(COMMAND_NAMES.map((name) => unsignedRefusal(commandAuthPolicy({ allowUnsigned: true }), name))).toEqual(

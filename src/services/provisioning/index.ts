@@ -11,3 +11,4 @@ export {
   type AdoptionOutcome,
 } from './adopt.js';
 export { ProvisioningError, type ProvisioningErrorCode } from './errors.js';
+export { AccountOpening, type AccountMeter, type AccountOpened, type AccountOpenRequest } from './account.js';

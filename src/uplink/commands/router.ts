@@ -785,6 +785,8 @@ function callHandler(handlers: CommandHandlers, parsed: ParsedCommand, ctx: Comm
       return handlers.supplyRestore(parsed.payload, ctx);
     case 'meter-replace':
       return handlers.meterReplace(parsed.payload, ctx);
+    case 'account-open':
+      return handlers.accountOpen(parsed.payload, ctx);
   }
 }
 

@@ -34,6 +34,7 @@ export const COMMAND_NAMES = [
   'supply-cancel',
   'supply-restore',
   'meter-replace',
+  'account-open',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -456,6 +457,27 @@ export const meterReplaceSchema = z.strictObject({
     })
     .optional(),
 });
+/** Open an account on a remote meter: its customer number (plain meters) or ESAM account opening 070101FF, optionally with an opening purchase. */
+export const accountOpenSchema = z
+  .strictObject({
+    ...common,
+    meter: meterId,
+    customerNo,
+    /** For a customer not in the archive yet. */
+    name: personText('customer name').optional(),
+    room: personText('room or address').optional(),
+    energyKwh: energyKwh.optional(),
+    amountFen: amountFen.optional(),
+    operator: personText('operator name'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.energyKwh !== undefined && value.amountFen !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['amountFen'],
+        message: 'cannot be given together with energyKwh: give one of them, or neither',
+      });
+  });
 
 export const COMMAND_SCHEMAS = {
   topup: topupSchema,
@@ -477,6 +499,7 @@ export const COMMAND_SCHEMAS = {
   'supply-cancel': supplyCancelSchema,
   'supply-restore': supplyRestoreSchema,
   'meter-replace': meterReplaceSchema,
+  'account-open': accountOpenSchema,
 } as const;
 
 export type TopupCommand = z.output<typeof topupSchema>;
@@ -498,6 +521,7 @@ export type SupplyApproveCommand = z.output<typeof supplyApproveSchema>;
 export type SupplyCancelCommand = z.output<typeof supplyCancelSchema>;
 export type SupplyRestoreCommand = z.output<typeof supplyRestoreSchema>;
 export type MeterReplaceCommand = z.output<typeof meterReplaceSchema>;
+export type AccountOpenCommand = z.output<typeof accountOpenSchema>;
 
 /** A request that passed its schema, tagged with its command. */
 export type ParsedCommand =
@@ -519,7 +543,8 @@ export type ParsedCommand =
   | { readonly command: 'supply-approve'; readonly payload: SupplyApproveCommand }
   | { readonly command: 'supply-cancel'; readonly payload: SupplyCancelCommand }
   | { readonly command: 'supply-restore'; readonly payload: SupplyRestoreCommand }
-  | { readonly command: 'meter-replace'; readonly payload: MeterReplaceCommand };
+  | { readonly command: 'meter-replace'; readonly payload: MeterReplaceCommand }
+  | { readonly command: 'account-open'; readonly payload: AccountOpenCommand };
 
 /** Why a payload does not fit its schema: the first problem, with the field it is about. */
 export interface FieldProblem {

@@ -1,4 +1,5 @@
 import type {
+  AccountOpenCommand,
   AlertAckCommand,
   AllowanceResolveCommand,
   AllowanceRunCommand,
@@ -21,6 +22,7 @@ import type {
 } from './schema.js';
 
 export type {
+  AccountOpenCommand,
   AllowanceResolveCommand,
   AllowanceRunCommand,
   CardOpenCommand,
@@ -106,6 +108,7 @@ export interface CommandHandlers {
   supplyCancel(cmd: SupplyCancelCommand, ctx: CommandContext): Promise<CommandOutcome>;
   supplyRestore(cmd: SupplyRestoreCommand, ctx: CommandContext): Promise<CommandOutcome>;
   meterReplace(cmd: MeterReplaceCommand, ctx: CommandContext): Promise<CommandOutcome>;
+  accountOpen(cmd: AccountOpenCommand, ctx: CommandContext): Promise<CommandOutcome>;
 }
 
 export type CommandReplyStatus = 'accepted' | 'done' | 'rejected' | 'failed';

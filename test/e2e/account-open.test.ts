@@ -1,0 +1,244 @@
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
+import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
+import { LocalTestEncryptionMachine } from '../../src/sim/dlt645/local-encryption-machine.js';
+import { openStore } from '../../src/store/index.js';
+import { commandSignature } from '../../src/uplink/commands/signature.js';
+import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import { runMeterd } from '../helpers/cli.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+
+// Opening an account on a remote meter (account-open): a plain DL/T 645 meter gets its customer number written and
+// read back; ESAM meters run account opening 070101FF with the station's encryption machine (hsm/request over MQTT),
+// with an opening purchase or without. Real daemon, real broker, simulated meters over TCP, real SQLite.
+
+const PLAIN = '000000000621';
+const ESAM = '000000000622';
+const ESAM_EMPTY = '000000000623';
+const KEY = 'account-open-test-key';
+let broker: TestBroker;
+let sim: Dlt645Simulator;
+let watcher: TopicWatcher;
+let station: MqttClient;
+let daemon: DaemonProcess;
+let gw: string;
+const hsm = new LocalTestEncryptionMachine(ESAM_TEST_KEY);
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  sim = await startDlt645Simulator({
+    tcpPort: 0,
+    spec: {
+      meters: [
+        { address: PLAIN, kind: 'energy', purchaseCount: 0 },
+        { address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
+        { address: ESAM_EMPTY, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
+      ],
+    },
+  });
+  gw = uniqueId('gw-acct');
+  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
+  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-acct') });
+  // The station's encryption machine: identity, recharge MACs and opening MACs with the test key.
+  station.on('message', (topic, payload) => {
+    if (topic !== `meterd/${gw}/hsm/request`) return;
+    const q = JSON.parse(payload.toString('utf8')) as Record<string, string | number>;
+    const answer =
+      q.op === 'identity'
+        ? hsm.identity({ address: String(q.address), meterNumber: String(q.meterNumber) })
+        : hsm.rechargeMacs({
+            address: String(q.address),
+            random2: String(q.random2),
+            esamSerial: String(q.esamSerial),
+            amount: Number(q.amount),
+            count: Number(q.count),
+            customerNo: String(q.customerNo),
+          });
+    void answer.then((a) => station.publishAsync(`meterd/${gw}/hsm/reply`, JSON.stringify({ requestId: q.requestId, ...a }), { qos: 1 }));
+  });
+  await station.subscribeAsync(`meterd/${gw}/hsm/request`, { qos: 1 });
+  daemon = startDaemon(
+    `gateway: { id: ${gw}, dataDir: ./data }
+mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+commands: { hmacKey: "${KEY}" }
+credit: { hsmTimeout: 5s }
+buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 5ms, timeout: 3s, retries: 1 }]
+meters:
+  - { id: plain-621, bus: bus1, address: "${PLAIN}", profile: dlt645-2007-single-phase-prepaid }
+  - { id: esam-622, bus: bus1, address: "${ESAM}", profile: dlt645-2007-single-phase-prepaid-esam }
+  - { id: esam-623, bus: bus1, address: "${ESAM_EMPTY}", profile: dlt645-2007-single-phase-prepaid-esam }
+`,
+  );
+  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
+}, 60_000);
+afterAll(async () => {
+  daemon?.child.kill('SIGTERM');
+  await daemon?.exited();
+  await station?.endAsync();
+  await watcher?.close();
+  await clearRetained(broker.url, [
+    `meterd/${gw}/status`,
+    ...['plain-621', 'esam-622', 'esam-623'].map((m) => `meterd/${gw}/meters/${m}/state`),
+  ]);
+  await sim?.close();
+  await broker?.close();
+});
+
+type Reply = {
+  requestId: string;
+  status: string;
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string; field?: string };
+};
+const replies = (command: string, requestId: string) =>
+  watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`).filter((r) => r.requestId === requestId);
+async function send(command: string, request: Record<string, unknown>, sign = true): Promise<Reply> {
+  const body = sign ? { ...request, ts: new Date().toISOString() } : request;
+  const payload = sign ? { ...body, signature: commandSignature(body, KEY) } : body;
+  await station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
+  const id = String(request.requestId);
+  await watcher.waitFor(() => replies(command, id).some((r) => r.status !== 'accepted'), `the ${command} result`, 30_000);
+  return replies(command, id).at(-1)!;
+}
+const snapshot = (address: string) => sim.meters.get(address)!.snapshot();
+const withStore = <T>(fn: (store: ReturnType<typeof openStore>) => T): T => {
+  const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+};
+
+describe('account-open on remote meters', { timeout: 120_000 }, () => {
+  it('a plain meter: meterd account open -c writes the customer number, reads it back, binds the archive, opens the books', async () => {
+    const r = await runMeterd(
+      [
+        'account',
+        'open',
+        '-c',
+        daemon.configPath,
+        '--meter',
+        'plain-621',
+        '--customer',
+        '880000000621',
+        '--name',
+        'Sun Li',
+        '--room',
+        '6-621',
+        '--operator',
+        'alice',
+        '--json',
+      ],
+      { cwd: daemon.dir },
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      meterId: 'plain-621',
+      customerNo: '880000000621',
+      method: 'dlt645-customer-number',
+      purchaseCount: 0,
+      openedBooks: true,
+    });
+    expect(snapshot(PLAIN).customerNumber).toBe('880000000621');
+    withStore((store) => {
+      expect(store.archive.get('880000000621')).toMatchObject({ meterAddress: PLAIN, state: 'active', name: 'Sun Li' });
+      expect(store.archive.history('880000000621').map((h) => [h.operator, h.action])).toEqual([['alice', 'open-account']]);
+      expect(store.ledger.list({ meterId: PLAIN }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 0, 0]]);
+    });
+    // The meter now checks the customer number on every recharge: a top-up naming the customer loads.
+    const top = await send('topup', { requestId: 'acct-top-1', meter: 'plain-621', energyKwh: 12.5, customerNo: '880000000621' });
+    expect(top, JSON.stringify(top)).toMatchObject({ status: 'done', result: { state: 'applied', purchaseCount: 1 } });
+  });
+
+  it('an ESAM meter with an opening purchase: 070101FF through the encryption machine, one opening entry and one sale', async () => {
+    const unsigned = await send(
+      'account-open',
+      { requestId: 'ao-0', meter: 'esam-622', customerNo: '880000000622', operator: 'bob' },
+      false,
+    );
+    expect(unsigned).toMatchObject({ status: 'rejected', error: { code: 'UNSIGNED' } });
+    const bad = await send('account-open', { requestId: 'ao-1', meter: 'esam-622', customerNo: '8800A', operator: 'bob' });
+    expect(bad).toMatchObject({ status: 'rejected', error: { field: 'customerNo' } });
+    const r = await send('account-open', {
+      requestId: 'ao-2',
+      meter: 'esam-622',
+      customerNo: '880000000622',
+      name: 'Zhao Min',
+      room: '6-622',
+      amountFen: 5000,
+      operator: 'bob',
+    });
+    expect(r, JSON.stringify(r)).toMatchObject({
+      status: 'done',
+      result: {
+        method: 'dlt645-esam-opening',
+        purchaseCount: 1,
+        balance: 5000,
+        openedBooks: true,
+        sale: { requestId: 'ao-2', state: 'applied', purchaseCount: 1, amount: 5000 },
+      },
+    });
+    expect(snapshot(ESAM)).toMatchObject({ opened: true, customerNumber: '880000000622', purchaseCount: 1 });
+    const ops = watcher
+      .json<{ op: string; address: string }>(`meterd/${gw}/hsm/request`)
+      .filter((q) => q.address === ESAM)
+      .map((q) => q.op);
+    expect(ops).toEqual(['identity', 'opening-macs']);
+    withStore((store) => {
+      expect(store.ledger.list({ meterId: ESAM }).map((e) => [e.channel, e.purchaseCount])).toEqual([['opening', 0]]);
+      expect(store.ledger.get('ao-2')).toMatchObject({ state: 'applied', purchaseCount: 1, amount: 5000, operator: 'bob' });
+      expect(store.archive.history('880000000622').map((h) => h.action)).toEqual(['open-account']);
+    });
+
+    // Opened once: a second opening is refused by the meter with its reason, nothing taken, and a recharge works.
+    const again = await send('account-open', {
+      requestId: 'ao-3',
+      meter: 'esam-622',
+      customerNo: '880000000622',
+      amountFen: 100,
+      operator: 'bob',
+    });
+    expect(again).toMatchObject({ status: 'rejected', error: { code: 'ACCOUNT_OPEN_REFUSED' } });
+    expect(snapshot(ESAM).purchaseCount).toBe(1);
+    const top = await send('topup', { requestId: 'acct-top-2', meter: 'esam-622', amountFen: 2000, customerNo: '880000000622' });
+    expect(top, JSON.stringify(top)).toMatchObject({ status: 'done', result: { state: 'applied', purchaseCount: 2 } });
+  });
+
+  it('an ESAM meter without money: opened at count 1 with nothing loaded, an opening entry and no sale', async () => {
+    const r = await runMeterd(
+      [
+        'account',
+        'open',
+        '-c',
+        daemon.configPath,
+        '--meter',
+        'esam-623',
+        '--customer',
+        '880000000623',
+        '--name',
+        'Qian Yu',
+        '--room',
+        '6-623',
+        '--operator',
+        'carol',
+      ],
+      { cwd: daemon.dir },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(
+      'account opened on meter esam-623 for customer 880000000623 (ESAM account opening): purchase count 1, no money taken',
+    );
+    expect(snapshot(ESAM_EMPTY)).toMatchObject({ opened: true, customerNumber: '880000000623', purchaseCount: 1, balance: 0 });
+    withStore((store) => {
+      expect(store.ledger.list({ meterId: ESAM_EMPTY }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 1, 0]]);
+      expect(store.ledger.list({ meterId: 'esam-623' })).toEqual([]);
+    });
+    // A customer bound to another meter is refused before the meter is touched.
+    const conflict = await send('account-open', { requestId: 'ao-4', meter: 'plain-621', customerNo: '880000000623', operator: 'carol' });
+    expect(conflict).toMatchObject({ status: 'rejected', error: { code: 'ARCHIVE_CONFLICT' } });
+  });
+});
