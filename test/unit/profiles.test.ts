@@ -86,6 +86,20 @@ describe('device profile validation', () => {
     expect(issues[0]!.line).toBeGreaterThanOrEqual(2);
   });
 
+  it('an account method names a point of the profile, and ESAM opening needs the ESAM credit method', () => {
+    const dlt = `id: test-meter\nname: x\nprotocol: dlt645-2007\npoints:\n  customer.number: { di: "0400040E" }\ngroups:\n  g: { interval: 60s, points: [customer.number] }\n`;
+    expect(
+      parseProfile(`${dlt}account: { method: dlt645-customer-number, point: customer.number }\n`, '/profiles/test-meter.yaml'),
+    ).toMatchObject({
+      ok: true,
+      profile: { account: { method: 'dlt645-customer-number', point: 'customer.number' } },
+    });
+    const missing = issuesOf(`${dlt}account: { method: dlt645-customer-number, point: customer.id }\n`);
+    expect(missing[0]).toMatchObject({ line: 8, path: 'account.point', message: 'no point named "customer.id" in this profile' });
+    const esam = issuesOf(`${dlt}account: { method: dlt645-esam-opening }\n`);
+    expect(esam[0]!.message).toBe('ESAM account opening needs the dlt645-esam credit method (the same handshake as a recharge)');
+  });
+
   it('every shipped profile loads', () => {
     const all = loadProfiles();
     expect(all.size).toBeGreaterThanOrEqual(1);
