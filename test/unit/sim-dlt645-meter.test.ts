@@ -643,6 +643,36 @@ describe('0x03 ESAM mode (stand-in MACs): identity authentication, session, MAC 
     expect(m.snapshot()).toMatchObject({ purchaseCount: 5, balance: 1000, esam: { macFailures: 3, sessionOpen: false } });
   });
 
+  it('account opening 070101FF: only on a meter not yet in service; it sets the customer number and loads the opening purchase', async () => {
+    const m = meter({ kind: 'money', balance: 0, purchaseCount: 0, opened: false, esam: { key: KEY } });
+    const open = async (di: string, amount: number, count: number, customer: string) => {
+      const s = await authenticate(m);
+      if (Array.isArray(s)) throw new Error('authentication refused');
+      const macs = await new LocalTestEncryptionMachine(KEY).rechargeMacs({
+        address: m.address,
+        random2: s.random2,
+        esamSerial: '',
+        amount,
+        count,
+        customerNo: customer,
+        opening: true,
+      });
+      const frame = load(m.address, di, amount, count, customer);
+      frame.data.set(hexBytes(macs.mac1), 16);
+      frame.data.set(hexBytes(macs.mac2), 26);
+      return answer(m, frame);
+    };
+    // Not in service yet: a recharge is refused; the opening is taken.
+    expect(refusal(await open('070102FF', 500, 1, '880000000002'))).toEqual(['other-error']);
+    expect((await open('070101FF', 500, 1, '880000000002')).control).toBe(0x83);
+    expect(m.snapshot()).toMatchObject({ opened: true, customerNumber: '880000000002', purchaseCount: 1, balance: 500 });
+    // Opened once: a second opening is refused, and recharges now check the customer number it set.
+    expect(refusal(await open('070101FF', 500, 2, '880000000002'))).toEqual(['other-error']);
+    expect(refusal(await open('070102FF', 100, 2, '880000000009'))).toEqual(['customer-number-mismatch']);
+    expect((await open('070102FF', 100, 2, '880000000002')).control).toBe(0x83);
+    expect(m.snapshot()).toMatchObject({ purchaseCount: 2, balance: 600 });
+  });
+
   it('a plaintext meter has no identity authentication: other error', async () => {
     const m = meter({ kind: 'money', balance: 10, purchaseCount: 5 });
     const p = new Uint8Array(28);
