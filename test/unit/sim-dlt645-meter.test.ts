@@ -645,7 +645,7 @@ describe('0x03 ESAM mode (stand-in MACs): identity authentication, session, MAC 
 
   it('account opening 070101FF: only on a meter not yet in service; it sets the customer number and loads the opening purchase', async () => {
     const m = meter({ kind: 'money', balance: 0, purchaseCount: 0, opened: false, esam: { key: KEY } });
-    const open = async (di: string, amount: number, count: number, customer: string) => {
+    const open = async (di: '070101FF' | '070102FF', amount: number, count: number, customer: string) => {
       const s = await authenticate(m);
       if (Array.isArray(s)) throw new Error('authentication refused');
       const macs = await new LocalTestEncryptionMachine(KEY).rechargeMacs({
