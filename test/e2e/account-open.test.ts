@@ -18,6 +18,7 @@ import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 const PLAIN = '000000000621';
 const ESAM = '000000000622';
 const ESAM_EMPTY = '000000000623';
+const PLAIN_PAID = '000000000624';
 const KEY = 'account-open-test-key';
 let broker: TestBroker;
 let sim: Dlt645Simulator;
@@ -34,6 +35,7 @@ beforeAll(async () => {
     spec: {
       meters: [
         { address: PLAIN, kind: 'energy', purchaseCount: 0 },
+        { address: PLAIN_PAID, kind: 'energy', purchaseCount: 2, balance: 3 },
         { address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
         { address: ESAM_EMPTY, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
       ],
@@ -70,6 +72,7 @@ meters:
   - { id: plain-621, bus: bus1, address: "${PLAIN}", profile: dlt645-2007-single-phase-prepaid }
   - { id: esam-622, bus: bus1, address: "${ESAM}", profile: dlt645-2007-single-phase-prepaid-esam }
   - { id: esam-623, bus: bus1, address: "${ESAM_EMPTY}", profile: dlt645-2007-single-phase-prepaid-esam }
+  - { id: plain-624, bus: bus1, address: "${PLAIN_PAID}", profile: dlt645-2007-single-phase-prepaid }
 `,
   );
   await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
@@ -81,7 +84,7 @@ afterAll(async () => {
   await watcher?.close();
   await clearRetained(broker.url, [
     `meterd/${gw}/status`,
-    ...['plain-621', 'esam-622', 'esam-623'].map((m) => `meterd/${gw}/meters/${m}/state`),
+    ...['plain-621', 'esam-622', 'esam-623', 'plain-624'].map((m) => `meterd/${gw}/meters/${m}/state`),
   ]);
   await sim?.close();
   await broker?.close();
@@ -240,5 +243,55 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
     // A customer bound to another meter is refused before the meter is touched.
     const conflict = await send('account-open', { requestId: 'ao-4', meter: 'plain-621', customerNo: '880000000623', operator: 'carol' });
     expect(conflict).toMatchObject({ status: 'rejected', error: { code: 'ARCHIVE_CONFLICT' } });
+  });
+
+  it('a plain meter with an opening purchase: the customer number set, the books opened where the meter stands, the purchase a recharge once', async () => {
+    const request = {
+      requestId: 'ao-5',
+      meter: 'plain-624',
+      customerNo: '880000000624',
+      name: 'Li Wei',
+      room: '6-624',
+      energyKwh: 20,
+      operator: 'dave',
+    };
+    const r = await send('account-open', request);
+    expect(r, JSON.stringify(r)).toMatchObject({
+      status: 'done',
+      result: {
+        method: 'dlt645-customer-number',
+        purchaseCount: 3,
+        openedBooks: true,
+        sale: { requestId: 'ao-5', state: 'applied', purchaseCount: 3, amount: 2000 },
+      },
+    });
+    expect(snapshot(PLAIN_PAID)).toMatchObject({ customerNumber: '880000000624', purchaseCount: 3 });
+    // The same request again: the recorded answer, nothing loaded twice.
+    await station.publishAsync(
+      `meterd/${gw}/cmd/account-open`,
+      JSON.stringify(
+        (() => {
+          const body = { ...request, ts: new Date().toISOString() };
+          return { ...body, signature: commandSignature(body, KEY) };
+        })(),
+      ),
+      { qos: 1 },
+    );
+    await watcher.waitFor(
+      () => replies('account-open', 'ao-5').filter((x) => x.status === 'done').length >= 2,
+      'the repeated answer',
+      20_000,
+    );
+    expect(snapshot(PLAIN_PAID).purchaseCount).toBe(3);
+    withStore((store) => {
+      expect(store.ledger.list({ meterId: PLAIN_PAID }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 2, 0]]);
+      expect(store.ledger.get('ao-5')).toMatchObject({
+        channel: 'operator',
+        state: 'applied',
+        purchaseCount: 3,
+        amount: 2000,
+        operator: 'dave',
+      });
+    });
   });
 });

@@ -107,6 +107,8 @@ export class AccountOpening {
         `meter ${req.meterId} is bound to active customer ${holder.customerNo}; move that customer out first (meterd archive move-out ${holder.customerNo})`,
       );
     const money = req.energyKwh !== undefined || req.amountFen !== undefined;
+    // A request run again (resumed after a restart) starts the books where its opening purchase found the meter.
+    const earlier = money ? (store.ledger.get(req.requestId)?.before ?? null) : null;
     const opts = { priority: 'operator' as const, ...(signal ? { signal } : {}) };
 
     let wallet: Wallet | null = null;
@@ -122,13 +124,13 @@ export class AccountOpening {
           `meter ${req.meterId} took the customer number but reads back ${back}, not ${req.customerNo.padStart(12, '0')}; check the meter and open the account again`,
         );
       wallet = meter.credit ? await meter.credit.readWallet(opts) : null;
-      opening = wallet;
+      opening = earlier ?? wallet;
     } else {
       const credit = meter.credit!;
       const before = await credit.readWallet(opts);
       if (money) {
         // The books start where the meter stands; the opening purchase is then a load like any other, exactly once.
-        opening = before;
+        opening = earlier ?? before;
       } else {
         const outcome = await credit.load({ opening: true, amount: 0, purchaseCount: before.count + 1, customerNo: req.customerNo }, opts);
         wallet = await credit.readWallet(opts);
