@@ -6,9 +6,8 @@ import { routeCommand } from '../daemon-route.js';
 import { CliError, usageError } from '../errors.js';
 
 /**
- * Adds `meterd account open`: opening an account on a remote meter (docs/provisioning.md § Opening an account on a
- * remote meter), through the running daemon (command account-open): it holds the bus and, for ESAM meters, the
- * station's encryption machine.
+ * Adds `meterd account open` (docs/provisioning.md § Opening an account on a remote meter), through the running
+ * daemon (command account-open): it holds the bus and, for ESAM meters, the station's encryption machine.
  */
 export function registerAccountCommand(program: Command, io: { out: (line: string) => void }): void {
   const account = program
