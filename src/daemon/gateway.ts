@@ -205,14 +205,7 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     const account = accountMeterOf(m, drivers, config);
     if (account) accountMeters.set(m.id, account);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
-    meterFacts.set(m.id, {
-      busId: m.busId,
-      customerNo: m.customerNo,
-      get dlt645() {
-        return drivers.dlt645;
-      },
-      points: pointNamesOf(m.profile),
-    });
+    meterFacts.set(m.id, new MeterFacts(m.busId, m.customerNo, pointNamesOf(m.profile), drivers));
   }
 
   const drain = new OutboxDrain({
@@ -719,4 +712,18 @@ function accountMeterOf(m: MeterConfig, drivers: MeterDrivers, config: GatewayCo
   if (method === 'dlt645-esam-opening' && drivers.credit)
     return { id: m.id, ...(m.address !== undefined ? { address: m.address } : {}), method, credit: drivers.credit };
   return undefined;
+}
+
+/** What the command handlers know of a point; its DL/T 645 driver is the meter installed now (a class: one per meter). */
+class MeterFacts {
+  constructor(
+    readonly busId: string,
+    readonly customerNo: string | undefined,
+    readonly points: ReadonlySet<string>,
+    private readonly drivers: PointDrivers,
+  ) {}
+
+  get dlt645(): Dlt645Meter | undefined {
+    return this.drivers.dlt645;
+  }
 }

@@ -38,31 +38,25 @@ export class PointDrivers {
         return values;
       },
     };
-    if (this.#drivers.credit) {
-      const self = this;
-      this.credit = {
-        get unit() {
-          return self.#drivers.credit!.unit;
-        },
-        readWallet: async (opts) => {
-          const generation = this.#generation;
-          const wallet = await this.port('credit').readWallet(opts);
-          if (generation !== this.#generation) throw this.replaced();
-          return wallet;
-        },
-        load: (load, opts) => this.port('credit').load(load, opts),
-      };
-    }
-    if (this.#drivers.relay) {
-      const self = this;
-      this.relay = {
-        get closeMode() {
-          return self.#drivers.relay!.closeMode;
-        },
-        command: (action, opts) => this.port('relay').command(action, opts),
-        readState: (opts) => this.port('relay').readState(opts),
-      };
-    }
+    // Classes, not object literals with getters and arrow functions: a gateway holds one of each per meter, and an
+    // accessor in a literal gives every copy its own property store (1 MB at 2,000 meters, docs/memory.md).
+    if (this.#drivers.credit) this.credit = new PointCreditPort(this);
+    if (this.#drivers.relay) this.relay = new PointRelayPort(this);
+  }
+
+  /** The current meter's port of that kind, or METER_REPLACED when the new meter's profile has none. */
+  current<K extends 'credit' | 'relay'>(kind: K): NonNullable<MeterDrivers[K]> {
+    return this.port(kind);
+  }
+
+  /** Counts swaps, so an exchange that spans one is refused rather than taken as the new meter's. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The error of an exchange that spanned a swap. */
+  replacedError(): MeterError {
+    return this.replaced();
   }
 
   get meter(): MeterConfig {
@@ -108,4 +102,39 @@ export function profileFinder(config: GatewayConfig, load: (dirs: readonly strin
     all ??= load(config.profileDirs);
     return all.get(id);
   };
+}
+
+class PointCreditPort implements CreditPort {
+  constructor(private readonly point: PointDrivers) {}
+
+  get unit(): CreditPort['unit'] {
+    return this.point.current('credit').unit;
+  }
+
+  async readWallet(opts: Parameters<CreditPort['readWallet']>[0]): ReturnType<CreditPort['readWallet']> {
+    const generation = this.point.generation;
+    const wallet = await this.point.current('credit').readWallet(opts);
+    if (generation !== this.point.generation) throw this.point.replacedError();
+    return wallet;
+  }
+
+  load(load: Parameters<CreditPort['load']>[0], opts: Parameters<CreditPort['load']>[1]): ReturnType<CreditPort['load']> {
+    return this.point.current('credit').load(load, opts);
+  }
+}
+
+class PointRelayPort implements RelayPort {
+  constructor(private readonly point: PointDrivers) {}
+
+  get closeMode(): RelayPort['closeMode'] {
+    return this.point.current('relay').closeMode;
+  }
+
+  command(action: Parameters<RelayPort['command']>[0], opts: Parameters<RelayPort['command']>[1]): ReturnType<RelayPort['command']> {
+    return this.point.current('relay').command(action, opts);
+  }
+
+  readState(opts: Parameters<RelayPort['readState']>[0]): ReturnType<RelayPort['readState']> {
+    return this.point.current('relay').readState(opts);
+  }
 }
