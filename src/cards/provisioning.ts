@@ -119,6 +119,18 @@ export interface CardHealth {
 }
 
 /** The card serials, customers and books the counter's provisioning works with (the gateway's store). */
+/** What opening or replacing writes onto a blank card: the identity and the purchase area. */
+interface BlankCardWrite {
+  meterNumber: string;
+  customerNo: string;
+  serial: number;
+  role: 'opening' | 'replacement';
+  count: number;
+  amount: number;
+  psc: Uint8Array;
+  forcePsc?: boolean;
+}
+
 export class CardProvisioning {
   readonly #store: () => Store;
   readonly #sales: LedgerCardSales;
@@ -617,20 +629,7 @@ export class CardProvisioning {
     return Math.max(max, store.archive.maxLostSerial()) + 1;
   }
 
-  async #writeBlank(
-    encoder: CardEncoder,
-    layout: CardLayout,
-    w: {
-      meterNumber: string;
-      customerNo: string;
-      serial: number;
-      role: 'opening' | 'replacement';
-      count: number;
-      amount: number;
-      psc: Uint8Array;
-      forcePsc?: boolean;
-    },
-  ): Promise<void> {
+  async #writeBlank(encoder: CardEncoder, layout: CardLayout, w: BlankCardWrite): Promise<void> {
     await encoder.powerUp(layout.card);
     const image = readRecord(layout, await readRecordBytes(encoder, layout));
     if (!image.ok || !image.value.areas.identity?.blank) {
@@ -644,20 +643,7 @@ export class CardProvisioning {
   }
 
   /** Identity and purchase area written in the fail-closed order, the write-back erased, then read through the layout. */
-  async #writeAndVerify(
-    encoder: CardEncoder,
-    layout: CardLayout,
-    w: {
-      meterNumber: string;
-      customerNo: string;
-      serial: number;
-      role: 'opening' | 'replacement';
-      count: number;
-      amount: number;
-      psc: Uint8Array;
-      forcePsc?: boolean;
-    },
-  ): Promise<void> {
+  async #writeAndVerify(encoder: CardEncoder, layout: CardLayout, w: BlankCardWrite): Promise<void> {
     const customerNumber = w.customerNo.padStart(12, '0');
     await rewriteCard(
       encoder,
