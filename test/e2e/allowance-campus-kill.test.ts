@@ -5,6 +5,7 @@ import { type Dlt645Simulator, startDlt645Simulator } from '../../src/sim/dlt645
 import { allowanceRows, openStore, type AllowanceRow, type Store } from '../../src/store/index.js';
 import { clearRetained, startTestBroker, uniqueId, type TestBroker } from '../helpers/broker.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { campusMeters, type CampusMeter } from '../helpers/campus.js';
 
 // The issue's "must show" at its own scale: 500 simulated meters on 5 buses (450 dormitory rooms, 50 offices), a tenth
 // of the rooms silent at the start, driven through the real `meterd` process. The daemon is SIGKILLed in the middle of
@@ -20,28 +21,8 @@ const COUNT = 7;
 const BALANCE_YUAN = 20;
 const KEY = { allowance: 'dorm-free', term: 'term-1', round: 'r1' };
 
-interface Room {
-  readonly id: string;
-  readonly bus: number;
-  readonly address: string;
-  readonly customerNo: string;
-  readonly dorm: boolean;
-  readonly silent: boolean;
-}
-const rooms: Room[] = [];
-for (let b = 0; b < BUSES; b++)
-  for (let i = 0; i < PER_BUS; i++) {
-    const n = b * 1000 + i + 1;
-    const dorm = i >= OFFICES_PER_BUS;
-    rooms.push({
-      id: `${dorm ? 'room' : 'office'}-${n}`,
-      bus: b,
-      address: String(n).padStart(12, '0'),
-      customerNo: String(880000000000 + n),
-      dorm,
-      silent: dorm && i % 10 === 5,
-    });
-  }
+type Room = CampusMeter;
+const rooms: Room[] = campusMeters(BUSES, PER_BUS, OFFICES_PER_BUS);
 const dorms = rooms.filter((r) => r.dorm);
 const silent = rooms.filter((r) => r.silent);
 

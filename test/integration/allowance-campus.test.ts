@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.js';
 import { type Dlt645Simulator, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { allowanceRows } from '../../src/store/index.js';
 import { clearRetained, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { campusMeters, type CampusMeter } from '../helpers/campus.js';
 
 // The issue's campus: 500 simulated meters on 5 buses, 450 dormitory rooms and 50 offices. A tenth of the rooms are
 // silent when the round starts and come back later. The round completes with every room loaded exactly once (the
@@ -21,29 +22,8 @@ const OFFICES_PER_BUS = 10;
 const AMOUNT_FEN = 2000;
 const KEY = { allowance: 'dorm-free', term: 'term-1', round: 'r1' };
 
-interface Meter {
-  readonly id: string;
-  readonly bus: number;
-  readonly address: string;
-  readonly customerNo: string;
-  readonly dorm: boolean;
-  readonly silent: boolean;
-}
-const meters: Meter[] = [];
-for (let b = 0; b < BUSES; b++)
-  for (let i = 0; i < PER_BUS; i++) {
-    const n = b * 1000 + i + 1;
-    const dorm = i >= OFFICES_PER_BUS;
-    meters.push({
-      id: `${dorm ? 'room' : 'office'}-${n}`,
-      bus: b,
-      address: String(n).padStart(12, '0'),
-      customerNo: String(880000000000 + n),
-      dorm,
-      // Every tenth room of a bus: 45 rooms, a tenth of the dormitory.
-      silent: dorm && i % 10 === 5,
-    });
-  }
+type Meter = CampusMeter;
+const meters: Meter[] = campusMeters(BUSES, PER_BUS, OFFICES_PER_BUS);
 const dorms = meters.filter((m) => m.dorm);
 
 let broker: TestBroker;
