@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { realTimers, repeat, systemClock, type Clock, type Timers } from '../clock.js';
 import { redactUrl } from '../config/broker-url.js';
 import type { GatewayConfig, MeterConfig } from '../config/index.js';
-import { dlt645CustomerNumberPort } from '../devices/account-port.js';
 import type { CreditPort } from '../devices/credit-port.js';
 import type { SubsidyPort } from '../devices/subsidy-port.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
@@ -30,8 +29,9 @@ import { allowanceCommandHandlers, composeAllowances } from './allowances.js';
 import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
 import { linelossService } from './lineloss.js';
 import type { LinelossService } from '../services/lineloss/index.js';
-import { meterDrivers, openConfiguredBus, type MeterDrivers, type OpenedBus } from './meters.js';
-import { AccountOpening, type AccountMeter } from '../services/provisioning/index.js';
+import { meterDrivers, openConfiguredBus, type OpenedBus } from './meters.js';
+import { pointAccountMeters } from './accounts.js';
+import { AccountOpening } from '../services/provisioning/index.js';
 import type { Logger } from '../log.js';
 import { BooksPublisher, periodLabel } from '../services/books/index.js';
 import type { AllowanceService } from '../services/allowances/index.js';
@@ -166,7 +166,6 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
   const targets: PollTarget[] = [];
   const creditPorts = new Map<string, CreditPort>();
   const subsidyPorts = new Map<string, SubsidyPort>();
-  const accountMeters = new Map<string, AccountMeter>();
   const relayPorts = new Map<string, RelayPort>();
   const meterFacts = new Map<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>();
   const session = new MqttSession({
@@ -202,8 +201,6 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader, address: () => drivers.meter.address });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.subsidy) subsidyPorts.set(m.id, drivers.subsidy);
-    const account = accountMeterOf(m, drivers, config);
-    if (account) accountMeters.set(m.id, account);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
     meterFacts.set(m.id, new MeterFacts(m.busId, m.customerNo, pointNamesOf(m.profile), drivers));
   }
@@ -352,7 +349,8 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     drain,
     handlers: gatewayCommandHandlers({
       credit,
-      accounts: new AccountOpening({ store: () => store, credit, meters: accountMeters, logger: log }),
+      // Looked up at each command from the point's drivers: after a replacement account-open reaches the new meter.
+      accounts: new AccountOpening({ store: () => store, credit, meters: pointAccountMeters(pointDrivers, config), logger: log }),
       relays,
       poller,
       meters: meterFacts,
@@ -696,22 +694,6 @@ function busReport(b: OpenedBus, now: number): Record<string, unknown> {
     reconnects: s.reconnects,
     ts: new Date(now).toISOString(),
   };
-}
-
-/** How account-open reaches a meter, by its profile's `account` method; undefined when it has none it can drive. */
-function accountMeterOf(m: MeterConfig, drivers: MeterDrivers, config: GatewayConfig): AccountMeter | undefined {
-  const method = m.profile.account?.method;
-  if (method === 'dlt645-customer-number' && drivers.dlt645)
-    return {
-      id: m.id,
-      ...(m.address !== undefined ? { address: m.address } : {}),
-      method,
-      customerNumber: dlt645CustomerNumberPort(drivers.dlt645, m.profile, config.credentials.dlt645),
-      ...(drivers.credit ? { credit: drivers.credit } : {}),
-    };
-  if (method === 'dlt645-esam-opening' && drivers.credit)
-    return { id: m.id, ...(m.address !== undefined ? { address: m.address } : {}), method, credit: drivers.credit };
-  return undefined;
 }
 
 /** What the command handlers know of a point; its DL/T 645 driver is the meter installed now (a class: one per meter). */

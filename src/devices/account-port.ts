@@ -9,8 +9,12 @@ import { MeterError } from './errors.js';
  * dlt645-customer-number): written with 0x14 to the point's identifier under the configured password and operator
  * code, and read back. A meter checks it on every recharge (docs/reference/prepaid.md § Purchase counter).
  */
-export interface CustomerNumberPort {
+export interface CustomerNumberPort extends CustomerNumberReader {
   write(customerNo: string, opts: { priority: Priority; signal?: AbortSignal }): Promise<void>;
+}
+
+/** The customer number register read only (an ESAM meter's is set by its account opening, never written with 0x14). */
+export interface CustomerNumberReader {
   /** The customer number the meter holds now, 12 digits. */
   read(opts: { priority: Priority; signal?: AbortSignal }): Promise<string>;
 }
@@ -26,8 +30,9 @@ export function dlt645CustomerNumberPort(
   const point = profile.points.get(account.point);
   if (point?.kind !== 'dlt645')
     throw new MeterError('ACCOUNT_UNSUPPORTED', `profile ${profile.id}: ${account.point} is not a DL/T 645 point`);
-  const reader = new Dlt645PointReader(meter, profile);
+  const reader = dlt645CustomerNumberReader(meter, profile, account.point);
   return {
+    read: (opts) => reader.read(opts),
     async write(customerNo, opts) {
       const digits = encodeDigits(customerNo, 6);
       if (!digits.ok) throw new MeterError('ACCOUNT_REFUSED', `customer number ${customerNo}: ${digits.error.message}`);
@@ -36,9 +41,18 @@ export function dlt645CustomerNumberPort(
       const r = checkReply(reply, frame.control);
       if (!r.ok) throw new MeterError('ACCOUNT_REFUSED', `meter ${meter.address} refused the customer number: ${r.error.message}`);
     },
+  };
+}
+
+/** The profile point `pointName` (the customer number register) of a DL/T 645 meter, read as 12 digits. */
+export function dlt645CustomerNumberReader(meter: Dlt645Meter, profile: DeviceProfile, pointName: string): CustomerNumberReader {
+  if (profile.points.get(pointName)?.kind !== 'dlt645')
+    throw new MeterError('ACCOUNT_UNSUPPORTED', `profile ${profile.id}: ${pointName} is not a DL/T 645 point`);
+  const reader = new Dlt645PointReader(meter, profile);
+  return {
     async read(opts) {
-      const v = (await reader.read([account.point], opts)).get(account.point);
-      if (!v || !('v' in v)) throw new MeterError('ACCOUNT_READBACK_FAILED', `meter ${meter.address}: cannot read ${account.point} back`);
+      const v = (await reader.read([pointName], opts)).get(pointName);
+      if (!v || !('v' in v)) throw new MeterError('ACCOUNT_READBACK_FAILED', `meter ${meter.address}: cannot read ${pointName} back`);
       return String(v.v).padStart(12, '0');
     },
   };

@@ -1,5 +1,6 @@
 import type { CreditPort, Wallet } from '../../devices/credit-port.js';
-import type { CustomerNumberPort } from '../../devices/account-port.js';
+import type { CustomerNumberPort, CustomerNumberReader } from '../../devices/account-port.js';
+import type { Priority } from '../../devices/dlt645-meter.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { type LedgerEntry, noteCustomer, recordOpening, saveCustomer, StoreError, type Store } from '../../store/index.js';
 import type { CreditService } from '../credit.js';
@@ -16,6 +17,19 @@ export interface AccountMeter {
   readonly credit?: CreditPort;
   /** dlt645-customer-number: where the customer number is written and read back. */
   readonly customerNumber?: CustomerNumberPort;
+  /**
+   * The register the meter holds its customer number in, read only, when the profile names one (ESAM: `customer.number`,
+   * set by the opening): how a meter replacement tells an account already open from one to open.
+   */
+  readonly heldCustomerNumber?: CustomerNumberReader;
+}
+
+/**
+ * The points' account meters by point id, looked up at each opening: after a meter replacement a point's account
+ * meter is the new meter's (src/daemon/accounts.ts).
+ */
+export interface AccountMeters {
+  get(meterId: string): AccountMeter | undefined;
 }
 
 export interface AccountOpenRequest {
@@ -59,13 +73,13 @@ export interface AccountOpened {
 export class AccountOpening {
   readonly #store: () => Store;
   readonly #credit: Pick<CreditService, 'topUpSettled'>;
-  readonly #meters: ReadonlyMap<string, AccountMeter>;
+  readonly #meters: AccountMeters;
   readonly #log: Logger;
 
   constructor(opts: {
     store: () => Store;
     credit: Pick<CreditService, 'topUpSettled'>;
-    meters: ReadonlyMap<string, AccountMeter>;
+    meters: AccountMeters;
     logger?: Logger;
   }) {
     this.#store = opts.store;
@@ -114,33 +128,12 @@ export class AccountOpening {
     let wallet: Wallet | null = null;
     let opening: Wallet | null = null;
     let sale: AccountOpened['sale'];
-    if (meter.method === 'dlt645-customer-number') {
-      const port = meter.customerNumber!;
-      await port.write(req.customerNo, opts);
-      const back = await port.read(opts);
-      if (back !== req.customerNo.padStart(12, '0'))
-        throw new ProvisioningError(
-          'ACCOUNT_NOT_VERIFIED',
-          `meter ${req.meterId} took the customer number but reads back ${back}, not ${req.customerNo.padStart(12, '0')}; check the meter and open the account again`,
-        );
-      wallet = meter.credit ? await meter.credit.readWallet(opts) : null;
-      opening = earlier ?? wallet;
+    if (meter.method === 'dlt645-esam-opening' && money) {
+      // The books start where the meter stands; the opening purchase is then a load like any other, exactly once.
+      opening = earlier ?? (await meter.credit!.readWallet(opts));
     } else {
-      const credit = meter.credit!;
-      const before = await credit.readWallet(opts);
-      if (money) {
-        // The books start where the meter stands; the opening purchase is then a load like any other, exactly once.
-        opening = earlier ?? before;
-      } else {
-        const outcome = await credit.load({ opening: true, amount: 0, purchaseCount: before.count + 1, customerNo: req.customerNo }, opts);
-        wallet = await credit.readWallet(opts);
-        if (wallet.count !== before.count + 1)
-          throw new ProvisioningError(
-            'ACCOUNT_OPEN_REFUSED',
-            `meter ${req.meterId} did not open the account (its purchase count stayed at ${wallet.count})${outcome.kind === 'accepted' ? '' : `: ${outcome.code}, ${outcome.message}`}; an ESAM meter opens only once, while it is not yet in service`,
-          );
-        opening = wallet;
-      }
+      wallet = await openMeterAccount(meter, req.customerNo, req.meterId, opts);
+      opening = earlier ?? wallet;
     }
 
     const prior = booksCount(store, [key, meter.id]);
@@ -230,4 +223,41 @@ export class AccountOpening {
       throw err;
     }
   }
+}
+
+/**
+ * The meter side of opening an account without money, verified on the meter (account-open, and a meter replacement
+ * opening the new meter: docs/lifecycle.md): a plain meter gets the customer number written and read back; an ESAM
+ * meter runs account opening 070101FF (amount 0, purchase count + 1) with the station's encryption machine and must
+ * show the count + 1 afterwards. Returns the wallet after (null for a meter without credit port). Throws a
+ * ProvisioningError when the meter did not open the account; the error of a silent meter or encryption machine
+ * otherwise.
+ */
+export async function openMeterAccount(
+  meter: AccountMeter,
+  customerNo: string,
+  meterId: string,
+  opts: { priority: Priority; signal?: AbortSignal },
+): Promise<Wallet | null> {
+  if (meter.method === 'dlt645-customer-number') {
+    const port = meter.customerNumber!;
+    await port.write(customerNo, opts);
+    const back = await port.read(opts);
+    if (back !== customerNo.padStart(12, '0'))
+      throw new ProvisioningError(
+        'ACCOUNT_NOT_VERIFIED',
+        `meter ${meterId} took the customer number but reads back ${back}, not ${customerNo.padStart(12, '0')}; check the meter and open the account again`,
+      );
+    return meter.credit ? await meter.credit.readWallet(opts) : null;
+  }
+  const credit = meter.credit!;
+  const before = await credit.readWallet(opts);
+  const outcome = await credit.load({ opening: true, amount: 0, purchaseCount: before.count + 1, customerNo }, opts);
+  const wallet = await credit.readWallet(opts);
+  if (wallet.count !== before.count + 1)
+    throw new ProvisioningError(
+      'ACCOUNT_OPEN_REFUSED',
+      `meter ${meterId} did not open the account (its purchase count stayed at ${wallet.count})${outcome.kind === 'accepted' ? '' : `: ${outcome.code}, ${outcome.message}`}; an ESAM meter opens only once, while it is not yet in service`,
+    );
+  return wallet;
 }

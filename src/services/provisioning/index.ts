@@ -11,4 +11,11 @@ export {
   type AdoptionOutcome,
 } from './adopt.js';
 export { ProvisioningError, type ProvisioningErrorCode } from './errors.js';
-export { AccountOpening, type AccountMeter, type AccountOpened, type AccountOpenRequest } from './account.js';
+export {
+  AccountOpening,
+  openMeterAccount,
+  type AccountMeter,
+  type AccountMeters,
+  type AccountOpened,
+  type AccountOpenRequest,
+} from './account.js';
