@@ -5,9 +5,11 @@ import type { DeviceProfile } from '../profiles/types.js';
 import type { AlertService } from '../services/alerts/service.js';
 import type { AllowanceService } from '../services/allowances/index.js';
 import type { CreditService } from '../services/credit.js';
-import { MeterReplacement, type PointMeters, type ReplaceablePoint } from '../services/lifecycle/replacement.js';
+import { MeterReplacement, type NewMeterAccounts, type PointMeters, type ReplaceablePoint } from '../services/lifecycle/replacement.js';
+import { openMeterAccount, type AccountMeter } from '../services/provisioning/index.js';
 import type { AssetReading, Store } from '../store/index.js';
 import type { CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
+import { accountMeterOf } from './accounts.js';
 import type { PointDrivers } from './point-drivers.js';
 
 /** The registers a replacement reads off the old and the new meter, when the profile has them. */
@@ -71,8 +73,36 @@ export function composeReplacement(
       d.rebound?.(d.points.get(id)!.meter);
     },
     onCommitted: d.onCommitted,
+    accounts: newMeterAccounts(config, d.points),
     ...(d.holdAfter !== undefined ? { holdAfter: d.holdAfter } : {}),
   });
+}
+
+/**
+ * The new meter's account opened with account-open's code path (accountMeterOf, openMeterAccount) over drivers for
+ * the new address on the point's bus, before the meter is bound to the point.
+ */
+function newMeterAccounts(config: GatewayConfig, points: ReadonlyMap<string, PointDrivers>): NewMeterAccounts {
+  const meterAt = (id: string, address: string, profile: DeviceProfile): AccountMeter => {
+    const point = points.get(id)!;
+    const meter = accountMeterOf({ ...point.meter, address, profile }, point.probe(address, profile), config);
+    if (!meter) throw new Error(`profile ${profile.id} has no account method this gateway drives`);
+    return meter;
+  };
+  return {
+    methodOf: (profile) => profile.account?.method,
+    async inspect(id, address, profile, signal) {
+      const meter = meterAt(id, address, profile);
+      const opts = { priority: 'operator' as const, signal };
+      const customerNo = meter.heldCustomerNumber ? await meter.heldCustomerNumber.read(opts) : null;
+      const wallet = meter.credit ? await meter.credit.readWallet(opts) : null;
+      return { customerNo, purchaseCount: wallet?.count ?? null };
+    },
+    async open(id, address, profile, customerNo, signal) {
+      const wallet = await openMeterAccount(meterAt(id, address, profile), customerNo, id, { priority: 'operator', signal });
+      return { customerNo: customerNo.padStart(12, '0'), purchaseCount: wallet?.count ?? null };
+    },
+  };
 }
 
 /** The meter-replace command: one call of the job; its refusals and failures as the station's error codes. */

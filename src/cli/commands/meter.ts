@@ -181,7 +181,7 @@ each step does and what to do when one is refused.`,
         const r = resultOf('meter-replace', reply) as unknown as ReplaceResult;
         if (!opts.json)
           io.out(
-            `${r.meter}: ${r.old?.address ?? '?'} replaced by ${r.new?.address ?? '?'}; final reading ${r.final?.source ?? '?'}: import ${r.final?.importKwh ?? '?'} kWh, balance ${r.final?.balance ?? '?'}, count ${r.final?.purchaseCount ?? '?'}; ${r.moved.amount > 0 ? `${r.moved.amount.toFixed(2)} ${r.moved.unit} moved onto the new meter (purchase count ${r.moved.purchaseCount})` : 'no credit to move'}${r.owed > 0 ? `; ${r.owed.toFixed(2)} owed (overdraft)` : ''}`,
+            `${r.meter}: ${r.old?.address ?? '?'} replaced by ${r.new?.address ?? '?'}; final reading ${r.final?.source ?? '?'}: import ${r.final?.importKwh ?? '?'} kWh, balance ${r.final?.balance ?? '?'}, count ${r.final?.purchaseCount ?? '?'}; ${r.moved.amount > 0 ? `${r.moved.amount.toFixed(2)} ${r.moved.unit} moved onto the new meter (purchase count ${r.moved.purchaseCount})` : 'no credit to move'}${r.owed > 0 ? `; ${r.owed.toFixed(2)} owed (overdraft)` : ''}${r.account?.opened ? `; the new meter's account opened for customer ${r.account.customerNo}` : ''}`,
           );
       },
     );
@@ -194,6 +194,8 @@ interface ReplaceResult {
   final: { importKwh: number | null; balance: number | null; purchaseCount: number | null; source: string } | null;
   moved: { amount: number; unit: string; purchaseCount: number | null };
   owed: number;
+  /** The new meter's account opening (absent from results of a daemon before it). */
+  account?: { customerNo: string; opened: boolean } | null;
 }
 
 /** --final-* all together, or none: a manual final reading needs the energy, the balance and the count. */

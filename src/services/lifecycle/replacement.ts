@@ -57,6 +57,8 @@ export type ReplacementErrorCode =
   | 'NEW_METER_SILENT'
   /** An allowance batch is loading this point now: wait for the row to end. */
   | 'ALLOWANCE_RUNNING'
+  /** The new meter's account could not be opened (the meter refused it, the encryption machine did not answer). */
+  | 'ACCOUNT_OPEN_FAILED'
   /** Another replacement of this point has not finished. */
   | 'REPLACEMENT_RUNNING'
   /** A load of the old meter could not be settled by reading it: its outcome must be known before credit moves. */
@@ -91,6 +93,25 @@ export interface PointMeters {
   rebind(pointId: string, address: string, profile: DeviceProfile): void;
 }
 
+/** How the job opens the new meter's account; the composition root provides it over account-open's code path. */
+export interface NewMeterAccounts {
+  /** The account method of this profile that the gateway drives, or undefined: nothing to open. */
+  methodOf(profile: DeviceProfile): 'dlt645-customer-number' | 'dlt645-esam-opening' | undefined;
+  /**
+   * What the meter at `address` says of its account now: the customer number it holds (12 digits; null when its profile
+   * names no such register) and its purchase count (null without a wallet). Throws when it does not answer.
+   */
+  inspect(pointId: string, address: string, profile: DeviceProfile, signal: AbortSignal): Promise<HeldAccount>;
+  /** Open it for this customer without money (account-open's code path), verified on the meter. Throws when it did not open. */
+  open(pointId: string, address: string, profile: DeviceProfile, customerNo: string, signal: AbortSignal): Promise<HeldAccount>;
+}
+
+/** A meter's account as read off it. */
+export interface HeldAccount {
+  readonly customerNo: string | null;
+  readonly purchaseCount: number | null;
+}
+
 export interface ReplacementOptions {
   readonly store: Store;
   readonly clock: Clock;
@@ -107,15 +128,17 @@ export interface ReplacementOptions {
   readonly afterSwap?: (pointId: string, newAsset: MeterAsset) => void;
   readonly onCommitted?: () => void;
   /**
-   * Opens the new meter's account (开户) before the credit moves. Plain meters need none: every load carries the
-   * point's customer number. ESAM meters (credit method `dlt645-esam`) are opened by the station's encryption machine;
-   * no gateway implements it yet, so without this hook their transfer is refused by the meter and reported owed
-   * (docs/lifecycle.md § What carries on across the swap).
+   * Opens the new meter's account (开户) before the swap, the way account-open opens one
+   * (docs/lifecycle.md § What carries on across the swap): ESAM meters through the station's encryption machine,
+   * plain meters whose profile has an account method by writing the point's customer number. Without it (or for a
+   * profile without an account method) nothing is opened: plain meters carry the customer number with every load.
    */
-  readonly openAccount?: (pointId: string, address: string, profile: DeviceProfile, signal: AbortSignal) => Promise<void>;
+  readonly accounts?: NewMeterAccounts;
   /**
    * For crash tests only (`meterd run` with METERD_TEST_HOLD_REPLACEMENT): after committing this step the job waits
-   * until the gateway stops, so a test can kill the process exactly between two steps.
+   * until the gateway stops, so a test can kill the process exactly between two steps. Besides the steps:
+   * `account-sending` (the opening recorded as about to be sent), `account-unrecorded` (the meter opened the account,
+   * the job has not recorded it yet) and `account-opened` (recorded).
    */
   readonly holdAfter?: string;
 }
@@ -134,6 +157,21 @@ interface Facts {
   transfer?: { requestId: string; amount: number; state: string; purchaseCount: number | null } | null;
   owed?: number;
   unit?: 'money' | 'energy';
+  /**
+   * The new meter's account: `sending` is committed before the opening goes to the meter (with the purchase count it
+   * stood at), `opened` once the meter showed it, `found` when the meter already held the customer's account.
+   */
+  account?: AccountFacts;
+}
+
+interface AccountFacts {
+  method: 'dlt645-customer-number' | 'dlt645-esam-opening';
+  customerNo: string;
+  state: 'sending' | 'opened' | 'found';
+  /** The purchase count before the opening (ESAM: the opening takes count + 1). */
+  before: number | null;
+  /** The purchase count after it. */
+  after?: number | null;
 }
 
 /** The job's outcome: the result for the station, or a refusal (nothing changed) or a failure with its code. */
@@ -203,11 +241,7 @@ export class MeterReplacement {
       this.commit(req.requestId, to, learned);
       step = to;
       this.log.info({ meter: point.id, requestId: req.requestId, step: to }, `replacement step ${to} committed`);
-      if (this.opts.holdAfter === to) {
-        this.log.warn({ meter: point.id, requestId: req.requestId, step: to }, 'replacement held after this step (crash test)');
-        await wait(this.opts.timers ?? realTimers, 2 ** 31 - 1, signal);
-      }
-      if (signal.aborted) throw new Error('the gateway is stopping; the replacement resumes at the next start');
+      await this.hold(point, req, to, signal);
     };
     const oldProfile = this.opts.meters.profileOf(point.id);
     const newProfile = (facts.newProfile ? this.opts.meters.profile(facts.newProfile) : undefined) ?? this.newProfileOf(req, oldProfile);
@@ -275,6 +309,9 @@ export class MeterReplacement {
     }
 
     if (step === 'final') {
+      // The account first, so that the initial reading (and the new meter's books) start with it open.
+      const account = await this.openAccount(point, req, newProfile, facts.account, signal);
+      if (account) facts = { ...facts, account };
       let initial: AssetReading;
       try {
         initial = await this.opts.meters.read(point.id, req.newAddress, newProfile, signal);
@@ -284,14 +321,6 @@ export class MeterReplacement {
           'NEW_METER_SILENT',
           `the new meter at ${req.newAddress} stopped answering (${(err as Error).message}); nothing was changed`,
         );
-      }
-      if (newProfile.credit?.method === 'dlt645-esam') {
-        if (this.opts.openAccount) await this.opts.openAccount(point.id, req.newAddress, newProfile, signal);
-        else
-          this.log.warn(
-            { meter: point.id, address: req.newAddress },
-            'the new meter is an ESAM meter: its account is opened by the station, not by the gateway; the transfer waits for that',
-          );
       }
       await next('initial', { initial });
     }
@@ -357,11 +386,7 @@ export class MeterReplacement {
         { meter: point.id, requestId: req.requestId, address: req.newAddress },
         'replacement step bound committed: the point polls the new meter',
       );
-      if (this.opts.holdAfter === 'bound') {
-        this.log.warn({ meter: point.id, requestId: req.requestId, step: 'bound' }, 'replacement held after this step (crash test)');
-        await wait(this.opts.timers ?? realTimers, 2 ** 31 - 1, signal);
-      }
-      if (signal.aborted) throw new Error('the gateway is stopping; the replacement resumes at the next start');
+      await this.hold(point, req, 'bound', signal);
     }
 
     if (step === 'bound') {
@@ -417,6 +442,90 @@ export class MeterReplacement {
         result: { ...(ended.result ?? {}) },
       };
     return { status: 'done', result: { ...(ended?.result ?? {}) } };
+  }
+
+  /**
+   * The new meter's account, opened once for the point's customer (step 3 of the issue), its progress committed in the
+   * job's facts. After a crash with the opening `sending` its outcome is read off the meter, never sent blind: an ESAM
+   * meter whose purchase count went past the count recorded before (nothing else loads a meter not yet bound), or a
+   * meter holding the customer's number, is open; otherwise the opening is sent again (an ESAM meter refuses a second
+   * opening anyway, and a customer number written twice is the same number). Undefined: nothing to open.
+   */
+  private async openAccount(
+    point: ReplaceablePoint,
+    req: ReplaceRequest,
+    profile: DeviceProfile,
+    known: AccountFacts | undefined,
+    signal: AbortSignal,
+  ): Promise<AccountFacts | undefined> {
+    const accounts = this.opts.accounts;
+    const method = accounts?.methodOf(profile);
+    if (known && known.state !== 'sending') return known;
+    if (!accounts || !method) return undefined;
+    const customerNo = known?.customerNo ?? point.customerNo;
+    if (customerNo === undefined) {
+      this.log.warn(
+        { meter: point.id, address: req.newAddress },
+        'the point has no customer number in the config: the new meter account is not opened; the transfer may be refused',
+      );
+      return undefined;
+    }
+    const fail = (err: unknown): never => {
+      if (signal.aborted) throw err;
+      throw new ReplacementError(
+        'ACCOUNT_OPEN_FAILED',
+        `the account of the new meter at ${req.newAddress} could not be opened for customer ${customerNo} (${(err as Error).message}); the point still has its old meter: fix the cause and send the replacement again`,
+      );
+    };
+    let held: HeldAccount;
+    try {
+      held = await accounts.inspect(point.id, req.newAddress, profile, signal);
+    } catch (err) {
+      return fail(err);
+    }
+    const holds = held.customerNo === customerNo.padStart(12, '0');
+    const counted =
+      known?.before !== null && known?.before !== undefined && held.purchaseCount !== null && held.purchaseCount > known.before;
+    if (holds || counted) {
+      const account: AccountFacts = {
+        method,
+        customerNo,
+        state: known ? 'opened' : 'found',
+        before: known?.before ?? held.purchaseCount,
+        after: held.purchaseCount,
+      };
+      this.commit(req.requestId, 'final', { account });
+      this.log.info(
+        { meter: point.id, address: req.newAddress, customer: customerNo, state: account.state },
+        known ? 'the new meter shows the account opened before the restart' : 'the new meter holds the account already',
+      );
+      await this.hold(point, req, 'account-opened', signal);
+      return account;
+    }
+    const sending: AccountFacts = { method, customerNo, state: 'sending', before: known?.before ?? held.purchaseCount };
+    this.commit(req.requestId, 'final', { account: sending });
+    await this.hold(point, req, 'account-sending', signal);
+    let after: HeldAccount;
+    try {
+      after = await accounts.open(point.id, req.newAddress, profile, customerNo, signal);
+    } catch (err) {
+      return fail(err);
+    }
+    await this.hold(point, req, 'account-unrecorded', signal);
+    const account: AccountFacts = { ...sending, state: 'opened', after: after.purchaseCount };
+    this.commit(req.requestId, 'final', { account });
+    this.log.info({ meter: point.id, address: req.newAddress, customer: customerNo, method }, 'the new meter account opened');
+    await this.hold(point, req, 'account-opened', signal);
+    return account;
+  }
+
+  /** Crash tests: wait here until the gateway stops when told to hold at this point; a stopping gateway ends the run. */
+  private async hold(point: ReplaceablePoint, req: ReplaceRequest, at: string, signal: AbortSignal): Promise<void> {
+    if (this.opts.holdAfter === at) {
+      this.log.warn({ meter: point.id, requestId: req.requestId, step: at }, 'replacement held after this step (crash test)');
+      await wait(this.opts.timers ?? realTimers, 2 ** 31 - 1, signal);
+    }
+    if (signal.aborted) throw new Error('the gateway is stopping; the replacement resumes at the next start');
   }
 
   /** The remaining credit onto the new meter, once: a ledger entry of channel `transfer`, proved by the purchase counter. */
@@ -478,6 +587,14 @@ export class MeterReplacement {
         purchaseCount: facts.transfer?.purchaseCount ?? null,
       },
       owed: display(facts.owed ?? 0),
+      account: facts.account
+        ? {
+            method: facts.account.method,
+            customerNo: facts.account.customerNo,
+            opened: facts.account.state === 'opened',
+            purchaseCount: facts.account.after ?? null,
+          }
+        : null,
       operator: req.operator,
       reason: req.reason,
     };
