@@ -94,7 +94,13 @@ function newMeterAccounts(config: GatewayConfig, points: ReadonlyMap<string, Poi
     async inspect(id, address, profile, signal) {
       const meter = meterAt(id, address, profile);
       const opts = { priority: 'operator' as const, signal };
-      const customerNo = meter.heldCustomerNumber ? await meter.heldCustomerNumber.read(opts) : null;
+      // A meter that will not show its customer number is not refused for it: null, and the purchase count decides.
+      const customerNo = meter.heldCustomerNumber
+        ? await meter.heldCustomerNumber.read(opts).catch((err: unknown) => {
+            if (signal.aborted) throw err;
+            return null;
+          })
+        : null;
       const wallet = meter.credit ? await meter.credit.readWallet(opts) : null;
       return { customerNo, purchaseCount: wallet?.count ?? null };
     },

@@ -30,7 +30,7 @@ const CUSTOMER = '880000000711';
 /** `plain` is a plain kWh meter whose profile opens an account by its customer number (dlt645-customer-number). */
 const profileOf = (p: Point) => (p === 'plain' ? 'dlt645-2007-single-phase-prepaid' : 'dlt645-2007-single-phase-prepaid-esam');
 /** Points replaced with the daemon held (and killed) at a hold point of the opening, and `later`, opened afterwards. */
-const POINTS = ['happy', 'account-sending', 'account-unrecorded', 'account-opened', 'later', 'plain'] as const;
+const POINTS = ['happy', 'account-sending', 'account-unrecorded', 'account-opened', 'later', 'found', 'refused', 'plain'] as const;
 type Point = (typeof POINTS)[number];
 const oldAddress = (i: number) => String(710 + i).padStart(12, '0');
 const newAddress = (i: number) => String(730 + i).padStart(12, '0');
@@ -46,13 +46,15 @@ let daemon: DaemonProcess | undefined;
 let dir: string;
 /** The station's encryption machine, holding the simulated meters' ESAM key. */
 const hsm = new LocalTestEncryptionMachine(ESAM_TEST_KEY);
+/** Meters whose opening MACs the station does not give (its encryption machine refuses them). */
+const noOpeningFor = new Set<string>();
 
 function config(): string {
   // `later` has no customer number in the config: its replacement opens nothing, account-open does it afterwards.
   return `gateway: { id: ${gw}, dataDir: ./data, timeZone: UTC }
 mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
 commands: { allowUnsigned: true }   # the station here sends unsigned commands
-credit: { hsmTimeout: 5s }
+credit: { hsmTimeout: 2s }
 buses:
   - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 2ms, timeout: 1s, retries: 1 }
 meters:
@@ -78,13 +80,13 @@ beforeAll(async () => {
             esam: { key: ESAM_TEST_KEY },
             registers: { 'energy.active.import': 5123.4 },
           },
-          // New from the store room: not opened, no customer number, purchase count 0.
+          // New from the store room: not opened, no customer number, purchase count 0; `found`'s was opened for
+          // the customer by the station beforehand.
           {
             address: newAddress(i),
             kind: 'money' as const,
             balance: 0,
-            purchaseCount: 0,
-            opened: false,
+            ...(p === 'found' ? { purchaseCount: 3, customerNumber: CUSTOMER } : { purchaseCount: 0, opened: false }),
             esam: { key: ESAM_TEST_KEY },
             registers: { 'energy.active.import': 0.5 },
           },
@@ -103,6 +105,7 @@ beforeAll(async () => {
   station.on('message', (topic, payload) => {
     if (topic !== `meterd/${gw}/hsm/request`) return;
     const q = JSON.parse(payload.toString('utf8')) as Record<string, string | number>;
+    if (q.op === 'opening-macs' && noOpeningFor.has(String(q.address))) return;
     const answer =
       q.op === 'identity'
         ? hsm.identity({ address: String(q.address), meterNumber: String(q.meterNumber) })
@@ -300,5 +303,37 @@ describe('replacing an ESAM money meter with the meterd process', { timeout: 300
     });
     expect(meter(newAddress(i))).toMatchObject({ customerNumber: CUSTOMER, balance: 2000, purchaseCount: 1 });
     expect(ledger('plain')).toEqual([['transfer', 'applied', 2000, 1]]);
+  });
+
+  it('a new ESAM meter the station opened for the customer beforehand is left as it is: no second opening', async () => {
+    const i = index('found');
+    await send('meter-replace', request('found'));
+    await waitFinal('meter-replace', 'swap-found');
+    expect(finalReplies('meter-replace', 'swap-found')[0]).toMatchObject({
+      status: 'done',
+      result: { account: { opened: false, customerNo: CUSTOMER, purchaseCount: 3 }, moved: { amount: 37.5, purchaseCount: 4 }, owed: 0 },
+    });
+    expect(openingsAsked(newAddress(i))).toBe(0);
+    expect(meter(newAddress(i))).toMatchObject({ balance: 3750, purchaseCount: 4 });
+  });
+
+  it('an opening the encryption machine does not answer refuses the job with nothing changed; sent again, it goes through', async () => {
+    const i = index('refused');
+    noOpeningFor.add(newAddress(i));
+    await send('meter-replace', request('refused'));
+    await waitFinal('meter-replace', 'swap-refused');
+    expect(finalReplies('meter-replace', 'swap-refused')[0]).toMatchObject({ status: 'rejected', error: { code: 'ACCOUNT_OPEN_FAILED' } });
+    expect(meter(newAddress(i))).toMatchObject({ opened: false, purchaseCount: 0, balance: 0 });
+    withStore((s) => expect(s.register.history(idOf('refused')).map((a) => a.address)).toEqual([oldAddress(i)]));
+    expect(ledger('refused')).toEqual([]);
+
+    noOpeningFor.delete(newAddress(i));
+    await send('meter-replace', { ...request('refused'), requestId: 'swap-refused-2' });
+    await waitFinal('meter-replace', 'swap-refused-2');
+    expect(finalReplies('meter-replace', 'swap-refused-2')[0]).toMatchObject({
+      status: 'done',
+      result: { account: { opened: true, purchaseCount: 1 }, moved: { amount: 37.5, purchaseCount: 2 } },
+    });
+    expect(meter(newAddress(i))).toMatchObject({ opened: true, balance: 3750, purchaseCount: 2 });
   });
 });
