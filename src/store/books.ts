@@ -38,27 +38,49 @@ export type ReportKind = 'daily' | 'monthly';
 const COUNT = `json_extract(values_json, '$."credit.purchase.count".v')`;
 const HAS_COUNT = `json_type(values_json, '$."credit.purchase.count".v') = 'integer'`;
 
-/** The last purchase-counter reading of a meter strictly before `beforeMs`, or null if there is none. */
-export function purchaseCounterBefore(tx: Tx, meterId: string, beforeMs: number): CounterReading | null {
+/**
+ * Which meter's readings count, for a point whose meter was replaced (docs/lifecycle.md): those taken from `notBefore`
+ * on, and those of `address` (readings from before addresses were stored carry none and count).
+ */
+export interface CounterScope {
+  readonly notBefore?: number;
+  readonly address?: string;
+}
+
+const SCOPE = `taken_at >= ? AND (? IS NULL OR address IS NULL OR address = ?)`;
+const scopeArgs = (s: CounterScope = {}): [number, string | null, string | null] => [
+  s.notBefore ?? Number.MIN_SAFE_INTEGER,
+  s.address ?? null,
+  s.address ?? null,
+];
+
+/** The last purchase-counter reading of a meter strictly before `beforeMs` (within `scope`), or null if there is none. */
+export function purchaseCounterBefore(tx: Tx, meterId: string, beforeMs: number, scope?: CounterScope): CounterReading | null {
   const row = tx.connection
-    .statement<[string, number], { count: number; at: number }>(
+    .statement<[string, number, number, string | null, string | null], { count: number; at: number }>(
       `SELECT ${COUNT} AS count, taken_at AS at FROM readings
-       WHERE meter_id = ? AND taken_at < ? AND ${HAS_COUNT} ORDER BY taken_at DESC, id DESC LIMIT 1`,
+       WHERE meter_id = ? AND taken_at < ? AND ${SCOPE} AND ${HAS_COUNT} ORDER BY taken_at DESC, id DESC LIMIT 1`,
     )
-    .get(meterId, beforeMs);
+    .get(meterId, beforeMs, ...scopeArgs(scope));
   return row ?? null;
 }
 
-/** First, last and highest purchase-counter readings of a meter with `sinceMs <= taken_at < untilMs`; null if none. */
-export function purchaseCounterWindow(tx: Tx, meterId: string, sinceMs: number, untilMs: number): CounterWindow | null {
+/** First, last and highest purchase-counter readings of a meter with `sinceMs <= taken_at < untilMs` (within `scope`); null if none. */
+export function purchaseCounterWindow(
+  tx: Tx,
+  meterId: string,
+  sinceMs: number,
+  untilMs: number,
+  scope?: CounterScope,
+): CounterWindow | null {
   const c = tx.connection;
   const pick = (order: string) =>
     c
-      .statement<[string, number, number], { count: number; at: number }>(
+      .statement<[string, number, number, number, string | null, string | null], { count: number; at: number }>(
         `SELECT ${COUNT} AS count, taken_at AS at FROM readings
-         WHERE meter_id = ? AND taken_at >= ? AND taken_at < ? AND ${HAS_COUNT} ORDER BY ${order} LIMIT 1`,
+         WHERE meter_id = ? AND taken_at >= ? AND taken_at < ? AND ${SCOPE} AND ${HAS_COUNT} ORDER BY ${order} LIMIT 1`,
       )
-      .get(meterId, sinceMs, untilMs);
+      .get(meterId, sinceMs, untilMs, ...scopeArgs(scope));
   const first = pick('taken_at, id');
   if (first === undefined) return null;
   const last = pick('taken_at DESC, id DESC')!;

@@ -85,6 +85,7 @@ export {
   reportPublishedAt,
   lastPublishedPeriod,
   type CounterReading,
+  type CounterScope,
   type CounterWindow,
   type ReportKind,
 } from './books.js';

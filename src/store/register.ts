@@ -162,6 +162,11 @@ export class MeterRegister {
       .map(toAsset);
   }
 
+  /** Every asset of every point, by point and then oldest first (the books' counter check per meter). */
+  all(): MeterAsset[] {
+    return this.connection.statement<[], AssetRow>('SELECT * FROM meter_assets ORDER BY point_id, id').all().map(toAsset);
+  }
+
   /** The assets of a point that were in service at some time in [since, until). */
   inService(pointId: string, since: number, until: number): MeterAsset[] {
     return this.connection

@@ -226,6 +226,7 @@ describe("reconciliation: each active meter's purchase counter over the day agai
         booksLoads: 1,
         difference: null,
         status: 'not-reconcilable',
+        swaps: [],
         findings: [
           {
             kind: 'meter-not-configured',

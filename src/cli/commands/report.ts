@@ -221,6 +221,7 @@ export function reportTable(r: BooksReport): string[] {
     out.push(table[0]!);
     r.reconciliation.forEach((m, i) => {
       out.push(table[i + 1]!);
+      for (const w of m.swaps) out.push(`    * ${w.text}`);
       for (const f of m.findings) out.push(`    - ${f.meaning}`);
     });
   }

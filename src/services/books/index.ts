@@ -27,6 +27,7 @@ export type {
   CounterPoint,
   FindingKind,
   MeterReconciliation,
+  MeterSwap,
   ReconciliationFinding,
   ReconciliationStatus,
 } from './reconciliation.js';

@@ -11,7 +11,8 @@ import {
   type Tx,
 } from '../../store/index.js';
 import { localDateTime, periodBounds, periodLabel, type BooksPeriod } from './periods.js';
-import { getOr, MeterDirectory, Reconciler, type BooksMeter, type MeterReconciliation } from './reconciliation.js';
+import { counterScope, PointAssets } from './assets.js';
+import { getOr, MeterDirectory, Reconciler, type BooksMeter, type BooksView, type MeterReconciliation } from './reconciliation.js';
 import { supplyBooks, type SupplyBooks } from './supply.js';
 
 // The cashier's report of a period: sums per operator and channel, where each load stands, the reconciliation.
@@ -138,12 +139,16 @@ const UNIT_ORDER: readonly CreditUnit[] = ['money', 'energy'];
  * ```
  */
 export class Books {
-  private readonly directory: MeterDirectory;
   private readonly reconciler: Reconciler;
 
   constructor(private readonly opts: BooksOptions) {
-    this.directory = new MeterDirectory(opts.meters);
-    this.reconciler = new Reconciler({ store: opts.store, meters: opts.meters, timeZone: opts.gateway.timeZone }, this.directory);
+    this.reconciler = new Reconciler({ store: opts.store, meters: opts.meters, timeZone: opts.gateway.timeZone });
+  }
+
+  /** The meter register as of this report: which meter numbers name each point, and which meter served it when. */
+  private view(): BooksView {
+    const assets = new PointAssets(this.opts.store.register.all());
+    return { directory: new MeterDirectory(this.opts.meters, assets), assets };
   }
 
   get timeZone(): string {
@@ -166,8 +171,9 @@ export class Books {
     const moving = all.filter((e) => e.kind !== 'opening');
     const entries = filter.operator === undefined ? moving : moving.filter((e) => e.operator === filter.operator);
 
+    const view = this.view();
     const statusOf = new Map<number, { status: LoadStatus; reason: string }>();
-    for (const e of entries) if (e.kind === 'load') statusOf.set(e.id, this.loadStatus(tx, e, asOf));
+    for (const e of entries) if (e.kind === 'load') statusOf.set(e.id, this.loadStatus(tx, e, asOf, view));
 
     const lines = new Map<string, Acc & { operator: string | null; channel: LedgerChannel }>();
     const operators = new Map<string, Acc & { operator: string | null }>();
@@ -252,13 +258,13 @@ export class Books {
         ];
       }),
       unconfirmed: unconfirmed.sort((a, b) => a.createdAt - b.createdAt),
-      reconciliation: this.reconciler.reconcile(tx, all, since, until, asOf),
+      reconciliation: this.reconciler.reconcile(tx, all, since, until, asOf, view),
       supply: period.kind === 'monthly' ? supplyBooks(this.opts.store, since, until) : null,
     };
   }
 
   /** Where one load stands, and for anything short of confirmed, why. */
-  private loadStatus(tx: Tx, e: LedgerEntry, asOf: number): { status: LoadStatus; reason: string } {
+  private loadStatus(tx: Tx, e: LedgerEntry, asOf: number, view: BooksView): { status: LoadStatus; reason: string } {
     if (e.state === 'rejected' || e.state === 'failed') {
       return { status: 'refused', reason: e.error ? `${e.state}: ${e.error.code}: ${e.error.message}` : e.state };
     }
@@ -277,14 +283,16 @@ export class Books {
     const notInserted = e.channel === 'card' ? 'card sold but not yet inserted' : 'load not confirmed';
     if (e.purchaseCount === null)
       return { status: 'awaiting', reason: `${notInserted}: no purchase count recorded to compare with the meter's counter` };
-    const meter = this.directory.resolve(e.meterId);
+    const meter = view.directory.resolve(e.meterId);
     if (!meter) {
       return {
         status: 'awaiting',
         reason: `meter ${e.meterId} is not in the gateway's config: its purchase counter is never read, so the load cannot be confirmed`,
       };
     }
-    const seen = purchaseCounterWindow(tx, meter.id, e.createdAt, asOf + 1);
+    // Only the counter of the meter the load was made for: a successor's counter reaching the count proves nothing.
+    const span = view.assets.spanOf(view.assets.spansOf({ id: meter.id, keys: view.directory.keysOf(meter) }), e);
+    const seen = purchaseCounterWindow(tx, meter.id, e.createdAt, Math.min(asOf + 1, span.to), counterScope(span));
     if (!seen) return { status: 'awaiting', reason: `${notInserted}: no purchase-counter reading of ${meter.id} since the sale` };
     if (seen.highest.count >= e.purchaseCount) {
       return {
@@ -424,6 +432,16 @@ export function reportJson(r: BooksReport): Record<string, unknown> {
       difference: m.difference,
       status: m.status,
       findings: m.findings,
+      swaps: m.swaps.map((w) => ({
+        ...time(w.at),
+        oldAddress: w.oldAddress,
+        newAddress: w.newAddress,
+        finalCount: w.finalCount,
+        initialCount: w.initialCount,
+        closingCount: w.closingCount,
+        transfers: w.transfers,
+        text: w.text,
+      })),
     })),
     ...(r.supply !== null
       ? {

@@ -83,7 +83,7 @@ function Sheet({ r, copy, kind }) {
           (
             m,
           ) => html`<tr class=${m.status === 'balanced' ? '' : 'warnrow'} data-meter=${m.meter}><td>${m.meter}</td><td>${m.opening?.count ?? '—'}</td><td>${m.closing?.count ?? '—'}</td><td>${m.booksLoads}</td>
-            <td>${t(m.status)}${m.findings.map((f) => html`<div class="finding">${f.meaning}</div>`)}</td></tr>`,
+            <td>${t(m.status)}${(m.swaps ?? []).map((w) => html`<div class="swap">${w.text}</div>`)}${m.findings.map((f) => html`<div class="finding">${f.meaning}</div>`)}</td></tr>`,
         )}
       </tbody></table>`
     }
