@@ -39,6 +39,18 @@ export interface ModbusSimulatorOptions {
   /** Line speed for the serial device (a pty ignores it, a real adapter does not). Default the profile's. */
   readonly baudRate?: number;
   readonly logger?: Logger;
+  /**
+   * More meters on the same line, each at its own unit id (a bus of several meters behind one port, as an RS-485 line
+   * or a Modbus TCP gateway in front of one): an old and a new meter side by side during a replacement.
+   */
+  readonly neighbours?: readonly ModbusNeighbour[];
+}
+
+/** Another meter on the simulator's line: its unit id, its model (default the simulator's) and its starting values. */
+export interface ModbusNeighbour {
+  readonly unit: number;
+  readonly profile?: DeviceProfile;
+  readonly values?: Readonly<Record<string, number>>;
 }
 
 export interface ModbusSimulatorStats {
@@ -56,11 +68,14 @@ export interface ModbusSimulator {
   /** The TCP port actually bound, when serving TCP. */
   readonly port?: number;
   readonly unit: number;
+  /** The meter at `unit` (the first option's). */
   readonly meter: SimulatedModbusMeter;
+  /** The meter at a unit id: the simulator's own or a neighbour; undefined when none is there. */
+  meterAt(unit: number): SimulatedModbusMeter | undefined;
   setValue(point: string, value: number): void;
   getValue(point: string): number;
-  /** Merges into the current faults; a field given as undefined clears it. */
-  setFaults(faults: ModbusSimFaults): void;
+  /** Merges into the current faults (of one unit's meter when `unit` is given, else of every meter on the line); a field given as undefined clears it. */
+  setFaults(faults: ModbusSimFaults, unit?: number): void;
   stats(): ModbusSimulatorStats;
   /** Stops serving and drops every connection; safe to call twice. */
   close(): Promise<void>;
@@ -86,10 +101,17 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
     throw new TypeError(`tcpPort is not a port number from 0 to 65535: ${options.tcpPort}`);
   }
   const unit = options.unit ?? 1;
-  if (!Number.isInteger(unit) || unit < 1 || unit > 247) throw new TypeError(`unit is not a Modbus unit id from 1 to 247: ${unit}`);
   const meter = new SimulatedModbusMeter(options.profile, { values: options.values });
+  const meters = new Map<number, SimulatedModbusMeter>([[checkUnit(unit), meter]]);
+  for (const n of options.neighbours ?? []) {
+    if (meters.has(checkUnit(n.unit))) throw new TypeError(`two simulated meters at unit ${n.unit}`);
+    meters.set(n.unit, new SimulatedModbusMeter(n.profile ?? options.profile, { values: n.values }));
+  }
+  // One unit answers only its own id (modbus-serial drops the rest); several answer any id and pick the meter here.
+  const serverUnit = meters.size === 1 ? unit : 255;
   const log = (options.logger ?? silentLogger).child({ component: 'sim-modbus', profile: options.profile.id, unit });
   let faults: ModbusSimFaults = checkFaults(options.faults ?? {});
+  const unitFaults = new Map<number, ModbusSimFaults>();
   const timers = new Set<NodeJS.Timeout>();
   const byFunction: Record<string, number> = {};
   let requests = 0;
@@ -107,11 +129,15 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
     byFunction[fc] = (byFunction[fc] ?? 0) + 1;
   };
 
+  const faultsOf = (id: number): ModbusSimFaults => ({ ...faults, ...unitFaults.get(id) });
+  /** A meter nobody put on the line answers nothing, as a silent one. */
+  const nobody: ModbusSimFaults = { silent: true };
+
   /** The reply through the faults: silent never settles, a delay holds it; an exception rejects in modbus-serial's shape. */
-  const respond = <T>(fc: string, result: SimAnswer<T>): Promise<T> => {
+  const respond = <T>(fc: string, result: SimAnswer<T>, f: ModbusSimFaults): Promise<T> => {
     countRequest(fc);
     if (closed) return new Promise<T>(() => undefined);
-    if (faults.silent) {
+    if (f.silent) {
       unanswered++;
       return new Promise<T>(() => undefined);
     }
@@ -124,7 +150,7 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
       log.debug({ event: 'exception', fc, exception: result.exception, reason: result.reason }, 'exception response');
       reject(Object.assign(new Error(result.reason), { modbusErrorCode: result.exception }));
     };
-    const delay = faults.delayMs ?? 0;
+    const delay = f.delayMs ?? 0;
     return new Promise<T>((resolve, reject) => {
       if (delay <= 0) return settle(resolve, reject);
       const t = setTimeout(() => {
@@ -136,27 +162,55 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
   };
 
   /** A multi-register reply as one promise per register: the form modbus-serial handles for both tables (its callback form loses FC04 exceptions). */
-  const perRegister = (fc: string, result: SimAnswer<number[]>, length: number): Array<Promise<number>> => {
-    const all = respond(fc, result);
+  const perRegister = (fc: string, result: SimAnswer<number[]>, length: number, f: ModbusSimFaults): Array<Promise<number>> => {
+    const all = respond(fc, result, f);
     return Array.from({ length }, (_, i) => all.then((words) => words[i]!));
   };
+  /** The request's meter and its faults; `read` runs only when there is a meter to read. */
+  const on = <T>(id: number, act: (m: SimulatedModbusMeter) => SimAnswer<T>, none: SimAnswer<T>) => {
+    const m = meters.get(id);
+    return m ? { result: act(m), f: faultsOf(id) } : { result: none, f: nobody };
+  };
+  const read = (fc: string, id: number, act: (m: SimulatedModbusMeter) => SimAnswer<number[]>, length: number) => {
+    const r = on(id, act, ok(new Array<number>(length).fill(0)));
+    return perRegister(fc, r.result, length, r.f);
+  };
+  const one = <T>(fc: string, id: number, act: (m: SimulatedModbusMeter) => SimAnswer<T[]>, none: T) => {
+    const r = on(id, act, ok([none]));
+    return respond(fc, first(r.result), r.f);
+  };
+  // A silent meter (or none at that unit) is off: it must not act on what it never answers.
+  const write = <T>(id: number, act: (m: SimulatedModbusMeter) => SimAnswer<T>) => {
+    const m = meters.get(id);
+    const f = m ? faultsOf(id) : nobody;
+    const result = f.silent || !m ? ok() : act(m);
+    return { result, f };
+  };
 
-  // Promise forms throughout, so a silent or delayed meter can withhold the reply.
+  // Promise forms throughout, so a silent or delayed meter can withhold the reply. modbus-serial passes the request's
+  // unit id after the address (and length or value); the arity tells it the promise form from the callback form.
   const vector: IServiceVector = {
-    getHoldingRegister: (addr: number) => respond('3', first(meter.readRegisters('holding', addr, 1))),
-    getMultipleHoldingRegisters: (addr: number, length: number) => perRegister('3', meter.readRegisters('holding', addr, length), length),
-    getInputRegister: (addr: number) => respond('4', first(meter.readRegisters('input', addr, 1))),
-    getMultipleInputRegisters: (addr: number, length: number) => perRegister('4', meter.readRegisters('input', addr, length), length),
-    getCoil: (addr: number) => respond('1', first(meter.readBits('coil', addr, 1))),
-    getDiscreteInput: (addr: number) => respond('2', first(meter.readBits('discrete', addr, 1))),
-    // A silent meter is off: it must not act on what it never answers.
-    setCoil: (addr: number, value: boolean) => respond('5', faults.silent ? ok() : meter.writeCoil(addr, value)),
-    setRegister: (addr: number) => respond('6', meter.writeRegister(addr)),
-    setRegisterArray: (addr: number, values: number[]) => {
-      const result = faults.silent ? ok() : meter.writeRegisters(addr, values);
+    getHoldingRegister: (addr: number, id: number) => one('3', id, (m) => m.readRegisters('holding', addr, 1), 0),
+    getMultipleHoldingRegisters: (addr: number, length: number, id: number) =>
+      read('3', id, (m) => m.readRegisters('holding', addr, length), length),
+    getInputRegister: (addr: number, id: number) => one('4', id, (m) => m.readRegisters('input', addr, 1), 0),
+    getMultipleInputRegisters: (addr: number, length: number, id: number) =>
+      read('4', id, (m) => m.readRegisters('input', addr, length), length),
+    getCoil: (addr: number, id: number) => one('1', id, (m) => m.readBits('coil', addr, 1), false),
+    getDiscreteInput: (addr: number, id: number) => one('2', id, (m) => m.readBits('discrete', addr, 1), false),
+    setCoil: (addr: number, value: boolean, id: number) => {
+      const w = write(id, (m) => m.writeCoil(addr, value));
+      return respond('5', w.result, w.f);
+    },
+    setRegister: (addr: number, _value: number, id: number) => {
+      const r = on(id, (m) => m.writeRegister(addr), ok());
+      return respond('6', r.result, r.f);
+    },
+    setRegisterArray: (addr: number, values: number[], id: number) => {
+      const { result, f } = write(id, (m) => m.writeRegisters(addr, values));
       if (result.ok && result.value !== 'written' && result.value !== undefined)
-        log.info({ event: 'credit', outcome: result.value }, `credit load ${result.value}`);
-      return respond('16', result.ok ? ok() : result);
+        log.info({ event: 'credit', unit: id, outcome: result.value }, `credit load ${result.value}`);
+      return respond('16', result.ok ? ok() : result, f);
     },
   };
 
@@ -172,7 +226,7 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
   try {
     if (options.tcpPort !== undefined) {
       port = options.tcpPort === 0 ? await freeTcpPort(options.host ?? '127.0.0.1') : options.tcpPort;
-      const server = new ServerTCP(vector, { host: options.host ?? '127.0.0.1', port, unitID: unit });
+      const server = new ServerTCP(vector, { host: options.host ?? '127.0.0.1', port, unitID: serverUnit });
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('initialized', () => resolve());
@@ -191,7 +245,7 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
           parity: options.profile.line.parity,
           dataBits: options.profile.line.dataBits,
           stopBits: options.profile.line.stopBits,
-          unitID: unit,
+          unitID: serverUnit,
           openCallback: (err: Error | null) => (err ? reject(new Error(`cannot serve Modbus RTU on ${path}: ${err.message}`)) : undefined),
         });
         servers.push(server);
@@ -209,10 +263,12 @@ export async function startModbusSimulator(options: ModbusSimulatorOptions): Pro
     ...(port !== undefined ? { port } : {}),
     unit,
     meter,
+    meterAt: (id) => meters.get(id),
     setValue: (point, value) => meter.setValue(point, value),
     getValue: (point) => meter.getValue(point),
-    setFaults: (f) => {
-      faults = checkFaults({ ...faults, ...f });
+    setFaults: (f, id) => {
+      if (id === undefined) faults = checkFaults({ ...faults, ...f });
+      else unitFaults.set(id, checkFaults({ ...unitFaults.get(id), ...f }));
     },
     stats: () => ({ requests, byFunction: { ...byFunction }, exceptions, unanswered, credits: meter.credits }),
     close: stopAll,
@@ -223,8 +279,15 @@ function first<T>(r: SimAnswer<T[]>): SimAnswer<T> {
   return r.ok ? { ok: true, value: r.value[0]! } : r;
 }
 
-function ok(): SimAnswer<void> {
-  return { ok: true, value: undefined };
+function ok(): SimAnswer<void>;
+function ok<T>(value: T): SimAnswer<T>;
+function ok<T>(value?: T): SimAnswer<T | undefined> {
+  return { ok: true, value };
+}
+
+function checkUnit(unit: number): number {
+  if (!Number.isInteger(unit) || unit < 1 || unit > 247) throw new TypeError(`unit is not a Modbus unit id from 1 to 247: ${unit}`);
+  return unit;
 }
 
 function checkFaults(f: ModbusSimFaults): ModbusSimFaults {
