@@ -19,6 +19,5 @@ export const LIMITS = {
 
 export const MAX_CONFIG_BYTES = LIMITS.configBytes;
 
-/** Modbus RTU unit (slave) addresses: 0 is broadcast and 248 to 255 are reserved (Modbus over serial line, 2.2). */
-export const MODBUS_UNIT_MIN = 1;
-export const MODBUS_UNIT_MAX = 247;
+// Modbus RTU unit (slave) addresses: one definition, with the parser of meter addresses.
+export { MODBUS_UNIT_MAX, MODBUS_UNIT_MIN } from '../values/meter-address.js';

@@ -18,6 +18,13 @@ export {
   parseOperatorName,
   parseRequestId,
 } from './ids.js';
+export {
+  type MeterAddressKind,
+  meterAddressKind,
+  MODBUS_UNIT_MAX,
+  MODBUS_UNIT_MIN,
+  parseMeterAddress,
+} from './meter-address.js';
 export { ok, type Parsed, refused } from './result.js';
 export { csvField } from './csv.js';
 export {

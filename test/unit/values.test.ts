@@ -7,6 +7,7 @@ import {
   MAX_ENERGY_CENTI_KWH,
   parseCustomerNo,
   parseKwhText,
+  parseMeterAddress,
   parseRequestId,
   parseYuanText,
 } from '../../src/values/index.js';
@@ -141,5 +142,22 @@ describe('ids', () => {
     expect(parseCustomerNo('abc')).toEqual({ ok: false, reason: 'must be 1 to 12 decimal digits, not "abc"' });
     for (const no of ['', '1234567890123', '12 34', '-1', '0x12', '１２']) expect(parseCustomerNo(no).ok, no).toBe(false);
     expect(parseCustomerNo(880000000001)).toEqual({ ok: false, reason: 'must be a string of digits' });
+  });
+
+  it('meter addresses: 12 digits for DL/T 645, unit N for Modbus; the short forms only where the bus says which', () => {
+    expect(parseMeterAddress('000012349999')).toEqual({ ok: true, value: '000012349999' });
+    expect(parseMeterAddress('unit 7')).toEqual({ ok: true, value: 'unit 7' });
+    expect(parseMeterAddress(' Unit  12 ')).toEqual({ ok: true, value: 'unit 12' });
+    expect(parseMeterAddress('12349999', 'dlt645')).toEqual({ ok: true, value: '000012349999' });
+    expect(parseMeterAddress('7', 'modbus')).toEqual({ ok: true, value: 'unit 7' });
+    expect(parseMeterAddress(7, 'modbus')).toEqual({ ok: true, value: 'unit 7' });
+    // "7" alone could be either: a station's request says which by its form.
+    expect(parseMeterAddress('7').ok).toBe(false);
+    expect(parseMeterAddress('unit 7', 'dlt645').ok).toBe(false);
+    expect(parseMeterAddress('000012349999', 'modbus').ok).toBe(false);
+    expect(parseMeterAddress('unit 0')).toEqual({ ok: false, reason: 'names unit 0: a Modbus unit id is 1 to 247' });
+    expect(parseMeterAddress('unit 248').ok).toBe(false);
+    for (const bad of ['', '0000123499990', 'abc', 'unit', 'unit -1', '12 34']) expect(parseMeterAddress(bad).ok, bad).toBe(false);
+    expect(parseMeterAddress(null).ok).toBe(false);
   });
 });
