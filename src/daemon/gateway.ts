@@ -198,7 +198,7 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
       meterDrivers(meter, bus, config, log, { machine: hsm, hsmTimeoutMs: config.credit.hsmTimeoutMs }, { clock, timers }),
     );
     pointDrivers.set(m.id, drivers);
-    targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader, address: () => drivers.meter.address });
+    targets.push({ meterId: m.id, busId: m.busId, profile: m.profile, reader: drivers.reader, address: () => drivers.address });
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.subsidy) subsidyPorts.set(m.id, drivers.subsidy);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);

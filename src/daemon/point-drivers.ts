@@ -5,13 +5,17 @@ import { MeterError } from '../devices/errors.js';
 import type { RelayPort } from '../devices/relay-port.js';
 import type { SubsidyPort } from '../devices/subsidy-port.js';
 import type { DeviceProfile } from '../profiles/types.js';
+import { addressText, unitOf } from '../services/lifecycle/register.js';
 import type { MeterReader } from '../services/poller.js';
 import type { MeterDrivers } from './meters.js';
 
+/** The ports a point hands out once and a replacement swaps underneath. */
+type SwappedPort = 'credit' | 'relay' | 'subsidy';
+
 /**
- * One service point's drivers, which a meter replacement swaps for the new meter's while the poller, the credit and
- * relay services and the commands keep holding the same objects (docs/lifecycle.md). A read that was on the wire when
- * the meter changed is refused (METER_REPLACED) rather than stored as the new meter's.
+ * One service point's drivers, which a meter replacement swaps for the new meter's while the poller, the credit,
+ * free-energy and relay ports and the commands keep holding the same objects (docs/lifecycle.md). A read that was on
+ * the wire when the meter changed is refused (METER_REPLACED) rather than stored as the new meter's.
  */
 export class PointDrivers {
   #drivers: MeterDrivers;
@@ -20,7 +24,7 @@ export class PointDrivers {
   readonly reader: MeterReader;
   readonly credit?: CreditPort;
   readonly relay?: RelayPort;
-  /** Modbus free-energy registers; not swapped: replacing a Modbus meter is not supported yet (docs/lifecycle.md). */
+  /** Modbus free-energy registers (allowances load there): the new meter's after a replacement, like credit and relay. */
   readonly subsidy?: SubsidyPort;
 
   constructor(
@@ -29,7 +33,6 @@ export class PointDrivers {
   ) {
     this.#meter = meter;
     this.#drivers = build(meter);
-    this.subsidy = this.#drivers.subsidy;
     this.reader = {
       read: async (names, opts) => {
         const generation = this.#generation;
@@ -42,10 +45,11 @@ export class PointDrivers {
     // accessor in a literal gives every copy its own property store (1 MB at 2,000 meters, docs/memory.md).
     if (this.#drivers.credit) this.credit = new PointCreditPort(this);
     if (this.#drivers.relay) this.relay = new PointRelayPort(this);
+    if (this.#drivers.subsidy) this.subsidy = new PointSubsidyPort(this);
   }
 
   /** The current meter's port of that kind, or METER_REPLACED when the new meter's profile has none. */
-  current<K extends 'credit' | 'relay'>(kind: K): NonNullable<MeterDrivers[K]> {
+  current<K extends SwappedPort>(kind: K): NonNullable<MeterDrivers[K]> {
     return this.port(kind);
   }
 
@@ -67,19 +71,27 @@ export class PointDrivers {
     return this.#drivers.dlt645;
   }
 
-  /** The same point polled and loaded at another address (and profile) from now on. */
+  /** Where the meter serving the point answers, as the register writes it: the DL/T 645 address, or `unit N`. */
+  get address(): string {
+    return addressText(this.#meter);
+  }
+
+  /**
+   * The same point polled, loaded and switched at another address (and profile) from now on. `address` is the
+   * register's text: a DL/T 645 address, or `unit N` for a Modbus meter (its unit id on the same bus).
+   */
   rebind(address: string, profile: DeviceProfile): void {
-    this.#meter = { ...this.#meter, address, profile };
+    this.#meter = at(this.#meter, address, profile);
     this.#drivers = this.build(this.#meter);
     this.#generation++;
   }
 
   /** Drivers for another meter on the point's bus (the new meter, before it is bound), without swapping. */
   probe(address: string, profile: DeviceProfile): MeterDrivers {
-    return this.build({ ...this.#meter, address, profile });
+    return this.build(at(this.#meter, address, profile));
   }
 
-  private port<K extends 'credit' | 'relay'>(kind: K): NonNullable<MeterDrivers[K]> {
+  private port<K extends SwappedPort>(kind: K): NonNullable<MeterDrivers[K]> {
     const port = this.#drivers[kind];
     if (!port) throw new MeterError('METER_REPLACED', `the meter now at ${this.#meter.id} has no ${kind} method in its profile`);
     return port as NonNullable<MeterDrivers[K]>;
@@ -91,6 +103,14 @@ export class PointDrivers {
       `meter ${this.#meter.id} was replaced during this exchange; it is read again from ${this.#meter.address ?? ''}`,
     );
   }
+}
+
+/** The point's config entry for the meter at `address` (register text): a Modbus meter is named by its unit id. */
+function at(meter: MeterConfig, address: string, profile: DeviceProfile): MeterConfig {
+  const unit = unitOf(address);
+  if (unit === undefined) return { ...meter, address, profile };
+  const { address: _dlt645, ...rest } = meter;
+  return { ...rest, unit, profile };
 }
 
 /** A config's profiles by id: the configured meters' own, else the built-in and configured profile folders. */
@@ -136,5 +156,32 @@ class PointRelayPort implements RelayPort {
 
   readState(opts: Parameters<RelayPort['readState']>[0]): ReturnType<RelayPort['readState']> {
     return this.point.current('relay').readState(opts);
+  }
+}
+
+class PointSubsidyPort implements SubsidyPort {
+  readonly unit = 'energy';
+
+  constructor(private readonly point: PointDrivers) {}
+
+  get names(): SubsidyPort['names'] {
+    return this.point.current('subsidy').names;
+  }
+
+  split(amount: number): number[] {
+    return this.point.current('subsidy').split(amount);
+  }
+
+  // A read that spans a swap is refused, as a wallet read is: the credit service would decide the new meter's
+  // registers against the old meter's values.
+  async read(opts: Parameters<SubsidyPort['read']>[0]): ReturnType<SubsidyPort['read']> {
+    const generation = this.point.generation;
+    const reading = await this.point.current('subsidy').read(opts);
+    if (generation !== this.point.generation) throw this.point.replacedError();
+    return reading;
+  }
+
+  write(writes: Parameters<SubsidyPort['write']>[0], opts: Parameters<SubsidyPort['write']>[1]): ReturnType<SubsidyPort['write']> {
+    return this.point.current('subsidy').write(writes, opts);
   }
 }

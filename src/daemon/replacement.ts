@@ -66,10 +66,13 @@ export function composeReplacement(
     allowanceBusy: (id) => d.allowances.loading(id),
     onSwap: (tx, id, _old, installed) => {
       d.alerts.meterReplaced(tx, id, installed.installedAt);
-      d.allowances.meterReplaced(tx, id, installed.address);
+      // Allowance rows name a DL/T 645 meter by its address, so they are moved to the new one. A Modbus point's rows
+      // name no meter (the config's meter has no address, only a unit id): they follow the point as they are, and its
+      // swapped free-energy and credit ports load them onto the new meter.
+      if (points.get(id)?.protocol === 'dlt645') d.allowances.meterReplaced(tx, id, installed.address);
     },
     afterSwap: (id, installed) => {
-      d.allowances.meterRebound(id, installed.address);
+      if (points.get(id)?.protocol === 'dlt645') d.allowances.meterRebound(id, installed.address);
       d.rebound?.(d.points.get(id)!.meter);
     },
     onCommitted: d.onCommitted,
@@ -122,7 +125,11 @@ export function replacementCommandHandlers(job: MeterReplacement): Pick<CommandH
   };
 }
 
-/** A meter's registers and wallet: the point's own meter, or the meter at `address` on its bus. Throws when it is silent. */
+/**
+ * A meter's registers and wallet: the point's own meter, or the meter at `address` on its bus (a DL/T 645 address, or
+ * `unit N` on a Modbus bus). The wallet is read through the profile's credit port (DL/T 645 or modbus-write); a meter
+ * whose profile has none (an energy meter, free-energy registers only) has no balance to move. Throws when it is silent.
+ */
 async function readMeter(
   point: PointDrivers,
   address: string | undefined,

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { parsePassword, parseUserName, parseUserRole } from '../services/users.js';
 import type { CommandReply } from '../uplink/commands/types.js';
-import { type Parsed, parseCustomerNo, parseKwhText, parseRequestId, parseYuanText } from '../values/index.js';
+import { type Parsed, parseCustomerNo, parseKwhText, parseMeterAddress, parseRequestId, parseYuanText } from '../values/index.js';
 import { overviewOf, SESSION_COOKIE, type ApiContext } from './context.js';
 import type { Session } from './sessions.js';
 
@@ -203,9 +203,10 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     if (backend.meter(req.params.id) === null)
       return reply.code(404).send({ error: { code: 'UNKNOWN_METER', message: `there is no meter ${req.params.id}` } });
     const text = (v: unknown) => (typeof v === 'string' ? v.trim() : typeof v === 'number' ? String(v) : '');
-    const newAddress = text(b.newAddress);
-    if (!/^\d{1,12}$/.test(newAddress))
-      return invalid(reply, 'newAddress', "must be the new meter's address: up to 12 digits, as on its nameplate");
+    // Digits are a DL/T 645 address as on the nameplate (left-padded); `unit N` a Modbus meter's unit id.
+    const typed = text(b.newAddress);
+    const newAddress = parseMeterAddress(typed, /^\d+$/.test(typed) ? 'dlt645' : undefined);
+    if (!newAddress.ok) return invalid(reply, 'newAddress', newAddress.reason);
     const reason = text(b.reason);
     if (reason.length < 3) return invalid(reply, 'reason', 'must say why (at least 3 characters): it is kept with the replacement');
     const optional: Record<string, string> = {};
@@ -232,7 +233,7 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
       {
         requestId: requestId.value,
         meter: req.params.id,
-        newAddress: newAddress.padStart(12, '0'),
+        newAddress: newAddress.value,
         ...optional,
         operator: session.user,
         reason,

@@ -10,7 +10,7 @@ import { openStore, type Store } from '../../store/index.js';
 import { loadConfigFile } from '../config-file.js';
 import { columns } from '../table.js';
 import { CliError, usageError } from '../errors.js';
-import { type Parsed, parseRequestId } from '../../values/index.js';
+import { type Parsed, parseMeterAddress, parseRequestId } from '../../values/index.js';
 import { resultOf, sendToDaemon } from '../daemon-client.js';
 import { routeCommand } from '../daemon-route.js';
 
@@ -111,7 +111,7 @@ function registerReplace(meter: Command, io: Io): void {
     )
     .option('-c, --config <file>', 'the gateway config (YAML); default $METERD_CONFIG')
     .requiredOption('--meter <id>', 'the point (meter id of the config) whose meter is replaced')
-    .requiredOption('--new-address <addr>', "the new meter's 12-digit address")
+    .requiredOption('--new-address <addr>', 'the new meter\'s 12-digit address, or its unit id on a Modbus bus (7 or "unit 7")')
     .requiredOption('--operator <name>', 'the technician doing it')
     .requiredOption('--reason <text>', 'why (display dead, failed verification, rotation, …)')
     .option('--new-profile <id>', "the new meter's profile when it is another model (same wallet kind)")
@@ -129,6 +129,7 @@ Examples:
   meterd meter replace -c /etc/meterd/meterd.yaml --meter room-101 --new-address 000012349999 --operator li --reason "display dead"
   meterd meter replace -c /etc/meterd/meterd.yaml --meter room-101 --new-address 000012349999 --operator li --reason "no answer" \\
       --final-import 5123.40 --final-balance 37.50 --final-count 5
+  meterd meter replace -c /etc/meterd/meterd.yaml --meter dorm-3-12 --new-address 7 --operator li --reason "failed verification"   # Modbus: unit id 7
 
 Runs inside the running daemon (it holds the bus) as one job that survives a restart; docs/lifecycle.md says what
 each step does and what to do when one is refused.`,
@@ -149,14 +150,18 @@ each step does and what to do when one is refused.`,
         requestId?: string;
         json?: boolean;
       }) => {
-        if (!/^\d{1,12}$/.test(opts.newAddress))
-          throw usageError(`--new-address "${opts.newAddress}" is not a meter address (up to 12 digits)`);
         const final = finalOption(opts);
         const requestId =
           opts.requestId === undefined ? `cli-meter-replace-${randomUUID()}` : option('--request-id', parseRequestId(opts.requestId));
         const route = await routeCommand(opts);
         if (route === undefined) throw usageError('name the gateway config: -c FILE (or set METERD_CONFIG)');
-        if (!route.config.meters.some((m) => m.id === opts.meter)) throw usageError(`no meter "${opts.meter}" in ${route.configPath}`);
+        const point = route.config.meters.find((m) => m.id === opts.meter);
+        if (!point) throw usageError(`no meter "${opts.meter}" in ${route.configPath}`);
+        // The point's bus says what the address is: a DL/T 645 address, or a Modbus unit id.
+        const newAddress = option(
+          '--new-address',
+          parseMeterAddress(opts.newAddress, point.profile.protocol.startsWith('dlt645') ? 'dlt645' : 'modbus'),
+        );
         if (route.daemon === null)
           throw new CliError(
             'DAEMON_NOT_RUNNING',
@@ -168,7 +173,7 @@ each step does and what to do when one is refused.`,
           {
             requestId,
             meter: opts.meter,
-            newAddress: opts.newAddress.padStart(12, '0'),
+            newAddress,
             operator: opts.operator,
             reason: opts.reason,
             ...(opts.newProfile !== undefined ? { newProfile: opts.newProfile } : {}),
@@ -181,7 +186,7 @@ each step does and what to do when one is refused.`,
         const r = resultOf('meter-replace', reply) as unknown as ReplaceResult;
         if (!opts.json)
           io.out(
-            `${r.meter}: ${r.old?.address ?? '?'} replaced by ${r.new?.address ?? '?'}; final reading ${r.final?.source ?? '?'}: import ${r.final?.importKwh ?? '?'} kWh, balance ${r.final?.balance ?? '?'}, count ${r.final?.purchaseCount ?? '?'}; ${r.moved.amount > 0 ? `${r.moved.amount.toFixed(2)} ${r.moved.unit} moved onto the new meter (purchase count ${r.moved.purchaseCount})` : 'no credit to move'}${r.owed > 0 ? `; ${r.owed.toFixed(2)} owed (overdraft)` : ''}${r.account?.opened ? `; the new meter's account opened for customer ${r.account.customerNo}` : ''}`,
+            `${r.meter}: ${r.old?.address ?? '?'} replaced by ${r.new?.address ?? '?'}; final reading ${r.final?.source ?? '?'}: import ${r.final?.importKwh ?? '?'} kWh, balance ${r.final?.balance ?? '?'}, count ${r.final?.purchaseCount ?? '?'}; ${r.moved.amount > 0 ? `${r.moved.amount.toFixed(2)} ${r.moved.unit} moved onto the new meter (purchase count ${r.moved.purchaseCount})` : r.moved.nothing === 'no-wallet' ? 'the meter keeps no wallet: no credit to move' : 'no credit to move'}${r.owed > 0 ? `; ${r.owed.toFixed(2)} owed (overdraft)` : ''}${r.account?.opened ? `; the new meter's account opened for customer ${r.account.customerNo}` : ''}`,
           );
       },
     );
@@ -192,7 +197,7 @@ interface ReplaceResult {
   old: { address: string } | null;
   new: { address: string } | null;
   final: { importKwh: number | null; balance: number | null; purchaseCount: number | null; source: string } | null;
-  moved: { amount: number; unit: string; purchaseCount: number | null };
+  moved: { amount: number; unit: string | null; purchaseCount: number | null; nothing?: string };
   owed: number;
   /** The new meter's account opening (absent from results of a daemon before it). */
   account?: { customerNo: string; opened: boolean } | null;

@@ -2,6 +2,7 @@ import { wait, realTimers, type Clock, type Timers } from '../../clock.js';
 import { MeterdError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { DeviceProfile } from '../../profiles/types.js';
+import { meterAddressKind } from '../../values/index.js';
 import {
   advanceReplacement,
   FINAL_STATES,
@@ -30,6 +31,7 @@ import { assetView, enqueueAssetMessage } from './register.js';
 export interface ReplaceRequest {
   readonly requestId: string;
   readonly meter: string;
+  /** Where the new meter answers on the point's bus, as the register writes it: a DL/T 645 address, or `unit N` (Modbus). */
   readonly newAddress: string;
   readonly newProfile?: string;
   readonly newAssetNo?: string;
@@ -63,8 +65,10 @@ export type ReplacementErrorCode =
   | 'REPLACEMENT_RUNNING'
   /** A load of the old meter could not be settled by reading it: its outcome must be known before credit moves. */
   | 'LOADS_PENDING'
-  /** Replacing a Modbus meter is not supported yet. */
-  | 'NOT_SUPPORTED'
+  /** `newAddress` is not of the bus's kind: a DL/T 645 point takes a 12-digit address, a Modbus point `unit N`. */
+  | 'ADDRESS_INVALID'
+  /** The new meter's profile speaks another protocol than the point's bus (a DL/T 645 meter on a Modbus line). */
+  | 'PROTOCOL_MISMATCH'
   /** The remaining credit could not be loaded onto the new meter (the meter refused it): the amount is owed. */
   | 'TRANSFER_FAILED';
 
@@ -87,7 +91,11 @@ export interface PointMeters {
   profileOf(pointId: string): DeviceProfile;
   /** A profile by id (the new meter's model), or undefined. */
   profile(id: string): DeviceProfile | undefined;
-  /** Read a meter's registers and wallet: the point's own meter (`address` undefined) or another on its bus. Throws when it does not answer. */
+  /**
+   * Read a meter's energy registers and wallet: the point's own meter (`address` undefined) or another on its bus (a
+   * DL/T 645 address or `unit N`). Balance, overdraft and count are null when the profile keeps no wallet. Throws
+   * when it does not answer.
+   */
   read(pointId: string, address: string | undefined, profile: DeviceProfile, signal: AbortSignal): Promise<AssetReading>;
   /** Poll, load and switch the point at this address with this profile from now on. */
   rebind(pointId: string, address: string, profile: DeviceProfile): void;
@@ -247,8 +255,15 @@ export class MeterReplacement {
     const newProfile = (facts.newProfile ? this.opts.meters.profile(facts.newProfile) : undefined) ?? this.newProfileOf(req, oldProfile);
 
     if (step === 'received') {
-      if (point.protocol !== 'dlt645')
-        throw new ReplacementError('NOT_SUPPORTED', `meter ${point.id} is a Modbus meter: replacing one is not supported yet`);
+      // A Modbus meter is reached by its unit id on the same bus (`unit N`, as the register writes it), a DL/T 645 one
+      // by its 12-digit address; the new meter is read, bound and loaded through the same drivers either way.
+      if (meterAddressKind(req.newAddress) !== point.protocol)
+        throw new ReplacementError(
+          'ADDRESS_INVALID',
+          point.protocol === 'modbus'
+            ? `${point.id} is a Modbus meter: give the new meter's unit id as newAddress, e.g. "unit 7", not ${req.newAddress}`
+            : `${point.id} is a DL/T 645 meter: give the new meter's 12-digit address as newAddress, not ${req.newAddress}`,
+        );
       const current = store.register.active(point.id);
       if (current?.address === req.newAddress)
         throw new ReplacementError(
@@ -356,7 +371,7 @@ export class MeterReplacement {
           // The books of the new meter start at its own counter (an opening entry, as meterd adopt records one).
           if (newProfile.credit && facts.initial?.purchaseCount !== null && facts.initial?.purchaseCount !== undefined)
             recordOpening(tx, {
-              meterId: openingKey({ id: point.id, address: req.newAddress }),
+              meterId: booksKey(point, req.newAddress),
               unit: newProfile.credit.unit,
               wallet: { count: facts.initial.purchaseCount, balance: facts.initial.balance ?? 0, overdraft: facts.initial.overdraft ?? 0 },
               lastAmount: 0,
@@ -404,7 +419,7 @@ export class MeterReplacement {
           store.transaction(
             (tx) =>
               recordOpening(tx, {
-                meterId: openingKey({ id: point.id, address: req.newAddress }),
+                meterId: booksKey(point, req.newAddress),
                 unit: facts.unit!,
                 wallet: after,
                 lastAmount: entry.amount,
@@ -582,9 +597,11 @@ export class MeterReplacement {
       initial: facts.initial && { ...facts.initial, balance: display(facts.initial.balance), overdraft: display(facts.initial.overdraft) },
       moved: {
         amount: facts.transfer && facts.transfer.state === 'applied' ? facts.transfer.amount / 100 : 0,
-        unit: unit === 'energy' ? 'kWh' : 'CNY',
+        // A meter without a wallet (an energy meter, one with free-energy registers only) has no credit to move.
+        unit: unit === undefined ? null : unit === 'energy' ? 'kWh' : 'CNY',
         requestId: facts.transfer?.requestId ?? null,
         purchaseCount: facts.transfer?.purchaseCount ?? null,
+        ...(facts.transfer ? {} : { nothing: unit === undefined ? 'no-wallet' : (facts.owed ?? 0) > 0 ? 'overdraft' : 'nothing-left' }),
       },
       owed: display(facts.owed ?? 0),
       account: facts.account
@@ -604,8 +621,16 @@ export class MeterReplacement {
     if (req.newProfile === undefined || req.newProfile === oldProfile.id) return oldProfile;
     const p = this.opts.meters.profile(req.newProfile);
     if (!p) throw new ReplacementError('UNKNOWN_PROFILE', `no profile "${req.newProfile}" (meterd profile list)`);
-    if (!p.protocol.startsWith('dlt645')) throw new ReplacementError('NOT_SUPPORTED', `profile ${p.id} is not a DL/T 645 profile`);
-    if ((p.credit?.unit ?? 'none') !== (oldProfile.credit?.unit ?? 'none'))
+    if (protocolOf(p) !== protocolOf(oldProfile))
+      throw new ReplacementError(
+        'PROTOCOL_MISMATCH',
+        `profile ${p.id} is a ${protocolOf(p) === 'modbus' ? 'Modbus' : 'DL/T 645'} meter and ${req.meter}'s bus speaks ${protocolOf(oldProfile) === 'modbus' ? 'Modbus' : 'DL/T 645'}: a bus carries one protocol`,
+      );
+    // Free-energy registers count as a wallet: the point's allowances load there, and must find them on the new meter.
+    if (
+      (p.credit?.unit ?? 'none') !== (oldProfile.credit?.unit ?? 'none') ||
+      (p.subsidy === undefined) !== (oldProfile.subsidy === undefined)
+    )
       throw new ReplacementError(
         'WALLET_KIND_MISMATCH',
         `the new meter's profile ${p.id} keeps ${walletText(p)}, the point's meter ${walletText(oldProfile)}: its credit cannot move across; use a meter of the same wallet kind`,
@@ -634,7 +659,20 @@ function manualReading(f: NonNullable<ReplaceRequest['final']>): AssetReading {
 }
 
 function walletText(p: DeviceProfile): string {
-  return p.credit ? (p.credit.unit === 'money' ? 'a money wallet (yuan)' : 'a kWh wallet') : 'no wallet';
+  const wallet = p.credit ? (p.credit.unit === 'money' ? 'a money wallet (yuan)' : 'a kWh wallet') : 'no wallet';
+  return p.subsidy ? `${wallet} and free-energy registers` : wallet;
+}
+
+function protocolOf(p: DeviceProfile): 'dlt645' | 'modbus' {
+  return p.protocol.startsWith('dlt645') ? 'dlt645' : 'modbus';
+}
+
+/**
+ * The key the new meter's books are opened under: its number on a DL/T 645 bus (card sales name a meter by it), the
+ * point's id on a Modbus bus, where a unit id names no meter beyond its bus (as meterd adopt keys them).
+ */
+function booksKey(point: ReplaceablePoint, newAddress: string): string {
+  return openingKey(point.protocol === 'dlt645' ? { id: point.id, address: newAddress } : { id: point.id });
 }
 
 function amountText(units: number, unit: 'money' | 'energy'): string {

@@ -9,6 +9,7 @@ import {
   checkParameterLimits,
   limitFromNumber,
   parseCustomerNo,
+  parseMeterAddress,
   parseRequestId,
   priceFromNumber,
 } from '../../values/index.js';
@@ -413,10 +414,17 @@ export const supplyRestoreSchema = z.strictObject({
   reason: z.string({ error: 'must be text' }).min(1, 'cannot be empty').max(200, 'is longer than 200 characters'),
 });
 
-/** A DL/T 645 meter address: 12 decimal digits (quote it: leading zeros matter). */
-const dlt645Address = z
-  .string({ error: "must be the new meter's 12-digit address (a string)" })
-  .regex(/^\d{12}$/, 'must be 12 decimal digits');
+/**
+ * Where the new meter answers: a DL/T 645 address of 12 decimal digits (quote it: leading zeros matter), or `unit N`
+ * for a Modbus meter's unit id, as the asset topic writes it; kept in that canonical form.
+ */
+const meterAddress = z
+  .string({ error: "must be the new meter's 12-digit address, or unit N for a Modbus meter (a string)" })
+  .superRefine(by(parseMeterAddress))
+  .transform((text) => {
+    const parsed = parseMeterAddress(text);
+    return parsed.ok ? parsed.value : text;
+  });
 /** A register or balance off a meter's display: at least 0, at most two decimals. */
 const displayed = (what: string) =>
   z
@@ -433,7 +441,7 @@ const displayed = (what: string) =>
 export const meterReplaceSchema = z.strictObject({
   ...common,
   meter: meterId,
-  newAddress: dlt645Address,
+  newAddress: meterAddress,
   /** The new meter's profile when it is another model (same wallet kind); default the point's profile. */
   newProfile: z
     .string({ error: 'must be a profile id (a string)' })

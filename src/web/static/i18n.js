@@ -276,7 +276,7 @@ const WORDS = {
     replaceMeter: 'Replace meter',
     replaceHint:
       'The point moves onto the new meter on the same bus, its remaining credit loaded onto it once. Fill in the old meter’s display only if it does not answer.',
-    newAddress: 'New meter address (12 digits)',
+    newAddress: 'New meter address (12 digits; unit N for a Modbus meter)',
     newAssetNo: 'New asset number (optional)',
     newProfile: 'New meter profile (if another model)',
     finalIfSilent: 'The old meter’s display, only if it does not answer',
@@ -559,7 +559,7 @@ const WORDS = {
     secondPerson: '须由另一人审批',
     replaceMeter: '换表',
     replaceHint: '计量点换到同一总线上的新表，剩余金额一次性充入新表。只有旧表无应答时才填写旧表显示的读数。',
-    newAddress: '新表地址（12 位）',
+    newAddress: '新表地址（12 位；Modbus 表填 unit N）',
     newAssetNo: '新表资产编号（可选）',
     newProfile: '新表型号（不同型号时）',
     finalIfSilent: '旧表显示读数（仅旧表无应答时）',

@@ -128,7 +128,7 @@ function ActionDialog({ meter, dialog, setDialog, run }) {
       html`<label>${label}<input id=${`replace-${k}`} ref=${ref} value=${dialog[k]} disabled=${dialog.confirming} onInput=${set(k)} ...${props} /></label>`;
     return html`<form class="dialog" id="dialog-replace" onSubmit=${submit} onKeyDown=${onKey}>
       <p class="hint">${t('replaceHint')}</p>
-      ${input('newAddress', t('newAddress'), first, { inputmode: 'numeric' })}
+      ${input('newAddress', t('newAddress'), first)}
       ${input('newAssetNo', t('newAssetNo'), null)}
       ${input('newProfile', t('newProfile'), null, { placeholder: meter.profile })}
       ${input('reason', t('reason'), null, { placeholder: t('reasonHint') })}

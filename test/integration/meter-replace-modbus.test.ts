@@ -1,0 +1,234 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadGatewayConfig } from '../../src/config/index.js';
+import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
+import { silentLogger } from '../../src/log.js';
+import { loadProfileFile, loadProfiles } from '../../src/profiles/registry.js';
+import { startModbusSimulator, type ModbusSimulator, type SimulatedModbusMeter } from '../../src/sim/modbus/index.js';
+import { allowanceRows } from '../../src/store/index.js';
+import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+
+// Replacing Modbus meters (issue 16, docs/lifecycle.md): the in-process gateway on one Modbus TCP line where the old
+// and the new meter of each point answer at their own unit ids (modbus-serial on both sides). A dormitory meter's kWh
+// wallet moves onto the new meter once, proved by its purchase counter; readings go on under the point's id from the
+// new unit; the same request again changes nothing. A meter that keeps only free energy (no wallet) moves nothing
+// and says so, and the allowance row its dead meter left pending loads onto the new meter once, never the old one.
+
+const profiles = loadProfiles();
+const prepaid = profiles.get('modbus-dorm-prepaid')!;
+// The campus meter of docs/allowances.md without a purchase method: free energy per circuit, no wallet at all.
+const FREE_ONLY = `id: test-dorm-free-only
+name: Dormitory meter with free-energy registers only (test)
+protocol: modbus-rtu
+line: { baudRate: 9600, parity: none, dataBits: 8, stopBits: 1 }
+maxGap: 4
+points:
+  energy.active.import: { table: holding, address: 0x0000, type: uint32, scale: 0.01, unit: kWh }
+  energy.active.export: { table: holding, address: 0x0008, type: uint32, scale: 0.01, unit: kWh }
+  credit.free.energy.ac: { table: holding, address: 0x0110, type: uint32, scale: 0.01, unit: kWh }
+  credit.free.energy.lighting: { table: holding, address: 0x0112, type: uint32, scale: 0.01, unit: kWh }
+groups:
+  energy: { interval: 15m, points: [energy.active.import, energy.active.export] }
+  credit: { interval: 5m, points: [credit.free.energy.ac, credit.free.energy.lighting] }
+credit:
+  - method: modbus-subsidy
+    unit: energy
+    registers:
+      - { point: credit.free.energy.ac, share: 2 }
+      - { point: credit.free.energy.lighting, share: 1 }
+    consumed: energy.active.import
+`;
+const KEY = { allowance: 'dorm-free', term: 't1', round: 'r1' };
+// Unit ids on the line: the money point's old and new meter, the free-energy point's old (dead) and new meter.
+const M_OLD = 1;
+const M_NEW = 2;
+const F_OLD = 11;
+const F_NEW = 12;
+
+let broker: TestBroker;
+let sim: ModbusSimulator;
+let gw: Gateway;
+const gatewayId = uniqueId('gw-replace-modbus');
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  const dir = mkdtempSync(join(tmpdir(), 'meterd-replace-modbus-'));
+  mkdirSync(join(dir, 'profiles'));
+  writeFileSync(join(dir, 'profiles', 'test-dorm-free-only.yaml'), FREE_ONLY);
+  const freeOnly = loadProfileFile(join(dir, 'profiles', 'test-dorm-free-only.yaml'));
+  sim = await startModbusSimulator({
+    profile: prepaid,
+    unit: M_OLD,
+    tcpPort: 0,
+    values: { 'credit.balance.energy': 37.5, 'credit.purchase.count': 5, 'energy.active.import': 5123.4 },
+    neighbours: [
+      { unit: M_NEW, values: { 'credit.balance.energy': 0, 'credit.purchase.count': 0, 'energy.active.import': 0.5 } },
+      {
+        unit: F_OLD,
+        profile: freeOnly,
+        values: { 'energy.active.import': 812.3, 'credit.free.energy.ac': 1, 'credit.free.energy.lighting': 0.5 },
+      },
+      {
+        unit: F_NEW,
+        profile: freeOnly,
+        values: { 'energy.active.import': 0.2, 'credit.free.energy.ac': 0, 'credit.free.energy.lighting': 0 },
+      },
+    ],
+  });
+  // The free-energy point's old meter died before the allowance round: it answers nothing.
+  sim.setFaults({ silent: true }, F_OLD);
+  const file = join(dir, 'meterd.yaml');
+  writeFileSync(
+    file,
+    `gateway: { id: ${gatewayId}, dataDir: ./data, timeZone: UTC }
+mqtt: { url: "${broker.url}", protocolVersion: 4 }
+commands: { allowUnsigned: true }
+profiles: { dirs: [./profiles] }
+buses:
+  - { id: line1, port: "tcp://127.0.0.1:${sim.port}", protocol: modbus-tcp, gap: 2ms, timeout: 300ms, retries: 0 }
+meters:
+  - { id: room-m, bus: line1, unit: ${M_OLD}, profile: modbus-dorm-prepaid }
+  - { id: room-f, bus: line1, unit: ${F_OLD}, profile: test-dorm-free-only, tags: [free] }
+polling:
+  intervals: { instant: 1h, energy: 1s, status: 1h, credit: 1h }
+allowances:
+  - id: dorm-free
+    meters: { tags: [free] }
+    energyKwh: 30
+    retry: 1s
+    terms:
+      - id: t1
+        rounds:
+          - { id: r1, date: "2099-09-07" }
+`,
+  );
+  gw = await startGateway(loadGatewayConfig(file, {}), { logger: silentLogger });
+}, 30_000);
+
+afterAll(async () => {
+  await gw?.stop();
+  await clearRetained(broker.url, [
+    `meterd/${gatewayId}/status`,
+    `meterd/${gatewayId}/allowances/dorm-free`,
+    ...['room-m', 'room-f'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
+  ]);
+  await sim?.close();
+  await broker?.close();
+});
+
+interface Outcome {
+  status: string;
+  error?: { code: string; message: string };
+  result?: Record<string, unknown>;
+}
+
+const replace = (request: Record<string, unknown>): Promise<Outcome> =>
+  gw.desk.submit('meter-replace', { operator: 'li', reason: 'failed verification', ...request }, { operator: 'li' })
+    .final as Promise<Outcome>;
+const at = (unit: number): SimulatedModbusMeter => sim.meterAt(unit)!;
+const transfers = (meterId: string) => gw.store.ledger.list({ meterId }).filter((e) => e.channel === 'transfer');
+
+describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
+  it('refuses a DL/T 645 address and the point’s own unit, changing nothing', async () => {
+    const wrongKind = await replace({ requestId: 'swap-m-dlt', meter: 'room-m', newAddress: '000000000002' });
+    expect(wrongKind).toMatchObject({ status: 'rejected', error: { code: 'ADDRESS_INVALID' } });
+    const own = await replace({ requestId: 'swap-m-own', meter: 'room-m', newAddress: `unit ${M_OLD}` });
+    expect(own).toMatchObject({ status: 'rejected', error: { code: 'ADDRESS_IN_USE' } });
+    const nobody = await replace({ requestId: 'swap-m-none', meter: 'room-m', newAddress: 'unit 99' });
+    expect(nobody).toMatchObject({ status: 'rejected', error: { code: 'NEW_METER_SILENT' } });
+    expect(gw.store.register.active('room-m')?.address).toBe(`unit ${M_OLD}`);
+    expect(at(M_NEW).writes()).toEqual([]);
+  });
+
+  it('moves the kWh wallet onto the new unit once, proved by its purchase counter; readings go on from the new unit', async () => {
+    const out = await replace({ requestId: 'swap-m', meter: 'room-m', newAddress: `unit ${M_NEW}`, newAssetNo: 'A-M2' });
+    expect(out).toMatchObject({
+      status: 'done',
+      result: {
+        meter: 'room-m',
+        old: { address: `unit ${M_OLD}` },
+        new: { address: `unit ${M_NEW}`, assetNo: 'A-M2' },
+        final: { source: 'read', importKwh: 5123.4, balance: 37.5, purchaseCount: 5 },
+        initial: { importKwh: 0.5, balance: 0, purchaseCount: 0 },
+        moved: { amount: 37.5, unit: 'kWh', requestId: 'swap-m:transfer', purchaseCount: 1 },
+        owed: 0,
+      },
+    });
+    // The new meter took one load at count 1; the old one kept its wallet and was never written.
+    expect(at(M_NEW).credits).toEqual({ applied: 1, repeat: 0, refused: 0 });
+    expect([at(M_NEW).getValue('credit.balance.energy'), at(M_NEW).getValue('credit.purchase.count')]).toEqual([37.5, 1]);
+    expect(at(M_OLD).writes()).toEqual([]);
+    expect([at(M_OLD).getValue('credit.balance.energy'), at(M_OLD).getValue('credit.purchase.count')]).toEqual([37.5, 5]);
+    expect(transfers('room-m').map((e) => [e.state, e.amount, e.purchaseCount])).toEqual([['applied', 3750, 1]]);
+    expect(gw.store.register.active('room-m')).toMatchObject({ address: `unit ${M_NEW}`, profile: 'modbus-dorm-prepaid' });
+
+    // The poller reads the point at the new unit id: its low import register, under the same meter id.
+    const swappedAt = Date.now();
+    await eventually(
+      () => {
+        const r = gw.store.readings.latest('room-m');
+        return r !== null && r.takenAt > swappedAt && r.address === `unit ${M_NEW}`;
+      },
+      'a reading of room-m from the new unit',
+      15_000,
+    );
+    expect(gw.store.readings.latest('room-m')!.values['energy.active.import']).toMatchObject({ v: 0.5 });
+    // Top-ups go to the new meter too, counted on from the transfer.
+    const { entry } = await gw.credit.topUp({ requestId: 'after-swap', meterId: 'room-m', channel: 'remote', operator: 'x', energyKwh: 2 });
+    expect(entry).toMatchObject({ state: 'applied', purchaseCount: 2 });
+    expect(at(M_NEW).getValue('credit.balance.energy')).toBe(39.5);
+  });
+
+  it('the same request again returns the first result and changes nothing', async () => {
+    const writes = at(M_NEW).writes().length;
+    const again = await replace({ requestId: 'swap-m', meter: 'room-m', newAddress: `unit ${M_NEW}`, newAssetNo: 'A-M2' });
+    expect(again).toMatchObject({ status: 'done', result: { moved: { amount: 37.5, purchaseCount: 1 } } });
+    expect(at(M_NEW).writes().length).toBe(writes);
+    expect(at(M_NEW).credits.applied).toBe(2);
+    expect(transfers('room-m')).toHaveLength(1);
+  });
+
+  it('a free-energy meter moves no credit, and the allowance row its dead meter left loads onto the new meter once', async () => {
+    const row = () => gw.store.transaction((tx) => allowanceRows(tx, KEY))[0]!;
+    gw.allowances.runNow(KEY, { by: 'test' });
+    await eventually(() => row().reasonCode === 'METER_UNREACHABLE', 'the row waiting for the dead meter', 20_000);
+    expect(row()).toMatchObject({ meterId: 'room-f', state: 'pending' });
+
+    // The old meter is silent: its registers come off its display. An allowance attempt may be on the line right now
+    // (ALLOWANCE_RUNNING: the technician sends again), never interleaved with the replacement.
+    let out: Outcome | undefined;
+    for (let i = 0; i < 20 && (out === undefined || out.error?.code === 'ALLOWANCE_RUNNING'); i++)
+      out = await replace({
+        requestId: `swap-f-${i}`,
+        meter: 'room-f',
+        newAddress: `unit ${F_NEW}`,
+        final: { importKwh: 812.3, balance: 0, purchaseCount: 0 },
+      });
+    expect(out).toMatchObject({
+      status: 'done',
+      result: {
+        old: { address: `unit ${F_OLD}` },
+        new: { address: `unit ${F_NEW}` },
+        final: { source: 'manual', importKwh: 812.3 },
+        initial: { importKwh: 0.2, balance: null, purchaseCount: null },
+        moved: { amount: 0, unit: null, requestId: null, nothing: 'no-wallet' },
+      },
+    });
+    expect(transfers('room-f')).toEqual([]);
+
+    await eventually(() => row().state === 'applied', 'the row applied on the new meter', 30_000);
+    // 30 kWh split 2:1 over the circuits of the new meter, written once; the old meter was never written.
+    expect([at(F_NEW).getValue('credit.free.energy.ac'), at(F_NEW).getValue('credit.free.energy.lighting')]).toEqual([20, 10]);
+    expect(
+      at(F_NEW)
+        .writes()
+        .map((w) => w.start),
+    ).toEqual([0x0110, 0x0112]);
+    expect(at(F_OLD).writes()).toEqual([]);
+    expect([at(F_OLD).getValue('credit.free.energy.ac'), at(F_OLD).getValue('credit.free.energy.lighting')]).toEqual([1, 0.5]);
+    const applied = gw.store.ledger.list({ meterId: 'room-f' }).filter((e) => e.state === 'applied');
+    expect(applied.map((e) => [e.channel, e.amount])).toEqual([['allowance', 3000]]);
+  });
+});
