@@ -202,7 +202,7 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     if (drivers.credit) creditPorts.set(m.id, drivers.credit);
     if (drivers.subsidy) subsidyPorts.set(m.id, drivers.subsidy);
     if (drivers.relay) relayPorts.set(m.id, drivers.relay);
-    meterFacts.set(m.id, new MeterFacts(m.busId, m.customerNo, pointNamesOf(m.profile), drivers));
+    meterFacts.set(m.id, new MeterFacts(m.busId, m.customerNo, drivers));
   }
 
   const drain = new OutboxDrain({
@@ -330,12 +330,15 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     points: pointDrivers,
     profile: profileById,
     onCommitted: () => drain.notify(),
-    rebound: (meter) =>
+    rebound: (meter) => {
       meters.splice(
         meters.findIndex((m) => m.id === meter.id),
         1,
         meter,
-      ),
+      );
+      // A new model polls with its own profile's groups from the swap on, not the old one's until a restart.
+      poller.retarget(meter.id, meter.profile);
+    },
     ...(opts.replacementHoldAfter !== undefined ? { holdAfter: opts.replacementHoldAfter } : {}),
   });
   for (const w of config.warnings) log.warn({ file: w.file, line: w.line, field: w.path }, w.message);
@@ -701,9 +704,13 @@ class MeterFacts {
   constructor(
     readonly busId: string,
     readonly customerNo: string | undefined,
-    readonly points: ReadonlySet<string>,
     private readonly drivers: PointDrivers,
   ) {}
+
+  /** The points of the meter serving the point now (a replacement may bring another profile). */
+  get points(): ReadonlySet<string> {
+    return pointNamesOf(this.drivers.meter.profile);
+  }
 
   get dlt645(): Dlt645Meter | undefined {
     return this.drivers.dlt645;

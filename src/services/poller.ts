@@ -115,6 +115,8 @@ export interface PollerStats {
   offline: number;
   /** Meters whose bus has been down for `offlineAfter` poll slots: not their fault, but not read either. */
   unreachable: number;
+  /** Poll tasks on the schedule: one per meter and group of its profile. */
+  tasks: number;
   perBus: Record<string, { polls: number; failures: number; skipped: number }>;
 }
 
@@ -151,6 +153,8 @@ const MAX_TIMER_MS = 2_147_000_000;
  * marked offline and only probed slowly, so one dead meter cannot eat a 2400-baud bus.
  */
 export class Poller {
+  /** The targets as polled now: a replacement with another profile puts a new target in its place (retarget). */
+  private readonly targets: PollTarget[];
   private tasks = new MinHeap<Task>();
   private taskCount = 0;
   private readonly tasksOf = new Map<string, Task[]>();
@@ -187,12 +191,14 @@ export class Poller {
     online: 0,
     offline: 0,
     unreachable: 0,
+    tasks: 0,
     perBus: {},
   };
 
   constructor(private readonly opts: PollerOptions) {
     this.timers = opts.timers ?? realTimers;
     this.log = (opts.logger ?? silentLogger).child({ component: 'poller' });
+    this.targets = [...opts.targets];
   }
 
   start(): void {
@@ -203,27 +209,62 @@ export class Poller {
     this.lastWall = wall;
     this.lastMono = mono;
     const byBus = new Map<string, PollTarget[]>();
-    for (const t of this.opts.targets) byBus.set(t.busId, [...(byBus.get(t.busId) ?? []), t]);
+    for (const t of this.targets) byBus.set(t.busId, [...(byBus.get(t.busId) ?? []), t]);
     for (const [busId, targets] of byBus) {
       this.counters.perBus[busId] = { polls: 0, failures: 0, skipped: 0 };
       targets.forEach((target, i) => {
         this.healthOf(target.meterId);
-        for (const group of target.profile.groups) {
-          const intervalMs = this.opts.intervalsMs?.[group.name] ?? group.intervalMs;
-          const phaseMs = phaseOffset(i, targets.length, group.at ? Math.min(intervalMs, 600_000) : intervalMs);
-          const task: Task = { target, group, intervalMs, phaseMs, nextDue: mono + phaseMs };
-          if (group.at) {
-            task.wallDue = nextLocalTime(wall, group.at, this.opts.timeZone) + phaseMs;
-            task.nextDue = mono + (task.wallDue - wall);
-          }
-          this.tasks.push(task.nextDue, task);
-          this.tasksOf.set(target.meterId, [...(this.tasksOf.get(target.meterId) ?? []), task]);
-          this.taskCount++;
-        }
+        this.schedule(target, i, targets.length, wall, mono);
       });
     }
-    this.log.info({ meters: this.opts.targets.length, tasks: this.taskCount }, 'polling started');
+    this.log.info({ meters: this.targets.length, tasks: this.taskCount }, 'polling started');
     this.arm();
+  }
+
+  /**
+   * The point's meter was replaced by a model of another profile (docs/lifecycle.md): from now on it is polled with
+   * that profile's groups at their intervals, without a restart. Its old tasks leave the schedule at once (nothing of
+   * them stays in the queue); the other meters keep their slots. A read of the old meter still on the wire is refused
+   * by the point's drivers (METER_REPLACED) and dropped.
+   */
+  retarget(meterId: string, profile: DeviceProfile): void {
+    const i = this.targets.findIndex((t) => t.meterId === meterId);
+    if (i < 0 || this.targets[i]!.profile === profile) return;
+    const target: PollTarget = { ...this.targets[i]!, profile };
+    this.targets[i] = target;
+    if (this.stopped) return; // start() schedules from the targets as they are then
+    const dropped = this.tasksOf.get(meterId)?.length ?? 0;
+    const kept = new MinHeap<Task>();
+    for (let task = this.tasks.pop(); task !== undefined; task = this.tasks.pop())
+      if (task.target.meterId !== meterId) kept.push(task.nextDue, task);
+    this.tasks = kept;
+    this.tasksOf.delete(meterId);
+    this.taskCount -= dropped;
+    const onBus = this.targets.filter((t) => t.busId === target.busId);
+    this.schedule(target, onBus.indexOf(target), onBus.length, this.opts.clock.now(), this.timers.now());
+    this.log.info(
+      { meter: meterId, profile: profile.id, groups: profile.groups.map((g) => g.name), dropped, tasks: this.taskCount },
+      "meter polled with its new profile's groups",
+    );
+    this.arm();
+  }
+
+  /** Puts a meter's groups on the schedule, spread by its place `i` among the `n` meters of its bus. */
+  private schedule(target: PollTarget, i: number, n: number, wall: number, mono: number): void {
+    const tasks: Task[] = [];
+    for (const group of target.profile.groups) {
+      const intervalMs = this.opts.intervalsMs?.[group.name] ?? group.intervalMs;
+      const phaseMs = phaseOffset(i, n, group.at ? Math.min(intervalMs, 600_000) : intervalMs);
+      const task: Task = { target, group, intervalMs, phaseMs, nextDue: mono + phaseMs };
+      if (group.at) {
+        task.wallDue = nextLocalTime(wall, group.at, this.opts.timeZone) + phaseMs;
+        task.nextDue = mono + (task.wallDue - wall);
+      }
+      this.tasks.push(task.nextDue, task);
+      tasks.push(task);
+    }
+    this.tasksOf.set(target.meterId, tasks);
+    this.taskCount += tasks.length;
   }
 
   /** Stop scheduling, let the exchanges in flight finish, and commit what they produced. */
@@ -250,12 +291,19 @@ export class Poller {
       if (h.online === false) offline++;
       if (h.unreachable) unreachable++;
     }
-    return { ...this.counters, online, offline, unreachable, perBus: structuredClone(this.counters.perBus) };
+    return {
+      ...this.counters,
+      online,
+      offline,
+      unreachable,
+      tasks: this.taskCount,
+      perBus: structuredClone(this.counters.perBus),
+    };
   }
 
   /** Poll one meter's points now (a `read` command or a technician's request goes through the same store path). */
   async pollNow(meterId: string, points?: readonly string[], priority: Priority = 'operator'): Promise<Map<string, PointValue>> {
-    const target = this.opts.targets.find((t) => t.meterId === meterId);
+    const target = this.targets.find((t) => t.meterId === meterId);
     if (!target) throw Object.assign(new Error(`no meter ${meterId}`), { code: 'UNKNOWN_METER' });
     const names = points ?? [...new Set(target.profile.groups.flatMap((g) => g.points))];
     const values = await target.reader.read(names, { priority, signal: this.abort.signal });
@@ -274,7 +322,7 @@ export class Poller {
     this.lastRecovery.set(busId, mono);
     this.busSilent.delete(busId);
     let n = 0;
-    for (const target of this.opts.targets) {
+    for (const target of this.targets) {
       const h = this.health.get(target.meterId);
       if (target.busId !== busId || h?.online !== false) continue;
       const at = mono + n * RECOVERY_STAGGER_MS;
@@ -295,7 +343,7 @@ export class Poller {
    * the broker lost its retained messages, so a station that subscribes later sees quiet meters too.
    */
   publishStates(): void {
-    const known = this.opts.targets.filter((t) => this.healthOf(t.meterId).online !== null);
+    const known = this.targets.filter((t) => this.healthOf(t.meterId).online !== null);
     if (known.length === 0) return;
     this.opts.store.transaction((tx) => {
       for (const t of known) this.publishState(tx, t, this.healthOf(t.meterId));
@@ -425,6 +473,8 @@ export class Poller {
             return;
           }
           if (code === 'BUS_CLOSED' || code === 'ABORTED') return; // shutting down
+          // The meter was replaced while this read was on the wire: neither the old meter's reading nor a failure of the new one.
+          if (code === 'METER_REPLACED') return;
           this.record({
             kind: 'failed',
             target,

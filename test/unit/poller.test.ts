@@ -145,4 +145,56 @@ describe('poller', () => {
     // 08:00Z is 16:00 in Shanghai; 00:10 local is 16:10Z.
     expect(reader.calls.map((c) => new Date(c).toISOString())).toEqual(['2026-11-27T16:10:00.000Z']);
   });
+
+  it("retarget: a replaced meter polls its new profile's groups at their intervals at once; the neighbour keeps its slots; nothing is left behind", async () => {
+    const twoGroups = {
+      ...profile,
+      id: 'two-groups',
+      groups: [
+        { name: 'fast', intervalMs: 10_000, points: ['voltage.a'] },
+        { name: 'slow', intervalMs: 3_600_000, points: ['relay.state'] },
+      ],
+    };
+    const asked: { at: number; names: string }[] = [];
+    const a: MeterReader = {
+      read: (names) => {
+        asked.push({ at: Date.now(), names: names.join(',') });
+        return Promise.resolve(new Map(names.map((n) => [n, { v: 1, unit: '' }])));
+      },
+    };
+    const b = new ScriptedReader();
+    const t0 = Date.now();
+    const p = start([
+      { meterId: 'a', busId: 'bus1', profile: oneGroup, reader: a },
+      { meterId: 'b', busId: 'bus1', profile: oneGroup, reader: b },
+    ]);
+    await vi.advanceTimersByTimeAsync(61_000);
+    expect(p.stats().tasks).toBe(2);
+    p.retarget('a', twoGroups);
+    const t1 = Date.now();
+    await vi.advanceTimersByTimeAsync(60_000);
+    const since = asked.filter((x) => x.at >= t1).map((x) => [(x.at - t1) / 1000, x.names]);
+    // The new groups from the swap on (the meter keeps its place on the bus: phase 0), the old 60 s group no more.
+    expect(since).toEqual([
+      [0, 'voltage.a'],
+      [0, 'relay.state'],
+      [10, 'voltage.a'],
+      [20, 'voltage.a'],
+      [30, 'voltage.a'],
+      [40, 'voltage.a'],
+      [50, 'voltage.a'],
+      [60, 'voltage.a'],
+    ]);
+    // The neighbour kept its slots: 30 s into each minute.
+    expect(b.calls.map((c) => (c - t0) / 1000)).toEqual([30, 90]);
+    expect(p.stats().tasks).toBe(3);
+    // Swapped back and forth many times: the schedule holds one task per group of the current profile, and no more timers.
+    const timers = vi.getTimerCount();
+    for (let i = 0; i < 50; i++) {
+      p.retarget('a', oneGroup);
+      p.retarget('a', twoGroups);
+    }
+    expect(p.stats().tasks).toBe(3);
+    expect(vi.getTimerCount()).toBe(timers);
+  });
 });
