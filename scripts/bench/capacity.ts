@@ -29,7 +29,9 @@ const TICKS_PER_SECOND = 100;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 // The unit's Environment= lines and Node flags, as systemd would pass them (NODE_ENV, NODE_OPTIONS, MALLOC_ARENA_MAX, …).
-const { env: unitEnv, nodeFlags: unitFlags } = unitLaunch(root);
+const { env: unitEnv, nodeFlags: unitNodeFlags } = unitLaunch(root);
+// BENCH_NODE_FLAGS adds Node/V8 flags to the unit's (to try one before putting it in the unit).
+const unitFlags = [...unitNodeFlags, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
 const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) throw new Error('npm run build failed');
 

@@ -15,7 +15,7 @@ import { explainDay, linelossSeries } from '../services/lineloss/index.js';
 import { UserService } from '../services/users.js';
 import { commandCounts, type PointValue } from '../store/index.js';
 import type { ChartPoint, ConsoleBackend, CounterDesk, MeterRow } from '../web/backend.js';
-import { startMetricsServer } from '../web/metrics.js';
+import type { startMetricsServer } from '../web/metrics.js';
 import { startWebConsole, type WebConsole } from '../web/server.js';
 import type { Gateway } from './gateway.js';
 
@@ -265,6 +265,9 @@ export async function serveConsole(gateway: Gateway, opts: ServeConsoleOptions):
   let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   if (web.metrics !== null) {
     try {
+      // Loaded only when /metrics is configured: prom-client pulls in Node's cluster module and builds its registry
+      // at import, about 1 MB a gateway without a Prometheus scraper would carry for nothing (docs/memory.md).
+      const { startMetricsServer } = await import('../web/metrics.js');
       metrics = await startMetricsServer(web.metrics, () => backend.metrics(), opts.logger);
     } catch (err) {
       opts.logger.error({ err, listen: web.metrics }, '/metrics could not start; the gateway runs without it (see web.metrics.listen)');

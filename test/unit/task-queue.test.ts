@@ -15,6 +15,26 @@ describe('MinHeap', () => {
     );
   });
 
+  it('pushes and pops interleaved always give the smallest key left (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 50 }), { nil: undefined })), (ops) => {
+        const heap = new MinHeap<number>();
+        const model: number[] = [];
+        for (const op of ops) {
+          if (op === undefined) {
+            model.sort((a, b) => a - b);
+            expect(heap.pop()).toBe(model.shift());
+          } else {
+            heap.push(op, op);
+            model.push(op);
+          }
+          expect(heap.size).toBe(model.length);
+          expect(heap.peekKey()).toBe(model.length ? Math.min(...model) : undefined);
+        }
+      }),
+    );
+  });
+
   it('peekKey shows the smallest key without removing it', () => {
     const heap = new MinHeap<string>();
     heap.push(5, 'e');
