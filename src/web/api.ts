@@ -213,15 +213,17 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     if (text(b.newProfile) !== '') optional.newProfile = text(b.newProfile);
     if (text(b.newAssetNo) !== '') optional.newAssetNo = text(b.newAssetNo);
     // The old meter's display, only when it does not answer; the router's schema checks each figure.
+    // A meter without a wallet shows only its energy: balance and count may be left out (the job asks for them when
+    // the meter keeps a wallet, FINAL_READING_NEEDED).
     const finalFields = ['importKwh', 'balance', 'purchaseCount'] as const;
     const given = finalFields.filter((k) => text((b.final as Body | undefined)?.[k]) !== '');
     let final: Record<string, number> | undefined;
     if (given.length > 0) {
-      const missing = finalFields.filter((k) => !given.includes(k));
+      const missing = (given.length === 1 && given[0] === 'importKwh' ? [] : finalFields).filter((k) => !given.includes(k));
       if (missing.length > 0)
         return invalid(reply, `final.${missing[0]}`, 'is needed with the other figures read off the old meter’s display');
       final = {};
-      for (const k of finalFields) {
+      for (const k of given) {
         const v = text((b.final as Body)[k]);
         if (!/^\d{1,9}(\.\d{1,2})?$/.test(v)) return invalid(reply, `final.${k}`, 'must be a number as the display shows it, e.g. 5123.40');
         final[k] = Number(v);

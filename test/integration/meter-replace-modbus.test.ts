@@ -138,6 +138,16 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
     expect(own).toMatchObject({ status: 'rejected', error: { code: 'ADDRESS_IN_USE' } });
     const nobody = await replace({ requestId: 'swap-m-none', meter: 'room-m', newAddress: 'unit 99' });
     expect(nobody).toMatchObject({ status: 'rejected', error: { code: 'NEW_METER_SILENT' } });
+    // A silent meter with a wallet needs its balance and count off the display, not its energy alone.
+    sim.setFaults({ silent: true }, M_OLD);
+    const energyOnly = await replace({
+      requestId: 'swap-m-energy',
+      meter: 'room-m',
+      newAddress: `unit ${M_NEW}`,
+      final: { importKwh: 5123.4 },
+    });
+    sim.setFaults({ silent: false }, M_OLD);
+    expect(energyOnly).toMatchObject({ status: 'rejected', error: { code: 'FINAL_READING_NEEDED' } });
     expect(gw.store.register.active('room-m')?.address).toBe(`unit ${M_OLD}`);
     expect(at(M_NEW).writes()).toEqual([]);
   });
@@ -196,7 +206,7 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
     await eventually(() => row().reasonCode === 'METER_UNREACHABLE', 'the row waiting for the dead meter', 20_000);
     expect(row()).toMatchObject({ meterId: 'room-f', state: 'pending' });
 
-    // The old meter is silent: its registers come off its display. An allowance attempt may be on the line right now
+    // The old meter is silent: its energy comes off its display (it has no wallet to read). An allowance attempt may be on the line right now
     // (ALLOWANCE_RUNNING: the technician sends again), never interleaved with the replacement.
     let out: Outcome | undefined;
     for (let i = 0; i < 20 && (out === undefined || out.error?.code === 'ALLOWANCE_RUNNING'); i++)
@@ -204,14 +214,14 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
         requestId: `swap-f-${i}`,
         meter: 'room-f',
         newAddress: `unit ${F_NEW}`,
-        final: { importKwh: 812.3, balance: 0, purchaseCount: 0 },
+        final: { importKwh: 812.3 },
       });
     expect(out).toMatchObject({
       status: 'done',
       result: {
         old: { address: `unit ${F_OLD}` },
         new: { address: `unit ${F_NEW}` },
-        final: { source: 'manual', importKwh: 812.3 },
+        final: { source: 'manual', importKwh: 812.3, balance: null, purchaseCount: null },
         initial: { importKwh: 0.2, balance: null, purchaseCount: null },
         moved: { amount: 0, unit: null, requestId: null, nothing: 'no-wallet' },
       },

@@ -150,13 +150,13 @@ each step does and what to do when one is refused.`,
         requestId?: string;
         json?: boolean;
       }) => {
-        const final = finalOption(opts);
         const requestId =
           opts.requestId === undefined ? `cli-meter-replace-${randomUUID()}` : option('--request-id', parseRequestId(opts.requestId));
         const route = await routeCommand(opts);
         if (route === undefined) throw usageError('name the gateway config: -c FILE (or set METERD_CONFIG)');
         const point = route.config.meters.find((m) => m.id === opts.meter);
         if (!point) throw usageError(`no meter "${opts.meter}" in ${route.configPath}`);
+        const final = finalOption(opts, point.profile.credit !== undefined);
         // The point's bus says what the address is: a DL/T 645 address, or a Modbus unit id.
         const newAddress = option(
           '--new-address',
@@ -203,11 +203,17 @@ interface ReplaceResult {
   account?: { customerNo: string; opened: boolean } | null;
 }
 
-/** --final-* all together, or none: a manual final reading needs the energy, the balance and the count. */
-function finalOption(opts: { finalImport?: string; finalBalance?: string; finalOverdraft?: string; finalCount?: string }) {
-  const given = [opts.finalImport, opts.finalBalance, opts.finalCount];
-  if (given.every((v) => v === undefined) && opts.finalOverdraft === undefined) return undefined;
-  if (given.some((v) => v === undefined))
+/**
+ * --final-* all together, or none: a manual final reading needs the energy, and the balance and the count of a meter
+ * that keeps a wallet; a meter without one (an energy meter, free-energy registers only) shows only its energy.
+ */
+function finalOption(opts: { finalImport?: string; finalBalance?: string; finalOverdraft?: string; finalCount?: string }, wallet: boolean) {
+  const walletFigures = [opts.finalBalance, opts.finalCount, opts.finalOverdraft];
+  if (opts.finalImport === undefined && walletFigures.every((v) => v === undefined)) return undefined;
+  if (!wallet) {
+    if (opts.finalImport === undefined || walletFigures.some((v) => v !== undefined))
+      throw usageError('the meter keeps no wallet: a manual final reading is --final-import alone');
+  } else if (opts.finalImport === undefined || opts.finalBalance === undefined || opts.finalCount === undefined)
     throw usageError(
       'a manual final reading needs --final-import, --final-balance and --final-count (and --final-overdraft if the display shows one)',
     );
@@ -215,11 +221,12 @@ function finalOption(opts: { finalImport?: string; finalBalance?: string; finalO
     if (!/^\d+(\.\d{1,2})?$/.test(text)) throw usageError(`${flag} "${text}" is not a number with at most two decimals`);
     return Number(text);
   };
-  if (!/^\d+$/.test(opts.finalCount!)) throw usageError(`--final-count "${opts.finalCount}" is not a whole number`);
+  if (opts.finalCount !== undefined && !/^\d+$/.test(opts.finalCount))
+    throw usageError(`--final-count "${opts.finalCount}" is not a whole number`);
   return {
-    importKwh: num('--final-import', opts.finalImport!),
-    balance: num('--final-balance', opts.finalBalance!),
-    purchaseCount: Number(opts.finalCount),
+    importKwh: num('--final-import', opts.finalImport),
+    ...(opts.finalBalance !== undefined ? { balance: num('--final-balance', opts.finalBalance) } : {}),
+    ...(opts.finalCount !== undefined ? { purchaseCount: Number(opts.finalCount) } : {}),
     ...(opts.finalOverdraft !== undefined ? { overdraft: num('--final-overdraft', opts.finalOverdraft) } : {}),
   };
 }

@@ -37,12 +37,13 @@ export interface ReplaceRequest {
   readonly newAssetNo?: string;
   readonly operator: string;
   readonly reason: string;
+  /** Balance and purchase count are needed when the meter keeps a wallet; a meter without one shows only its energy. */
   readonly final?: {
     readonly importKwh: number;
     readonly exportKwh?: number;
-    readonly balance: number;
+    readonly balance?: number;
     readonly overdraft?: number;
-    readonly purchaseCount: number;
+    readonly purchaseCount?: number;
   };
 }
 
@@ -312,12 +313,15 @@ export class MeterReplacement {
         final = await this.opts.meters.read(point.id, undefined, oldProfile, signal);
       } catch (err) {
         if (signal.aborted) throw err;
-        if (!req.final)
+        const wallet = oldProfile.credit !== undefined;
+        if (!req.final || (wallet && (req.final.balance === undefined || req.final.purchaseCount === undefined)))
           throw new ReplacementError(
             'FINAL_READING_NEEDED',
-            `the old meter of ${point.id} does not answer (${(err as Error).message}): read its forward energy, balance and purchase count off its display and send them as final`,
+            wallet
+              ? `the old meter of ${point.id} does not answer (${(err as Error).message}): read its forward energy, balance and purchase count off its display and send them as final`
+              : `the old meter of ${point.id} does not answer (${(err as Error).message}): read its forward energy off its display and send it as final`,
           );
-        final = manualReading(req.final);
+        final = manualReading(req.final, wallet);
         finalSource = 'manual';
       }
       await next('final', { final, finalSource });
@@ -647,14 +651,14 @@ function refused(code: string, message: string): ReplacementOutcome {
   return { status: 'rejected', code, message };
 }
 
-/** A reading off the display: kWh as shown, balances into ledger units. */
-function manualReading(f: NonNullable<ReplaceRequest['final']>): AssetReading {
+/** A reading off the display: kWh as shown, balances into ledger units; no wallet figures for a meter without one. */
+function manualReading(f: NonNullable<ReplaceRequest['final']>, wallet: boolean): AssetReading {
   return {
     importKwh: f.importKwh,
     exportKwh: f.exportKwh ?? null,
-    balance: Math.round(f.balance * 100),
-    overdraft: Math.round((f.overdraft ?? 0) * 100),
-    purchaseCount: f.purchaseCount,
+    balance: wallet ? Math.round(f.balance! * 100) : null,
+    overdraft: wallet ? Math.round((f.overdraft ?? 0) * 100) : null,
+    purchaseCount: wallet ? f.purchaseCount! : null,
   };
 }
 

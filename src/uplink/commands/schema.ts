@@ -459,9 +459,15 @@ export const meterReplaceSchema = z.strictObject({
     .strictObject({
       importKwh: displayed('forward active energy in kWh'),
       exportKwh: displayed('reverse active energy in kWh').optional(),
-      balance: displayed('remaining balance'),
+      // Needed when the meter keeps a wallet (the job says FINAL_READING_NEEDED); a meter without one shows only energy.
+      balance: displayed('remaining balance').optional(),
       overdraft: displayed('overdraft').optional(),
-      purchaseCount: z.number({ error: 'must be the purchase count (a number)' }).int('must be a whole number').min(0).max(0xffff_ffff),
+      purchaseCount: z
+        .number({ error: 'must be the purchase count (a number)' })
+        .int('must be a whole number')
+        .min(0)
+        .max(0xffff_ffff)
+        .optional(),
     })
     .optional(),
 });
