@@ -2,12 +2,15 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
 import { loadGatewayConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import { loadProfileFile, loadProfiles } from '../../src/profiles/registry.js';
+import { Books } from '../../src/services/books/index.js';
+import { localDate } from '../../src/services/books/periods.js';
 import { startModbusSimulator, type ModbusSimulator, type SimulatedModbusMeter } from '../../src/sim/modbus/index.js';
-import { allowanceRows } from '../../src/store/index.js';
+import { allowanceRows, purchaseCounterWindow } from '../../src/store/index.js';
 import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
 
 // Replacing Modbus meters (issue 16, docs/lifecycle.md): the in-process gateway on one Modbus TCP line where the old
@@ -92,7 +95,7 @@ meters:
   - { id: room-m, bus: line1, unit: ${M_OLD}, profile: modbus-dorm-prepaid }
   - { id: room-f, bus: line1, unit: ${F_OLD}, profile: test-dorm-free-only, tags: [free] }
 polling:
-  intervals: { instant: 1h, energy: 1s, status: 1h, credit: 1h }
+  intervals: { instant: 1h, energy: 1s, status: 1h, credit: 1s }
 allowances:
   - id: dorm-free
     meters: { tags: [free] }
@@ -128,6 +131,13 @@ const replace = (request: Record<string, unknown>): Promise<Outcome> =>
   gw.desk.submit('meter-replace', { operator: 'li', reason: 'failed verification', ...request }, { operator: 'li' })
     .final as Promise<Outcome>;
 const at = (unit: number): SimulatedModbusMeter => sim.meterAt(unit)!;
+/** Waits for a poll of the point's purchase counter at this count, taken after `since`. */
+const counted = (meterId: string, since: number, count: number) =>
+  eventually(
+    () => gw.store.transaction((tx) => purchaseCounterWindow(tx, meterId, since, Date.now() + 1)?.last.count === count),
+    `a poll of ${meterId} at counter ${count}`,
+    15_000,
+  );
 const transfers = (meterId: string) => gw.store.ledger.list({ meterId }).filter((e) => e.channel === 'transfer');
 
 describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
@@ -153,6 +163,9 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
   });
 
   it('moves the kWh wallet onto the new unit once, proved by its purchase counter; readings go on from the new unit', async () => {
+    // The books have seen the old meter's counter before the swap.
+    const before = Date.now();
+    await counted('room-m', before, 5);
     const out = await replace({ requestId: 'swap-m', meter: 'room-m', newAddress: `unit ${M_NEW}`, newAssetNo: 'A-M2' });
     expect(out).toMatchObject({
       status: 'done',
@@ -189,6 +202,23 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
     const { entry } = await gw.credit.topUp({ requestId: 'after-swap', meterId: 'room-m', channel: 'remote', operator: 'x', energyKwh: 2 });
     expect(entry).toMatchObject({ state: 'applied', purchaseCount: 2 });
     expect(at(M_NEW).getValue('credit.balance.energy')).toBe(39.5);
+
+    // The books check each meter's counter over its own time at the point (the readings carry the unit they came
+    // from): no "counter went back", the swap in plain words, the transfer apart from sales.
+    await counted('room-m', Date.now(), 2);
+    const cfg = gw.config;
+    const report = new Books({ store: gw.store, clock: systemClock, gateway: cfg.gateway, meters: cfg.meters }).report({
+      kind: 'daily',
+      date: localDate(Date.now(), 'UTC'),
+    });
+    const row = report.reconciliation.find((m) => m.meterId === 'room-m')!;
+    expect(row.findings).toEqual([]);
+    expect(row).toMatchObject({ status: 'balanced', opening: { count: 5 }, closing: { count: 2 }, booksLoads: 2 });
+    expect(row.swaps).toMatchObject([
+      { oldAddress: `unit ${M_OLD}`, newAddress: `unit ${M_NEW}`, finalCount: 5, initialCount: 0, transfers: 1 },
+    ]);
+    const energy = report.totals.find((t) => t.unit === 'energy')!;
+    expect(energy.transfers).toEqual({ count: 1, amount: 3750 });
   });
 
   it('the same request again returns the first result and changes nothing', async () => {
