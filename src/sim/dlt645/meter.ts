@@ -20,7 +20,7 @@ import { broadcastTime, freeze } from './handlers/time.js';
 import { changeBaud, changePassword, multiFunctionOutput, writeAddress, writeData } from './handlers/write.js';
 import { clockMs, type MeterState } from './meter-state.js';
 import { bindPoints, seedPoint } from './points.js';
-import { Relay, type RelayCommand, type TripCause } from './relay.js';
+import { Relay, type RelayCommand, type RelayCommandHeard, type TripCause } from './relay.js';
 import { EsamSecurity, PlainSecurity, type EsamStats, type SecurityModule } from './security.js';
 import { checkMeterSpec, type MeterKind, type MeterSpec } from './spec.js';
 import { Wallet, type LoadRefusal, type PurchaseRecord } from './wallet.js';
@@ -57,6 +57,8 @@ export interface MeterSnapshot {
     readonly tripCause?: TripCause;
     readonly tripCount: number;
     readonly closeCount: number;
+    /** The 0x1C switching commands the meter carried out, oldest first (the newest 64). */
+    readonly commands: readonly RelayCommandHeard[];
   };
   readonly lastOperatorCode?: string;
   readonly requestedBaud?: number;
@@ -297,6 +299,7 @@ export class SimulatedMeter {
         ...(m.relay.tripCause ? { tripCause: m.relay.tripCause } : {}),
         tripCount: m.relay.tripCount,
         closeCount: m.relay.closeCount,
+        commands: [...m.relay.commands],
       },
       ...(m.lastOperatorCode ? { lastOperatorCode: m.lastOperatorCode } : {}),
       ...(m.requestedBaud ? { requestedBaud: m.requestedBaud } : {}),

@@ -2,6 +2,14 @@
 export type RelayCommand = 'close' | 'trip';
 /** Who opened the relay: a 0x1C trip, or the meter itself when credit ran out. */
 export type TripCause = 'remote' | 'credit';
+/** A 0x1C switching command the meter carried out, by the meter's clock: what a crash test counts to prove "sent once". */
+export interface RelayCommandHeard {
+  readonly action: 'trip' | 'close-allowed' | 'close';
+  readonly atMs: number;
+}
+
+/** The record keeps the newest commands only: a long benchmark must not grow it without bound. */
+const COMMANDS_KEPT = 64;
 
 /**
  * The load relay of a prepaid meter. Command state and actual state are separate, as on real meters: a
@@ -15,6 +23,8 @@ export class Relay {
   tripCause: TripCause | undefined;
   tripCount = 0;
   closeCount = 0;
+  /** The switching commands carried out, oldest first (a trip of an open relay is one too: the meter heard it). */
+  readonly commands: RelayCommandHeard[] = [];
 
   constructor(open: boolean, keepPower: boolean) {
     this.open = open;
@@ -44,6 +54,12 @@ export class Relay {
       this.open = false;
       this.closeCount++;
     }
+  }
+
+  /** Notes a 0x1C switching command the meter carried out. */
+  heard(action: RelayCommandHeard['action'], atMs: number): void {
+    this.commands.push({ action, atMs });
+    if (this.commands.length > COMMANDS_KEPT) this.commands.shift();
   }
 
   /** The customer's button: closes only a relay that is open with a close-allowed command. */

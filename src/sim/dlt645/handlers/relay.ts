@@ -17,14 +17,17 @@ export function remoteControl(m: MeterState, req: Frame): Frame {
     case 0x1a:
       if (m.relay.keepPower) return errReply(m, req, ERR.other);
       m.relay.trip('remote');
+      m.relay.heard('trip', clockMs(m));
       break;
     case 0x1b:
       if (noCredit) return errReply(m, req, ERR.other);
       m.relay.allowClose();
+      m.relay.heard('close-allowed', clockMs(m));
       break;
     case 0x1c:
       if (noCredit) return errReply(m, req, ERR.other);
       m.relay.close();
+      m.relay.heard('close', clockMs(m));
       break;
     case 0x2a:
       m.relay.alarm = true;
