@@ -14,7 +14,7 @@ import { BUILTIN_PROFILES_DIR, loadProfiles } from '../profiles/registry.js';
 import { PointDrivers, profileFinder } from './point-drivers.js';
 import { composeReplacement, replacementCommandHandlers } from './replacement.js';
 import { RelayService } from '../services/relay.js';
-import { SupplyService } from '../services/supply/service.js';
+import { SupplyService, type SupplyHold } from '../services/supply/service.js';
 import { supplyCommandHandlers } from './supply-handlers.js';
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { thresholdsFor } from '../config/index.js';
@@ -102,6 +102,8 @@ export interface GatewayOptions {
   readonly clockTrust?: ClockTrust;
   /** Crash tests only: a meter replacement waits after committing this step (docs/lifecycle.md, test/e2e/meter-replace). */
   readonly replacementHoldAfter?: string;
+  /** Crash tests only: a supply notice's trip waits here until the gateway stops (test/e2e/supply-kill). */
+  readonly supplyHoldAt?: SupplyHold;
 }
 
 /** Something start-up opened, and how to close it should a later step fail. */
@@ -312,6 +314,7 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
     timeZone: config.gateway.timeZone,
     logger: log,
     onCommitted: () => drain.notify(),
+    ...(opts.supplyHoldAt !== undefined ? { holdAt: opts.supplyHoldAt } : {}),
   });
   // Loads a crash or an unreachable meter left open are settled by reading the meters, now and then periodically.
   const settle = () => void credit.settleOpen().catch((err: unknown) => log.error({ err }, 'credit settlement failed'));

@@ -4,6 +4,7 @@ import { formatIssue } from '../../config/yaml-source.js';
 import { realTimers, systemClock } from '../../clock.js';
 import { serveConsole } from '../../daemon/console.js';
 import { startGateway } from '../../daemon/gateway.js';
+import { SUPPLY_HOLDS, type SupplyHold } from '../../services/supply/service.js';
 import { adoptProcessTimeZone } from '../../time-zone.js';
 import { installLastResort } from '../../daemon/last-resort.js';
 import { createLogger } from '../../log.js';
@@ -44,6 +45,8 @@ A second signal exits at once.`,
           logger,
           // Crash tests only (test/e2e/meter-replace.test.ts): the replacement job waits after this step until killed.
           ...(process.env.METERD_TEST_HOLD_REPLACEMENT ? { replacementHoldAfter: process.env.METERD_TEST_HOLD_REPLACEMENT } : {}),
+          // Crash tests only (test/e2e/supply-kill.test.ts): a supply notice's trip waits there until killed.
+          ...testSupplyHold(process.env.METERD_TEST_HOLD_SUPPLY),
         });
       } catch (err) {
         // startGateway has closed what it opened. Should a handle it did not know of still hold the event loop, exit
@@ -81,4 +84,12 @@ A second signal exits at once.`,
       });
       logger.flush();
     });
+}
+
+/** METERD_TEST_HOLD_SUPPLY (crash tests only): `trip-sent` or `trip-reached`; anything else is a mistake in the test. */
+function testSupplyHold(value: string | undefined): { supplyHoldAt?: SupplyHold } {
+  if (!value) return {};
+  const hold = SUPPLY_HOLDS.find((h) => h === value);
+  if (hold === undefined) throw new Error(`METERD_TEST_HOLD_SUPPLY is ${SUPPLY_HOLDS.join(' or ')}, not ${value}`);
+  return { supplyHoldAt: hold };
 }

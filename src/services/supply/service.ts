@@ -1,4 +1,4 @@
-import type { Clock, Timers } from '../../clock.js';
+import { wait, type Clock, type Timers } from '../../clock.js';
 import type { SupplySettings } from '../../config/supply.js';
 import { MeterdError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -46,7 +46,18 @@ export interface SupplyServiceOptions {
   readonly retryMs?: number;
   /** The longest the scheduler sleeps between passes, so a step of the wall clock is noticed. Default 1 minute. */
   readonly checkEveryMs?: number;
+  /**
+   * For crash tests only (`meterd run` with METERD_TEST_HOLD_SUPPLY): a notice's trip waits here until the gateway
+   * stops, so a test can kill the process while the trip is on its way. `trip-sent`: after `trip-sent` is committed,
+   * before the command goes to the meter; `trip-reached`: after the meter's relay opened, before `trip-confirmed` is
+   * committed.
+   */
+  readonly holdAt?: SupplyHold;
 }
+
+/** Where a crash test holds a notice's trip (see {@link SupplyServiceOptions.holdAt}). */
+export type SupplyHold = 'trip-sent' | 'trip-reached';
+export const SUPPLY_HOLDS: readonly SupplyHold[] = ['trip-sent', 'trip-reached'];
 
 export interface SupplyNoticeRequest {
   readonly requestId: string;
@@ -118,6 +129,7 @@ export class SupplyService {
         reason: req.reason,
         requestId: req.requestId,
         detail: req.note ? { note: req.note } : null,
+        at: now,
       });
       return n;
     }, DURABLE);
@@ -139,7 +151,7 @@ export class SupplyService {
           `notice ${n.id} was asked for by ${n.requestedBy}; a cut is approved by a second person, not by the one who asked for it`,
         );
       const approved = updateSupplyNotice(tx, n.id, { state: 'approved', approvedBy: req.operator, approvedAt: now });
-      this.#step(tx, approved, 'approve', { operator: req.operator, requestId: req.requestId });
+      this.#step(tx, approved, 'approve', { operator: req.operator, requestId: req.requestId, at: now });
       return approved;
     }, DURABLE);
     this.#committed();
@@ -161,7 +173,7 @@ export class SupplyService {
       if (this.#busy.has(n.meterId))
         throw new SupplyError('NOTICE_STATE', `notice ${n.id}: the trip is being sent now; restore the meter once it is confirmed`);
       const cancelled = updateSupplyNotice(tx, n.id, { state: 'cancelled', cancelledAt: now, cancelledBy: req.operator, nextTryAt: null });
-      this.#step(tx, cancelled, 'cancel', { operator: req.operator, requestId: req.requestId });
+      this.#step(tx, cancelled, 'cancel', { operator: req.operator, requestId: req.requestId, at: now });
       return cancelled;
     }, DURABLE);
     this.#committed();
@@ -199,7 +211,7 @@ export class SupplyService {
                 restoreReason: req.reason,
                 nextTryAt: null,
               });
-        this.#step(tx, n, 'restore-sent', { operator: req.operator, reason: req.reason, requestId: req.requestId }, req.meterId);
+        this.#step(tx, n, 'restore-sent', { operator: req.operator, reason: req.reason, requestId: req.requestId, at: now }, req.meterId);
         if (n !== null) return updateSupplyNotice(tx, n.id, { restoreSentAt: now });
         return null;
       }, DURABLE);
@@ -242,6 +254,7 @@ export class SupplyService {
           reason: r.reason ?? null,
           requestId: r.requestId,
           detail: { relay: r.result.relay, confirmed: r.result.confirmed, ...(r.result.code ? { code: r.result.code } : {}) },
+          at: now,
         },
         r.meterId,
       );
@@ -337,9 +350,10 @@ export class SupplyService {
       } else if (n.state === 'restoring') {
         if (n.nextTryAt !== null && now < n.nextTryAt) continue;
         await this.#exclusive(n.meterId, async () => {
+          const sentAt = this.opts.clock.now();
           const sent = this.opts.store.transaction((tx) => {
-            this.#step(tx, n, 'restore-sent', { operator: n.restoredBy, reason: n.restoreReason });
-            return updateSupplyNotice(tx, n.id, { restoreSentAt: this.opts.clock.now() });
+            this.#step(tx, n, 'restore-sent', { operator: n.restoredBy, reason: n.restoreReason, at: sentAt });
+            return updateSupplyNotice(tx, n.id, { restoreSentAt: sentAt });
           }, DURABLE);
           this.#committed();
           await this.#close(n.meterId, sent, { operator: n.restoredBy, reason: n.restoreReason, requestId: null }, this.#abort.signal);
@@ -356,6 +370,8 @@ export class SupplyService {
     const signal = this.#abort.signal;
     const current = this.opts.store.supply.notice(n.id)!;
     if (current.state !== 'approved' && current.state !== 'tripping') return;
+    // Why a second trip-sent line follows the first: the record is never edited, so it says why the trip went again.
+    let again: string | undefined;
     if (current.state === 'tripping') {
       try {
         const state = await this.opts.relays.readState(n.meterId, signal);
@@ -363,17 +379,20 @@ export class SupplyService {
           this.#tripConfirmed(current, 'confirmed from the meter after a restart');
           return;
         }
+        again = 'sent again after a restart: the relay was still closed';
       } catch (err) {
         this.#log.warn({ meter: n.meterId, noticeId: n.id, err: (err as Error).message }, 'relay not readable; the trip is sent again');
+        again = 'sent again after a restart: the relay could not be read';
       }
     }
     const sentAt = this.opts.clock.now();
     const sending = this.opts.store.transaction((tx) => {
       const t = updateSupplyNotice(tx, n.id, { state: 'tripping', tripSentAt: sentAt, nextTryAt: null });
-      this.#step(tx, t, 'trip-sent', { operator: t.approvedBy, reason: t.reason });
+      this.#step(tx, t, 'trip-sent', { operator: t.approvedBy, reason: t.reason, detail: again ? { note: again } : null, at: sentAt });
       return t;
     }, DURABLE);
     this.#committed();
+    if (!(await this.#hold('trip-sent', n))) return;
     // A cut for arrears dies when the customer paid after the notice; a safety cut is never cancelled by money.
     const r = await this.opts.relays.switch(
       {
@@ -386,6 +405,7 @@ export class SupplyService {
     );
     if (signal.aborted && r.status !== 'done') return;
     if (r.status === 'done') {
+      if (!(await this.#hold('trip-reached', n))) return;
       this.#tripConfirmed(sending);
       return;
     }
@@ -393,7 +413,7 @@ export class SupplyService {
     if (r.status === 'cancelled') {
       this.opts.store.transaction((tx) => {
         const c = updateSupplyNotice(tx, n.id, { state: 'cancelled', cancelledAt: now, cancelledBy: 'top-up', nextTryAt: null });
-        this.#step(tx, c, 'trip-cancelled', { reason: r.reason });
+        this.#step(tx, c, 'trip-cancelled', { reason: r.reason, at: now });
       }, DURABLE);
       this.#committed();
       return;
@@ -410,11 +430,19 @@ export class SupplyService {
     this.#log.warn({ meter: n.meterId, noticeId: n.id, code: r.code }, 'supply cut not confirmed; tried again later');
   }
 
+  /** Crash tests only: waits at `at` until the gateway stops (then false: the trip is left as the store has it). */
+  async #hold(at: SupplyHold, n: SupplyNotice): Promise<boolean> {
+    if (this.opts.holdAt !== at) return true;
+    this.#log.warn({ meter: n.meterId, noticeId: n.id, at }, 'supply trip held here (crash test)');
+    await wait(this.opts.timers, 2 ** 31 - 1, this.#abort.signal);
+    return false;
+  }
+
   #tripConfirmed(n: SupplyNotice, note?: string): void {
     const now = this.opts.clock.now();
     this.opts.store.transaction((tx) => {
       const cut = updateSupplyNotice(tx, n.id, { state: 'cut', tripConfirmedAt: now, lastError: null });
-      this.#step(tx, cut, 'trip-confirmed', { detail: { relay: 'open', ...(note ? { note } : {}) } });
+      this.#step(tx, cut, 'trip-confirmed', { detail: { relay: 'open', ...(note ? { note } : {}) }, at: now });
     }, DURABLE);
     this.#committed();
     this.#log.info({ meter: n.meterId, noticeId: n.id }, 'supply cut confirmed');
@@ -447,7 +475,7 @@ export class SupplyService {
       if (result.confirmed) {
         const done =
           n === null ? null : updateSupplyNotice(tx, n.id, { state: 'restored', restoredAt: now, nextTryAt: null, lastError: null });
-        this.#step(tx, done, 'restore-confirmed', { ...who, detail: { relay: result.relay } }, meterId);
+        this.#step(tx, done, 'restore-confirmed', { ...who, detail: { relay: result.relay }, at: now }, meterId);
         return done;
       }
       const waiting =
@@ -476,10 +504,11 @@ export class SupplyService {
         .filter((e) => e.kind === 'load' && e.state === 'applied' && e.after !== null);
       const last = loads.at(-1);
       if (last === undefined || !arrearsCleared(last.after!)) continue;
+      const at = this.opts.clock.now();
       this.opts.store.transaction((tx) => {
         const q = updateSupplyNotice(tx, n.id, {
           state: 'restoring',
-          restoreRequestedAt: this.opts.clock.now(),
+          restoreRequestedAt: at,
           restoredBy: 'gateway',
           restoreReason: `arrears cleared by load ${last.requestId}`,
           nextTryAt: null,
@@ -488,6 +517,7 @@ export class SupplyService {
           operator: 'gateway',
           reason: q.restoreReason,
           detail: { load: last.requestId, balance: last.after!.balance, overdraft: last.after!.overdraft, unit: last.unit },
+          at,
         });
       }, DURABLE);
       this.#committed();
@@ -535,10 +565,17 @@ export class SupplyService {
     tx: Tx,
     n: SupplyNotice | null,
     step: SupplyStep,
-    f: { operator?: string | null; reason?: string | null; requestId?: string | null; detail?: Record<string, unknown> | null },
+    f: {
+      operator?: string | null;
+      reason?: string | null;
+      requestId?: string | null;
+      detail?: Record<string, unknown> | null;
+      /** The time the step also wrote into the notice (tripSentAt, …): the line and the notice agree to the millisecond. */
+      at?: number;
+    },
     meterId = n?.meterId ?? '',
   ): void {
-    const at = this.opts.clock.now();
+    const at = f.at ?? this.opts.clock.now();
     appendSupplyRecord(tx, {
       noticeId: n?.id ?? null,
       meterId,
