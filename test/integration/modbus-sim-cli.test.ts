@@ -52,6 +52,36 @@ describe('meterd sim modbus', () => {
     expect(out.text().split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  it('--also-unit puts more meters of the profile on the line, each answering at its own unit id', async () => {
+    const port = await freePort();
+    const out = capture();
+    const stop = new AbortController();
+    const running = runModbusSimCommand(
+      { profile: 'modbus-dorm-prepaid', tcp: String(port), unit: '1', alsoUnits: ['2'], set: ['credit.purchase.count=5'] },
+      { stdout: out.stream, signal: stop.signal },
+    );
+    expect(await out.line).toMatch(/^modbus simulator modbus-dorm-prepaid units 1, 2: Modbus TCP/);
+    const profile = loadProfiles().get('modbus-dorm-prepaid')!;
+    const link = new ModbusLink({ id: 'cli', port: `tcp://127.0.0.1:${port}`, protocol: 'modbus-tcp', line: profile.line });
+    await link.open();
+    try {
+      const count = async (unit: number) =>
+        (await new ModbusMeter({ link, unit, profile }).read(['credit.purchase.count'], { priority: 'operator' })).get(
+          'credit.purchase.count',
+        );
+      // --set is the first meter's; the spare starts at the profile's defaults.
+      expect(await count(1)).toEqual({ v: 5, unit: '' });
+      expect(await count(2)).toEqual({ v: 0, unit: '' });
+    } finally {
+      await link.close();
+      stop.abort();
+      await running;
+    }
+    await expect(runModbusSimCommand({ profile: 'modbus-dorm-prepaid', tcp: '0', unit: '1', alsoUnits: ['1'] })).rejects.toThrow(
+      /its own unit id/,
+    );
+  });
+
   it('takes a profile file that exists only on disk', async () => {
     const file = fileURLToPath(new URL('../fixtures/profiles/acme-dds100.yaml', import.meta.url));
     const out = capture();
@@ -96,6 +126,7 @@ describe('meterd sim modbus', () => {
       '--pty',
       '--host',
       '--unit',
+      '--also-unit',
       '--set',
       '--delay',
       '--profiles-dir',

@@ -6,7 +6,7 @@ import { BUILTIN_PROFILES_DIR, loadProfileFile, loadProfiles } from '../../profi
 import type { DeviceProfile } from '../../profiles/types.js';
 import { startModbusSimulator } from './index.js';
 
-/** Flags of `meterd sim modbus --profile ID (--tcp PORT | --pty PATH) [--unit N] [--set point=value …] [--delay MS]`. */
+/** Flags of `meterd sim modbus --profile ID (--tcp PORT | --pty PATH) [--unit N] [--also-unit N …] [--set point=value …] [--delay MS]`. */
 export interface ModbusSimCommandOptions {
   /** A profile id (shipped or in `profilesDirs`), or the path of a profile YAML file. */
   readonly profile?: string;
@@ -14,6 +14,8 @@ export interface ModbusSimCommandOptions {
   readonly pty?: string;
   readonly host?: string;
   readonly unit?: number | string;
+  /** More meters of the same profile on the line at these unit ids, at the profile's defaults (a spare to replace onto). */
+  readonly alsoUnits?: readonly (number | string)[];
   /** `point=value` in engineering units, e.g. `voltage.a=231.4`. */
   readonly set?: readonly string[];
   readonly delay?: number | string;
@@ -45,6 +47,9 @@ export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: 
   if (!profile.protocol.startsWith('modbus'))
     throw new SimUsageError(`profile ${profile.id} is ${profile.protocol}; use meterd sim dlt645 for DL/T 645 meters`);
   const unit = options.unit === undefined ? 1 : wholeNumber(options.unit, '--unit', 1, 247);
+  const alsoUnits = (options.alsoUnits ?? []).map((u) => wholeNumber(u, '--also-unit', 1, 247));
+  if (new Set([unit, ...alsoUnits]).size !== alsoUnits.length + 1)
+    throw new SimUsageError('each --also-unit needs its own unit id, not --unit’s');
   const delayMs = options.delay === undefined ? undefined : wholeNumber(options.delay, '--delay', 0, 60_000);
   const values = parseValues(options.set ?? [], profile);
 
@@ -54,6 +59,7 @@ export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: 
       profile,
       unit,
       values,
+      neighbours: alsoUnits.map((u) => ({ unit: u })),
       logger: io.logger ?? silentLogger,
       ...(delayMs !== undefined ? { faults: { delayMs } } : {}),
       ...(listen.kind === 'pty' ? { pty: listen.path } : { tcpPort: listen.port, host: listen.host }),
@@ -65,7 +71,8 @@ export async function runModbusSimCommand(options: ModbusSimCommandOptions, io: 
   const where = listen.kind === 'pty' ? `RTU on ${listen.path}` : `Modbus TCP on ${listen.host}:${sim.port}`;
   const points = [...profile.points.values()].filter((p) => p.kind === 'modbus').length;
   const stdout = io.stdout ?? process.stdout;
-  await serveUntilStopped(sim, `modbus simulator ${profile.id} unit ${unit}: ${where}, ${points} points`, {
+  const units = alsoUnits.length > 0 ? `units ${[unit, ...alsoUnits].join(', ')}` : `unit ${unit}`;
+  await serveUntilStopped(sim, `modbus simulator ${profile.id} ${units}: ${where}, ${points} points`, {
     out: (line) => void stdout.write(`${line}\n`),
     signal: io.signal,
   });
