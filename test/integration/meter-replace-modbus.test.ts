@@ -16,7 +16,7 @@ import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId }
 // Replacing Modbus meters (issue 16, docs/lifecycle.md): the in-process gateway on one Modbus TCP line where the old
 // and the new meter of each point answer at their own unit ids (modbus-serial on both sides). A dormitory meter's kWh
 // wallet moves onto the new meter once, proved by its purchase counter; readings go on under the point's id from the
-// new unit; the same request again changes nothing. A meter that keeps only free energy (no wallet) moves nothing
+// new unit; the same request again changes nothing; a yuan wallet moves its balance less its overdraft. A meter that keeps only free energy (no wallet) moves nothing
 // and says so, and the allowance row its dead meter left pending loads onto the new meter once, never the old one.
 
 const profiles = loadProfiles();
@@ -43,12 +43,36 @@ credit:
       - { point: credit.free.energy.lighting, share: 1 }
     consumed: energy.active.import
 `;
+// A money (yuan) wallet in the same register style, with an overdraft register.
+const YUAN = `id: test-dorm-yuan
+name: Dormitory meter with a yuan wallet (test)
+protocol: modbus-rtu
+line: { baudRate: 9600, parity: none, dataBits: 8, stopBits: 1 }
+maxGap: 4
+points:
+  energy.active.import: { table: holding, address: 0x0000, type: uint32, scale: 0.01, unit: kWh }
+  credit.balance.money: { table: holding, address: 0x0100, type: uint32, scale: 0.01, unit: CNY }
+  credit.purchase.count: { table: holding, address: 0x0102, type: uint16, unit: "" }
+  credit.overdraft: { table: holding, address: 0x0103, type: uint32, scale: 0.01, unit: CNY }
+groups:
+  energy: { interval: 15m, points: [energy.active.import] }
+  credit: { interval: 5m, points: [credit.balance.money, credit.purchase.count, credit.overdraft] }
+credit:
+  method: modbus-write
+  unit: money
+  registers:
+    - { field: purchaseCount, address: 0x0200, type: uint16 }
+    - { field: amount, address: 0x0201, type: uint32, scale: 0.01 }
+  readBack: { count: credit.purchase.count, balance: credit.balance.money, overdraft: credit.overdraft }
+`;
 const KEY = { allowance: 'dorm-free', term: 't1', round: 'r1' };
 // Unit ids on the line: the money point's old and new meter, the free-energy point's old (dead) and new meter.
 const M_OLD = 1;
 const M_NEW = 2;
 const F_OLD = 11;
 const F_NEW = 12;
+const Y_OLD = 21;
+const Y_NEW = 22;
 
 let broker: TestBroker;
 let sim: ModbusSimulator;
@@ -61,6 +85,8 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'profiles'));
   writeFileSync(join(dir, 'profiles', 'test-dorm-free-only.yaml'), FREE_ONLY);
   const freeOnly = loadProfileFile(join(dir, 'profiles', 'test-dorm-free-only.yaml'));
+  writeFileSync(join(dir, 'profiles', 'test-dorm-yuan.yaml'), YUAN);
+  const yuan = loadProfileFile(join(dir, 'profiles', 'test-dorm-yuan.yaml'));
   sim = await startModbusSimulator({
     profile: prepaid,
     unit: M_OLD,
@@ -78,6 +104,16 @@ beforeAll(async () => {
         profile: freeOnly,
         values: { 'energy.active.import': 0.2, 'credit.free.energy.ac': 0, 'credit.free.energy.lighting': 0 },
       },
+      {
+        unit: Y_OLD,
+        profile: yuan,
+        values: { 'energy.active.import': 4321, 'credit.balance.money': 40, 'credit.overdraft': 2.5, 'credit.purchase.count': 5 },
+      },
+      {
+        unit: Y_NEW,
+        profile: yuan,
+        values: { 'energy.active.import': 0.1, 'credit.balance.money': 0, 'credit.overdraft': 0, 'credit.purchase.count': 0 },
+      },
     ],
   });
   // The free-energy point's old meter died before the allowance round: it answers nothing.
@@ -94,6 +130,7 @@ buses:
 meters:
   - { id: room-m, bus: line1, unit: ${M_OLD}, profile: modbus-dorm-prepaid }
   - { id: room-f, bus: line1, unit: ${F_OLD}, profile: test-dorm-free-only, tags: [free] }
+  - { id: room-y, bus: line1, unit: ${Y_OLD}, profile: test-dorm-yuan }
 polling:
   intervals: { instant: 1h, energy: 1s, status: 1h, credit: 1s }
 allowances:
@@ -115,7 +152,7 @@ afterAll(async () => {
   await clearRetained(broker.url, [
     `meterd/${gatewayId}/status`,
     `meterd/${gatewayId}/allowances/dorm-free`,
-    ...['room-m', 'room-f'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
+    ...['room-m', 'room-f', 'room-y'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
   ]);
   await sim?.close();
   await broker?.close();
@@ -228,6 +265,22 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
     expect(at(M_NEW).writes().length).toBe(writes);
     expect(at(M_NEW).credits.applied).toBe(2);
     expect(transfers('room-m')).toHaveLength(1);
+  });
+
+  it('a yuan wallet: the balance less the overdraft moves onto the new unit once', async () => {
+    const out = await replace({ requestId: 'swap-y', meter: 'room-y', newAddress: `unit ${Y_NEW}` });
+    expect(out).toMatchObject({
+      status: 'done',
+      result: {
+        final: { source: 'read', balance: 40, overdraft: 2.5, purchaseCount: 5 },
+        moved: { amount: 37.5, unit: 'CNY', purchaseCount: 1 },
+        owed: 0,
+      },
+    });
+    expect(at(Y_NEW).credits).toEqual({ applied: 1, repeat: 0, refused: 0 });
+    expect([at(Y_NEW).getValue('credit.balance.money'), at(Y_NEW).getValue('credit.purchase.count')]).toEqual([37.5, 1]);
+    expect(at(Y_OLD).writes()).toEqual([]);
+    expect(transfers('room-y').map((e) => [e.state, e.unit, e.amount, e.purchaseCount])).toEqual([['applied', 'money', 3750, 1]]);
   });
 
   it('a free-energy meter moves no credit, and the allowance row its dead meter left loads onto the new meter once', async () => {
