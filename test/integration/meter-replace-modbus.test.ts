@@ -16,8 +16,9 @@ import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId }
 // Replacing Modbus meters (issue 16, docs/lifecycle.md): the in-process gateway on one Modbus TCP line where the old
 // and the new meter of each point answer at their own unit ids (modbus-serial on both sides). A dormitory meter's kWh
 // wallet moves onto the new meter once, proved by its purchase counter; readings go on under the point's id from the
-// new unit; the same request again changes nothing; a yuan wallet moves its balance less its overdraft. A meter that keeps only free energy (no wallet) moves nothing
-// and says so, and the allowance row its dead meter left pending loads onto the new meter once, never the old one.
+// new unit; the same request again changes nothing; a yuan wallet moves its balance less its overdraft. A meter that
+// keeps only free energy (no wallet) moves nothing and says so, and the allowance row its dead meter left pending
+// loads onto the new meter once, never the old one.
 
 const profiles = loadProfiles();
 const prepaid = profiles.get('modbus-dorm-prepaid')!;
