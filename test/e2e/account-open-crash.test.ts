@@ -1,14 +1,11 @@
-import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
 import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
-import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
+import type { Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { LocalTestEncryptionMachine } from '../../src/sim/dlt645/local-encryption-machine.js';
-import { openStore } from '../../src/store/index.js';
 import { commandSignature } from '../../src/uplink/commands/signature.js';
-import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import type { TopicWatcher } from '../helpers/broker.js';
+import { startDaemonRig, type DaemonRig } from '../helpers/daemon-rig.js';
 
 // An ESAM account opening with an opening purchase, the gateway killed (SIGKILL) while it waits for the encryption
 // machine's opening MACs: after the restart the command resumes, the purchase is loaded once, the books have one
@@ -17,11 +14,10 @@ import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 const ESAM = '000000000631';
 const CUSTOMER = '880000000631';
 const KEY = 'account-open-crash-key';
-let broker: TestBroker;
+let rig: DaemonRig;
 let sim: Dlt645Simulator;
 let watcher: TopicWatcher;
 let station: MqttClient;
-let daemon: DaemonProcess;
 let gw: string;
 let config: string;
 const hsm = new LocalTestEncryptionMachine(ESAM_TEST_KEY);
@@ -29,53 +25,28 @@ const hsm = new LocalTestEncryptionMachine(ESAM_TEST_KEY);
 let answerOpenings = false;
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  sim = await startDlt645Simulator({
-    tcpPort: 0,
-    spec: { meters: [{ address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } }] },
+  rig = await startDaemonRig({
+    gateway: 'gw-acct-crash',
+    station: 'station-crash',
+    buses: [{ meters: [{ address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } }] }],
+    hsm: { machine: hsm, answers: (op) => op !== 'opening-macs' || answerOpenings },
   });
-  gw = uniqueId('gw-acct-crash');
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-crash') });
-  station.on('message', (topic, payload) => {
-    if (topic !== `meterd/${gw}/hsm/request`) return;
-    const q = JSON.parse(payload.toString('utf8')) as Record<string, string | number>;
-    if (q.op === 'opening-macs' && !answerOpenings) return;
-    const answer =
-      q.op === 'identity'
-        ? hsm.identity({ address: String(q.address), meterNumber: String(q.meterNumber) })
-        : hsm.rechargeMacs({
-            address: String(q.address),
-            random2: String(q.random2),
-            esamSerial: String(q.esamSerial),
-            amount: Number(q.amount),
-            count: Number(q.count),
-            customerNo: String(q.customerNo),
-          });
-    void answer.then((a) => station.publishAsync(`meterd/${gw}/hsm/reply`, JSON.stringify({ requestId: q.requestId, ...a }), { qos: 1 }));
-  });
-  await station.subscribeAsync(`meterd/${gw}/hsm/request`, { qos: 1 });
+  sim = rig.sim;
+  watcher = rig.watcher;
+  station = rig.station;
+  gw = rig.gw;
   config = `gateway: { id: ${gw}, dataDir: ./data }
-mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+mqtt: { url: "${rig.broker.url}", protocolVersion: ${rig.broker.kind === 'external' ? 5 : 4} }
 commands: { hmacKey: "${KEY}" }
 credit: { hsmTimeout: 30s }
-buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 5ms, timeout: 3s, retries: 1 }]
+buses: [{ id: bus1, port: "${rig.busUrl()}", gap: 5ms, timeout: 3s, retries: 1 }]
 meters:
   - { id: esam-631, bus: bus1, address: "${ESAM}", profile: dlt645-2007-single-phase-prepaid-esam }
 `;
-  daemon = startDaemon(config);
-  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
+  await rig.start(config);
 }, 60_000);
 afterAll(async () => {
-  if (daemon && daemon.child.exitCode === null) {
-    daemon.child.kill('SIGTERM');
-    await daemon.exited();
-  }
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/meters/esam-631/state`]);
-  await sim?.close();
-  await broker?.close();
+  await rig?.close({ retained: ['status', 'meters/esam-631/state'] });
 });
 
 type Reply = { requestId: string; status: string; result?: Record<string, unknown>; error?: { code: string; message: string } };
@@ -102,12 +73,11 @@ describe('account-open survives a SIGKILL while the encryption machine is asked'
       20_000,
     );
     expect(replies('crash-1').map((r) => r.status)).toEqual(['accepted']);
-    daemon.child.kill('SIGKILL');
-    await daemon.exited();
+    await rig.kill('SIGKILL');
     expect(sim.meters.get(ESAM)!.snapshot()).toMatchObject({ opened: false, purchaseCount: 0 });
 
     answerOpenings = true;
-    daemon = startDaemon(config, { dir: daemon.dir });
+    await rig.start(config);
     await watcher.waitFor(() => replies('crash-1').some((r) => r.status !== 'accepted'), 'the resumed account-open result', 60_000);
     const final = replies('crash-1').find((r) => r.status !== 'accepted')!;
     expect(final, JSON.stringify(final)).toMatchObject({
@@ -121,16 +91,13 @@ describe('account-open survives a SIGKILL while the encryption machine is asked'
     });
     expect(sim.meters.get(ESAM)!.snapshot()).toMatchObject({ opened: true, customerNumber: CUSTOMER, purchaseCount: 1, balance: 3000 });
 
-    const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
-    try {
+    rig.withStore((store) => {
       expect(store.ledger.list({ meterId: ESAM }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 0, 0]]);
       expect(store.ledger.list({ meterId: 'esam-631' }).map((e) => [e.requestId, e.state, e.purchaseCount, e.amount])).toEqual([
         ['crash-1', 'applied', 1, 3000],
       ]);
       expect(store.archive.get(CUSTOMER)).toMatchObject({ meterAddress: ESAM, state: 'active' });
       expect(store.archive.history(CUSTOMER).map((h) => h.action)).toEqual(['open-account']);
-    } finally {
-      store.close();
-    }
+    });
   });
 });

@@ -1,15 +1,9 @@
-import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
 import { ESAM_TEST_KEY } from '../../src/sim/dlt645/esam-stand-in.js';
-import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { LocalTestEncryptionMachine } from '../../src/sim/dlt645/local-encryption-machine.js';
-import { openStore } from '../../src/store/index.js';
 import { commandSignature } from '../../src/uplink/commands/signature.js';
-import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
 import { runMeterd } from '../helpers/cli.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonRig, type CommandReplyMessage, type DaemonRig } from '../helpers/daemon-rig.js';
 
 // Opening an account on a remote meter (account-open): a plain DL/T 645 meter gets its customer number written and
 // read back; ESAM meters run account opening 070101FF with the station's encryption machine (hsm/request over MQTT),
@@ -20,54 +14,32 @@ const ESAM = '000000000622';
 const ESAM_EMPTY = '000000000623';
 const PLAIN_PAID = '000000000624';
 const KEY = 'account-open-test-key';
-let broker: TestBroker;
-let sim: Dlt645Simulator;
-let watcher: TopicWatcher;
-let station: MqttClient;
-let daemon: DaemonProcess;
-let gw: string;
+let rig: DaemonRig;
 const hsm = new LocalTestEncryptionMachine(ESAM_TEST_KEY);
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  sim = await startDlt645Simulator({
-    tcpPort: 0,
-    spec: {
-      meters: [
-        { address: PLAIN, kind: 'energy', purchaseCount: 0 },
-        { address: PLAIN_PAID, kind: 'energy', purchaseCount: 2, balance: 3 },
-        { address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
-        { address: ESAM_EMPTY, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
-      ],
-    },
+  rig = await startDaemonRig({
+    gateway: 'gw-acct',
+    station: 'station-acct',
+    buses: [
+      {
+        meters: [
+          { address: PLAIN, kind: 'energy', purchaseCount: 0 },
+          { address: PLAIN_PAID, kind: 'energy', purchaseCount: 2, balance: 3 },
+          { address: ESAM, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
+          { address: ESAM_EMPTY, kind: 'money', purchaseCount: 0, balance: 0, opened: false, esam: { key: ESAM_TEST_KEY } },
+        ],
+      },
+    ],
+    // The station's encryption machine: identity, recharge MACs and opening MACs with the test key.
+    hsm: { machine: hsm },
   });
-  gw = uniqueId('gw-acct');
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-acct') });
-  // The station's encryption machine: identity, recharge MACs and opening MACs with the test key.
-  station.on('message', (topic, payload) => {
-    if (topic !== `meterd/${gw}/hsm/request`) return;
-    const q = JSON.parse(payload.toString('utf8')) as Record<string, string | number>;
-    const answer =
-      q.op === 'identity'
-        ? hsm.identity({ address: String(q.address), meterNumber: String(q.meterNumber) })
-        : hsm.rechargeMacs({
-            address: String(q.address),
-            random2: String(q.random2),
-            esamSerial: String(q.esamSerial),
-            amount: Number(q.amount),
-            count: Number(q.count),
-            customerNo: String(q.customerNo),
-          });
-    void answer.then((a) => station.publishAsync(`meterd/${gw}/hsm/reply`, JSON.stringify({ requestId: q.requestId, ...a }), { qos: 1 }));
-  });
-  await station.subscribeAsync(`meterd/${gw}/hsm/request`, { qos: 1 });
-  daemon = startDaemon(
-    `gateway: { id: ${gw}, dataDir: ./data }
-mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+  await rig.start(
+    `gateway: { id: ${rig.gw}, dataDir: ./data }
+mqtt: { url: "${rig.broker.url}", protocolVersion: ${rig.broker.kind === 'external' ? 5 : 4} }
 commands: { hmacKey: "${KEY}" }
 credit: { hsmTimeout: 5s }
-buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 5ms, timeout: 3s, retries: 1 }]
+buses: [{ id: bus1, port: "${rig.busUrl()}", gap: 5ms, timeout: 3s, retries: 1 }]
 meters:
   - { id: plain-621, bus: bus1, address: "${PLAIN}", profile: dlt645-2007-single-phase-prepaid }
   - { id: esam-622, bus: bus1, address: "${ESAM}", profile: dlt645-2007-single-phase-prepaid-esam }
@@ -75,46 +47,15 @@ meters:
   - { id: plain-624, bus: bus1, address: "${PLAIN_PAID}", profile: dlt645-2007-single-phase-prepaid }
 `,
   );
-  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
 }, 60_000);
 afterAll(async () => {
-  daemon?.child.kill('SIGTERM');
-  await daemon?.exited();
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [
-    `meterd/${gw}/status`,
-    ...['plain-621', 'esam-622', 'esam-623', 'plain-624'].map((m) => `meterd/${gw}/meters/${m}/state`),
-  ]);
-  await sim?.close();
-  await broker?.close();
+  await rig?.close({ retained: ['status', ...['plain-621', 'esam-622', 'esam-623', 'plain-624'].map((m) => `meters/${m}/state`)] });
 });
 
-type Reply = {
-  requestId: string;
-  status: string;
-  result?: Record<string, unknown>;
-  error?: { code: string; message: string; field?: string };
-};
-const replies = (command: string, requestId: string) =>
-  watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`).filter((r) => r.requestId === requestId);
-async function send(command: string, request: Record<string, unknown>, sign = true): Promise<Reply> {
-  const body = sign ? { ...request, ts: new Date().toISOString() } : request;
-  const payload = sign ? { ...body, signature: commandSignature(body, KEY) } : body;
-  await station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
-  const id = String(request.requestId);
-  await watcher.waitFor(() => replies(command, id).some((r) => r.status !== 'accepted'), `the ${command} result`, 30_000);
-  return replies(command, id).at(-1)!;
-}
-const snapshot = (address: string) => sim.meters.get(address)!.snapshot();
-const withStore = <T>(fn: (store: ReturnType<typeof openStore>) => T): T => {
-  const store = openStore({ path: join(daemon.dir, 'data', 'meterd.db'), clock: systemClock });
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-};
+const replies = (command: string, requestId: string) => rig.replies(command, requestId);
+const send = (command: string, request: Record<string, unknown>, sign = true): Promise<CommandReplyMessage> =>
+  rig.send(command, request, sign ? { key: KEY } : {});
+const snapshot = (address: string) => rig.sim.meters.get(address)!.snapshot();
 
 describe('account-open on remote meters', { timeout: 120_000 }, () => {
   it('a plain meter: meterd account open -c writes the customer number, reads it back, binds the archive, opens the books', async () => {
@@ -123,7 +64,7 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
         'account',
         'open',
         '-c',
-        daemon.configPath,
+        rig.daemon.configPath,
         '--meter',
         'plain-621',
         '--customer',
@@ -136,7 +77,7 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
         'alice',
         '--json',
       ],
-      { cwd: daemon.dir },
+      { cwd: rig.dir },
     );
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({
@@ -147,7 +88,7 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
       openedBooks: true,
     });
     expect(snapshot(PLAIN).customerNumber).toBe('880000000621');
-    withStore((store) => {
+    rig.withStore((store) => {
       expect(store.archive.get('880000000621')).toMatchObject({ meterAddress: PLAIN, state: 'active', name: 'Sun Li' });
       expect(store.archive.history('880000000621').map((h) => [h.operator, h.action])).toEqual([['alice', 'open-account']]);
       expect(store.ledger.list({ meterId: PLAIN }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 0, 0]]);
@@ -186,12 +127,12 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
       },
     });
     expect(snapshot(ESAM)).toMatchObject({ opened: true, customerNumber: '880000000622', purchaseCount: 1 });
-    const ops = watcher
-      .json<{ op: string; address: string }>(`meterd/${gw}/hsm/request`)
+    const ops = rig.watcher
+      .json<{ op: string; address: string }>(`meterd/${rig.gw}/hsm/request`)
       .filter((q) => q.address === ESAM)
       .map((q) => q.op);
     expect(ops).toEqual(['identity', 'opening-macs']);
-    withStore((store) => {
+    rig.withStore((store) => {
       expect(store.ledger.list({ meterId: ESAM }).map((e) => [e.channel, e.purchaseCount])).toEqual([['opening', 0]]);
       expect(store.ledger.get('ao-2')).toMatchObject({ state: 'applied', purchaseCount: 1, amount: 5000, operator: 'bob' });
       expect(store.archive.history('880000000622').map((h) => h.action)).toEqual(['open-account']);
@@ -217,7 +158,7 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
         'account',
         'open',
         '-c',
-        daemon.configPath,
+        rig.daemon.configPath,
         '--meter',
         'esam-623',
         '--customer',
@@ -229,14 +170,14 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
         '--operator',
         'carol',
       ],
-      { cwd: daemon.dir },
+      { cwd: rig.dir },
     );
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe(
       'account opened on meter esam-623 for customer 880000000623 (ESAM account opening): purchase count 1, no money taken',
     );
     expect(snapshot(ESAM_EMPTY)).toMatchObject({ opened: true, customerNumber: '880000000623', purchaseCount: 1, balance: 0 });
-    withStore((store) => {
+    rig.withStore((store) => {
       expect(store.ledger.list({ meterId: ESAM_EMPTY }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 1, 0]]);
       expect(store.ledger.list({ meterId: 'esam-623' })).toEqual([]);
     });
@@ -267,8 +208,8 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
     });
     expect(snapshot(PLAIN_PAID)).toMatchObject({ customerNumber: '880000000624', purchaseCount: 3 });
     // The same request again: the recorded answer, nothing loaded twice.
-    await station.publishAsync(
-      `meterd/${gw}/cmd/account-open`,
+    await rig.station.publishAsync(
+      `meterd/${rig.gw}/cmd/account-open`,
       JSON.stringify(
         (() => {
           const body = { ...request, ts: new Date().toISOString() };
@@ -277,13 +218,13 @@ describe('account-open on remote meters', { timeout: 120_000 }, () => {
       ),
       { qos: 1 },
     );
-    await watcher.waitFor(
+    await rig.watcher.waitFor(
       () => replies('account-open', 'ao-5').filter((x) => x.status === 'done').length >= 2,
       'the repeated answer',
       20_000,
     );
     expect(snapshot(PLAIN_PAID).purchaseCount).toBe(3);
-    withStore((store) => {
+    rig.withStore((store) => {
       expect(store.ledger.list({ meterId: PLAIN_PAID }).map((e) => [e.channel, e.purchaseCount, e.amount])).toEqual([['opening', 2, 0]]);
       expect(store.ledger.get('ao-5')).toMatchObject({
         channel: 'operator',

@@ -1,12 +1,8 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
-import { type Dlt645Simulator, type MeterSpec, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
-import { allowanceRows, openStore, type AllowanceRow, type Store } from '../../src/store/index.js';
-import mqtt, { type MqttClient } from 'mqtt';
-import { clearRetained, startTestBroker, uniqueId, type TestBroker, type TopicWatcher, watchTopics } from '../helpers/broker.js';
+import type { Dlt645Simulator, MeterSpec } from '../../src/sim/dlt645/index.js';
+import { allowanceRows, type AllowanceRow } from '../../src/store/index.js';
 import { runMeterd } from '../helpers/cli.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonRig, type DaemonRig } from '../helpers/daemon-rig.js';
 
 // A small campus on two simulated buses, driven through the real `meterd` process: a round runs by itself, a SIGKILL
 // mid-batch and a restart finish it, and the meters' own purchase counters prove that nobody was loaded twice.
@@ -48,13 +44,8 @@ const hoarder = dorms[ROOMS_PER_BUS + 4]!;
 // Replaced while it was silent: the config names a new customer number at the restart; the row is parked.
 const replaced = silent[2]!;
 
-let broker: TestBroker;
-let watcher: TopicWatcher;
-let station: MqttClient;
-const sims: Dlt645Simulator[] = [];
-let daemon: DaemonProcess | undefined;
-let dir: string | undefined;
-const gw = uniqueId('gw-allow');
+let rig: DaemonRig;
+let sims: readonly Dlt645Simulator[];
 const today = new Date().toISOString().slice(0, 10);
 
 function spec(r: Room): MeterSpec {
@@ -71,11 +62,11 @@ function spec(r: Room): MeterSpec {
 function config(opts: { replacedCustomer?: string } = {}): string {
   const customer = (r: Room) =>
     r === wrongCustomer ? '990000000001' : r === replaced && opts.replacedCustomer ? opts.replacedCustomer : r.customerNo;
-  return `gateway: { id: ${gw}, dataDir: ./data, timeZone: UTC }
-mqtt: { url: "${broker.url}", protocolVersion: 4 }
+  return `gateway: { id: ${rig.gw}, dataDir: ./data, timeZone: UTC }
+mqtt: { url: "${rig.broker.url}", protocolVersion: 4 }
 commands: { allowUnsigned: true }   # the station of this bench sends unsigned commands
 buses:
-${sims.map((s, b) => `  - { id: bus${b}, port: "tcp://127.0.0.1:${s.address!.tcpPort}", gap: 5ms, timeout: 300ms, retries: 0 }`).join('\n')}
+${sims.map((_, b) => `  - { id: bus${b}, port: "${rig.busUrl(b)}", gap: 5ms, timeout: 300ms, retries: 0 }`).join('\n')}
 meters:
 ${rooms
   .map(
@@ -102,56 +93,35 @@ allowances:
 const meter = (r: Room) => sims[r.bus]!.meters.get(r.address)!.snapshot();
 const KEY = { allowance: 'dorm-free', term: 'term-1', round: 'r1' };
 
-function withStore<T>(fn: (store: Store) => T): T {
-  const store = openStore({ path: join(dir!, 'data', 'meterd.db'), clock: systemClock, checkAtOpen: false });
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
-const planRows = (): AllowanceRow[] => withStore((s) => s.transaction((tx) => allowanceRows(tx, KEY)));
-const ledger = () => withStore((s) => s.ledger.list());
+const planRows = (): AllowanceRow[] => rig.withStore((s) => s.transaction((tx) => allowanceRows(tx, KEY)), { checkAtOpen: false });
+const ledger = () => rig.withStore((s) => s.ledger.list(), { checkAtOpen: false });
 
 async function until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
   const started = Date.now();
   while (!condition()) {
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`gave up waiting for ${what}; daemon log:\n${daemon?.stderr().split('\n').slice(-20).join('\n')}`);
+    if (Date.now() - started > timeoutMs) throw new Error(`gave up waiting for ${what}; daemon log:\n${rig.logTail()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  for (let b = 0; b < BUSES; b++) {
+  rig = await startDaemonRig({
+    gateway: 'gw-allow',
     // Each reply waits 25 ms, so a batch lasts long enough to be killed in the middle of it.
-    sims.push(
-      await startDlt645Simulator({ tcpPort: 0, spec: { meters: rooms.filter((r) => r.bus === b).map(spec) }, faults: { delayMs: 25 } }),
-    );
-  }
+    buses: Array.from({ length: BUSES }, (_, b) => ({ meters: rooms.filter((r) => r.bus === b).map(spec), faults: { delayMs: 25 } })),
+  });
+  sims = rig.sims;
   for (const r of silent) sims[r.bus]!.bus.setFaults({ silent: true }, r.address);
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station') });
 });
 
 afterAll(async () => {
-  if (daemon && daemon.child.exitCode === null) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited();
-  }
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/allowances/dorm-free`]);
-  await Promise.all(sims.map((s) => s.close()));
-  await broker?.close();
+  await rig?.close({ retained: ['status', 'allowances/dorm-free'], signal: 'SIGKILL' });
 });
 
 describe('a dormitory allowance round with the meterd process', { timeout: 180_000 }, () => {
   it('runs by itself, survives a SIGKILL mid-batch, loads every reachable dorm meter exactly once and parks the refusals', async () => {
     const before = new Map(rooms.map((r) => [r.id, meter(r)]));
-    daemon = startDaemon(config(), { logLevel: 'info' });
-    dir = daemon.dir;
+    await rig.start(config(), { logLevel: 'info', waitOnline: false });
 
     // Killed while the batch is under way: some rooms loaded, others not yet.
     await until(
@@ -168,8 +138,8 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
     );
     // The station sends "run now" twice while the automatic run is going: both are answered, nothing changes.
     for (const requestId of ['run-1', 'run-2'])
-      await station.publishAsync(`meterd/${gw}/cmd/allowance-run`, JSON.stringify({ requestId, ...KEY }), { qos: 1 });
-    await watcher.waitFor(
+      await rig.station.publishAsync(`meterd/${rig.gw}/cmd/allowance-run`, JSON.stringify({ requestId, ...KEY }), { qos: 1 });
+    await rig.watcher.waitFor(
       () => replies('allowance-run').filter((r) => r.status === 'done').length === 2,
       'two allowance-run replies',
       20_000,
@@ -179,13 +149,12 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
         .filter((r) => r.status === 'done')
         .map((r) => r.result.round),
     ).toEqual(['r1', 'r1']);
-    daemon.child.kill('SIGKILL');
-    await daemon.exited();
+    await rig.kill('SIGKILL');
     const appliedAtKill = planRows().filter((r) => r.state === 'applied').length;
     expect(appliedAtKill).toBeGreaterThan(0);
 
     // Restarted with the silent meters still silent; one of them was replaced meanwhile, and the config says so.
-    daemon = startDaemon(config({ replacedCustomer: '770000000001' }), { dir, logLevel: 'info' });
+    await rig.start(config({ replacedCustomer: '770000000001' }), { logLevel: 'info', waitOnline: false });
     const silentIds = new Set(silent.filter((r) => r !== replaced).map((r) => r.id));
     await until(
       () =>
@@ -227,11 +196,18 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
     }
 
     // The station got one report with every dorm room, and the retained progress says complete.
-    await watcher.waitFor(() => watcher.json(`meterd/${gw}/allowances/dorm-free/report`).length > 0, 'the round report', 20_000);
-    const report = watcher.json<{ meters: { meter: string; state: string }[] }>(`meterd/${gw}/allowances/dorm-free/report`);
+    await rig.watcher.waitFor(
+      () => rig.watcher.json(`meterd/${rig.gw}/allowances/dorm-free/report`).length > 0,
+      'the round report',
+      20_000,
+    );
+    const report = rig.watcher.json<{ meters: { meter: string; state: string }[] }>(`meterd/${rig.gw}/allowances/dorm-free/report`);
     expect(report).toHaveLength(1);
     expect(report[0]!.meters.map((m) => m.meter).sort()).toEqual(dorms.map((r) => r.id).sort());
-    expect(watcher.json(`meterd/${gw}/allowances/dorm-free`).at(-1)).toMatchObject({ complete: true, counts: { needsAttention: 3 } });
+    expect(rig.watcher.json(`meterd/${rig.gw}/allowances/dorm-free`).at(-1)).toMatchObject({
+      complete: true,
+      counts: { needsAttention: 3 },
+    });
 
     // The ledger: one applied allowance load per loaded room, all of channel allowance by operator system; the hoarder
     // was asked once.
@@ -255,7 +231,7 @@ describe('a dormitory allowance round with the meterd process', { timeout: 180_0
 
     // A person decides through the CLI, which goes through the daemon: the hoarder is cancelled; the room whose
     // customer number differs is retried, refused once more, and parked again (no loop).
-    const cli = (args: string[]) => runMeterd(['allowance', ...args, '-c', daemon!.configPath], { cwd: dir! });
+    const cli = (args: string[]) => runMeterd(['allowance', ...args, '-c', rig.daemon.configPath], { cwd: rig.dir });
     const cancel = await cli([
       'resolve',
       '--allowance',
@@ -313,5 +289,5 @@ interface Reply {
   result: Record<string, unknown>;
 }
 function replies(command: string): Reply[] {
-  return watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`);
+  return rig.watcher.json<Reply>(`meterd/${rig.gw}/cmd/${command}/result`);
 }

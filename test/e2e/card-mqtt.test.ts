@@ -1,23 +1,18 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
-import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
-import { cards, SimulatedEncoder } from '../../src/sim/encoder/index.js';
+import { cards, type SimulatedEncoder } from '../../src/sim/encoder/index.js';
 import { LedgerCardSales } from '../../src/cards/index.js';
 import { openStore } from '../../src/store/index.js';
-import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
-import { createPtyPair, type PtyPair } from '../helpers/pty.js';
+import type { TopicWatcher } from '../helpers/broker.js';
+import type { DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonRig, type DaemonRig } from '../helpers/daemon-rig.js';
 
 const METER = '000012345678';
 const layout = loadCardLayout('sle4442-dorm');
-let broker: TestBroker;
-let sim: Dlt645Simulator;
-let pty: PtyPair;
+let rig: DaemonRig;
 let encoder: SimulatedEncoder;
 let watcher: TopicWatcher;
 let station: MqttClient;
@@ -25,17 +20,18 @@ let daemon: DaemonProcess;
 let gw: string;
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: METER, kind: 'energy', purchaseCount: 3 }] } });
-  pty = await createPtyPair();
-  encoder = new SimulatedEncoder({ framing: 'star' });
-  await encoder.attach(pty.b);
-  gw = uniqueId('gw-card');
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('counter') });
+  rig = await startDaemonRig({
+    gateway: 'gw-card',
+    station: 'counter',
+    buses: [{ meters: [{ address: METER, kind: 'energy', purchaseCount: 3 }] }],
+    encoder: true,
+  });
+  encoder = rig.encoder!;
+  watcher = rig.watcher;
+  station = rig.station;
+  gw = rig.gw;
   // The books already hold purchase 3 of this meter, which the meter has taken (its write-back says 3).
-  const dir = mkdtempSync(join(tmpdir(), 'meterd-e2e-card-'));
-  const store = openStore({ path: join(dir, 'data', 'meterd.db'), clock: systemClock });
+  const store = openStore({ path: join(rig.dir, 'data', 'meterd.db'), clock: systemClock });
   await new LedgerCardSales(() => store).record({
     channel: 'card',
     meterNumber: METER,
@@ -48,28 +44,18 @@ beforeAll(async () => {
     at: new Date().toISOString(),
   });
   store.close();
-  daemon = startDaemon(
+  daemon = await rig.start(
     `gateway: { id: ${gw}, dataDir: ./data }
-mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+mqtt: { url: "${rig.broker.url}", protocolVersion: ${rig.broker.kind === 'external' ? 5 : 4} }
 commands: { allowUnsigned: true }   # the counter here sends unsigned card sales
-buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
+buses: [{ id: bus1, port: "${rig.busUrl()}" }]
 meters: [{ id: room-201, bus: bus1, address: "${METER}", profile: dlt645-2007-single-phase-prepaid }]
-encoders: [{ id: counter-1, port: "${pty.a}" }]
+encoders: [{ id: counter-1, port: "${rig.encoderPort}" }]
 `,
-    { dir },
   );
-  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
 }, 60_000);
 afterAll(async () => {
-  daemon?.child.kill('SIGTERM');
-  await daemon?.exited();
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/meters/room-201/state`]);
-  await encoder?.close();
-  await pty?.close();
-  await sim?.close();
-  await broker?.close();
+  await rig?.close({ retained: ['status', 'meters/room-201/state'] });
 });
 
 const result = (command: string, requestId: string) =>

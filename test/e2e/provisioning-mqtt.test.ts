@@ -1,16 +1,12 @@
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { loadCardLayout } from '../../src/profiles/card-layout.js';
-import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
-import { cards, SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';
+import { cards, type SimulatedEncoder, type VirtualSle4442 } from '../../src/sim/encoder/index.js';
 import { openStore } from '../../src/store/index.js';
-import { commandSignature } from '../../src/uplink/commands/signature.js';
-import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
 import { runMeterd } from '../helpers/cli.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
-import { createPtyPair, type PtyPair } from '../helpers/pty.js';
+import type { DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonRig, type CommandReplyMessage, type DaemonRig } from '../helpers/daemon-rig.js';
 
 // card-open and card-replace are commands like the others: validated and signed over MQTT (the station drives the
 // counter remotely), and the same command through the control socket (meterd card open|replace -c FILE).
@@ -18,64 +14,33 @@ import { createPtyPair, type PtyPair } from '../helpers/pty.js';
 const METER = '000000000501';
 const CUSTOMER = '880000000501';
 const KEY = 'provisioning-test-key';
-let broker: TestBroker;
-let sim: Dlt645Simulator;
-let pty: PtyPair;
+let rig: DaemonRig;
 let encoder: SimulatedEncoder;
-let watcher: TopicWatcher;
-let station: MqttClient;
 let daemon: DaemonProcess;
-let gw: string;
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  sim = await startDlt645Simulator({ tcpPort: 0, spec: { meters: [{ address: METER, kind: 'energy', purchaseCount: 0 }] } });
-  pty = await createPtyPair();
-  encoder = new SimulatedEncoder({ framing: 'star' });
-  await encoder.attach(pty.b);
-  gw = uniqueId('gw-prov');
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station') });
-  daemon = startDaemon(
-    `gateway: { id: ${gw}, dataDir: ./data }
-mqtt: { url: "${broker.url}", protocolVersion: ${broker.kind === 'external' ? 5 : 4} }
+  rig = await startDaemonRig({
+    gateway: 'gw-prov',
+    buses: [{ meters: [{ address: METER, kind: 'energy', purchaseCount: 0 }] }],
+    encoder: true,
+  });
+  encoder = rig.encoder!;
+  daemon = await rig.start(
+    `gateway: { id: ${rig.gw}, dataDir: ./data }
+mqtt: { url: "${rig.broker.url}", protocolVersion: ${rig.broker.kind === 'external' ? 5 : 4} }
 commands: { hmacKey: "${KEY}" }
-buses: [{ id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}" }]
+buses: [{ id: bus1, port: "${rig.busUrl()}" }]
 meters: [{ id: room-501, bus: bus1, address: "${METER}", profile: dlt645-2007-single-phase-prepaid }]
-encoders: [{ id: counter-1, port: "${pty.a}" }]
+encoders: [{ id: counter-1, port: "${rig.encoderPort}" }]
 `,
   );
-  await watcher.waitFor(() => watcher.json(`meterd/${gw}/status`).at(-1)?.state === 'online', 'the gateway online', 20_000);
 }, 60_000);
 afterAll(async () => {
-  daemon?.child.kill('SIGTERM');
-  await daemon?.exited();
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gw}/status`, `meterd/${gw}/meters/room-501/state`]);
-  await encoder?.close();
-  await pty?.close();
-  await sim?.close();
-  await broker?.close();
+  await rig?.close({ retained: ['status', 'meters/room-501/state'] });
 });
 
-type Reply = {
-  requestId: string;
-  status: string;
-  result?: Record<string, unknown>;
-  error?: { code: string; message: string; field?: string };
-};
-const replies = (command: string, requestId: string) =>
-  watcher.json<Reply>(`meterd/${gw}/cmd/${command}/result`).filter((r) => r.requestId === requestId);
-
-async function send(command: string, request: Record<string, unknown>, sign = true): Promise<Reply> {
-  const body = sign ? { ...request, ts: new Date().toISOString() } : request;
-  const payload = sign ? { ...body, signature: commandSignature(body, KEY) } : body;
-  await station.publishAsync(`meterd/${gw}/cmd/${command}`, JSON.stringify(payload), { qos: 1 });
-  const id = String(request.requestId);
-  await watcher.waitFor(() => replies(command, id).some((r) => r.status !== 'accepted'), `the ${command} result`, 20_000);
-  return replies(command, id).at(-1)!;
-}
+const send = (command: string, request: Record<string, unknown>, sign = true): Promise<CommandReplyMessage> =>
+  rig.send(command, request, { ...(sign ? { key: KEY } : {}), timeoutMs: 20_000 });
 
 describe('card-open and card-replace over MQTT and the control socket', { timeout: 90_000 }, () => {
   let first: VirtualSle4442;

@@ -1,10 +1,8 @@
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDlt645Simulator, type Dlt645Simulator } from '../../src/sim/dlt645/index.js';
 import type { CommandReply } from '../../src/uplink/commands/types.js';
-import { clearRetained, startTestBroker, uniqueId, watchTopics, type TestBroker, type TopicWatcher } from '../helpers/broker.js';
+import { uniqueId } from '../helpers/broker.js';
 import { runMeterd } from '../helpers/cli.js';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonRig, type DaemonRig } from '../helpers/daemon-rig.js';
 
 // A supply cut with the meterd process killed while the trip is on its way (docs/lifecycle.md § The record):
 // (a) after `trip-sent` is committed, before the command reaches the meter; (b) after the meter's relay opened, before
@@ -41,20 +39,14 @@ interface SupplyEvent {
   state?: string;
 }
 
-let broker: TestBroker;
-let sim: Dlt645Simulator;
-let watcher: TopicWatcher;
-let station: MqttClient;
-let gw: string;
-let daemon: DaemonProcess | undefined;
-let dir: string | undefined;
+let rig: DaemonRig;
 
 function config(): string {
-  return `gateway: { id: ${gw}, dataDir: ./data, timeZone: UTC }
-mqtt: { url: "${broker.url}", protocolVersion: 4 }
+  return `gateway: { id: ${rig.gw}, dataDir: ./data, timeZone: UTC }
+mqtt: { url: "${rig.broker.url}", protocolVersion: 4 }
 commands: { allowUnsigned: true }   # the station here sends unsigned commands
 buses:
-  - { id: bus1, port: "tcp://127.0.0.1:${sim.address!.tcpPort}", gap: 2ms, timeout: 400ms, retries: 1 }
+  - { id: bus1, port: "${rig.busUrl()}", gap: 2ms, timeout: 400ms, retries: 1 }
 meters:
 ${Object.values(HOLDS)
   .map((m) => `  - { id: ${m.id}, bus: bus1, address: "${m.address}", profile: dlt645-2007-single-phase-prepaid-money }`)
@@ -66,56 +58,37 @@ supply: { noticeHours: 0 }
 }
 
 beforeAll(async () => {
-  broker = await startTestBroker();
-  sim = await startDlt645Simulator({
-    tcpPort: 0,
-    spec: {
-      // In arrears: nothing left and 5 of 10 yuan of overdraft used, so the meter has not tripped itself.
-      meters: Object.values(HOLDS).map((m) => ({
-        address: m.address,
-        kind: 'money' as const,
-        balance: 0,
-        overdraft: 5,
-        overdraftLimit: 10,
-        purchaseCount: 3,
-        powerKw: 0,
-      })),
-    },
+  rig = await startDaemonRig({
+    gateway: 'gw-supply-kill',
+    station: 'station-supply',
+    buses: [
+      {
+        // In arrears: nothing left and 5 of 10 yuan of overdraft used, so the meter has not tripped itself.
+        meters: Object.values(HOLDS).map((m) => ({
+          address: m.address,
+          kind: 'money' as const,
+          balance: 0,
+          overdraft: 5,
+          overdraftLimit: 10,
+          purchaseCount: 3,
+          powerKw: 0,
+        })),
+      },
+    ],
   });
-  gw = uniqueId('gw-supply-kill');
-  watcher = await watchTopics(broker.url, `meterd/${gw}/#`);
-  station = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: uniqueId('station-supply') });
 });
 
 afterAll(async () => {
-  if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited();
-  }
-  await station?.endAsync();
-  await watcher?.close();
-  await clearRetained(broker.url, [`meterd/${gw}/status`, ...Object.values(HOLDS).map((m) => `meterd/${gw}/meters/${m.id}/state`)]);
-  await sim?.close();
-  await broker?.close();
+  await rig?.close({ retained: ['status', ...Object.values(HOLDS).map((m) => `meters/${m.id}/state`)], signal: 'SIGKILL' });
 });
 
-const relay = (hold: Hold) => sim.meters.get(HOLDS[hold].address)!.snapshot().relay;
+const relay = (hold: Hold) => rig.sim.meters.get(HOLDS[hold].address)!.snapshot().relay;
 const commandsHeard = (hold: Hold) => relay(hold).commands.map((c) => c.action);
-const daemonLog = () => daemon!.stderr().split('\n').slice(-20).join('\n');
+const daemonLog = () => rig.logTail();
 
 /** A command from the station over MQTT; resolves with its final reply. */
-async function command(name: string, payload: Record<string, unknown>): Promise<CommandReply> {
-  const requestId = uniqueId(name);
-  await station.publishAsync(`meterd/${gw}/cmd/${name}`, JSON.stringify({ requestId, ...payload }), { qos: 1 });
-  const final = () =>
-    watcher.json<CommandReply>(`meterd/${gw}/cmd/${name}/result`).find((r) => r.requestId === requestId && r.status !== 'accepted');
-  await watcher
-    .waitFor(() => final() !== undefined, `the reply to ${name}`, 30_000)
-    .catch((err: Error) => {
-      throw new Error(`${err.message}; daemon log:\n${daemonLog()}`);
-    });
-  return final()!;
-}
+const command = (name: string, payload: Record<string, unknown>): Promise<CommandReply> =>
+  rig.send(name, { requestId: uniqueId(name), ...payload });
 
 /**
  * The supply events of a meter as the station keeps them. The outbox delivers at least once: a message published
@@ -124,8 +97,8 @@ async function command(name: string, payload: Record<string, unknown>): Promise<
 function supplyEvents(hold: Hold): SupplyEvent[] {
   const seen = new Set<string>();
   const out: SupplyEvent[] = [];
-  for (const m of watcher.messages) {
-    if (m.topic !== `meterd/${gw}/meters/${HOLDS[hold].id}/supply` || seen.has(m.text)) continue;
+  for (const m of rig.watcher.messages) {
+    if (m.topic !== `meterd/${rig.gw}/meters/${HOLDS[hold].id}/supply` || seen.has(m.text)) continue;
     seen.add(m.text);
     out.push(JSON.parse(m.text) as SupplyEvent);
   }
@@ -133,7 +106,7 @@ function supplyEvents(hold: Hold): SupplyEvent[] {
 }
 
 async function cliJson<T>(...args: string[]): Promise<T[]> {
-  const run = await runMeterd([...args, '-c', daemon!.configPath, '--json'], { cwd: dir });
+  const run = await runMeterd([...args, '-c', rig.daemon.configPath, '--json'], { cwd: rig.dir });
   expect(run.stderr).toBe('');
   return run.stdout
     .trim()
@@ -141,30 +114,8 @@ async function cliJson<T>(...args: string[]): Promise<T[]> {
     .map((l) => JSON.parse(l) as T);
 }
 
-async function start(env: Record<string, string> = {}): Promise<void> {
-  const before = watcher.json<{ startedAt?: string }>(`meterd/${gw}/status`).length;
-  daemon = startDaemon(config(), { ...(dir ? { dir } : {}), logLevel: 'info', env });
-  dir = daemon.dir;
-  await watcher
-    .waitFor(
-      () =>
-        watcher
-          .json<{ state: string }>(`meterd/${gw}/status`)
-          .slice(before)
-          .some((s) => s.state === 'online'),
-      'the gateway online',
-      20_000,
-    )
-    .catch((err: Error) => {
-      throw new Error(`${err.message}; daemon log:\n${daemonLog()}`);
-    });
-}
-
-async function kill(): Promise<void> {
-  if (daemon === undefined || daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
-  daemon.child.kill('SIGKILL');
-  await daemon.exited();
-}
+const start = (env: Record<string, string> = {}) => rig.start(config(), { logLevel: 'info', env });
+const kill = () => rig.kill('SIGKILL');
 
 describe('a supply cut with the meterd process killed while the trip is on its way', { timeout: 120_000 }, () => {
   for (const hold of Object.keys(HOLDS) as Hold[]) {
@@ -180,8 +131,8 @@ describe('a supply cut with the meterd process killed while the trip is on its w
         status: 'done',
         result: { state: 'approved' },
       });
-      await watcher
-        .waitFor(() => daemon!.stderr().includes('supply trip held here'), `the trip held at ${hold}`, 30_000)
+      await rig.watcher
+        .waitFor(() => rig.daemon.stderr().includes('supply trip held here'), `the trip held at ${hold}`, 30_000)
         .catch((err: Error) => {
           throw new Error(`${err.message}; daemon log:\n${daemonLog()}`);
         });
@@ -193,7 +144,7 @@ describe('a supply cut with the meterd process killed while the trip is on its w
 
       const restartedAt = Date.now();
       await start();
-      await watcher
+      await rig.watcher
         .waitFor(() => supplyEvents(hold).some((e) => e.step === 'trip-confirmed'), 'the cut confirmed after the restart', 30_000)
         .catch((err: Error) => {
           throw new Error(`${err.message}; daemon log:\n${daemonLog()}`);
@@ -236,7 +187,7 @@ describe('a supply cut with the meterd process killed while the trip is on its w
       );
 
       // The station saw every line of the record once, and one cut.
-      await watcher.waitFor(() => supplyEvents(hold).length === record.length, 'every supply event', 10_000);
+      await rig.watcher.waitFor(() => supplyEvents(hold).length === record.length, 'every supply event', 10_000);
       const events = supplyEvents(hold);
       expect(events.map((e) => [e.step, e.at])).toEqual(record.map((l) => [l.step, l.at]));
       expect(events.filter((e) => e.step === 'trip-confirmed')).toEqual([expect.objectContaining({ noticeId, state: 'cut' })]);
@@ -258,7 +209,7 @@ describe('a supply cut with the meterd process killed while the trip is on its w
         ['restore-confirmed', 'chen'],
       ]);
       expect(n!.restoredAt).toBe(record.at(-1)!.at);
-      await watcher.waitFor(() => supplyEvents(hold).length === record.length, 'the restore events', 10_000);
+      await rig.watcher.waitFor(() => supplyEvents(hold).length === record.length, 'the restore events', 10_000);
       expect(supplyEvents(hold).at(-1)).toMatchObject({ step: 'restore-confirmed', noticeId: cut!.noticeId, state: 'restored' });
       expect(supplyEvents(hold).filter((e) => e.step === 'trip-confirmed')).toHaveLength(1);
     });
