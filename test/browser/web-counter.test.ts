@@ -1,37 +1,29 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshot } from '../helpers/browser.js';
-import { eventually, startConsoleRig, type ConsoleRig } from '../helpers/web-console.js';
+import { screenshot } from '../helpers/browser.js';
+import { startConsoleBrowser, type ConsoleBrowser } from '../helpers/console-browser.js';
+import { eventually, type ConsoleRig } from '../helpers/web-console.js';
 
 /**
  * The counter in a real browser: a cashier sells a card on the simulated encoder by keyboard alone, gets the receipt,
  * finds the sale in today's books, and a second sale on the same card is refused in a sentence with what to do.
  */
+let web: ConsoleBrowser;
 let rig: ConsoleRig;
-let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 
 beforeAll(async () => {
-  browser = await launchChromium();
-  rig = await startConsoleRig({ card: true });
-  await eventually(() => rig.gateway.store.meterStates.get('room-101')?.online, 'room-101 online');
-  context = await browser.newContext({ locale: 'en-GB', acceptDownloads: true });
-  page = await context.newPage();
-  page.on('pageerror', (err) => {
-    throw err;
+  web = await startConsoleBrowser({
+    rig: { card: true },
+    user: 'cashier',
+    context: { acceptDownloads: true },
+    ready: (r) => eventually(() => r.gateway.store.meterStates.get('room-101')?.online, 'room-101 online'),
   });
-  await page.goto(rig.url);
-  await page.fill('#signin-name', 'cashier');
-  await page.fill('#signin-password', rig.passwords.cashier!);
-  await page.press('#signin-password', 'Enter');
-  await page.waitForSelector('#overview');
+  ({ rig, page } = web);
 }, 40_000);
 
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  await rig?.close();
+  await web?.close();
 });
 
 describe('the counter and the books in a browser', { timeout: 60_000 }, () => {

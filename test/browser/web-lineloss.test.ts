@@ -1,9 +1,10 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { linelossSeries } from '../../src/services/lineloss/index.js';
-import { launchChromium, screenshot } from '../helpers/browser.js';
-import { DISTRICT_METERS, eventually, startConsoleRig, type ConsoleRig } from '../helpers/web-console.js';
+import { screenshot } from '../helpers/browser.js';
+import { startConsoleBrowser, type ConsoleBrowser } from '../helpers/console-browser.js';
+import { DISTRICT_METERS, eventually } from '../helpers/web-console.js';
 
 /**
  * The line-loss page in a real browser, on figures the gateway's own line-loss job computed from the simulated
@@ -18,49 +19,39 @@ const local = (date: string, hhmm = '00:00') => {
   return new Date(y, m - 1, d, h, min).getTime();
 };
 const clock = new ManualClock(local('2026-11-07', '12:00'));
-let rig: ConsoleRig;
-let browser: Browser;
-let context: BrowserContext;
+let web: ConsoleBrowser;
 let page: Page;
 
 beforeAll(async () => {
-  browser = await launchChromium();
-  rig = await startConsoleRig({
-    district: {
-      clock,
-      switchedOnAt: local('2026-11-01'),
-      history: (sim) => {
-        const a = sim.meters.get(DISTRICT_METERS.a)!;
-        a.setPowerKw(0.5, local('2026-11-03'));
-        a.setPowerKw(1.5, local('2026-11-04'));
-        a.setPowerKw(1, local('2026-11-05'));
-        const b = sim.meters.get(DISTRICT_METERS.b)!;
-        b.setMeteringFaults({ freezeStampDays: 1 }, local('2026-11-06', '12:00'));
-        b.setMeteringFaults({ freezeStampDays: 0 }, local('2026-11-07', '06:00'));
+  web = await startConsoleBrowser({
+    rig: {
+      district: {
+        clock,
+        switchedOnAt: local('2026-11-01'),
+        history: (sim) => {
+          const a = sim.meters.get(DISTRICT_METERS.a)!;
+          a.setPowerKw(0.5, local('2026-11-03'));
+          a.setPowerKw(1.5, local('2026-11-04'));
+          a.setPowerKw(1, local('2026-11-05'));
+          const b = sim.meters.get(DISTRICT_METERS.b)!;
+          b.setMeteringFaults({ freezeStampDays: 1 }, local('2026-11-06', '12:00'));
+          b.setMeteringFaults({ freezeStampDays: 0 }, local('2026-11-07', '06:00'));
+        },
       },
     },
+    user: 'tech',
+    ready: (rig) =>
+      eventually(
+        () => linelossSeries(rig.gateway.store, { district: 'd1', from: '2026-11-01', to: '2026-11-30' }).days.length === 5,
+        'the five days computed at start',
+        30_000,
+      ),
   });
-  await eventually(
-    () => linelossSeries(rig.gateway.store, { district: 'd1', from: '2026-11-01', to: '2026-11-30' }).days.length === 5,
-    'the five days computed at start',
-    30_000,
-  );
-  context = await browser.newContext({ locale: 'en-GB' });
-  page = await context.newPage();
-  page.on('pageerror', (err) => {
-    throw err;
-  });
-  await page.goto(rig.url);
-  await page.fill('#signin-name', 'tech');
-  await page.fill('#signin-password', rig.passwords.tech!);
-  await page.press('#signin-password', 'Enter');
-  await page.waitForSelector('#overview');
+  page = web.page;
 }, 60_000);
 
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  await rig?.close();
+  await web?.close();
 });
 
 const row = (date: string) => page.locator(`#ll-days tr[data-date="${date}"]`);
