@@ -1,5 +1,5 @@
 import type { Clock, Timers } from '../clock.js';
-import type { GatewayConfig } from '../config/index.js';
+import type { GatewayConfig, MeterConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { AllowanceError, type AllowanceMeter, AllowanceService, countsMessage } from '../services/allowances/index.js';
 import type { CommandContext, CommandHandlers, CommandOutcome } from '../uplink/commands/types.js';
@@ -39,7 +39,12 @@ export function composeAllowances(
  * loaded in (the free-energy registers' when the profile has them, else the purchase wallet's).
  */
 export function allowanceMeters(config: GatewayConfig): AllowanceMeter[] {
-  return config.meters.map((m) => ({
+  return config.meters.map(allowanceMeterOf);
+}
+
+/** One point as the allowance service knows it, from its config entry (at start, and at a replacement's rebind). */
+export function allowanceMeterOf(m: MeterConfig): AllowanceMeter {
+  return {
     id: m.id,
     busId: m.busId,
     ...(m.address !== undefined ? { address: m.address } : {}),
@@ -48,7 +53,7 @@ export function allowanceMeters(config: GatewayConfig): AllowanceMeter[] {
     ...(m.district !== undefined ? { district: m.district } : {}),
     ...(m.profile.subsidy || m.profile.credit ? { creditUnit: (m.profile.subsidy ?? m.profile.credit)!.unit } : {}),
     ...(m.profile.subsidy ? { freeEnergy: m.profile.subsidy.registers } : {}),
-  }));
+  };
 }
 
 /** Who a command acts for, in the plan's audit trail: the CLI's operator, else the station. */

@@ -31,7 +31,8 @@ export function consoleBackend(gateway: Gateway, clock: Clock, logger: Logger = 
   const { config, store } = gateway;
   const users = new UserService({ store, clock });
   const books = new Books({ store, clock, gateway: config.gateway, meters: config.meters });
-  const byId = new Map(config.meters.map((m) => [m.id, m]));
+  // Looked up at each use: a replacement puts the new meter's entry (address, profile) in the list in place of the old.
+  const byId = { get: (id: string) => config.meters.find((m) => m.id === id) };
   let sales: { at: number; value: ReturnType<ConsoleBackend['salesToday']> } | undefined;
 
   const row = (id: string, activeByMeter: Map<string, number>): MeterRow | null => {

@@ -19,13 +19,13 @@ import { supplyCommandHandlers } from './supply-handlers.js';
 import { meterTimeOf } from '../../protocols/dlt645/index.js';
 import { thresholdsFor } from '../config/index.js';
 import { sendBroadcastTime } from '../devices/dlt645-meter.js';
-import { meterModel } from '../services/alerts/model.js';
+import { alertMeterOf, clockTargetOf } from './point-views.js';
 import { AlertService, type ClockTrust } from '../services/alerts/service.js';
 import { ClockKeeper } from '../services/clock-keeper.js';
 import { RELEASE_FLOOR_MS, SystemClockTrust } from './clock-trust.js';
 import { unsignedCommandsRisk } from '../uplink/commands/auth-policy.js';
 import { CommandRouter } from '../uplink/commands/router.js';
-import { allowanceCommandHandlers, composeAllowances } from './allowances.js';
+import { allowanceCommandHandlers, allowanceMeterOf, composeAllowances } from './allowances.js';
 import { gatewayCommandHandlers, withoutCardCounter } from './command-handlers.js';
 import { linelossService } from './lineloss.js';
 import type { LinelossService } from '../services/lineloss/index.js';
@@ -169,7 +169,7 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
   const creditPorts = new Map<string, CreditPort>();
   const subsidyPorts = new Map<string, SubsidyPort>();
   const relayPorts = new Map<string, RelayPort>();
-  const meterFacts = new Map<string, { busId: string; customerNo?: string; dlt645?: Dlt645Meter; points: ReadonlySet<string> }>();
+  const meterFacts = new Map<string, MeterFacts>();
   const session = new MqttSession({
     mqtt: config.mqtt,
     gatewayId: config.gateway.id,
@@ -227,28 +227,13 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
   const alerts = new AlertService({
     store,
     clock,
-    meters: config.meters.map((m) => ({ meterId: m.id, model: meterModel(m.profile, m.tags), settings: thresholdsFor(config.alerts, m) })),
+    meters: config.meters.map((m) => alertMeterOf(config, m)),
     clockTrust,
     logger: log,
     onCommitted: () => drain.notify(),
   });
   const clockKeeper = new ClockKeeper({
-    targets: config.meters.flatMap((m) => {
-      const dlt645 = meterFacts.get(m.id)?.dlt645;
-      const group = m.profile.groups.find((g) => g.points.includes('clock'));
-      if (!dlt645 || !group) return [];
-      return [
-        {
-          meterId: m.id,
-          busId: m.busId,
-          intervalMs: config.polling.intervalsMs[group.name] ?? group.intervalMs,
-          readClock: async () => {
-            const { meterClock } = await dlt645.clockSkewMs({ priority: 'alarm' });
-            return { meterClock, meterMs: new Date(meterClock).getTime() };
-          },
-        },
-      ];
-    }),
+    targets: config.meters.flatMap((m) => clockTargetOf(config, m, pointDrivers.get(m.id)!) ?? []),
     buses: new Map(
       buses.flatMap((b) =>
         b.kind === 'dlt645'
@@ -339,8 +324,14 @@ async function composeGateway(given: GatewayConfig, opts: GatewayOptions, opened
         1,
         meter,
       );
-      // A new model polls with its own profile's groups from the swap on, not the old one's until a restart.
+      // Every part that holds something of the point's model follows it here, from the swap on, not the old one's
+      // until a restart (docs/lifecycle.md § A new model): the poll groups, the alert detectors' model, the clock
+      // keeper's interval (or none), the allowance plan's unit and free-energy registers. Line loss's freezes, the
+      // command validation's point names and the console read the point's drivers or entry at each use.
       poller.retarget(meter.id, meter.profile);
+      alerts.meterRebound(alertMeterOf(config, meter));
+      clockKeeper.retarget(meter.id, clockTargetOf(config, meter, pointDrivers.get(meter.id)!));
+      allowances.pointRebound(allowanceMeterOf(meter));
     },
     ...(opts.replacementHoldAfter !== undefined ? { holdAfter: opts.replacementHoldAfter } : {}),
   });
@@ -717,5 +708,10 @@ class MeterFacts {
 
   get dlt645(): Dlt645Meter | undefined {
     return this.drivers.dlt645;
+  }
+
+  /** The profile of the meter serving the point now. */
+  get profile(): MeterConfig['profile'] {
+    return this.drivers.meter.profile;
   }
 }

@@ -1,8 +1,9 @@
 import type { Clock, Timers } from '../clock.js';
 import type { GatewayConfig } from '../config/index.js';
-import { dlt645DailyFreezes } from '../devices/dlt645-freezes.js';
+import { dlt645DailyFreezes, type DailyFreezeSource } from '../devices/dlt645-freezes.js';
 import type { Dlt645Meter } from '../devices/dlt645-meter.js';
 import type { Logger } from '../log.js';
+import type { DeviceProfile } from '../profiles/types.js';
 import { LinelossService, type DistrictShape, type LinelossMeter } from '../services/lineloss/index.js';
 import type { AlertService } from '../services/alerts/service.js';
 import type { LinelossAlert } from '../services/lineloss/alerts.js';
@@ -55,7 +56,7 @@ export function linelossService(
     clock: Clock;
     timers: Timers;
     logger: Logger;
-    drivers: ReadonlyMap<string, { busId: string; dlt645?: Dlt645Meter }>;
+    drivers: ReadonlyMap<string, LinelossPoint>;
     onCommitted: () => void;
     /** The gateway's alerts: a district's line-loss alert is raised and cleared there, on its supply meter. */
     alerts?: Pick<AlertService, 'observe'>;
@@ -63,14 +64,10 @@ export function linelossService(
 ): LinelossService {
   const districts = districtShapes(config);
   const meters = new Map<string, LinelossMeter>();
-  const profiles = new Map(config.meters.map((m) => [m.id, m.profile]));
   for (const d of districts) {
     for (const id of [d.supplyMeter, ...d.members]) {
-      const driver = parts.drivers.get(id);
-      const profile = profiles.get(id);
-      if (driver === undefined || profile === undefined) continue;
-      const freezes = driver.dlt645 ? dlt645DailyFreezes(driver.dlt645, profile) : undefined;
-      meters.set(id, { busId: driver.busId, ...(freezes ? { freezes } : {}) });
+      const point = parts.drivers.get(id);
+      if (point !== undefined) meters.set(id, new PointFreezes(point));
     }
   }
   return new LinelossService({
@@ -86,4 +83,35 @@ export function linelossService(
     onCommitted: parts.onCommitted,
     ...(parts.alerts ? { alertSink: linelossAlertsSink(parts.alerts) } : {}),
   });
+}
+
+/** A point as line loss reads it: its bus, and the meter serving it now with that meter's profile. */
+export interface LinelossPoint {
+  readonly busId: string;
+  readonly dlt645?: Dlt645Meter | undefined;
+  readonly profile: DeviceProfile;
+}
+
+/**
+ * A point's daily freezes through the meter serving it when they are read: after a replacement the new meter's, by its
+ * profile's registers (one source kept per meter installed, not one per read).
+ */
+class PointFreezes implements LinelossMeter {
+  #meter: Dlt645Meter | undefined;
+  #freezes: DailyFreezeSource | undefined;
+
+  constructor(private readonly point: LinelossPoint) {}
+
+  get busId(): string {
+    return this.point.busId;
+  }
+
+  get freezes(): DailyFreezeSource | undefined {
+    const meter = this.point.dlt645;
+    if (meter !== this.#meter) {
+      this.#meter = meter;
+      this.#freezes = meter ? dlt645DailyFreezes(meter, this.point.profile) : undefined;
+    }
+    return this.#freezes;
+  }
 }

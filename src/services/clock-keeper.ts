@@ -98,6 +98,23 @@ export class ClockKeeper {
     this.schedule(meterId, 0);
   }
 
+  /**
+   * The point is served by another meter from now on (a replacement's rebind): its clock is read through `target`, at
+   * the new profile's interval, starting soon (the new meter's clock is unknown); `undefined` when the new model has no
+   * clock this keeper reads, and the point is not checked any more. A check of the old meter in flight is not rescheduled.
+   */
+  retarget(meterId: string, target: ClockTarget | undefined): void {
+    const prev = this.timersOf.get(meterId);
+    if (prev !== undefined) this.timers.clearTimeout(prev);
+    this.timersOf.delete(meterId);
+    if (!target) {
+      this.targets.delete(meterId);
+      return;
+    }
+    this.targets.set(meterId, target);
+    this.schedule(meterId, 0);
+  }
+
   /** Read one meter's clock now and act on it; resolves with what was decided. */
   async check(meterId: string): Promise<ClockVerdict> {
     const target = this.targets.get(meterId);
@@ -191,20 +208,26 @@ export class ClockKeeper {
 
   private async run(meterId: string): Promise<void> {
     if (this.stopped) return;
-    const target = this.targets.get(meterId)!;
+    const target = this.targets.get(meterId);
+    if (!target) return;
     const quiet = this.quietFor(this.opts.clock.now());
     if (quiet > 0) return this.schedule(meterId, quiet);
     if (!this.opts.trust.synced()) {
       await this.check(meterId); // logs once
-      return this.schedule(meterId, TRUST_RETRY_MS);
+      return this.again(meterId, target, TRUST_RETRY_MS);
     }
     try {
       await this.check(meterId);
-      this.schedule(meterId, target.intervalMs);
+      this.again(meterId, target, target.intervalMs);
     } catch (err) {
       const code = (err as { code?: string }).code;
       this.log.debug({ meter: meterId, bus: target.busId, code }, 'meter clock not read; trying again later');
-      this.schedule(meterId, RETRY_MS);
+      this.again(meterId, target, RETRY_MS);
     }
+  }
+
+  /** The next check of a target, unless a rebind put another target (and its own schedule) in its place meanwhile. */
+  private again(meterId: string, target: ClockTarget, delayMs: number): void {
+    if (this.targets.get(meterId) === target) this.schedule(meterId, delayMs);
   }
 }

@@ -8,6 +8,7 @@ import { linelossService } from '../../src/daemon/lineloss.js';
 import { meterDrivers, openConfiguredBus, type OpenedBus } from '../../src/daemon/meters.js';
 import type { Dlt645Meter } from '../../src/devices/dlt645-meter.js';
 import { loadProfiles } from '../../src/profiles/registry.js';
+import type { DeviceProfile } from '../../src/profiles/types.js';
 import { explainDay, type LinelossService } from '../../src/services/lineloss/index.js';
 import { startDlt645Simulator, type Dlt645Simulator, type MeterSpec } from '../../src/sim/dlt645/index.js';
 import { findFigure, openStore, type Store } from '../../src/store/index.js';
@@ -130,9 +131,9 @@ beforeAll(async () => {
   const config: GatewayConfig = parsed.config;
   store = openStore({ path: join(dir, 'data', 'meterd.db'), clock });
   bus = await openConfiguredBus(config.buses[0]!, { waitForPort: false });
-  const drivers = new Map<string, { busId: string; dlt645?: Dlt645Meter }>();
+  const drivers = new Map<string, { busId: string; dlt645?: Dlt645Meter; profile: DeviceProfile }>();
   for (const m of config.meters)
-    drivers.set(m.id, { busId: m.busId, dlt645: meterDrivers(m, bus, config, undefined, {}, { clock }).dlt645 });
+    drivers.set(m.id, { busId: m.busId, dlt645: meterDrivers(m, bus, config, undefined, {}, { clock }).dlt645, profile: m.profile });
   lineloss = linelossService(config, {
     store,
     clock,

@@ -346,6 +346,15 @@ export class AlertService {
     this.saveMemory(tx, meterId, fresh);
   }
 
+  /**
+   * The point is served by a meter of another model from now on (a replacement's rebind, docs/lifecycle.md): its
+   * readings are judged by the new profile's status bits, counters and relay bits. The old model is let go (models
+   * are shared per profile, so nothing is kept per swap).
+   */
+  meterRebound(meter: AlertMeter): void {
+    if (this.meters.has(meter.meterId)) this.meters.set(meter.meterId, meter);
+  }
+
   private memoryOf(meterId: string): MeterMemory {
     let m = this.memories.get(meterId);
     if (!m) {

@@ -196,6 +196,14 @@ export class AllowanceService {
     if (m) this.meters.set(meterId, { ...m, address });
   }
 
+  /**
+   * The point is served by a meter of another model from now on (a replacement's rebind): rounds planned from now use
+   * its unit and free-energy registers. Rows already planned keep what they were planned with.
+   */
+  pointRebound(meter: AllowanceMeter): void {
+    if (this.meters.has(meter.id)) this.meters.set(meter.id, meter);
+  }
+
   inProgress(): number {
     return this.opts.store.transaction((tx) => openAllowanceRounds(tx)).length;
   }
