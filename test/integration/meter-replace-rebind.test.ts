@@ -16,6 +16,7 @@ import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId }
 // profile defines raises, one only the old defines does not), and the clock keeper reads the new meter's clock at the
 // new profile's clock group interval, or not at all when the new model has no clock. The gateway in-process on
 // simulated DL/T 645 meters; what the clock keeper read is seen in its log lines (each check of a drifting clock logs).
+// An alert the old model raised from a bit the new model does not name is cleared at the swap (`by: replacement`).
 
 const OLD = '000000000671';
 const NEW = '000000000672';
@@ -149,10 +150,12 @@ async function replace(requestId: string, newAddress: string, newProfile: string
 describe('a meter replaced by a model of another profile: alerts and clock keeping follow', { timeout: 120_000 }, () => {
   it("judges the new meter's status bits by the new profile and reads its clock at the new clock group's interval", async () => {
     const started = Date.now();
-    // The old meter's status word (read every second) with bits 5 and 7: nothing in its model; its clock read once.
-    seed(OLD, BIT5 | BIT7);
+    // The old meter's status word (read every second) with bits 2, 5 and 7: battery-low in its model, 5 and 7
+    // nothing; its clock read once.
+    seed(OLD, BIT2 | BIT5 | BIT7);
     await eventually(() => clockChecks(started, SKEW[OLD]).length >= 1, "the old meter's clock checked", 15_000);
-    await eventually(() => readsOf(OLD, started).filter((r) => 'status.word1' in r.values).length >= 2, 'old status read', 15_000);
+    await eventually(() => active('battery-low').length === 1, "battery-low raised from the old profile's bit 2", 15_000);
+    const [oldBattery] = active('battery-low');
     expect(active('malignant-load')).toEqual([]);
     expect(active('cover-open')).toEqual([]);
 
@@ -163,8 +166,12 @@ describe('a meter replaced by a model of another profile: alerts and clock keepi
     const [kettle] = active('malignant-load');
     expect(kettle!.raisedAt).toBeGreaterThanOrEqual(swapped - 1000);
     expect(kettle!.evidence).toMatchObject({ 'status.word1': BIT2 | BIT5, bit: 5 });
-    // Bit 2 is only the old model's battery-low: the new meter's status word has been judged without it.
+    // Bit 2 is only the old model's battery-low: the old meter's alert was cleared at the swap (the new model can never
+    // see it good again), and the new meter's status word, judged without it, raised none.
     expect(active('battery-low')).toEqual([]);
+    expect(gw.store.alerts.get(oldBattery!.alertId)).toMatchObject({ clearedBy: 'replacement' });
+    expect(gw.store.alerts.get(oldBattery!.alertId)!.clearedAt).toBeLessThanOrEqual(swapped);
+    expect(gw.store.alerts.history({ meterId: 'room-a' }).filter((a) => a.kind === 'battery-low')).toHaveLength(1);
 
     // The clock keeper reads the new meter's clock, every second (the new profile's tick group), not the old one's.
     await eventually(() => clockChecks(swapped, SKEW[NEW]).length >= 3, "the new meter's clock checked three times", 20_000);
@@ -183,6 +190,7 @@ describe('a meter replaced by a model of another profile: alerts and clock keepi
     await eventually(() => active('cover-open').length === 1, 'cover-open raised from the new profile bit 7', 20_000);
     expect(active('cover-open')[0]!.raisedAt).toBeGreaterThanOrEqual(restarted);
     expect(active('battery-low')).toEqual([]);
+    expect(gw.store.alerts.history({ meterId: 'room-a' }).filter((a) => a.kind === 'battery-low')).toHaveLength(1);
     await eventually(() => clockChecks(restarted, SKEW[NEW]).length >= 3, "the new meter's clock checked every second", 20_000);
     expect(clockChecks(restarted, SKEW[OLD])).toEqual([]);
   });

@@ -348,11 +348,44 @@ export class AlertService {
 
   /**
    * The point is served by a meter of another model from now on (a replacement's rebind, docs/lifecycle.md): its
-   * readings are judged by the new profile's status bits, counters and relay bits. The old model is let go (models
-   * are shared per profile, so nothing is kept per swap).
+   * readings are judged by the new profile's status bits, counters and relay bits. What the old model reported that
+   * the new one cannot (a status bit it does not name, a counter it does not have) will never be seen good again, so
+   * it is let go now, and a self-clearing alert left with nothing bad is cleared `by: replacement`; an alert a person
+   * clears stays for them. The old model is not kept (models are shared per profile).
    */
   meterRebound(meter: AlertMeter): void {
-    if (this.meters.has(meter.meterId)) this.meters.set(meter.meterId, meter);
+    const old = this.meters.get(meter.meterId);
+    if (!old) return;
+    this.meters.set(meter.meterId, meter);
+    if (old.model === meter.model) return;
+    const memory = this.memories.get(meter.meterId);
+    const kept = modelSources(meter.model);
+    const gone = [...modelSources(old.model)].filter((key) => !kept.has(key) && memory?.sources?.[key] !== undefined);
+    if (gone.length === 0) return;
+    try {
+      this.opts.store.transaction(
+        (tx) => {
+          const sources = memory!.sources!;
+          for (const key of gone) delete sources[key];
+          if (Object.keys(sources).length === 0) delete memory!.sources;
+          for (const kind of new Set(gone.map((key) => key.slice(0, key.indexOf('|')) as AlertKind))) {
+            const current = this.active.get(activeKey(meter.meterId, kind));
+            if (!current || CLEARED_BY[kind] !== 'auto') continue;
+            if (!Object.entries(sources).some(([key, s]) => s.bad && key.startsWith(`${kind}|`)))
+              this.clear(tx, current, this.opts.clock.now(), 'replacement');
+          }
+          this.saveMemory(tx, meter.meterId, memory!);
+          this.batchEnd(tx);
+        },
+        { durable: true },
+      );
+    } catch (err) {
+      this.rolledBack();
+      this.log.error({ err, meter: meter.meterId }, "the old model's alert sources could not be let go");
+      return;
+    }
+    this.needsSync = false;
+    this.opts.onCommitted?.();
   }
 
   private memoryOf(meterId: string): MeterMemory {
@@ -387,6 +420,15 @@ export class AlertService {
       }
     }
   }
+}
+
+/** The `kind|source` keys of the verdicts only a model's profile gives: its status bits, counters and relay bits. */
+function modelSources(model: MeterModel): Set<string> {
+  const keys = new Set<string>();
+  for (const s of model.statusBits) keys.add(`${s.kind}|${s.point}.${s.bit}`);
+  for (const c of model.counters) keys.add(`${c.kind}|${c.point}`);
+  if (model.relay) keys.add('relay-mismatch|relay-bits');
+  return keys;
 }
 
 function digestOf(json: string): string {
