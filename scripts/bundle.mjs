@@ -3,7 +3,11 @@
 // heap, and a gateway's heap is small (64 MB); minified and tree-shaken, the same code costs about 3 MB less
 // (npm run bench -- capacity). Native addons and what only the demo or tests load stay outside, resolved from
 // node_modules as before.
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry a content hash: without a clean folder every build would leave the previous chunks beside the new.
+rmSync('dist/meterd', { recursive: true, force: true });
 
 const result = await build({
   entryPoints: ['src/cli/main.ts'],
