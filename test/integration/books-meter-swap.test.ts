@@ -10,7 +10,8 @@ import { TRUSTED_CLOCK } from '../../src/services/alerts/service.js';
 import { Books, type BooksPeriod, type MeterReconciliation } from '../../src/services/books/index.js';
 import { type Dlt645Simulator, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
 import { purchaseCounterWindow } from '../../src/store/index.js';
-import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { stopGatewayRig, submitReplace } from '../helpers/replace-rig.js';
 
 // The books' purchase-counter check across a meter replacement (issue 16): the real gateway replaces a money meter
 // (counter 5) by a new one (counter 0) on simulated DL/T 645 meters; the day's and the month's books reconcile each
@@ -65,15 +66,7 @@ polling:
   gw = await startGateway(config, { logger: silentLogger, clock, clockTrust: TRUSTED_CLOCK });
 }, 30_000);
 
-afterAll(async () => {
-  await gw?.stop();
-  await clearRetained(broker.url, [
-    `meterd/${gatewayId}/status`,
-    ...['room-a', 'room-q'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
-  ]);
-  await sim?.close();
-  await broker?.close();
-});
+afterAll(() => stopGatewayRig({ gw, sim, broker, gatewayId, meterIds: ['room-a', 'room-q'] }));
 
 /** Waits for a poll of the point's counter stamped at the clock's present time, at this count. */
 async function polledAt(meterId: string, count: number): Promise<void> {
@@ -100,12 +93,10 @@ describe("the books' counter check across a meter replacement", { timeout: 90_00
     clock.set(local('2026-12-04', '09:00'));
     await polledAt('room-a', 5);
     clock.set(local('2026-12-04', '10:42'));
-    const { final } = gw.desk.submit(
-      'meter-replace',
-      { requestId: 'swap-books', meter: 'room-a', newAddress: NEW, operator: 'li', reason: 'display dead' },
-      { operator: 'li' },
-    );
-    expect(await final).toMatchObject({ status: 'done', result: { moved: { amount: 37.5, purchaseCount: 1 } } });
+    expect(await submitReplace(gw, { requestId: 'swap-books', meter: 'room-a', newAddress: NEW, reason: 'display dead' })).toMatchObject({
+      status: 'done',
+      result: { moved: { amount: 37.5, purchaseCount: 1 } },
+    });
     clock.set(local('2026-12-04', '11:00'));
     await polledAt('room-a', 1);
 

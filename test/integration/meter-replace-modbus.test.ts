@@ -11,7 +11,8 @@ import { Books } from '../../src/services/books/index.js';
 import { localDate } from '../../src/services/books/periods.js';
 import { startModbusSimulator, type ModbusSimulator, type SimulatedModbusMeter } from '../../src/sim/modbus/index.js';
 import { allowanceRows, purchaseCounterWindow } from '../../src/store/index.js';
-import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { type DeskOutcome, stopGatewayRig, submitReplace } from '../helpers/replace-rig.js';
 
 // Replacing Modbus meters (issue 16, docs/lifecycle.md): the in-process gateway on one Modbus TCP line where the old
 // and the new meter of each point answer at their own unit ids (modbus-serial on both sides). A dormitory meter's kWh
@@ -148,26 +149,10 @@ allowances:
   gw = await startGateway(loadGatewayConfig(file, {}), { logger: silentLogger });
 }, 30_000);
 
-afterAll(async () => {
-  await gw?.stop();
-  await clearRetained(broker.url, [
-    `meterd/${gatewayId}/status`,
-    `meterd/${gatewayId}/allowances/dorm-free`,
-    ...['room-m', 'room-f', 'room-y'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
-  ]);
-  await sim?.close();
-  await broker?.close();
-});
+afterAll(() => stopGatewayRig({ gw, sim, broker, gatewayId, meterIds: ['room-m', 'room-f', 'room-y'], extra: ['allowances/dorm-free'] }));
 
-interface Outcome {
-  status: string;
-  error?: { code: string; message: string };
-  result?: Record<string, unknown>;
-}
-
-const replace = (request: Record<string, unknown>): Promise<Outcome> =>
-  gw.desk.submit('meter-replace', { operator: 'li', reason: 'failed verification', ...request }, { operator: 'li' })
-    .final as Promise<Outcome>;
+const replace = (request: Record<string, unknown>): Promise<DeskOutcome> =>
+  submitReplace(gw, { reason: 'failed verification', ...request });
 const at = (unit: number): SimulatedModbusMeter => sim.meterAt(unit)!;
 /** Waits for a poll of the point's purchase counter at this count, taken after `since`. */
 const counted = (meterId: string, since: number, count: number) =>
@@ -292,7 +277,7 @@ describe('replacing a Modbus meter', { timeout: 60_000 }, () => {
 
     // The old meter is silent: its energy comes off its display (it has no wallet to read). An allowance attempt may be on the line right now
     // (ALLOWANCE_RUNNING: the technician sends again), never interleaved with the replacement.
-    let out: Outcome | undefined;
+    let out: DeskOutcome | undefined;
     for (let i = 0; i < 20 && (out === undefined || out.error?.code === 'ALLOWANCE_RUNNING'); i++)
       out = await replace({
         requestId: `swap-f-${i}`,

@@ -8,7 +8,8 @@ import { silentLogger } from '../../src/log.js';
 import { BUILTIN_PROFILES_DIR } from '../../src/profiles/registry.js';
 import { type Dlt645Simulator, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
 import type { StoredReading } from '../../src/store/index.js';
-import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { stopGatewayRig, submitReplace } from '../helpers/replace-rig.js';
 
 // A meter replaced by a model of another profile is polled with the new profile's groups at their intervals from the
 // swap on, without a restart (issue 16): the gateway in-process on simulated DL/T 645 meters, a neighbour on the same
@@ -88,27 +89,16 @@ polling:
   gw = await startGateway(loadGatewayConfig(file, {}), { logger: silentLogger });
 }, 30_000);
 
-afterAll(async () => {
-  await gw?.stop();
-  await clearRetained(broker.url, [
-    `meterd/${gatewayId}/status`,
-    ...['room-a', 'room-q'].flatMap((id) => [`meterd/${gatewayId}/meters/${id}/state`, `meterd/${gatewayId}/meters/${id}/asset`]),
-  ]);
-  await sim?.close();
-  await broker?.close();
-});
+afterAll(() => stopGatewayRig({ gw, sim, broker, gatewayId, meterIds: ['room-a', 'room-q'] }));
 
 const readings = (meterId: string, since: number): StoredReading[] => gw.store.readings.since(meterId, since);
 const pointsOf = (r: StoredReading) => Object.keys(r.values).sort().join(',');
 const set = (points: readonly string[]) => [...points].sort().join(',');
 
 async function replace(requestId: string, newAddress: string, newProfile: string): Promise<number> {
-  const { final } = gw.desk.submit(
-    'meter-replace',
-    { requestId, meter: 'room-a', newAddress, newProfile, operator: 'li', reason: 'rotation' },
-    { operator: 'li' },
-  );
-  expect(await final).toMatchObject({ status: 'done' });
+  expect(await submitReplace(gw, { requestId, meter: 'room-a', newAddress, newProfile, reason: 'rotation' })).toMatchObject({
+    status: 'done',
+  });
   return Date.now();
 }
 

@@ -9,7 +9,8 @@ import { startGateway, type Gateway } from '../../src/daemon/gateway.js';
 import { BUILTIN_PROFILES_DIR } from '../../src/profiles/registry.js';
 import { TRUSTED_CLOCK } from '../../src/services/alerts/service.js';
 import { type Dlt645Simulator, startDlt645Simulator } from '../../src/sim/dlt645/index.js';
-import { clearRetained, eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { eventually, startTestBroker, type TestBroker, uniqueId } from '../helpers/broker.js';
+import { stopGatewayRig, submitReplace } from '../helpers/replace-rig.js';
 
 // A meter replaced by a model of another profile is judged and clock-kept by the new profile from the swap on, and the
 // same after a restart (issue 16): the alert detectors map the new model's status bits (a condition only the new
@@ -114,17 +115,7 @@ polling:
   gw = await start();
 }, 30_000);
 
-afterAll(async () => {
-  await gw?.stop();
-  await clearRetained(broker.url, [
-    `meterd/${gatewayId}/status`,
-    `meterd/${gatewayId}/alerts/active`,
-    `meterd/${gatewayId}/meters/room-a/state`,
-    `meterd/${gatewayId}/meters/room-a/asset`,
-  ]);
-  await sim?.close();
-  await broker?.close();
-});
+afterAll(() => stopGatewayRig({ gw, sim, broker, gatewayId, meterIds: ['room-a'], extra: ['alerts/active'] }));
 
 /** The clock keeper's checks of room-a since `since`, by the skew it saw (which says whose clock it read). */
 function clockChecks(since: number, skew?: number) {
@@ -142,12 +133,9 @@ const seed = (address: string, word: number) => sim.meters.get(address)!.seed('s
 const readsOf = (address: string, since: number) => gw.store.readings.since('room-a', since).filter((r) => r.address === address);
 
 async function replace(requestId: string, newAddress: string, newProfile: string): Promise<number> {
-  const { final } = gw.desk.submit(
-    'meter-replace',
-    { requestId, meter: 'room-a', newAddress, newProfile, operator: 'li', reason: 'rotation' },
-    { operator: 'li' },
-  );
-  expect(await final).toMatchObject({ status: 'done' });
+  expect(await submitReplace(gw, { requestId, meter: 'room-a', newAddress, newProfile, reason: 'rotation' })).toMatchObject({
+    status: 'done',
+  });
   return Date.now();
 }
 
